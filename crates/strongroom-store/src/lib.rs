@@ -1,1 +1,27 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "testing")]
+mod adversarial;
+mod batch;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+#[cfg(feature = "testing")]
+mod faulty;
+mod memory;
+mod scan;
+mod store;
+mod table;
+
+#[cfg(feature = "testing")]
+pub use adversarial::{AdversarialStore, ReadHook};
+pub use batch::{Batch, Committed, Expect, MAX_KEY_LEN, MAX_VALUE_LEN, Op, log_key, parse_log_key};
+pub use error::StoreError;
+#[cfg(feature = "testing")]
+pub use faulty::FaultyStore;
+pub use memory::MemoryStore;
+pub use scan::{Cursor, MAX_SCAN_LIMIT, Page, ScanRange, bounds_are_empty, check_scan_limit};
+pub use store::{ReadView, Row, SCHEMA_VERSION, Snapshot, Store, Versioned};
+pub use table::Table;

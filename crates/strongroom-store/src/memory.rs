@@ -1,0 +1,311 @@
+//! The in-memory store: ordered maps behind a lock, for tests and ephemeral vaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::{
+    Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, SCHEMA_VERSION, ScanRange, Snapshot,
+    Store, StoreError, Table, Versioned, bounds_are_empty, check_scan_limit, log_key,
+    parse_log_key,
+};
+
+#[derive(Clone)]
+struct Entry {
+    value: Arc<[u8]>,
+    version: u64,
+}
+
+type Tables = [BTreeMap<Vec<u8>, Entry>; Table::ALL.len()];
+
+/// A [`Store`] kept in memory: one ordered map per table behind a `RwLock`.
+///
+/// Nothing is persisted. Snapshots are O(1): the tables sit behind an `Arc` that a commit
+/// copies only while a snapshot still holds the previous state.
+///
+/// ```
+/// use strongroom_store::{Batch, Expect, MemoryStore, ReadView, Store, Table};
+///
+/// let store = MemoryStore::new();
+/// let mut batch = Batch::new();
+/// batch.put(Table::Meta, b"vault-id", b"v1".to_vec(), Expect::Absent);
+/// store.commit(&batch)?;
+/// assert_eq!(store.get(Table::Meta, b"vault-id")?.unwrap().version, 1);
+/// # Ok::<(), strongroom_store::StoreError>(())
+/// ```
+#[derive(Default)]
+pub struct MemoryStore {
+    state: RwLock<Arc<Tables>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn current(&self) -> Arc<Tables> {
+        Arc::clone(&self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tables = self.current();
+        let rows: usize = tables.iter().map(BTreeMap::len).sum();
+        f.debug_struct("MemoryStore").field("rows", &rows).finish()
+    }
+}
+
+fn get_in(tables: &Tables, table: Table, key: &[u8]) -> Option<Versioned> {
+    tables[table.index()].get(key).map(|e| Versioned {
+        value: e.value.to_vec(),
+        version: e.version,
+    })
+}
+
+fn scan_in(
+    tables: &Tables,
+    table: Table,
+    range: &ScanRange,
+    resume: Option<&Cursor>,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    check_scan_limit(limit)?;
+    let start = range.resume_start(resume);
+    let end = range.end();
+    if bounds_are_empty(start, end) {
+        return Ok(Page::default());
+    }
+    let rows = tables[table.index()]
+        .range::<[u8], (Bound<&[u8]>, Bound<&[u8]>)>((start, end))
+        .take(limit + 1)
+        .map(|(k, e)| Row {
+            key: k.clone(),
+            value: e.value.to_vec(),
+            version: e.version,
+        })
+        .collect();
+    Ok(Page::from_overfetch(rows, limit))
+}
+
+fn log_head_in(tables: &Tables, table: Table) -> Result<Option<u64>, StoreError> {
+    if !table.is_log() {
+        return Err(StoreError::invalid(format!(
+            "log_head on table {table}, which is not a log"
+        )));
+    }
+    tables[table.index()]
+        .keys()
+        .next_back()
+        .map(|k| parse_log_key(table, k))
+        .transpose()
+}
+
+impl ReadView for MemoryStore {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(get_in(&state, table, key))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        range: &ScanRange,
+        resume: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        scan_in(&state, table, range, resume, limit)
+    }
+
+    fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        log_head_in(&state, table)
+    }
+}
+
+/// The staged effect of a batch: `None` marks a deleted row.
+type Overlay = BTreeMap<(Table, Vec<u8>), Option<Entry>>;
+
+fn staged<'a>(overlay: &'a Overlay, tables: &'a Tables, table: Table, key: &[u8]) -> Option<u64> {
+    match overlay.get(&(table, key.to_vec())) {
+        Some(staged) => staged.as_ref().map(|e| e.version),
+        None => tables[table.index()].get(key).map(|e| e.version),
+    }
+}
+
+fn check_expect(
+    current: Option<u64>,
+    expect: Expect,
+    table: Table,
+    key: &[u8],
+) -> Result<(), StoreError> {
+    let ok = match expect {
+        Expect::Any => true,
+        Expect::Absent => current.is_none(),
+        Expect::Version(v) => current == Some(v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::conflict(table, key))
+    }
+}
+
+impl Store for MemoryStore {
+    fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
+        batch.validate()?;
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut overlay = Overlay::new();
+        let mut versions = Vec::with_capacity(batch.len());
+        for op in batch.ops() {
+            match op {
+                Op::Put {
+                    table,
+                    key,
+                    value,
+                    expect,
+                } => {
+                    let current = staged(&overlay, &state, *table, key);
+                    check_expect(current, *expect, *table, key)?;
+                    let version = current.map_or(1, |v| v + 1);
+                    overlay.insert(
+                        (*table, key.clone()),
+                        Some(Entry {
+                            value: Arc::from(value.as_slice()),
+                            version,
+                        }),
+                    );
+                    versions.push(version);
+                }
+                Op::Delete { table, key, expect } => {
+                    let current = staged(&overlay, &state, *table, key);
+                    check_expect(current, *expect, *table, key)?;
+                    if current.is_some() {
+                        overlay.insert((*table, key.clone()), None);
+                    }
+                    versions.push(0);
+                }
+                Op::Append { table, seq, value } => {
+                    let key = log_key(*seq);
+                    let free = staged(&overlay, &state, *table, &key).is_none();
+                    let at_head =
+                        *seq == 0 || staged(&overlay, &state, *table, &log_key(*seq - 1)).is_some();
+                    if !(free && at_head) {
+                        return Err(StoreError::conflict(*table, &key));
+                    }
+                    overlay.insert(
+                        (*table, key.to_vec()),
+                        Some(Entry {
+                            value: Arc::from(value.as_slice()),
+                            version: 1,
+                        }),
+                    );
+                    versions.push(1);
+                }
+            }
+        }
+        if !overlay.is_empty() {
+            let tables = Arc::make_mut(&mut state);
+            for ((table, key), entry) in overlay {
+                let map = &mut tables[table.index()];
+                match entry {
+                    Some(e) => {
+                        map.insert(key, e);
+                    }
+                    None => {
+                        map.remove(&key);
+                    }
+                }
+            }
+        }
+        Ok(Committed { versions })
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        Ok(Box::new(MemorySnapshot {
+            tables: self.current(),
+        }))
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        Ok(SCHEMA_VERSION)
+    }
+
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+}
+
+/// A frozen view of a [`MemoryStore`].
+struct MemorySnapshot {
+    tables: Arc<Tables>,
+}
+
+impl ReadView for MemorySnapshot {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        Ok(get_in(&self.tables, table, key))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        range: &ScanRange,
+        resume: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        scan_in(&self.tables, table, range, resume, limit)
+    }
+
+    fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
+        log_head_in(&self.tables, table)
+    }
+}
+
+impl Snapshot for MemorySnapshot {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_is_frozen_and_copy_on_write() {
+        let store = MemoryStore::new();
+        let mut b = Batch::new();
+        b.put(Table::Index, "a", "1", Expect::Any);
+        store.commit(&b).unwrap();
+        let snap = store.snapshot().unwrap();
+        let mut b = Batch::new();
+        b.put(Table::Index, "a", "2", Expect::Version(1)).put(
+            Table::Index,
+            "b",
+            "3",
+            Expect::Absent,
+        );
+        store.commit(&b).unwrap();
+        assert_eq!(snap.get(Table::Index, b"a").unwrap().unwrap().value, b"1");
+        assert!(snap.get(Table::Index, b"b").unwrap().is_none());
+        assert_eq!(store.get(Table::Index, b"a").unwrap().unwrap().value, b"2");
+        assert!(format!("{store:?}").contains("rows: 2"));
+    }
+
+    #[test]
+    fn failed_batch_leaves_state_untouched() {
+        let store = MemoryStore::new();
+        let mut b = Batch::new();
+        b.put(Table::Meta, "x", "1", Expect::Any)
+            .append(Table::Audit, 1, "gap");
+        let err = store.commit(&b).unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Conflict {
+                table: Table::Audit,
+                ..
+            }
+        ));
+        assert!(store.get(Table::Meta, b"x").unwrap().is_none());
+        assert_eq!(store.log_head(Table::Audit).unwrap(), None);
+    }
+}

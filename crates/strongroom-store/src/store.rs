@@ -1,0 +1,208 @@
+//! The `Store` trait and its read side.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{Batch, Committed, Cursor, Page, ScanRange, StoreError, Table};
+
+/// The schema version this build of strongroom writes and understands.
+///
+/// Backends keep a list of forward migrations up to this version and refuse a database
+/// whose schema is newer ([`StoreError::SchemaTooNew`]).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A stored value and its version.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// 1 when the row was created, +1 on every put of that key.
+    pub version: u64,
+}
+
+impl fmt::Debug for Versioned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Versioned")
+            .field("value_len", &self.value.len())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// A row returned by a scan.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The row key.
+    pub key: Vec<u8>,
+    /// The value bytes.
+    pub value: Vec<u8>,
+    /// The row version (see [`Versioned::version`]).
+    pub version: u64,
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Row")
+            .field("key", &hex::encode(&self.key))
+            .field("value_len", &self.value.len())
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Reads: point lookups, ordered scans, log heads.
+///
+/// # Implementation notes
+///
+/// - Keys compare as unsigned bytes (`memcmp`, a shorter key first when it is a prefix),
+///   which is `Ord` of `[u8]`; empty keys and empty values are valid.
+/// - `scan` returns rows with keys in `range` and strictly after `resume` (use
+///   [`ScanRange::resume_start`]), ascending, at most `limit` of them; reject a `limit`
+///   of 0 or above [`MAX_SCAN_LIMIT`](crate::MAX_SCAN_LIMIT) with
+///   [`check_scan_limit`](crate::check_scan_limit). Fetch `limit + 1` rows and build the
+///   page with [`Page::from_overfetch`] so `next` is `None` exactly when the range is
+///   exhausted. One page is read atomically.
+/// - `log_head` on a table that is not a log is [`StoreError::InvalidRequest`]; a log
+///   key that is not 8 bytes is [`StoreError::Corrupt`] (see
+///   [`parse_log_key`](crate::parse_log_key)).
+pub trait ReadView {
+    /// The value and version stored at `key`, if any.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError>;
+
+    /// Up to `limit` rows of `range` after `resume`, in ascending key order.
+    fn scan(
+        &self,
+        table: Table,
+        range: &ScanRange,
+        resume: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// Sequence number of the last entry of log `table`, `None` when the log is empty.
+    fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError>;
+}
+
+/// A consistent point-in-time view of a store: every read sees the state of one instant,
+/// while writers go on committing. Dropping it releases what it holds.
+pub trait Snapshot: ReadView + Send {}
+
+/// A transactional store of versioned byte rows in named tables.
+///
+/// # Implementation notes
+///
+/// - `commit` validates the batch ([`Batch::validate`]), then applies its operations in
+///   order inside one transaction, each seeing the earlier ones. If a precondition fails
+///   it returns [`StoreError::Conflict`] naming that operation's table and key, and
+///   nothing of the batch is applied. Concurrent commits must never lose an update: a
+///   put with [`Expect::Version`](crate::Expect::Version) succeeds only against that
+///   exact version.
+/// - A log append ([`Op::Append`](crate::Op::Append)) succeeds only at the head; racing
+///   appends at the same sequence number have exactly one winner.
+/// - Every backend runs the conformance suite
+///   (`strongroom_store::conformance`, feature `conformance`) through the
+///   `conformance_tests!` macro.
+pub trait Store: ReadView + Send + Sync {
+    /// Applies every operation of `batch` atomically, or none of them.
+    fn commit(&self, batch: &Batch) -> Result<Committed, StoreError>;
+
+    /// A consistent point-in-time view while writers continue.
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError>;
+
+    /// The schema version of the underlying database.
+    fn schema_version(&self) -> Result<u32, StoreError>;
+
+    /// The backend's name: `"memory"`, `"sqlite"`, `"postgres"`, ...
+    fn backend(&self) -> &'static str;
+}
+
+macro_rules! forward_read_view {
+    ($($ty:ty),*) => {$(
+        impl<S: ReadView + ?Sized> ReadView for $ty {
+            fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+                (**self).get(table, key)
+            }
+            fn scan(
+                &self,
+                table: Table,
+                range: &ScanRange,
+                resume: Option<&Cursor>,
+                limit: usize,
+            ) -> Result<Page, StoreError> {
+                (**self).scan(table, range, resume, limit)
+            }
+            fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
+                (**self).log_head(table)
+            }
+        }
+    )*};
+}
+
+forward_read_view!(&S, Box<S>, Arc<S>);
+
+impl<S: Snapshot + ?Sized> Snapshot for Box<S> {}
+
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        impl<S: Store + ?Sized> Store for $ty {
+            fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
+                (**self).commit(batch)
+            }
+            fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+                (**self).snapshot()
+            }
+            fn schema_version(&self) -> Result<u32, StoreError> {
+                (**self).schema_version()
+            }
+            fn backend(&self) -> &'static str {
+                (**self).backend()
+            }
+        }
+    )*};
+}
+
+forward_store!(&S, Box<S>, Arc<S>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Expect, MemoryStore};
+
+    fn takes_store(s: &dyn Store) -> &'static str {
+        s.backend()
+    }
+
+    #[test]
+    fn smart_pointers_are_stores() {
+        let arc: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let mut b = Batch::new();
+        b.put(Table::Meta, "k", "v", Expect::Absent);
+        arc.commit(&b).unwrap();
+        assert_eq!(takes_store(&arc), "memory");
+        let boxed: Box<dyn Store> = Box::new(MemoryStore::new());
+        assert_eq!(takes_store(&boxed), "memory");
+        let mem = MemoryStore::new();
+        let by_ref: &MemoryStore = &mem;
+        assert_eq!(takes_store(&by_ref), "memory");
+        let snap = arc.snapshot().unwrap();
+        assert_eq!(snap.get(Table::Meta, b"k").unwrap().unwrap().version, 1);
+        assert_eq!(arc.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn debug_hides_value_bytes() {
+        let v = Versioned {
+            value: vec![0x41; 4],
+            version: 2,
+        };
+        assert_eq!(format!("{v:?}"), "Versioned { value_len: 4, version: 2 }");
+        let r = Row {
+            key: vec![0xab],
+            value: vec![0x41; 3],
+            version: 1,
+        };
+        assert_eq!(
+            format!("{r:?}"),
+            "Row { key: \"ab\", value_len: 3, version: 1 }"
+        );
+    }
+}
