@@ -88,6 +88,10 @@ impl VaultKey {
 
 impl fmt::Debug for VaultKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "VaultKey(epoch {}, id {}, <redacted>)", self.epoch, self.id)
+        write!(
+            f,
+            "VaultKey(epoch {}, id {}, <redacted>)",
+            self.epoch, self.id
+        )
     }
 }

@@ -1,0 +1,482 @@
+//! Sealing, opening, rewrapping and re-encrypting records.
+
+use strongroom_crypto::aead::{Aead, BodyKey, Suite, WrapKey};
+use strongroom_crypto::kdf::hkdf_sha256;
+use strongroom_crypto::{Key256, SecretBytes, random};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::format::{
+    BodyHeader, RECORD_KEYS_LABEL, RecordContext, SEGMENT_CT_LEN, SEGMENT_LEN, TAG_LEN, WrappedDek,
+    body_aad, body_len, segment_layout, segment_nonce,
+};
+use crate::{EnvelopeError, Epoch, VaultKey};
+
+/// A sealed record: the two parts a store keeps apart.
+#[derive(Debug, Clone)]
+pub struct SealedRecord {
+    /// Header and segments; never rewritten by a vault-key rotation.
+    pub body: Vec<u8>,
+    /// The DEK wrapped under the vault key (86 bytes); rewritten by rotation.
+    pub wrapped_dek: WrappedDek,
+}
+
+/// The per-record subkeys derived from a DEK.
+pub(crate) struct RecordKeys {
+    pub(crate) body: BodyKey,
+    pub(crate) commitment: [u8; 32],
+}
+
+/// `HKDF-SHA256(salt = none, ikm = DEK, info = "strongroom/v1/record" ‖ suite ‖ vault id ‖
+/// record id ‖ version, L = 64)`: the first 32 bytes are the body key, the last 32 the key
+/// commitment.
+pub(crate) fn derive_record_keys(dek: &Key256, suite: Suite, ctx: &RecordContext) -> RecordKeys {
+    let mut okm = Zeroizing::new([0u8; 64]);
+    hkdf_sha256(
+        None,
+        dek.expose_secret(),
+        &[
+            RECORD_KEYS_LABEL,
+            &[suite.id()],
+            ctx.vault_id.as_bytes(),
+            ctx.record_id.as_bytes(),
+            &ctx.version.to_be_bytes(),
+        ],
+        &mut okm[..],
+    )
+    .unwrap_or_else(|_| unreachable!("64 bytes is a valid HKDF-SHA256 length"));
+    let body_key = Key256::init_with(|k| k.copy_from_slice(&okm[..32]));
+    let mut commitment = [0u8; 32];
+    commitment.copy_from_slice(&okm[32..]);
+    RecordKeys {
+        body: BodyKey::new(suite, &body_key),
+        commitment,
+    }
+}
+
+/// Seals `plaintext` for the record at `ctx` under a fresh random DEK, wrapped by
+/// `vault_key`.
+///
+/// One call to the OS CSPRNG yields both the DEK and the wrap nonce.
+///
+/// ```
+/// use strongroom_crypto::{RecordId, VaultId, aead::Suite};
+/// use strongroom_envelope::{Epoch, RecordContext, VaultKey, open, seal};
+///
+/// let vk = VaultKey::generate(Epoch::FIRST)?;
+/// let ctx = RecordContext { vault_id: VaultId::generate()?, record_id: RecordId::generate()?, version: 1 };
+/// let sealed = seal(&vk, Suite::Aes256Gcm, &ctx, b"postgres://app:s3cret@db/app")?;
+/// let plain = open(&vk, &ctx, &sealed.body, sealed.wrapped_dek.as_bytes())?;
+/// assert_eq!(plain.expose_secret(), b"postgres://app:s3cret@db/app");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn seal(
+    vault_key: &VaultKey,
+    suite: Suite,
+    ctx: &RecordContext,
+    plaintext: &[u8],
+) -> Result<SealedRecord, EnvelopeError> {
+    let mut rnd = Zeroizing::new([0u8; 56]);
+    random::fill(&mut rnd[..])?;
+    let dek = Key256::init_with(|k| k.copy_from_slice(&rnd[..32]));
+    let mut nonce = [0u8; 24];
+    nonce.copy_from_slice(&rnd[32..]);
+    seal_with(vault_key, suite, ctx, plaintext, &dek, &nonce)
+}
+
+/// [`seal`] with a caller-supplied DEK and wrap nonce: the seam for known-answer tests.
+pub(crate) fn seal_with(
+    vault_key: &VaultKey,
+    suite: Suite,
+    ctx: &RecordContext,
+    plaintext: &[u8],
+    dek: &Key256,
+    wrap_nonce: &[u8; 24],
+) -> Result<SealedRecord, EnvelopeError> {
+    let body = seal_body(dek, suite, vault_key.epoch(), ctx, plaintext)?;
+    let wrapped_dek = wrap_dek(vault_key, ctx, dek, wrap_nonce)?;
+    Ok(SealedRecord { body, wrapped_dek })
+}
+
+pub(crate) fn header_for(
+    keys: &RecordKeys,
+    suite: Suite,
+    epoch: Epoch,
+    ctx: &RecordContext,
+) -> [u8; BodyHeader::LEN] {
+    BodyHeader {
+        suite,
+        epoch,
+        record_version: ctx.version,
+        commitment: keys.commitment,
+    }
+    .encode()
+}
+
+fn seal_body(
+    dek: &Key256,
+    suite: Suite,
+    epoch: Epoch,
+    ctx: &RecordContext,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, EnvelopeError> {
+    let keys = derive_record_keys(dek, suite, ctx);
+    let header = header_for(&keys, suite, epoch, ctx);
+    let aad = body_aad(&header, ctx);
+    let mut out = Vec::with_capacity(body_len(plaintext.len()));
+    out.extend_from_slice(&header);
+    let mut chunks = plaintext.chunks(SEGMENT_LEN).peekable();
+    let mut index = 0u64;
+    if chunks.peek().is_none() {
+        // The empty body is one empty, final segment.
+        let tag = keys
+            .body
+            .seal_detached(&segment_nonce(0, true), &aad, &mut [])?;
+        out.extend_from_slice(&tag);
+        return Ok(out);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        let start = out.len();
+        out.extend_from_slice(chunk);
+        let tag = keys
+            .body
+            .seal_detached(&segment_nonce(index, last), &aad, &mut out[start..])?;
+        out.extend_from_slice(&tag);
+        index += 1;
+    }
+    Ok(out)
+}
+
+/// Wraps `dek` under `vault_key` for the record at `ctx`.
+pub(crate) fn wrap_dek(
+    vault_key: &VaultKey,
+    ctx: &RecordContext,
+    dek: &Key256,
+    nonce: &[u8; 24],
+) -> Result<WrappedDek, EnvelopeError> {
+    let mut w = WrappedDek::from_parts(vault_key.epoch(), vault_key.id(), nonce);
+    let aad = w.aad(ctx);
+    let bytes = w.bytes_mut();
+    bytes[38..70].copy_from_slice(dek.expose_secret());
+    let tag = vault_key
+        .wrap_key()
+        .seal_detached(nonce, &aad, &mut bytes[38..70])?;
+    bytes[70..86].copy_from_slice(&tag);
+    Ok(w)
+}
+
+/// Unwraps the DEK, checking first that `vault_key` is the key the wrap names.
+pub(crate) fn unwrap_dek(
+    vault_key: &VaultKey,
+    ctx: &RecordContext,
+    wrapped: &WrappedDek,
+) -> Result<Key256, EnvelopeError> {
+    check_key(vault_key, wrapped)?;
+    unwrap_with(vault_key.wrap_key(), ctx, wrapped)
+}
+
+fn check_key(vault_key: &VaultKey, wrapped: &WrappedDek) -> Result<(), EnvelopeError> {
+    if wrapped.epoch() != vault_key.epoch() || wrapped.key_id() != vault_key.id() {
+        return Err(EnvelopeError::WrongVaultKey {
+            needed_epoch: wrapped.epoch(),
+            needed_key_id: wrapped.key_id(),
+            given_epoch: vault_key.epoch(),
+            given_key_id: vault_key.id(),
+        });
+    }
+    Ok(())
+}
+
+fn unwrap_with(
+    wrap: &WrapKey,
+    ctx: &RecordContext,
+    wrapped: &WrappedDek,
+) -> Result<Key256, EnvelopeError> {
+    let aad = wrapped.aad(ctx);
+    let b = wrapped.as_bytes();
+    let mut ok = true;
+    let dek = Key256::init_with(|k| {
+        k.copy_from_slice(&b[38..70]);
+        ok = wrap.open_detached(&b[14..38], &aad, k, &b[70..86]).is_ok();
+    });
+    if ok {
+        Ok(dek)
+    } else {
+        Err(EnvelopeError::Decrypt)
+    }
+}
+
+/// Opens a record: unwraps the DEK with `vault_key` (which must be the key of the epoch
+/// the wrap names: see [`WrappedDek::epoch`]), checks the key commitment in constant time,
+/// then decrypts every segment.
+pub fn open(
+    vault_key: &VaultKey,
+    ctx: &RecordContext,
+    body: &[u8],
+    wrapped_dek: &[u8],
+) -> Result<SecretBytes, EnvelopeError> {
+    let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
+    let header = BodyHeader::decode(body)?;
+    if header.record_version != ctx.version {
+        return Err(EnvelopeError::VersionMismatch {
+            found: header.record_version,
+            expected: ctx.version,
+        });
+    }
+    let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
+    open_body(&dek, &header, ctx, body)
+}
+
+/// Derives the record keys and checks the header's commitment in constant time.
+pub(crate) fn committed_keys(
+    dek: &Key256,
+    header: &BodyHeader,
+    ctx: &RecordContext,
+) -> Result<RecordKeys, EnvelopeError> {
+    let keys = derive_record_keys(dek, header.suite, ctx);
+    if bool::from(keys.commitment.ct_eq(&header.commitment)) {
+        Ok(keys)
+    } else {
+        Err(EnvelopeError::Decrypt)
+    }
+}
+
+fn open_body(
+    dek: &Key256,
+    header: &BodyHeader,
+    ctx: &RecordContext,
+    body: &[u8],
+) -> Result<SecretBytes, EnvelopeError> {
+    let keys = committed_keys(dek, header, ctx)?;
+    let segments = &body[BodyHeader::LEN..];
+    let (count, _) = segment_layout(segments.len()).ok_or(EnvelopeError::Decrypt)?;
+    let aad = body_aad(&header.encode(), ctx);
+    let plain_len = segments.len() - count as usize * TAG_LEN;
+    // Exact capacity: the buffer becomes the secret's box without reallocating, and is
+    // zeroized if any segment fails.
+    let mut out = Zeroizing::new(Vec::with_capacity(plain_len));
+    for (index, seg) in segments.chunks(SEGMENT_CT_LEN).enumerate() {
+        let last = index as u64 + 1 == count;
+        let (ct, tag) = seg.split_at(seg.len() - TAG_LEN);
+        let start = out.len();
+        out.extend_from_slice(ct);
+        keys.body.open_detached(
+            &segment_nonce(index as u64, last),
+            &aad,
+            &mut out[start..],
+            tag,
+        )?;
+    }
+    Ok(SecretBytes::from(core::mem::take(&mut *out)))
+}
+
+/// Rewraps a record's DEK from `old` to `new` without touching (or reading) the body.
+///
+/// The record context must be the one the DEK was wrapped for; the new wrap keeps it
+/// bound.
+///
+/// ```
+/// use strongroom_crypto::{RecordId, VaultId, aead::Suite};
+/// use strongroom_envelope::{Epoch, RecordContext, VaultKey, open, rewrap, seal};
+///
+/// let (old, new) = (VaultKey::generate(Epoch(1))?, VaultKey::generate(Epoch(2))?);
+/// let ctx = RecordContext { vault_id: VaultId::generate()?, record_id: RecordId::generate()?, version: 1 };
+/// let sealed = seal(&old, Suite::Aes256Gcm, &ctx, b"token")?;
+/// let rewrapped = rewrap(&old, &new, &ctx, sealed.wrapped_dek.as_bytes())?;
+/// assert_eq!(rewrapped.epoch(), Epoch(2));
+/// assert_eq!(open(&new, &ctx, &sealed.body, rewrapped.as_bytes())?.expose_secret(), b"token");
+/// assert!(open(&old, &ctx, &sealed.body, rewrapped.as_bytes()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn rewrap(
+    old: &VaultKey,
+    new: &VaultKey,
+    ctx: &RecordContext,
+    wrapped_dek: &[u8],
+) -> Result<WrappedDek, EnvelopeError> {
+    let nonce: [u8; 24] = random::array()?;
+    rewrap_with_nonce(old, new, ctx, wrapped_dek, &nonce)
+}
+
+fn rewrap_with_nonce(
+    old: &VaultKey,
+    new: &VaultKey,
+    ctx: &RecordContext,
+    wrapped_dek: &[u8],
+    nonce: &[u8; 24],
+) -> Result<WrappedDek, EnvelopeError> {
+    let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
+    let dek = unwrap_dek(old, ctx, &wrapped)?;
+    wrap_dek(new, ctx, &dek, nonce)
+}
+
+/// Rewraps many DEKs at once (a rotation batch): the same as calling [`rewrap`] on each,
+/// but the nonces come from a single call to the OS CSPRNG. The buffer lives only for the
+/// duration of this call, so it cannot be replayed by a forked child.
+///
+/// Returns one result per input, in order.
+pub fn rewrap_batch<'a>(
+    old: &VaultKey,
+    new: &VaultKey,
+    items: impl ExactSizeIterator<Item = (RecordContext, &'a [u8])>,
+) -> Result<Vec<Result<WrappedDek, EnvelopeError>>, EnvelopeError> {
+    let mut nonces = vec![0u8; items.len() * 24];
+    random::fill(&mut nonces)?;
+    let out = items
+        .zip(nonces.chunks_exact(24))
+        .map(|((ctx, w), n)| {
+            let nonce: &[u8; 24] = n.try_into().unwrap_or_else(|_| unreachable!());
+            rewrap_with_nonce(old, new, &ctx, w, nonce)
+        })
+        .collect();
+    nonces.zeroize();
+    Ok(out)
+}
+
+/// Deep re-encryption: opens the record with `old` and seals the plaintext again under a
+/// fresh DEK wrapped by `new`, for the record at `new_ctx` (usually the same record, possibly
+/// a new version). Use it after a suspected DEK exposure; a plain key rotation only needs
+/// [`rewrap`].
+pub fn reencrypt(
+    old: &VaultKey,
+    old_ctx: &RecordContext,
+    new: &VaultKey,
+    new_ctx: &RecordContext,
+    suite: Suite,
+    body: &[u8],
+    wrapped_dek: &[u8],
+) -> Result<SealedRecord, EnvelopeError> {
+    let plain = open(old, old_ctx, body, wrapped_dek)?;
+    seal(new, suite, new_ctx, plain.expose_secret())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use strongroom_crypto::{RecordId, VaultId};
+
+    pub(crate) fn ctx() -> RecordContext {
+        RecordContext {
+            vault_id: VaultId::from_bytes([1; 16]),
+            record_id: RecordId::from_bytes([2; 16]),
+            version: 3,
+        }
+    }
+
+    #[test]
+    fn round_trip_sizes() {
+        let vk = VaultKey::generate(Epoch(4)).unwrap();
+        for suite in [Suite::Aes256Gcm, Suite::ChaCha20Poly1305] {
+            for n in [
+                0,
+                1,
+                64,
+                1024,
+                SEGMENT_LEN - 1,
+                SEGMENT_LEN,
+                SEGMENT_LEN + 1,
+                3 * SEGMENT_LEN + 5,
+            ] {
+                let pt: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+                let s = seal(&vk, suite, &ctx(), &pt).unwrap();
+                assert_eq!(s.body.len(), body_len(n));
+                assert_eq!(s.body.capacity(), s.body.len());
+                let h = BodyHeader::decode(&s.body).unwrap();
+                assert_eq!((h.suite, h.epoch, h.record_version), (suite, Epoch(4), 3));
+                let back = open(&vk, &ctx(), &s.body, s.wrapped_dek.as_bytes()).unwrap();
+                assert_eq!(back.expose_secret(), &pt[..], "{suite:?} {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn fresh_dek_every_seal() {
+        let vk = VaultKey::generate(Epoch(1)).unwrap();
+        let a = seal(&vk, Suite::Aes256Gcm, &ctx(), b"same").unwrap();
+        let b = seal(&vk, Suite::Aes256Gcm, &ctx(), b"same").unwrap();
+        assert_ne!(a.body, b.body);
+        assert_ne!(a.wrapped_dek, b.wrapped_dek);
+    }
+
+    #[test]
+    fn wrong_epoch_key_is_named() {
+        let vk1 = VaultKey::generate(Epoch(1)).unwrap();
+        let vk2 = VaultKey::generate(Epoch(2)).unwrap();
+        let s = seal(&vk1, Suite::Aes256Gcm, &ctx(), b"x").unwrap();
+        let err = open(&vk2, &ctx(), &s.body, s.wrapped_dek.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EnvelopeError::WrongVaultKey {
+                    needed_epoch: Epoch(1),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("epoch 1"));
+        // Same epoch number, different key: detected by key id before any decryption.
+        let other = VaultKey::generate(Epoch(1)).unwrap();
+        assert!(matches!(
+            open(&other, &ctx(), &s.body, s.wrapped_dek.as_bytes()),
+            Err(EnvelopeError::WrongVaultKey { .. })
+        ));
+    }
+
+    #[test]
+    fn batch_rewrap_matches_single() {
+        let old = VaultKey::generate(Epoch(1)).unwrap();
+        let new = VaultKey::generate(Epoch(2)).unwrap();
+        let recs: Vec<(RecordContext, SealedRecord)> = (0..5u8)
+            .map(|i| {
+                let c = RecordContext {
+                    record_id: RecordId::from_bytes([i; 16]),
+                    ..ctx()
+                };
+                (c, seal(&old, Suite::Aes256Gcm, &c, &[i; 10]).unwrap())
+            })
+            .collect();
+        let out = rewrap_batch(
+            &old,
+            &new,
+            recs.iter()
+                .map(|(c, s)| (*c, &s.wrapped_dek.as_bytes()[..])),
+        )
+        .unwrap();
+        for ((c, s), w) in recs.iter().zip(out) {
+            let w = w.unwrap();
+            assert_eq!(w.epoch(), Epoch(2));
+            let p = open(&new, c, &s.body, w.as_bytes()).unwrap();
+            assert_eq!(p.expose_secret(), &[c.record_id.as_bytes()[0]; 10]);
+        }
+    }
+
+    #[test]
+    fn reencrypt_changes_body_and_dek() {
+        let old = VaultKey::generate(Epoch(1)).unwrap();
+        let new = VaultKey::generate(Epoch(2)).unwrap();
+        let s = seal(&old, Suite::Aes256Gcm, &ctx(), b"secret").unwrap();
+        let r = reencrypt(
+            &old,
+            &ctx(),
+            &new,
+            &ctx(),
+            Suite::ChaCha20Poly1305,
+            &s.body,
+            s.wrapped_dek.as_bytes(),
+        )
+        .unwrap();
+        assert_ne!(r.body, s.body);
+        assert_eq!(
+            BodyHeader::decode(&r.body).unwrap().suite,
+            Suite::ChaCha20Poly1305
+        );
+        assert_eq!(
+            open(&new, &ctx(), &r.body, r.wrapped_dek.as_bytes())
+                .unwrap()
+                .expose_secret(),
+            b"secret"
+        );
+    }
+}
