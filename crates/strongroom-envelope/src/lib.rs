@@ -4,6 +4,8 @@
 
 mod error;
 mod format;
+#[cfg(test)]
+mod kat;
 mod keys;
 mod record;
 mod stream;
