@@ -1,0 +1,564 @@
+//! `SqliteStore`: the `Store` trait on a WAL-mode SQLite file.
+
+use std::fmt;
+use std::fs::OpenOptions;
+use std::ops::{Bound, Deref};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use strongroom_store::{
+    Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, ScanRange, Snapshot, Store,
+    StoreError, Table, Versioned, bounds_are_empty, check_scan_limit, log_key, parse_log_key,
+};
+
+use crate::SqliteOptions;
+use crate::schema::{self, TableSql};
+
+const BACKEND: &str = "sqlite";
+
+/// Statements cached per connection (10 tables × a handful of statements and scans).
+const STATEMENT_CACHE: usize = 256;
+
+/// WAL size kept after a checkpoint (bytes); a larger WAL is truncated back to this.
+const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// Maps a SQLite error: busy/locked → `Unavailable`, anything else → `Backend`.
+pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
+    if is_busy(&e) {
+        StoreError::Unavailable {
+            reason: format!("the SQLite database is locked by another writer: {e}"),
+        }
+    } else {
+        StoreError::backend(BACKEND, e)
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn version_from(table: Table, raw: i64) -> Result<u64, StoreError> {
+    u64::try_from(raw).map_err(|_| StoreError::Corrupt {
+        table,
+        reason: format!("negative row version {raw}"),
+    })
+}
+
+fn version_to_sql(table: Table, key: &[u8], version: u64) -> Result<i64, StoreError> {
+    // No stored version can exceed i64::MAX, so such an expectation cannot match.
+    i64::try_from(version).map_err(|_| StoreError::conflict(table, key))
+}
+
+/// A strongroom [`Store`] in one SQLite file (bundled SQLite, WAL mode).
+///
+/// - The file (and SQLite's `-wal` and `-shm` files beside it) is created with mode 0600.
+/// - Commits run in one `BEGIN IMMEDIATE` transaction per batch with cached prepared
+///   statements; a compare-and-swap is a conditional `UPDATE`/`INSERT` whose row count
+///   decides, so concurrent writers (threads or processes) never lose an update. A lock
+///   held by another writer is waited for up to `busy_timeout`, then the commit fails
+///   with `StoreError::Unavailable`.
+/// - Durability follows [`SqliteOptions::synchronous`](crate::SqliteOptions): with the
+///   default `Normal`, a power loss may lose the last commits but never corrupts the file;
+///   with `Full`, a commit is durable when `commit` returns.
+/// - A [`Snapshot`] is a read transaction held on its own connection: WAL readers see
+///   one instant while writers go on.
+/// - [`SqliteStore::backup_to`] writes a consistent, compacted copy (`VACUUM INTO`).
+pub struct SqliteStore {
+    path: PathBuf,
+    options: SqliteOptions,
+    pool: Mutex<Vec<Connection>>,
+    sql: Vec<TableSql>,
+}
+
+impl SqliteStore {
+    /// Opens the store in the SQLite file at `path`, creating it (mode 0600) if missing,
+    /// switching it to WAL mode and migrating its schema to the current version.
+    ///
+    /// Fails with `StoreError::SchemaTooNew` if a newer strongroom wrote the file, and with
+    /// `StoreError::InvalidRequest` if it is another application's database.
+    pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        create_private_file(&path, false).map_err(|e| StoreError::Unavailable {
+            reason: format!("cannot create or open {}: {e}", path.display()),
+        })?;
+        let store = SqliteStore {
+            sql: Table::ALL.into_iter().map(TableSql::new).collect(),
+            pool: Mutex::new(Vec::new()),
+            path,
+            options,
+        };
+        let conn = store.new_connection()?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unavailable {
+                reason: format!("SQLite refused WAL mode (journal_mode is {mode})"),
+            });
+        }
+        let version = schema::migrate(&conn)?;
+        tracing::debug!(path = %store.path.display(), version, "opened strongroom sqlite store");
+        store.release(conn);
+        Ok(store)
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &SqliteOptions {
+        &self.options
+    }
+
+    /// Writes a consistent, compacted copy of the database to `dest` (created with mode
+    /// 0600; it must not exist) while writers continue. The copy opens with
+    /// [`SqliteStore::open`].
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let dest_str = dest.to_str().ok_or_else(|| {
+            StoreError::invalid(format!("backup path {} is not valid UTF-8", dest.display()))
+        })?;
+        create_private_file(dest, true).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                StoreError::invalid(format!(
+                    "backup destination {} already exists; choose a new path",
+                    dest.display()
+                ))
+            } else {
+                StoreError::Unavailable {
+                    reason: format!("cannot create backup file {}: {e}", dest.display()),
+                }
+            }
+        })?;
+        let result = self
+            .conn()
+            .and_then(|conn| {
+                conn.execute("VACUUM INTO ?1", [dest_str])
+                    .map_err(sql_err)
+                    .map(drop)
+            })
+            .and_then(|()| {
+                std::fs::File::open(dest)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| StoreError::Unavailable {
+                        reason: format!("cannot sync backup file {}: {e}", dest.display()),
+                    })
+            });
+        if result.is_err() {
+            let _ = std::fs::remove_file(dest);
+        }
+        result
+    }
+
+    fn new_connection(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_err)?;
+        conn.busy_timeout(self.options.busy_timeout)
+            .map_err(sql_err)?;
+        conn.pragma_update(None, "synchronous", self.options.synchronous.pragma())
+            .map_err(sql_err)?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+            .map_err(sql_err)?;
+        conn.pragma_update(None, "trusted_schema", "OFF")
+            .map_err(sql_err)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    fn conn(&self) -> Result<PooledConn<'_>, StoreError> {
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => self.new_connection()?,
+        };
+        Ok(PooledConn {
+            store: self,
+            conn: Some(conn),
+        })
+    }
+
+    fn release(&self, conn: Connection) {
+        if !conn.is_autocommit() {
+            // A transaction is still open (its end failed): do not reuse the connection.
+            return;
+        }
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < self.options.pool_size.max(1) {
+            pool.push(conn);
+        }
+    }
+
+    fn table_sql(&self, table: Table) -> &TableSql {
+        &self.sql[table.index()]
+    }
+
+    fn commit_once(&self, conn: &Connection, batch: &Batch) -> Result<Committed, Failure> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        match self.apply(conn, batch) {
+            Ok(committed) => match conn.prepare_cached("COMMIT")?.execute([]) {
+                Ok(_) => Ok(committed),
+                Err(e) => {
+                    rollback(conn);
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                rollback(conn);
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&self, conn: &Connection, batch: &Batch) -> Result<Committed, Failure> {
+        let mut versions = Vec::with_capacity(batch.len());
+        for op in batch.ops() {
+            let sql = self.table_sql(op.table());
+            let version = match op {
+                Op::Put {
+                    table,
+                    key,
+                    value,
+                    expect,
+                } => match expect {
+                    Expect::Any => {
+                        let raw: i64 = conn
+                            .prepare_cached(&sql.put_any)?
+                            .query_row(params![key, value], |r| r.get(0))?;
+                        version_from(*table, raw)?
+                    }
+                    Expect::Absent => {
+                        let n = conn
+                            .prepare_cached(&sql.put_absent)?
+                            .execute(params![key, value])?;
+                        ensure(n == 1, *table, key)?;
+                        1
+                    }
+                    Expect::Version(v) => {
+                        let expected = version_to_sql(*table, key, *v)?;
+                        let n = conn
+                            .prepare_cached(&sql.put_version)?
+                            .execute(params![key, value, expected])?;
+                        ensure(n == 1, *table, key)?;
+                        v + 1
+                    }
+                },
+                Op::Delete { table, key, expect } => {
+                    match expect {
+                        Expect::Any => {
+                            conn.prepare_cached(&sql.delete_any)?
+                                .execute(params![key])?;
+                        }
+                        Expect::Absent => {
+                            let exists = conn
+                                .prepare_cached(&sql.exists)?
+                                .query_row(params![key], |_| Ok(()))
+                                .optional()?
+                                .is_some();
+                            ensure(!exists, *table, key)?;
+                        }
+                        Expect::Version(v) => {
+                            let expected = version_to_sql(*table, key, *v)?;
+                            let n = conn
+                                .prepare_cached(&sql.delete_version)?
+                                .execute(params![key, expected])?;
+                            ensure(n == 1, *table, key)?;
+                        }
+                    }
+                    0
+                }
+                Op::Append { table, seq, value } => {
+                    let key = log_key(*seq);
+                    let prev = log_key(seq.wrapping_sub(1));
+                    let n = conn.prepare_cached(&sql.append)?.execute(params![
+                        &key[..],
+                        value,
+                        *seq == 0,
+                        &prev[..]
+                    ])?;
+                    ensure(n == 1, *table, &key)?;
+                    1
+                }
+            };
+            versions.push(version);
+        }
+        Ok(Committed { versions })
+    }
+}
+
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(e) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::warn!(error = %e, "sqlite rollback failed; the connection is discarded");
+    }
+}
+
+fn ensure(ok: bool, table: Table, key: &[u8]) -> Result<(), Failure> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::Store(StoreError::conflict(table, key)))
+    }
+}
+
+/// An error inside a commit attempt: either final, or SQLite's (maybe busy, retried).
+enum Failure {
+    Store(StoreError),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Sqlite(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+/// Creates `path` with mode 0600 if missing (`create_new`: fail if it exists).
+fn create_private_file(path: &Path, create_new: bool) -> std::io::Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true);
+    if create_new {
+        opts.create_new(true);
+    } else {
+        opts.create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map(drop)
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection borrowed from the pool, returned on drop.
+struct PooledConn<'a> {
+    store: &'a SqliteStore,
+    conn: Option<Connection>,
+}
+
+impl Deref for PooledConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl Drop for PooledConn<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.store.release(conn);
+        }
+    }
+}
+
+fn get_on(
+    sql: &TableSql,
+    conn: &Connection,
+    table: Table,
+    key: &[u8],
+) -> Result<Option<Versioned>, StoreError> {
+    let row: Option<(Vec<u8>, i64)> = conn
+        .prepare_cached(&sql.get)
+        .and_then(|mut s| {
+            s.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(sql_err)?;
+    row.map(|(value, raw)| {
+        Ok(Versioned {
+            value,
+            version: version_from(table, raw)?,
+        })
+    })
+    .transpose()
+}
+
+fn scan_on(
+    sql: &TableSql,
+    conn: &Connection,
+    table: Table,
+    range: &ScanRange,
+    resume: Option<&Cursor>,
+    limit: usize,
+) -> Result<Page, StoreError> {
+    check_scan_limit(limit)?;
+    let start = range.resume_start(resume);
+    let end = range.end();
+    if bounds_are_empty(start, end) {
+        return Ok(Page::default());
+    }
+    let text = sql.scan(start, end);
+    let mut stmt = conn.prepare_cached(&text).map_err(sql_err)?;
+    let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(3);
+    if let Bound::Included(k) | Bound::Excluded(k) = &start {
+        params.push(k);
+    }
+    if let Bound::Included(k) | Bound::Excluded(k) = &end {
+        params.push(k);
+    }
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    params.push(&fetch);
+    let mut rows = stmt.query(params.as_slice()).map_err(sql_err)?;
+    let mut out = Vec::with_capacity(limit.min(1024) + 1);
+    while let Some(r) = rows.next().map_err(sql_err)? {
+        let key: Vec<u8> = r.get(0).map_err(sql_err)?;
+        let value: Vec<u8> = r.get(1).map_err(sql_err)?;
+        let raw: i64 = r.get(2).map_err(sql_err)?;
+        out.push(Row {
+            key,
+            value,
+            version: version_from(table, raw)?,
+        });
+    }
+    Ok(Page::from_overfetch(out, limit))
+}
+
+fn log_head_on(sql: &TableSql, conn: &Connection, table: Table) -> Result<Option<u64>, StoreError> {
+    if !table.is_log() {
+        return Err(StoreError::invalid(format!(
+            "log_head on table {table}, which is not a log"
+        )));
+    }
+    let key: Option<Vec<u8>> = conn
+        .prepare_cached(&sql.head)
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(sql_err)?;
+    key.map(|k| parse_log_key(table, &k)).transpose()
+}
+
+impl ReadView for SqliteStore {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        let conn = self.conn()?;
+        get_on(self.table_sql(table), &conn, table, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        range: &ScanRange,
+        resume: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        check_scan_limit(limit)?;
+        let conn = self.conn()?;
+        scan_on(self.table_sql(table), &conn, table, range, resume, limit)
+    }
+
+    fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
+        let conn = self.conn()?;
+        log_head_on(self.table_sql(table), &conn, table)
+    }
+}
+
+impl Store for SqliteStore {
+    fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
+        batch.validate()?;
+        if batch.is_empty() {
+            return Ok(Committed::default());
+        }
+        let conn = self.conn()?;
+        let deadline = Instant::now() + self.options.busy_timeout;
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            match self.commit_once(&conn, batch) {
+                Ok(committed) => return Ok(committed),
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Sqlite(e)) if is_busy(&e) && Instant::now() < deadline => {
+                    tracing::trace!(error = %e, "sqlite busy, retrying commit");
+                    thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(50));
+                }
+                Err(Failure::Sqlite(e)) => return Err(sql_err(e)),
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        let conn = self.conn()?;
+        conn.execute_batch("BEGIN DEFERRED").map_err(sql_err)?;
+        // A WAL read transaction takes its snapshot at the first read: read now.
+        if let Err(e) = conn.query_row("SELECT count(*) FROM sr_meta", [], |r| r.get::<_, i64>(0)) {
+            rollback(&conn);
+            return Err(sql_err(e));
+        }
+        Ok(Box::new(SqliteSnapshot { conn }))
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        let conn = self.conn()?;
+        schema::user_version(&conn)
+    }
+
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+}
+
+/// A read transaction held on a dedicated connection.
+struct SqliteSnapshot<'a> {
+    conn: PooledConn<'a>,
+}
+
+impl ReadView for SqliteSnapshot<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        get_on(self.conn.store.table_sql(table), &self.conn, table, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        range: &ScanRange,
+        resume: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        scan_on(
+            self.conn.store.table_sql(table),
+            &self.conn,
+            table,
+            range,
+            resume,
+            limit,
+        )
+    }
+
+    fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
+        log_head_on(self.conn.store.table_sql(table), &self.conn, table)
+    }
+}
+
+impl Snapshot for SqliteSnapshot<'_> {}
+
+impl Drop for SqliteSnapshot<'_> {
+    fn drop(&mut self) {
+        rollback(&self.conn);
+    }
+}

@@ -1,0 +1,215 @@
+//! File handling: permissions, backups, reopening, schema versions, foreign files.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::thread;
+
+use strongroom_sqlite::{SqliteOptions, SqliteStore, Synchronous};
+use strongroom_store::{
+    Batch, Expect, ReadView, SCHEMA_VERSION, ScanRange, Store, StoreError, Table,
+};
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn put(store: &dyn Store, key: &str, value: &str) {
+    let mut b = Batch::new();
+    b.put(Table::Meta, key, value, Expect::Any);
+    store.commit(&b).unwrap();
+}
+
+#[test]
+fn database_wal_and_shm_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    put(&store, "k", "v");
+    let snap = store.snapshot().unwrap();
+    put(&store, "k2", "v2");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = dir.path().join(format!("vault.db{suffix}"));
+        assert!(p.exists(), "{} missing", p.display());
+        assert_eq!(mode(&p), 0o600, "{} is not 0600", p.display());
+    }
+    drop(snap);
+}
+
+#[test]
+fn backup_is_consistent_private_and_reopenable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("vault.db"), SqliteOptions::default()).unwrap();
+    let mut b = Batch::new();
+    for i in 0..100u8 {
+        b.put(
+            Table::Bodies,
+            format!("r{i:03}"),
+            vec![i; 1000],
+            Expect::Absent,
+        );
+    }
+    b.append(Table::Audit, 0, "e0");
+    store.commit(&b).unwrap();
+    let dest = dir.path().join("copy.db");
+    store.backup_to(&dest).unwrap();
+    assert_eq!(mode(&dest), 0o600);
+    // The destination must be new.
+    assert!(matches!(
+        store.backup_to(&dest),
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    put(&store, "after", "backup");
+    let copy = SqliteStore::open(&dest, SqliteOptions::default()).unwrap();
+    let rows = copy
+        .scan(Table::Bodies, &ScanRange::all(), None, 1000)
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), 100);
+    assert_eq!(rows[7].value, vec![7u8; 1000]);
+    assert_eq!(copy.log_head(Table::Audit).unwrap(), Some(0));
+    assert_eq!(copy.get(Table::Meta, b"after").unwrap(), None);
+    assert_eq!(copy.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+#[test]
+fn backup_while_writers_run_holds_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("vault.db"), SqliteOptions::default()).unwrap();
+    thread::scope(|s| {
+        let writer = s.spawn(|| {
+            for g in 0..200u32 {
+                let mut b = Batch::new();
+                for i in 0..5 {
+                    b.put(Table::Index, format!("g{i}"), g.to_be_bytes(), Expect::Any);
+                }
+                store.commit(&b).unwrap();
+            }
+        });
+        for n in 0..3 {
+            let dest = dir.path().join(format!("copy{n}.db"));
+            store.backup_to(&dest).unwrap();
+            let copy = SqliteStore::open(&dest, SqliteOptions::default()).unwrap();
+            let rows = copy
+                .scan(Table::Index, &ScanRange::all(), None, 10)
+                .unwrap()
+                .rows;
+            assert!(rows.iter().all(|r| r.value == rows[0].value));
+        }
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn data_survives_reopen_with_full_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    let opts = SqliteOptions {
+        synchronous: Synchronous::Full,
+        ..SqliteOptions::default()
+    };
+    {
+        let store = SqliteStore::open(&path, opts.clone()).unwrap();
+        assert_eq!(store.options().synchronous, Synchronous::Full);
+        put(&store, "k", "v1");
+        put(&store, "k", "v2");
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let v = store.get(Table::Meta, b"k").unwrap().unwrap();
+    assert_eq!((v.value.as_slice(), v.version), (&b"v2"[..], 2));
+    assert!(format!("{store:?}").contains("vault.db"));
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(raw);
+    match SqliteStore::open(&path, SqliteOptions::default()) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!(found, SCHEMA_VERSION + 1);
+            assert_eq!(supported, SCHEMA_VERSION);
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn empty_existing_file_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    std::fs::write(&path, b"").unwrap();
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name LIKE 'sr_%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(usize::try_from(tables).unwrap(), Table::ALL.len());
+}
+
+#[test]
+fn foreign_databases_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_app = dir.path().join("other.db");
+    let raw = rusqlite::Connection::open(&other_app).unwrap();
+    raw.execute_batch("CREATE TABLE notes (body TEXT)").unwrap();
+    drop(raw);
+    assert!(matches!(
+        SqliteStore::open(&other_app, SqliteOptions::default()),
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    let with_id = dir.path().join("app.db");
+    let raw = rusqlite::Connection::open(&with_id).unwrap();
+    raw.pragma_update(None, "application_id", 42).unwrap();
+    drop(raw);
+    assert!(matches!(
+        SqliteStore::open(&with_id, SqliteOptions::default()),
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    let not_sqlite = dir.path().join("junk.db");
+    std::fs::write(&not_sqlite, vec![0x5a; 8192]).unwrap();
+    assert!(SqliteStore::open(&not_sqlite, SqliteOptions::default()).is_err());
+    let missing_dir = dir.path().join("no/such/dir/vault.db");
+    assert!(matches!(
+        SqliteStore::open(&missing_dir, SqliteOptions::default()),
+        Err(StoreError::Unavailable { .. })
+    ));
+}
+
+#[test]
+fn two_stores_on_one_file_and_a_tiny_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    let opts = SqliteOptions {
+        pool_size: 1,
+        ..SqliteOptions::default()
+    };
+    let a = SqliteStore::open(&path, opts.clone()).unwrap();
+    let b = SqliteStore::open(&path, opts).unwrap();
+    thread::scope(|s| {
+        for (n, store) in [&a, &b, &a, &b].into_iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..50 {
+                    put(store, &format!("t{n}-{i}"), "x");
+                }
+            });
+        }
+    });
+    let rows = a
+        .scan(Table::Meta, &ScanRange::all(), None, 1000)
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), 200);
+}
