@@ -83,10 +83,42 @@ impl WrapContext<'_> {
     /// `purpose ‖ 0x00 ‖ u32(len(subject)) ‖ subject`: the canonical associated data.
     pub fn aad(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(self.purpose.len() + 5 + self.subject.len());
-        w.bytes(self.purpose.as_bytes()).u8(0).var_bytes(self.subject);
+        w.bytes(self.purpose.as_bytes())
+            .u8(0)
+            .var_bytes(self.subject);
         w.into_vec()
     }
 }
+
+/// The associated data every strongroom keyholder authenticates for one stanza:
+///
+/// ```text
+/// "strongroom/v1/stanza" ‖ 0x00 ‖ kind id (1) ‖ stanza id (8)
+///   ‖ u32(len(header)) ‖ header ‖ WrapContext::aad()
+/// ```
+///
+/// `header` is the stanza body up to (not including) its nonce/IV: the body version and
+/// every cleartext parameter (KDF costs, salt, locator…). Binding the kind and the id as well
+/// means no field of a stored stanza can be edited, and no stanza relabelled as another
+/// kind or moved to another context, without the unwrap failing authentication.
+pub fn stanza_aad(
+    kind: KeyholderKind,
+    id: &[u8; 8],
+    header: &[u8],
+    ctx: &WrapContext<'_>,
+) -> Vec<u8> {
+    let ctx_aad = ctx.aad();
+    let mut w = Writer::with_capacity(STANZA_AAD_LABEL.len() + 14 + header.len() + ctx_aad.len());
+    w.bytes(STANZA_AAD_LABEL.as_bytes())
+        .u8(0)
+        .u8(kind.id())
+        .bytes(id)
+        .var_bytes(header)
+        .bytes(&ctx_aad);
+    w.into_vec()
+}
+
+const STANZA_AAD_LABEL: &str = "strongroom/v1/stanza";
 
 /// A keyholder's wrap of one 256-bit key, as stored.
 ///
@@ -143,7 +175,7 @@ impl Stanza {
 
     /// The id as hex, for listings.
     pub fn id_hex(&self) -> String {
-        self.id.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.id)
     }
 }
 
@@ -190,6 +222,16 @@ pub trait Keyholder {
         ctx: &WrapContext<'_>,
         stanza: &Stanza,
     ) -> Result<Option<Key256>, KeyholderError>;
+
+    /// The error [`unwrap_any`] reports when stanzas of this keyholder's kind are present but
+    /// every one of them said "not mine" (`Ok(None)`): for a key whose stanza id is derived
+    /// from the key (recovery key, raw KEK), that means the caller supplied the wrong key,
+    /// and the error should say which key was tried (by its non-secret id).
+    ///
+    /// The default is [`KeyholderError::NoMatchingStanza`].
+    fn mismatch_error(&self) -> KeyholderError {
+        KeyholderError::NoMatchingStanza { kind: self.kind() }
+    }
 }
 
 impl<K: Keyholder + ?Sized> Keyholder for &K {
@@ -208,6 +250,9 @@ impl<K: Keyholder + ?Sized> Keyholder for &K {
         stanza: &Stanza,
     ) -> Result<Option<Key256>, KeyholderError> {
         (**self).unwrap(ctx, stanza)
+    }
+    fn mismatch_error(&self) -> KeyholderError {
+        (**self).mismatch_error()
     }
 }
 
@@ -228,30 +273,42 @@ impl<K: Keyholder + ?Sized> Keyholder for Box<K> {
     ) -> Result<Option<Key256>, KeyholderError> {
         (**self).unwrap(ctx, stanza)
     }
+    fn mismatch_error(&self) -> KeyholderError {
+        (**self).mismatch_error()
+    }
 }
 
 /// Tries `keyholder` on every stanza and returns the first key it unwraps, with the index
 /// of the stanza that opened.
 ///
-/// When no stanza opens, the error is the keyholder's own most specific failure (e.g.
-/// [`KeyholderError::WrongPassphrase`]), or [`KeyholderError::NoMatchingStanza`] when none of
-/// the stanzas was of this keyholder.
+/// When no stanza opens, the error is, in this order:
+/// - the keyholder's own most specific failure on a stanza it recognised (e.g.
+///   [`KeyholderError::WrongPassphrase`]);
+/// - [`Keyholder::mismatch_error`] when stanzas of the keyholder's kind exist but none is
+///   its own (e.g. [`KeyholderError::WrongKek`] naming the id of the key that was tried);
+/// - [`KeyholderError::NoMatchingStanza`] when no stanza is of the keyholder's kind.
 pub fn unwrap_any(
     keyholder: &dyn Keyholder,
     ctx: &WrapContext<'_>,
     stanzas: &[Stanza],
 ) -> Result<(Key256, usize), KeyholderError> {
     let mut last_err = None;
+    let mut same_kind = false;
     for (i, s) in stanzas.iter().enumerate() {
+        same_kind |= s.kind == keyholder.kind();
         match keyholder.unwrap(ctx, s) {
             Ok(Some(k)) => return Ok((k, i)),
             Ok(None) => {}
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or(KeyholderError::NoMatchingStanza {
-        kind: keyholder.kind(),
-    }))
+    Err(match last_err {
+        Some(e) => e,
+        None if same_kind => keyholder.mismatch_error(),
+        None => KeyholderError::NoMatchingStanza {
+            kind: keyholder.kind(),
+        },
+    })
 }
 
 /// A keyholder could not wrap or unwrap.
@@ -281,13 +338,17 @@ pub enum KeyholderError {
         key_id: String,
     },
     /// A keyholder of this kind has no stanza here.
-    #[error("no {kind} keyholder is registered for this vault member; use one of its registered keyholders")]
+    #[error(
+        "no {kind} keyholder is registered for this vault member; use one of its registered keyholders"
+    )]
     NoMatchingStanza {
         /// The kind that was tried.
         kind: KeyholderKind,
     },
     /// The OS keyring has no entry where one was expected.
-    #[error("the OS keyring has no entry {entry}; it may have been deleted, or this is another user or session")]
+    #[error(
+        "the OS keyring has no entry {entry}; it may have been deleted, or this is another user or session"
+    )]
     KeyringEntryMissing {
         /// The entry (service/user), not secret.
         entry: String,
@@ -321,6 +382,23 @@ pub enum KeyholderError {
     /// The input text of a key (recovery key, KEK) could not be parsed.
     #[error("{0}")]
     InvalidKeyText(String),
+    /// An empty passphrase was offered for wrapping.
+    #[error("the passphrase is empty: choose a non-empty passphrase")]
+    EmptyPassphrase,
+    /// A custody object (keyring entry, HSM key label) to be created already exists.
+    #[error("{what} already exists: refusing to overwrite it; open it, or choose another name")]
+    AlreadyExists {
+        /// What exists (entry or token/key label), not secret.
+        what: String,
+    },
+    /// The PKCS#11 token refused the user PIN.
+    #[error(
+        "the PKCS#11 token {token} refused the PIN: check the user PIN (too many failures lock it, then the security officer must reset it)"
+    )]
+    WrongPin {
+        /// The token label.
+        token: String,
+    },
 }
 
 #[cfg(test)]
@@ -340,10 +418,20 @@ mod tests {
         assert!(Stanza::decode(&b[..b.len() - 1]).is_err());
         let mut bad = b.clone();
         bad[0] = 2;
-        assert!(Stanza::decode(&bad).unwrap_err().to_string().contains("version 2"));
+        assert!(
+            Stanza::decode(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("version 2")
+        );
         let mut bad = b.clone();
         bad[1] = 99;
-        assert!(Stanza::decode(&bad).unwrap_err().to_string().contains("kind"));
+        assert!(
+            Stanza::decode(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("kind")
+        );
         let mut long = b.clone();
         long.push(0);
         assert!(Stanza::decode(&long).is_err());
@@ -360,8 +448,16 @@ mod tests {
 
     #[test]
     fn context_aad_is_unambiguous() {
-        let a = WrapContext { purpose: "p", subject: b"ab" }.aad();
-        let b = WrapContext { purpose: "pa", subject: b"b" }.aad();
+        let a = WrapContext {
+            purpose: "p",
+            subject: b"ab",
+        }
+        .aad();
+        let b = WrapContext {
+            purpose: "pa",
+            subject: b"b",
+        }
+        .aad();
         assert_ne!(a, b);
     }
 }

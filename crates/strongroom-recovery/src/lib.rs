@@ -1,6 +1,25 @@
-//! strongroom-recovery (being written).
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
+mod error;
+mod inspect;
 mod keyholder;
+mod passphrase;
+mod raw_kek;
+mod recovery_key;
 
-pub use keyholder::{Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, unwrap_any};
+pub use error::{LoadKekError, ParseRecoveryKeyError};
+pub use inspect::StanzaInfo;
+pub use keyholder::{
+    Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, stanza_aad, unwrap_any,
+};
+pub use passphrase::{
+    CALIBRATE_MAX_MEMORY_KIB, PassphraseKeyholder, Profile, calibrate, calibrate_with_limit,
+};
+pub use raw_kek::{KekKeyholder, MAX_LOCATOR, RawKek};
+pub use recovery_key::{RecoveryKey, RecoveryKeyId, verify_recovery_key};
+
+/// Re-exported: the secret wrapper crate used in this crate's public API
+/// ([`secrecy::SecretString`] passphrases and key texts).
+pub use secrecy;
