@@ -1,1 +1,26 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+mod identity;
+mod keyholders;
+mod log;
+mod pins;
+mod recoverability;
+mod session;
+mod wrap;
+
+pub use error::{SharingError, VerifyError};
+pub use identity::{
+    Fingerprint, FingerprintConfirmed, Identity, MAX_NAME_LEN, PublicIdentity, SealedIdentity,
+};
+pub use keyholders::{KeyholderInfo, KeyholderRecord, MEMBER_KEY_PURPOSE, list_keyholders};
+pub use log::{EntryBody, FormerMember, LogEntry, Member, Membership, Role};
+pub use pins::{HighWater, Pins};
+pub use recoverability::{MemberRecoverability, RecoverabilityReport, recoverability};
+pub use session::{Removal, Session, Warning, create, join, unlock};
+pub use wrap::{ChainLink, Grant, recipient_key_hash};
+
+/// Re-exported: the epoch and vault-key types of the keys a [`Session`] holds.
+pub use strongroom_envelope::{Epoch, VaultKey};

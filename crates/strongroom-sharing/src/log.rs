@@ -1,0 +1,1254 @@
+//! The membership log: signed, hash-chained entries and their verification into a
+//! [`Membership`] state.
+
+use core::fmt;
+use std::collections::BTreeMap;
+
+use ed25519_dalek::Signature;
+use sha2::{Digest as _, Sha256};
+use strongroom_crypto::encoding::{Reader, Writer};
+use strongroom_crypto::{DecodeError, KeyId, MemberId, VaultId};
+use strongroom_envelope::Epoch;
+
+use crate::identity::Fingerprint;
+use crate::wrap::read_epoch;
+use crate::{Identity, PublicIdentity, VerifyError};
+
+const SIGNATURE_DOMAIN: &[u8] = b"strongroom/v1/member-log\0";
+
+/// A member's role. Roles are enforced by every client when it verifies the log, so an
+/// entry signed by a member without the role is refused wherever it is read.
+///
+/// | action | Owner | Admin | Member | ReadOnly |
+/// |---|---|---|---|---|
+/// | add a member (Owner role only by an owner) | yes | yes (not Owner) | no | no |
+/// | remove a member (never oneself) | yes | non-owners | no | no |
+/// | change a role | yes | between Admin/Member/ReadOnly, of non-owners | no | no |
+/// | re-grant a member who lost every keyholder (never oneself) | yes | non-owners | no | no |
+/// | rotate the vault key (rekey) | yes | yes | yes | no |
+///
+/// A vault always keeps at least one owner: removing or demoting the last owner is refused.
+/// Read-only is advisory for record writes (a read-only member holds the vault key; the
+/// application enforces it) but binding for membership changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Role {
+    /// Manages everything, including other owners.
+    Owner,
+    /// Manages members other than owners.
+    Admin,
+    /// Reads and writes records, may rotate the vault key.
+    Member,
+    /// Reads records.
+    ReadOnly,
+}
+
+impl Role {
+    /// Every role, in id order.
+    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::ReadOnly];
+
+    /// The id byte in the log.
+    pub const fn id(self) -> u8 {
+        match self {
+            Role::Owner => 1,
+            Role::Admin => 2,
+            Role::Member => 3,
+            Role::ReadOnly => 4,
+        }
+    }
+
+    /// Looks a role up by id.
+    pub fn from_id(id: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.id() == id)
+    }
+
+    /// A stable lowercase name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::ReadOnly => "read-only",
+        }
+    }
+
+    fn manages(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a log entry does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryBody {
+    /// Creates the vault: its first owner and the key id of epoch 1.
+    Genesis {
+        /// The first owner (also the signer).
+        owner: PublicIdentity,
+        /// [`VaultKey::id`](strongroom_envelope::VaultKey::id) of epoch 1.
+        key_id: KeyId,
+    },
+    /// Adds a member at the current epoch.
+    Add {
+        /// The new member.
+        identity: PublicIdentity,
+        /// Their role.
+        role: Role,
+    },
+    /// Removes a member and starts a new epoch wrapped to the remaining members.
+    Remove {
+        /// The removed member.
+        member: MemberId,
+        /// The new epoch.
+        epoch: Epoch,
+        /// Its key id.
+        key_id: KeyId,
+    },
+    /// Starts a new epoch (vault-key rotation).
+    Rekey {
+        /// The new epoch.
+        epoch: Epoch,
+        /// Its key id.
+        key_id: KeyId,
+    },
+    /// Replaces a member who lost every keyholder by a new identity with the same role.
+    Regrant {
+        /// The member replaced.
+        member: MemberId,
+        /// The new identity.
+        identity: PublicIdentity,
+    },
+    /// Changes a member's role.
+    RoleChange {
+        /// The member.
+        member: MemberId,
+        /// The new role.
+        role: Role,
+    },
+}
+
+impl EntryBody {
+    fn kind(&self) -> u8 {
+        match self {
+            EntryBody::Genesis { .. } => 1,
+            EntryBody::Add { .. } => 2,
+            EntryBody::Remove { .. } => 3,
+            EntryBody::Rekey { .. } => 4,
+            EntryBody::Regrant { .. } => 5,
+            EntryBody::RoleChange { .. } => 6,
+        }
+    }
+
+    /// A short name of the action (`"add a member"`…).
+    pub fn action(&self) -> &'static str {
+        match self {
+            EntryBody::Genesis { .. } => "create the vault",
+            EntryBody::Add { .. } => "add a member",
+            EntryBody::Remove { .. } => "remove a member",
+            EntryBody::Rekey { .. } => "rotate the vault key",
+            EntryBody::Regrant { .. } => "re-grant a member",
+            EntryBody::RoleChange { .. } => "change a role",
+        }
+    }
+
+    fn write(&self, w: &mut Writer) {
+        w.u8(self.kind());
+        match self {
+            EntryBody::Genesis { owner, key_id } => {
+                w.var_bytes(&owner.encode()).bytes(key_id.as_bytes());
+            }
+            EntryBody::Add { identity, role } => {
+                w.var_bytes(&identity.encode()).u8(role.id());
+            }
+            EntryBody::Remove {
+                member,
+                epoch,
+                key_id,
+            } => {
+                w.bytes(member.as_bytes())
+                    .u32(epoch.get())
+                    .bytes(key_id.as_bytes());
+            }
+            EntryBody::Rekey { epoch, key_id } => {
+                w.u32(epoch.get()).bytes(key_id.as_bytes());
+            }
+            EntryBody::Regrant { member, identity } => {
+                w.bytes(member.as_bytes()).var_bytes(&identity.encode());
+            }
+            EntryBody::RoleChange { member, role } => {
+                w.bytes(member.as_bytes()).u8(role.id());
+            }
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let kind = r.u8("kind")?;
+        Ok(match kind {
+            1 => EntryBody::Genesis {
+                owner: read_identity(r)?,
+                key_id: KeyId::from_bytes(r.array("key id")?),
+            },
+            2 => EntryBody::Add {
+                identity: read_identity(r)?,
+                role: read_role(r)?,
+            },
+            3 => EntryBody::Remove {
+                member: MemberId::from_bytes(r.array("member id")?),
+                epoch: read_epoch(r)?,
+                key_id: KeyId::from_bytes(r.array("key id")?),
+            },
+            4 => EntryBody::Rekey {
+                epoch: read_epoch(r)?,
+                key_id: KeyId::from_bytes(r.array("key id")?),
+            },
+            5 => EntryBody::Regrant {
+                member: MemberId::from_bytes(r.array("member id")?),
+                identity: read_identity(r)?,
+            },
+            6 => EntryBody::RoleChange {
+                member: MemberId::from_bytes(r.array("member id")?),
+                role: read_role(r)?,
+            },
+            _ => return Err(r.invalid("kind", "unknown entry kind")),
+        })
+    }
+}
+
+const MAX_IDENTITY_LEN: usize = 85 + crate::identity::MAX_NAME_LEN + 64;
+
+fn read_identity(r: &mut Reader<'_>) -> Result<PublicIdentity, DecodeError> {
+    let bytes = r.var_bytes("identity", MAX_IDENTITY_LEN)?;
+    PublicIdentity::decode(bytes)
+}
+
+fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
+    let id = r.u8("role")?;
+    Role::from_id(id).ok_or_else(|| r.invalid("role", "unknown role"))
+}
+
+/// One signed entry of the membership log.
+///
+/// Byte layout (version 1):
+///
+/// ```text
+/// offset  size  field
+/// 0       1     version = 1
+/// 1       8     sequence number (big-endian u64; the genesis entry is 0)
+/// 9       32    SHA-256 of the previous entry's full encoding (zeros for genesis)
+/// 41      16    vault id
+/// 57      16    signer member id
+/// 73      1     kind, then the body:
+///                 1 Genesis    u32 len ‖ owner public identity ‖ key id (8)
+///                 2 Add        u32 len ‖ public identity ‖ role (1)
+///                 3 Remove     member id (16) ‖ new epoch (u32) ‖ key id (8)
+///                 4 Rekey      new epoch (u32) ‖ key id (8)
+///                 5 Regrant    member id (16) ‖ u32 len ‖ new public identity
+///                 6 RoleChange member id (16) ‖ role (1)
+/// end-64  64    Ed25519 signature over "strongroom/v1/member-log" ‖ 0x00 ‖ bytes[0 .. end-64]
+/// ```
+///
+/// Roles: 1 owner, 2 admin, 3 member, 4 read-only. The log is stored with
+/// `Batch::append(Table::MemberLog, seq, bytes)`, in the same batch as the wraps it implies.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    seq: u64,
+    prev_hash: [u8; 32],
+    vault: VaultId,
+    signer: MemberId,
+    body: EntryBody,
+    signature: [u8; 64],
+}
+
+impl LogEntry {
+    /// The version byte.
+    pub const VERSION: u8 = 1;
+    /// The largest encoding accepted.
+    pub const MAX_LEN: usize = 74 + 16 + 4 + MAX_IDENTITY_LEN + 64;
+    const FORMAT: &'static str = "membership log entry";
+
+    pub(crate) fn sign(
+        seq: u64,
+        prev_hash: [u8; 32],
+        vault: VaultId,
+        signer: &Identity,
+        body: EntryBody,
+    ) -> Self {
+        let mut entry = Self {
+            seq,
+            prev_hash,
+            vault,
+            signer: signer.member_id(),
+            body,
+            signature: [0; 64],
+        };
+        entry.signature = signer.sign(&entry.signed_message());
+        entry
+    }
+
+    fn unsigned(&self) -> Writer {
+        let mut w = Writer::with_capacity(256);
+        w.u8(Self::VERSION)
+            .u64(self.seq)
+            .bytes(&self.prev_hash)
+            .bytes(self.vault.as_bytes())
+            .bytes(self.signer.as_bytes());
+        self.body.write(&mut w);
+        w
+    }
+
+    fn signed_message(&self) -> Vec<u8> {
+        let mut m = SIGNATURE_DOMAIN.to_vec();
+        m.extend_from_slice(self.unsigned().as_slice());
+        m
+    }
+
+    /// The sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The hash of the previous entry.
+    pub fn prev_hash(&self) -> &[u8; 32] {
+        &self.prev_hash
+    }
+
+    /// The vault.
+    pub fn vault_id(&self) -> VaultId {
+        self.vault
+    }
+
+    /// The signer.
+    pub fn signer(&self) -> MemberId {
+        self.signer
+    }
+
+    /// What the entry does.
+    pub fn body(&self) -> &EntryBody {
+        &self.body
+    }
+
+    /// SHA-256 of the encoding: the next entry's `prev_hash`.
+    pub fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.encode()).into()
+    }
+
+    /// The binary encoding.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = self.unsigned();
+        w.bytes(&self.signature);
+        w.into_vec()
+    }
+
+    /// Parses the binary encoding (structure only; [`Membership`] verification checks
+    /// signatures, chain and roles).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > Self::MAX_LEN {
+            return Err(DecodeError::TooLong {
+                format: Self::FORMAT,
+                field: "entry",
+                len: bytes.len(),
+                max: Self::MAX_LEN,
+            });
+        }
+        let mut r = Reader::new(Self::FORMAT, bytes);
+        r.version(&[Self::VERSION])?;
+        let seq = r.u64("sequence number")?;
+        let prev_hash = r.array("previous hash")?;
+        let vault = VaultId::from_bytes(r.array("vault id")?);
+        let signer = MemberId::from_bytes(r.array("signer")?);
+        let body = EntryBody::read(&mut r)?;
+        let signature = r.array("signature")?;
+        r.finish()?;
+        Ok(Self {
+            seq,
+            prev_hash,
+            vault,
+            signer,
+            body,
+            signature,
+        })
+    }
+
+    fn signature_ok(&self, key: &PublicIdentity) -> bool {
+        key.verifying_key().is_some_and(|vk| {
+            vk.verify_strict(
+                &self.signed_message(),
+                &Signature::from_bytes(&self.signature),
+            )
+            .is_ok()
+        })
+    }
+}
+
+impl fmt::Debug for LogEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LogEntry(#{} by {}: {:?})",
+            self.seq, self.signer, self.body
+        )
+    }
+}
+
+/// A current member, as the verified log describes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    identity: PublicIdentity,
+    role: Role,
+    since: Epoch,
+    added_at: u64,
+}
+
+impl Member {
+    /// The member id.
+    pub fn id(&self) -> MemberId {
+        self.identity.member_id()
+    }
+
+    /// The logged public identity.
+    pub fn identity(&self) -> &PublicIdentity {
+        &self.identity
+    }
+
+    /// The display name.
+    pub fn name(&self) -> &str {
+        self.identity.name()
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The fingerprint of the logged identity.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.identity.fingerprint()
+    }
+
+    /// The epoch current when the member was added (they read it and, through the key
+    /// chain, every earlier one).
+    pub fn since_epoch(&self) -> Epoch {
+        self.since
+    }
+
+    /// Sequence number of the entry that added them.
+    pub fn added_at(&self) -> u64 {
+        self.added_at
+    }
+}
+
+/// A member who was removed or replaced (re-granted to a new identity).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FormerMember {
+    identity: PublicIdentity,
+    role: Role,
+    first_epoch: Epoch,
+    last_epoch: Epoch,
+    left_at: u64,
+    replaced_by: Option<MemberId>,
+}
+
+impl FormerMember {
+    /// The member id.
+    pub fn id(&self) -> MemberId {
+        self.identity.member_id()
+    }
+
+    /// The identity they had.
+    pub fn identity(&self) -> &PublicIdentity {
+        &self.identity
+    }
+
+    /// The role they had.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The first epoch they were granted.
+    pub fn first_epoch(&self) -> Epoch {
+        self.first_epoch
+    }
+
+    /// The last epoch they were granted: they could read it and every earlier epoch (the
+    /// key chain), nothing after.
+    pub fn last_epoch(&self) -> Epoch {
+        self.last_epoch
+    }
+
+    /// Sequence number of the entry that removed or replaced them.
+    pub fn left_at(&self) -> u64 {
+        self.left_at
+    }
+
+    /// The new identity that replaced them (teammate restore), if that is how they left.
+    pub fn replaced_by(&self) -> Option<MemberId> {
+        self.replaced_by
+    }
+}
+
+/// Why an action is not allowed in a membership state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Denied {
+    Role(Role),
+    NotAMember(MemberId),
+    AlreadyMember(MemberId),
+    LastOwner,
+    SelfRegrant,
+    Invalid(&'static str),
+}
+
+/// The verified state of a vault's membership: who is a member with which role and key,
+/// who was, and the key id of every epoch.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    vault: VaultId,
+    genesis_signer: [u8; 32],
+    members: BTreeMap<MemberId, Member>,
+    former: BTreeMap<MemberId, FormerMember>,
+    epoch: Epoch,
+    key_ids: BTreeMap<Epoch, KeyId>,
+    hashes: Vec<[u8; 32]>,
+}
+
+impl Membership {
+    /// The vault.
+    pub fn vault_id(&self) -> VaultId {
+        self.vault
+    }
+
+    /// The Ed25519 key of the genesis signer (the first owner), pinned by clients.
+    pub fn genesis_signer(&self) -> &[u8; 32] {
+        &self.genesis_signer
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The logged key id of `epoch`.
+    pub fn key_id(&self, epoch: Epoch) -> Option<KeyId> {
+        self.key_ids.get(&epoch).copied()
+    }
+
+    /// The logged key id of every epoch.
+    pub fn key_ids(&self) -> &BTreeMap<Epoch, KeyId> {
+        &self.key_ids
+    }
+
+    /// The current members, by id.
+    pub fn members(&self) -> &BTreeMap<MemberId, Member> {
+        &self.members
+    }
+
+    /// A current member.
+    pub fn member(&self, id: MemberId) -> Option<&Member> {
+        self.members.get(&id)
+    }
+
+    /// Members who were removed or replaced, by id.
+    pub fn former_members(&self) -> &BTreeMap<MemberId, FormerMember> {
+        &self.former
+    }
+
+    /// Number of log entries.
+    pub fn len(&self) -> u64 {
+        self.hashes.len() as u64
+    }
+
+    /// Whether the log is empty (never true for a verified state).
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// Hash of the last entry.
+    pub fn head(&self) -> [u8; 32] {
+        self.hashes.last().copied().unwrap_or_default()
+    }
+
+    /// Hash of entry `seq`.
+    pub fn hash_at(&self, seq: u64) -> Option<[u8; 32]> {
+        usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.hashes.get(i))
+            .copied()
+    }
+
+    fn owners(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.role == Role::Owner)
+            .count()
+    }
+
+    fn known(&self, id: MemberId) -> bool {
+        self.members.contains_key(&id) || self.former.contains_key(&id)
+    }
+
+    fn key_in_use(&self, identity: &PublicIdentity) -> bool {
+        let same = |p: &PublicIdentity| {
+            p.encryption_key() == identity.encryption_key()
+                || p.signing_key() == identity.signing_key()
+        };
+        self.members.values().any(|m| same(&m.identity))
+            || self.former.values().any(|m| same(&m.identity))
+    }
+
+    /// Checks that `signer` (a current member) may perform `body` now.
+    pub(crate) fn check(&self, signer: MemberId, body: &EntryBody) -> Result<(), Denied> {
+        let actor = self
+            .members
+            .get(&signer)
+            .ok_or(Denied::NotAMember(signer))?;
+        let next = self.epoch.get().checked_add(1).map(Epoch);
+        match body {
+            EntryBody::Genesis { .. } => Err(Denied::Invalid("a second genesis entry")),
+            EntryBody::Add { identity, role } => {
+                if !actor.role.manages() || (*role == Role::Owner && actor.role != Role::Owner) {
+                    return Err(Denied::Role(actor.role));
+                }
+                if identity.verify().is_err() {
+                    return Err(Denied::Invalid("the identity's binding signature fails"));
+                }
+                if self.known(identity.member_id()) {
+                    return Err(Denied::AlreadyMember(identity.member_id()));
+                }
+                if self.key_in_use(identity) {
+                    return Err(Denied::Invalid("the identity reuses another member's key"));
+                }
+                Ok(())
+            }
+            EntryBody::Remove { member, epoch, .. } => {
+                let target = self
+                    .members
+                    .get(member)
+                    .ok_or(Denied::NotAMember(*member))?;
+                if *member == signer {
+                    return Err(Denied::Invalid(
+                        "a member cannot remove themselves (they would know the next key); another owner or admin removes them",
+                    ));
+                }
+                if !actor.role.manages()
+                    || (target.role == Role::Owner && actor.role != Role::Owner)
+                {
+                    return Err(Denied::Role(actor.role));
+                }
+                if Some(*epoch) != next {
+                    return Err(Denied::Invalid("the new epoch is not the next one"));
+                }
+                Ok(())
+            }
+            EntryBody::Rekey { epoch, .. } => {
+                if actor.role == Role::ReadOnly {
+                    return Err(Denied::Role(actor.role));
+                }
+                if Some(*epoch) != next {
+                    return Err(Denied::Invalid("the new epoch is not the next one"));
+                }
+                Ok(())
+            }
+            EntryBody::Regrant { member, identity } => {
+                let target = self
+                    .members
+                    .get(member)
+                    .ok_or(Denied::NotAMember(*member))?;
+                if *member == signer {
+                    return Err(Denied::SelfRegrant);
+                }
+                if !actor.role.manages()
+                    || (target.role == Role::Owner && actor.role != Role::Owner)
+                {
+                    return Err(Denied::Role(actor.role));
+                }
+                if identity.verify().is_err() {
+                    return Err(Denied::Invalid("the identity's binding signature fails"));
+                }
+                if self.known(identity.member_id()) {
+                    return Err(Denied::AlreadyMember(identity.member_id()));
+                }
+                if self.key_in_use(identity) {
+                    return Err(Denied::Invalid("the identity reuses another member's key"));
+                }
+                Ok(())
+            }
+            EntryBody::RoleChange { member, role } => {
+                let target = self
+                    .members
+                    .get(member)
+                    .ok_or(Denied::NotAMember(*member))?;
+                if target.role == *role {
+                    return Err(Denied::Invalid("the role is unchanged"));
+                }
+                if actor.role == Role::Owner {
+                    if target.role == Role::Owner && self.owners() < 2 {
+                        return Err(Denied::LastOwner);
+                    }
+                    return Ok(());
+                }
+                if actor.role != Role::Admin || target.role == Role::Owner || *role == Role::Owner {
+                    return Err(Denied::Role(actor.role));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The state after `body` signed by `signer` at `seq` (already checked).
+    fn apply_body(&mut self, seq: u64, body: &EntryBody) {
+        match body {
+            EntryBody::Genesis { .. } => {}
+            EntryBody::Add { identity, role } => {
+                self.members.insert(
+                    identity.member_id(),
+                    Member {
+                        identity: identity.clone(),
+                        role: *role,
+                        since: self.epoch,
+                        added_at: seq,
+                    },
+                );
+            }
+            EntryBody::Remove {
+                member,
+                epoch,
+                key_id,
+            } => {
+                if let Some(m) = self.members.remove(member) {
+                    self.retire(m, seq, None);
+                }
+                self.epoch = *epoch;
+                self.key_ids.insert(*epoch, *key_id);
+            }
+            EntryBody::Rekey { epoch, key_id } => {
+                self.epoch = *epoch;
+                self.key_ids.insert(*epoch, *key_id);
+            }
+            EntryBody::Regrant { member, identity } => {
+                if let Some(m) = self.members.remove(member) {
+                    let role = m.role;
+                    self.retire(m, seq, Some(identity.member_id()));
+                    self.members.insert(
+                        identity.member_id(),
+                        Member {
+                            identity: identity.clone(),
+                            role,
+                            since: self.epoch,
+                            added_at: seq,
+                        },
+                    );
+                }
+            }
+            EntryBody::RoleChange { member, role } => {
+                if let Some(m) = self.members.get_mut(member) {
+                    m.role = *role;
+                }
+            }
+        }
+    }
+
+    fn retire(&mut self, m: Member, seq: u64, replaced_by: Option<MemberId>) {
+        self.former.insert(
+            m.id(),
+            FormerMember {
+                identity: m.identity,
+                role: m.role,
+                first_epoch: m.since,
+                last_epoch: self.epoch,
+                left_at: seq,
+                replaced_by,
+            },
+        );
+    }
+
+    /// Starts a state from a genesis entry.
+    pub(crate) fn genesis(entry: &LogEntry) -> Result<Self, VerifyError> {
+        let EntryBody::Genesis { owner, key_id } = &entry.body else {
+            return Err(VerifyError::MissingGenesis);
+        };
+        if entry.seq != 0 {
+            return Err(VerifyError::OutOfOrder {
+                expected: 0,
+                found: entry.seq,
+            });
+        }
+        if entry.prev_hash != [0; 32] {
+            return Err(VerifyError::BrokenChain { seq: 0 });
+        }
+        if owner.verify().is_err() {
+            return Err(VerifyError::BadIdentity { seq: 0 });
+        }
+        if entry.signer != owner.member_id() || !entry.signature_ok(owner) {
+            return Err(VerifyError::BadSignature { seq: 0 });
+        }
+        let mut members = BTreeMap::new();
+        members.insert(
+            owner.member_id(),
+            Member {
+                identity: owner.clone(),
+                role: Role::Owner,
+                since: Epoch::FIRST,
+                added_at: 0,
+            },
+        );
+        let mut key_ids = BTreeMap::new();
+        key_ids.insert(Epoch::FIRST, *key_id);
+        Ok(Self {
+            vault: entry.vault,
+            genesis_signer: *owner.signing_key(),
+            members,
+            former: BTreeMap::new(),
+            epoch: Epoch::FIRST,
+            key_ids,
+            hashes: vec![entry.hash()],
+        })
+    }
+
+    /// Verifies and applies the next entry.
+    pub(crate) fn apply(&mut self, entry: &LogEntry) -> Result<(), VerifyError> {
+        let seq = self.len();
+        if entry.seq != seq {
+            return Err(VerifyError::OutOfOrder {
+                expected: seq,
+                found: entry.seq,
+            });
+        }
+        if entry.vault != self.vault {
+            return Err(VerifyError::WrongVault { seq });
+        }
+        if entry.prev_hash != self.head() {
+            return Err(VerifyError::BrokenChain { seq });
+        }
+        let signer = match self.members.get(&entry.signer) {
+            Some(m) => m,
+            None if self.former.contains_key(&entry.signer) => {
+                return Err(VerifyError::SignerRemoved {
+                    seq,
+                    signer: entry.signer,
+                });
+            }
+            None => {
+                return Err(VerifyError::UnknownSigner {
+                    seq,
+                    signer: entry.signer,
+                });
+            }
+        };
+        if !entry.signature_ok(&signer.identity) {
+            return Err(VerifyError::BadSignature { seq });
+        }
+        self.check(entry.signer, &entry.body).map_err(|d| match d {
+            Denied::Role(role) => VerifyError::Unauthorized {
+                seq,
+                role,
+                action: entry.body.action(),
+            },
+            Denied::NotAMember(_) => VerifyError::InvalidEntry {
+                seq,
+                reason: "it names someone who is not a current member",
+            },
+            Denied::AlreadyMember(_) => VerifyError::InvalidEntry {
+                seq,
+                reason: "it adds a member id already used in this vault",
+            },
+            Denied::LastOwner => VerifyError::InvalidEntry {
+                seq,
+                reason: "it leaves the vault without an owner",
+            },
+            Denied::SelfRegrant => VerifyError::InvalidEntry {
+                seq,
+                reason: "a member re-grants themselves",
+            },
+            Denied::Invalid(reason) => {
+                if reason.contains("binding signature") {
+                    VerifyError::BadIdentity { seq }
+                } else {
+                    VerifyError::InvalidEntry { seq, reason }
+                }
+            }
+        })?;
+        self.apply_body(seq, &entry.body);
+        self.hashes.push(entry.hash());
+        Ok(())
+    }
+
+    /// Verifies a whole log given as encoded entries in order.
+    pub fn verify<'a>(entries: impl IntoIterator<Item = &'a [u8]>) -> Result<Self, VerifyError> {
+        let mut state: Option<Self> = None;
+        for (i, bytes) in entries.into_iter().enumerate() {
+            let seq = i as u64;
+            let entry =
+                LogEntry::decode(bytes).map_err(|source| VerifyError::Malformed { seq, source })?;
+            match &mut state {
+                None => state = Some(Self::genesis(&entry)?),
+                Some(s) => s.apply(&entry)?,
+            }
+        }
+        state.ok_or(VerifyError::MissingGenesis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kid(b: u8) -> KeyId {
+        KeyId::from_bytes([b; 8])
+    }
+
+    struct Log {
+        vault: VaultId,
+        entries: Vec<LogEntry>,
+    }
+
+    impl Log {
+        fn new(owner: &Identity) -> Self {
+            let vault = VaultId::generate().unwrap();
+            let g = LogEntry::sign(
+                0,
+                [0; 32],
+                vault,
+                owner,
+                EntryBody::Genesis {
+                    owner: owner.public().clone(),
+                    key_id: kid(1),
+                },
+            );
+            Self {
+                vault,
+                entries: vec![g],
+            }
+        }
+
+        fn push(&mut self, signer: &Identity, body: EntryBody) {
+            let last = self.entries.last().unwrap();
+            let e = LogEntry::sign(last.seq + 1, last.hash(), self.vault, signer, body);
+            self.entries.push(e);
+        }
+
+        fn verify(&self) -> Result<Membership, VerifyError> {
+            let enc: Vec<Vec<u8>> = self.entries.iter().map(LogEntry::encode).collect();
+            Membership::verify(enc.iter().map(Vec::as_slice))
+        }
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let a = Identity::generate("a").unwrap();
+        let b = Identity::generate("b").unwrap();
+        let mut log = Log::new(&a);
+        log.push(
+            &a,
+            EntryBody::Add {
+                identity: b.public().clone(),
+                role: Role::Admin,
+            },
+        );
+        log.push(
+            &b,
+            EntryBody::Rekey {
+                epoch: Epoch(2),
+                key_id: kid(2),
+            },
+        );
+        log.push(
+            &a,
+            EntryBody::RoleChange {
+                member: b.member_id(),
+                role: Role::Member,
+            },
+        );
+        for e in &log.entries {
+            let bytes = e.encode();
+            assert!(bytes.len() <= LogEntry::MAX_LEN);
+            assert_eq!(&LogEntry::decode(&bytes).unwrap(), e);
+            assert!(LogEntry::decode(&bytes[..bytes.len() - 1]).is_err());
+        }
+        let state = log.verify().unwrap();
+        assert_eq!(state.epoch(), Epoch(2));
+        assert_eq!(state.member(b.member_id()).unwrap().role(), Role::Member);
+        assert_eq!(state.key_id(Epoch(2)), Some(kid(2)));
+        assert_eq!(state.len(), 4);
+    }
+
+    #[test]
+    fn role_rules() {
+        let owner = Identity::generate("owner").unwrap();
+        let admin = Identity::generate("admin").unwrap();
+        let member = Identity::generate("member").unwrap();
+        let ro = Identity::generate("ro").unwrap();
+        let mut log = Log::new(&owner);
+        log.push(
+            &owner,
+            EntryBody::Add {
+                identity: admin.public().clone(),
+                role: Role::Admin,
+            },
+        );
+        log.push(
+            &admin,
+            EntryBody::Add {
+                identity: member.public().clone(),
+                role: Role::Member,
+            },
+        );
+        log.push(
+            &admin,
+            EntryBody::Add {
+                identity: ro.public().clone(),
+                role: Role::ReadOnly,
+            },
+        );
+        let s = log.verify().unwrap();
+        let x = Identity::generate("x").unwrap();
+        let add = |role| EntryBody::Add {
+            identity: x.public().clone(),
+            role,
+        };
+        assert_eq!(
+            s.check(admin.member_id(), &add(Role::Owner)),
+            Err(Denied::Role(Role::Admin))
+        );
+        assert_eq!(
+            s.check(member.member_id(), &add(Role::Member)),
+            Err(Denied::Role(Role::Member))
+        );
+        assert!(s.check(owner.member_id(), &add(Role::Owner)).is_ok());
+        let rm = |m: &Identity| EntryBody::Remove {
+            member: m.member_id(),
+            epoch: Epoch(2),
+            key_id: kid(2),
+        };
+        assert_eq!(
+            s.check(admin.member_id(), &rm(&owner)),
+            Err(Denied::Role(Role::Admin))
+        );
+        assert!(s.check(admin.member_id(), &rm(&member)).is_ok());
+        assert!(matches!(
+            s.check(owner.member_id(), &rm(&owner)),
+            Err(Denied::Invalid(_))
+        ));
+        assert_eq!(
+            s.check(ro.member_id(), &rm(&member)),
+            Err(Denied::Role(Role::ReadOnly))
+        );
+        let rekey = EntryBody::Rekey {
+            epoch: Epoch(2),
+            key_id: kid(2),
+        };
+        assert!(s.check(member.member_id(), &rekey).is_ok());
+        assert_eq!(
+            s.check(ro.member_id(), &rekey),
+            Err(Denied::Role(Role::ReadOnly))
+        );
+        let skip = EntryBody::Rekey {
+            epoch: Epoch(3),
+            key_id: kid(3),
+        };
+        assert!(matches!(
+            s.check(owner.member_id(), &skip),
+            Err(Denied::Invalid(_))
+        ));
+        let demote = EntryBody::RoleChange {
+            member: owner.member_id(),
+            role: Role::Admin,
+        };
+        assert_eq!(s.check(owner.member_id(), &demote), Err(Denied::LastOwner));
+        let promote = EntryBody::RoleChange {
+            member: member.member_id(),
+            role: Role::Owner,
+        };
+        assert_eq!(
+            s.check(admin.member_id(), &promote),
+            Err(Denied::Role(Role::Admin))
+        );
+        let regrant_self = EntryBody::Regrant {
+            member: admin.member_id(),
+            identity: x.public().clone(),
+        };
+        assert_eq!(
+            s.check(admin.member_id(), &regrant_self),
+            Err(Denied::SelfRegrant)
+        );
+        let regrant_owner = EntryBody::Regrant {
+            member: owner.member_id(),
+            identity: x.public().clone(),
+        };
+        assert_eq!(
+            s.check(admin.member_id(), &regrant_owner),
+            Err(Denied::Role(Role::Admin))
+        );
+        let re_add = EntryBody::Add {
+            identity: member.public().clone(),
+            role: Role::Member,
+        };
+        assert_eq!(
+            s.check(owner.member_id(), &re_add),
+            Err(Denied::AlreadyMember(member.member_id()))
+        );
+    }
+
+    #[test]
+    fn verification_refuses_forgeries() {
+        let owner = Identity::generate("owner").unwrap();
+        let bob = Identity::generate("bob").unwrap();
+        let eve = Identity::generate("eve").unwrap();
+        let mut log = Log::new(&owner);
+        log.push(
+            &owner,
+            EntryBody::Add {
+                identity: bob.public().clone(),
+                role: Role::Member,
+            },
+        );
+        log.push(
+            &owner,
+            EntryBody::Remove {
+                member: bob.member_id(),
+                epoch: Epoch(2),
+                key_id: kid(2),
+            },
+        );
+        log.verify().unwrap();
+
+        // A removed member's later signature.
+        let mut after = Log {
+            vault: log.vault,
+            entries: log.entries.clone(),
+        };
+        after.push(
+            &bob,
+            EntryBody::Rekey {
+                epoch: Epoch(3),
+                key_id: kid(3),
+            },
+        );
+        assert_eq!(
+            after.verify().unwrap_err(),
+            VerifyError::SignerRemoved {
+                seq: 3,
+                signer: bob.member_id()
+            }
+        );
+
+        // A stranger's signature.
+        let mut stranger = Log {
+            vault: log.vault,
+            entries: log.entries.clone(),
+        };
+        stranger.push(
+            &eve,
+            EntryBody::Add {
+                identity: eve.public().clone(),
+                role: Role::Owner,
+            },
+        );
+        assert!(matches!(
+            stranger.verify().unwrap_err(),
+            VerifyError::UnknownSigner { seq: 3, .. }
+        ));
+
+        // Claiming to be the owner without the owner's key.
+        let mut forged = Log {
+            vault: log.vault,
+            entries: log.entries.clone(),
+        };
+        forged.push(
+            &eve,
+            EntryBody::Add {
+                identity: eve.public().clone(),
+                role: Role::Owner,
+            },
+        );
+        forged.entries[3].signer = owner.member_id();
+        assert_eq!(
+            forged.verify().unwrap_err(),
+            VerifyError::BadSignature { seq: 3 }
+        );
+
+        // Reordered, deleted, replayed in another vault.
+        let mut swapped = log.entries.clone();
+        swapped.swap(1, 2);
+        let enc: Vec<Vec<u8>> = swapped.iter().map(LogEntry::encode).collect();
+        assert!(matches!(
+            Membership::verify(enc.iter().map(Vec::as_slice)).unwrap_err(),
+            VerifyError::OutOfOrder {
+                expected: 1,
+                found: 2
+            }
+        ));
+        let enc: Vec<Vec<u8>> = log.entries.iter().map(LogEntry::encode).collect();
+        assert!(matches!(
+            Membership::verify([enc[0].as_slice(), enc[2].as_slice()]).unwrap_err(),
+            VerifyError::OutOfOrder { .. }
+        ));
+        let other = Log::new(&owner);
+        let mut mixed = vec![other.entries[0].encode()];
+        mixed.push(enc[1].clone());
+        assert!(matches!(
+            Membership::verify(mixed.iter().map(Vec::as_slice)).unwrap_err(),
+            VerifyError::WrongVault { seq: 1 }
+        ));
+        assert_eq!(
+            Membership::verify([]).unwrap_err(),
+            VerifyError::MissingGenesis
+        );
+        assert!(matches!(
+            Membership::verify([enc[1].as_slice()]).unwrap_err(),
+            VerifyError::MissingGenesis
+        ));
+        let mut garbage = enc[1].clone();
+        garbage[0] = 9;
+        assert!(matches!(
+            Membership::verify([enc[0].as_slice(), garbage.as_slice()]).unwrap_err(),
+            VerifyError::Malformed { seq: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn regrant_replaces_member_and_retires_old_key() {
+        let owner = Identity::generate("owner").unwrap();
+        let bob = Identity::generate("bob").unwrap();
+        let bob2 = Identity::generate("bob").unwrap();
+        let mut log = Log::new(&owner);
+        log.push(
+            &owner,
+            EntryBody::Add {
+                identity: bob.public().clone(),
+                role: Role::Admin,
+            },
+        );
+        log.push(
+            &owner,
+            EntryBody::Regrant {
+                member: bob.member_id(),
+                identity: bob2.public().clone(),
+            },
+        );
+        let s = log.verify().unwrap();
+        assert_eq!(s.member(bob2.member_id()).unwrap().role(), Role::Admin);
+        let former = &s.former_members()[&bob.member_id()];
+        assert_eq!(former.replaced_by(), Some(bob2.member_id()));
+        assert_eq!(former.last_epoch(), Epoch(1));
+        let mut later = Log {
+            vault: log.vault,
+            entries: log.entries.clone(),
+        };
+        later.push(
+            &bob,
+            EntryBody::Rekey {
+                epoch: Epoch(2),
+                key_id: kid(2),
+            },
+        );
+        assert!(matches!(
+            later.verify().unwrap_err(),
+            VerifyError::SignerRemoved { .. }
+        ));
+    }
+}

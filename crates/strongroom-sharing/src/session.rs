@@ -1,0 +1,881 @@
+//! Vault operations on a [`Store`]: [`create`], [`unlock`], [`join`] and the [`Session`]
+//! an unlocked member works through.
+
+use core::fmt;
+use core::ops::RangeInclusive;
+use std::collections::{BTreeMap, BTreeSet};
+
+use strongroom_crypto::{CryptoError, Key256, MemberId, VaultId};
+use strongroom_envelope::{Epoch, VaultKey};
+use strongroom_recovery::{Keyholder, unwrap_any};
+use strongroom_store::{Batch, Expect, ReadView, ScanRange, Store, Table, parse_log_key};
+
+use crate::keyholders::{self, KeyholderInfo, KeyholderRecord};
+use crate::log::{Denied, EntryBody, LogEntry};
+use crate::recoverability::{RecoverabilityReport, report};
+use crate::wrap::{ChainLink, Grant};
+use crate::{
+    FingerprintConfirmed, Identity, Membership, Pins, PublicIdentity, Role, SealedIdentity,
+    SharingError, VerifyError,
+};
+
+/// Row key of a grant in [`Table::Wraps`]: `"g" ‖ epoch (u32 BE) ‖ member id`.
+pub(crate) fn grant_row_key(epoch: Epoch, member: MemberId) -> Vec<u8> {
+    let mut k = Vec::with_capacity(21);
+    k.push(b'g');
+    k.extend_from_slice(&epoch.get().to_be_bytes());
+    k.extend_from_slice(member.as_bytes());
+    k
+}
+
+/// Row key of a chain link in [`Table::Wraps`]: `"c" ‖ epoch (u32 BE)`.
+pub(crate) fn chain_row_key(epoch: Epoch) -> Vec<u8> {
+    let mut k = Vec::with_capacity(5);
+    k.push(b'c');
+    k.extend_from_slice(&epoch.get().to_be_bytes());
+    k
+}
+
+/// Row key of sealed credentials in [`Table::Identities`]: the member id.
+pub(crate) fn identity_row_key(member: MemberId) -> Vec<u8> {
+    member.as_bytes().to_vec()
+}
+
+/// Something worth telling the user after an operation that succeeded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// Only one member can open the vault: losing that member's keyholders loses the
+    /// vault. The report says what to do.
+    SinglePointOfFailure(RecoverabilityReport),
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::SinglePointOfFailure(r) => f.write_str(&r.message),
+        }
+    }
+}
+
+/// What a member removal did and what the removed member could read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Removal {
+    /// The removed member.
+    pub member: MemberId,
+    /// The new epoch, wrapped to the remaining members only.
+    pub new_epoch: Epoch,
+    /// The epochs the removed member could read: every record whose key is wrapped under
+    /// one of them (at the time of removal) may be known to them, so the credentials those
+    /// records hold should be rotated at their source. Through the key chain this starts at
+    /// the first epoch.
+    pub readable_epochs: RangeInclusive<Epoch>,
+    /// Warnings (a single remaining member).
+    pub warnings: Vec<Warning>,
+}
+
+fn denied(action: &'static str, d: Denied) -> SharingError {
+    match d {
+        Denied::Role(role) => SharingError::PermissionDenied { action, role },
+        Denied::NotAMember(member) => SharingError::NotAMember { member },
+        Denied::AlreadyMember(member) => SharingError::AlreadyMember { member },
+        Denied::LastOwner => SharingError::LastOwner,
+        Denied::SelfRegrant => SharingError::SelfRegrant,
+        Denied::Invalid(reason) => SharingError::InvalidChange { reason },
+    }
+}
+
+/// Reads and verifies the whole membership log: `None` when it is empty.
+pub(crate) fn load_log(store: &dyn ReadView) -> Result<Option<Membership>, SharingError> {
+    let mut state: Option<Membership> = None;
+    let mut count = 0u64;
+    let mut cursor = None;
+    loop {
+        let page = store.scan(
+            Table::MemberLog,
+            &ScanRange::all(),
+            cursor.as_ref(),
+            strongroom_store::MAX_SCAN_LIMIT,
+        )?;
+        for row in &page.rows {
+            let at = parse_log_key(Table::MemberLog, &row.key)?;
+            if at != count {
+                return Err(VerifyError::OutOfOrder {
+                    expected: count,
+                    found: at,
+                }
+                .into());
+            }
+            let entry = LogEntry::decode(&row.value)
+                .map_err(|source| VerifyError::Malformed { seq: at, source })?;
+            match &mut state {
+                None => state = Some(Membership::genesis(&entry)?),
+                Some(s) => s.apply(&entry)?,
+            }
+            count += 1;
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let reported = store
+        .log_head(Table::MemberLog)?
+        .map_or(0, |h| h.saturating_add(1));
+    if reported != count {
+        return Err(VerifyError::HeadMismatch {
+            reported,
+            returned: count,
+        }
+        .into());
+    }
+    Ok(state)
+}
+
+/// The "box audit": every stored grant must be one the log implies, addressed to the
+/// member's logged key, and every current member must hold the current epoch.
+pub(crate) fn audit_grants(store: &dyn ReadView, state: &Membership) -> Result<(), SharingError> {
+    let rows = keyholders::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))?;
+    let current = state.epoch();
+    let mut holders = BTreeSet::new();
+    for row in rows {
+        let grant = Grant::decode(&row.value).map_err(|source| VerifyError::MalformedWrap {
+            what: "grant",
+            source,
+        })?;
+        if row.key != grant_row_key(grant.epoch(), grant.member_id())
+            || grant.vault_id() != state.vault_id()
+        {
+            return Err(VerifyError::GrantMisplaced {
+                member: grant.member_id(),
+                epoch: grant.epoch(),
+            }
+            .into());
+        }
+        let (member, epoch) = (grant.member_id(), grant.epoch());
+        let (identity, first, last) = if let Some(m) = state.member(member) {
+            (m.identity(), m.since_epoch(), current)
+        } else if let Some(f) = state.former_members().get(&member) {
+            (f.identity(), f.first_epoch(), f.last_epoch())
+        } else {
+            return Err(VerifyError::UnexpectedGrant { member, epoch }.into());
+        };
+        if epoch < first || epoch > last {
+            return Err(VerifyError::UnexpectedGrant { member, epoch }.into());
+        }
+        if !grant.is_addressed_to(identity) {
+            return Err(VerifyError::GrantKeyMismatch { member, epoch }.into());
+        }
+        if epoch == current {
+            holders.insert(member);
+        }
+    }
+    for member in state.members().keys() {
+        if !holders.contains(member) {
+            return Err(VerifyError::MissingGrant {
+                member: *member,
+                epoch: current,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Loads, verifies and audits the vault's membership against `pins`.
+pub(crate) fn load_verified(
+    store: &dyn ReadView,
+    vault: VaultId,
+    pins: &Pins,
+) -> Result<Membership, SharingError> {
+    pins.check_vault(vault)?;
+    let state = load_log(store)?.ok_or_else(|| SharingError::NoVault {
+        vault: vault.to_string(),
+    })?;
+    if state.vault_id() != vault {
+        return Err(VerifyError::VaultMismatch.into());
+    }
+    pins.check(&state)?;
+    audit_grants(store, &state)?;
+    Ok(state)
+}
+
+/// Opens `identity`'s grant of the current epoch and walks the key chain back to epoch 1,
+/// checking every key against the key id the log names for its epoch.
+pub(crate) fn open_keys(
+    store: &dyn ReadView,
+    state: &Membership,
+    identity: &Identity,
+) -> Result<BTreeMap<Epoch, VaultKey>, SharingError> {
+    let vault = state.vault_id();
+    let current = state.epoch();
+    let member = identity.member_id();
+    let row = store
+        .get(Table::Wraps, &grant_row_key(current, member))?
+        .ok_or(VerifyError::MissingGrant {
+            member,
+            epoch: current,
+        })?;
+    let grant = Grant::decode(&row.value).map_err(|source| VerifyError::MalformedWrap {
+        what: "grant",
+        source,
+    })?;
+    if grant.epoch() != current || grant.member_id() != member {
+        return Err(VerifyError::GrantMisplaced {
+            member: grant.member_id(),
+            epoch: grant.epoch(),
+        }
+        .into());
+    }
+    let key = grant
+        .open(vault, identity)
+        .ok_or(VerifyError::GrantUnreadable { epoch: current })?;
+    if Some(key.id()) != state.key_id(current) {
+        return Err(VerifyError::VaultKeyMismatch { epoch: current }.into());
+    }
+    let mut keys = BTreeMap::new();
+    keys.insert(current, key);
+    let mut epoch = current;
+    while epoch > Epoch::FIRST {
+        let link_row = store
+            .get(Table::Wraps, &chain_row_key(epoch))?
+            .ok_or(VerifyError::MissingChainLink { epoch })?;
+        let link =
+            ChainLink::decode(&link_row.value).map_err(|source| VerifyError::MalformedWrap {
+                what: "key-chain link",
+                source,
+            })?;
+        let previous = link
+            .open(vault, &keys[&epoch])
+            .ok_or(VerifyError::ChainUnreadable { epoch })?;
+        let prev_epoch = previous.epoch();
+        if Some(previous.id()) != state.key_id(prev_epoch) {
+            return Err(VerifyError::VaultKeyMismatch { epoch: prev_epoch }.into());
+        }
+        keys.insert(prev_epoch, previous);
+        epoch = prev_epoch;
+    }
+    Ok(keys)
+}
+
+/// Checks that `identity` is the current member the log lists under its id.
+fn check_listed(state: &Membership, identity: &Identity) -> Result<(), SharingError> {
+    let member = identity.member_id();
+    match state.member(member) {
+        Some(m) if m.identity() == identity.public() => Ok(()),
+        Some(_) => Err(SharingError::IdentityNotLogged { member }),
+        None => Err(SharingError::NotAMember { member }),
+    }
+}
+
+/// Creates a vault in an empty store: the owner's sealed credentials, the genesis entry
+/// with epoch 1's key id, and the owner's grant, in one atomic batch.
+///
+/// Returns the owner's session and a [`Warning::SinglePointOfFailure`]: a one-member
+/// vault is lost if its only member loses every keyholder.
+pub fn create(
+    store: &dyn Store,
+    vault: VaultId,
+    owner: &Identity,
+    keyholders: &[&dyn Keyholder],
+) -> Result<(Session, Vec<Warning>), SharingError> {
+    if store.log_head(Table::MemberLog)?.is_some() {
+        return Err(SharingError::VaultExists);
+    }
+    owner.public().verify()?;
+    let key = VaultKey::generate(Epoch::FIRST)?;
+    let genesis = LogEntry::sign(
+        0,
+        [0; 32],
+        vault,
+        owner,
+        EntryBody::Genesis {
+            owner: owner.public().clone(),
+            key_id: key.id(),
+        },
+    );
+    let state = Membership::genesis(&genesis)?;
+    let member = owner.member_id();
+    let member_key = Key256::generate()?;
+    let sealed = owner.seal(vault, &member_key)?;
+    let grant = Grant::seal(vault, &key, owner.public())?;
+
+    let mut batch = Batch::with_capacity(3 + keyholders.len());
+    batch
+        .append(Table::MemberLog, 0, genesis.encode())
+        .put(
+            Table::Wraps,
+            grant_row_key(Epoch::FIRST, member),
+            grant.encode(),
+            Expect::Any,
+        )
+        .put(
+            Table::Identities,
+            identity_row_key(member),
+            sealed.encode(),
+            Expect::Absent,
+        );
+    keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
+    store.commit(&batch).map_err(|e| {
+        if e.is_conflict() {
+            SharingError::VaultExists
+        } else {
+            e.into()
+        }
+    })?;
+
+    let mut pins = Pins::new();
+    pins.update(&state);
+    let mut keys = BTreeMap::new();
+    keys.insert(Epoch::FIRST, key);
+    let session = Session {
+        vault,
+        identity: owner.clone_secret(),
+        member_key,
+        state,
+        keys,
+        pins,
+    };
+    let warnings = session.recoverability_warning(store)?.into_iter().collect();
+    Ok((session, warnings))
+}
+
+/// Unlocks a member: unwraps the member key with `keyholder`, opens the sealed identity,
+/// verifies the membership log against `pins` and audits the grants, opens the member's
+/// grant of the current epoch and every earlier epoch through the key chain.
+///
+/// `member = None` picks the only member with credentials in this store. Keyholder
+/// failures come back as [`SharingError::Keyholder`] unchanged. `pins` are updated on
+/// success (empty pins: trust on first use); persist them.
+pub fn unlock(
+    store: &dyn Store,
+    vault: VaultId,
+    member: Option<MemberId>,
+    keyholder: &dyn Keyholder,
+    pins: &mut Pins,
+) -> Result<Session, SharingError> {
+    pins.check_vault(vault)?;
+    let (member, sealed) = find_credentials(store, vault, member)?;
+    let state = load_verified(store, vault, pins)?;
+
+    let records = keyholders::load(store, member)?;
+    if records.is_empty() {
+        return Err(SharingError::NoCredentials {
+            member: Some(member),
+        });
+    }
+    let stanzas: Vec<_> = records.iter().map(|l| l.record.stanza.clone()).collect();
+    let subject = keyholders::subject(vault, member);
+    let (member_key, used) = unwrap_any(keyholder, &keyholders::wrap_context(&subject), &stanzas)?;
+    let identity = Identity::open(&sealed, &member_key).map_err(|e| match e {
+        SharingError::Crypto(CryptoError::Decrypt) | SharingError::Decode(_) => {
+            SharingError::Verify(VerifyError::CredentialsUnreadable { member })
+        }
+        other => other,
+    })?;
+    match check_listed(&state, &identity) {
+        Err(SharingError::IdentityNotLogged { member }) => {
+            return Err(VerifyError::CredentialsMismatch { member }.into());
+        }
+        other => other?,
+    }
+    let keys = open_keys(store, &state, &identity)?;
+
+    // Record the use; a concurrent touch of the same record is not an error.
+    let loaded = &records[used];
+    let touched = KeyholderRecord {
+        last_used_at: keyholders::now(),
+        ..loaded.record.clone()
+    };
+    let mut batch = Batch::new();
+    batch.put(
+        Table::Keyholders,
+        keyholders::row_key(member, touched.stanza.id),
+        touched.encode(),
+        Expect::Version(loaded.version),
+    );
+    match store.commit(&batch) {
+        Ok(_) => {}
+        Err(e) if e.is_conflict() => {}
+        Err(e) => return Err(e.into()),
+    }
+
+    pins.update(&state);
+    Ok(Session {
+        vault,
+        identity,
+        member_key,
+        state,
+        keys,
+        pins: pins.clone(),
+    })
+}
+
+fn find_credentials(
+    store: &dyn ReadView,
+    vault: VaultId,
+    member: Option<MemberId>,
+) -> Result<(MemberId, SealedIdentity), SharingError> {
+    let (member, bytes) = if let Some(m) = member {
+        let row = store
+            .get(Table::Identities, &identity_row_key(m))?
+            .ok_or(SharingError::NoCredentials { member: Some(m) })?;
+        (m, row.value)
+    } else {
+        let page = store.scan(Table::Identities, &ScanRange::all(), None, 2)?;
+        match page.rows.as_slice() {
+            [] => return Err(SharingError::NoCredentials { member: None }),
+            [row] => {
+                let m = MemberId::from_slice(&row.key).map_err(|_| {
+                    VerifyError::CredentialsMismatch {
+                        member: MemberId::from_bytes([0; 16]),
+                    }
+                })?;
+                (m, row.value.clone())
+            }
+            _ => {
+                let count =
+                    keyholders::scan_all(store, Table::Identities, &ScanRange::all())?.len();
+                return Err(SharingError::AmbiguousMember { count });
+            }
+        }
+    };
+    let sealed = SealedIdentity::decode(&bytes)
+        .map_err(|_| VerifyError::CredentialsUnreadable { member })?;
+    if sealed.member_id() != member || sealed.vault_id() != vault {
+        return Err(VerifyError::CredentialsMismatch { member }.into());
+    }
+    Ok((member, sealed))
+}
+
+/// A newly added (or re-granted) member stores their own sealed credentials in the vault,
+/// wrapped by `keyholders`, so they later [`unlock`] with a keyholder alone.
+///
+/// Allowed only when the verified log lists `identity` (this member id with this exact
+/// public identity) as a current member and their grant opens. `pins` are updated.
+pub fn join(
+    store: &dyn Store,
+    vault: VaultId,
+    identity: &Identity,
+    keyholders: &[&dyn Keyholder],
+    pins: &mut Pins,
+) -> Result<Session, SharingError> {
+    let state = load_verified(store, vault, pins)?;
+    check_listed(&state, identity)?;
+    let keys = open_keys(store, &state, identity)?;
+    let member = identity.member_id();
+    if store
+        .get(Table::Identities, &identity_row_key(member))?
+        .is_some()
+    {
+        return Err(SharingError::AlreadyJoined { member });
+    }
+    let member_key = Key256::generate()?;
+    let sealed = identity.seal(vault, &member_key)?;
+    let mut batch = Batch::with_capacity(1 + keyholders.len());
+    batch.put(
+        Table::Identities,
+        identity_row_key(member),
+        sealed.encode(),
+        Expect::Absent,
+    );
+    keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
+    store.commit(&batch)?;
+    pins.update(&state);
+    Ok(Session {
+        vault,
+        identity: identity.clone_secret(),
+        member_key,
+        state,
+        keys,
+        pins: pins.clone(),
+    })
+}
+
+/// An unlocked member of a vault: their identity, the verified membership, every epoch's
+/// vault key, and the pins to persist.
+///
+/// Operations take the store as an argument (the session holds no reference to it).
+/// Each change is one atomic batch: the signed log entry appended at the head together
+/// with the wraps it implies. If another member changed the vault first, the commit fails
+/// with a conflict ([`SharingError::is_conflict`]): [`Session::refresh`] and retry.
+/// After every successful call, persist [`Session::pins`].
+pub struct Session {
+    vault: VaultId,
+    identity: Identity,
+    member_key: Key256,
+    state: Membership,
+    keys: BTreeMap<Epoch, VaultKey>,
+    pins: Pins,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("vault", &self.vault)
+            .field("identity", &self.identity)
+            .field("epoch", &self.state.epoch())
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// The vault.
+    pub fn vault_id(&self) -> VaultId {
+        self.vault
+    }
+
+    /// The member's identity.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The member id.
+    pub fn member_id(&self) -> MemberId {
+        self.identity.member_id()
+    }
+
+    /// The member's role (as of the last verified load or own change).
+    pub fn role(&self) -> Option<Role> {
+        self.state.member(self.member_id()).map(crate::Member::role)
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.state.epoch()
+    }
+
+    /// Every epoch's vault key, each checked against the key id the log names for it.
+    pub fn keys(&self) -> &BTreeMap<Epoch, VaultKey> {
+        &self.keys
+    }
+
+    /// The vault key of `epoch`.
+    pub fn key(&self, epoch: Epoch) -> Option<&VaultKey> {
+        self.keys.get(&epoch)
+    }
+
+    /// The current epoch's vault key (to seal new records under).
+    pub fn current_key(&self) -> &VaultKey {
+        self.keys
+            .get(&self.state.epoch())
+            .unwrap_or_else(|| unreachable!("a session always holds its current epoch key"))
+    }
+
+    /// The verified membership: members, roles, keys, fingerprints, key ids.
+    pub fn membership(&self) -> &Membership {
+        &self.state
+    }
+
+    /// The pins after the last verified load or own change: persist them.
+    pub fn pins(&self) -> &Pins {
+        &self.pins
+    }
+
+    /// Re-reads and verifies the log and grants after others changed them, against the
+    /// session's pins; reopens the keys (new epochs included).
+    ///
+    /// Fails with [`SharingError::NotAMember`] if this member was removed or replaced
+    /// (the session keeps its old state and keys).
+    pub fn refresh(&mut self, store: &dyn ReadView) -> Result<(), SharingError> {
+        let state = load_verified(store, self.vault, &self.pins)?;
+        check_listed(&state, &self.identity)?;
+        let keys = open_keys(store, &state, &self.identity)?;
+        self.pins.update(&state);
+        self.state = state;
+        self.keys = keys;
+        Ok(())
+    }
+
+    /// Signs the next log entry and checks it against the current state.
+    fn prepare(&self, body: EntryBody) -> Result<(LogEntry, Membership), SharingError> {
+        let action = body.action();
+        self.state
+            .check(self.member_id(), &body)
+            .map_err(|d| denied(action, d))?;
+        let seq = self.state.len();
+        let entry = LogEntry::sign(seq, self.state.head(), self.vault, &self.identity, body);
+        let mut next = self.state.clone();
+        next.apply(&entry)?;
+        Ok((entry, next))
+    }
+
+    fn commit(
+        &mut self,
+        store: &dyn Store,
+        batch: &Batch,
+        next: Membership,
+        new_key: Option<VaultKey>,
+    ) -> Result<(), SharingError> {
+        store.commit(batch)?;
+        self.state = next;
+        self.pins.update(&self.state);
+        if let Some(k) = new_key {
+            self.keys.insert(k.epoch(), k);
+        }
+        Ok(())
+    }
+
+    fn next_epoch(&self) -> Result<Epoch, SharingError> {
+        self.state
+            .epoch()
+            .get()
+            .checked_add(1)
+            .map(Epoch)
+            .ok_or(SharingError::Limit { what: "epochs" })
+    }
+
+    /// Adds a member with `role`, granting them the current epoch (and through the chain,
+    /// every earlier one). `confirmed` must have been made for `public`.
+    pub fn add_member(
+        &mut self,
+        store: &dyn Store,
+        public: &PublicIdentity,
+        role: Role,
+        confirmed: FingerprintConfirmed,
+    ) -> Result<(), SharingError> {
+        confirmed.check(public)?;
+        public.verify()?;
+        let (entry, next) = self.prepare(EntryBody::Add {
+            identity: public.clone(),
+            role,
+        })?;
+        let grant = Grant::seal(self.vault, self.current_key(), public)?;
+        let mut batch = Batch::with_capacity(2);
+        batch
+            .append(Table::MemberLog, entry.seq(), entry.encode())
+            .put(
+                Table::Wraps,
+                grant_row_key(grant.epoch(), public.member_id()),
+                grant.encode(),
+                Expect::Any,
+            );
+        self.commit(store, &batch, next, None)
+    }
+
+    /// Changes a member's role.
+    pub fn set_role(
+        &mut self,
+        store: &dyn Store,
+        member: MemberId,
+        role: Role,
+    ) -> Result<(), SharingError> {
+        let (entry, next) = self.prepare(EntryBody::RoleChange { member, role })?;
+        let mut batch = Batch::new();
+        batch.append(Table::MemberLog, entry.seq(), entry.encode());
+        self.commit(store, &batch, next, None)
+    }
+
+    /// New epoch key wrapping the previous one, granted to every current member, logged
+    /// with its key id; all in one batch. Cost: one signature, one append and one HPKE
+    /// wrap per member. Returns the new epoch: the application then rewraps its records.
+    pub fn rekey(&mut self, store: &dyn Store) -> Result<Epoch, SharingError> {
+        let epoch = self.next_epoch()?;
+        let key = VaultKey::generate(epoch)?;
+        let (entry, next) = self.prepare(EntryBody::Rekey {
+            epoch,
+            key_id: key.id(),
+        })?;
+        let batch = self.epoch_batch(&entry, &next, &key)?;
+        self.commit(store, &batch, next, Some(key))?;
+        Ok(epoch)
+    }
+
+    fn epoch_batch(
+        &self,
+        entry: &LogEntry,
+        next: &Membership,
+        key: &VaultKey,
+    ) -> Result<Batch, SharingError> {
+        let link = ChainLink::seal(self.vault, key, self.current_key())?;
+        let mut batch = Batch::with_capacity(2 + next.members().len());
+        batch
+            .append(Table::MemberLog, entry.seq(), entry.encode())
+            .put(
+                Table::Wraps,
+                chain_row_key(key.epoch()),
+                link.encode(),
+                Expect::Any,
+            );
+        for m in next.members().values() {
+            let grant = Grant::seal(self.vault, key, m.identity())?;
+            batch.put(
+                Table::Wraps,
+                grant_row_key(key.epoch(), m.id()),
+                grant.encode(),
+                Expect::Any,
+            );
+        }
+        Ok(batch)
+    }
+
+    /// Removes a member: a new epoch wrapped to the remaining members only, logged with
+    /// its key id, and the removed member's stored credentials deleted; no record is
+    /// touched, so the cost does not depend on the number of records.
+    ///
+    /// Returns the epochs the removed member could read (for the exposure report of
+    /// records) and a warning when a single member remains.
+    pub fn remove_member(
+        &mut self,
+        store: &dyn Store,
+        member: MemberId,
+    ) -> Result<Removal, SharingError> {
+        let old_epoch = self.state.epoch();
+        let epoch = self.next_epoch()?;
+        let key = VaultKey::generate(epoch)?;
+        let (entry, next) = self.prepare(EntryBody::Remove {
+            member,
+            epoch,
+            key_id: key.id(),
+        })?;
+        let mut batch = self.epoch_batch(&entry, &next, &key)?;
+        delete_credentials(store, &mut batch, member)?;
+        self.commit(store, &batch, next, Some(key))?;
+        let warnings = self.recoverability_warning(store)?.into_iter().collect();
+        Ok(Removal {
+            member,
+            new_epoch: epoch,
+            readable_epochs: Epoch::FIRST..=old_epoch,
+            warnings,
+        })
+    }
+
+    /// Teammate restore: `old` lost every keyholder (passphrase and recovery key) and made
+    /// a new identity; this replaces `old` by `new` with the same role, granting `new` the
+    /// current epoch. `old`'s key is no longer accepted anywhere (its signatures are
+    /// refused, its grant and credentials are deleted). `new` then calls [`join`].
+    ///
+    /// There is no escrow: only a co-member (owner, or admin for a non-owner) can do this.
+    pub fn regrant(
+        &mut self,
+        store: &dyn Store,
+        old: MemberId,
+        new: &PublicIdentity,
+        confirmed: FingerprintConfirmed,
+    ) -> Result<(), SharingError> {
+        confirmed.check(new)?;
+        new.verify()?;
+        let (entry, next) = self.prepare(EntryBody::Regrant {
+            member: old,
+            identity: new.clone(),
+        })?;
+        let grant = Grant::seal(self.vault, self.current_key(), new)?;
+        let mut batch = Batch::with_capacity(4);
+        batch
+            .append(Table::MemberLog, entry.seq(), entry.encode())
+            .put(
+                Table::Wraps,
+                grant_row_key(grant.epoch(), new.member_id()),
+                grant.encode(),
+                Expect::Any,
+            )
+            .delete(
+                Table::Wraps,
+                grant_row_key(self.state.epoch(), old),
+                Expect::Any,
+            );
+        delete_credentials(store, &mut batch, old)?;
+        self.commit(store, &batch, next, None)
+    }
+
+    /// The recoverability report of the vault as verified by this session.
+    pub fn recoverability(
+        &self,
+        store: &dyn ReadView,
+    ) -> Result<RecoverabilityReport, SharingError> {
+        report(store, &self.state)
+    }
+
+    fn recoverability_warning(
+        &self,
+        store: &dyn ReadView,
+    ) -> Result<Option<Warning>, SharingError> {
+        let r = self.recoverability(store)?;
+        Ok(r.single_point_of_failure
+            .then_some(Warning::SinglePointOfFailure(r)))
+    }
+
+    /// Adds a keyholder for this member (wraps the member key: O(1), no data touched).
+    pub fn add_keyholder(
+        &self,
+        store: &dyn Store,
+        keyholder: &dyn Keyholder,
+    ) -> Result<KeyholderInfo, SharingError> {
+        let member = self.member_id();
+        let mut batch = Batch::new();
+        let infos = keyholders::put_new(
+            &mut batch,
+            self.vault,
+            member,
+            &self.member_key,
+            &[keyholder],
+        )?;
+        let info = infos[0];
+        store.commit(&batch).map_err(|e| {
+            if e.is_conflict() {
+                SharingError::KeyholderExists {
+                    member,
+                    id: info.id_hex(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(info)
+    }
+
+    /// Removes the keyholder with stanza id `id`; refuses to remove the last one. The
+    /// batch deletes it and re-asserts every other keyholder at its version, so two
+    /// concurrent removals can never leave the member with none.
+    pub fn remove_keyholder(&self, store: &dyn Store, id: &[u8; 8]) -> Result<(), SharingError> {
+        let member = self.member_id();
+        let records = keyholders::load(store, member)?;
+        let hex = keyholders::hex_id(*id);
+        let Some(target) = records.iter().find(|l| &l.record.stanza.id == id) else {
+            return Err(SharingError::KeyholderNotFound { member, id: hex });
+        };
+        if records.len() == 1 {
+            return Err(SharingError::LastKeyholder { member });
+        }
+        let mut batch = Batch::with_capacity(records.len());
+        batch.delete(
+            Table::Keyholders,
+            keyholders::row_key(member, *id),
+            Expect::Version(target.version),
+        );
+        for other in records.iter().filter(|l| &l.record.stanza.id != id) {
+            batch.put(
+                Table::Keyholders,
+                keyholders::row_key(member, other.record.stanza.id),
+                other.record.encode(),
+                Expect::Version(other.version),
+            );
+        }
+        store.commit(&batch)?;
+        Ok(())
+    }
+
+    /// This member's keyholders (no secrets).
+    pub fn keyholders(&self, store: &dyn ReadView) -> Result<Vec<KeyholderInfo>, SharingError> {
+        keyholders::list_keyholders(store, self.member_id())
+    }
+}
+
+/// Adds deletes of `member`'s sealed credentials and keyholder records to `batch`.
+fn delete_credentials(
+    store: &dyn ReadView,
+    batch: &mut Batch,
+    member: MemberId,
+) -> Result<(), SharingError> {
+    batch.delete(Table::Identities, identity_row_key(member), Expect::Any);
+    let rows = keyholders::scan_all(
+        store,
+        Table::Keyholders,
+        &ScanRange::prefix(member.as_bytes().to_vec()),
+    )?;
+    for row in rows {
+        batch.delete(Table::Keyholders, row.key, Expect::Any);
+    }
+    Ok(())
+}
