@@ -1,0 +1,42 @@
+//! Connection options of a PostgreSQL store.
+
+use std::fmt;
+
+/// How [`PostgresStore::connect`](crate::PostgresStore::connect) sets up its pool and tables.
+///
+/// ```
+/// use strongroom_postgres::PostgresOptions;
+///
+/// let opts = PostgresOptions {
+///     schema: Some("vault_a".into()),
+///     ..PostgresOptions::default()
+/// };
+/// assert_eq!(opts.pool_size, 8);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresOptions {
+    /// Most connections the pool opens (snapshots hold one each). Default 8.
+    pub pool_size: usize,
+    /// The schema holding strongroom's tables, created if missing; `None` uses the
+    /// connection's `search_path` (normally `public`). One schema per vault isolates
+    /// vaults sharing a database. At most 63 bytes.
+    pub schema: Option<String>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 8,
+            schema: None,
+        }
+    }
+}
+
+impl fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("pool_size", &self.pool_size)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}

@@ -1,0 +1,155 @@
+//! The SQL schema: versioned migrations and the statements of each table.
+
+use std::fmt::Write as _;
+use std::ops::Bound;
+
+use strongroom_store::{SCHEMA_VERSION, StoreError, Table};
+
+/// Name of the table recording applied migrations.
+pub(crate) const MIGRATIONS_TABLE: &str = "strongroom_migrations";
+
+/// Builds a migration's SQL given the schema prefix (`"name".` or empty).
+pub(crate) type MigrationSql = fn(&str) -> String;
+
+/// Forward migrations: `(version reached, SQL builder)`.
+pub(crate) const MIGRATIONS: &[(u32, MigrationSql)] = &[(1, migration_1)];
+
+/// Version 1: one table per [`Table`], `k bytea PRIMARY KEY, v bytea NOT NULL,
+/// ver bigint NOT NULL`. Values are ciphertext, so compression is skipped
+/// (`STORAGE EXTERNAL`).
+fn migration_1(prefix: &str) -> String {
+    let mut sql = String::new();
+    for table in Table::ALL {
+        let t = format!("{prefix}sr_{}", table.name());
+        let _ = write!(
+            sql,
+            "CREATE TABLE {t} (k bytea PRIMARY KEY, v bytea NOT NULL, ver bigint NOT NULL);\n\
+             ALTER TABLE {t} ALTER COLUMN v SET STORAGE EXTERNAL;\n"
+        );
+    }
+    sql
+}
+
+/// Quotes a schema name as an SQL identifier, refusing names PostgreSQL would truncate.
+pub(crate) fn quote_schema(name: &str) -> Result<String, StoreError> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(StoreError::invalid(format!(
+            "schema name must be 1 to 63 bytes without NUL (got {} bytes)",
+            name.len()
+        )));
+    }
+    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+}
+
+/// The statements of one table.
+pub(crate) struct TableSql {
+    pub(crate) qualified: String,
+    pub(crate) get: String,
+    pub(crate) exists: String,
+    pub(crate) put_any: String,
+    pub(crate) put_absent: String,
+    pub(crate) put_version: String,
+    pub(crate) delete_any: String,
+    pub(crate) delete_version: String,
+    pub(crate) append: String,
+    pub(crate) head: String,
+}
+
+impl TableSql {
+    pub(crate) fn new(prefix: &str, table: Table) -> Self {
+        let t = format!("{prefix}sr_{}", table.name());
+        Self {
+            get: format!("SELECT v, ver FROM {t} WHERE k = $1::bytea"),
+            exists: format!("SELECT 1 FROM {t} WHERE k = $1::bytea"),
+            put_any: format!(
+                "INSERT INTO {t} AS cur (k, v, ver) VALUES ($1::bytea, $2::bytea, 1) \
+                 ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, ver = cur.ver + 1 RETURNING ver"
+            ),
+            put_absent: format!(
+                "INSERT INTO {t} (k, v, ver) VALUES ($1::bytea, $2::bytea, 1) ON CONFLICT (k) DO NOTHING"
+            ),
+            put_version: format!(
+                "UPDATE {t} SET v = $2::bytea, ver = ver + 1 WHERE k = $1::bytea AND ver = $3::bigint"
+            ),
+            delete_any: format!("DELETE FROM {t} WHERE k = $1::bytea"),
+            delete_version: format!("DELETE FROM {t} WHERE k = $1::bytea AND ver = $2::bigint"),
+            append: format!(
+                "INSERT INTO {t} (k, v, ver) SELECT $1::bytea, $2::bytea, 1 \
+                 WHERE $3::boolean OR EXISTS (SELECT 1 FROM {t} WHERE k = $4::bytea) \
+                 ON CONFLICT (k) DO NOTHING"
+            ),
+            head: format!("SELECT k FROM {t} ORDER BY k DESC LIMIT 1"),
+            qualified: t,
+        }
+    }
+
+    /// The scan statement for a pair of bounds; parameters are the bound keys in order,
+    /// then the row limit.
+    pub(crate) fn scan(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> String {
+        let mut sql = format!("SELECT k, v, ver FROM {} WHERE TRUE", self.qualified);
+        let mut n = 0;
+        let mut bound = |op: &str, sql: &mut String| {
+            n += 1;
+            let _ = write!(sql, " AND k {op} ${n}::bytea");
+        };
+        match start {
+            Bound::Included(_) => bound(">=", &mut sql),
+            Bound::Excluded(_) => bound(">", &mut sql),
+            Bound::Unbounded => {}
+        }
+        match end {
+            Bound::Included(_) => bound("<=", &mut sql),
+            Bound::Excluded(_) => bound("<", &mut sql),
+            Bound::Unbounded => {}
+        }
+        let _ = write!(sql, " ORDER BY k LIMIT ${}::bigint", n + 1);
+        sql
+    }
+}
+
+/// Checks the migration list ends at the current schema version.
+pub(crate) fn latest() -> u32 {
+    MIGRATIONS.last().map_or(0, |m| m.0)
+}
+
+const _: () = assert!(
+    SCHEMA_VERSION == 1,
+    "add a migration for the new schema version"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_reach_the_schema_version() {
+        assert_eq!(latest(), SCHEMA_VERSION);
+        let sql = migration_1("\"s\".");
+        for t in Table::ALL {
+            assert!(sql.contains(&format!("CREATE TABLE \"s\".sr_{} (", t.name())));
+        }
+    }
+
+    #[test]
+    fn schema_quoting() {
+        assert_eq!(quote_schema("a").unwrap(), "\"a\"");
+        assert_eq!(quote_schema("we\"ird").unwrap(), "\"we\"\"ird\"");
+        assert!(quote_schema("").is_err());
+        assert!(quote_schema(&"x".repeat(64)).is_err());
+        assert!(quote_schema("a\0b").is_err());
+    }
+
+    #[test]
+    fn scan_sql_variants() {
+        let s = TableSql::new("", Table::Audit);
+        let k: &[u8] = b"k";
+        assert_eq!(
+            s.scan(Bound::Included(k), Bound::Excluded(k)),
+            "SELECT k, v, ver FROM sr_audit WHERE TRUE AND k >= $1::bytea AND k < $2::bytea ORDER BY k LIMIT $3::bigint"
+        );
+        assert_eq!(
+            s.scan(Bound::Unbounded, Bound::Unbounded),
+            "SELECT k, v, ver FROM sr_audit WHERE TRUE ORDER BY k LIMIT $1::bigint"
+        );
+    }
+}
