@@ -55,12 +55,22 @@ pub(crate) fn report(
     store: &dyn ReadView,
     state: &Membership,
 ) -> Result<RecoverabilityReport, SharingError> {
-    let mut details = Vec::with_capacity(state.members().len());
-    for m in state.members().values() {
-        let kinds: Vec<KeyholderKind> = keyholders::list_keyholders(store, m.id())?
+    report_with(state, |member| {
+        Ok(keyholders::list_keyholders(store, member)?
             .iter()
             .map(|i| i.kind)
-            .collect();
+            .collect())
+    })
+}
+
+/// The report for `state`, with each member's keyholder kinds from `kinds_of`.
+pub(crate) fn report_with(
+    state: &Membership,
+    mut kinds_of: impl FnMut(MemberId) -> Result<Vec<KeyholderKind>, SharingError>,
+) -> Result<RecoverabilityReport, SharingError> {
+    let mut details = Vec::with_capacity(state.members().len());
+    for m in state.members().values() {
+        let kinds = kinds_of(m.id())?;
         details.push(MemberRecoverability {
             member: m.id(),
             name: m.name().to_owned(),

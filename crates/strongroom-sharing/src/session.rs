@@ -12,7 +12,7 @@ use strongroom_store::{Batch, Expect, ReadView, ScanRange, Store, Table, parse_l
 
 use crate::keyholders::{self, KeyholderInfo, KeyholderRecord};
 use crate::log::{Denied, EntryBody, LogEntry};
-use crate::recoverability::{RecoverabilityReport, report};
+use crate::recoverability::{RecoverabilityReport, report, report_with};
 use crate::wrap::{ChainLink, Grant};
 use crate::{
     FingerprintConfirmed, Identity, Membership, Pins, PublicIdentity, Role, SealedIdentity,
@@ -72,6 +72,12 @@ pub struct Removal {
     pub readable_epochs: RangeInclusive<Epoch>,
     /// Warnings (a single remaining member).
     pub warnings: Vec<Warning>,
+}
+
+fn warning(report: RecoverabilityReport) -> Option<Warning> {
+    report
+        .single_point_of_failure
+        .then_some(Warning::SinglePointOfFailure(report))
 }
 
 fn denied(action: &'static str, d: Denied) -> SharingError {
@@ -315,7 +321,8 @@ pub fn create(
             sealed.encode(),
             Expect::Absent,
         );
-    keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
+    let infos = keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
+    let report = report_with(&state, |_| Ok(infos.iter().map(|i| i.kind).collect()))?;
     store.commit(&batch).map_err(|e| {
         if e.is_conflict() {
             SharingError::VaultExists
@@ -336,7 +343,7 @@ pub fn create(
         keys,
         pins,
     };
-    let warnings = session.recoverability_warning(store)?.into_iter().collect();
+    let warnings = warning(report).into_iter().collect();
     Ok((session, warnings))
 }
 
@@ -354,9 +361,8 @@ pub fn unlock(
     keyholder: &dyn Keyholder,
     pins: &mut Pins,
 ) -> Result<Session, SharingError> {
-    pins.check_vault(vault)?;
-    let (member, sealed) = find_credentials(store, vault, member)?;
     let state = load_verified(store, vault, pins)?;
+    let (member, sealed) = find_credentials(store, vault, member)?;
 
     let records = keyholders::load(store, member)?;
     if records.is_empty() {
@@ -731,8 +737,9 @@ impl Session {
         })?;
         let mut batch = self.epoch_batch(&entry, &next, &key)?;
         delete_credentials(store, &mut batch, member)?;
+        // Computed before the commit, so nothing can fail after it.
+        let warnings = warning(report(store, &next)?).into_iter().collect();
         self.commit(store, &batch, next, Some(key))?;
-        let warnings = self.recoverability_warning(store)?.into_iter().collect();
         Ok(Removal {
             member,
             new_epoch: epoch,
@@ -785,15 +792,6 @@ impl Session {
         store: &dyn ReadView,
     ) -> Result<RecoverabilityReport, SharingError> {
         report(store, &self.state)
-    }
-
-    fn recoverability_warning(
-        &self,
-        store: &dyn ReadView,
-    ) -> Result<Option<Warning>, SharingError> {
-        let r = self.recoverability(store)?;
-        Ok(r.single_point_of_failure
-            .then_some(Warning::SinglePointOfFailure(r)))
     }
 
     /// Adds a keyholder for this member (wraps the member key: O(1), no data touched).

@@ -119,9 +119,9 @@ impl Grant {
     const HEADER_LEN: usize = 69;
     const FORMAT: &'static str = "member grant";
 
-    /// Encrypts `key` to `recipient` (whose identity the caller has verified against the
-    /// log).
-    pub(crate) fn seal(
+    /// Encrypts `key` to `recipient`. Low-level: [`Session`](crate::Session) operations
+    /// make grants only to identities verified against the log.
+    pub fn seal(
         vault: VaultId,
         key: &VaultKey,
         recipient: &PublicIdentity,
@@ -178,8 +178,12 @@ impl Grant {
 
     /// Decrypts the grant with `identity`, which must be its recipient. Checks the
     /// recipient fields first; `None` when the grant is not addressed to `identity` or does
-    /// not decrypt. The caller still checks the key against the logged key id.
-    pub(crate) fn open(&self, vault: VaultId, identity: &Identity) -> Option<VaultKey> {
+    /// not decrypt.
+    ///
+    /// Low-level: the key is not yet trusted. Anyone who knows a member's public key can
+    /// make a grant that opens; [`unlock`](crate::unlock) accepts a key only if its id is
+    /// the one the signed log names for that epoch.
+    pub fn open(&self, vault: VaultId, identity: &Identity) -> Option<VaultKey> {
         let public = identity.public();
         if self.vault != vault
             || self.member != public.member_id()
@@ -301,13 +305,17 @@ impl ChainLink {
     pub const LEN: usize = 37 + WRAPPED_KEY_LEN;
     const FORMAT: &'static str = "epoch chain link";
 
-    /// Wraps `previous` under `current` (epochs must be consecutive).
-    pub(crate) fn seal(
+    /// Wraps `previous` under `current` (`previous` must be the epoch before `current`).
+    pub fn seal(
         vault: VaultId,
         current: &VaultKey,
         previous: &VaultKey,
     ) -> Result<Self, SharingError> {
-        debug_assert_eq!(previous.epoch().next(), current.epoch());
+        if previous.epoch().get().checked_add(1) != Some(current.epoch().get()) {
+            return Err(SharingError::InvalidChange {
+                reason: "a chain link wraps the epoch just before the wrapping key's",
+            });
+        }
         let mut link = Self {
             vault,
             epoch: current.epoch(),
@@ -323,9 +331,10 @@ impl ChainLink {
         Ok(link)
     }
 
-    /// Unwraps the previous epoch's key with `current`. The caller checks the result
-    /// against the logged key id of that epoch.
-    pub(crate) fn open(&self, vault: VaultId, current: &VaultKey) -> Option<VaultKey> {
+    /// Unwraps the previous epoch's key with `current`; `None` if `current` is not the
+    /// wrapping key or the link was modified. Low-level: check the result against the
+    /// logged key id of that epoch.
+    pub fn open(&self, vault: VaultId, current: &VaultKey) -> Option<VaultKey> {
         if self.vault != vault || self.epoch != current.epoch() || self.key_id != current.id() {
             return None;
         }
