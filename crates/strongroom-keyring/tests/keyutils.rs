@@ -71,10 +71,8 @@ fn in_fresh_session(name: &str, setup: Option<&str>, body: impl FnOnce()) {
 
 fn unique(prefix: &str) -> String {
     let r: [u8; 6] = strongroom_crypto::random::array().unwrap();
-    format!(
-        "{prefix}-{}",
-        r.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    let id = strongroom_crypto::KeyId::from_bytes([r[0], r[1], r[2], r[3], r[4], r[5], 0, 0]);
+    format!("{prefix}-{id}")
 }
 
 /// The 32 bytes of a keyutils entry, read with `keyctl` from another process.
