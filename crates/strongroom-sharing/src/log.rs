@@ -272,7 +272,9 @@ impl LogEntry {
     pub const MAX_LEN: usize = 74 + 16 + 4 + MAX_IDENTITY_LEN + 64;
     const FORMAT: &'static str = "membership log entry";
 
-    pub(crate) fn sign(
+    /// Signs an entry. Low-level: [`Session`](crate::Session) operations sign only entries
+    /// that are valid in the verified state; the verifier refuses any other.
+    pub fn sign(
         seq: u64,
         prev_hash: [u8; 32],
         vault: VaultId,

@@ -277,7 +277,11 @@ fn removal_excludes_the_member_from_new_epochs() {
     let mut c = add_and_join(&store, vault, &mut a, &mut carol, Role::Member);
     a.rekey(&store).unwrap();
     b.refresh(&store).unwrap();
-    let bob_keys: Vec<_> = b.keys().values().map(|k| k.id()).collect();
+    let bob_keys: Vec<_> = b
+        .keys()
+        .values()
+        .map(strongroom_sharing::VaultKey::id)
+        .collect();
 
     let removal = a.remove_member(&store, bob.id()).unwrap();
     assert_eq!(removal.member, bob.id());
