@@ -11,6 +11,9 @@
 //! Ratios, not absolute numbers, are what is compared across machines: both sides see the
 //! same CPU, the same noise and the same build.
 
+pub mod ratios_envelope;
+
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -85,10 +88,10 @@ impl Ratio {
             json_str(self.baseline)
         );
         if let Some(t) = self.target {
-            s.push_str(&format!(",\"target\":{t},\"meets_target\":{}", self.meets_target()));
+            let _ = write!(s, ",\"target\":{t},\"meets_target\":{}", self.meets_target());
         }
         for (k, v) in &self.extra {
-            s.push_str(&format!(",{}:{v}", json_str(k)));
+            let _ = write!(s, ",{}:{v}", json_str(k));
         }
         s.push('}');
         s
@@ -103,7 +106,9 @@ pub fn json_str(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
             c => out.push(c),
         }
     }
@@ -152,9 +157,9 @@ pub fn compare<T, U>(
 
 /// Human size label used in case names: `64B`, `1KiB`, `64KiB`, `1MiB`.
 pub fn size_label(n: usize) -> String {
-    if n >= 1 << 20 && n % (1 << 20) == 0 {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{}MiB", n >> 20)
-    } else if n >= 1024 && n % 1024 == 0 {
+    } else if n >= 1024 && n.is_multiple_of(1024) {
         format!("{}KiB", n >> 10)
     } else {
         format!("{n}B")

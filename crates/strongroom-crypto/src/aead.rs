@@ -2,16 +2,17 @@
 //!
 //! - Record bodies: AES-256-GCM or ChaCha20-Poly1305 (RFC 8439), both from `ring`, with
 //!   96-bit nonces. A [`Suite`] id is written into every body header.
-//! - Key wrapping: XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha) from `chacha20poly1305`,
+//! - Key wrapping: XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha), HChaCha20 from `chacha20`
+//!   composed with `ring`'s ChaCha20-Poly1305,
 //!   whose 192-bit nonces are safe to draw at random for every wrap.
 //!
 //! Both implement [`Aead`], a detached-tag, in-place interface: the tag is returned
 //! separately so callers lay out bytes as their formats say. Authentication failures are
 //! one opaque [`CryptoError::Decrypt`]: nothing tells a caller *why* a tag did not verify.
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
+
+use zeroize::Zeroize;
 
 use crate::{CryptoError, Key256};
 
@@ -194,7 +195,14 @@ impl Aead for BodyKey {
 }
 
 /// A key-wrapping key: XChaCha20-Poly1305 with 192-bit random nonces.
-pub struct WrapKey(XChaCha20Poly1305);
+///
+/// Built as draft-irtf-cfrg-xchacha section 2.3 defines it: the subkey is
+/// `HChaCha20(key, nonce[0..16])` (the `chacha20` crate), then ChaCha20-Poly1305 (RFC 8439,
+/// `ring`) runs under the subkey with the 96-bit nonce `0x00000000 ‖ nonce[16..24]`. This is
+/// byte-for-byte the AEAD of the `chacha20poly1305` crate's `XChaCha20Poly1305` (the tests
+/// check both against each other and against Wycheproof), and several times faster on short
+/// inputs such as wrapped keys.
+pub struct WrapKey(Key256);
 
 impl WrapKey {
     /// Nonce length (24 bytes).
@@ -202,19 +210,30 @@ impl WrapKey {
 
     /// Prepares `key` for wrapping.
     pub fn new(key: &Key256) -> Self {
-        Self(XChaCha20Poly1305::new(key.expose_secret().into()))
+        Self(key.clone_secret())
     }
 
-    fn xnonce(nonce: &[u8]) -> Result<&XNonce, CryptoError> {
-        if nonce.len() == Self::NONCE_LEN {
-            Ok(XNonce::from_slice(nonce))
-        } else {
-            Err(CryptoError::InvalidLength {
+    /// The per-nonce ChaCha20-Poly1305 key and 96-bit nonce.
+    fn subkey(&self, nonce: &[u8]) -> Result<(LessSafeKey, Nonce), CryptoError> {
+        if nonce.len() != Self::NONCE_LEN {
+            return Err(CryptoError::InvalidLength {
                 what: "nonce",
                 expected: Self::NONCE_LEN,
                 got: nonce.len(),
-            })
+            });
         }
+        let mut sub = chacha20::hchacha::<chacha20::cipher::consts::U10>(
+            self.0.expose_secret().into(),
+            chacha20::cipher::generic_array::GenericArray::from_slice(&nonce[..16]),
+        );
+        let key = LessSafeKey::new(
+            UnboundKey::new(&CHACHA20_POLY1305, &sub)
+                .unwrap_or_else(|_| unreachable!("32-byte ChaCha20 key")),
+        );
+        sub.as_mut_slice().zeroize();
+        let mut n = [0u8; 12];
+        n[4..].copy_from_slice(&nonce[16..]);
+        Ok((key, Nonce::assume_unique_for_key(n)))
     }
 }
 
@@ -235,11 +254,13 @@ impl Aead for WrapKey {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CryptoError> {
-        let tag = self
-            .0
-            .encrypt_in_place_detached(Self::xnonce(nonce)?, aad, buf)
+        let (key, n) = self.subkey(nonce)?;
+        let tag = key
+            .seal_in_place_separate_tag(n, Aad::from(aad), buf)
             .map_err(|_| CryptoError::TooLong)?;
-        Ok(tag.into())
+        let mut out = [0u8; TAG_LEN];
+        out.copy_from_slice(tag.as_ref());
+        Ok(out)
     }
 
     fn open_detached(
@@ -249,11 +270,10 @@ impl Aead for WrapKey {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CryptoError> {
-        if tag.len() != TAG_LEN {
-            return Err(CryptoError::Decrypt);
-        }
-        self.0
-            .decrypt_in_place_detached(Self::xnonce(nonce)?, aad, buf, tag.into())
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| CryptoError::Decrypt)?;
+        let (key, n) = self.subkey(nonce)?;
+        key.open_in_place_separate_tag(n, Aad::from(aad), Tag::from(tag), buf, 0..)
+            .map(|_| ())
             .map_err(|_| CryptoError::Decrypt)
     }
 }
@@ -360,6 +380,33 @@ mod tests {
             wk.seal_detached(&[0; 12], b"", &mut [0; 4]),
             Err(CryptoError::InvalidLength { .. })
         ));
+    }
+
+    /// The composition equals the `chacha20poly1305` crate's XChaCha20-Poly1305.
+    #[test]
+    fn wrap_key_matches_rustcrypto_xchacha() {
+        use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+        use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+        for i in 0..64u8 {
+            let key = Key256::generate().unwrap();
+            let nonce: [u8; 24] = crate::random::array().unwrap();
+            let aad = vec![i; usize::from(i)];
+            let pt = vec![i ^ 0x5a; usize::from(i) * 3];
+            let mut ours = pt.clone();
+            let tag = WrapKey::new(&key)
+                .seal_detached(&nonce, &aad, &mut ours)
+                .unwrap();
+            let mut theirs = pt.clone();
+            let t2 = XChaCha20Poly1305::new(key.expose_secret().into())
+                .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut theirs)
+                .unwrap();
+            assert_eq!(ours, theirs);
+            assert_eq!(&tag[..], &t2[..]);
+            WrapKey::new(&key)
+                .open_detached(&nonce, &aad, &mut ours, &tag)
+                .unwrap();
+            assert_eq!(ours, pt);
+        }
     }
 
     #[test]

@@ -35,6 +35,24 @@ pub fn hkdf_sha256(
         })
 }
 
+/// HKDF-SHA256 expand only (RFC 5869 section 2.3), for input that already is a uniformly
+/// random 256-bit key (a DEK, a vault key): section 3.3 of the RFC allows skipping the
+/// extract step there, which halves the cost.
+pub fn hkdf_sha256_expand(prk: &Key256, info: &[&[u8]], okm: &mut [u8]) -> Result<(), CryptoError> {
+    Hkdf::<Sha256>::from_prk(prk.expose_secret())
+        .map_err(|_| CryptoError::InvalidLength {
+            what: "HKDF PRK",
+            expected: 32,
+            got: 32,
+        })?
+        .expand_multi_info(info, okm)
+        .map_err(|_| CryptoError::InvalidLength {
+            what: "HKDF output",
+            expected: 255 * 32,
+            got: okm.len(),
+        })
+}
+
 /// Derives a 256-bit key from `ikm` with a domain-separating `label` and context parts.
 ///
 /// `info = label ‖ 0x00 ‖ context…`; `derive_*` functions are deterministic.

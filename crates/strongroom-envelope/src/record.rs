@@ -1,7 +1,7 @@
 //! Sealing, opening, rewrapping and re-encrypting records.
 
 use strongroom_crypto::aead::{Aead, BodyKey, Suite, WrapKey};
-use strongroom_crypto::kdf::hkdf_sha256;
+use strongroom_crypto::kdf::hkdf_sha256_expand;
 use strongroom_crypto::{Key256, SecretBytes, random};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
@@ -27,14 +27,13 @@ pub(crate) struct RecordKeys {
     pub(crate) commitment: [u8; 32],
 }
 
-/// `HKDF-SHA256(salt = none, ikm = DEK, info = "strongroom/v1/record" ‖ suite ‖ vault id ‖
+/// `HKDF-Expand-SHA256(PRK = DEK, info = "strongroom/v1/record" ‖ suite ‖ vault id ‖
 /// record id ‖ version, L = 64)`: the first 32 bytes are the body key, the last 32 the key
-/// commitment.
+/// commitment. The DEK is uniformly random, so the extract step is skipped (RFC 5869 §3.3).
 pub(crate) fn derive_record_keys(dek: &Key256, suite: Suite, ctx: &RecordContext) -> RecordKeys {
     let mut okm = Zeroizing::new([0u8; 64]);
-    hkdf_sha256(
-        None,
-        dek.expose_secret(),
+    hkdf_sha256_expand(
+        dek,
         &[
             RECORD_KEYS_LABEL,
             &[suite.id()],

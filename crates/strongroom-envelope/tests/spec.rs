@@ -36,7 +36,10 @@ fn record_keys(dek: &[u8; 32], suite: u8, c: &Ctx) -> ([u8; 32], [u8; 32]) {
     info.extend_from_slice(&c.record);
     info.extend_from_slice(&c.version.to_be_bytes());
     let mut okm = [0u8; 64];
-    hkdf(dek, &info, &mut okm);
+    hkdf::Hkdf::<sha2::Sha256>::from_prk(dek)
+        .unwrap()
+        .expand(&info, &mut okm)
+        .unwrap();
     (okm[..32].try_into().unwrap(), okm[32..].try_into().unwrap())
 }
 
