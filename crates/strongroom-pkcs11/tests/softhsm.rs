@@ -196,8 +196,7 @@ fn key_is_not_extractable() {
         assert!(
             session
                 .get_attributes(handles[0], &[AttributeType::Value])
-                .map(|a| a.is_empty())
-                .unwrap_or(true)
+                .map_or(true, |a| a.is_empty())
         );
         session.logout().unwrap();
     });
