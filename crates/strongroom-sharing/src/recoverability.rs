@@ -5,7 +5,7 @@ use strongroom_recovery::KeyholderKind;
 use strongroom_store::ReadView;
 
 use crate::session::load_log;
-use crate::{Membership, Role, SharingError, keyholders};
+use crate::{Member, Role, SharingError, keyholders};
 
 /// One member's part of a [`RecoverabilityReport`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,14 +48,14 @@ pub fn recoverability(store: &dyn ReadView) -> Result<RecoverabilityReport, Shar
     let state = load_log(store)?.ok_or_else(|| SharingError::NoVault {
         vault: "(none)".to_owned(),
     })?;
-    report(store, &state)
+    report(store, state.members().values())
 }
 
-pub(crate) fn report(
+pub(crate) fn report<'a>(
     store: &dyn ReadView,
-    state: &Membership,
+    members: impl Iterator<Item = &'a Member>,
 ) -> Result<RecoverabilityReport, SharingError> {
-    report_with(state, |member| {
+    report_with(members, |member| {
         Ok(keyholders::list_keyholders(store, member)?
             .iter()
             .map(|i| i.kind)
@@ -63,13 +63,13 @@ pub(crate) fn report(
     })
 }
 
-/// The report for `state`, with each member's keyholder kinds from `kinds_of`.
-pub(crate) fn report_with(
-    state: &Membership,
+/// The report for `members`, with each member's keyholder kinds from `kinds_of`.
+pub(crate) fn report_with<'a>(
+    members: impl Iterator<Item = &'a Member>,
     mut kinds_of: impl FnMut(MemberId) -> Result<Vec<KeyholderKind>, SharingError>,
 ) -> Result<RecoverabilityReport, SharingError> {
-    let mut details = Vec::with_capacity(state.members().len());
-    for m in state.members().values() {
+    let mut details = Vec::new();
+    for m in members {
         let kinds = kinds_of(m.id())?;
         details.push(MemberRecoverability {
             member: m.id(),

@@ -322,7 +322,9 @@ pub fn create(
             Expect::Absent,
         );
     let infos = keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
-    let report = report_with(&state, |_| Ok(infos.iter().map(|i| i.kind).collect()))?;
+    let report = report_with(state.members().values(), |_| {
+        Ok(infos.iter().map(|i| i.kind).collect())
+    })?;
     store.commit(&batch).map_err(|e| {
         if e.is_conflict() {
             SharingError::VaultExists
@@ -595,27 +597,32 @@ impl Session {
     }
 
     /// Signs the next log entry and checks it against the current state.
-    fn prepare(&self, body: EntryBody) -> Result<(LogEntry, Membership), SharingError> {
+    fn prepare(&self, body: EntryBody) -> Result<LogEntry, SharingError> {
         let action = body.action();
         self.state
             .check(self.member_id(), &body)
             .map_err(|d| denied(action, d))?;
         let seq = self.state.len();
-        let entry = LogEntry::sign(seq, self.state.head(), self.vault, &self.identity, body);
-        let mut next = self.state.clone();
-        next.apply(&entry)?;
-        Ok((entry, next))
+        Ok(LogEntry::sign(
+            seq,
+            self.state.head(),
+            self.vault,
+            &self.identity,
+            body,
+        ))
     }
 
+    /// Commits `batch` (which appends `entry`) and moves the session to the new state.
     fn commit(
         &mut self,
         store: &dyn Store,
         batch: &Batch,
-        next: Membership,
+        entry: &LogEntry,
         new_key: Option<VaultKey>,
     ) -> Result<(), SharingError> {
         store.commit(batch)?;
-        self.state = next;
+        // `prepare` checked the entry against this state and signed it here.
+        self.state.apply_own(entry);
         self.pins.update(&self.state);
         if let Some(k) = new_key {
             self.keys.insert(k.epoch(), k);
@@ -643,7 +650,7 @@ impl Session {
     ) -> Result<(), SharingError> {
         confirmed.check(public)?;
         public.verify()?;
-        let (entry, next) = self.prepare(EntryBody::Add {
+        let entry = self.prepare(EntryBody::Add {
             identity: public.clone(),
             role,
         })?;
@@ -657,7 +664,7 @@ impl Session {
                 grant.encode(),
                 Expect::Any,
             );
-        self.commit(store, &batch, next, None)
+        self.commit(store, &batch, &entry, None)
     }
 
     /// Changes a member's role.
@@ -667,10 +674,10 @@ impl Session {
         member: MemberId,
         role: Role,
     ) -> Result<(), SharingError> {
-        let (entry, next) = self.prepare(EntryBody::RoleChange { member, role })?;
+        let entry = self.prepare(EntryBody::RoleChange { member, role })?;
         let mut batch = Batch::new();
         batch.append(Table::MemberLog, entry.seq(), entry.encode());
-        self.commit(store, &batch, next, None)
+        self.commit(store, &batch, &entry, None)
     }
 
     /// New epoch key wrapping the previous one, granted to every current member, logged
@@ -679,23 +686,23 @@ impl Session {
     pub fn rekey(&mut self, store: &dyn Store) -> Result<Epoch, SharingError> {
         let epoch = self.next_epoch()?;
         let key = VaultKey::generate(epoch)?;
-        let (entry, next) = self.prepare(EntryBody::Rekey {
+        let entry = self.prepare(EntryBody::Rekey {
             epoch,
             key_id: key.id(),
         })?;
-        let batch = self.epoch_batch(&entry, &next, &key)?;
-        self.commit(store, &batch, next, Some(key))?;
+        let batch = self.epoch_batch(&entry, None, &key)?;
+        self.commit(store, &batch, &entry, Some(key))?;
         Ok(epoch)
     }
 
     fn epoch_batch(
         &self,
         entry: &LogEntry,
-        next: &Membership,
+        removed: Option<MemberId>,
         key: &VaultKey,
     ) -> Result<Batch, SharingError> {
         let link = ChainLink::seal(self.vault, key, self.current_key())?;
-        let mut batch = Batch::with_capacity(2 + next.members().len());
+        let mut batch = Batch::with_capacity(2 + self.state.members().len());
         batch
             .append(Table::MemberLog, entry.seq(), entry.encode())
             .put(
@@ -704,7 +711,12 @@ impl Session {
                 link.encode(),
                 Expect::Any,
             );
-        for m in next.members().values() {
+        for m in self
+            .state
+            .members()
+            .values()
+            .filter(|m| Some(m.id()) != removed)
+        {
             let grant = Grant::seal(self.vault, key, m.identity())?;
             batch.put(
                 Table::Wraps,
@@ -730,16 +742,17 @@ impl Session {
         let old_epoch = self.state.epoch();
         let epoch = self.next_epoch()?;
         let key = VaultKey::generate(epoch)?;
-        let (entry, next) = self.prepare(EntryBody::Remove {
+        let entry = self.prepare(EntryBody::Remove {
             member,
             epoch,
             key_id: key.id(),
         })?;
-        let mut batch = self.epoch_batch(&entry, &next, &key)?;
+        let mut batch = self.epoch_batch(&entry, Some(member), &key)?;
         delete_credentials(store, &mut batch, member)?;
         // Computed before the commit, so nothing can fail after it.
-        let warnings = warning(report(store, &next)?).into_iter().collect();
-        self.commit(store, &batch, next, Some(key))?;
+        let remaining = self.state.members().values().filter(|m| m.id() != member);
+        let warnings = warning(report(store, remaining)?).into_iter().collect();
+        self.commit(store, &batch, &entry, Some(key))?;
         Ok(Removal {
             member,
             new_epoch: epoch,
@@ -763,7 +776,7 @@ impl Session {
     ) -> Result<(), SharingError> {
         confirmed.check(new)?;
         new.verify()?;
-        let (entry, next) = self.prepare(EntryBody::Regrant {
+        let entry = self.prepare(EntryBody::Regrant {
             member: old,
             identity: new.clone(),
         })?;
@@ -783,7 +796,7 @@ impl Session {
                 Expect::Any,
             );
         delete_credentials(store, &mut batch, old)?;
-        self.commit(store, &batch, next, None)
+        self.commit(store, &batch, &entry, None)
     }
 
     /// The recoverability report of the vault as verified by this session.
@@ -791,7 +804,7 @@ impl Session {
         &self,
         store: &dyn ReadView,
     ) -> Result<RecoverabilityReport, SharingError> {
-        report(store, &self.state)
+        report(store, self.state.members().values())
     }
 
     /// Adds a keyholder for this member (wraps the member key: O(1), no data touched).
