@@ -8,8 +8,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use strongroom_crypto::Key256;
 use strongroom_recovery::{
-    Keyholder, KeyholderKind, RawKek, RecoveryKey, RecoveryKeyId, Stanza, StanzaInfo,
-    WrapContext,
+    Keyholder, KeyholderKind, RawKek, RecoveryKey, RecoveryKeyId, Stanza, StanzaInfo, WrapContext,
 };
 
 fn keys() -> &'static (RecoveryKey, RawKek) {
