@@ -46,6 +46,8 @@ pub(crate) struct TableSql {
     pub(crate) qualified: String,
     pub(crate) get: String,
     pub(crate) exists: String,
+    pub(crate) version_for_share: String,
+    pub(crate) lock_share: String,
     pub(crate) put_any: String,
     pub(crate) put_absent: String,
     pub(crate) put_version: String,
@@ -61,6 +63,8 @@ impl TableSql {
         Self {
             get: format!("SELECT v, ver FROM {t} WHERE k = $1::bytea"),
             exists: format!("SELECT 1 FROM {t} WHERE k = $1::bytea"),
+            version_for_share: format!("SELECT ver FROM {t} WHERE k = $1::bytea FOR SHARE"),
+            lock_share: format!("LOCK TABLE {t} IN SHARE MODE"),
             put_any: format!(
                 "INSERT INTO {t} AS cur (k, v, ver) VALUES ($1::bytea, $2::bytea, 1) \
                  ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, ver = cur.ver + 1 RETURNING ver"

@@ -302,6 +302,30 @@ impl PostgresStore {
                     }
                     0
                 }
+                Op::Check { table, key, expect } => {
+                    // A present row is locked FOR SHARE until commit. Absence cannot be
+                    // locked row by row under READ COMMITTED, so an Absent check first
+                    // takes the table in SHARE mode: writers of that table wait for this
+                    // batch, and the check below sees every committed insert.
+                    if *expect == Expect::Absent {
+                        tx.batch_execute(&sql.lock_share).map_err(pg)?;
+                    }
+                    let s = prepared(statements, &mut tx, &sql.version_for_share).map_err(pg)?;
+                    let row = tx.query_opt(&s, &[key]).map_err(pg)?;
+                    let current: Option<i64> = match &row {
+                        Some(r) => Some(column(r, 0)?),
+                        None => None,
+                    };
+                    let ok = match expect {
+                        Expect::Any => true,
+                        Expect::Absent => current.is_none(),
+                        Expect::Version(v) => {
+                            current.is_some_and(|c| u64::try_from(c).is_ok_and(|c| c == *v))
+                        }
+                    };
+                    ensure(ok, *table, key)?;
+                    0
+                }
                 Op::Append { table, seq, value } => {
                     let key = log_key(*seq);
                     let prev = log_key(seq.wrapping_sub(1));

@@ -280,6 +280,23 @@ impl SqliteStore {
                     }
                     0
                 }
+                Op::Check { table, key, expect } => {
+                    // BEGIN IMMEDIATE holds the write lock: the row cannot change before
+                    // this batch commits.
+                    let current: Option<i64> = conn
+                        .prepare_cached(&sql.version)?
+                        .query_row(params![key], |r| r.get(0))
+                        .optional()?;
+                    let ok = match expect {
+                        Expect::Any => true,
+                        Expect::Absent => current.is_none(),
+                        Expect::Version(v) => {
+                            current.is_some_and(|c| u64::try_from(c).is_ok_and(|c| c == *v))
+                        }
+                    };
+                    ensure(ok, *table, key)?;
+                    0
+                }
                 Op::Append { table, seq, value } => {
                     let key = log_key(*seq);
                     let prev = log_key(seq.wrapping_sub(1));

@@ -317,7 +317,7 @@ impl<S: Store> AdversarialStore<S> {
                         value: value.clone(),
                         version: *version,
                     }),
-                Op::Delete { .. } => {}
+                Op::Delete { .. } | Op::Check { .. } => {}
             }
         }
     }

@@ -52,6 +52,18 @@ pub enum Op {
         /// Precondition.
         expect: Expect,
     },
+    /// Assert that `key` in `table` (any table, logs included) satisfies `expect`, without
+    /// writing it. The row cannot change between the check and the commit of the batch,
+    /// so a batch can depend on a row it does not write: "commit only if the membership
+    /// log has not moved", for example (`Expect::Absent` on the log's next sequence number).
+    Check {
+        /// Table of the row.
+        table: Table,
+        /// Row key.
+        key: Vec<u8>,
+        /// The condition.
+        expect: Expect,
+    },
     /// Append a log row keyed by `seq.to_be_bytes()`.
     ///
     /// Valid only when no row at `seq` exists and (`seq == 0` or a row at `seq - 1`
@@ -72,14 +84,19 @@ impl Op {
     /// The table the operation writes.
     pub fn table(&self) -> Table {
         match self {
-            Op::Put { table, .. } | Op::Delete { table, .. } | Op::Append { table, .. } => *table,
+            Op::Put { table, .. }
+            | Op::Delete { table, .. }
+            | Op::Check { table, .. }
+            | Op::Append { table, .. } => *table,
         }
     }
 
     /// The row key the operation writes (`seq.to_be_bytes()` for an append).
     pub fn key(&self) -> Cow<'_, [u8]> {
         match self {
-            Op::Put { key, .. } | Op::Delete { key, .. } => Cow::Borrowed(key),
+            Op::Put { key, .. } | Op::Delete { key, .. } | Op::Check { key, .. } => {
+                Cow::Borrowed(key)
+            }
             Op::Append { seq, .. } => Cow::Owned(log_key(*seq).to_vec()),
         }
     }
@@ -99,6 +116,7 @@ impl Op {
                 check_not_log(*table, "delete")?;
                 check_key(key)
             }
+            Op::Check { key, .. } => check_key(key),
             Op::Append { table, value, .. } => {
                 if !table.is_log() {
                     return Err(StoreError::invalid(format!(
@@ -128,6 +146,12 @@ impl fmt::Debug for Op {
                 .finish(),
             Op::Delete { table, key, expect } => f
                 .debug_struct("Delete")
+                .field("table", table)
+                .field("key", &hex::encode(key))
+                .field("expect", expect)
+                .finish(),
+            Op::Check { table, key, expect } => f
+                .debug_struct("Check")
                 .field("table", table)
                 .field("key", &hex::encode(key))
                 .field("expect", expect)
@@ -244,6 +268,16 @@ impl Batch {
     /// Adds a delete of `key` in `table` under precondition `expect`.
     pub fn delete(&mut self, table: Table, key: impl Into<Vec<u8>>, expect: Expect) -> &mut Self {
         self.ops.push(Op::Delete {
+            table,
+            key: key.into(),
+            expect,
+        });
+        self
+    }
+
+    /// Adds a check that `key` in `table` satisfies `expect` (see [`Op::Check`]).
+    pub fn check(&mut self, table: Table, key: impl Into<Vec<u8>>, expect: Expect) -> &mut Self {
+        self.ops.push(Op::Check {
             table,
             key: key.into(),
             expect,

@@ -58,6 +58,7 @@ macro_rules! __conformance_list {
             missing_rows_and_isolated_tables
             cas_conflicts
             delete_with_expect
+            checks_guard_a_batch
             multi_table_batch_atomicity
             batch_ops_see_earlier_ops
             committed_versions_and_empty_batch
@@ -433,6 +434,76 @@ pub fn delete_with_expect(store: &dyn Store) {
         t,
         b"d",
         "second versioned delete",
+    );
+}
+
+/// A check writes nothing, guards the whole batch, and works on log tables: a batch
+/// made "while the log head was h" commits only while no entry h+1 exists.
+pub fn checks_guard_a_batch(store: &dyn Store) {
+    let t = Table::Meta;
+    ok(put(store, t, b"guard", b"g", Expect::Any), "put");
+    let mut b = Batch::new();
+    b.check(t, b"guard".to_vec(), Expect::Version(1))
+        .check(t, b"missing".to_vec(), Expect::Absent)
+        .check(t, b"guard".to_vec(), Expect::Any)
+        .put(Table::Index, b"a".to_vec(), b"1".to_vec(), Expect::Any);
+    let c = ok(store.commit(&b), "commit guarded by passing checks");
+    assert_eq!(c.versions, vec![0, 0, 0, 1], "checks report version 0");
+    assert_eq!(
+        ok(store.get(t, b"guard"), "get").map(|v| v.version),
+        Some(1),
+        "a check does not write"
+    );
+
+    let mut b = Batch::new();
+    b.put(Table::Index, b"b".to_vec(), b"1".to_vec(), Expect::Any)
+        .check(t, b"guard".to_vec(), Expect::Version(2));
+    assert_conflict(store.commit(&b), t, b"guard", "stale version check");
+    assert_eq!(
+        ok(store.get(Table::Index, b"b"), "get"),
+        None,
+        "nothing of a failed batch"
+    );
+
+    let mut b = Batch::new();
+    b.check(t, b"guard".to_vec(), Expect::Absent).put(
+        Table::Index,
+        b"b".to_vec(),
+        b"1".to_vec(),
+        Expect::Any,
+    );
+    assert_conflict(
+        store.commit(&b),
+        t,
+        b"guard",
+        "absence check on a present row",
+    );
+
+    // Guarding on a log: valid while the head has not moved.
+    let log = Table::MemberLog;
+    let mut b = Batch::new();
+    b.append(log, 0, b"e0".to_vec());
+    ok(store.commit(&b), "append 0");
+    let guarded = |store: &dyn Store, next: u64| {
+        let mut b = Batch::new();
+        b.check(log, next.to_be_bytes().to_vec(), Expect::Absent)
+            .put(
+                Table::Index,
+                b"c".to_vec(),
+                next.to_be_bytes().to_vec(),
+                Expect::Any,
+            );
+        store.commit(&b)
+    };
+    ok(guarded(store, 1), "guarded write while the head is 0");
+    let mut b = Batch::new();
+    b.append(log, 1, b"e1".to_vec());
+    ok(store.commit(&b), "append 1");
+    assert_conflict(guarded(store, 1), log, &1u64.to_be_bytes(), "the log moved");
+    ok(guarded(store, 2), "guarded write after refreshing the head");
+    assert_eq!(
+        ok(store.get(Table::Index, b"c"), "get").map(|v| v.value),
+        Some(2u64.to_be_bytes().to_vec())
     );
 }
 

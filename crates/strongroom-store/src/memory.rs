@@ -188,6 +188,10 @@ impl Store for MemoryStore {
                     }
                     versions.push(0);
                 }
+                Op::Check { table, key, expect } => {
+                    check_expect(staged(&overlay, &state, *table, key), *expect, *table, key)?;
+                    versions.push(0);
+                }
                 Op::Append { table, seq, value } => {
                     let key = log_key(*seq);
                     let free = staged(&overlay, &state, *table, &key).is_none();
