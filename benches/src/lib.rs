@@ -12,6 +12,7 @@
 //! same CPU, the same noise and the same build.
 
 pub mod ratios_envelope;
+pub mod ratios_sharing;
 pub mod ratios_store;
 
 use std::fmt::Write as _;

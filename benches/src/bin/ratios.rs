@@ -24,6 +24,9 @@ fn main() {
     if wants("envelope") {
         all.extend(strongroom_benches::ratios_envelope::cases(budget, rounds));
     }
+    if wants("sharing") {
+        all.extend(strongroom_benches::ratios_sharing::cases(budget, rounds));
+    }
     if wants("store") {
         all.extend(strongroom_benches::ratios_store::cases(budget, rounds));
     }

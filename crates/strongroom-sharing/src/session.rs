@@ -837,8 +837,9 @@ impl Session {
     }
 
     /// Removes the keyholder with stanza id `id`; refuses to remove the last one. The
-    /// batch deletes it and re-asserts every other keyholder at its version, so two
-    /// concurrent removals can never leave the member with none.
+    /// batch deletes it only if every other keyholder is still there at the version read
+    /// (compare-and-swap checks), so two concurrent removals never leave the member with
+    /// none: one of them fails with a conflict.
     pub fn remove_keyholder(&self, store: &dyn Store, id: &[u8; 8]) -> Result<(), SharingError> {
         let member = self.member_id();
         let records = keyholders::load(store, member)?;
@@ -856,10 +857,9 @@ impl Session {
             Expect::Version(target.version),
         );
         for other in records.iter().filter(|l| &l.record.stanza.id != id) {
-            batch.put(
+            batch.check(
                 Table::Keyholders,
                 keyholders::row_key(member, other.record.stanza.id),
-                other.record.encode(),
                 Expect::Version(other.version),
             );
         }
