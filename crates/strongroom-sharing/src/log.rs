@@ -502,6 +502,7 @@ pub(crate) enum Denied {
     AlreadyMember(MemberId),
     LastOwner,
     SelfRegrant,
+    BadIdentity,
     Invalid(&'static str),
 }
 
@@ -616,7 +617,7 @@ impl Membership {
                     return Err(Denied::Role(actor.role));
                 }
                 if identity.verify().is_err() {
-                    return Err(Denied::Invalid("the identity's binding signature fails"));
+                    return Err(Denied::BadIdentity);
                 }
                 if self.known(identity.member_id()) {
                     return Err(Denied::AlreadyMember(identity.member_id()));
@@ -669,7 +670,7 @@ impl Membership {
                     return Err(Denied::Role(actor.role));
                 }
                 if identity.verify().is_err() {
-                    return Err(Denied::Invalid("the identity's binding signature fails"));
+                    return Err(Denied::BadIdentity);
                 }
                 if self.known(identity.member_id()) {
                     return Err(Denied::AlreadyMember(identity.member_id()));
@@ -866,13 +867,8 @@ impl Membership {
                 seq,
                 reason: "a member re-grants themselves",
             },
-            Denied::Invalid(reason) => {
-                if reason.contains("binding signature") {
-                    VerifyError::BadIdentity { seq }
-                } else {
-                    VerifyError::InvalidEntry { seq, reason }
-                }
-            }
+            Denied::BadIdentity => VerifyError::BadIdentity { seq },
+            Denied::Invalid(reason) => VerifyError::InvalidEntry { seq, reason },
         })?;
         self.apply_body(seq, &entry.body);
         self.hashes.push(entry.hash());
@@ -1219,6 +1215,27 @@ mod tests {
             Membership::verify([enc[0].as_slice(), garbage.as_slice()]).unwrap_err(),
             VerifyError::Malformed { seq: 1, .. }
         ));
+    }
+
+    #[test]
+    fn a_signed_entry_with_a_broken_identity_binding_is_refused() {
+        let owner = Identity::generate("owner").unwrap();
+        let bob = Identity::generate("bob").unwrap();
+        let mut bytes = bob.public().encode();
+        bytes[85] = b'r'; // "bob" -> "rob": the binding signature no longer matches
+        let renamed = PublicIdentity::decode(&bytes).unwrap();
+        let mut log = Log::new(&owner);
+        log.push(
+            &owner,
+            EntryBody::Add {
+                identity: renamed,
+                role: Role::Member,
+            },
+        );
+        assert_eq!(
+            log.verify().unwrap_err(),
+            VerifyError::BadIdentity { seq: 1 }
+        );
     }
 
     #[test]

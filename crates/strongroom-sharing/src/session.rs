@@ -87,6 +87,7 @@ fn denied(action: &'static str, d: Denied) -> SharingError {
         Denied::AlreadyMember(member) => SharingError::AlreadyMember { member },
         Denied::LastOwner => SharingError::LastOwner,
         Denied::SelfRegrant => SharingError::SelfRegrant,
+        Denied::BadIdentity => SharingError::BadIdentitySignature,
         Denied::Invalid(reason) => SharingError::InvalidChange { reason },
     }
 }

@@ -616,3 +616,40 @@ fn a_crash_leaves_the_old_or_the_new_state() {
             .all(|(e, k)| a.key(*e).unwrap().id() == k.id())
     );
 }
+
+#[test]
+fn concurrent_keyholder_removals_never_remove_the_last() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use strongroom_store::{AdversarialStore, Batch, Expect, Store as _};
+
+    let inner = Arc::new(MemoryStore::new());
+    let store = AdversarialStore::new(Arc::clone(&inner));
+    let mut alice = Person::new("alice");
+    let (_, a) = new_vault(&store, &mut alice);
+    let second = RecoveryKey::generate().unwrap();
+    let second_info = a.add_keyholder(&store, &second).unwrap();
+    let first_info = a.keyholders(&store).unwrap()[0];
+    assert_ne!(first_info.id, second_info.id);
+
+    // While this removal reads the keyholders, another device removes the other one.
+    let fired = Arc::new(AtomicBool::new(false));
+    let (racer, flag) = (Arc::clone(&inner), Arc::clone(&fired));
+    let mut other_key = alice.id().as_bytes().to_vec();
+    other_key.extend_from_slice(&first_info.id);
+    store.on_read(move |t, _, seen| {
+        if t == Table::Keyholders && !flag.swap(true, Ordering::SeqCst) {
+            let mut b = Batch::new();
+            b.delete(Table::Keyholders, other_key.clone(), Expect::Any);
+            racer.commit(&b).unwrap();
+        }
+        seen
+    });
+    let err = a.remove_keyholder(&store, &second_info.id).unwrap_err();
+    assert!(fired.load(Ordering::SeqCst));
+    assert!(err.is_conflict(), "{err}");
+    store.clear_rules();
+    let left = a.keyholders(&store).unwrap();
+    assert_eq!(left.len(), 1, "the member keeps one keyholder");
+    assert_eq!(left[0].id, second_info.id);
+}
