@@ -103,7 +103,7 @@ pub(crate) struct TableSql {
     pub(crate) get: String,
     pub(crate) exists: String,
     pub(crate) version: String,
-    pub(crate) put_any: String,
+    pub(crate) put_set: String,
     pub(crate) put_absent: String,
     pub(crate) put_version: String,
     pub(crate) delete_any: String,
@@ -120,10 +120,7 @@ impl TableSql {
             get: format!("SELECT v, ver FROM {t} WHERE k = ?1"),
             exists: format!("SELECT 1 FROM {t} WHERE k = ?1"),
             version: format!("SELECT ver FROM {t} WHERE k = ?1"),
-            put_any: format!(
-                "INSERT INTO {t} (k, v, ver) VALUES (?1, ?2, 1) \
-                 ON CONFLICT (k) DO UPDATE SET v = excluded.v, ver = ver + 1 RETURNING ver"
-            ),
+            put_set: format!("UPDATE {t} SET v = ?2, ver = ?3 WHERE k = ?1"),
             put_absent: format!(
                 "INSERT INTO {t} (k, v, ver) VALUES (?1, ?2, 1) ON CONFLICT (k) DO NOTHING"
             ),

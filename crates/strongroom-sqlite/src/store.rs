@@ -235,10 +235,26 @@ impl SqliteStore {
                     expect,
                 } => match expect {
                     Expect::Any => {
-                        let raw: i64 = conn
-                            .prepare_cached(&sql.put_any)?
-                            .query_row(params![key, value], |r| r.get(0))?;
-                        version_from(*table, raw)?
+                        // Read the version, then update or insert: under the write lock
+                        // of `BEGIN IMMEDIATE` nothing changes in between, and two plain
+                        // statements cost less than an `UPSERT … RETURNING`.
+                        let current: Option<i64> = conn
+                            .prepare_cached(&sql.version)?
+                            .query_row(params![key], |r| r.get(0))
+                            .optional()?;
+                        if let Some(raw) = current {
+                            let next = version_from(*table, raw)? + 1;
+                            let next_sql = version_to_sql(*table, key, next)?;
+                            conn.prepare_cached(&sql.put_set)?
+                                .execute(params![key, value, next_sql])?;
+                            next
+                        } else {
+                            let n = conn
+                                .prepare_cached(&sql.put_absent)?
+                                .execute(params![key, value])?;
+                            ensure(n == 1, *table, key)?;
+                            1
+                        }
                     }
                     Expect::Absent => {
                         let n = conn
