@@ -1,1 +1,30 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod audit;
+mod error;
+mod members;
+mod meta;
+mod records;
+mod rotation;
+mod status;
+mod vault;
+
+pub use audit::{Action, AuditEntry, AuditReport};
+pub use error::VaultError;
+pub use members::{ExposedSecret, IdentityFile, MemberInfo, RemovalReport};
+pub use records::{
+    MAX_NAME_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN, Secret, SecretMeta, validate_name,
+    validate_namespace,
+};
+pub use rotation::{PendingRewrap, Progress, RotateOptions, RotationReport};
+pub use status::{DoctorOptions, DoctorReport, Finding, Level, Status};
+pub use vault::{CreateOptions, CreateReport, LockedVault, UnlockOptions, Vault};
+
+/// Re-exported: the crates whose types appear in this API.
+pub use strongroom_crypto as crypto;
+pub use strongroom_envelope::{Epoch, Suite};
+pub use strongroom_recovery as recovery;
+pub use strongroom_sharing as sharing;
+pub use strongroom_store as store;

@@ -1,0 +1,508 @@
+//! The audit log: one hash-chained, MACed entry per privileged action, appended in the same
+//! atomic batch as the action itself.
+//!
+//! Entry layout (version 1):
+//!
+//! ```text
+//! 0    1   version = 1
+//! 1    8   seq (u64 BE), equal to the row key in Table::Audit
+//! 9    32  SHA-256 of the previous entry's full encoding (zeros for seq 0)
+//! 41   8   time (unix seconds)
+//! 49   16  actor member id (zeros when unknown, e.g. a failed unlock)
+//! 65   1   action id (see Action)
+//! 66   1   outcome: 0 = ok, 1 = failed
+//! 67   4+n target: u32 length, bytes (a record id, member id or keyholder id; <= 256)
+//! ..   4+n detail: u32 length, UTF-8 (non-secret; <= 1024)
+//! ..   32  HMAC-SHA256(audit key, "strongroom/v1/audit" ‖ all bytes above)
+//! ```
+//!
+//! Entries never contain a secret value or a secret's name: targets are record ids.
+//! Verification walks the chain: a modified entry fails its MAC, a removed or reordered
+//! entry breaks the sequence or the hash link. An entry appended by someone without the
+//! audit key (a storage) fails its MAC.
+
+use sha2::{Digest, Sha256};
+use strongroom_crypto::encoding::{Reader, Writer};
+use strongroom_crypto::{Key256, MemberId};
+use strongroom_store::{Batch, ReadView, ScanRange, Table};
+use subtle::ConstantTimeEq;
+
+use crate::VaultError;
+use crate::meta::hmac32;
+
+/// A privileged action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Action {
+    /// The vault was created.
+    Create,
+    /// A member unlocked the vault.
+    Unlock,
+    /// An unlock failed (recorded at the next successful unlock).
+    UnlockFailed,
+    /// A secret was written.
+    Put,
+    /// A secret was deleted.
+    Delete,
+    /// A vault-key rotation started (new epoch).
+    RotateStart,
+    /// A vault-key rotation finished (old epochs retired).
+    RotateFinish,
+    /// A deep re-encryption finished.
+    Reencrypt,
+    /// A keyholder was added.
+    KeyholderAdd,
+    /// A keyholder was removed.
+    KeyholderRemove,
+    /// A member was added.
+    MemberAdd,
+    /// A member was removed.
+    MemberRemove,
+    /// A member was re-granted under a new identity.
+    MemberRegrant,
+    /// A member's role changed.
+    MemberRole,
+    /// A member joined (stored their own credentials).
+    MemberJoin,
+    /// Secrets were exported.
+    Export,
+    /// Secrets were imported.
+    Import,
+    /// A snapshot was taken.
+    Snapshot,
+    /// A snapshot was restored.
+    Restore,
+}
+
+impl Action {
+    const ALL: [Action; 19] = [
+        Action::Create,
+        Action::Unlock,
+        Action::UnlockFailed,
+        Action::Put,
+        Action::Delete,
+        Action::RotateStart,
+        Action::RotateFinish,
+        Action::Reencrypt,
+        Action::KeyholderAdd,
+        Action::KeyholderRemove,
+        Action::MemberAdd,
+        Action::MemberRemove,
+        Action::MemberRegrant,
+        Action::MemberRole,
+        Action::MemberJoin,
+        Action::Export,
+        Action::Import,
+        Action::Snapshot,
+        Action::Restore,
+    ];
+
+    /// The id byte.
+    pub fn id(self) -> u8 {
+        Self::ALL
+            .iter()
+            .position(|a| *a == self)
+            .map_or(0, |i| i as u8 + 1)
+    }
+
+    fn from_id(id: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(id).checked_sub(1)?).copied()
+    }
+
+    /// A stable lowercase name (`put`, `member-remove`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Unlock => "unlock",
+            Action::UnlockFailed => "unlock-failed",
+            Action::Put => "put",
+            Action::Delete => "delete",
+            Action::RotateStart => "rotate-start",
+            Action::RotateFinish => "rotate-finish",
+            Action::Reencrypt => "reencrypt",
+            Action::KeyholderAdd => "keyholder-add",
+            Action::KeyholderRemove => "keyholder-remove",
+            Action::MemberAdd => "member-add",
+            Action::MemberRemove => "member-remove",
+            Action::MemberRegrant => "member-regrant",
+            Action::MemberRole => "member-role",
+            Action::MemberJoin => "member-join",
+            Action::Export => "export",
+            Action::Import => "import",
+            Action::Snapshot => "snapshot",
+            Action::Restore => "restore",
+        }
+    }
+}
+
+impl core::fmt::Display for Action {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One audit entry, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Position in the log.
+    pub seq: u64,
+    /// Unix seconds.
+    pub time: u64,
+    /// The acting member (`None` when unknown).
+    pub actor: Option<MemberId>,
+    /// What was done.
+    pub action: Action,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// What it was done to (a record id, a member id, a keyholder id; hex).
+    pub target: String,
+    /// Non-secret detail (a namespace, an epoch, a count).
+    pub detail: String,
+}
+
+/// What an action wants recorded.
+pub(crate) struct Event<'a> {
+    pub(crate) action: Action,
+    pub(crate) ok: bool,
+    pub(crate) target: &'a [u8],
+    pub(crate) detail: &'a str,
+    pub(crate) actor: Option<MemberId>,
+    pub(crate) time: u64,
+}
+
+const MAX_TARGET: usize = 256;
+const MAX_DETAIL: usize = 1024;
+const FORMAT: &str = "audit entry";
+
+/// Where the next entry goes: its seq and the hash of the entry before it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub(crate) next: u64,
+    pub(crate) prev_hash: [u8; 32],
+}
+
+impl Cursor {
+    /// Reads the log head from the store.
+    pub(crate) fn load(store: &dyn ReadView) -> Result<Self, VaultError> {
+        match store.log_head(Table::Audit)? {
+            None => Ok(Cursor {
+                next: 0,
+                prev_hash: [0; 32],
+            }),
+            Some(head) => {
+                let row = store
+                    .get(Table::Audit, &head.to_be_bytes())?
+                    .ok_or_else(|| VaultError::inconsistent("the audit log head is missing"))?;
+                Ok(Cursor {
+                    next: head + 1,
+                    prev_hash: Sha256::digest(&row.value).into(),
+                })
+            }
+        }
+    }
+}
+
+/// Encodes `event` as entry `cursor.next` and appends it to `batch`; returns the cursor
+/// after it.
+pub(crate) fn append(batch: &mut Batch, key: &Key256, cursor: Cursor, event: &Event<'_>) -> Cursor {
+    let bytes = encode(key, cursor, event);
+    let next = Cursor {
+        next: cursor.next + 1,
+        prev_hash: Sha256::digest(&bytes).into(),
+    };
+    batch.append(Table::Audit, cursor.next, bytes);
+    next
+}
+
+fn encode(key: &Key256, cursor: Cursor, e: &Event<'_>) -> Vec<u8> {
+    let target = &e.target[..e.target.len().min(MAX_TARGET)];
+    let detail = truncate_utf8(e.detail, MAX_DETAIL);
+    let mut w = Writer::with_capacity(140 + target.len() + detail.len());
+    w.u8(1)
+        .u64(cursor.next)
+        .bytes(&cursor.prev_hash)
+        .u64(e.time)
+        .bytes(e.actor.map_or([0; 16], |m| *m.as_bytes()).as_slice())
+        .u8(e.action.id())
+        .u8(u8::from(!e.ok))
+        .var_bytes(target)
+        .var_bytes(detail.as_bytes());
+    let mac = hmac32(key, &[b"strongroom/v1/audit", w.as_slice()]);
+    w.bytes(&mac);
+    w.into_vec()
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+struct Decoded {
+    entry: AuditEntry,
+    prev_hash: [u8; 32],
+    mac_ok: bool,
+}
+
+fn decode(key: &Key256, bytes: &[u8]) -> Result<Decoded, strongroom_crypto::DecodeError> {
+    let mut r = Reader::new(FORMAT, bytes);
+    r.version(&[1])?;
+    let seq = r.u64("seq")?;
+    let prev_hash = r.array("prev hash")?;
+    let time = r.u64("time")?;
+    let actor: [u8; 16] = r.array("actor")?;
+    let action =
+        Action::from_id(r.u8("action")?).ok_or_else(|| r.invalid("action", "unknown action"))?;
+    let outcome = r.u8("outcome")?;
+    let target = r.var_bytes("target", MAX_TARGET)?;
+    let detail = r.var_bytes("detail", MAX_DETAIL)?;
+    let body_len = r.position();
+    let mac: [u8; 32] = r.array("mac")?;
+    r.finish()?;
+    let want = hmac32(key, &[b"strongroom/v1/audit", &bytes[..body_len]]);
+    Ok(Decoded {
+        entry: AuditEntry {
+            seq,
+            time,
+            actor: (actor != [0; 16]).then(|| MemberId::from_bytes(actor)),
+            action,
+            ok: outcome == 0,
+            target: hex(target),
+            detail: String::from_utf8_lossy(detail).into_owned(),
+        },
+        prev_hash,
+        mac_ok: bool::from(want.ct_eq(&mac)),
+    })
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    use core::fmt::Write as _;
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        let _ = write!(s, "{x:02x}");
+    }
+    s
+}
+
+/// Lists entries `from..` (at most `limit`), verifying each MAC; the first bad entry is an
+/// error.
+pub(crate) fn list(
+    store: &dyn ReadView,
+    key: &Key256,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, VaultError> {
+    let range = ScanRange::range(from.to_be_bytes().to_vec(), u64::MAX.to_be_bytes().to_vec());
+    let mut out = Vec::new();
+    let mut cursor = None;
+    while out.len() < limit {
+        let page = store.scan(
+            Table::Audit,
+            &range,
+            cursor.as_ref(),
+            (limit - out.len()).min(1000),
+        )?;
+        for row in page.rows {
+            let d = decode(key, &row.value).map_err(|e| VaultError::AuditTampered {
+                seq: seq_of(&row.key),
+                reason: e.to_string(),
+            })?;
+            if !d.mac_ok {
+                return Err(VaultError::AuditTampered {
+                    seq: d.entry.seq,
+                    reason: "MAC mismatch: the entry was modified or forged".into(),
+                });
+            }
+            out.push(d.entry);
+        }
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    key.try_into().map_or(u64::MAX, u64::from_be_bytes)
+}
+
+/// The result of [`verify`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Entries checked.
+    pub entries: u64,
+    /// Hash of the last entry (hex), to compare with an earlier report: a log that is
+    /// later shorter or different at the same length was truncated or rewritten.
+    pub head_hash: String,
+}
+
+/// Verifies the whole chain.
+pub(crate) fn verify(store: &dyn ReadView, key: &Key256) -> Result<AuditReport, VaultError> {
+    let mut expected = 0u64;
+    let mut prev = [0u8; 32];
+    let mut cursor = None;
+    loop {
+        let page = store.scan(Table::Audit, &ScanRange::all(), cursor.as_ref(), 1000)?;
+        for row in &page.rows {
+            let row_seq = seq_of(&row.key);
+            let tampered = |reason: &str| VaultError::AuditTampered {
+                seq: expected,
+                reason: reason.to_owned(),
+            };
+            if row_seq != expected {
+                return Err(tampered(&format!(
+                    "expected entry {expected}, found {row_seq}: entries were removed"
+                )));
+            }
+            let d = decode(key, &row.value).map_err(|e| tampered(&e.to_string()))?;
+            if !d.mac_ok {
+                return Err(tampered("MAC mismatch: the entry was modified or forged"));
+            }
+            if d.entry.seq != expected {
+                return Err(tampered("the entry was moved from another position"));
+            }
+            if d.prev_hash != prev {
+                return Err(tampered(
+                    "hash chain broken: an earlier entry was modified, removed or reordered",
+                ));
+            }
+            prev = Sha256::digest(&row.value).into();
+            expected += 1;
+        }
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    Ok(AuditReport {
+        entries: expected,
+        head_hash: hex(&prev),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strongroom_store::{MemoryStore, Store};
+
+    fn ev(action: Action, target: &[u8]) -> Event<'_> {
+        Event {
+            action,
+            ok: true,
+            target,
+            detail: "ns=core/app",
+            actor: Some(MemberId::from_bytes([3; 16])),
+            time: 1_700_000_000,
+        }
+    }
+
+    fn write(store: &MemoryStore, key: &Key256, n: usize) {
+        write_to(store, key, n);
+    }
+
+    fn write_to(store: &dyn Store, key: &Key256, n: usize) {
+        let mut c = Cursor::load(store).unwrap();
+        for i in 0..n {
+            let mut b = Batch::new();
+            c = append(
+                &mut b,
+                key,
+                c,
+                &ev(Action::ALL[i % Action::ALL.len()], &[i as u8; 16]),
+            );
+            store.commit(&b).unwrap();
+        }
+    }
+
+    #[test]
+    fn action_ids_round_trip() {
+        for a in Action::ALL {
+            assert_eq!(Action::from_id(a.id()), Some(a));
+        }
+        assert_eq!(Action::from_id(0), None);
+        assert_eq!(Action::from_id(200), None);
+    }
+
+    #[test]
+    fn verify_detects_modification_removal_reordering_and_forgery() {
+        let key = Key256::generate().unwrap();
+        let store = MemoryStore::new();
+        write(&store, &key, 6);
+        let r = verify(&store, &key).unwrap();
+        assert_eq!(r.entries, 6);
+        let all = list(&store, &key, 0, 100).unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[3].action, Action::ALL[3]);
+
+        let adv = |n: usize| {
+            let s = strongroom_store::AdversarialStore::new(MemoryStore::new());
+            write_to(&s, &key, n);
+            s
+        };
+
+        // modified: flip a byte of entry 2's detail
+        let s = adv(6);
+        s.on_read(|t, k, v| {
+            let mut v = v?;
+            if t == Table::Audit && k == 2u64.to_be_bytes() {
+                let n = v.value.len();
+                v.value[n - 40] ^= 1;
+            }
+            Some(v)
+        });
+        let e = verify(&s, &key).unwrap_err();
+        assert!(matches!(e, VaultError::AuditTampered { seq: 2, .. }), "{e}");
+
+        // removed: entry 3 disappears
+        let s = adv(6);
+        s.hide(Table::Audit, &3u64.to_be_bytes());
+        let e = verify(&s, &key).unwrap_err();
+        assert!(e.to_string().contains("removed"), "{e}");
+
+        // reordered: entries 1 and 4 swapped
+        let s = adv(6);
+        s.swap_value(Table::Audit, &1u64.to_be_bytes(), &4u64.to_be_bytes());
+        s.swap_value(Table::Audit, &4u64.to_be_bytes(), &1u64.to_be_bytes());
+        assert!(matches!(
+            verify(&s, &key),
+            Err(VaultError::AuditTampered { seq: 1, .. })
+        ));
+
+        // forged with another key
+        let s = MemoryStore::new();
+        write(&s, &key, 2);
+        let other = Key256::generate().unwrap();
+        let mut c = Cursor::load(&s).unwrap();
+        let mut b = Batch::new();
+        c = append(&mut b, &other, c, &ev(Action::Put, b"x"));
+        s.commit(&b).unwrap();
+        let _ = c;
+        assert!(matches!(
+            verify(&s, &key),
+            Err(VaultError::AuditTampered { seq: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn long_fields_are_truncated_not_rejected() {
+        let key = Key256::generate().unwrap();
+        let store = MemoryStore::new();
+        let detail = "é".repeat(2000);
+        let mut b = Batch::new();
+        let e = Event {
+            detail: &detail,
+            ..ev(Action::Import, &[0; 400])
+        };
+        append(&mut b, &key, Cursor::load(&store).unwrap(), &e);
+        store.commit(&b).unwrap();
+        let l = list(&store, &key, 0, 10).unwrap();
+        assert!(l[0].detail.len() <= MAX_DETAIL);
+        assert_eq!(l[0].target.len(), MAX_TARGET * 2);
+    }
+}

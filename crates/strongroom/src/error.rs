@@ -1,0 +1,164 @@
+//! Errors of the vault API.
+
+use strongroom_crypto::{CryptoError, DecodeError};
+use strongroom_envelope::{EnvelopeError, Epoch};
+use strongroom_recovery::KeyholderError;
+use strongroom_sharing::SharingError;
+use strongroom_store::StoreError;
+
+/// A vault operation failed.
+///
+/// Variants say what went wrong and, where there is one, what to do. None carries a
+/// secret value, a name of a secret or key material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// The store failed (I/O, a backend error, a conflict that survived the retries).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The keyholder could not unlock the vault (wrong passphrase, wrong recovery key,
+    /// wrong `ENCRYPTION_KEY`, missing keyring entry or HSM token). Nothing was written.
+    #[error("unlock failed: {0}")]
+    Unlock(KeyholderError),
+    /// A membership operation or the verification of stored membership data failed.
+    #[error(transparent)]
+    Sharing(SharingError),
+    /// A record did not open: wrong key or modified data.
+    #[error("record {record} does not decrypt: {source}")]
+    Record {
+        /// The record id (hex, not the name).
+        record: String,
+        /// What failed.
+        #[source]
+        source: EnvelopeError,
+    },
+    /// Stored data did not parse.
+    #[error("corrupt {what}: {source}")]
+    Corrupt {
+        /// Which stored item.
+        what: &'static str,
+        /// The parse error.
+        #[source]
+        source: DecodeError,
+    },
+    /// Stored data is inconsistent (a row points somewhere it should not).
+    #[error("inconsistent vault data: {reason}")]
+    Inconsistent {
+        /// What is wrong (never secret).
+        reason: String,
+    },
+    /// A primitive failed.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The store holds no vault.
+    #[error("no vault in this store: create one first (or check the path/URL)")]
+    NoVault,
+    /// The store already holds a vault.
+    #[error("this store already holds a vault: open it instead of creating one")]
+    VaultExists,
+    /// A schema written by a newer strongroom.
+    #[error(
+        "the vault was written by a newer strongroom (vault format {found}, this build reads up to {supported}); upgrade strongroom"
+    )]
+    TooNew {
+        /// Format found.
+        found: u8,
+        /// Newest supported.
+        supported: u8,
+    },
+    /// An invalid argument (namespace, name, option).
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was invalid.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No secret with that name exists in that namespace.
+    #[error("no secret named {name:?} in namespace {namespace:?}")]
+    NotFound {
+        /// The namespace.
+        namespace: String,
+        /// The name (names are not secret to the caller who asked).
+        name: String,
+    },
+    /// The acting member may not do this.
+    #[error("permission denied: {reason}")]
+    PermissionDenied {
+        /// Why.
+        reason: String,
+    },
+    /// A record is sealed under an epoch that has been retired.
+    #[error(
+        "record {record} is still under retired vault-key epoch {epoch}: restore a snapshot taken before that epoch was retired"
+    )]
+    RetiredEpoch {
+        /// The record id (hex).
+        record: String,
+        /// Its epoch.
+        epoch: Epoch,
+    },
+    /// The audit log failed verification.
+    #[error("audit log verification failed at entry {seq}: {reason}")]
+    AuditTampered {
+        /// The first bad entry.
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A snapshot file is unusable.
+    #[error("snapshot refused: {reason}; the live vault was not touched")]
+    Snapshot {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Export or import failed.
+    #[error("{op} failed: {reason}")]
+    Transfer {
+        /// `export` or `import`.
+        op: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// File I/O failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done (e.g. `writing snapshot /tmp/x`).
+        what: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl VaultError {
+    /// Whether the error is a failed unlock (wrong passphrase, key, token…), the kind a
+    /// caller counts for an audit or rate limit.
+    pub fn is_unlock_failure(&self) -> bool {
+        matches!(self, VaultError::Unlock(_))
+    }
+
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        VaultError::Invalid {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn inconsistent(reason: impl Into<String>) -> Self {
+        VaultError::Inconsistent {
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<SharingError> for VaultError {
+    fn from(e: SharingError) -> Self {
+        match e {
+            SharingError::Keyholder(k) => VaultError::Unlock(k),
+            SharingError::Store(s) => VaultError::Store(s),
+            SharingError::VaultExists => VaultError::VaultExists,
+            other => VaultError::Sharing(other),
+        }
+    }
+}

@@ -1,0 +1,470 @@
+//! Members, keyholders and identity files.
+
+use std::sync::Arc;
+
+use strongroom_crypto::encoding::{Reader, Writer};
+use strongroom_crypto::{Key256, MemberId, RecordId, VaultId};
+use strongroom_envelope::Epoch;
+use strongroom_recovery::{Keyholder, Stanza, WrapContext, unwrap_any};
+use strongroom_sharing::{
+    Fingerprint, FingerprintConfirmed, Identity, KeyholderInfo, MEMBER_KEY_PURPOSE, Pins,
+    PublicIdentity, RecoverabilityReport, Role, SealedIdentity, Warning,
+};
+use strongroom_store::{Expect, ScanRange, Store, Table};
+
+use crate::VaultError;
+use crate::audit::Action;
+use crate::meta::{meta_key_row, wrap_meta};
+use crate::records::{IndexEntry, open_version, versions_of};
+use crate::vault::{LockedVault, Vault};
+
+/// A member as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    /// Member id.
+    pub id: MemberId,
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Fingerprint to compare out of band.
+    pub fingerprint: Fingerprint,
+    /// First epoch the member could read (history is readable through the key chain).
+    pub since_epoch: Epoch,
+}
+
+/// What [`Vault::remove_member`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemovalReport {
+    /// The removed member.
+    pub member: MemberId,
+    /// The new epoch, granted to the remaining members only.
+    pub new_epoch: Epoch,
+    /// The epochs the removed member could read.
+    pub readable_epochs: core::ops::RangeInclusive<Epoch>,
+    /// Warnings (one member left).
+    pub warnings: Vec<Warning>,
+}
+
+/// A secret the removed member could read: rotate the real credential at its source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExposedSecret {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Record id.
+    pub record_id: RecordId,
+    /// Stored versions the member could read.
+    pub versions: Vec<u64>,
+}
+
+impl Vault {
+    /// The current members.
+    pub fn members(&self) -> Vec<MemberInfo> {
+        let st = self.state();
+        st.session
+            .membership()
+            .members()
+            .values()
+            .map(|m| MemberInfo {
+                id: m.id(),
+                name: m.name().to_owned(),
+                role: m.role(),
+                fingerprint: m.fingerprint(),
+                since_epoch: m.since_epoch(),
+            })
+            .collect()
+    }
+
+    /// This member's public identity (to show its fingerprint).
+    pub fn public_identity(&self) -> PublicIdentity {
+        self.state().session.identity().public().clone()
+    }
+
+    /// Adds a member with `role`; `confirmed` proves the caller compared the fingerprint
+    /// out of band (or explicitly skipped it). The member then stores their own
+    /// credentials with [`Vault::join`].
+    pub fn add_member(
+        &self,
+        public: &PublicIdentity,
+        role: Role,
+        confirmed: FingerprintConfirmed,
+    ) -> Result<(), VaultError> {
+        {
+            let mut st = self.state_mut();
+            st.session
+                .add_member(self.store(), public, role, confirmed)?;
+        }
+        let detail = format!("name={} role={role:?}", public.name());
+        self.audit_only(Action::MemberAdd, public.member_id().as_bytes(), detail)
+    }
+
+    /// Changes a member's role.
+    pub fn set_role(&self, member: MemberId, role: Role) -> Result<(), VaultError> {
+        {
+            let mut st = self.state_mut();
+            st.session.set_role(self.store(), member, role)?;
+        }
+        self.audit_only(
+            Action::MemberRole,
+            member.as_bytes(),
+            format!("role={role:?}"),
+        )
+    }
+
+    /// Removes a member: a new epoch wrapped to the remaining members only. No record is
+    /// re-encrypted (the cost does not depend on the number of records); the removed
+    /// member keeps what they could already read: [`Vault::exposure`] lists it, and
+    /// [`Vault::rotate_vault_key`] retires the older epochs.
+    pub fn remove_member(&self, member: MemberId) -> Result<RemovalReport, VaultError> {
+        let removal = {
+            let mut st = self.state_mut();
+            st.session.remove_member(self.store(), member)?
+        };
+        self.write(|st, batch| {
+            let row = meta_key_row(st.session.epoch());
+            if self.store().get(Table::Wraps, &row)?.is_none() {
+                let blob = wrap_meta(self.id(), st.session.current_key(), st.meta.root())?;
+                batch.put(Table::Wraps, row, blob, Expect::Absent);
+            }
+            crate::status::stamp_epoch(batch, st, self.id());
+            Ok((
+                (),
+                Action::MemberRemove,
+                member.as_bytes().to_vec(),
+                format!("new_epoch={}", removal.new_epoch),
+            ))
+        })?;
+        Ok(RemovalReport {
+            member: removal.member,
+            new_epoch: removal.new_epoch,
+            readable_epochs: removal.readable_epochs,
+            warnings: removal.warnings,
+        })
+    }
+
+    /// The secrets a removed member could read: every stored version whose data key is
+    /// wrapped under one of the epochs they held. Names are decrypted here for the caller.
+    pub fn exposure(&self, removal: &RemovalReport) -> Result<Vec<ExposedSecret>, VaultError> {
+        let (lo, hi) = (
+            *removal.readable_epochs.start(),
+            *removal.readable_epochs.end(),
+        );
+        self.read(|st| {
+            let store = self.store();
+            let mut out = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store.scan(Table::Index, &ScanRange::all(), cursor.as_ref(), 1000)?;
+                for row in page.rows {
+                    let entry = IndexEntry::decode(&row.value)?;
+                    let mut versions = Vec::new();
+                    for dek in versions_of(store, Table::Deks, entry.record)? {
+                        let Some((_, v)) = crate::records::parse_version_key(&dek.key) else {
+                            continue;
+                        };
+                        let Ok(w) = strongroom_envelope::WrappedDek::from_bytes(&dek.value) else {
+                            continue;
+                        };
+                        // A version written before the removal is under an epoch <= hi;
+                        // rewrapping it later does not make it unknown to the member.
+                        let sealed_epoch = store
+                            .get(Table::Bodies, &dek.key)?
+                            .and_then(|b| strongroom_envelope::BodyHeader::decode(&b.value).ok())
+                            .map_or(w.epoch(), |h| h.epoch);
+                        if sealed_epoch >= lo && sealed_epoch <= hi {
+                            versions.push(v);
+                        }
+                    }
+                    if versions.is_empty() {
+                        continue;
+                    }
+                    let (p, _) = open_version(store, st, entry.record, entry.version)?;
+                    out.push(ExposedSecret {
+                        namespace: p.namespace,
+                        name: p.name,
+                        record_id: entry.record,
+                        versions,
+                    });
+                }
+                match page.next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            Ok(out)
+        })
+    }
+
+    /// Teammate restore: `old` lost every keyholder; `new` is the identity they made since.
+    /// The caller (an owner or admin) confirms the new fingerprint; the new identity is
+    /// granted the vault, the old one's grants become invalid. No escrow is involved.
+    pub fn regrant(
+        &self,
+        old: MemberId,
+        new: &PublicIdentity,
+        confirmed: FingerprintConfirmed,
+    ) -> Result<(), VaultError> {
+        {
+            let mut st = self.state_mut();
+            st.session.regrant(self.store(), old, new, confirmed)?;
+        }
+        self.audit_only(
+            Action::MemberRegrant,
+            old.as_bytes(),
+            format!("new_member={} name={}", new.member_id(), new.name()),
+        )
+    }
+
+    /// Who can recover the vault, and whether it has a single point of failure.
+    pub fn recoverability(&self) -> Result<RecoverabilityReport, VaultError> {
+        Ok(self.state().session.recoverability(self.store())?)
+    }
+
+    /// This member's keyholders (no secrets).
+    pub fn keyholders(&self) -> Result<Vec<KeyholderInfo>, VaultError> {
+        Ok(self.state().session.keyholders(self.store())?)
+    }
+
+    /// Adds a keyholder for this member (wraps the member key: O(1), no record touched).
+    pub fn add_keyholder(&self, keyholder: &dyn Keyholder) -> Result<KeyholderInfo, VaultError> {
+        let info = self
+            .state()
+            .session
+            .add_keyholder(self.store(), keyholder)?;
+        self.audit_only(
+            Action::KeyholderAdd,
+            &info.id,
+            format!("kind={}", info.kind),
+        )?;
+        Ok(info)
+    }
+
+    /// Removes one of this member's keyholders (never the last one).
+    pub fn remove_keyholder(&self, id: &[u8; 8]) -> Result<(), VaultError> {
+        self.state().session.remove_keyholder(self.store(), id)?;
+        self.audit_only(Action::KeyholderRemove, id, String::new())
+    }
+
+    /// Replaces keyholder `old` with `new` (a new passphrase, a new recovery key, a new
+    /// `ENCRYPTION_KEY`, a new keyring entry or HSM key): adds `new`, checks it opens the
+    /// vault, then removes `old`. O(1): no record is touched. Every step can be re-run after
+    /// a crash: a vault with both keyholders is still fully usable, and `doctor` reports it.
+    pub fn rotate_keyholder(
+        &self,
+        old: &[u8; 8],
+        new: &dyn Keyholder,
+    ) -> Result<KeyholderInfo, VaultError> {
+        let existing = self.keyholders()?;
+        if !existing.iter().any(|k| &k.id == old) {
+            return Err(VaultError::invalid(
+                "keyholder",
+                format!("no keyholder with id {}", crate::audit::hex(old)),
+            ));
+        }
+        let info = self.add_keyholder(new)?;
+        // Verify: the new keyholder unlocks this member from what is stored.
+        let mut pins = self.pins();
+        let check = strongroom_sharing::unlock(
+            self.store(),
+            self.id(),
+            Some(self.member_id()),
+            new,
+            &mut pins,
+        );
+        if let Err(e) = check {
+            return Err(VaultError::inconsistent(format!(
+                "the new keyholder was added but does not unlock the vault ({e}); the old keyholder was kept"
+            )));
+        }
+        if &info.id != old {
+            self.remove_keyholder(old)?;
+        }
+        Ok(info)
+    }
+
+    /// A member added by another member stores their own credentials here, so that later
+    /// they unlock with a keyholder alone.
+    pub fn join(
+        store: &Arc<dyn Store>,
+        identity: &Identity,
+        keyholders: &[&dyn Keyholder],
+        pins: Pins,
+    ) -> Result<Vault, VaultError> {
+        let locked = Vault::open(Arc::clone(store))?;
+        let mut pins = pins;
+        let _session =
+            strongroom_sharing::join(&**store, locked.id(), identity, keyholders, &mut pins)?;
+        let kh = keyholders
+            .first()
+            .ok_or_else(|| VaultError::invalid("keyholders", "at least one keyholder is needed"))?;
+        let vault = locked.unlock_with(
+            *kh,
+            crate::UnlockOptions {
+                member: Some(identity.member_id()),
+                pins,
+            },
+        )?;
+        vault.audit_only(
+            Action::MemberJoin,
+            identity.member_id().as_bytes(),
+            String::new(),
+        )?;
+        Ok(vault)
+    }
+}
+
+impl LockedVault {
+    /// Lists who has credentials stored in this vault (to pick the member to unlock as).
+    pub fn stored_members(&self) -> Result<Vec<MemberId>, VaultError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.store_ref().scan(
+                Table::Identities,
+                &ScanRange::all(),
+                cursor.as_ref(),
+                1000,
+            )?;
+            out.extend(
+                page.rows
+                    .iter()
+                    .filter_map(|r| MemberId::from_slice(&r.key).ok()),
+            );
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// A member identity kept outside any vault, sealed under its own keyholders: what a new
+/// member creates before being added, and brings to [`Vault::join`].
+///
+/// File layout (version 1): `"strongroom-identity" ‖ 0x01 ‖ sealed identity (u32 length ‖
+/// bytes; bound to the all-zero vault id) ‖ stanza count (u16) ‖ stanzas (u32 length ‖
+/// bytes each)`. The member key is wrapped with purpose `strongroom/v1/member-key` and
+/// subject `0^16 ‖ member id`.
+pub struct IdentityFile {
+    sealed: SealedIdentity,
+    stanzas: Vec<Stanza>,
+}
+
+const IDENTITY_MAGIC: &[u8] = b"strongroom-identity";
+const UNBOUND: VaultId = VaultId::from_bytes([0; 16]);
+
+fn unbound_subject(member: MemberId) -> [u8; 32] {
+    let mut s = [0u8; 32];
+    s[16..].copy_from_slice(member.as_bytes());
+    s
+}
+
+impl IdentityFile {
+    /// Generates a new identity named `name` and seals it under `keyholders`.
+    pub fn create(
+        name: &str,
+        keyholders: &[&dyn Keyholder],
+    ) -> Result<(IdentityFile, Identity), VaultError> {
+        if keyholders.is_empty() {
+            return Err(VaultError::invalid(
+                "keyholders",
+                "at least one keyholder is needed",
+            ));
+        }
+        let identity = Identity::generate(name)?;
+        let member_key = Key256::generate()?;
+        let sealed = identity.seal(UNBOUND, &member_key)?;
+        let subject = unbound_subject(identity.member_id());
+        let ctx = WrapContext {
+            purpose: MEMBER_KEY_PURPOSE,
+            subject: &subject,
+        };
+        let stanzas = keyholders
+            .iter()
+            .map(|k| k.wrap(&ctx, &member_key).map_err(VaultError::Unlock))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((IdentityFile { sealed, stanzas }, identity))
+    }
+
+    /// Opens the identity with one of its keyholders.
+    pub fn open(&self, keyholder: &dyn Keyholder) -> Result<Identity, VaultError> {
+        let subject = unbound_subject(self.sealed.member_id());
+        let ctx = WrapContext {
+            purpose: MEMBER_KEY_PURPOSE,
+            subject: &subject,
+        };
+        let (key, _) = unwrap_any(keyholder, &ctx, &self.stanzas).map_err(VaultError::Unlock)?;
+        Ok(Identity::open(&self.sealed, &key)?)
+    }
+
+    /// The member id of the identity inside.
+    pub fn member_id(&self) -> MemberId {
+        self.sealed.member_id()
+    }
+
+    /// Encodes the file.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.bytes(IDENTITY_MAGIC)
+            .u8(1)
+            .var_bytes(&self.sealed.encode());
+        w.u16(self.stanzas.len() as u16);
+        for s in &self.stanzas {
+            w.var_bytes(&s.encode());
+        }
+        w.into_vec()
+    }
+
+    /// Decodes a file.
+    pub fn decode(bytes: &[u8]) -> Result<Self, VaultError> {
+        let corrupt = |source| VaultError::Corrupt {
+            what: "identity file",
+            source,
+        };
+        let mut r = Reader::new("identity file", bytes);
+        if r.bytes(IDENTITY_MAGIC.len(), "magic").map_err(corrupt)? != IDENTITY_MAGIC {
+            return Err(corrupt(
+                r.invalid("magic", "not a strongroom identity file"),
+            ));
+        }
+        r.version(&[1]).map_err(corrupt)?;
+        let sealed =
+            SealedIdentity::decode(r.var_bytes("sealed identity", 64 * 1024).map_err(corrupt)?)
+                .map_err(corrupt)?;
+        if sealed.vault_id() != UNBOUND {
+            return Err(corrupt(r.invalid("sealed identity", "bound to a vault")));
+        }
+        let n = r.u16("stanza count").map_err(corrupt)?;
+        let mut stanzas = Vec::with_capacity(usize::from(n.min(64)));
+        for _ in 0..n {
+            stanzas.push(
+                Stanza::decode(r.var_bytes("stanza", 70_000).map_err(corrupt)?).map_err(corrupt)?,
+            );
+        }
+        r.finish().map_err(corrupt)?;
+        if stanzas.is_empty() {
+            return Err(corrupt(r_invalid()));
+        }
+        Ok(Self { sealed, stanzas })
+    }
+}
+
+fn r_invalid() -> strongroom_crypto::DecodeError {
+    strongroom_crypto::DecodeError::Invalid {
+        format: "identity file",
+        field: "stanzas",
+        reason: "no keyholder can open it",
+    }
+}
+
+impl core::fmt::Debug for IdentityFile {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IdentityFile")
+            .field("member", &self.sealed.member_id())
+            .field("stanzas", &self.stanzas)
+            .finish()
+    }
+}

@@ -1,0 +1,307 @@
+//! Vault-level rows: the header in [`Table::Meta`], the vault's metadata key wrapped under
+//! each epoch in [`Table::Wraps`], and the retirement mark.
+//!
+//! The metadata key is a random 256-bit key made at creation. It never changes with
+//! vault-key rotation (it is rewrapped under every new epoch), so the blind name index and
+//! the audit log stay readable after old epochs are retired. Keys derived from it:
+//! `index = HKDF(meta, "strongroom/v1/index")`, `audit = HKDF(meta, "strongroom/v1/audit")`,
+//! `config = HKDF(meta, "strongroom/v1/config")`.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use strongroom_crypto::aead::{WrapKey, unwrap_key, wrap_key};
+use strongroom_crypto::encoding::{Reader, Writer};
+use strongroom_crypto::kdf::derive_key;
+use strongroom_crypto::{Key256, VaultId};
+use strongroom_envelope::{Epoch, Suite, VaultKey};
+use strongroom_store::{ReadView, ScanRange, Table};
+use subtle::ConstantTimeEq;
+
+use crate::VaultError;
+
+/// Row key of the vault header in [`Table::Meta`].
+pub(crate) const HEADER_KEY: &[u8] = b"vault";
+/// Row key of the retirement mark in [`Table::Meta`].
+pub(crate) const RETIRED_KEY: &[u8] = b"retired";
+/// Prefix of failed-unlock marks in [`Table::Meta`].
+pub(crate) const FAILED_UNLOCK_PREFIX: &[u8] = b"unlock-failure/";
+
+/// The newest vault header version this build reads.
+pub(crate) const HEADER_VERSION: u8 = 1;
+
+/// Vault-wide settings, fixed at creation and authenticated with the metadata key.
+///
+/// Byte layout (version 1, 66 bytes):
+///
+/// ```text
+/// 0   1   version = 1
+/// 1   16  vault id
+/// 17  8   created at (unix seconds)
+/// 25  1   body suite id for new records
+/// 26  4   versions kept per secret (history), >= 1
+/// 30  4   rotation policy in days (0 = none)
+/// 34  32  HMAC-SHA256(config key, "strongroom/v1/vault-header" ‖ bytes 0..34)
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) vault_id: VaultId,
+    pub(crate) created_at: u64,
+    pub(crate) suite: Suite,
+    pub(crate) history: u32,
+    pub(crate) rotation_days: u32,
+    mac: [u8; 32],
+}
+
+impl Header {
+    const FORMAT: &'static str = "vault header";
+
+    pub(crate) fn new(
+        vault_id: VaultId,
+        created_at: u64,
+        suite: Suite,
+        history: u32,
+        rotation_days: u32,
+        keys: &MetaKeys,
+    ) -> Self {
+        let mut h = Self {
+            vault_id,
+            created_at,
+            suite,
+            history,
+            rotation_days,
+            mac: [0; 32],
+        };
+        h.mac = keys.mac(b"strongroom/v1/vault-header", &h.body());
+        h
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(66);
+        w.u8(HEADER_VERSION)
+            .bytes(self.vault_id.as_bytes())
+            .u64(self.created_at)
+            .u8(self.suite.id())
+            .u32(self.history)
+            .u32(self.rotation_days);
+        w.into_vec()
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut b = self.body();
+        b.extend_from_slice(&self.mac);
+        b
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, VaultError> {
+        if let Some(&v) = bytes.first()
+            && v > HEADER_VERSION
+        {
+            return Err(VaultError::TooNew {
+                found: v,
+                supported: HEADER_VERSION,
+            });
+        }
+        let corrupt = |source| VaultError::Corrupt {
+            what: "vault header",
+            source,
+        };
+        let mut r = Reader::new(Self::FORMAT, bytes);
+        r.version(&[HEADER_VERSION]).map_err(corrupt)?;
+        let vault_id = VaultId::from_bytes(r.array("vault id").map_err(corrupt)?);
+        let created_at = r.u64("created at").map_err(corrupt)?;
+        let suite_id = r.u8("suite").map_err(corrupt)?;
+        let suite = Suite::from_id(suite_id)
+            .map_err(|_| corrupt(r.invalid("suite", "unknown body suite")))?;
+        let history = r.u32("history").map_err(corrupt)?;
+        let rotation_days = r.u32("rotation days").map_err(corrupt)?;
+        let mac = r.array("mac").map_err(corrupt)?;
+        r.finish().map_err(corrupt)?;
+        if history == 0 {
+            return Err(corrupt(r_invalid(
+                "history",
+                "must keep at least one version",
+            )));
+        }
+        Ok(Self {
+            vault_id,
+            created_at,
+            suite,
+            history,
+            rotation_days,
+            mac,
+        })
+    }
+
+    /// Checks the MAC (after unlock).
+    pub(crate) fn verify(&self, keys: &MetaKeys) -> Result<(), VaultError> {
+        let want = keys.mac(b"strongroom/v1/vault-header", &self.body());
+        if bool::from(want.ct_eq(&self.mac)) {
+            Ok(())
+        } else {
+            Err(VaultError::inconsistent(
+                "the vault header's settings were modified outside strongroom (MAC mismatch)",
+            ))
+        }
+    }
+}
+
+fn r_invalid(field: &'static str, reason: &'static str) -> strongroom_crypto::DecodeError {
+    strongroom_crypto::DecodeError::Invalid {
+        format: Header::FORMAT,
+        field,
+        reason,
+    }
+}
+
+/// Keys derived from the vault's metadata key.
+pub(crate) struct MetaKeys {
+    root: Key256,
+    pub(crate) index: Key256,
+    pub(crate) audit: Key256,
+    config: Key256,
+}
+
+impl MetaKeys {
+    pub(crate) fn from_root(root: Key256) -> Self {
+        Self {
+            index: derive_key(&root, "strongroom/v1/index", &[]),
+            audit: derive_key(&root, "strongroom/v1/audit", &[]),
+            config: derive_key(&root, "strongroom/v1/config", &[]),
+            root,
+        }
+    }
+
+    pub(crate) fn root(&self) -> &Key256 {
+        &self.root
+    }
+
+    pub(crate) fn mac(&self, label: &[u8], data: &[u8]) -> [u8; 32] {
+        hmac32(&self.config, &[label, data])
+    }
+}
+
+/// HMAC-SHA256 over the concatenation of `parts`.
+pub(crate) fn hmac32(key: &Key256, parts: &[&[u8]]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+/// Row key of the metadata key wrapped under epoch `e`: `"m" ‖ e (u32 BE)`.
+pub(crate) fn meta_key_row(epoch: Epoch) -> Vec<u8> {
+    let mut k = b"m".to_vec();
+    k.extend_from_slice(&epoch.0.to_be_bytes());
+    k
+}
+
+fn meta_wrap_aad(vault: VaultId, epoch: Epoch) -> Vec<u8> {
+    let mut aad = b"strongroom/v1/meta-key".to_vec();
+    aad.extend_from_slice(vault.as_bytes());
+    aad.extend_from_slice(&epoch.0.to_be_bytes());
+    aad
+}
+
+/// Wraps the metadata key under `vk`.
+pub(crate) fn wrap_meta(
+    vault: VaultId,
+    vk: &VaultKey,
+    root: &Key256,
+) -> Result<Vec<u8>, VaultError> {
+    Ok(wrap_key(
+        &WrapKey::new(vk.expose_secret()),
+        &meta_wrap_aad(vault, vk.epoch()),
+        root,
+    )?
+    .to_vec())
+}
+
+/// Finds the metadata key under the newest epoch that has a row and a key.
+pub(crate) fn find_meta<'k>(
+    store: &dyn ReadView,
+    vault: VaultId,
+    keys: impl Fn(Epoch) -> Option<&'k VaultKey>,
+    current: Epoch,
+) -> Result<(MetaKeys, Epoch), VaultError> {
+    let page = store.scan(
+        Table::Wraps,
+        &ScanRange::prefix(b"m".to_vec()),
+        None,
+        10_000,
+    )?;
+    let mut best: Option<(Epoch, Vec<u8>)> = None;
+    for row in page.rows {
+        if row.key.len() != 5 {
+            continue;
+        }
+        let e = Epoch(u32::from_be_bytes([
+            row.key[1], row.key[2], row.key[3], row.key[4],
+        ]));
+        if e <= current && keys(e).is_some() && best.as_ref().is_none_or(|(b, _)| e > *b) {
+            best = Some((e, row.value));
+        }
+    }
+    let (epoch, blob) = best.ok_or_else(|| {
+        VaultError::inconsistent(
+            "the vault's metadata key is missing for every epoch this member can read",
+        )
+    })?;
+    let vk = keys(epoch).unwrap_or_else(|| unreachable!("checked above"));
+    let root = unwrap_key(
+        &WrapKey::new(vk.expose_secret()),
+        &meta_wrap_aad(vault, epoch),
+        &blob,
+    )
+    .map_err(|_| {
+        VaultError::inconsistent(format!(
+            "the metadata key wrapped under epoch {epoch} does not open (modified?)"
+        ))
+    })?;
+    Ok((MetaKeys::from_root(root), epoch))
+}
+
+/// The retirement mark: the lowest epoch whose records can still be read.
+///
+/// Layout: `u32 min epoch ‖ HMAC-SHA256(config key, "strongroom/v1/retired" ‖ vault id ‖ min epoch)`.
+pub(crate) fn encode_retired(keys: &MetaKeys, vault: VaultId, min: Epoch) -> Vec<u8> {
+    let e = min.0.to_be_bytes();
+    let mac = keys.mac(
+        b"strongroom/v1/retired",
+        &[vault.as_bytes().as_slice(), &e].concat(),
+    );
+    let mut out = e.to_vec();
+    out.extend_from_slice(&mac);
+    out
+}
+
+pub(crate) fn decode_retired(
+    keys: &MetaKeys,
+    vault: VaultId,
+    bytes: &[u8],
+) -> Result<Epoch, VaultError> {
+    if bytes.len() != 36 {
+        return Err(VaultError::inconsistent(
+            "the retirement mark has the wrong length",
+        ));
+    }
+    let e = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    let want = keys.mac(
+        b"strongroom/v1/retired",
+        &[vault.as_bytes().as_slice(), &e].concat(),
+    );
+    if !bool::from(want.ct_eq(&bytes[4..])) {
+        return Err(VaultError::inconsistent(
+            "the retirement mark was modified outside strongroom (MAC mismatch)",
+        ));
+    }
+    Ok(Epoch(u32::from_be_bytes(e)))
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

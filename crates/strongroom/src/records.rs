@@ -1,0 +1,672 @@
+//! Secrets: the blind name index, the record payload, and put/get/delete/list/history.
+//!
+//! Storage layout:
+//!
+//! - [`Table::Index`]: key = blind index (32 bytes), value = index entry;
+//! - [`Table::Bodies`]: key = record id ‖ version (u64 BE), value = sealed body;
+//! - [`Table::Deks`]: key = record id ‖ version (u64 BE), value = wrapped DEK (86 bytes).
+//!
+//! The blind index is `HMAC(index key, "ns" ‖ namespace)[..16] ‖ HMAC(index key, "name" ‖
+//! len(namespace) ‖ namespace ‖ name)[..16]`: the storage sees which records share a
+//! namespace, never a namespace or a name. Names live only inside the sealed payload, which
+//! also makes the index honest: an index row pointed at another record opens a payload with
+//! another name, and is refused.
+
+use strongroom_crypto::encoding::{Reader, Writer};
+use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
+use strongroom_envelope::{Epoch, RecordContext, WrappedDek, open, seal};
+use strongroom_store::{Expect, ReadView, Row, ScanRange, Table};
+
+use crate::VaultError;
+use crate::audit::Action;
+use crate::meta::{hmac32, now};
+use crate::vault::{State, Vault};
+
+/// Longest namespace, in bytes.
+pub const MAX_NAMESPACE_LEN: usize = 255;
+/// Longest secret name, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+/// Largest secret value accepted by [`Vault::put`] (64 MiB).
+pub const MAX_VALUE_LEN: usize = 64 << 20;
+
+/// Checks a namespace: 1–255 bytes, `/`-separated segments of ASCII letters, digits, `.`,
+/// `_` and `-`, no empty segment (`core/billing`, `plugins/acme.sync`).
+pub fn validate_namespace(ns: &str) -> Result<(), VaultError> {
+    let bad = |reason: &str| {
+        Err(VaultError::invalid(
+            "namespace",
+            format!("{ns:?}: {reason}"),
+        ))
+    };
+    if ns.is_empty() || ns.len() > MAX_NAMESPACE_LEN {
+        return bad("must be 1 to 255 bytes");
+    }
+    for seg in ns.split('/') {
+        if seg.is_empty() {
+            return bad("empty segment (leading, trailing or double '/')");
+        }
+        if seg == "." || seg == ".." {
+            return bad("'.' and '..' are not segments");
+        }
+        if !seg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        {
+            return bad("segments use only ASCII letters, digits, '.', '_' and '-'");
+        }
+    }
+    Ok(())
+}
+
+/// Checks a secret name: 1–1024 bytes of UTF-8 without control characters.
+pub fn validate_name(name: &str) -> Result<(), VaultError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(VaultError::invalid(
+            "secret name",
+            "must be 1 to 1024 bytes",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(VaultError::invalid(
+            "secret name",
+            "control characters are not allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// What is known about one version of a secret (no value).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretMeta {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Record id (stable across versions; a re-created secret gets a new one).
+    pub record_id: RecordId,
+    /// Version (1 for the first write).
+    pub version: u64,
+    /// When the secret was first written (unix seconds).
+    pub created_at: u64,
+    /// When this version was written (unix seconds).
+    pub updated_at: u64,
+    /// Who wrote this version.
+    pub updated_by: MemberId,
+    /// The vault-key epoch the version's data key is currently wrapped under.
+    pub epoch: Epoch,
+    /// Length of the value in bytes.
+    pub len: usize,
+}
+
+/// A secret value with its metadata. The value is zeroized on drop and never printed.
+pub struct Secret {
+    meta: SecretMeta,
+    value: SecretBytes,
+}
+
+impl Secret {
+    /// The metadata.
+    pub fn meta(&self) -> &SecretMeta {
+        &self.meta
+    }
+
+    /// The value (the only accessor).
+    pub fn expose_secret(&self) -> &[u8] {
+        self.value.expose_secret()
+    }
+
+    /// The value, as UTF-8 if it is.
+    pub fn expose_str(&self) -> Option<&str> {
+        core::str::from_utf8(self.expose_secret()).ok()
+    }
+
+    /// Takes the value.
+    pub fn into_value(self) -> SecretBytes {
+        self.value
+    }
+}
+
+impl core::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Secret")
+            .field("meta", &self.meta)
+            .field(
+                "value",
+                &format_args!("<{} bytes redacted>", self.value.len()),
+            )
+            .finish()
+    }
+}
+
+/// The blind index row key of `namespace`/`name`.
+pub(crate) fn blind(state: &State, namespace: &str, name: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&ns_prefix(state, namespace));
+    let ns_len = (namespace.len() as u32).to_be_bytes();
+    let tag = hmac32(
+        &state.meta.index,
+        &[b"name", &ns_len, namespace.as_bytes(), name.as_bytes()],
+    );
+    out[16..].copy_from_slice(&tag[..16]);
+    out
+}
+
+pub(crate) fn ns_prefix(state: &State, namespace: &str) -> [u8; 16] {
+    let tag = hmac32(&state.meta.index, &[b"ns", namespace.as_bytes()]);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&tag[..16]);
+    out
+}
+
+/// An index entry. Layout: `version = 1 ‖ record id (16) ‖ head version (u64) ‖ created at
+/// (u64)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IndexEntry {
+    pub(crate) record: RecordId,
+    pub(crate) version: u64,
+    pub(crate) created_at: u64,
+}
+
+impl IndexEntry {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(33);
+        w.u8(1)
+            .bytes(self.record.as_bytes())
+            .u64(self.version)
+            .u64(self.created_at);
+        w.into_vec()
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self, VaultError> {
+        let corrupt = |source| VaultError::Corrupt {
+            what: "index entry",
+            source,
+        };
+        let mut r = Reader::new("index entry", bytes);
+        r.version(&[1]).map_err(corrupt)?;
+        let record = RecordId::from_bytes(r.array("record id").map_err(corrupt)?);
+        let version = r.u64("version").map_err(corrupt)?;
+        let created_at = r.u64("created at").map_err(corrupt)?;
+        r.finish().map_err(corrupt)?;
+        if version == 0 {
+            return Err(corrupt(DecodeError::Invalid {
+                format: "index entry",
+                field: "version",
+                reason: "versions start at 1",
+            }));
+        }
+        Ok(Self {
+            record,
+            version,
+            created_at,
+        })
+    }
+}
+
+/// Row key of a record version in [`Table::Bodies`] and [`Table::Deks`].
+pub(crate) fn version_key(record: RecordId, version: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(24);
+    k.extend_from_slice(record.as_bytes());
+    k.extend_from_slice(&version.to_be_bytes());
+    k
+}
+
+pub(crate) fn parse_version_key(key: &[u8]) -> Option<(RecordId, u64)> {
+    if key.len() != 24 {
+        return None;
+    }
+    let record = RecordId::from_slice(&key[..16]).ok()?;
+    let version = u64::from_be_bytes(key[16..].try_into().ok()?);
+    Some((record, version))
+}
+
+/// The plaintext sealed in a body.
+///
+/// Layout (version 1): `version = 1 ‖ namespace (u32 len ‖ bytes) ‖ name (u32 len ‖ bytes) ‖
+/// created at (u64) ‖ updated at (u64) ‖ author member id (16) ‖ value (u32 len ‖ bytes)`.
+pub(crate) struct Payload<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) created_at: u64,
+    pub(crate) updated_at: u64,
+    pub(crate) author: MemberId,
+    pub(crate) value: &'a [u8],
+}
+
+impl Payload<'_> {
+    pub(crate) fn encode(&self) -> SecretBytes {
+        let mut w = Writer::with_capacity(
+            1 + 12 + self.namespace.len() + self.name.len() + 32 + self.value.len(),
+        );
+        w.u8(1)
+            .var_bytes(self.namespace.as_bytes())
+            .var_bytes(self.name.as_bytes())
+            .u64(self.created_at)
+            .u64(self.updated_at)
+            .bytes(self.author.as_bytes())
+            .var_bytes(self.value);
+        SecretBytes::from(w.into_vec())
+    }
+}
+
+/// A decoded payload that owns its bytes.
+pub(crate) struct OpenedPayload {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) created_at: u64,
+    pub(crate) updated_at: u64,
+    pub(crate) author: MemberId,
+    pub(crate) value: SecretBytes,
+}
+
+pub(crate) fn decode_payload(plain: &SecretBytes) -> Result<OpenedPayload, VaultError> {
+    let corrupt = |source| VaultError::Corrupt {
+        what: "record payload",
+        source,
+    };
+    let bytes = plain.expose_secret();
+    let mut r = Reader::new("record payload", bytes);
+    r.version(&[1]).map_err(corrupt)?;
+    let ns = r
+        .var_bytes("namespace", MAX_NAMESPACE_LEN)
+        .map_err(corrupt)?;
+    let name = r.var_bytes("name", MAX_NAME_LEN).map_err(corrupt)?;
+    let created_at = r.u64("created at").map_err(corrupt)?;
+    let updated_at = r.u64("updated at").map_err(corrupt)?;
+    let author = MemberId::from_bytes(r.array("author").map_err(corrupt)?);
+    let value = r.var_bytes("value", MAX_VALUE_LEN).map_err(corrupt)?;
+    r.finish().map_err(corrupt)?;
+    let text = |b: &[u8], field| {
+        String::from_utf8(b.to_vec()).map_err(|_| {
+            corrupt(DecodeError::Invalid {
+                format: "record payload",
+                field,
+                reason: "not UTF-8",
+            })
+        })
+    };
+    Ok(OpenedPayload {
+        namespace: text(ns, "namespace")?,
+        name: text(name, "name")?,
+        created_at,
+        updated_at,
+        author,
+        value: SecretBytes::from(value.to_vec()),
+    })
+}
+
+/// Opens the record version at `record`/`version` from `view` with the keys of `state`.
+pub(crate) fn open_version(
+    view: &dyn ReadView,
+    state: &State,
+    record: RecordId,
+    version: u64,
+) -> Result<(OpenedPayload, Epoch), VaultError> {
+    let key = version_key(record, version);
+    let body = view.get(Table::Bodies, &key)?;
+    let dek = view.get(Table::Deks, &key)?;
+    let (Some(body), Some(dek)) = (body, dek) else {
+        return Err(VaultError::inconsistent(format!(
+            "record {record} version {version} is missing its body or data key"
+        )));
+    };
+    open_rows(state, record, version, &body.value, &dek.value)
+}
+
+pub(crate) fn open_rows(
+    state: &State,
+    record: RecordId,
+    version: u64,
+    body: &[u8],
+    dek: &[u8],
+) -> Result<(OpenedPayload, Epoch), VaultError> {
+    let rec_err = |source| VaultError::Record {
+        record: record.to_string(),
+        source,
+    };
+    let wrapped = WrappedDek::from_bytes(dek).map_err(rec_err)?;
+    let epoch = wrapped.epoch();
+    if epoch < state.min_epoch {
+        return Err(VaultError::RetiredEpoch {
+            record: record.to_string(),
+            epoch,
+        });
+    }
+    let Some(vk) = state.session.key(epoch) else {
+        return Err(VaultError::Record {
+            record: record.to_string(),
+            source: strongroom_envelope::EnvelopeError::Decrypt,
+        });
+    };
+    let ctx = RecordContext {
+        vault_id: state.session.vault_id(),
+        record_id: record,
+        version,
+    };
+    let plain = open(vk, &ctx, body, dek).map_err(rec_err)?;
+    Ok((decode_payload(&plain)?, epoch))
+}
+
+fn meta_of(p: &OpenedPayload, record: RecordId, version: u64, epoch: Epoch) -> SecretMeta {
+    SecretMeta {
+        namespace: p.namespace.clone(),
+        name: p.name.clone(),
+        record_id: record,
+        version,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+        updated_by: p.author,
+        epoch,
+        len: p.value.len(),
+    }
+}
+
+impl Vault {
+    /// Writes a secret: a new version sealed under a fresh data key, wrapped by the current
+    /// vault key, with an audit entry, in one atomic commit. Versions beyond the vault's
+    /// history setting are deleted in the same commit.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strongroom::{CreateOptions, Vault, recovery::RawKek, store::MemoryStore};
+    /// # let (vault, _) = Vault::create(Arc::new(MemoryStore::new()), &RawKek::generate()?, &CreateOptions::default())?;
+    /// let meta = vault.put("core/billing", "STRIPE_KEY", b"sk_live_123")?;
+    /// assert_eq!(meta.version, 1);
+    /// let secret = vault.get("core/billing", "STRIPE_KEY")?;
+    /// assert_eq!(secret.expose_secret(), b"sk_live_123");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put(&self, namespace: &str, name: &str, value: &[u8]) -> Result<SecretMeta, VaultError> {
+        validate_namespace(namespace)?;
+        validate_name(name)?;
+        if value.len() > MAX_VALUE_LEN {
+            return Err(VaultError::invalid("secret value", "larger than 64 MiB"));
+        }
+        self.require_writer()?;
+        self.write(|state, batch| {
+            let store = self.store();
+            let key = blind(state, namespace, name);
+            let existing = store.get(Table::Index, &key)?;
+            let now = now();
+            let (entry, expect) = match &existing {
+                Some(row) => {
+                    let old = IndexEntry::decode(&row.value)?;
+                    (
+                        IndexEntry {
+                            version: old.version + 1,
+                            ..old
+                        },
+                        Expect::Version(row.version),
+                    )
+                }
+                None => (
+                    IndexEntry {
+                        record: RecordId::generate()?,
+                        version: 1,
+                        created_at: now,
+                    },
+                    Expect::Absent,
+                ),
+            };
+            let author = state.session.member_id();
+            let payload = Payload {
+                namespace,
+                name,
+                created_at: entry.created_at,
+                updated_at: now,
+                author,
+                value,
+            }
+            .encode();
+            let ctx = RecordContext {
+                vault_id: state.session.vault_id(),
+                record_id: entry.record,
+                version: entry.version,
+            };
+            let vk = state.session.current_key();
+            let sealed =
+                seal(vk, self.header().suite, &ctx, payload.expose_secret()).map_err(|e| {
+                    VaultError::Record {
+                        record: entry.record.to_string(),
+                        source: e,
+                    }
+                })?;
+            let vkey = version_key(entry.record, entry.version);
+            batch
+                .put(Table::Index, key.to_vec(), entry.encode(), expect)
+                .put(Table::Bodies, vkey.clone(), sealed.body, Expect::Absent)
+                .put(
+                    Table::Deks,
+                    vkey,
+                    sealed.wrapped_dek.as_bytes().to_vec(),
+                    Expect::Absent,
+                );
+            let keep = u64::from(self.header().history);
+            if entry.version > keep {
+                let old = version_key(entry.record, entry.version - keep);
+                batch
+                    .delete(Table::Bodies, old.clone(), Expect::Any)
+                    .delete(Table::Deks, old, Expect::Any);
+            }
+            let meta = SecretMeta {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                record_id: entry.record,
+                version: entry.version,
+                created_at: entry.created_at,
+                updated_at: now,
+                updated_by: author,
+                epoch: vk.epoch(),
+                len: value.len(),
+            };
+            let target = entry.record.as_bytes().to_vec();
+            Ok((
+                meta,
+                Action::Put,
+                target,
+                format!("version={}", entry.version),
+            ))
+        })
+    }
+
+    /// Reads the current version of a secret.
+    pub fn get(&self, namespace: &str, name: &str) -> Result<Secret, VaultError> {
+        self.get_inner(namespace, name, None)
+    }
+
+    /// Reads a given version of a secret (older versions are kept up to the vault's
+    /// history setting).
+    pub fn get_version(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: u64,
+    ) -> Result<Secret, VaultError> {
+        self.get_inner(namespace, name, Some(version))
+    }
+
+    fn get_inner(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Secret, VaultError> {
+        validate_namespace(namespace)?;
+        validate_name(name)?;
+        self.read(|state| {
+            let store = self.store();
+            let not_found = || VaultError::NotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            };
+            let row = store
+                .get(Table::Index, &blind(state, namespace, name))?
+                .ok_or_else(not_found)?;
+            let entry = IndexEntry::decode(&row.value)?;
+            let v = version.unwrap_or(entry.version);
+            if v == 0 || v > entry.version {
+                return Err(not_found());
+            }
+            let key = version_key(entry.record, v);
+            let Some(body) = store.get(Table::Bodies, &key)? else {
+                return if version.is_some() {
+                    Err(not_found())
+                } else {
+                    Err(VaultError::inconsistent(format!(
+                        "record {} version {v} is missing its body",
+                        entry.record
+                    )))
+                };
+            };
+            let dek = store.get(Table::Deks, &key)?.ok_or_else(|| {
+                VaultError::inconsistent(format!(
+                    "record {} version {v} is missing its data key",
+                    entry.record
+                ))
+            })?;
+            let (p, epoch) = open_rows(state, entry.record, v, &body.value, &dek.value)?;
+            check_names(&p, namespace, name, entry.record)?;
+            let meta = meta_of(&p, entry.record, v, epoch);
+            Ok(Secret {
+                meta,
+                value: p.value,
+            })
+        })
+    }
+
+    /// Deletes a secret and every stored version of it, with an audit entry, atomically.
+    pub fn delete(&self, namespace: &str, name: &str) -> Result<(), VaultError> {
+        validate_namespace(namespace)?;
+        validate_name(name)?;
+        self.require_writer()?;
+        self.write(|state, batch| {
+            let store = self.store();
+            let key = blind(state, namespace, name);
+            let row = store
+                .get(Table::Index, &key)?
+                .ok_or_else(|| VaultError::NotFound {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })?;
+            let entry = IndexEntry::decode(&row.value)?;
+            batch.delete(Table::Index, key.to_vec(), Expect::Version(row.version));
+            for r in versions_of(store, Table::Bodies, entry.record)? {
+                batch.delete(Table::Bodies, r.key, Expect::Any);
+            }
+            for r in versions_of(store, Table::Deks, entry.record)? {
+                batch.delete(Table::Deks, r.key, Expect::Any);
+            }
+            Ok((
+                (),
+                Action::Delete,
+                entry.record.as_bytes().to_vec(),
+                String::new(),
+            ))
+        })
+    }
+
+    /// Lists the secrets of a namespace (names are decrypted here; the storage never sees
+    /// them), sorted by name.
+    pub fn list(&self, namespace: &str) -> Result<Vec<SecretMeta>, VaultError> {
+        validate_namespace(namespace)?;
+        self.read(|state| {
+            let store = self.store();
+            let prefix = ns_prefix(state, namespace).to_vec();
+            let mut out = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store.scan(
+                    Table::Index,
+                    &ScanRange::prefix(prefix.clone()),
+                    cursor.as_ref(),
+                    1000,
+                )?;
+                for row in page.rows {
+                    let entry = IndexEntry::decode(&row.value)?;
+                    let (p, epoch) = open_version(store, state, entry.record, entry.version)?;
+                    if p.namespace != namespace
+                        || blind(state, &p.namespace, &p.name)[..] != row.key[..]
+                    {
+                        return Err(VaultError::inconsistent(format!(
+                            "index row points at record {} of another secret",
+                            entry.record
+                        )));
+                    }
+                    out.push(meta_of(&p, entry.record, entry.version, epoch));
+                }
+                match page.next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    /// The stored versions of a secret, oldest first.
+    pub fn history(&self, namespace: &str, name: &str) -> Result<Vec<SecretMeta>, VaultError> {
+        validate_namespace(namespace)?;
+        validate_name(name)?;
+        self.read(|state| {
+            let store = self.store();
+            let row = store
+                .get(Table::Index, &blind(state, namespace, name))?
+                .ok_or_else(|| VaultError::NotFound {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                })?;
+            let entry = IndexEntry::decode(&row.value)?;
+            let mut out = Vec::new();
+            for r in versions_of(store, Table::Bodies, entry.record)? {
+                let Some((_, v)) = parse_version_key(&r.key) else {
+                    continue;
+                };
+                if v > entry.version {
+                    continue;
+                }
+                let (p, epoch) = open_version(store, state, entry.record, v)?;
+                check_names(&p, namespace, name, entry.record)?;
+                out.push(meta_of(&p, entry.record, v, epoch));
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn check_names(
+    p: &OpenedPayload,
+    namespace: &str,
+    name: &str,
+    record: RecordId,
+) -> Result<(), VaultError> {
+    if p.namespace != namespace || p.name != name {
+        return Err(VaultError::inconsistent(format!(
+            "the index entry for this name points at record {record}, which holds another secret (storage tampering?)"
+        )));
+    }
+    Ok(())
+}
+
+/// Every stored version row of `record` in `table`.
+pub(crate) fn versions_of(
+    store: &dyn ReadView,
+    table: Table,
+    record: RecordId,
+) -> Result<Vec<Row>, VaultError> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.scan(
+            table,
+            &ScanRange::prefix(record.as_bytes().to_vec()),
+            cursor.as_ref(),
+            1000,
+        )?;
+        out.extend(page.rows);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}

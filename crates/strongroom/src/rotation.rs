@@ -1,0 +1,662 @@
+//! Vault-key rotation (rewrap every data key under a new epoch) and deep re-encryption,
+//! both crash-safe, resumable and online.
+//!
+//! A rotation is a job row in [`Table::Jobs`] plus a cursor: each batch rewraps one page
+//! of [`Table::Deks`] rows (CAS on each row's version) and advances the cursor in the same
+//! commit, so `kill -9` at any point leaves every record readable and a re-run continues
+//! where the last commit left off. Reads and writes go on meanwhile: writers that started
+//! before the new epoch conflict on the membership log and redo their write under the new
+//! key. A final pass proves nothing is left under an older epoch before the old epochs
+//! are retired.
+//!
+//! Job row layout (version 1): `version ‖ kind (1 = rewrap, 2 = re-encrypt) ‖ target
+//! epoch (u32) ‖ done (u64) ‖ started at (u64) ‖ cursor (u32 length ‖ last row key done)`.
+
+use std::sync::mpsc::sync_channel;
+use std::time::Instant;
+
+use strongroom_crypto::RecordId;
+use strongroom_crypto::encoding::{Reader, Writer};
+use strongroom_envelope::{Epoch, RecordContext, WrappedDek, rewrap_batch, seal};
+use strongroom_store::{Batch, Cursor as ScanCursor, Expect, Row, ScanRange, Table};
+
+use crate::VaultError;
+use crate::audit::Action;
+use crate::meta::{RETIRED_KEY, encode_retired, meta_key_row, now, wrap_meta};
+use crate::records::{decode_payload, parse_version_key};
+use crate::vault::{State, Vault, guard_membership};
+
+const JOB_KEY: &[u8] = b"rotation";
+
+/// What kind of job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Rewrap = 1,
+    Reencrypt = 2,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Job {
+    kind: Kind,
+    target: Epoch,
+    done: u64,
+    started_at: u64,
+    cursor: Vec<u8>,
+}
+
+impl Job {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(1)
+            .u8(self.kind as u8)
+            .u32(self.target.0)
+            .u64(self.done)
+            .u64(self.started_at)
+            .var_bytes(&self.cursor);
+        w.into_vec()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, VaultError> {
+        let corrupt = |source| VaultError::Corrupt {
+            what: "rotation job",
+            source,
+        };
+        let mut r = Reader::new("rotation job", bytes);
+        r.version(&[1]).map_err(corrupt)?;
+        let kind = match r.u8("kind").map_err(corrupt)? {
+            1 => Kind::Rewrap,
+            2 => Kind::Reencrypt,
+            _ => return Err(corrupt(r.invalid("kind", "unknown job kind"))),
+        };
+        let target = Epoch(r.u32("target epoch").map_err(corrupt)?);
+        let done = r.u64("done").map_err(corrupt)?;
+        let started_at = r.u64("started at").map_err(corrupt)?;
+        let cursor = r.var_bytes("cursor", 1024).map_err(corrupt)?.to_vec();
+        r.finish().map_err(corrupt)?;
+        Ok(Self {
+            kind,
+            target,
+            done,
+            started_at,
+            cursor,
+        })
+    }
+}
+
+/// Tuning of a rotation.
+#[derive(Clone, Copy, Debug)]
+pub struct RotateOptions {
+    /// Rows rewrapped per commit (default 2000; memory stays bounded by a few pages).
+    pub batch_size: usize,
+}
+
+impl Default for RotateOptions {
+    fn default() -> Self {
+        Self { batch_size: 2000 }
+    }
+}
+
+/// Progress of a running rotation, for a progress bar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The epoch records are moved to.
+    pub epoch: Epoch,
+    /// Record versions processed so far (including before a resume).
+    pub done: u64,
+    /// Record versions in the vault when the pass started (an estimate while writers run).
+    pub total: u64,
+}
+
+/// The outcome of a rotation or re-encryption.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RotationReport {
+    /// The new current epoch.
+    pub epoch: Epoch,
+    /// Record versions rewrapped (or re-encrypted) by this call.
+    pub processed: u64,
+    /// Whether this call resumed an interrupted job.
+    pub resumed: bool,
+    /// The oldest readable epoch afterwards.
+    pub min_epoch: Epoch,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// One record version still under an older epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingRewrap {
+    /// The record.
+    pub record_id: RecordId,
+    /// The version.
+    pub version: u64,
+    /// The epoch its data key is wrapped under.
+    pub epoch: Epoch,
+}
+
+impl Vault {
+    /// Rotates the vault key: a new epoch, then every data key is rewrapped under it in
+    /// batches (bodies are never read or written), then older epochs are retired.
+    ///
+    /// Crash-safe and resumable: after `kill -9`, calling it again continues the
+    /// interrupted rotation instead of starting another. Online: other handles and
+    /// processes keep reading and writing.
+    pub fn rotate_vault_key(&self) -> Result<RotationReport, VaultError> {
+        self.rotate_vault_key_with(RotateOptions::default(), &mut |_| {})
+    }
+
+    /// [`Vault::rotate_vault_key`] with options and a progress callback.
+    pub fn rotate_vault_key_with(
+        &self,
+        options: RotateOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RotationReport, VaultError> {
+        self.run_job(Kind::Rewrap, options, progress)
+    }
+
+    /// Deep re-encryption: every record version gets a fresh data key and a freshly
+    /// encrypted body under the current epoch (after a suspected data-key exposure). Same
+    /// guarantees as rotation. A new epoch is started first, so the old vault key is
+    /// retired at the end too.
+    pub fn reencrypt_all(
+        &self,
+        options: RotateOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RotationReport, VaultError> {
+        self.run_job(Kind::Reencrypt, options, progress)
+    }
+
+    /// Every record version whose data key is wrapped under an epoch older than `epoch`:
+    /// an epoch can be retired only when this is empty.
+    pub fn pending_rewrap(&self, epoch: Epoch) -> Result<Vec<PendingRewrap>, VaultError> {
+        let mut out = Vec::new();
+        for_each_dek(self, &mut |row, w| {
+            if w.epoch() < epoch
+                && let Some((record_id, version)) = parse_version_key(&row.key)
+            {
+                out.push(PendingRewrap {
+                    record_id,
+                    version,
+                    epoch: w.epoch(),
+                });
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Whether a rotation or re-encryption was interrupted and waits to be resumed, and
+    /// toward which epoch.
+    pub fn interrupted_rotation(&self) -> Result<Option<Epoch>, VaultError> {
+        Ok(match self.store().get(Table::Jobs, JOB_KEY)? {
+            Some(row) => Some(Job::decode(&row.value)?.target),
+            None => None,
+        })
+    }
+
+    fn run_job(
+        &self,
+        kind: Kind,
+        options: RotateOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RotationReport, VaultError> {
+        let started = Instant::now();
+        self.require_writer()?;
+        let batch_size = options.batch_size.clamp(1, 10_000);
+        let existing = match self.store().get(Table::Jobs, JOB_KEY)? {
+            Some(row) => Some(Job::decode(&row.value)?),
+            None => None,
+        };
+        let resumed = existing.is_some();
+        let mut job = match existing {
+            Some(job) => {
+                self.refresh_if_stale()?;
+                job
+            }
+            None => self.start_job(kind)?,
+        };
+        // A newer epoch (a member removal meanwhile) becomes the target.
+        let current = self.epoch();
+        if current > job.target {
+            job.target = current;
+        }
+        tracing::info!(epoch = %job.target, resumed, kind = ?job.kind, "rotation running");
+        let total = self.count_versions()?;
+        let mut processed = 0u64;
+        // Passes until one finds nothing left under an older epoch: that last pass is the
+        // proof the older epochs are no longer needed.
+        let mut clean = false;
+        for _ in 0..8 {
+            let n = self.pass(&mut job, batch_size, total, progress)?;
+            processed += n;
+            if n == 0 {
+                clean = true;
+                break;
+            }
+        }
+        if !clean {
+            let left = self.pending_rewrap(job.target)?.len();
+            return Err(VaultError::inconsistent(format!(
+                "{left} record versions are still under an older epoch after several passes; run the rotation again"
+            )));
+        }
+        self.finish_job(&job)?;
+        Ok(RotationReport {
+            epoch: job.target,
+            processed,
+            resumed,
+            min_epoch: self.min_epoch(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn count_versions(&self) -> Result<u64, VaultError> {
+        let mut n = 0u64;
+        let mut cursor = None;
+        loop {
+            let page =
+                self.store()
+                    .scan(Table::Deks, &ScanRange::all(), cursor.as_ref(), 10_000)?;
+            n += page.rows.len() as u64;
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(n),
+            }
+        }
+    }
+
+    /// A new epoch, the metadata key wrapped under it, and the job row.
+    fn start_job(&self, kind: Kind) -> Result<Job, VaultError> {
+        let target = {
+            let mut st = self.state_mut();
+            let store = self.store_arc();
+            st.session.rekey(&*store)?
+        };
+        let job = Job {
+            kind,
+            target,
+            done: 0,
+            started_at: now(),
+            cursor: Vec::new(),
+        };
+        let bytes = job.encode();
+        self.write(|st, batch| {
+            batch.put(Table::Jobs, JOB_KEY.to_vec(), bytes.clone(), Expect::Absent);
+            let row = meta_key_row(st.session.epoch());
+            if self.store().get(Table::Wraps, &row)?.is_none() {
+                let blob = wrap_meta(self.id(), st.session.current_key(), st.meta.root())?;
+                batch.put(Table::Wraps, row, blob, Expect::Absent);
+            }
+            crate::status::stamp_epoch(batch, st, self.id());
+            let what = match kind {
+                Kind::Rewrap => "rewrap",
+                Kind::Reencrypt => "reencrypt",
+            };
+            Ok((
+                (),
+                Action::RotateStart,
+                target.0.to_be_bytes().to_vec(),
+                format!("epoch={target} kind={what}"),
+            ))
+        })?;
+        Ok(job)
+    }
+
+    /// One pass from the job's cursor to the end of the table. Returns the rows rewritten.
+    fn pass(
+        &self,
+        job: &mut Job,
+        batch_size: usize,
+        total: u64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64, VaultError> {
+        let mut processed = 0u64;
+        // A reader thread scans and transforms pages (crypto) while this thread commits
+        // the previous page: I/O and crypto overlap on two cores. The channel holds at
+        // most two pages, which bounds memory.
+        let start_cursor = (!job.cursor.is_empty()).then(|| ScanCursor::from_bytes(&job.cursor));
+        let target = job.target;
+        let kind = job.kind;
+        let result: Result<(), VaultError> = std::thread::scope(|scope| {
+            let (tx, rx) = sync_channel::<Result<Page, VaultError>>(2);
+            let reader = scope.spawn(move || {
+                let mut cursor = start_cursor;
+                loop {
+                    let page = self.prepare_page(kind, target, cursor.as_ref(), batch_size);
+                    let next = match &page {
+                        Ok(p) => p.next.clone(),
+                        Err(_) => None,
+                    };
+                    let stop = page.is_err() || next.is_none();
+                    if tx.send(page).is_err() || stop {
+                        return;
+                    }
+                    cursor = next;
+                }
+            });
+            for page in rx {
+                let page = page?;
+                let n = self.commit_page(job, &page, kind)?;
+                processed += n;
+                progress(Progress {
+                    epoch: target,
+                    done: job.done,
+                    total: total.max(job.done),
+                });
+            }
+            reader
+                .join()
+                .map_err(|_| VaultError::inconsistent("rotation reader thread panicked"))?;
+            Ok(())
+        });
+        result?;
+        // Wrap around for the next pass.
+        job.cursor.clear();
+        Ok(processed)
+    }
+
+    fn prepare_page(
+        &self,
+        kind: Kind,
+        target: Epoch,
+        cursor: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<Page, VaultError> {
+        let page = self
+            .store()
+            .scan(Table::Deks, &ScanRange::all(), cursor, limit)?;
+        let last = page.rows.last().map(|r| r.key.clone());
+        let st = self.state();
+        let old: Vec<&Row> = page
+            .rows
+            .iter()
+            .filter(|r| WrappedDek::from_bytes(&r.value).is_ok_and(|w| w.epoch() < target))
+            .collect();
+        let updates = match kind {
+            Kind::Rewrap => rewrap_rows(&st, target, &old)?,
+            Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
+        };
+        Ok(Page {
+            scanned: page.rows.len() as u64,
+            updates,
+            last,
+            next: page.next,
+        })
+    }
+
+    fn reencrypt_rows(
+        &self,
+        st: &State,
+        target: Epoch,
+        rows: &[&Row],
+    ) -> Result<Vec<Update>, VaultError> {
+        let new = st.session.key(target).ok_or_else(|| {
+            VaultError::inconsistent(format!(
+                "this member has no key for epoch {target}: refresh and retry"
+            ))
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some((record, version)) = parse_version_key(&row.key) else {
+                continue;
+            };
+            let Some(body) = self.store().get(Table::Bodies, &row.key)? else {
+                continue;
+            };
+            let (payload, _) =
+                crate::records::open_rows(st, record, version, &body.value, &row.value)?;
+            let _ = decode_payload;
+            let plain = crate::records::Payload {
+                namespace: &payload.namespace,
+                name: &payload.name,
+                created_at: payload.created_at,
+                updated_at: payload.updated_at,
+                author: payload.author,
+                value: payload.value.expose_secret(),
+            }
+            .encode();
+            let ctx = RecordContext {
+                vault_id: self.id(),
+                record_id: record,
+                version,
+            };
+            let sealed =
+                seal(new, self.header().suite, &ctx, plain.expose_secret()).map_err(|source| {
+                    VaultError::Record {
+                        record: record.to_string(),
+                        source,
+                    }
+                })?;
+            out.push(Update {
+                key: row.key.clone(),
+                dek_version: row.version,
+                dek: sealed.wrapped_dek.as_bytes().to_vec(),
+                body: Some((body.version, sealed.body)),
+            });
+        }
+        Ok(out)
+    }
+
+    fn commit_page(&self, job: &mut Job, page: &Page, kind: Kind) -> Result<u64, VaultError> {
+        self.commit_page_attempt(job, page, kind, 0)
+    }
+
+    fn commit_page_attempt(
+        &self,
+        job: &mut Job,
+        page: &Page,
+        kind: Kind,
+        attempt: u32,
+    ) -> Result<u64, VaultError> {
+        let job_version = self.store().get(Table::Jobs, JOB_KEY)?.map(|r| r.version);
+        let mut next_job = job.clone();
+        next_job.done += page.scanned;
+        if let Some(last) = &page.last {
+            next_job.cursor.clone_from(last);
+        }
+        let mut batch = Batch::with_capacity(page.updates.len() * 2 + 2);
+        guard_membership(&mut batch, &self.state());
+        for u in &page.updates {
+            batch.put(
+                Table::Deks,
+                u.key.clone(),
+                u.dek.clone(),
+                Expect::Version(u.dek_version),
+            );
+            if let Some((v, body)) = &u.body {
+                batch.put(
+                    Table::Bodies,
+                    u.key.clone(),
+                    body.clone(),
+                    Expect::Version(*v),
+                );
+            }
+        }
+        batch.put(
+            Table::Jobs,
+            JOB_KEY.to_vec(),
+            next_job.encode(),
+            job_version.map_or(Expect::Absent, Expect::Version),
+        );
+        match self.store().commit(&batch) {
+            Ok(_) => {
+                *job = next_job;
+                Ok(page.updates.len() as u64)
+            }
+            Err(e) if e.is_conflict() && attempt < 32 => {
+                // A row changed under us (a concurrent delete, a prune, another rotator)
+                // or the membership moved: re-read this page's rows and commit again.
+                tracing::debug!(error = %e, attempt, "rotation batch conflict; redoing the page");
+                if let strongroom_store::StoreError::Conflict {
+                    table: Table::MemberLog,
+                    ..
+                } = e
+                {
+                    self.refresh()?;
+                }
+                self.redo_page(job, page, kind, attempt + 1)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Re-reads the rows of a page that conflicted and commits them again with fresh
+    /// versions; rows that disappeared are skipped.
+    fn redo_page(
+        &self,
+        job: &mut Job,
+        page: &Page,
+        kind: Kind,
+        attempt: u32,
+    ) -> Result<u64, VaultError> {
+        let mut fresh_rows = Vec::new();
+        for u in &page.updates {
+            if let Some(v) = self.store().get(Table::Deks, &u.key)? {
+                fresh_rows.push(Row {
+                    key: u.key.clone(),
+                    value: v.value,
+                    version: v.version,
+                });
+            }
+        }
+        let target = job.target;
+        let st = self.state();
+        let old: Vec<&Row> = fresh_rows
+            .iter()
+            .filter(|r| WrappedDek::from_bytes(&r.value).is_ok_and(|w| w.epoch() < target))
+            .collect();
+        let updates = match kind {
+            Kind::Rewrap => rewrap_rows(&st, target, &old)?,
+            Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
+        };
+        drop(st);
+        let again = Page {
+            scanned: page.scanned,
+            updates,
+            last: page.last.clone(),
+            next: None,
+        };
+        self.commit_page_attempt(job, &again, kind, attempt)
+    }
+
+    /// Marks the epochs below the target retired and removes the job row.
+    fn finish_job(&self, job: &Job) -> Result<(), VaultError> {
+        let target = job.target;
+        let processed = job.done;
+        let kind = job.kind;
+        self.write(|st, batch| {
+            batch.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Any);
+            batch.put(
+                Table::Meta,
+                RETIRED_KEY.to_vec(),
+                encode_retired(&st.meta, self.id(), target),
+                Expect::Any,
+            );
+            let action = match kind {
+                Kind::Rewrap => Action::RotateFinish,
+                Kind::Reencrypt => Action::Reencrypt,
+            };
+            Ok((
+                (),
+                action,
+                target.0.to_be_bytes().to_vec(),
+                format!("epoch={target} processed={processed}"),
+            ))
+        })?;
+        self.state_mut().min_epoch = target;
+        tracing::info!(epoch = %target, "rotation finished; older epochs retired");
+        Ok(())
+    }
+}
+
+struct Update {
+    key: Vec<u8>,
+    dek_version: u64,
+    dek: Vec<u8>,
+    body: Option<(u64, Vec<u8>)>,
+}
+
+struct Page {
+    scanned: u64,
+    updates: Vec<Update>,
+    last: Option<Vec<u8>>,
+    next: Option<ScanCursor>,
+}
+
+fn rewrap_rows(st: &State, target: Epoch, rows: &[&Row]) -> Result<Vec<Update>, VaultError> {
+    let new = st.session.key(target).ok_or_else(|| {
+        VaultError::inconsistent(format!(
+            "this member has no key for epoch {target}: refresh and retry"
+        ))
+    })?;
+    let mut out = Vec::with_capacity(rows.len());
+    // Group by source epoch so each group is one batched rewrap.
+    let mut by_epoch: std::collections::BTreeMap<Epoch, Vec<(&Row, RecordContext)>> =
+        std::collections::BTreeMap::new();
+    for row in rows {
+        let (Some((record, version)), Ok(w)) = (
+            parse_version_key(&row.key),
+            WrappedDek::from_bytes(&row.value),
+        ) else {
+            continue;
+        };
+        let ctx = RecordContext {
+            vault_id: st.session.vault_id(),
+            record_id: record,
+            version,
+        };
+        by_epoch.entry(w.epoch()).or_default().push((row, ctx));
+    }
+    for (epoch, items) in by_epoch {
+        let old = st.session.key(epoch).ok_or(VaultError::RetiredEpoch {
+            record: items
+                .first()
+                .map(|(_, c)| c.record_id.to_string())
+                .unwrap_or_default(),
+            epoch,
+        })?;
+        let results = rewrap_batch(old, new, items.iter().map(|(r, c)| (*c, &r.value[..])))
+            .map_err(|source| VaultError::Record {
+                record: String::new(),
+                source,
+            })?;
+        for ((row, ctx), res) in items.iter().zip(results) {
+            let w = res.map_err(|source| VaultError::Record {
+                record: ctx.record_id.to_string(),
+                source,
+            })?;
+            out.push(Update {
+                key: row.key.clone(),
+                dek_version: row.version,
+                dek: w.as_bytes().to_vec(),
+                body: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Calls `f` on every wrapped DEK row.
+fn for_each_dek(
+    vault: &Vault,
+    f: &mut dyn FnMut(&Row, &WrappedDek) -> Result<(), VaultError>,
+) -> Result<(), VaultError> {
+    let mut cursor = None;
+    loop {
+        let page = vault
+            .store()
+            .scan(Table::Deks, &ScanRange::all(), cursor.as_ref(), 10_000)?;
+        for row in &page.rows {
+            let w = WrappedDek::from_bytes(&row.value).map_err(|source| VaultError::Record {
+                record: parse_version_key(&row.key)
+                    .map(|(r, _)| r.to_string())
+                    .unwrap_or_default(),
+                source,
+            })?;
+            f(row, &w)?;
+        }
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}

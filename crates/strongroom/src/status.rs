@@ -1,0 +1,427 @@
+//! `status`, `doctor`, and the audit log API.
+
+use strongroom_crypto::{MemberId, VaultId};
+use strongroom_envelope::{Epoch, WrappedDek};
+use strongroom_recovery::KeyholderKind;
+use strongroom_sharing::{KeyholderInfo, RecoverabilityReport, Role};
+use strongroom_store::{Batch, Expect, ScanRange, Table};
+use subtle::ConstantTimeEq;
+
+use crate::VaultError;
+use crate::audit::{self, AuditEntry, AuditReport};
+use crate::meta::now;
+use crate::records::{IndexEntry, open_version};
+use crate::vault::{State, Vault};
+
+const EPOCH_STAMP_KEY: &[u8] = b"epoch-started";
+
+/// Records when the current epoch started (for the key-age policy): `epoch (u32) ‖ time
+/// (u64) ‖ HMAC(config key, "strongroom/v1/epoch-started" ‖ vault id ‖ epoch ‖ time)`.
+pub(crate) fn stamp_epoch(batch: &mut Batch, st: &State, vault: VaultId) {
+    let epoch = st.session.epoch().0.to_be_bytes();
+    let time = now().to_be_bytes();
+    let mac = st.meta.mac(
+        b"strongroom/v1/epoch-started",
+        &[vault.as_bytes().as_slice(), &epoch, &time].concat(),
+    );
+    let mut v = epoch.to_vec();
+    v.extend_from_slice(&time);
+    v.extend_from_slice(&mac);
+    batch.put(Table::Meta, EPOCH_STAMP_KEY.to_vec(), v, Expect::Any);
+}
+
+fn read_epoch_stamp(vault: &Vault, st: &State) -> Result<Option<(Epoch, u64)>, VaultError> {
+    let Some(row) = vault.store().get(Table::Meta, EPOCH_STAMP_KEY)? else {
+        return Ok(None);
+    };
+    let v = row.value;
+    if v.len() != 44 {
+        return Ok(None);
+    }
+    let want = st.meta.mac(
+        b"strongroom/v1/epoch-started",
+        &[vault.id().as_bytes().as_slice(), &v[..12]].concat(),
+    );
+    if !bool::from(want.ct_eq(&v[12..])) {
+        return Err(VaultError::inconsistent(
+            "the epoch timestamp was modified outside strongroom (MAC mismatch)",
+        ));
+    }
+    let epoch = Epoch(u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+    let time = u64::from_be_bytes(v[4..12].try_into().unwrap_or_default());
+    Ok(Some((epoch, time)))
+}
+
+/// A vault's state at a glance.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// Vault id.
+    pub vault_id: VaultId,
+    /// Storage backend.
+    pub backend: &'static str,
+    /// Storage schema version.
+    pub schema_version: u32,
+    /// Creation time (unix seconds).
+    pub created_at: u64,
+    /// The member this handle is unlocked as.
+    pub member: MemberId,
+    /// Its role.
+    pub role: Option<Role>,
+    /// Current vault-key epoch.
+    pub epoch: Epoch,
+    /// Oldest readable epoch.
+    pub min_epoch: Epoch,
+    /// When the current epoch started (unix seconds), when known.
+    pub epoch_started_at: Option<u64>,
+    /// Days since then.
+    pub key_age_days: Option<u64>,
+    /// Rotation policy (days; 0 = none).
+    pub rotation_policy_days: u32,
+    /// Whether the vault key is past due for rotation.
+    pub rotation_due: bool,
+    /// Current members.
+    pub members: usize,
+    /// This member's keyholders.
+    pub keyholders: Vec<KeyholderInfo>,
+    /// Secrets stored.
+    pub secrets: u64,
+    /// Record versions stored (history included).
+    pub versions: u64,
+    /// Record versions whose data key is under an epoch older than the current one.
+    pub pending_rewrap: u64,
+    /// A rotation that was interrupted and waits to be resumed (its target epoch).
+    pub interrupted_rotation: Option<Epoch>,
+    /// Recoverability.
+    pub recoverability: RecoverabilityReport,
+}
+
+/// How thorough `doctor` is.
+#[derive(Clone, Copy, Debug)]
+pub struct DoctorOptions {
+    /// Decrypt every secret instead of a sample.
+    pub full: bool,
+    /// Secrets decrypted when not `full` (default 100).
+    pub sample: usize,
+}
+
+impl Default for DoctorOptions {
+    fn default() -> Self {
+        Self {
+            full: false,
+            sample: 100,
+        }
+    }
+}
+
+/// Severity of a doctor finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but needs attention.
+    Warn,
+    /// Broken.
+    Fail,
+}
+
+/// One doctor finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Short check name (`audit-chain`, `recoverability`…).
+    pub check: &'static str,
+    /// Severity.
+    pub level: Level,
+    /// What was found and what to do.
+    pub message: String,
+}
+
+/// The result of [`Vault::doctor`].
+#[derive(Clone, Debug, Default)]
+pub struct DoctorReport {
+    /// Every finding, in check order.
+    pub findings: Vec<Finding>,
+}
+
+impl DoctorReport {
+    /// The worst level found.
+    pub fn worst(&self) -> Level {
+        self.findings
+            .iter()
+            .map(|f| f.level)
+            .max()
+            .unwrap_or(Level::Ok)
+    }
+
+    fn push(&mut self, check: &'static str, level: Level, message: impl Into<String>) {
+        self.findings.push(Finding {
+            check,
+            level,
+            message: message.into(),
+        });
+    }
+}
+
+impl Vault {
+    /// Lists audit entries from `from` (at most `limit`), checking each entry's MAC.
+    pub fn audit_list(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, VaultError> {
+        let st = self.state();
+        audit::list(self.store(), &st.meta.audit, from, limit)
+    }
+
+    /// Verifies the whole audit chain: a modified, removed, reordered or forged entry is an
+    /// error naming the first bad entry.
+    pub fn audit_verify(&self) -> Result<AuditReport, VaultError> {
+        let st = self.state();
+        audit::verify(self.store(), &st.meta.audit)
+    }
+
+    /// The vault's state: epochs, keyholders, members, counts, pending rotation, key age.
+    pub fn status(&self) -> Result<Status, VaultError> {
+        let store = self.store();
+        let (secrets, versions, pending) = self.counts()?;
+        let st = self.state();
+        let stamp = read_epoch_stamp(self, &st)?;
+        let started = match stamp {
+            Some((e, t)) if e == st.session.epoch() => Some(t),
+            _ => None,
+        }
+        .or(Some(self.header().created_at).filter(|_| st.session.epoch() == Epoch::FIRST));
+        let age = started.map(|t| now().saturating_sub(t) / 86_400);
+        let policy = self.header().rotation_days;
+        Ok(Status {
+            vault_id: self.id(),
+            backend: store.backend(),
+            schema_version: store.schema_version()?,
+            created_at: self.header().created_at,
+            member: st.session.member_id(),
+            role: st.session.role(),
+            epoch: st.session.epoch(),
+            min_epoch: st.min_epoch,
+            epoch_started_at: started,
+            key_age_days: age,
+            rotation_policy_days: policy,
+            rotation_due: policy > 0 && age.is_some_and(|a| a >= u64::from(policy)),
+            members: st.session.membership().members().len(),
+            keyholders: st.session.keyholders(store)?,
+            secrets,
+            versions,
+            pending_rewrap: pending,
+            interrupted_rotation: drop_then(st, || self.interrupted_rotation())?,
+            recoverability: self.recoverability()?,
+        })
+    }
+
+    fn counts(&self) -> Result<(u64, u64, u64), VaultError> {
+        let store = self.store();
+        let current = self.epoch();
+        let mut secrets = 0;
+        let mut cursor = None;
+        loop {
+            let page = store.scan(Table::Index, &ScanRange::all(), cursor.as_ref(), 10_000)?;
+            secrets += page.rows.len() as u64;
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let (mut versions, mut pending) = (0, 0);
+        let mut cursor = None;
+        loop {
+            let page = store.scan(Table::Deks, &ScanRange::all(), cursor.as_ref(), 10_000)?;
+            for row in &page.rows {
+                versions += 1;
+                if WrappedDek::from_bytes(&row.value).is_ok_and(|w| w.epoch() < current) {
+                    pending += 1;
+                }
+            }
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok((secrets, versions, pending))
+    }
+
+    /// Checks the vault's health: schema, membership log and grants, audit chain,
+    /// decryptability (a sample, or everything), keyholders, recoverability, rotation.
+    /// [`DoctorReport::worst`] gives the overall result.
+    pub fn doctor(&self, options: DoctorOptions) -> Result<DoctorReport, VaultError> {
+        let mut r = DoctorReport::default();
+        let store = self.store();
+        match store.schema_version() {
+            Ok(v) => r.push(
+                "schema",
+                Level::Ok,
+                format!("{} schema version {v}", store.backend()),
+            ),
+            Err(e) => r.push("schema", Level::Fail, e.to_string()),
+        }
+        match self.refresh() {
+            Ok(()) => r.push(
+                "membership",
+                Level::Ok,
+                format!(
+                    "membership log verified, grants audited, epoch {}",
+                    self.epoch()
+                ),
+            ),
+            Err(e) => r.push("membership", Level::Fail, format!("{e}")),
+        }
+        match self.audit_verify() {
+            Ok(a) => r.push(
+                "audit-chain",
+                Level::Ok,
+                format!("{} entries verified", a.entries),
+            ),
+            Err(e) => r.push("audit-chain", Level::Fail, e.to_string()),
+        }
+        self.check_decrypt(&mut r, options)?;
+        self.check_keyholders(&mut r)?;
+        match self.recoverability() {
+            Ok(rep) if rep.single_point_of_failure => r.push("recoverability", Level::Warn, rep.message),
+            Ok(rep) if rep.members_with_recovery_key == 0 => r.push(
+                "recoverability",
+                Level::Warn,
+                format!("{} (no member has a recovery key: add one with `keyholder add --recovery-key`)", rep.message),
+            ),
+            Ok(rep) => r.push("recoverability", Level::Ok, rep.message),
+            Err(e) => r.push("recoverability", Level::Fail, e.to_string()),
+        }
+        let status = self.status()?;
+        if let Some(e) = status.interrupted_rotation {
+            r.push(
+                "rotation",
+                Level::Warn,
+                format!(
+                    "a rotation toward epoch {e} was interrupted: run `rotate` again to finish it"
+                ),
+            );
+        } else if status.pending_rewrap > 0 {
+            r.push(
+                "rotation",
+                Level::Warn,
+                format!(
+                    "{} record versions are still under older epochs (after a member removal?): run `rotate` to rewrap them and retire the old keys",
+                    status.pending_rewrap
+                ),
+            );
+        } else if status.rotation_due {
+            r.push(
+                "rotation",
+                Level::Warn,
+                format!(
+                    "the vault key is {} days old, past the {}-day policy: run `rotate`",
+                    status.key_age_days.unwrap_or(0),
+                    status.rotation_policy_days
+                ),
+            );
+        } else {
+            r.push(
+                "rotation",
+                Level::Ok,
+                format!(
+                    "vault key age {} days",
+                    status
+                        .key_age_days
+                        .map_or("unknown".into(), |d| d.to_string())
+                ),
+            );
+        }
+        if store.backend() == "postgres" {
+            r.push(
+                "replica",
+                Level::Ok,
+                "PostgreSQL: point writers at the primary; a read replica that lags is detected by the pins as a rollback, and writes to it fail",
+            );
+        }
+        Ok(r)
+    }
+
+    fn check_decrypt(
+        &self,
+        r: &mut DoctorReport,
+        options: DoctorOptions,
+    ) -> Result<(), VaultError> {
+        let store = self.store();
+        let limit = if options.full {
+            usize::MAX
+        } else {
+            options.sample
+        };
+        let (mut ok, mut bad) = (0usize, Vec::new());
+        let mut cursor = None;
+        'outer: loop {
+            let page = store.scan(Table::Index, &ScanRange::all(), cursor.as_ref(), 1000)?;
+            for row in page.rows {
+                if ok + bad.len() >= limit {
+                    break 'outer;
+                }
+                let res = IndexEntry::decode(&row.value).and_then(|e| {
+                    let st = self.state();
+                    open_version(store, &st, e.record, e.version).map(|_| ())
+                });
+                match res {
+                    Ok(()) => ok += 1,
+                    Err(e) => bad.push(e.to_string()),
+                }
+            }
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let scope = if options.full { "all" } else { "a sample of" };
+        if bad.is_empty() {
+            r.push(
+                "decrypt",
+                Level::Ok,
+                format!("{scope} {ok} secrets decrypt"),
+            );
+        } else {
+            r.push(
+                "decrypt",
+                Level::Fail,
+                format!(
+                    "{} of {} secrets do not decrypt; first: {}",
+                    bad.len(),
+                    ok + bad.len(),
+                    bad[0]
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_keyholders(&self, r: &mut DoctorReport) -> Result<(), VaultError> {
+        let khs = self.keyholders()?;
+        let count = |k: KeyholderKind| khs.iter().filter(|i| i.kind == k).count();
+        for kind in [
+            KeyholderKind::OsKeyring,
+            KeyholderKind::Pkcs11,
+            KeyholderKind::RawKek,
+        ] {
+            if count(kind) > 1 {
+                r.push(
+                    "keyholders",
+                    Level::Warn,
+                    format!(
+                        "{} {kind} keyholders: a keyholder rotation did not finish; run the rotation again (it resumes) or remove the old one",
+                        count(kind)
+                    ),
+                );
+            }
+        }
+        let kinds: Vec<String> = khs.iter().map(|k| k.kind.to_string()).collect();
+        r.push(
+            "keyholders",
+            Level::Ok,
+            format!("{} keyholders: {}", khs.len(), kinds.join(", ")),
+        );
+        Ok(())
+    }
+}
+
+fn drop_then<T>(guard: impl Sized, f: impl FnOnce() -> T) -> T {
+    drop(guard);
+    f()
+}

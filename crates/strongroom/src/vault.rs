@@ -1,0 +1,609 @@
+//! Creating, opening and unlocking a vault; the thread-safe [`Vault`] handle.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+
+use strongroom_crypto::{Key256, MemberId, VaultId, random};
+use strongroom_envelope::{Epoch, Suite};
+use strongroom_recovery::Keyholder;
+use strongroom_sharing::{Identity, Pins, Role, Session, Warning};
+use strongroom_store::{Batch, Expect, ScanRange, Store, StoreError, Table};
+
+use crate::VaultError;
+use crate::audit::{self, Action, Cursor, Event};
+use crate::meta::{
+    FAILED_UNLOCK_PREFIX, HEADER_KEY, Header, MetaKeys, RETIRED_KEY, decode_retired, find_meta,
+    meta_key_row, now, wrap_meta,
+};
+
+/// Settings of a new vault.
+#[derive(Clone, Debug)]
+pub struct CreateOptions {
+    /// Display name of the first member (the owner), e.g. `"alice"` or `"billing-service"`.
+    pub member_name: String,
+    /// Body cipher suite for new records (default: AES-256-GCM where the CPU has AES
+    /// instructions, ChaCha20-Poly1305 otherwise).
+    pub suite: Suite,
+    /// How many versions of each secret are kept (default 10, at least 1).
+    pub history: u32,
+    /// Rotation policy: the vault key is reported past due after this many days
+    /// (default 90; 0 disables the check).
+    pub rotation_days: u32,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self {
+            member_name: "owner".into(),
+            suite: Suite::preferred(),
+            history: 10,
+            rotation_days: 90,
+        }
+    }
+}
+
+/// How to unlock.
+#[derive(Clone, Debug, Default)]
+pub struct UnlockOptions {
+    /// Which member to unlock as; `None` when the store holds one member's credentials.
+    pub member: Option<MemberId>,
+    /// Pins from an earlier unlock (empty: trust on first use). Persist
+    /// [`Vault::pins`] after unlocking so a rolled-back or forked membership log is
+    /// detected next time.
+    pub pins: Pins,
+}
+
+/// What [`Vault::create`] tells the caller besides the vault.
+#[derive(Debug)]
+pub struct CreateReport {
+    /// The new vault's id.
+    pub vault_id: VaultId,
+    /// The owner's member id.
+    pub member_id: MemberId,
+    /// Warnings to show (a one-member vault is lost with its member's keyholders).
+    pub warnings: Vec<Warning>,
+}
+
+pub(crate) struct State {
+    pub(crate) session: Session,
+    pub(crate) meta: MetaKeys,
+    pub(crate) min_epoch: Epoch,
+}
+
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    header: Header,
+    state: RwLock<State>,
+    audit: Mutex<Option<Cursor>>,
+}
+
+/// An unlocked vault: a cheap, cloneable, thread-safe handle (`Send + Sync`) for server
+/// applications. Every method works on the store directly, so several handles and
+/// several processes can share one vault.
+#[derive(Clone)]
+pub struct Vault {
+    inner: Arc<Inner>,
+}
+
+impl core::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vault")
+            .field("vault_id", &self.inner.header.vault_id)
+            .field("backend", &self.inner.store.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A vault found in a store, not yet unlocked.
+pub struct LockedVault {
+    store: Arc<dyn Store>,
+    header: Header,
+}
+
+impl core::fmt::Debug for LockedVault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LockedVault")
+            .field("vault_id", &self.header.vault_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Vault {
+    /// Creates a vault in an empty store, unlockable by `keyholder`, with a first member
+    /// (the owner).
+    ///
+    /// The report carries a warning when the vault can be lost: one member, no recovery
+    /// key. Add a recovery key ([`Vault::add_keyholder`]) and a second member to remove it.
+    pub fn create(
+        store: Arc<dyn Store>,
+        keyholder: &dyn Keyholder,
+        options: &CreateOptions,
+    ) -> Result<(Vault, CreateReport), VaultError> {
+        if options.history == 0 {
+            return Err(VaultError::invalid("history", "keep at least one version"));
+        }
+        if store.get(Table::Meta, HEADER_KEY)?.is_some()
+            || store.log_head(Table::MemberLog)?.is_some()
+        {
+            return Err(VaultError::VaultExists);
+        }
+        let vault_id = VaultId::generate()?;
+        let owner = Identity::generate(&options.member_name)?;
+        let (session, warnings) =
+            strongroom_sharing::create(&*store, vault_id, &owner, &[keyholder])?;
+        let meta = MetaKeys::from_root(Key256::generate()?);
+        let header = Header::new(
+            vault_id,
+            now(),
+            options.suite,
+            options.history,
+            options.rotation_days,
+            &meta,
+        );
+        let mut batch = Batch::new();
+        batch
+            .put(
+                Table::Meta,
+                HEADER_KEY.to_vec(),
+                header.encode(),
+                Expect::Absent,
+            )
+            .put(
+                Table::Wraps,
+                meta_key_row(Epoch::FIRST),
+                wrap_meta(vault_id, session.current_key(), meta.root())?,
+                Expect::Absent,
+            );
+        let cursor = audit::append(
+            &mut batch,
+            &meta.audit,
+            Cursor::load(&*store)?,
+            &Event {
+                action: Action::Create,
+                ok: true,
+                target: vault_id.as_bytes(),
+                detail: "",
+                actor: Some(session.member_id()),
+                time: now(),
+            },
+        );
+        store.commit(&batch)?;
+        let report = CreateReport {
+            vault_id,
+            member_id: session.member_id(),
+            warnings,
+        };
+        tracing::info!(vault = %vault_id, "vault created");
+        let vault = Vault {
+            inner: Arc::new(Inner {
+                store,
+                header,
+                state: RwLock::new(State {
+                    session,
+                    meta,
+                    min_epoch: Epoch::FIRST,
+                }),
+                audit: Mutex::new(Some(cursor)),
+            }),
+        };
+        Ok((vault, report))
+    }
+
+    /// Finds the vault in `store`.
+    pub fn open(store: Arc<dyn Store>) -> Result<LockedVault, VaultError> {
+        let Some(row) = store.get(Table::Meta, HEADER_KEY)? else {
+            return Err(if store.log_head(Table::MemberLog)?.is_some() {
+                VaultError::inconsistent(
+                    "the store has a membership log but no vault header: vault creation was interrupted; create the vault again in an empty store",
+                )
+            } else {
+                VaultError::NoVault
+            });
+        };
+        let header = Header::decode(&row.value)?;
+        Ok(LockedVault { store, header })
+    }
+
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.inner.store
+    }
+
+    pub(crate) fn store_arc(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.inner.store)
+    }
+
+    pub(crate) fn header(&self) -> &Header {
+        &self.inner.header
+    }
+
+    pub(crate) fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The vault's id.
+    pub fn id(&self) -> VaultId {
+        self.inner.header.vault_id
+    }
+
+    /// The unlocked member's id.
+    pub fn member_id(&self) -> MemberId {
+        self.state().session.member_id()
+    }
+
+    /// The unlocked member's role (`None` if the member was removed meanwhile).
+    pub fn role(&self) -> Option<Role> {
+        self.state().session.role()
+    }
+
+    /// The current vault-key epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.state().session.epoch()
+    }
+
+    /// The oldest epoch whose records can still be read (epochs before it were retired
+    /// by a completed rotation and their keys shredded).
+    pub fn min_epoch(&self) -> Epoch {
+        self.state().min_epoch
+    }
+
+    /// The pins to persist after this unlock and after every membership change.
+    pub fn pins(&self) -> Pins {
+        self.state().session.pins().clone()
+    }
+
+    /// The storage backend (`sqlite`, `postgres`, `memory`).
+    pub fn backend(&self) -> &'static str {
+        self.inner.store.backend()
+    }
+
+    /// Re-reads and re-verifies the membership log and keys (after another member or
+    /// process changed the vault).
+    pub fn refresh(&self) -> Result<(), VaultError> {
+        let mut st = self.state_mut();
+        st.session.refresh(self.store())?;
+        let (meta, _) = find_meta(
+            self.store(),
+            self.id(),
+            |e| st.session.key(e),
+            st.session.epoch(),
+        )?;
+        let min = load_min_epoch(self.store(), &meta, self.id())?;
+        st.meta = meta;
+        st.min_epoch = min;
+        Ok(())
+    }
+
+    /// Refreshes when the membership log moved since this handle last looked.
+    pub(crate) fn refresh_if_stale(&self) -> Result<bool, VaultError> {
+        let head = self.store().log_head(Table::MemberLog)?;
+        let known = self.state().session.pins().high_water().map(|h| h.seq);
+        if head == known {
+            return Ok(false);
+        }
+        self.refresh()?;
+        Ok(true)
+    }
+
+    pub(crate) fn require_writer(&self) -> Result<(), VaultError> {
+        match self.role() {
+            Some(Role::Owner | Role::Admin | Role::Member) => Ok(()),
+            Some(Role::ReadOnly) => Err(VaultError::PermissionDenied {
+                reason: "read-only members cannot write secrets".into(),
+            }),
+            Some(_) | None => Err(VaultError::PermissionDenied {
+                reason: "this member is no longer a member of the vault".into(),
+            }),
+        }
+    }
+
+    /// Runs a read, retrying once after a refresh when the vault moved to keys this handle
+    /// does not have yet.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl Fn(&State) -> Result<T, VaultError>,
+    ) -> Result<T, VaultError> {
+        let first = {
+            let st = self.state();
+            f(&st)
+        };
+        match first {
+            Err(VaultError::Record { .. } | VaultError::Inconsistent { .. })
+                if self.refresh_if_stale()? =>
+            {
+                let st = self.state();
+                f(&st)
+            }
+            other => other,
+        }
+    }
+
+    /// Runs a write: `f` fills a batch and names the audit event; the audit entry is
+    /// appended to the same batch and everything commits atomically. Conflicts (a
+    /// concurrent writer, the audit head moved, the membership changed) are retried.
+    pub(crate) fn write<T>(
+        &self,
+        mut f: impl FnMut(&State, &mut Batch) -> Result<(T, Action, Vec<u8>, String), VaultError>,
+    ) -> Result<T, VaultError> {
+        const ATTEMPTS: usize = 64;
+        let mut cursor_guard = lock(&self.inner.audit);
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_micros(50 * attempt as u64));
+            }
+            let cursor = if let Some(c) = *cursor_guard {
+                c
+            } else {
+                let c = Cursor::load(self.store())?;
+                *cursor_guard = Some(c);
+                c
+            };
+            let st = self.state();
+            let mut batch = Batch::new();
+            // Commit only while the membership log is where this handle last saw it: a
+            // concurrent rotation or member removal makes the batch conflict, and it is
+            // redone under the new epoch's key.
+            guard_membership(&mut batch, &st);
+            let (out, action, target, detail) = f(&st, &mut batch)?;
+            let next = audit::append(
+                &mut batch,
+                &st.meta.audit,
+                cursor,
+                &Event {
+                    action,
+                    ok: true,
+                    target: &target,
+                    detail: &detail,
+                    actor: Some(st.session.member_id()),
+                    time: now(),
+                },
+            );
+            drop(st);
+            match self.store().commit(&batch) {
+                Ok(_) => {
+                    *cursor_guard = Some(next);
+                    return Ok(out);
+                }
+                Err(StoreError::Conflict { table, key }) => {
+                    tracing::debug!(table = table.name(), attempt, "write conflict, retrying");
+                    *cursor_guard = None;
+                    if table == Table::MemberLog {
+                        self.refresh()?;
+                    }
+                    last = Some(StoreError::Conflict { table, key });
+                }
+                Err(e) => {
+                    *cursor_guard = None;
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(last.map_or_else(
+            || VaultError::inconsistent("write retries exhausted"),
+            VaultError::Store,
+        ))
+    }
+
+    /// Appends an audit entry on its own (for actions whose changes were committed by
+    /// another layer, such as membership changes).
+    pub(crate) fn audit_only(
+        &self,
+        action: Action,
+        target: &[u8],
+        detail: String,
+    ) -> Result<(), VaultError> {
+        let target = target.to_vec();
+        self.write(move |_, _| Ok(((), action, target.clone(), detail.clone())))
+    }
+}
+
+/// Adds the check that the membership log has not moved past what `state` verified.
+pub(crate) fn guard_membership(batch: &mut Batch, state: &State) {
+    let next = state.session.pins().high_water().map_or(0, |h| h.seq + 1);
+    batch.check(
+        Table::MemberLog,
+        next.to_be_bytes().to_vec(),
+        Expect::Absent,
+    );
+}
+
+pub(crate) fn load_min_epoch(
+    store: &dyn Store,
+    meta: &MetaKeys,
+    vault: VaultId,
+) -> Result<Epoch, VaultError> {
+    match store.get(Table::Meta, RETIRED_KEY)? {
+        Some(row) => decode_retired(meta, vault, &row.value),
+        None => Ok(Epoch::FIRST),
+    }
+}
+
+impl LockedVault {
+    pub(crate) fn store_ref(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The vault's id (read from the store; verified against the signed membership log at
+    /// unlock).
+    pub fn id(&self) -> VaultId {
+        self.header.vault_id
+    }
+
+    /// Unlocks with `keyholder` (trust on first use: no pins).
+    pub fn unlock(self, keyholder: &dyn Keyholder) -> Result<Vault, VaultError> {
+        self.unlock_with(keyholder, UnlockOptions::default())
+    }
+
+    /// Unlocks with `keyholder`, as `options.member`, checking the membership log against
+    /// `options.pins`.
+    ///
+    /// A keyholder that does not open the vault (a wrong passphrase, another vault's
+    /// `ENCRYPTION_KEY`) fails here with [`VaultError::Unlock`], before anything is written
+    /// under it; the failure is recorded and appears in the audit log after the next
+    /// successful unlock.
+    pub fn unlock_with(
+        self,
+        keyholder: &dyn Keyholder,
+        options: UnlockOptions,
+    ) -> Result<Vault, VaultError> {
+        let mut pins = options.pins;
+        let vault_id = self.header.vault_id;
+        let session = match strongroom_sharing::unlock(
+            &*self.store,
+            vault_id,
+            options.member,
+            keyholder,
+            &mut pins,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                let err = VaultError::from(e);
+                if err.is_unlock_failure() {
+                    record_failed_unlock(&*self.store, keyholder.kind().name(), options.member);
+                }
+                return Err(err);
+            }
+        };
+        let (meta, _) = find_meta(&*self.store, vault_id, |e| session.key(e), session.epoch())?;
+        self.header.verify(&meta)?;
+        let min_epoch = load_min_epoch(&*self.store, &meta, vault_id)?;
+        let vault = Vault {
+            inner: Arc::new(Inner {
+                store: self.store,
+                header: self.header,
+                state: RwLock::new(State {
+                    session,
+                    meta,
+                    min_epoch,
+                }),
+                audit: Mutex::new(None),
+            }),
+        };
+        vault.heal_meta_row()?;
+        vault.record_unlock(keyholder.kind().name())?;
+        Ok(vault)
+    }
+}
+
+fn record_failed_unlock(store: &dyn Store, kind: &str, member: Option<MemberId>) {
+    let Ok(rnd) = random::array::<8>() else {
+        return;
+    };
+    let mut key = FAILED_UNLOCK_PREFIX.to_vec();
+    key.extend_from_slice(&now().to_be_bytes());
+    key.extend_from_slice(&rnd);
+    let value = match member {
+        Some(m) => format!("{kind} member={m}"),
+        None => kind.to_owned(),
+    };
+    let mut b = Batch::new();
+    b.put(Table::Meta, key, value.into_bytes(), Expect::Absent);
+    if let Err(e) = store.commit(&b) {
+        tracing::warn!(error = %e, "could not record a failed unlock");
+    }
+}
+
+impl Vault {
+    /// Writes the metadata-key row of the current epoch if a rotation stopped before
+    /// writing it.
+    fn heal_meta_row(&self) -> Result<(), VaultError> {
+        let st = self.state();
+        let epoch = st.session.epoch();
+        if self
+            .store()
+            .get(Table::Wraps, &meta_key_row(epoch))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let blob = wrap_meta(self.id(), st.session.current_key(), st.meta.root())?;
+        drop(st);
+        let mut b = Batch::new();
+        b.put(Table::Wraps, meta_key_row(epoch), blob, Expect::Absent);
+        match self.store().commit(&b) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Folds failed-unlock marks into the audit log and records this unlock.
+    fn record_unlock(&self, kind: &str) -> Result<(), VaultError> {
+        let page = self.store().scan(
+            Table::Meta,
+            &ScanRange::prefix(FAILED_UNLOCK_PREFIX.to_vec()),
+            None,
+            1000,
+        )?;
+        let mut cursor_guard = lock(&self.inner.audit);
+        for _ in 0..64 {
+            let st = self.state();
+            let mut cursor = Cursor::load(self.store())?;
+            let mut batch = Batch::new();
+            for row in &page.rows {
+                let t = row
+                    .key
+                    .get(FAILED_UNLOCK_PREFIX.len()..FAILED_UNLOCK_PREFIX.len() + 8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_be_bytes);
+                let detail = format!(
+                    "reported before unlock: {}",
+                    String::from_utf8_lossy(&row.value)
+                );
+                cursor = audit::append(
+                    &mut batch,
+                    &st.meta.audit,
+                    cursor,
+                    &Event {
+                        action: Action::UnlockFailed,
+                        ok: false,
+                        target: b"",
+                        detail: &detail,
+                        actor: None,
+                        time: t,
+                    },
+                );
+                batch.delete(Table::Meta, row.key.clone(), Expect::Version(row.version));
+            }
+            let detail = format!("keyholder={kind}");
+            cursor = audit::append(
+                &mut batch,
+                &st.meta.audit,
+                cursor,
+                &Event {
+                    action: Action::Unlock,
+                    ok: true,
+                    target: st.session.member_id().as_bytes(),
+                    detail: &detail,
+                    actor: Some(st.session.member_id()),
+                    time: now(),
+                },
+            );
+            drop(st);
+            match self.store().commit(&batch) {
+                Ok(_) => {
+                    *cursor_guard = Some(cursor);
+                    return Ok(());
+                }
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(VaultError::inconsistent(
+            "could not append to the audit log: too many concurrent writers",
+        ))
+    }
+}
