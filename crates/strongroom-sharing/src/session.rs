@@ -650,7 +650,6 @@ impl Session {
         confirmed: FingerprintConfirmed,
     ) -> Result<(), SharingError> {
         confirmed.check(public)?;
-        public.verify()?;
         let entry = self.prepare(EntryBody::Add {
             identity: public.clone(),
             role,
@@ -776,7 +775,6 @@ impl Session {
         confirmed: FingerprintConfirmed,
     ) -> Result<(), SharingError> {
         confirmed.check(new)?;
-        new.verify()?;
         let entry = self.prepare(EntryBody::Regrant {
             member: old,
             identity: new.clone(),
