@@ -287,6 +287,9 @@ impl PostgresStore {
                             tx.execute(&s, &[key]).map_err(pg)?;
                         }
                         Expect::Absent => {
+                            // As for `Op::Check`: absence holds until commit only if
+                            // writers of the table wait for this batch.
+                            tx.batch_execute(&sql.lock_share).map_err(pg)?;
                             let s = prepared(statements, &mut tx, &sql.exists).map_err(pg)?;
                             let found = tx.query_opt(&s, &[key]).map_err(pg)?;
                             ensure(found.is_none(), *table, key)?;
