@@ -131,6 +131,13 @@ pub enum EntryBody {
         /// The new role.
         role: Role,
     },
+    /// Retires every epoch below `below`: no record needs them any more (a completed
+    /// rotation rewrapped everything), their keys are shredded, and clients stop the key
+    /// chain at `below`.
+    Retire {
+        /// The oldest epoch still readable.
+        below: Epoch,
+    },
 }
 
 impl EntryBody {
@@ -142,6 +149,7 @@ impl EntryBody {
             EntryBody::Rekey { .. } => 4,
             EntryBody::Regrant { .. } => 5,
             EntryBody::RoleChange { .. } => 6,
+            EntryBody::Retire { .. } => 7,
         }
     }
 
@@ -154,6 +162,7 @@ impl EntryBody {
             EntryBody::Rekey { .. } => "rotate the vault key",
             EntryBody::Regrant { .. } => "re-grant a member",
             EntryBody::RoleChange { .. } => "change a role",
+            EntryBody::Retire { .. } => "retire old vault keys",
         }
     }
 
@@ -183,6 +192,9 @@ impl EntryBody {
             }
             EntryBody::RoleChange { member, role } => {
                 w.bytes(member.as_bytes()).u8(role.id());
+            }
+            EntryBody::Retire { below } => {
+                w.u32(below.get());
             }
         }
     }
@@ -214,6 +226,9 @@ impl EntryBody {
             6 => EntryBody::RoleChange {
                 member: MemberId::from_bytes(r.array("member id")?),
                 role: read_role(r)?,
+            },
+            7 => EntryBody::Retire {
+                below: read_epoch(r)?,
             },
             _ => return Err(r.invalid("kind", "unknown entry kind")),
         })
@@ -250,6 +265,7 @@ fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
 ///                 4 Rekey      new epoch (u32) ‖ key id (8)
 ///                 5 Regrant    member id (16) ‖ u32 len ‖ new public identity
 ///                 6 RoleChange member id (16) ‖ role (1)
+///                 7 Retire     oldest readable epoch (u32)
 /// end-64  64    Ed25519 signature over "strongroom/v1/member-log" ‖ 0x00 ‖ bytes[0 .. end-64]
 /// ```
 ///
@@ -515,6 +531,7 @@ pub struct Membership {
     members: BTreeMap<MemberId, Member>,
     former: BTreeMap<MemberId, FormerMember>,
     epoch: Epoch,
+    retired_below: Epoch,
     key_ids: BTreeMap<Epoch, KeyId>,
     hashes: Vec<[u8; 32]>,
 }
@@ -533,6 +550,12 @@ impl Membership {
     /// The current epoch.
     pub fn epoch(&self) -> Epoch {
         self.epoch
+    }
+
+    /// The oldest readable epoch: epochs below it were retired by a signed
+    /// [`EntryBody::Retire`] and their keys shredded ([`Epoch::FIRST`] when none was).
+    pub fn retired_below(&self) -> Epoch {
+        self.retired_below
     }
 
     /// The logged key id of `epoch`.
@@ -680,6 +703,17 @@ impl Membership {
                 }
                 Ok(())
             }
+            EntryBody::Retire { below } => {
+                if actor.role == Role::ReadOnly {
+                    return Err(Denied::Role(actor.role));
+                }
+                if *below <= self.retired_below || *below > self.epoch {
+                    return Err(Denied::Invalid(
+                        "retirement must move forward and keep the current epoch",
+                    ));
+                }
+                Ok(())
+            }
             EntryBody::RoleChange { member, role } => {
                 let target = self
                     .members
@@ -752,6 +786,9 @@ impl Membership {
                     m.role = *role;
                 }
             }
+            EntryBody::Retire { below } => {
+                self.retired_below = *below;
+            }
         }
     }
 
@@ -807,6 +844,7 @@ impl Membership {
             members,
             former: BTreeMap::new(),
             epoch: Epoch::FIRST,
+            retired_below: Epoch::FIRST,
             key_ids,
             hashes: vec![entry.hash()],
         })

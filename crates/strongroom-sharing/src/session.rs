@@ -243,7 +243,8 @@ pub(crate) fn open_keys(
     let mut keys = BTreeMap::new();
     keys.insert(current, key);
     let mut epoch = current;
-    while epoch > Epoch::FIRST {
+    // The chain stops at the retirement floor: older links were shredded on purpose.
+    while epoch > state.retired_below() {
         let link_row = store
             .get(Table::Wraps, &chain_row_key(epoch))?
             .ok_or(VerifyError::MissingChainLink { epoch })?;
@@ -286,6 +287,18 @@ pub fn create(
     owner: &Identity,
     keyholders: &[&dyn Keyholder],
 ) -> Result<(Session, Vec<Warning>), SharingError> {
+    create_with(store, vault, owner, keyholders, &mut |_, _| Ok(()))
+}
+
+/// [`create`], with `extra` adding the application's own rows (made with epoch 1's key)
+/// to the same atomic batch, so the vault appears whole or not at all.
+pub fn create_with(
+    store: &dyn Store,
+    vault: VaultId,
+    owner: &Identity,
+    keyholders: &[&dyn Keyholder],
+    extra: &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
+) -> Result<(Session, Vec<Warning>), SharingError> {
     if store.log_head(Table::MemberLog)?.is_some() {
         return Err(SharingError::VaultExists);
     }
@@ -323,6 +336,7 @@ pub fn create(
             Expect::Absent,
         );
     let infos = keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
+    extra(&key, &mut batch)?;
     let report = report_with(state.members().values(), |_| {
         Ok(infos.iter().map(|i| i.kind).collect())
     })?;
@@ -684,15 +698,56 @@ impl Session {
     /// with its key id; all in one batch. Cost: one signature, one append and one HPKE
     /// wrap per member. Returns the new epoch: the application then rewraps its records.
     pub fn rekey(&mut self, store: &dyn Store) -> Result<Epoch, SharingError> {
+        self.rekey_with(store, &mut |_, _| Ok(()))
+    }
+
+    /// [`Session::rekey`], with `extra` adding the application's own rows (made with the
+    /// new epoch's key) to the same atomic batch.
+    pub fn rekey_with(
+        &mut self,
+        store: &dyn Store,
+        extra: &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
+    ) -> Result<Epoch, SharingError> {
         let epoch = self.next_epoch()?;
         let key = VaultKey::generate(epoch)?;
         let entry = self.prepare(EntryBody::Rekey {
             epoch,
             key_id: key.id(),
         })?;
-        let batch = self.epoch_batch(&entry, None, &key)?;
+        let mut batch = self.epoch_batch(&entry, None, &key)?;
+        extra(&key, &mut batch)?;
         self.commit(store, &batch, &entry, Some(key))?;
         Ok(epoch)
+    }
+
+    /// Retires every epoch below `below` (a completed rotation rewrapped every record to
+    /// `below` or later): a signed [`EntryBody::Retire`] entry, and in the same batch the
+    /// key-chain links and grants of the retired epochs are deleted, so their keys can no
+    /// longer be derived from what is stored. Keys a removed member copied are not
+    /// affected: that is what the rotation was for. Retiring at or below the current
+    /// floor does nothing.
+    pub fn retire(&mut self, store: &dyn Store, below: Epoch) -> Result<(), SharingError> {
+        if below <= self.state.retired_below() {
+            return Ok(());
+        }
+        let floor = self.state.retired_below();
+        let entry = self.prepare(EntryBody::Retire { below })?;
+        let mut batch = Batch::new();
+        batch.append(Table::MemberLog, entry.seq(), entry.encode());
+        // Link `c‖e` holds VK[e-1] under VK[e]: links up to `below` reveal retired keys.
+        for e in floor.get().saturating_add(1)..=below.get() {
+            batch.delete(Table::Wraps, chain_row_key(Epoch(e)), Expect::Any);
+        }
+        for row in keyholders::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))? {
+            if let Ok(grant) = Grant::decode(&row.value)
+                && grant.epoch() < below
+            {
+                batch.delete(Table::Wraps, row.key, Expect::Version(row.version));
+            }
+        }
+        self.commit(store, &batch, &entry, None)?;
+        self.keys.retain(|e, _| *e >= below);
+        Ok(())
     }
 
     fn epoch_batch(
@@ -739,6 +794,17 @@ impl Session {
         store: &dyn Store,
         member: MemberId,
     ) -> Result<Removal, SharingError> {
+        self.remove_member_with(store, member, &mut |_, _| Ok(()))
+    }
+
+    /// [`Session::remove_member`], with `extra` adding the application's own rows (made
+    /// with the new epoch's key) to the same atomic batch.
+    pub fn remove_member_with(
+        &mut self,
+        store: &dyn Store,
+        member: MemberId,
+        extra: &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
+    ) -> Result<Removal, SharingError> {
         let old_epoch = self.state.epoch();
         let epoch = self.next_epoch()?;
         let key = VaultKey::generate(epoch)?;
@@ -749,6 +815,7 @@ impl Session {
         })?;
         let mut batch = self.epoch_batch(&entry, Some(member), &key)?;
         delete_credentials(store, &mut batch, member)?;
+        extra(&key, &mut batch)?;
         // Computed before the commit, so nothing can fail after it.
         let remaining = self.state.members().values().filter(|m| m.id() != member);
         let warnings = warning(report(store, remaining)?).into_iter().collect();

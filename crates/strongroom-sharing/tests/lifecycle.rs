@@ -654,3 +654,60 @@ fn concurrent_keyholder_removals_never_remove_the_last() {
     assert_eq!(left.len(), 1, "the member keeps one keyholder");
     assert_eq!(left[0].id, second_info.id);
 }
+
+#[test]
+fn retire_shreds_old_epochs_and_unlock_stops_at_the_floor() {
+    let store = MemoryStore::new();
+    let mut alice = Person::new("alice");
+    let (vault, mut a) = new_vault(&store, &mut alice);
+    let mut bob = Person::new("bob");
+    let _b = add_and_join(&store, vault, &mut a, &mut bob, Role::ReadOnly);
+    a.rekey(&store).unwrap();
+    a.rekey(&store).unwrap();
+    assert_eq!(a.epoch(), Epoch(3));
+    let chain = |e: u32| {
+        let mut k = b"c".to_vec();
+        k.extend_from_slice(&e.to_be_bytes());
+        store.get(Table::Wraps, &k).unwrap()
+    };
+    assert!(chain(2).is_some() && chain(3).is_some());
+
+    // Read-only members cannot retire; the floor only moves forward, never past the
+    // current epoch.
+    let mut b = bob.unlock(&store, vault).unwrap();
+    assert!(matches!(
+        b.retire(&store, Epoch(3)),
+        Err(SharingError::PermissionDenied { .. })
+    ));
+    assert!(a.retire(&store, Epoch(4)).is_err());
+
+    a.retire(&store, Epoch(3)).unwrap();
+    assert_eq!(a.membership().retired_below(), Epoch(3));
+    assert!(a.key(Epoch(2)).is_none() && a.key(Epoch(1)).is_none());
+    assert!(
+        chain(2).is_none() && chain(3).is_none(),
+        "links to retired keys are shredded"
+    );
+    let grants = store
+        .scan(
+            Table::Wraps,
+            &strongroom_store::ScanRange::prefix(vec![b'g']),
+            None,
+            100,
+        )
+        .unwrap();
+    assert!(grants.rows.len() == 2, "only epoch 3 grants remain");
+
+    // A fresh unlock verifies the signed floor and reads exactly the live epochs.
+    let again = alice.unlock(&store, vault).unwrap();
+    assert_eq!(again.keys().keys().copied().collect::<Vec<_>>(), [Epoch(3)]);
+    let b2 = bob.unlock(&store, vault).unwrap();
+    assert_eq!(b2.keys().len(), 1);
+    // Retiring at or below the floor is a no-op.
+    a.retire(&store, Epoch(2)).unwrap();
+    a.retire(&store, Epoch(3)).unwrap();
+    assert_eq!(
+        store.log_head(Table::MemberLog).unwrap(),
+        alice.pins.high_water().map(|h| h.seq)
+    );
+}
