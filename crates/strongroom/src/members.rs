@@ -7,8 +7,8 @@ use strongroom_crypto::{Key256, MemberId, RecordId, VaultId};
 use strongroom_envelope::Epoch;
 use strongroom_recovery::{Keyholder, Stanza, WrapContext, unwrap_any};
 use strongroom_sharing::{
-    Fingerprint, FingerprintConfirmed, Identity, KeyholderInfo, MEMBER_KEY_PURPOSE, Pins,
-    PublicIdentity, RecoverabilityReport, Role, SealedIdentity, Warning,
+    Fingerprint, FingerprintConfirmed, Identity, KeyholderInfo, MEMBER_KEY_PURPOSE, Membership,
+    Pins, PublicIdentity, RecoverabilityReport, Role, SealedIdentity, SharingError, Warning,
 };
 use strongroom_store::{Expect, ScanRange, Store, Table};
 
@@ -264,7 +264,21 @@ impl Vault {
                 format!("no keyholder with id {}", crate::audit::hex(old)),
             ));
         }
-        let info = self.add_keyholder(new)?;
+        let info = match self.add_keyholder(new) {
+            Ok(info) => info,
+            // A re-run after a crash: the new keyholder was added by the interrupted run.
+            Err(VaultError::Sharing(SharingError::KeyholderExists { id, .. })) => existing
+                .iter()
+                .chain(self.keyholders()?.iter())
+                .find(|k| k.id_hex() == id)
+                .copied()
+                .ok_or_else(|| {
+                    VaultError::inconsistent(format!(
+                        "keyholder {id} is reported present but is not listed"
+                    ))
+                })?,
+            Err(e) => return Err(e),
+        };
         // Verify: the new keyholder unlocks this member from what is stored.
         let mut pins = self.pins();
         let check = strongroom_sharing::unlock(
@@ -317,6 +331,45 @@ impl Vault {
 }
 
 impl LockedVault {
+    /// The current members as the signed membership log lists them, read before unlocking
+    /// (to pick the member to unlock as by name). Signatures and the hash chain are
+    /// verified here; the log's freshness is checked against the pins at unlock.
+    pub fn members(&self) -> Result<Vec<MemberInfo>, VaultError> {
+        let mut rows = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.store_ref().scan(
+                Table::MemberLog,
+                &ScanRange::all(),
+                cursor.as_ref(),
+                1000,
+            )?;
+            rows.extend(page.rows.into_iter().map(|r| r.value));
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let membership = Membership::verify(rows.iter().map(Vec::as_slice))
+            .map_err(|e| VaultError::from(SharingError::from(e)))?;
+        if membership.vault_id() != self.id() {
+            return Err(VaultError::inconsistent(
+                "the membership log belongs to another vault",
+            ));
+        }
+        Ok(membership
+            .members()
+            .values()
+            .map(|m| MemberInfo {
+                id: m.id(),
+                name: m.name().to_owned(),
+                role: m.role(),
+                fingerprint: m.fingerprint(),
+                since_epoch: m.since_epoch(),
+            })
+            .collect())
+    }
+
     /// Lists who has credentials stored in this vault (to pick the member to unlock as).
     pub fn stored_members(&self) -> Result<Vec<MemberId>, VaultError> {
         let mut out = Vec::new();
