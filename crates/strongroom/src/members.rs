@@ -118,24 +118,25 @@ impl Vault {
     /// member keeps what they could already read: [`Vault::exposure`] lists it, and
     /// [`Vault::rotate_vault_key`] retires the older epochs.
     pub fn remove_member(&self, member: MemberId) -> Result<RemovalReport, VaultError> {
-        let removal = {
-            let mut st = self.state_mut();
-            st.session.remove_member(self.store(), member)?
-        };
-        self.write(|st, batch| {
-            let row = meta_key_row(st.session.epoch());
-            if self.store().get(Table::Wraps, &row)?.is_none() {
-                let blob = wrap_meta(self.id(), st.session.current_key(), st.meta.root())?;
-                batch.put(Table::Wraps, row, blob, Expect::Absent);
-            }
-            crate::status::stamp_epoch(batch, st, self.id());
-            Ok((
-                (),
-                Action::MemberRemove,
-                member.as_bytes().to_vec(),
-                format!("new_epoch={}", removal.new_epoch),
-            ))
-        })?;
+        let vault = self.id();
+        let store = self.store_arc();
+        let removal = self.epoch_change(
+            Action::MemberRemove,
+            |session, extra| session.remove_member_with(&*store, member, extra),
+            |meta, vk, batch| {
+                batch.put(
+                    Table::Wraps,
+                    meta_key_row(vk.epoch()),
+                    wrap_meta(vault, vk, meta.root())?,
+                    Expect::Any,
+                );
+                crate::status::stamp_epoch(batch, meta, vault, vk.epoch());
+                Ok((
+                    member.as_bytes().to_vec(),
+                    format!("new_epoch={}", vk.epoch()),
+                ))
+            },
+        )?;
         Ok(RemovalReport {
             member: removal.member,
             new_epoch: removal.new_epoch,

@@ -21,8 +21,6 @@ use crate::VaultError;
 
 /// Row key of the vault header in [`Table::Meta`].
 pub(crate) const HEADER_KEY: &[u8] = b"vault";
-/// Row key of the retirement mark in [`Table::Meta`].
-pub(crate) const RETIRED_KEY: &[u8] = b"retired";
 /// Prefix of failed-unlock marks in [`Table::Meta`].
 pub(crate) const FAILED_UNLOCK_PREFIX: &[u8] = b"unlock-failure/";
 
@@ -260,43 +258,6 @@ pub(crate) fn find_meta<'k>(
         ))
     })?;
     Ok((MetaKeys::from_root(root), epoch))
-}
-
-/// The retirement mark: the lowest epoch whose records can still be read.
-///
-/// Layout: `u32 min epoch ‖ HMAC-SHA256(config key, "strongroom/v1/retired" ‖ vault id ‖ min epoch)`.
-pub(crate) fn encode_retired(keys: &MetaKeys, vault: VaultId, min: Epoch) -> Vec<u8> {
-    let e = min.0.to_be_bytes();
-    let mac = keys.mac(
-        b"strongroom/v1/retired",
-        &[vault.as_bytes().as_slice(), &e].concat(),
-    );
-    let mut out = e.to_vec();
-    out.extend_from_slice(&mac);
-    out
-}
-
-pub(crate) fn decode_retired(
-    keys: &MetaKeys,
-    vault: VaultId,
-    bytes: &[u8],
-) -> Result<Epoch, VaultError> {
-    if bytes.len() != 36 {
-        return Err(VaultError::inconsistent(
-            "the retirement mark has the wrong length",
-        ));
-    }
-    let e = [bytes[0], bytes[1], bytes[2], bytes[3]];
-    let want = keys.mac(
-        b"strongroom/v1/retired",
-        &[vault.as_bytes().as_slice(), &e].concat(),
-    );
-    if !bool::from(want.ct_eq(&bytes[4..])) {
-        return Err(VaultError::inconsistent(
-            "the retirement mark was modified outside strongroom (MAC mismatch)",
-        ));
-    }
-    Ok(Epoch(u32::from_be_bytes(e)))
 }
 
 /// Seconds since the Unix epoch.

@@ -326,7 +326,7 @@ pub(crate) fn open_rows(
     };
     let wrapped = WrappedDek::from_bytes(dek).map_err(rec_err)?;
     let epoch = wrapped.epoch();
-    if epoch < state.min_epoch {
+    if epoch < state.min_epoch() {
         return Err(VaultError::RetiredEpoch {
             record: record.to_string(),
             epoch,

@@ -18,11 +18,11 @@ use std::time::Instant;
 use strongroom_crypto::RecordId;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_envelope::{Epoch, RecordContext, WrappedDek, rewrap_batch, seal};
-use strongroom_store::{Batch, Cursor as ScanCursor, Expect, Row, ScanRange, Table};
+use strongroom_store::{Batch, Cursor as ScanCursor, Expect, Row, ScanRange, StoreError, Table};
 
 use crate::VaultError;
 use crate::audit::Action;
-use crate::meta::{RETIRED_KEY, encode_retired, meta_key_row, now, wrap_meta};
+use crate::meta::{meta_key_row, now, wrap_meta};
 use crate::records::{decode_payload, parse_version_key};
 use crate::vault::{State, Vault, guard_membership};
 
@@ -202,17 +202,21 @@ impl Vault {
         let started = Instant::now();
         self.require_writer()?;
         let batch_size = options.batch_size.clamp(1, 10_000);
-        let existing = match self.store().get(Table::Jobs, JOB_KEY)? {
-            Some(row) => Some(Job::decode(&row.value)?),
-            None => None,
-        };
-        let resumed = existing.is_some();
-        let mut job = match existing {
-            Some(job) => {
+        let mut resumed = false;
+        let mut job = loop {
+            if let Some(row) = self.store().get(Table::Jobs, JOB_KEY)? {
+                resumed = true;
                 self.refresh_if_stale()?;
-                job
+                break Job::decode(&row.value)?;
             }
-            None => self.start_job(kind)?,
+            match self.start_job(kind) {
+                Ok(job) => break job,
+                // Another process started a rotation first: resume that one.
+                Err(VaultError::Store(StoreError::Conflict {
+                    table: Table::Jobs, ..
+                })) => {}
+                Err(e) => return Err(e),
+            }
         };
         // A newer epoch (a member removal meanwhile) becomes the target.
         let current = self.epoch();
@@ -264,41 +268,48 @@ impl Vault {
         }
     }
 
-    /// A new epoch, the metadata key wrapped under it, and the job row.
+    /// A new epoch, the metadata key wrapped under it and the job row, in one batch.
     fn start_job(&self, kind: Kind) -> Result<Job, VaultError> {
-        let target = {
-            let mut st = self.state_mut();
-            let store = self.store_arc();
-            st.session.rekey(&*store)?
+        let vault = self.id();
+        let store = self.store_arc();
+        let started_at = now();
+        let what = match kind {
+            Kind::Rewrap => "rewrap",
+            Kind::Reencrypt => "reencrypt",
         };
-        let job = Job {
+        let target = self.epoch_change(
+            Action::RotateStart,
+            |session, extra| session.rekey_with(&*store, extra),
+            |meta, vk, batch| {
+                let job = Job {
+                    kind,
+                    target: vk.epoch(),
+                    done: 0,
+                    started_at,
+                    cursor: Vec::new(),
+                };
+                batch
+                    .put(Table::Jobs, JOB_KEY.to_vec(), job.encode(), Expect::Absent)
+                    .put(
+                        Table::Wraps,
+                        meta_key_row(vk.epoch()),
+                        wrap_meta(vault, vk, meta.root())?,
+                        Expect::Any,
+                    );
+                crate::status::stamp_epoch(batch, meta, vault, vk.epoch());
+                Ok((
+                    vk.epoch().0.to_be_bytes().to_vec(),
+                    format!("epoch={} kind={what}", vk.epoch()),
+                ))
+            },
+        )?;
+        Ok(Job {
             kind,
             target,
             done: 0,
-            started_at: now(),
+            started_at,
             cursor: Vec::new(),
-        };
-        let bytes = job.encode();
-        self.write(|st, batch| {
-            batch.put(Table::Jobs, JOB_KEY.to_vec(), bytes.clone(), Expect::Absent);
-            let row = meta_key_row(st.session.epoch());
-            if self.store().get(Table::Wraps, &row)?.is_none() {
-                let blob = wrap_meta(self.id(), st.session.current_key(), st.meta.root())?;
-                batch.put(Table::Wraps, row, blob, Expect::Absent);
-            }
-            crate::status::stamp_epoch(batch, st, self.id());
-            let what = match kind {
-                Kind::Rewrap => "rewrap",
-                Kind::Reencrypt => "reencrypt",
-            };
-            Ok((
-                (),
-                Action::RotateStart,
-                target.0.to_be_bytes().to_vec(),
-                format!("epoch={target} kind={what}"),
-            ))
-        })?;
-        Ok(job)
+        })
     }
 
     /// One pass from the job's cursor to the end of the table. Returns the rows rewritten.
@@ -538,19 +549,45 @@ impl Vault {
         self.commit_page_attempt(job, &again, kind, attempt)
     }
 
-    /// Marks the epochs below the target retired and removes the job row.
+    /// Retires the epochs below the target (a signed log entry that also shreds their
+    /// chain links and grants), then removes the metadata-key wraps of those epochs and the
+    /// job row. Each step is idempotent, so a crash in between is finished by a re-run.
     fn finish_job(&self, job: &Job) -> Result<(), VaultError> {
         let target = job.target;
         let processed = job.done;
         let kind = job.kind;
-        self.write(|st, batch| {
+        for _ in 0..16 {
+            let res = {
+                let mut st = self.state_mut();
+                st.session.retire(self.store(), target)
+            };
+            match res {
+                Ok(()) => break,
+                Err(e) if e.is_conflict() => self.refresh()?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let old_meta: Vec<Vec<u8>> = self
+            .store()
+            .scan(
+                Table::Wraps,
+                &ScanRange::prefix(b"m".to_vec()),
+                None,
+                10_000,
+            )?
+            .rows
+            .into_iter()
+            .filter(|r| {
+                r.key.len() == 5
+                    && u32::from_be_bytes([r.key[1], r.key[2], r.key[3], r.key[4]]) < target.0
+            })
+            .map(|r| r.key)
+            .collect();
+        self.write(|_, batch| {
             batch.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Any);
-            batch.put(
-                Table::Meta,
-                RETIRED_KEY.to_vec(),
-                encode_retired(&st.meta, self.id(), target),
-                Expect::Any,
-            );
+            for k in &old_meta {
+                batch.delete(Table::Wraps, k.clone(), Expect::Any);
+            }
             let action = match kind {
                 Kind::Rewrap => Action::RotateFinish,
                 Kind::Reencrypt => Action::Reencrypt,
@@ -562,8 +599,7 @@ impl Vault {
                 format!("epoch={target} processed={processed}"),
             ))
         })?;
-        self.state_mut().min_epoch = target;
-        tracing::info!(epoch = %target, "rotation finished; older epochs retired");
+        tracing::info!(epoch = %target, "rotation finished; older epochs retired and shredded");
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use crate::VaultError;
 use crate::audit::{self, AuditEntry, AuditReport};
-use crate::meta::now;
+use crate::meta::{MetaKeys, now};
 use crate::records::{IndexEntry, open_version};
 use crate::vault::{State, Vault};
 
@@ -17,10 +17,10 @@ const EPOCH_STAMP_KEY: &[u8] = b"epoch-started";
 
 /// Records when the current epoch started (for the key-age policy): `epoch (u32) ‖ time
 /// (u64) ‖ HMAC(config key, "strongroom/v1/epoch-started" ‖ vault id ‖ epoch ‖ time)`.
-pub(crate) fn stamp_epoch(batch: &mut Batch, st: &State, vault: VaultId) {
-    let epoch = st.session.epoch().0.to_be_bytes();
+pub(crate) fn stamp_epoch(batch: &mut Batch, meta: &MetaKeys, vault: VaultId, epoch: Epoch) {
+    let epoch = epoch.0.to_be_bytes();
     let time = now().to_be_bytes();
-    let mac = st.meta.mac(
+    let mac = meta.mac(
         b"strongroom/v1/epoch-started",
         &[vault.as_bytes().as_slice(), &epoch, &time].concat(),
     );
@@ -196,7 +196,7 @@ impl Vault {
             member: st.session.member_id(),
             role: st.session.role(),
             epoch: st.session.epoch(),
-            min_epoch: st.min_epoch,
+            min_epoch: st.min_epoch(),
             epoch_started_at: started,
             key_age_days: age,
             rotation_policy_days: policy,

@@ -3,16 +3,15 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use strongroom_crypto::{Key256, MemberId, VaultId, random};
-use strongroom_envelope::{Epoch, Suite};
+use strongroom_envelope::{Epoch, Suite, VaultKey};
 use strongroom_recovery::Keyholder;
-use strongroom_sharing::{Identity, Pins, Role, Session, Warning};
+use strongroom_sharing::{Identity, Pins, Role, Session, SharingError, Warning};
 use strongroom_store::{Batch, Expect, ScanRange, Store, StoreError, Table};
 
 use crate::VaultError;
 use crate::audit::{self, Action, Cursor, Event};
 use crate::meta::{
-    FAILED_UNLOCK_PREFIX, HEADER_KEY, Header, MetaKeys, RETIRED_KEY, decode_retired, find_meta,
-    meta_key_row, now, wrap_meta,
+    FAILED_UNLOCK_PREFIX, HEADER_KEY, Header, MetaKeys, find_meta, meta_key_row, now, wrap_meta,
 };
 
 /// Settings of a new vault.
@@ -66,7 +65,13 @@ pub struct CreateReport {
 pub(crate) struct State {
     pub(crate) session: Session,
     pub(crate) meta: MetaKeys,
-    pub(crate) min_epoch: Epoch,
+}
+
+impl State {
+    /// The oldest readable epoch (the signed retirement floor of the membership log).
+    pub(crate) fn min_epoch(&self) -> Epoch {
+        self.session.membership().retired_below()
+    }
 }
 
 pub(crate) struct Inner {
@@ -127,13 +132,12 @@ impl Vault {
         }
         if store.get(Table::Meta, HEADER_KEY)?.is_some()
             || store.log_head(Table::MemberLog)?.is_some()
+            || store.log_head(Table::Audit)?.is_some()
         {
             return Err(VaultError::VaultExists);
         }
         let vault_id = VaultId::generate()?;
         let owner = Identity::generate(&options.member_name)?;
-        let (session, warnings) =
-            strongroom_sharing::create(&*store, vault_id, &owner, &[keyholder])?;
         let meta = MetaKeys::from_root(Key256::generate()?);
         let header = Header::new(
             vault_id,
@@ -143,34 +147,52 @@ impl Vault {
             options.rotation_days,
             &meta,
         );
-        let mut batch = Batch::new();
-        batch
-            .put(
-                Table::Meta,
-                HEADER_KEY.to_vec(),
-                header.encode(),
-                Expect::Absent,
-            )
-            .put(
-                Table::Wraps,
-                meta_key_row(Epoch::FIRST),
-                wrap_meta(vault_id, session.current_key(), meta.root())?,
-                Expect::Absent,
-            );
-        let cursor = audit::append(
-            &mut batch,
-            &meta.audit,
-            Cursor::load(&*store)?,
-            &Event {
-                action: Action::Create,
-                ok: true,
-                target: vault_id.as_bytes(),
-                detail: "",
-                actor: Some(session.member_id()),
-                time: now(),
+        let mut cursor = None;
+        // The header, the metadata key and the first audit entry commit in the same batch
+        // as the membership genesis: the vault appears whole or not at all.
+        let (session, warnings) = strongroom_sharing::create_with(
+            &*store,
+            vault_id,
+            &owner,
+            &[keyholder],
+            &mut |vk, batch| {
+                batch
+                    .put(
+                        Table::Meta,
+                        HEADER_KEY.to_vec(),
+                        header.encode(),
+                        Expect::Absent,
+                    )
+                    .put(
+                        Table::Wraps,
+                        meta_key_row(Epoch::FIRST),
+                        wrap_meta(vault_id, vk, meta.root()).map_err(|_| {
+                            strongroom_sharing::SharingError::Crypto(
+                                strongroom_crypto::CryptoError::Random,
+                            )
+                        })?,
+                        Expect::Absent,
+                    );
+                crate::status::stamp_epoch(batch, &meta, vault_id, Epoch::FIRST);
+                cursor = Some(audit::append(
+                    batch,
+                    &meta.audit,
+                    Cursor {
+                        next: 0,
+                        prev_hash: [0; 32],
+                    },
+                    &Event {
+                        action: Action::Create,
+                        ok: true,
+                        target: vault_id.as_bytes(),
+                        detail: "",
+                        actor: Some(owner.member_id()),
+                        time: now(),
+                    },
+                ));
+                Ok(())
             },
-        );
-        store.commit(&batch)?;
+        )?;
         let report = CreateReport {
             vault_id,
             member_id: session.member_id(),
@@ -181,12 +203,8 @@ impl Vault {
             inner: Arc::new(Inner {
                 store,
                 header,
-                state: RwLock::new(State {
-                    session,
-                    meta,
-                    min_epoch: Epoch::FIRST,
-                }),
-                audit: Mutex::new(Some(cursor)),
+                state: RwLock::new(State { session, meta }),
+                audit: Mutex::new(cursor),
             }),
         };
         Ok((vault, report))
@@ -256,7 +274,7 @@ impl Vault {
     /// The oldest epoch whose records can still be read (epochs before it were retired
     /// by a completed rotation and their keys shredded).
     pub fn min_epoch(&self) -> Epoch {
-        self.state().min_epoch
+        self.state().min_epoch()
     }
 
     /// The pins to persist after this unlock and after every membership change.
@@ -280,9 +298,7 @@ impl Vault {
             |e| st.session.key(e),
             st.session.epoch(),
         )?;
-        let min = load_min_epoch(self.store(), &meta, self.id())?;
         st.meta = meta;
-        st.min_epoch = min;
         Ok(())
     }
 
@@ -397,6 +413,85 @@ impl Vault {
         ))
     }
 
+    /// Runs a membership change whose batch the sharing layer builds (`change`), with the
+    /// facade's own rows for the new epoch (`rows`, given the new key) and an audit entry in
+    /// the same atomic batch. Retries when the audit head or the membership log moved;
+    /// other conflicts are returned.
+    pub(crate) fn epoch_change<T>(
+        &self,
+        action: Action,
+        mut change: impl FnMut(
+            &mut Session,
+            &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
+        ) -> Result<T, SharingError>,
+        mut rows: impl FnMut(&MetaKeys, &VaultKey, &mut Batch) -> Result<(Vec<u8>, String), VaultError>,
+    ) -> Result<T, VaultError> {
+        let mut guard = lock(&self.inner.audit);
+        for attempt in 0..16 {
+            let cursor = match *guard {
+                Some(c) => c,
+                None => Cursor::load(self.store())?,
+            };
+            let mut st = self.state_mut();
+            let actor = st.session.member_id();
+            let State { session, meta } = &mut *st;
+            let meta: &MetaKeys = meta;
+            let mut failure = None;
+            let mut next = None;
+            let result = change(session, &mut |vk, batch| match rows(meta, vk, batch) {
+                Ok((target, detail)) => {
+                    next = Some(audit::append(
+                        batch,
+                        &meta.audit,
+                        cursor,
+                        &Event {
+                            action,
+                            ok: true,
+                            target: &target,
+                            detail: &detail,
+                            actor: Some(actor),
+                            time: now(),
+                        },
+                    ));
+                    Ok(())
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    Err(SharingError::InvalidChange {
+                        reason: "the vault's own rows could not be prepared",
+                    })
+                }
+            });
+            drop(st);
+            match result {
+                Ok(out) => {
+                    *guard = next;
+                    return Ok(out);
+                }
+                Err(_) if failure.is_some() => {
+                    return Err(failure.unwrap_or_else(|| unreachable!()));
+                }
+                Err(SharingError::Store(StoreError::Conflict { table, .. }))
+                    if table == Table::Audit || table == Table::MemberLog =>
+                {
+                    tracing::debug!(
+                        table = table.name(),
+                        attempt,
+                        "membership change conflict, retrying"
+                    );
+                    *guard = None;
+                    if table == Table::MemberLog {
+                        self.refresh()?;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(VaultError::inconsistent(
+            "membership change retries exhausted",
+        ))
+    }
+
     /// Appends an audit entry on its own (for actions whose changes were committed by
     /// another layer, such as membership changes).
     pub(crate) fn audit_only(
@@ -418,17 +513,6 @@ pub(crate) fn guard_membership(batch: &mut Batch, state: &State) {
         next.to_be_bytes().to_vec(),
         Expect::Absent,
     );
-}
-
-pub(crate) fn load_min_epoch(
-    store: &dyn Store,
-    meta: &MetaKeys,
-    vault: VaultId,
-) -> Result<Epoch, VaultError> {
-    match store.get(Table::Meta, RETIRED_KEY)? {
-        Some(row) => decode_retired(meta, vault, &row.value),
-        None => Ok(Epoch::FIRST),
-    }
 }
 
 impl LockedVault {
@@ -479,16 +563,11 @@ impl LockedVault {
         };
         let (meta, _) = find_meta(&*self.store, vault_id, |e| session.key(e), session.epoch())?;
         self.header.verify(&meta)?;
-        let min_epoch = load_min_epoch(&*self.store, &meta, vault_id)?;
         let vault = Vault {
             inner: Arc::new(Inner {
                 store: self.store,
                 header: self.header,
-                state: RwLock::new(State {
-                    session,
-                    meta,
-                    min_epoch,
-                }),
+                state: RwLock::new(State { session, meta }),
                 audit: Mutex::new(None),
             }),
         };

@@ -187,7 +187,7 @@ fn rotation_rewraps_everything_and_retires_old_epochs() {
     let mut seen = Vec::new();
     let report = vault
         .rotate_vault_key_with(strongroom::RotateOptions { batch_size: 64 }, &mut |p| {
-            seen.push(p.done)
+            seen.push(p.done);
         })
         .unwrap();
     assert_eq!(report.epoch, strongroom::Epoch(2));
@@ -206,8 +206,26 @@ fn rotation_rewraps_everything_and_retires_old_epochs() {
             Some(format!("v{i}").as_str())
         );
     }
+    // Old key material is shredded: no chain link, grant or metadata-key wrap of epoch 1
+    // is left in the store.
+    let wraps = store
+        .scan(
+            strongroom::store::Table::Wraps,
+            &strongroom::store::ScanRange::all(),
+            None,
+            1000,
+        )
+        .unwrap();
+    for row in &wraps.rows {
+        let epoch = u32::from_be_bytes(row.key[1..5].try_into().unwrap());
+        match row.key[0] {
+            b'c' | b'm' | b'g' => assert!(epoch >= 2, "row {:?} of a retired epoch", row.key),
+            _ => {}
+        }
+    }
     let v2 = Vault::open(store).unwrap().unlock(&kek).unwrap();
     assert_eq!(v2.epoch(), strongroom::Epoch(2));
+    assert_eq!(v2.min_epoch(), strongroom::Epoch(2));
     assert_eq!(
         v2.get("ns", "s7").unwrap().meta().epoch,
         strongroom::Epoch(2)
