@@ -8,6 +8,7 @@ mod members;
 mod meta;
 mod records;
 mod rotation;
+mod scoped;
 mod status;
 mod vault;
 
@@ -19,6 +20,7 @@ pub use records::{
     validate_namespace,
 };
 pub use rotation::{PendingRewrap, Progress, RotateOptions, RotationReport};
+pub use scoped::Namespace;
 pub use status::{DoctorOptions, DoctorReport, Finding, Level, Status};
 pub use vault::{CreateOptions, CreateReport, LockedVault, UnlockOptions, Vault};
 
