@@ -14,8 +14,8 @@ use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use strongroom_store::{
     Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, SCHEMA_VERSION, ScanRange, Snapshot,
-    Store, StoreError, Table, Versioned, bounds_are_empty, check_scan_limit, log_key,
-    parse_log_key,
+    Store, StoreError, Table, TableRow, Versioned, bounds_are_empty, check_row, check_scan_limit,
+    log_key, parse_log_key,
 };
 
 use crate::PostgresOptions;
@@ -521,6 +521,35 @@ impl Store for PostgresStore {
                 Err(Failure::Pg(e, _)) => return Err(pg_err(e)),
             }
         }
+    }
+
+    fn replace_all(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.conn()?;
+        let PgConn { client, statements } = &mut *conn;
+        // One transaction: an error or a crash rolls the whole replacement back.
+        let mut tx = client.transaction().map_err(pg_err)?;
+        for table in Table::ALL {
+            tx.batch_execute(&format!("DELETE FROM {}", self.table_sql(table).qualified))
+                .map_err(pg_err)?;
+        }
+        let mut n = 0u64;
+        for item in rows {
+            let (table, row) = item?;
+            check_row(&row.key, &row.value)?;
+            let s =
+                prepared(statements, &mut tx, &self.table_sql(table).put_absent).map_err(pg_err)?;
+            if tx.execute(&s, &[&row.key, &row.value]).map_err(pg_err)? != 1 {
+                return Err(StoreError::invalid(format!(
+                    "replace_all: a key of table {table} is given twice"
+                )));
+            }
+            n += 1;
+        }
+        tx.commit().map_err(pg_err)?;
+        Ok(n)
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {

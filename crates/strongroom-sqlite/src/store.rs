@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use strongroom_store::{
     Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, ScanRange, Snapshot, Store,
-    StoreError, Table, Versioned, bounds_are_empty, check_scan_limit, log_key, parse_log_key,
+    StoreError, Table, TableRow, Versioned, bounds_are_empty, check_row, check_scan_limit, log_key,
+    parse_log_key,
 };
 
 use crate::SqliteOptions;
@@ -553,6 +554,43 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    fn replace_all(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let conn = self.conn()?;
+        // One write transaction: a crash or an error rolls the whole replacement back.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(sql_err)?;
+        let result = (|| -> Result<u64, StoreError> {
+            for table in Table::ALL {
+                conn.execute_batch(&format!("DELETE FROM sr_{}", table.name()))
+                    .map_err(sql_err)?;
+            }
+            let mut n = 0u64;
+            for item in rows {
+                let (table, row) = item?;
+                check_row(&row.key, &row.value)?;
+                let inserted = conn
+                    .prepare_cached(&self.table_sql(table).put_absent)
+                    .map_err(sql_err)?
+                    .execute(params![row.key, row.value])
+                    .map_err(sql_err)?;
+                if inserted != 1 {
+                    return Err(StoreError::invalid(format!(
+                        "replace_all: a key of table {table} is given twice"
+                    )));
+                }
+                n += 1;
+            }
+            conn.execute_batch("COMMIT").map_err(sql_err)?;
+            Ok(n)
+        })();
+        if result.is_err() {
+            rollback(&conn);
+        }
+        result
     }
 }
 

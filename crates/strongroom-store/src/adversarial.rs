@@ -359,6 +359,13 @@ impl<S: Store> Store for AdversarialStore<S> {
         Ok(committed)
     }
 
+    fn replace_all(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<crate::TableRow, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        self.inner.replace_all(rows)
+    }
+
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
         Ok(Box::new(AdversarialSnapshot {
             store: self,

@@ -80,6 +80,13 @@ pub enum Op {
     },
 }
 
+/// Checks one row of [`Store::replace_all`](crate::Store::replace_all) against the size
+/// limits every backend enforces.
+pub fn check_row(key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    check_key(key)?;
+    check_value(value)
+}
+
 impl Op {
     /// The table the operation writes.
     pub fn table(&self) -> Table {
@@ -176,7 +183,7 @@ fn check_not_log(table: Table, what: &str) -> Result<(), StoreError> {
     }
 }
 
-fn check_key(key: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn check_key(key: &[u8]) -> Result<(), StoreError> {
     if key.len() > MAX_KEY_LEN {
         Err(StoreError::invalid(format!(
             "key of {} bytes exceeds the maximum of {MAX_KEY_LEN}",
@@ -187,7 +194,7 @@ fn check_key(key: &[u8]) -> Result<(), StoreError> {
     }
 }
 
-fn check_value(value: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn check_value(value: &[u8]) -> Result<(), StoreError> {
     if value.len() > MAX_VALUE_LEN {
         Err(StoreError::invalid(format!(
             "value of {} bytes exceeds the maximum of {MAX_VALUE_LEN}",

@@ -59,6 +59,7 @@ macro_rules! __conformance_list {
             cas_conflicts
             delete_with_expect
             checks_guard_a_batch
+            replace_all_swaps_everything_atomically
             multi_table_batch_atomicity
             batch_ops_see_earlier_ops
             committed_versions_and_empty_batch
@@ -505,6 +506,89 @@ pub fn checks_guard_a_batch(store: &dyn Store) {
         ok(store.get(Table::Index, b"c"), "get").map(|v| v.value),
         Some(2u64.to_be_bytes().to_vec())
     );
+}
+
+/// `replace_all` swaps the content of every table, logs included, or changes nothing.
+pub fn replace_all_swaps_everything_atomically(store: &dyn Store) {
+    let mut b = Batch::new();
+    b.put(Table::Meta, b"old".to_vec(), b"1".to_vec(), Expect::Any)
+        .put(
+            Table::Bodies,
+            b"keep-key".to_vec(),
+            b"old".to_vec(),
+            Expect::Any,
+        )
+        .append(Table::Audit, 0, b"a0".to_vec())
+        .append(Table::Audit, 1, b"a1".to_vec());
+    ok(store.commit(&b), "seed");
+    let row = |t: Table, k: &[u8], v: &[u8]| -> Result<crate::TableRow, StoreError> {
+        Ok((
+            t,
+            Row {
+                key: k.to_vec(),
+                value: v.to_vec(),
+                version: 0,
+            },
+        ))
+    };
+
+    // An error from the input leaves the old content.
+    let mut failing = vec![
+        row(Table::Meta, b"new", b"x"),
+        Err(StoreError::invalid("input broke")),
+    ]
+    .into_iter();
+    assert!(store.replace_all(&mut failing).is_err());
+    assert!(
+        ok(store.get(Table::Meta, b"old"), "get").is_some(),
+        "nothing replaced"
+    );
+    assert_eq!(ok(store.get(Table::Meta, b"new"), "get"), None);
+    // A duplicate key is an error, and nothing changes either.
+    let mut dup = vec![row(Table::Meta, b"d", b"1"), row(Table::Meta, b"d", b"2")].into_iter();
+    assert!(store.replace_all(&mut dup).is_err());
+    assert!(ok(store.get(Table::Meta, b"old"), "get").is_some());
+
+    let mut rows = vec![
+        row(Table::Meta, b"new", b"x"),
+        row(Table::Bodies, b"keep-key", b"new body"),
+        row(Table::MemberLog, &0u64.to_be_bytes(), b"m0"),
+        row(Table::Audit, &0u64.to_be_bytes(), b"b0"),
+        row(Table::Index, b"", b"empty key"),
+    ]
+    .into_iter();
+    assert_eq!(ok(store.replace_all(&mut rows), "replace_all"), 5);
+    assert_eq!(
+        ok(store.get(Table::Meta, b"old"), "get"),
+        None,
+        "old rows are gone"
+    );
+    let v = ok(store.get(Table::Bodies, b"keep-key"), "get").expect("row");
+    assert_eq!(
+        (v.value, v.version),
+        (b"new body".to_vec(), 1),
+        "versions restart at 1"
+    );
+    assert_eq!(
+        ok(store.log_head(Table::Audit), "head"),
+        Some(0),
+        "logs are replaced too"
+    );
+    assert_eq!(ok(store.log_head(Table::MemberLog), "head"), Some(0));
+    assert!(ok(store.get(Table::Index, b""), "get").is_some());
+    // Appends continue at the new head.
+    let mut b = Batch::new();
+    b.append(Table::Audit, 1, b"b1".to_vec());
+    ok(store.commit(&b), "append after replace");
+    // Replacing with nothing empties the store.
+    assert_eq!(ok(store.replace_all(&mut std::iter::empty()), "empty"), 0);
+    for t in Table::ALL {
+        assert!(
+            ok(store.scan(t, &ScanRange::all(), None, 10), "scan")
+                .rows
+                .is_empty()
+        );
+    }
 }
 
 /// A multi-table batch whose last (or middle) operation conflicts leaves nothing behind.

@@ -223,6 +223,13 @@ impl<S: Store> Store for FaultyStore<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+
+    fn replace_all(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<crate::TableRow, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        self.run(true, || self.inner.replace_all(rows))
+    }
 }
 
 struct FaultySnapshot<'a, S> {

@@ -17,11 +17,13 @@ mod table;
 
 #[cfg(feature = "testing")]
 pub use adversarial::{AdversarialStore, ReadHook};
-pub use batch::{Batch, Committed, Expect, MAX_KEY_LEN, MAX_VALUE_LEN, Op, log_key, parse_log_key};
+pub use batch::{
+    Batch, Committed, Expect, MAX_KEY_LEN, MAX_VALUE_LEN, Op, check_row, log_key, parse_log_key,
+};
 pub use error::StoreError;
 #[cfg(feature = "testing")]
 pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
 pub use scan::{Cursor, MAX_SCAN_LIMIT, Page, ScanRange, bounds_are_empty, check_scan_limit};
-pub use store::{ReadView, Row, SCHEMA_VERSION, Snapshot, Store, Versioned};
+pub use store::{ReadView, Row, SCHEMA_VERSION, Snapshot, Store, TableRow, Versioned};
 pub use table::Table;

@@ -7,8 +7,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::{
     Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, SCHEMA_VERSION, ScanRange, Snapshot,
-    Store, StoreError, Table, Versioned, bounds_are_empty, check_scan_limit, log_key,
-    parse_log_key,
+    Store, StoreError, Table, TableRow, Versioned, bounds_are_empty, check_row, check_scan_limit,
+    log_key, parse_log_key,
 };
 
 #[derive(Clone)]
@@ -155,6 +155,30 @@ fn check_expect(
 }
 
 impl Store for MemoryStore {
+    fn replace_all(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        let mut tables: Tables = Default::default();
+        let mut n = 0u64;
+        for item in rows {
+            let (table, row) = item?;
+            check_row(&row.key, &row.value)?;
+            let entry = Entry {
+                value: Arc::from(row.value.as_slice()),
+                version: 1,
+            };
+            if tables[table.index()].insert(row.key, entry).is_some() {
+                return Err(StoreError::invalid(format!(
+                    "replace_all: a key of table {table} is given twice"
+                )));
+            }
+            n += 1;
+        }
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tables);
+        Ok(n)
+    }
+
     fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
         batch.validate()?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);

@@ -113,7 +113,21 @@ pub trait Store: ReadView + Send + Sync {
 
     /// The backend's name: `"memory"`, `"sqlite"`, `"postgres"`, ...
     fn backend(&self) -> &'static str;
+
+    /// Replaces the whole content of every table, logs included, with `rows` (each row's
+    /// version starts at 1), atomically: a reader sees the old content or the new, never a
+    /// mix, and a crash or an error from `rows` leaves the old content. Returns the number
+    /// of rows written. This is how a verified snapshot is restored; it is the only
+    /// operation that rewrites a log. A key given twice is an error.
+    fn replace_all(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
+    ) -> Result<u64, StoreError>;
 }
+
+/// One row of [`Store::replace_all`]'s input: the table and the row (its version is
+/// ignored).
+pub type TableRow = (Table, Row);
 
 macro_rules! forward_read_view {
     ($($ty:ty),*) => {$(
@@ -155,6 +169,9 @@ macro_rules! forward_store {
             }
             fn backend(&self) -> &'static str {
                 (**self).backend()
+            }
+            fn replace_all(&self, rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>) -> Result<u64, StoreError> {
+                (**self).replace_all(rows)
             }
         }
     )*};
