@@ -1,0 +1,40 @@
+//! Runs the body of every example in `examples/` (the `[[example]]` targets of this crate),
+//! so an example that stops compiling or starts failing fails the test suite.
+//!
+//! Each example keeps its work in `run()`; `main` only calls it.
+
+#[allow(dead_code)] // each example's `main` is its binary's entry point only
+#[path = "../../../examples/embed_in_server.rs"]
+mod embed_in_server;
+
+#[allow(dead_code)]
+#[path = "../../../examples/rotate_vault_key.rs"]
+mod rotate_vault_key;
+
+#[allow(dead_code)]
+#[path = "../../../examples/share_with_teammate.rs"]
+mod share_with_teammate;
+
+#[allow(dead_code)]
+#[path = "../../../examples/recover_lost_passphrase.rs"]
+mod recover_lost_passphrase;
+
+#[test]
+fn example_embed_in_server() {
+    embed_in_server::run().unwrap();
+}
+
+#[test]
+fn example_rotate_vault_key() {
+    rotate_vault_key::run().unwrap();
+}
+
+#[test]
+fn example_share_with_teammate() {
+    share_with_teammate::run().unwrap();
+}
+
+#[test]
+fn example_recover_lost_passphrase() {
+    recover_lost_passphrase::run().unwrap();
+}
