@@ -1,0 +1,519 @@
+//! `kill -9` at random points of a vault-key rotation and of a stream of puts, on a SQLite
+//! vault: afterwards the vault opens, every record opens with its exact value, the state is
+//! the old one, the new one or a resumable rotation (never a mix), and a re-run completes.
+//!
+//! The test binary re-executes itself: with `STRONGROOM_CRASH_WORKER` set, the
+//! `crash_worker` test is the child process that works until it is killed
+//! (`std::process::Child::kill` sends SIGKILL). `STRONGROOM_CRASH_TRIALS` sets the number
+//! of kills per scenario (default 20), `STRONGROOM_CRASH_SEED` replays a run.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strongroom::recovery::RawKek;
+use strongroom::store::{Store, Table};
+use strongroom::{Action, CreateOptions, Epoch, RotateOptions, Vault, VaultError};
+use strongroom_sqlite::{SqliteOptions, SqliteStore};
+
+const WORKER_ENV: &str = "STRONGROOM_CRASH_WORKER";
+const DB_ENV: &str = "STRONGROOM_CRASH_DB";
+const KEK_ENV: &str = "STRONGROOM_CRASH_KEK";
+
+/// Records in the rotation template.
+const RECORDS: usize = 2000;
+/// Rows per rotation batch (so a rotation is ~100 commits).
+const BATCH: usize = 20;
+/// Distinct secrets of the put stream.
+const PUT_NAMES: u64 = 40;
+/// History kept per secret in the put vault (small, so pruning runs too).
+const PUT_HISTORY: u32 = 3;
+
+// ---------------------------------------------------------------------------------------
+// helpers
+
+fn trials() -> usize {
+    std::env::var("STRONGROOM_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+/// xorshift64*: reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn from_env() -> Self {
+        let seed = std::env::var("STRONGROOM_CRASH_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+        eprintln!("crash test seed: STRONGROOM_CRASH_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn open_store(path: &Path) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(path, SqliteOptions::default()).unwrap())
+}
+
+fn unlock(path: &Path, kek: &RawKek) -> Vault {
+    Vault::open(open_store(path)).unwrap().unlock(kek).unwrap()
+}
+
+fn record_name(i: usize) -> String {
+    format!("r{i:05}")
+}
+
+fn record_value(i: usize) -> Vec<u8> {
+    format!("value of record {i} / {}", "z".repeat(i % 61)).into_bytes()
+}
+
+fn put_name(i: u64) -> String {
+    format!("p{i:03}")
+}
+
+/// The value the put stream writes as version `version` of secret `i`.
+fn put_value(i: u64, version: u64) -> Vec<u8> {
+    format!(
+        "secret {i} version {version} {}",
+        "v".repeat((i * 7 + version) as usize % 97)
+    )
+    .into_bytes()
+}
+
+/// A copy of `template` at `dest` (consistent while nobody writes; mode 0600).
+fn copy_db(template: &Path, dest: &Path) {
+    let store = SqliteStore::open(template, SqliteOptions::default()).unwrap();
+    store.backup_to(dest).unwrap();
+}
+
+/// Spawns this test binary as a worker child of `mode` on `db`.
+fn spawn_worker(mode: &str, db: &Path, kek: &RawKek) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["crash_worker", "--exact", "--test-threads=1", "--nocapture"])
+        .env(WORKER_ENV, mode)
+        .env(DB_ENV, db)
+        .env(KEK_ENV, hex(kek.expose_secret()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn worker process")
+}
+
+/// Reads the child's protocol lines (`@…`) until `stop` says so or the child ends; returns
+/// whether the child ended by itself (its last line was `@done`).
+fn read_until(child: &mut Child, mut stop: impl FnMut(&str) -> bool) -> bool {
+    let out = child.stdout.as_mut().expect("piped stdout");
+    let mut reader = BufReader::new(out);
+    let mut line = String::new();
+    let give_up = Instant::now() + Duration::from_secs(120);
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).expect("read worker output");
+        assert!(Instant::now() < give_up, "worker made no progress");
+        if n == 0 {
+            return false;
+        }
+        let l = line.trim();
+        if !l.starts_with('@') {
+            continue;
+        }
+        if l == "@done" {
+            return true;
+        }
+        if stop(l) {
+            return false;
+        }
+    }
+}
+
+/// Kills `child` (SIGKILL) after a random pause of up to `max_us` microseconds.
+fn kill_after(child: &mut Child, rng: &mut Rng, max_us: u64) {
+    let pause = rng.below(max_us + 1);
+    if pause > 0 {
+        std::thread::sleep(Duration::from_micros(pause));
+    }
+    child.kill().expect("kill worker");
+    child.wait().expect("reap worker");
+}
+
+// ---------------------------------------------------------------------------------------
+// the child
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Child: rotates the vault key with small batches, reporting each batch.
+fn worker_rotate(vault: &Vault) {
+    say("@ready");
+    vault
+        .rotate_vault_key_with(RotateOptions { batch_size: BATCH }, &mut |p| {
+            say(&format!("@progress {}", p.done));
+        })
+        .unwrap();
+}
+
+/// Child: the put stream, continuing after what is stored. Put number `j` writes secret
+/// `j % PUT_NAMES` at version `j / PUT_NAMES + 1`.
+fn worker_puts(vault: &Vault, limit: u64) {
+    let start: u64 = (0..PUT_NAMES)
+        .map(|i| match vault.get("crash/puts", &put_name(i)) {
+            Ok(s) => s.meta().version,
+            Err(VaultError::NotFound { .. }) => 0,
+            Err(e) => panic!("{e}"),
+        })
+        .sum();
+    say("@ready");
+    for j in start..start + limit {
+        let (i, version) = (j % PUT_NAMES, j / PUT_NAMES + 1);
+        let meta = vault
+            .put("crash/puts", &put_name(i), &put_value(i, version))
+            .unwrap();
+        assert_eq!(meta.version, version);
+        say(&format!("@put {j}"));
+    }
+}
+
+/// The child process, or (run directly) a short uninterrupted run of each worker.
+#[test]
+fn crash_worker() {
+    if let Ok(mode) = std::env::var(WORKER_ENV) {
+        let db = PathBuf::from(std::env::var(DB_ENV).unwrap());
+        let kek = RawKek::from_hex(&std::env::var(KEK_ENV).unwrap()).unwrap();
+        let vault = unlock(&db, &kek);
+        match mode.as_str() {
+            "rotate" => worker_rotate(&vault),
+            "puts" => worker_puts(&vault, 1_000_000),
+            other => panic!("unknown worker mode {other}"),
+        }
+        say("@done");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kek = RawKek::generate().unwrap();
+    let db = dir.path().join("direct.db");
+    let (vault, _) = Vault::create(open_store(&db), &kek, &put_options()).unwrap();
+    for i in 0..50 {
+        vault
+            .put("crash/records", &record_name(i), &record_value(i))
+            .unwrap();
+    }
+    worker_rotate(&vault);
+    let audit_before = vault.audit_list(0, 10_000).unwrap().len();
+    worker_puts(&vault, 2 * PUT_NAMES + 5);
+    drop(vault);
+    let vault = unlock(&db, &kek);
+    check_records(&vault, 50);
+    assert_eq!(
+        check_put_prefix(&vault, audit_before, "direct run"),
+        2 * PUT_NAMES + 5
+    );
+    assert_eq!(vault.epoch(), Epoch(2));
+}
+
+// ---------------------------------------------------------------------------------------
+// checks
+
+/// Every record of the rotation template opens with its exact value.
+fn check_records(vault: &Vault, n: usize) {
+    for i in 0..n {
+        let s = vault
+            .get("crash/records", &record_name(i))
+            .unwrap_or_else(|e| panic!("record {i} does not open after the kill: {e}"));
+        assert_eq!(s.expose_secret(), record_value(i), "record {i} changed");
+    }
+    assert_eq!(vault.list("crash/records").unwrap().len(), n);
+}
+
+/// The rotation state right after a kill: not started, resumable, or complete.
+fn check_rotation_state(vault: &Vault, trial: usize) -> &'static str {
+    let epoch = vault.epoch();
+    let pending = vault.pending_rewrap(epoch).unwrap();
+    match vault.interrupted_rotation().unwrap() {
+        Some(target) => {
+            assert_eq!(
+                target, epoch,
+                "trial {trial}: the job targets the current epoch"
+            );
+            assert!(epoch > Epoch(1));
+            "interrupted"
+        }
+        None if epoch == Epoch(1) => {
+            assert!(pending.is_empty());
+            assert_eq!(vault.min_epoch(), Epoch(1));
+            "not started"
+        }
+        None => {
+            assert!(
+                pending.is_empty(),
+                "trial {trial}: no job row but {} versions under older epochs",
+                pending.len()
+            );
+            assert_eq!(vault.min_epoch(), epoch, "trial {trial}");
+            "complete"
+        }
+    }
+}
+
+/// After a re-run: one epoch, nothing pending, no job, audit intact.
+fn check_rotated(vault: &Vault, trial: usize) {
+    let epoch = vault.epoch();
+    assert!(epoch > Epoch(1));
+    assert!(
+        vault.pending_rewrap(epoch).unwrap().is_empty(),
+        "trial {trial}"
+    );
+    assert_eq!(vault.interrupted_rotation().unwrap(), None);
+    assert_eq!(vault.min_epoch(), epoch);
+    let st = vault.status().unwrap();
+    assert_eq!(
+        (st.pending_rewrap, st.interrupted_rotation),
+        (0, None),
+        "trial {trial}"
+    );
+    vault.audit_verify().unwrap();
+}
+
+/// The put stream's stored state is exactly a prefix of the stream; returns its length.
+fn check_put_prefix(vault: &Vault, audit_before: usize, ctx: &str) -> u64 {
+    let heads: Vec<u64> = (0..PUT_NAMES)
+        .map(|i| match vault.get("crash/puts", &put_name(i)) {
+            Ok(s) => {
+                let v = s.meta().version;
+                assert_eq!(
+                    s.expose_secret(),
+                    put_value(i, v),
+                    "{ctx}: secret {i} holds a value other than its version {v}"
+                );
+                v
+            }
+            Err(VaultError::NotFound { .. }) => 0,
+            Err(e) => panic!("{ctx}: secret {i} does not open: {e}"),
+        })
+        .collect();
+    let applied: u64 = heads.iter().sum();
+    for (i, &v) in heads.iter().enumerate() {
+        let i = i as u64;
+        // Put j touches secret j % N: after `applied` puts, secret i has
+        // ceil((applied - i) / N) versions.
+        let want = if applied > i {
+            (applied - i).div_ceil(PUT_NAMES)
+        } else {
+            0
+        };
+        assert_eq!(
+            v, want,
+            "{ctx}: secret {i} at version {v}, but {applied} puts leave it at {want}: not a prefix"
+        );
+        if v > 0 {
+            let history = vault.history("crash/puts", &put_name(i)).unwrap();
+            let versions: Vec<u64> = history.iter().map(|m| m.version).collect();
+            let keep = u64::from(PUT_HISTORY).min(v);
+            let expected: Vec<u64> = (v + 1 - keep..=v).collect();
+            assert_eq!(versions, expected, "{ctx}: secret {i} history");
+            for old in &expected {
+                let s = vault.get_version("crash/puts", &put_name(i), *old).unwrap();
+                assert_eq!(s.expose_secret(), put_value(i, *old));
+            }
+        }
+    }
+    // One audit entry per applied put, committed with it.
+    let audit = vault.audit_list(0, 1_000_000).unwrap();
+    let puts = audit[audit_before..]
+        .iter()
+        .filter(|e| e.action == Action::Put)
+        .count() as u64;
+    assert_eq!(puts, applied, "{ctx}: audit entries vs applied puts");
+    vault.audit_verify().unwrap();
+    applied
+}
+
+fn put_options() -> CreateOptions {
+    CreateOptions {
+        history: PUT_HISTORY,
+        ..CreateOptions::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// the scenarios
+
+#[test]
+fn kill_during_rotation_leaves_a_resumable_consistent_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = RawKek::generate().unwrap();
+    let template = dir.path().join("template.db");
+    {
+        let (vault, _) =
+            Vault::create(open_store(&template), &kek, &CreateOptions::default()).unwrap();
+        for i in 0..RECORDS {
+            vault
+                .put("crash/records", &record_name(i), &record_value(i))
+                .unwrap();
+        }
+    }
+    let batches = (RECORDS / BATCH) as u64;
+    let mut rng = Rng::from_env();
+    let mut states = std::collections::BTreeMap::<&str, usize>::new();
+    for trial in 0..trials() {
+        let db = dir.path().join(format!("trial{trial}.db"));
+        copy_db(&template, &db);
+        // One or two kills before looking: the second child resumes the first one's job.
+        let kills = 1 + rng.below(2);
+        for _ in 0..kills {
+            let mut child = spawn_worker("rotate", &db, &kek);
+            // Kill right after start-up (rekey, job row) or after k committed batches.
+            let k = rng.below(batches * 3 / 4);
+            let mut seen = 0;
+            let finished = read_until(&mut child, |l| {
+                if l == "@ready" {
+                    return k == 0;
+                }
+                seen += 1;
+                seen >= k
+            });
+            if finished {
+                child.wait().unwrap();
+            } else {
+                kill_after(&mut child, &mut rng, 3000);
+            }
+        }
+        let vault = unlock(&db, &kek);
+        *states
+            .entry(check_rotation_state(&vault, trial))
+            .or_default() += 1;
+        check_records(&vault, RECORDS);
+        let was = vault.interrupted_rotation().unwrap();
+        let report = vault
+            .rotate_vault_key_with(RotateOptions { batch_size: 500 }, &mut |_| {})
+            .unwrap();
+        if let Some(target) = was {
+            assert!(
+                report.resumed,
+                "trial {trial}: the interrupted job was resumed"
+            );
+            assert_eq!(report.epoch, target);
+        }
+        check_rotated(&vault, trial);
+        check_records(&vault, RECORDS);
+        // A fresh process sees the same.
+        drop(vault);
+        let again = unlock(&db, &kek);
+        check_rotated(&again, trial);
+        let sample = rng.below(RECORDS as u64) as usize;
+        assert_eq!(
+            again
+                .get("crash/records", &record_name(sample))
+                .unwrap()
+                .expose_secret(),
+            record_value(sample)
+        );
+        drop(again);
+        std::fs::remove_file(&db).unwrap();
+    }
+    eprintln!("rotation states after the kills: {states:?}");
+    assert!(
+        states.get("interrupted").copied().unwrap_or(0) > 0,
+        "no kill landed inside a rotation: {states:?}"
+    );
+}
+
+#[test]
+fn kill_during_puts_leaves_whole_versions_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = RawKek::generate().unwrap();
+    let db = dir.path().join("puts.db");
+    let audit_before = {
+        let (vault, _) = Vault::create(open_store(&db), &kek, &put_options()).unwrap();
+        vault.audit_list(0, 1000).unwrap().len()
+    };
+    let mut rng = Rng::from_env();
+    let mut applied = 0;
+    // Every child continues the same stream on the same file: each kill lands on a
+    // longer history, with pruning of old versions going on.
+    for trial in 0..trials() {
+        let mut child = spawn_worker("puts", &db, &kek);
+        let k = 1 + rng.below(PUT_NAMES * 2);
+        let mut seen = 0;
+        let finished = read_until(&mut child, |l| {
+            if l == "@ready" {
+                return false;
+            }
+            seen += 1;
+            seen >= k
+        });
+        assert!(!finished, "the put stream does not end by itself");
+        kill_after(&mut child, &mut rng, 2000);
+        let vault = unlock(&db, &kek);
+        let now = check_put_prefix(&vault, audit_before, &format!("trial {trial}"));
+        assert!(
+            now >= applied + k,
+            "trial {trial}: acknowledged puts were lost ({now} < {applied} + {k})"
+        );
+        applied = now;
+        // Unlocks are audited too; the prefix check counts puts only.
+    }
+    // A writer after the crashes continues the stream normally.
+    let vault = unlock(&db, &kek);
+    let next = applied;
+    let (i, version) = (next % PUT_NAMES, next / PUT_NAMES + 1);
+    assert_eq!(
+        vault
+            .put("crash/puts", &put_name(i), &put_value(i, version))
+            .unwrap()
+            .version,
+        version
+    );
+    assert_eq!(check_put_prefix(&vault, audit_before, "after"), applied + 1);
+    let st = vault.status().unwrap();
+    assert_eq!(st.secrets, PUT_NAMES.min(applied + 1));
+    // Versions beyond the history were pruned in the same commits.
+    let expected_rows: u64 = (0..PUT_NAMES)
+        .map(|i| {
+            let v = if applied + 1 > i {
+                (applied + 1 - i).div_ceil(PUT_NAMES)
+            } else {
+                0
+            };
+            v.min(u64::from(PUT_HISTORY))
+        })
+        .sum();
+    assert_eq!(st.versions, expected_rows);
+    // Nothing half-written at the row level either: every body has its data key.
+    let store = open_store(&db);
+    let count = |t: Table| {
+        store
+            .scan(t, &strongroom::store::ScanRange::all(), None, 10_000)
+            .unwrap()
+            .rows
+            .len() as u64
+    };
+    assert_eq!(count(Table::Bodies), expected_rows);
+    assert_eq!(count(Table::Deks), expected_rows);
+    assert_eq!(count(Table::Index), st.secrets);
+}
