@@ -4,16 +4,19 @@
 
 mod audit;
 mod error;
+mod export;
 mod members;
 mod meta;
 mod records;
 mod rotation;
 mod scoped;
+mod snapshot;
 mod status;
 mod vault;
 
 pub use audit::{Action, AuditEntry, AuditReport};
 pub use error::VaultError;
+pub use export::{ExportFormat, ExportReport, ExportTarget, ImportReport, is_env_name};
 pub use members::{ExposedSecret, IdentityFile, MemberInfo, RemovalReport};
 pub use records::{
     MAX_NAME_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN, Secret, SecretMeta, validate_name,
@@ -21,6 +24,10 @@ pub use records::{
 };
 pub use rotation::{PendingRewrap, Progress, RotateOptions, RotationReport};
 pub use scoped::Namespace;
+pub use snapshot::{
+    RestoreOptions, RestoreReport, SnapshotInfo, SnapshotVerification, restore_snapshot,
+    verify_snapshot,
+};
 pub use status::{DoctorOptions, DoctorReport, Finding, Level, Status};
 pub use vault::{CreateOptions, CreateReport, LockedVault, UnlockOptions, Vault};
 

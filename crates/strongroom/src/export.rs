@@ -1,0 +1,564 @@
+//! Export, import and environment injection.
+//!
+//! Exports are encrypted by default: to age recipients (`age1…` X25519 keys) or to a
+//! passphrase (age's scrypt recipient), as standard age files that the `age` command-line
+//! tool decrypts. Plaintext exports exist only as an explicit target.
+//!
+//! Formats:
+//! - dotenv: `NAME="value"` lines of one namespace; names must be valid environment
+//!   variable names (`[A-Za-z_][A-Za-z0-9_]*`); values are double-quoted with `\\`, `\"`,
+//!   `\n`, `\r`, `\t` and `\$` escaped.
+//! - JSON: `{"format":"strongroom-export","version":1,"secrets":[{"namespace":…,"name":…,
+//!   "value":…}]}` where `value` is a string for UTF-8 values, else
+//!   `{"base64":"…"}`.
+
+use std::io::Write;
+use std::str::FromStr;
+
+use age::secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use strongroom_crypto::SecretBytes;
+use strongroom_store::{ScanRange, Table};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::VaultError;
+use crate::audit::Action;
+use crate::records::{IndexEntry, open_version, validate_name, validate_namespace};
+use crate::vault::Vault;
+
+/// Export and import formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `NAME="value"` lines (one namespace).
+    Dotenv,
+    /// A JSON document (any namespaces).
+    Json,
+}
+
+/// Where an export goes.
+pub enum ExportTarget {
+    /// An age file encrypted to these recipients (`age1…` strings).
+    AgeRecipients(Vec<String>),
+    /// An age file encrypted to a passphrase (scrypt).
+    AgePassphrase(SecretString),
+    /// Plaintext. Only for deliberate use: the output holds every secret in the clear.
+    Plaintext,
+}
+
+impl core::fmt::Debug for ExportTarget {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ExportTarget::AgeRecipients(r) => write!(f, "AgeRecipients({} recipients)", r.len()),
+            ExportTarget::AgePassphrase(_) => f.write_str("AgePassphrase(<redacted>)"),
+            ExportTarget::Plaintext => f.write_str("Plaintext"),
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Secrets exported.
+    pub secrets: usize,
+}
+
+/// What an import wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Secrets written.
+    pub secrets: usize,
+}
+
+fn transfer(op: &'static str, reason: impl Into<String>) -> VaultError {
+    VaultError::Transfer {
+        op,
+        reason: reason.into(),
+    }
+}
+
+/// Whether `name` is a valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[derive(Serialize, Deserialize)]
+struct JsonDoc {
+    format: String,
+    version: u32,
+    secrets: Vec<JsonSecret>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JsonSecret {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    name: String,
+    value: JsonValue,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum JsonValue {
+    Text(String),
+    Binary { base64: String },
+}
+
+impl Drop for JsonSecret {
+    fn drop(&mut self) {
+        match &mut self.value {
+            JsonValue::Text(s) | JsonValue::Binary { base64: s } => s.zeroize(),
+        }
+    }
+}
+
+struct Plain {
+    namespace: String,
+    name: String,
+    value: SecretBytes,
+}
+
+impl Vault {
+    fn collect(&self, namespace: Option<&str>) -> Result<Vec<Plain>, VaultError> {
+        if let Some(ns) = namespace {
+            validate_namespace(ns)?;
+        }
+        self.read(|st| {
+            let store = self.store();
+            let range = match namespace {
+                Some(ns) => ScanRange::prefix(crate::records::ns_prefix(st, ns).to_vec()),
+                None => ScanRange::all(),
+            };
+            let mut out = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store.scan(Table::Index, &range, cursor.as_ref(), 1000)?;
+                for row in page.rows {
+                    let e = IndexEntry::decode(&row.value)?;
+                    let (p, _) = open_version(store, st, e.record, e.version)?;
+                    if namespace.is_some_and(|ns| ns != p.namespace) {
+                        return Err(VaultError::inconsistent(
+                            "an index entry points at a secret of another namespace",
+                        ));
+                    }
+                    out.push(Plain {
+                        namespace: p.namespace,
+                        name: p.name,
+                        value: p.value,
+                    });
+                }
+                match page.next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+            Ok(out)
+        })
+    }
+
+    /// Exports the secrets of `namespace` (or of every namespace, JSON only) in `format`
+    /// to `target`, writing the result to `out`. Recorded in the audit log.
+    pub fn export(
+        &self,
+        namespace: Option<&str>,
+        format: ExportFormat,
+        target: ExportTarget,
+        out: &mut dyn Write,
+    ) -> Result<ExportReport, VaultError> {
+        let secrets = self.collect(namespace)?;
+        let plain = match format {
+            ExportFormat::Dotenv => {
+                if namespace.is_none() {
+                    return Err(transfer("export", "dotenv holds one namespace: name it"));
+                }
+                encode_dotenv(&secrets)?
+            }
+            ExportFormat::Json => encode_json(&secrets)?,
+        };
+        let kind = match &target {
+            ExportTarget::AgeRecipients(_) => "age-recipients",
+            ExportTarget::AgePassphrase(_) => "age-passphrase",
+            ExportTarget::Plaintext => "plaintext",
+        };
+        let io = |e: std::io::Error| transfer("export", format!("writing the output: {e}"));
+        match target {
+            ExportTarget::Plaintext => out.write_all(&plain).map_err(io)?,
+            ExportTarget::AgeRecipients(list) => {
+                if list.is_empty() {
+                    return Err(transfer("export", "no age recipient given"));
+                }
+                let recipients = list
+                    .iter()
+                    .map(|r| {
+                        age::x25519::Recipient::from_str(r.trim()).map_err(|e| {
+                            transfer("export", format!("invalid age recipient {r:?}: {e}"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let enc = age::Encryptor::with_recipients(
+                    recipients.iter().map(|r| r as &dyn age::Recipient),
+                )
+                .map_err(|e| transfer("export", e.to_string()))?;
+                let mut w = enc.wrap_output(out).map_err(io)?;
+                w.write_all(&plain).map_err(io)?;
+                w.finish().map_err(io)?;
+            }
+            ExportTarget::AgePassphrase(pass) => {
+                let enc = age::Encryptor::with_user_passphrase(pass);
+                let mut w = enc.wrap_output(out).map_err(io)?;
+                w.write_all(&plain).map_err(io)?;
+                w.finish().map_err(io)?;
+            }
+        }
+        let n = secrets.len();
+        let detail = format!(
+            "format={} target={kind} count={n}{}",
+            match format {
+                ExportFormat::Dotenv => "dotenv",
+                ExportFormat::Json => "json",
+            },
+            if namespace.is_some() {
+                " scope=namespace"
+            } else {
+                " scope=all"
+            }
+        );
+        self.audit_only(Action::Export, &[], detail)?;
+        Ok(ExportReport { secrets: n })
+    }
+
+    /// Imports secrets from a dotenv or JSON document into `namespace` (JSON entries that
+    /// name their own namespace keep it). Each secret is one `put` (a new version when it
+    /// exists). The document is parsed completely before anything is written.
+    pub fn import(
+        &self,
+        namespace: &str,
+        format: ExportFormat,
+        input: &[u8],
+    ) -> Result<ImportReport, VaultError> {
+        validate_namespace(namespace)?;
+        self.require_writer()?;
+        let entries = match format {
+            ExportFormat::Dotenv => parse_dotenv(input)?
+                .into_iter()
+                .map(|(k, v)| (namespace.to_owned(), k, v))
+                .collect::<Vec<_>>(),
+            ExportFormat::Json => parse_json(input, namespace)?,
+        };
+        for (ns, name, _) in &entries {
+            validate_namespace(ns)?;
+            validate_name(name)?;
+        }
+        for (ns, name, value) in &entries {
+            self.put(ns, name, value.expose_secret())?;
+        }
+        self.audit_only(Action::Import, &[], format!("count={}", entries.len()))?;
+        Ok(ImportReport {
+            secrets: entries.len(),
+        })
+    }
+
+    /// The secrets of `namespace` as environment variables for a child process (`run`).
+    /// Every name must be a valid environment variable name; the error lists the ones that
+    /// are not (never a value).
+    pub fn env_vars(&self, namespace: &str) -> Result<Vec<(String, SecretBytes)>, VaultError> {
+        let secrets = self.collect(Some(namespace))?;
+        let bad: Vec<&str> = secrets
+            .iter()
+            .filter(|s| !is_env_name(&s.name))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !bad.is_empty() {
+            return Err(VaultError::invalid(
+                "environment variable name",
+                format!(
+                    "{bad:?} in {namespace} are not valid names ([A-Za-z_][A-Za-z0-9_]*); rename them or use another namespace"
+                ),
+            ));
+        }
+        Ok(secrets.into_iter().map(|s| (s.name, s.value)).collect())
+    }
+}
+
+fn encode_dotenv(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    let mut out = Zeroizing::new(Vec::new());
+    for s in secrets {
+        if !is_env_name(&s.name) {
+            return Err(transfer(
+                "export",
+                format!("{:?} is not a dotenv name; export as JSON", s.name),
+            ));
+        }
+        let value = core::str::from_utf8(s.value.expose_secret()).map_err(|_| {
+            transfer(
+                "export",
+                format!("{:?} is not UTF-8; export as JSON", s.name),
+            )
+        })?;
+        out.extend_from_slice(s.name.as_bytes());
+        out.extend_from_slice(b"=\"");
+        for c in value.chars() {
+            match c {
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '"' => out.extend_from_slice(b"\\\""),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '$' => out.extend_from_slice(b"\\$"),
+                c => {
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        out.extend_from_slice(b"\"\n");
+    }
+    Ok(out)
+}
+
+fn encode_json(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    use base64::Engine as _;
+    let doc = JsonDoc {
+        format: "strongroom-export".into(),
+        version: 1,
+        secrets: secrets
+            .iter()
+            .map(|s| JsonSecret {
+                namespace: Some(s.namespace.clone()),
+                name: s.name.clone(),
+                value: match core::str::from_utf8(s.value.expose_secret()) {
+                    Ok(t) => JsonValue::Text(t.to_owned()),
+                    Err(_) => JsonValue::Binary {
+                        base64: base64::engine::general_purpose::STANDARD
+                            .encode(s.value.expose_secret()),
+                    },
+                },
+            })
+            .collect(),
+    };
+    let mut out = Zeroizing::new(
+        serde_json::to_vec_pretty(&doc).map_err(|e| transfer("export", e.to_string()))?,
+    );
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Parses dotenv text: `NAME=value`, optional `export ` prefix, `#` comments, blank
+/// lines; values unquoted (trimmed, up to a ` #` comment), single-quoted (literal) or
+/// double-quoted (with `\\ \" \n \r \t \$` escapes). No variable substitution is done.
+fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes)>, VaultError> {
+    let text = core::str::from_utf8(input)
+        .map_err(|_| transfer("import", "the dotenv input is not UTF-8"))?;
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
+        let (name, rest) = line
+            .split_once('=')
+            .ok_or_else(|| transfer("import", format!("line {line_no}: expected NAME=value")))?;
+        let name = name.trim();
+        if !is_env_name(name) {
+            return Err(transfer(
+                "import",
+                format!("line {line_no}: {name:?} is not a valid name"),
+            ));
+        }
+        let rest = rest.trim_start();
+        let value = if let Some(body) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = body.chars();
+            let mut closed = false;
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    '\\' => match chars.next() {
+                        Some('n') => v.push('\n'),
+                        Some('r') => v.push('\r'),
+                        Some('t') => v.push('\t'),
+                        Some(c @ ('\\' | '"' | '$')) => v.push(c),
+                        Some(c) => {
+                            v.push('\\');
+                            v.push(c);
+                        }
+                        None => break,
+                    },
+                    c => v.push(c),
+                }
+            }
+            if !closed {
+                v.zeroize();
+                return Err(transfer(
+                    "import",
+                    format!("line {line_no}: unterminated double quote"),
+                ));
+            }
+            let tail = chars.as_str().trim();
+            if !(tail.is_empty() || tail.starts_with('#')) {
+                v.zeroize();
+                return Err(transfer(
+                    "import",
+                    format!("line {line_no}: text after the closing quote"),
+                ));
+            }
+            v
+        } else if let Some(body) = rest.strip_prefix('\'') {
+            let end = body.find('\'').ok_or_else(|| {
+                transfer(
+                    "import",
+                    format!("line {line_no}: unterminated single quote"),
+                )
+            })?;
+            body[..end].to_owned()
+        } else {
+            let v = rest.find(" #").map_or(rest, |i| &rest[..i]);
+            v.trim_end().to_owned()
+        };
+        out.push((name.to_owned(), SecretBytes::from(value.into_bytes())));
+    }
+    Ok(out)
+}
+
+fn parse_json(
+    input: &[u8],
+    default_ns: &str,
+) -> Result<Vec<(String, String, SecretBytes)>, VaultError> {
+    use base64::Engine as _;
+    let doc: JsonDoc = serde_json::from_slice(input).map_err(|e| {
+        transfer(
+            "import",
+            format!(
+                "not a strongroom JSON export (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    if doc.format != "strongroom-export" || doc.version != 1 {
+        return Err(transfer("import", "not a strongroom JSON export version 1"));
+    }
+    let mut out = Vec::with_capacity(doc.secrets.len());
+    for s in &doc.secrets {
+        let value = match &s.value {
+            JsonValue::Text(t) => t.as_bytes().to_vec(),
+            JsonValue::Binary { base64 } => base64::engine::general_purpose::STANDARD
+                .decode(base64)
+                .map_err(|_| transfer("import", format!("{:?}: invalid base64 value", s.name)))?,
+        };
+        out.push((
+            s.namespace.clone().unwrap_or_else(|| default_ns.to_owned()),
+            s.name.clone(),
+            SecretBytes::from(value),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotenv_round_trip_and_rules() {
+        let secrets = vec![
+            Plain {
+                namespace: "n".into(),
+                name: "A".into(),
+                value: SecretBytes::from(b"plain".to_vec()),
+            },
+            Plain {
+                namespace: "n".into(),
+                name: "B_2".into(),
+                value: SecretBytes::from("quo\"te \\ $HOME\nline2\ttab".as_bytes().to_vec()),
+            },
+            Plain {
+                namespace: "n".into(),
+                name: "EMPTY".into(),
+                value: SecretBytes::from(Vec::new()),
+            },
+        ];
+        let text = encode_dotenv(&secrets).unwrap();
+        let back = parse_dotenv(&text).unwrap();
+        assert_eq!(back.len(), 3);
+        for (s, (n, v)) in secrets.iter().zip(&back) {
+            assert_eq!(&s.name, n);
+            assert_eq!(s.value.expose_secret(), v.expose_secret());
+        }
+        let parsed =
+            parse_dotenv(b"# c\n\nexport X=1 # comment\nY='lit $eral \\n'\nZ=\"a\" # ok\n")
+                .unwrap();
+        let vals: Vec<(&str, &[u8])> = parsed
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.expose_secret()))
+            .collect();
+        assert_eq!(
+            vals,
+            [("X", &b"1"[..]), ("Y", b"lit $eral \\n"), ("Z", b"a")]
+        );
+        for bad in [
+            &b"NOEQUALS"[..],
+            b"1X=2",
+            b"A=\"open",
+            b"A='open",
+            b"A=\"x\" junk",
+        ] {
+            assert!(
+                parse_dotenv(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let bad_name = vec![Plain {
+            namespace: "n".into(),
+            name: "has space".into(),
+            value: SecretBytes::from(b"v".to_vec()),
+        }];
+        assert!(encode_dotenv(&bad_name).is_err());
+        // errors never echo a value
+        let e = parse_dotenv(b"A=\"s3cr3t-value").unwrap_err().to_string();
+        assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn json_round_trip_with_binary() {
+        let secrets = vec![
+            Plain {
+                namespace: "a/b".into(),
+                name: "text".into(),
+                value: SecretBytes::from(b"v".to_vec()),
+            },
+            Plain {
+                namespace: "a/b".into(),
+                name: "bin".into(),
+                value: SecretBytes::from(vec![0, 159, 146, 150]),
+            },
+        ];
+        let doc = encode_json(&secrets).unwrap();
+        let back = parse_json(&doc, "default").unwrap();
+        assert_eq!(back[0].0, "a/b");
+        assert_eq!(back[1].2.expose_secret(), &[0, 159, 146, 150]);
+        assert!(parse_json(b"{\"format\":\"other\",\"version\":1,\"secrets\":[]}", "d").is_err());
+        assert!(parse_json(b"not json", "d").is_err());
+        let no_ns =
+            br#"{"format":"strongroom-export","version":1,"secrets":[{"name":"n","value":"v"}]}"#;
+        assert_eq!(parse_json(no_ns, "dflt").unwrap()[0].0, "dflt");
+    }
+
+    #[test]
+    fn env_names() {
+        for ok in ["A", "_", "DB_PASSWORD", "a1"] {
+            assert!(is_env_name(ok));
+        }
+        for bad in ["", "1A", "A-B", "A B", "é"] {
+            assert!(!is_env_name(bad));
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! Snapshots: a consistent, integrity-checked copy of a vault's store in one file, and a
+//! restore that verifies everything in a staging store before replacing the live one.
+//!
+//! File layout (version 1):
+//!
+//! ```text
+//! "strongroom-snapshot"            19 bytes, magic
+//! version = 1                      1
+//! vault id                         16
+//! created at (unix seconds)        8
+//! store schema version             4 (u32 BE)
+//! rows, each:
+//!   table id (1 + Table::index)    1
+//!   key                            u32 BE length ‖ bytes
+//!   value                          u32 BE length ‖ bytes
+//! end marker = 0                   1
+//! row count                        8 (u64 BE)
+//! SHA-256 of every byte above      32
+//! ```
+//!
+//! The rows are the store's own rows: bodies, wrapped keys, stanzas and logs, all already
+//! encrypted or public. The file holds no plaintext, but it does hold the keyholder
+//! stanzas (a passphrase-protected member key is open to offline guessing), so it is
+//! written with mode 0600 like the vault itself.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use strongroom_crypto::{VaultId, random};
+use strongroom_recovery::Keyholder;
+use strongroom_sharing::Pins;
+use strongroom_store::{MemoryStore, Row, ScanRange, Store, StoreError, Table, TableRow};
+
+use crate::VaultError;
+use crate::audit::{Action, hex};
+use crate::meta::now;
+use crate::records::{IndexEntry, open_rows, parse_version_key};
+use crate::vault::{UnlockOptions, Vault};
+
+const MAGIC: &[u8; 19] = b"strongroom-snapshot";
+const VERSION: u8 = 1;
+const MAX_FIELD: usize = 256 << 20;
+
+/// What a snapshot file holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The vault it is a copy of.
+    pub vault_id: VaultId,
+    /// Rows in the file.
+    pub rows: u64,
+    /// File size in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the content (hex), as stored in the file.
+    pub sha256: String,
+    /// When it was taken (unix seconds).
+    pub created_at: u64,
+}
+
+/// What [`verify_snapshot`] checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotVerification {
+    /// The file.
+    pub info: SnapshotInfo,
+    /// Secrets in it, every one decrypted.
+    pub secrets: u64,
+    /// Record versions in it, every one decrypted.
+    pub versions: u64,
+}
+
+/// Options of [`restore_snapshot`].
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    /// How to unlock the snapshot's vault (member, and pins: the genesis signer pinned
+    /// there must match the snapshot's).
+    pub unlock: UnlockOptions,
+    /// Allow replacing a live vault with a snapshot of another vault.
+    pub allow_other_vault: bool,
+}
+
+/// What [`restore_snapshot`] did.
+#[derive(Debug)]
+pub struct RestoreReport {
+    /// The verification of the snapshot.
+    pub verification: SnapshotVerification,
+    /// The restored vault, unlocked.
+    pub vault: Vault,
+    /// Pins for the restored state: persist them (the membership log may be older than
+    /// the pins held before the restore).
+    pub pins: Pins,
+}
+
+fn snap_err(reason: impl Into<String>) -> VaultError {
+    VaultError::Snapshot {
+        reason: reason.into(),
+    }
+}
+
+/// Writes through to a file and a running SHA-256.
+struct Hashing<W> {
+    inner: W,
+    hash: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.hash.update(b);
+        self.len += b.len() as u64;
+        self.inner.write_all(b)
+    }
+
+    fn field(&mut self, b: &[u8]) -> std::io::Result<()> {
+        let len = u32::try_from(b.len()).map_err(|_| std::io::Error::other("field over 4 GiB"))?;
+        self.put(&len.to_be_bytes())?;
+        self.put(b)
+    }
+}
+
+impl Vault {
+    /// Writes a consistent snapshot of the whole vault to `path` (atomically: a temporary
+    /// file in the same directory, fsynced, then renamed; mode 0600) while the vault stays
+    /// online. `progress` is called with the number of rows written so far.
+    pub fn snapshot_to(
+        &self,
+        path: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<SnapshotInfo, VaultError> {
+        let created_at = now();
+        let tmp = temp_path(path)?;
+        let io = |what: &str, e: std::io::Error| VaultError::Io {
+            what: format!("{what} {}", tmp.display()),
+            source: e,
+        };
+        let file = create_private(&tmp).map_err(|e| io("creating", e))?;
+        let result = (|| -> Result<SnapshotInfo, VaultError> {
+            let view = self.store().snapshot()?;
+            let mut w = Hashing {
+                inner: BufWriter::new(file),
+                hash: Sha256::new(),
+                len: 0,
+            };
+            let schema = self.store().schema_version()?;
+            let write_err = |e| io("writing", e);
+            w.put(MAGIC).map_err(write_err)?;
+            w.put(&[VERSION]).map_err(write_err)?;
+            w.put(self.id().as_bytes()).map_err(write_err)?;
+            w.put(&created_at.to_be_bytes()).map_err(write_err)?;
+            w.put(&schema.to_be_bytes()).map_err(write_err)?;
+            let mut rows = 0u64;
+            for table in Table::ALL {
+                let mut cursor = None;
+                loop {
+                    let page = view.scan(table, &ScanRange::all(), cursor.as_ref(), 1000)?;
+                    for row in &page.rows {
+                        w.put(&[table_id(table)]).map_err(write_err)?;
+                        w.field(&row.key).map_err(write_err)?;
+                        w.field(&row.value).map_err(write_err)?;
+                        rows += 1;
+                    }
+                    progress(rows);
+                    match page.next {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+            }
+            drop(view);
+            w.put(&[0]).map_err(write_err)?;
+            w.put(&rows.to_be_bytes()).map_err(write_err)?;
+            let digest: [u8; 32] = w.hash.clone().finalize().into();
+            w.inner.write_all(&digest).map_err(write_err)?;
+            let file = w
+                .inner
+                .into_inner()
+                .map_err(|e| io("writing", e.into_error()))?;
+            file.sync_all().map_err(|e| io("syncing", e))?;
+            Ok(SnapshotInfo {
+                vault_id: self.id(),
+                rows,
+                bytes: w.len + 32,
+                sha256: hex(&digest),
+                created_at,
+            })
+        })();
+        let info = match result {
+            Ok(info) => info,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&tmp, path).map_err(|e| VaultError::Io {
+            what: format!("moving the snapshot into place at {}", path.display()),
+            source: e,
+        })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && let Ok(d) = File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        self.audit_only(
+            Action::Snapshot,
+            &info.vault_id.as_bytes()[..],
+            format!("rows={} sha256={}", info.rows, info.sha256),
+        )?;
+        Ok(info)
+    }
+}
+
+fn table_id(t: Table) -> u8 {
+    t.index() as u8 + 1
+}
+
+fn temp_path(path: &Path) -> Result<PathBuf, VaultError> {
+    let rnd: [u8; 6] = random::array()?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| VaultError::invalid("snapshot path", "names a directory"))?;
+    let mut tmp = name.to_os_string();
+    tmp.push(format!(".tmp-{}", hex(&rnd)));
+    Ok(path.with_file_name(tmp))
+}
+
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// A parsed snapshot: its header and rows.
+struct Parsed {
+    info: SnapshotInfo,
+    rows: Vec<TableRow>,
+}
+
+/// Reads exact byte counts from a snapshot while hashing them.
+struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
+    limit: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, VaultError> {
+        if n as u64 > self.limit {
+            return Err(snap_err(format!(
+                "a {what} claims {n} bytes, more than the file holds: corrupt"
+            )));
+        }
+        let mut b = vec![0u8; n];
+        self.inner.read_exact(&mut b).map_err(|_| {
+            snap_err(format!(
+                "the file is truncated (at {what}): not a complete snapshot"
+            ))
+        })?;
+        self.hash.update(&b);
+        Ok(b)
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], VaultError> {
+        let v = self.take(N, what)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(&v);
+        Ok(out)
+    }
+
+    fn field(&mut self, what: &str) -> Result<Vec<u8>, VaultError> {
+        let len = u32::from_be_bytes(self.array(what)?) as usize;
+        if len > MAX_FIELD {
+            return Err(snap_err(format!("a {what} is {len} bytes long: corrupt")));
+        }
+        self.take(len, what)
+    }
+}
+
+/// Reads a snapshot file and checks its integrity hash and structure.
+fn read_snapshot(path: &Path) -> Result<Parsed, VaultError> {
+    let file = File::open(path).map_err(|e| VaultError::Io {
+        what: format!("opening snapshot {}", path.display()),
+        source: e,
+    })?;
+    let bytes_total = file.metadata().map_or(0, |m| m.len());
+    let mut r = HashingReader {
+        inner: BufReader::new(file),
+        hash: Sha256::new(),
+        limit: bytes_total,
+    };
+    if r.take(MAGIC.len(), "the magic")? != MAGIC {
+        return Err(snap_err("not a strongroom snapshot file"));
+    }
+    let [version] = r.array::<1>("the version")?;
+    if version != VERSION {
+        return Err(snap_err(format!(
+            "snapshot format version {version}, this build reads version {VERSION}: use a matching strongroom"
+        )));
+    }
+    let vault_id = VaultId::from_bytes(r.array("the vault id")?);
+    let created_at = u64::from_be_bytes(r.array("the creation time")?);
+    let _schema = r.array::<4>("the schema version")?;
+    let mut rows = Vec::new();
+    loop {
+        let [tag] = r.array::<1>("a row")?;
+        if tag == 0 {
+            break;
+        }
+        let table = Table::ALL
+            .get(usize::from(tag) - 1)
+            .copied()
+            .ok_or_else(|| {
+                snap_err(format!(
+                    "unknown table id {tag}: corrupt, or written by a newer strongroom"
+                ))
+            })?;
+        let key = r.field("key")?;
+        let value = r.field("value")?;
+        rows.push((
+            table,
+            Row {
+                key,
+                value,
+                version: 0,
+            },
+        ));
+    }
+    let count = u64::from_be_bytes(r.array("the row count")?);
+    let digest: [u8; 32] = r.hash.clone().finalize().into();
+    let mut stored = [0u8; 32];
+    r.inner
+        .read_exact(&mut stored)
+        .map_err(|_| snap_err("the file is truncated (at the integrity hash)"))?;
+    let mut extra = [0u8; 1];
+    let more = r.inner.read(&mut extra).map_err(|e| VaultError::Io {
+        what: format!("reading snapshot {}", path.display()),
+        source: e,
+    })?;
+    if more != 0 {
+        return Err(snap_err("bytes follow the integrity hash: corrupt"));
+    }
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &stored[..])) {
+        return Err(snap_err(
+            "integrity hash mismatch: the file was modified or damaged",
+        ));
+    }
+    if count != rows.len() as u64 {
+        return Err(snap_err("the row count does not match the rows"));
+    }
+    Ok(Parsed {
+        info: SnapshotInfo {
+            vault_id,
+            rows: count,
+            bytes: bytes_total,
+            sha256: hex(&digest),
+            created_at,
+        },
+        rows,
+    })
+}
+
+/// Loads `parsed` into a staging store, unlocks it and checks everything: the vault id,
+/// key references (every index entry has its record, every body its wrapped key and back),
+/// and that every record version decrypts to the secret its index entry names.
+fn stage(
+    parsed: &Parsed,
+    keyholder: &dyn Keyholder,
+    options: &UnlockOptions,
+) -> Result<(Vault, SnapshotVerification), VaultError> {
+    let staging: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    staging.replace_all(&mut parsed.rows.iter().cloned().map(Ok::<_, StoreError>))?;
+    let locked = Vault::open(Arc::clone(&staging))
+        .map_err(|e| snap_err(format!("it holds no usable vault ({e})")))?;
+    if locked.id() != parsed.info.vault_id {
+        return Err(snap_err(
+            "the header names another vault than the rows hold",
+        ));
+    }
+    // The pins' genesis signer must match; the high-water mark may legitimately be ahead
+    // of an older snapshot, so the staging unlock starts from fresh pins.
+    let mut fresh = UnlockOptions {
+        member: options.member,
+        pins: Pins::new(),
+    };
+    if let Some(v) = options.pins.vault_id()
+        && v != parsed.info.vault_id
+    {
+        fresh.pins = Pins::new();
+    }
+    let vault = locked.unlock_with(keyholder, fresh)?;
+    if let (Some(pinned), Some(now)) =
+        (options.pins.genesis_signer(), vault.pins().genesis_signer())
+        && options.pins.vault_id() == Some(vault.id())
+        && pinned != now
+    {
+        return Err(snap_err(
+            "its membership log has another genesis signer than the one pinned: a forged vault",
+        ));
+    }
+    let (secrets, versions) = check_everything(&vault, &*staging)?;
+    Ok((
+        vault,
+        SnapshotVerification {
+            info: parsed.info.clone(),
+            secrets,
+            versions,
+        },
+    ))
+}
+
+fn check_everything(vault: &Vault, store: &dyn Store) -> Result<(u64, u64), VaultError> {
+    let all = |t: Table| -> Result<Vec<Row>, VaultError> {
+        let mut out = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.scan(t, &ScanRange::all(), cursor.as_ref(), 10_000)?;
+            out.extend(page.rows);
+            match page.next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(out),
+            }
+        }
+    };
+    let bodies = all(Table::Bodies)?;
+    let deks = all(Table::Deks)?;
+    if bodies.len() != deks.len() || bodies.iter().zip(&deks).any(|(b, d)| b.key != d.key) {
+        return Err(snap_err(
+            "record bodies and wrapped data keys do not pair up (a row is missing)",
+        ));
+    }
+    let mut heads = std::collections::BTreeMap::new();
+    for row in all(Table::Index)? {
+        let e = IndexEntry::decode(&row.value)?;
+        heads.insert(e.record, e.version);
+    }
+    let st = vault.state();
+    let mut seen = std::collections::BTreeSet::new();
+    for (b, d) in bodies.iter().zip(&deks) {
+        let (record, version) = parse_version_key(&b.key)
+            .ok_or_else(|| snap_err("a record row has a malformed key"))?;
+        let head = heads
+            .get(&record)
+            .ok_or_else(|| snap_err(format!("record {record} has no index entry")))?;
+        if version > *head {
+            return Err(snap_err(format!(
+                "record {record} has a version newer than its index entry"
+            )));
+        }
+        open_rows(&st, record, version, &b.value, &d.value).map_err(|e| {
+            snap_err(format!(
+                "record {record} version {version} does not decrypt: {e}"
+            ))
+        })?;
+        if version == *head {
+            seen.insert(record);
+        }
+    }
+    if seen.len() != heads.len() {
+        return Err(snap_err(
+            "an index entry points at a record version that is not in the snapshot",
+        ));
+    }
+    drop(st);
+    Ok((heads.len() as u64, bodies.len() as u64))
+}
+
+/// Verifies a snapshot file without touching any live vault: the integrity hash, the
+/// key references, and that every record decrypts with `keyholder`.
+pub fn verify_snapshot(
+    path: &Path,
+    keyholder: &dyn Keyholder,
+    options: &UnlockOptions,
+) -> Result<SnapshotVerification, VaultError> {
+    let parsed = read_snapshot(path)?;
+    let (_, verification) = stage(&parsed, keyholder, options)?;
+    Ok(verification)
+}
+
+/// Restores `path` into `store`: the snapshot is first verified in a staging store (hash,
+/// references, every record decrypts with `keyholder`); only then is the live content
+/// replaced, atomically. A corrupt snapshot, or one of another vault (unless
+/// `allow_other_vault`), is refused and the live vault is left untouched.
+pub fn restore_snapshot(
+    store: &Arc<dyn Store>,
+    path: &Path,
+    keyholder: &dyn Keyholder,
+    options: &RestoreOptions,
+) -> Result<RestoreReport, VaultError> {
+    let parsed = read_snapshot(path)?;
+    let (_, verification) = stage(&parsed, keyholder, &options.unlock)?;
+    match Vault::open(Arc::clone(store)) {
+        Ok(live) if live.id() != parsed.info.vault_id && !options.allow_other_vault => {
+            return Err(snap_err(format!(
+                "it is a snapshot of vault {}, but this store holds vault {}; pass the option to replace another vault deliberately",
+                parsed.info.vault_id,
+                live.id()
+            )));
+        }
+        Ok(_) | Err(VaultError::NoVault) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the live store does not open as a vault; restoring over it")
+        }
+    }
+    let Parsed { info, rows } = parsed;
+    store.replace_all(&mut rows.into_iter().map(Ok))?;
+    let vault = Vault::open(Arc::clone(store))?.unlock_with(
+        keyholder,
+        UnlockOptions {
+            member: options.unlock.member,
+            pins: Pins::new(),
+        },
+    )?;
+    vault.audit_only(
+        Action::Restore,
+        &info.vault_id.as_bytes()[..],
+        format!("rows={} sha256={}", info.rows, info.sha256),
+    )?;
+    let pins = vault.pins();
+    Ok(RestoreReport {
+        verification,
+        vault,
+        pins,
+    })
+}

@@ -1,0 +1,203 @@
+//! Snapshot, verify and restore: round trips, refusal of corrupt and foreign snapshots, and
+//! a live vault left untouched when a restore is refused.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use strongroom::recovery::RawKek;
+use strongroom::store::{Store, Table};
+use strongroom::{
+    CreateOptions, RestoreOptions, UnlockOptions, Vault, VaultError, restore_snapshot,
+    verify_snapshot,
+};
+use strongroom_sqlite::{SqliteOptions, SqliteStore};
+
+fn sqlite(dir: &Path, name: &str) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(dir.join(name), SqliteOptions::default()).unwrap())
+}
+
+fn vault_with(store: &Arc<dyn Store>, n: usize) -> (Vault, RawKek) {
+    let kek = RawKek::generate().unwrap();
+    let (v, _) = Vault::create(Arc::clone(store), &kek, &CreateOptions::default()).unwrap();
+    for i in 0..n {
+        v.put("app", &format!("k{i}"), format!("value-{i}").as_bytes())
+            .unwrap();
+    }
+    (v, kek)
+}
+
+#[test]
+fn snapshot_verify_restore_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 40);
+    vault.put("app", "k0", b"second version").unwrap();
+    let snap = dir.path().join("snap.bin");
+    let mut calls = 0;
+    let info = vault.snapshot_to(&snap, &mut |_| calls += 1).unwrap();
+    assert!(calls > 0);
+    assert_eq!(info.vault_id, vault.id());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&snap).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let ver = verify_snapshot(&snap, &kek, &UnlockOptions::default()).unwrap();
+    assert_eq!((ver.secrets, ver.versions), (40, 41));
+    assert_eq!(ver.info.sha256, info.sha256);
+
+    // Changes after the snapshot are undone by the restore.
+    vault.put("app", "k1", b"changed later").unwrap();
+    vault.delete("app", "k2").unwrap();
+    vault.put("app", "new", b"x").unwrap();
+    let report = restore_snapshot(&store, &snap, &kek, &RestoreOptions::default()).unwrap();
+    let restored = report.vault;
+    assert_eq!(
+        restored.get("app", "k1").unwrap().expose_secret(),
+        b"value-1"
+    );
+    assert_eq!(
+        restored.get("app", "k2").unwrap().expose_secret(),
+        b"value-2"
+    );
+    assert_eq!(
+        restored.get("app", "k0").unwrap().expose_secret(),
+        b"second version"
+    );
+    assert!(matches!(
+        restored.get("app", "new"),
+        Err(VaultError::NotFound { .. })
+    ));
+    restored.audit_verify().unwrap();
+    let last = restored.audit_list(0, 10_000).unwrap().pop().unwrap();
+    assert_eq!(last.action, strongroom::Action::Restore);
+
+    // Into an empty store (a new machine).
+    let fresh = sqlite(dir.path(), "fresh.db");
+    let r = restore_snapshot(&fresh, &snap, &kek, &RestoreOptions::default()).unwrap();
+    assert_eq!(r.vault.list("app").unwrap().len(), 40);
+}
+
+#[test]
+fn corrupt_snapshots_are_refused_and_the_live_vault_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 5);
+    let snap = dir.path().join("s.bin");
+    vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+    vault.put("app", "after", b"kept").unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    let live_rows = |s: &Arc<dyn Store>| {
+        s.scan(
+            Table::Bodies,
+            &strongroom::store::ScanRange::all(),
+            None,
+            1000,
+        )
+        .unwrap()
+        .rows
+        .len()
+    };
+    let before = live_rows(&store);
+
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", bytes[..bytes.len() / 2].to_vec()),
+        ("no hash", bytes[..bytes.len() - 32].to_vec()),
+        ("extended", [bytes.clone(), vec![0]].concat()),
+        ("empty", Vec::new()),
+        (
+            "not a snapshot",
+            b"hello world, not a snapshot at all".to_vec(),
+        ),
+    ];
+    for pos in [
+        0,
+        19,
+        25,
+        60,
+        bytes.len() / 2,
+        bytes.len() - 40,
+        bytes.len() - 1,
+    ] {
+        let mut b = bytes.clone();
+        b[pos] ^= 0x40;
+        cases.push(("bit flip", b));
+    }
+    for (what, b) in cases {
+        let p = dir.path().join("bad.bin");
+        std::fs::write(&p, &b).unwrap();
+        let e = verify_snapshot(&p, &kek, &UnlockOptions::default()).unwrap_err();
+        assert!(matches!(e, VaultError::Snapshot { .. }), "{what}: {e}");
+        let e = restore_snapshot(&store, &p, &kek, &RestoreOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().contains("live vault was not touched"),
+            "{what}: {e}"
+        );
+        assert_eq!(live_rows(&store), before, "{what}");
+    }
+    // A wrong keyholder cannot restore either.
+    let e = restore_snapshot(
+        &store,
+        &snap,
+        &RawKek::generate().unwrap(),
+        &RestoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(e.is_unlock_failure(), "{e}");
+    let v = Vault::open(Arc::clone(&store))
+        .unwrap()
+        .unlock(&kek)
+        .unwrap();
+    assert_eq!(v.get("app", "after").unwrap().expose_secret(), b"kept");
+}
+
+#[test]
+fn a_snapshot_of_another_vault_is_refused_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = sqlite(dir.path(), "live.db");
+    let (_v, live_kek) = vault_with(&live, 3);
+    let other = sqlite(dir.path(), "other.db");
+    let (ov, okek) = vault_with(&other, 2);
+    let snap = dir.path().join("other.bin");
+    ov.snapshot_to(&snap, &mut |_| {}).unwrap();
+    let e = restore_snapshot(&live, &snap, &okek, &RestoreOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("another vault"), "{e}");
+    Vault::open(Arc::clone(&live))
+        .unwrap()
+        .unlock(&live_kek)
+        .unwrap();
+    let r = restore_snapshot(
+        &live,
+        &snap,
+        &okek,
+        &RestoreOptions {
+            allow_other_vault: true,
+            ..RestoreOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.vault.id(), ov.id());
+}
+
+#[test]
+fn snapshot_while_writers_run_is_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 20);
+    let snap = dir.path().join("busy.bin");
+    std::thread::scope(|s| {
+        let v = vault.clone();
+        let writer = s.spawn(move || {
+            for i in 0..200 {
+                v.put("busy", &format!("w{}", i % 17), format!("{i}").as_bytes())
+                    .unwrap();
+            }
+        });
+        vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+        writer.join().unwrap();
+    });
+    verify_snapshot(&snap, &kek, &UnlockOptions::default()).unwrap();
+}
