@@ -332,7 +332,7 @@ fn seq_of(key: &[u8]) -> u64 {
     key.try_into().map_or(u64::MAX, u64::from_be_bytes)
 }
 
-/// The result of [`verify`].
+/// The result of [`Vault::audit_verify`](crate::Vault::audit_verify).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditReport {
     /// Entries checked.
