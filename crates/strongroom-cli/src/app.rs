@@ -1,0 +1,146 @@
+//! What every command shares: the vault location, the state directory, the unlock.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use strongroom::crypto::MemberId;
+use strongroom::recovery::Profile;
+use strongroom::store::Store;
+use strongroom::{MemberInfo, UnlockOptions, Vault};
+
+use crate::cli::{Global, KeyholderArgs};
+use crate::keyholders::{self, Held, Mode};
+use crate::location::{Location, StateDir};
+
+/// The parsed global options.
+pub(crate) struct App {
+    pub(crate) global: Global,
+    pub(crate) keyholder: KeyholderArgs,
+    profile: Option<Profile>,
+}
+
+/// An unlocked vault and how it was unlocked.
+pub(crate) struct Opened {
+    pub(crate) vault: Vault,
+    pub(crate) held: Held,
+}
+
+impl App {
+    pub(crate) fn new(global: Global, keyholder: KeyholderArgs) -> Self {
+        Self {
+            global,
+            keyholder,
+            profile: None,
+        }
+    }
+
+    pub(crate) fn json(&self) -> bool {
+        self.global.json
+    }
+
+    /// The Argon2id profile for new passphrases (parsed once; `calibrate:` runs then).
+    pub(crate) fn profile(&mut self) -> Result<Profile> {
+        if let Some(p) = self.profile {
+            return Ok(p);
+        }
+        let p = keyholders::profile(&self.global.profile)?;
+        self.profile = Some(p);
+        Ok(p)
+    }
+
+    pub(crate) fn location(&self) -> Result<Location> {
+        Location::parse(self.global.vault.as_deref())
+    }
+
+    pub(crate) fn state(&self) -> Result<StateDir> {
+        StateDir::new(self.global.state_dir.as_deref())
+    }
+
+    /// Opens the existing vault's store.
+    pub(crate) fn store(&self) -> Result<Arc<dyn Store>> {
+        self.location()?.open(false)
+    }
+
+    /// The keyholder given by the global options, for unlocking.
+    pub(crate) fn unlock_keyholder(&mut self) -> Result<Held> {
+        // Unlocking never wraps: the profile is irrelevant, so `calibrate:` is not run.
+        let profile = match self.global.profile.as_str() {
+            "constrained" => Profile::Constrained,
+            _ => Profile::Default,
+        };
+        keyholders::from_args(&self.keyholder, &profile, Mode::Unlock)
+    }
+
+    /// Opens and unlocks the vault with the global keyholder options, checking and then
+    /// saving the pins.
+    pub(crate) fn unlock(&mut self) -> Result<Opened> {
+        let store = self.store()?;
+        let held = self.unlock_keyholder()?;
+        let vault = self.unlock_with(&store, &held)?;
+        Ok(Opened { vault, held })
+    }
+
+    /// Unlocks `store` with `held` as the `--member` (pins checked and saved).
+    pub(crate) fn unlock_with(&self, store: &Arc<dyn Store>, held: &Held) -> Result<Vault> {
+        let locked = Vault::open(Arc::clone(store)).with_context(|| {
+            format!(
+                "cannot open {}",
+                self.location().map(|l| l.describe()).unwrap_or_default()
+            )
+        })?;
+        let vault_id = locked.id();
+        let member = match &self.global.member {
+            Some(spec) => Some(resolve_member(&locked.members()?, spec)?),
+            None => None,
+        };
+        let state = self.state()?;
+        let pins = state.load_pins(vault_id)?;
+        tracing::info!(vault = %vault_id, keyholder = %held.describe(), "unlocking");
+        let vault = locked
+            .unlock_with(held.keyholder(), UnlockOptions { member, pins })
+            .map_err(|e| {
+                let ambiguous = matches!(
+                    &e,
+                    strongroom::VaultError::Sharing(strongroom::sharing::SharingError::AmbiguousMember { .. })
+                );
+                let err = anyhow::Error::new(e);
+                if ambiguous {
+                    err.context("several members keep credentials in this vault: pick one with --member NAME")
+                } else {
+                    err
+                }
+            })?;
+        state.save_pins(vault_id, &vault.pins())?;
+        Ok(vault)
+    }
+
+    /// Saves the pins after a membership change.
+    pub(crate) fn save_pins(&self, vault: &Vault) -> Result<()> {
+        self.state()?.save_pins(vault.id(), &vault.pins())
+    }
+}
+
+/// Finds a member by id (hex) or by name.
+pub(crate) fn resolve_member(members: &[MemberInfo], spec: &str) -> Result<MemberId> {
+    if let Ok(id) = spec.parse::<MemberId>() {
+        return Ok(id);
+    }
+    let named: Vec<&MemberInfo> = members.iter().filter(|m| m.name == spec).collect();
+    match named.as_slice() {
+        [m] => Ok(m.id),
+        [] => {
+            let known: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            bail!(
+                "no member named {spec:?} (members: {}); a member id works too",
+                known.join(", ")
+            )
+        }
+        several => {
+            let ids: Vec<String> = several.iter().map(|m| m.id.to_string()).collect();
+            bail!(
+                "several members are named {spec:?}: use the id ({})",
+                ids.join(", ")
+            )
+        }
+    }
+}

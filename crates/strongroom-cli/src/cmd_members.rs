@@ -1,0 +1,369 @@
+//! `identity …`, `member …`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use strongroom::sharing::{FingerprintConfirmed, PublicIdentity, Role};
+use strongroom::{IdentityFile, Vault};
+
+use crate::app::{App, resolve_member};
+use crate::cli::{FingerprintCheck, IdentityCommand, MemberCommand, RoleArg};
+use crate::cmd_vault::{finish, print_warnings};
+use crate::keyholders::{self, Mode};
+use crate::location::write_private_file;
+use crate::output;
+
+/// `identity …`.
+pub(crate) fn identity(app: &mut App, cmd: &IdentityCommand) -> Result<u8> {
+    match cmd {
+        IdentityCommand::Create {
+            name,
+            out,
+            no_recovery_key,
+        } => identity_create(app, name, out, *no_recovery_key),
+        IdentityCommand::Show { file } => identity_show(app, file),
+    }
+}
+
+/// `FILE.pub` next to an identity file.
+pub(crate) fn pub_path(out: &Path) -> PathBuf {
+    let mut p = out.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+fn public_json(public: &PublicIdentity) -> Value {
+    json!({
+        "member_id": public.member_id().to_string(),
+        "name": public.name(),
+        "fingerprint": public.fingerprint().to_string(),
+        "public_identity": public.to_text(),
+    })
+}
+
+fn identity_create(app: &mut App, name: &str, out: &Path, no_recovery_key: bool) -> Result<u8> {
+    if out.exists() {
+        bail!(
+            "{} exists: refusing to overwrite an identity file",
+            out.display()
+        );
+    }
+    let public_path = pub_path(out);
+    if public_path.exists() {
+        bail!("{} exists: refusing to overwrite it", public_path.display());
+    }
+    let profile = app.profile()?;
+    let held = keyholders::from_args(&app.keyholder, &profile, Mode::Create)?;
+    let rk = if no_recovery_key {
+        None
+    } else {
+        Some(keyholders::generated_recovery_key()?)
+    };
+    let mut khs: Vec<&dyn strongroom::recovery::Keyholder> = vec![held.keyholder()];
+    if let Some(rk) = &rk {
+        khs.push(rk.keyholder());
+    }
+    let (file, identity) = IdentityFile::create(name, &khs)?;
+    write_private_file(out, &file.encode(), false)?;
+    let public = identity.public();
+    std::fs::write(&public_path, format!("{}\n", public.to_text()))
+        .with_context(|| format!("cannot write {}", public_path.display()))?;
+    let recovery = rk.as_ref().and_then(|r| r.recovery.as_ref());
+    if app.json() {
+        let mut v = public_json(public);
+        v["file"] = Value::from(out.display().to_string());
+        v["public_file"] = Value::from(public_path.display().to_string());
+        v["recovery_key"] = recovery.map_or(Value::Null, output::recovery_key_json);
+        output::json(&v)?;
+    } else {
+        println!(
+            "created identity {name:?} ({}) in {} (0600)",
+            public.member_id(),
+            out.display()
+        );
+        println!("public identity (also in {}):", public_path.display());
+        println!("    {}", public.to_text());
+        println!("fingerprint: {}", public.fingerprint());
+        println!(
+            "Send the public identity to a vault admin; read them the fingerprint over another channel (phone, in person)."
+        );
+        if let Some(r) = recovery {
+            output::recovery_key(r, &format!("identity {name:?}"))?;
+        }
+    }
+    if rk.is_none() {
+        eprintln!(
+            "warning: no recovery key: if the passphrase is lost, a vault admin must re-grant you a new identity"
+        );
+    }
+    Ok(0)
+}
+
+fn read_identity_file(path: &Path) -> Result<IdentityFile> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    IdentityFile::decode(&bytes)
+        .with_context(|| format!("{} is not a strongroom identity file", path.display()))
+}
+
+fn identity_show(app: &mut App, file: &Path) -> Result<u8> {
+    let f = read_identity_file(file)?;
+    let held = app.unlock_keyholder()?;
+    let identity = f
+        .open(held.keyholder())
+        .context("cannot open the identity file")?;
+    let public = identity.public();
+    if app.json() {
+        return output::json(&public_json(public)).map(|()| 0);
+    }
+    println!("name:        {}", public.name());
+    println!("member id:   {}", public.member_id());
+    println!("fingerprint: {}", public.fingerprint());
+    println!("public identity:");
+    println!("    {}", public.to_text());
+    Ok(0)
+}
+
+/// `--identity TEXT|@FILE`.
+fn public_identity(spec: &str) -> Result<PublicIdentity> {
+    let text = match spec.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the public identity file {path}"))?,
+        None => spec.to_owned(),
+    };
+    PublicIdentity::from_text(text.trim()).context("invalid public identity")
+}
+
+fn confirm(public: &PublicIdentity, check: &FingerprintCheck) -> Result<FingerprintConfirmed> {
+    if check.skip_fingerprint_check_i_accept_the_risk {
+        eprintln!(
+            "WARNING: fingerprint not compared: whoever delivered this identity could have substituted their own key"
+        );
+        return Ok(FingerprintConfirmed::skip_verification_i_accept_the_risk(
+            public,
+        ));
+    }
+    let typed = check.fingerprint.as_deref().unwrap_or_default();
+    public.confirm_fingerprint(typed).map_err(|_| {
+        anyhow::anyhow!(
+            "the fingerprint does not match this identity: do not add it; get the identity again and compare the fingerprint with its owner over another channel"
+        )
+    })
+}
+
+fn role(r: RoleArg) -> Role {
+    match r {
+        RoleArg::Owner => Role::Owner,
+        RoleArg::Admin => Role::Admin,
+        RoleArg::Member => Role::Member,
+        RoleArg::ReadOnly => Role::ReadOnly,
+    }
+}
+
+/// `member …`.
+pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
+    match cmd {
+        MemberCommand::List => member_list(app),
+        MemberCommand::Add {
+            identity,
+            role: r,
+            check,
+        } => {
+            let public = public_identity(identity)?;
+            let confirmed = confirm(&public, check)?;
+            let o = app.unlock()?;
+            o.vault.add_member(&public, role(*r), confirmed)?;
+            finish(app, &o)?;
+            if app.json() {
+                let mut v = public_json(&public);
+                v["role"] = Value::from(role(*r).name());
+                return output::json(&v).map(|()| 0);
+            }
+            println!(
+                "added {} ({}) as {}; they now run `strongroom member join --identity-file FILE` to store their credentials",
+                public.name(),
+                public.member_id(),
+                role(*r)
+            );
+            Ok(0)
+        }
+        MemberCommand::Join { identity_file } => member_join(app, identity_file),
+        MemberCommand::Remove { member } => member_remove(app, member),
+        MemberCommand::Regrant {
+            old_member,
+            identity,
+            check,
+        } => {
+            let public = public_identity(identity)?;
+            let confirmed = confirm(&public, check)?;
+            let o = app.unlock()?;
+            let old = resolve_member(&o.vault.members(), old_member)?;
+            o.vault.regrant(old, &public, confirmed)?;
+            finish(app, &o)?;
+            if app.json() {
+                let mut v = public_json(&public);
+                v["replaces"] = Value::from(old.to_string());
+                return output::json(&v).map(|()| 0);
+            }
+            println!(
+                "re-granted member {old} to the new identity {} ({}); they now run `strongroom member join`",
+                public.name(),
+                public.member_id()
+            );
+            Ok(0)
+        }
+        MemberCommand::Role { member, role: r } => {
+            let o = app.unlock()?;
+            let id = resolve_member(&o.vault.members(), member)?;
+            o.vault.set_role(id, role(*r))?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(&json!({"member": id.to_string(), "role": role(*r).name()}))
+                    .map(|()| 0);
+            }
+            println!("{member} is now {}", role(*r));
+            Ok(0)
+        }
+    }
+}
+
+fn member_list(app: &mut App) -> Result<u8> {
+    let o = app.unlock()?;
+    let mut members = o.vault.members();
+    members.sort_by(|a, b| (a.role, &a.name).cmp(&(b.role, &b.name)));
+    finish(app, &o)?;
+    let me = o.vault.member_id();
+    if app.json() {
+        let items: Vec<Value> = members
+            .iter()
+            .map(|m| {
+                json!({
+                    "id": m.id.to_string(),
+                    "name": m.name,
+                    "role": m.role.name(),
+                    "fingerprint": m.fingerprint.to_string(),
+                    "since_epoch": m.since_epoch.0,
+                    "you": m.id == me,
+                })
+            })
+            .collect();
+        return output::json(&Value::Array(items)).map(|()| 0);
+    }
+    let w = members
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:w$}  {:32}  {:9}  {:35}  SINCE",
+        "NAME", "ID", "ROLE", "FINGERPRINT"
+    );
+    for m in &members {
+        println!(
+            "{:w$}  {:32}  {:9}  {:35}  epoch {}{}",
+            m.name,
+            m.id.to_string(),
+            m.role.name(),
+            m.fingerprint.to_string(),
+            m.since_epoch,
+            if m.id == me { "  (you)" } else { "" }
+        );
+    }
+    Ok(0)
+}
+
+fn member_join(app: &mut App, identity_file: &Path) -> Result<u8> {
+    let f = read_identity_file(identity_file)?;
+    let profile = app.profile()?;
+    // The keyholder that opens the identity file also guards the credentials in the vault.
+    let held = keyholders::from_args(&app.keyholder, &profile, Mode::Unlock)?;
+    let identity = f
+        .open(held.keyholder())
+        .context("cannot open the identity file")?;
+    let store = app.store()?;
+    let locked = Vault::open(Arc::clone(&store))?;
+    let state = app.state()?;
+    let pins = state.load_pins(locked.id())?;
+    let vault = Vault::join(&store, &identity, &[held.keyholder()], pins)?;
+    state.save_pins(vault.id(), &vault.pins())?;
+    if app.json() {
+        let mut v = public_json(identity.public());
+        v["vault_id"] = Value::from(vault.id().to_string());
+        return output::json(&v).map(|()| 0);
+    }
+    println!(
+        "joined vault {} as {} ({}); unlock with the same {} (add --member {} when several members use this vault file)",
+        vault.id(),
+        identity.name(),
+        identity.member_id(),
+        held.describe(),
+        identity.name()
+    );
+    Ok(0)
+}
+
+fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
+    let o = app.unlock()?;
+    let members = o.vault.members();
+    let id = resolve_member(&members, spec)?;
+    let name = members
+        .iter()
+        .find(|m| m.id == id)
+        .map_or_else(|| id.to_string(), |m| m.name.clone());
+    let removal = o.vault.remove_member(id)?;
+    finish(app, &o)?;
+    let exposed = o
+        .vault
+        .exposure(&removal)
+        .context("the member was removed, but the exposure report failed")?;
+    if app.json() {
+        output::json(&json!({
+            "removed": id.to_string(),
+            "name": name,
+            "new_epoch": removal.new_epoch.0,
+            "readable_epochs": [removal.readable_epochs.start().0, removal.readable_epochs.end().0],
+            "exposed": exposed.iter().map(|e| json!({
+                "namespace": e.namespace,
+                "name": e.name,
+                "record_id": e.record_id.to_string(),
+                "versions": e.versions,
+            })).collect::<Vec<_>>(),
+            "warnings": removal.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        println!(
+            "removed {name} ({id}). The new vault-key epoch {} is granted to the remaining members only.",
+            removal.new_epoch
+        );
+        if exposed.is_empty() {
+            println!("{name} could read no stored secret.");
+        } else {
+            println!(
+                "EXPOSURE: {name} could read these {} secrets (epochs {} to {}) and may have kept copies:",
+                exposed.len(),
+                removal.readable_epochs.start(),
+                removal.readable_epochs.end()
+            );
+            for e in &exposed {
+                let versions: Vec<String> = e.versions.iter().map(ToString::to_string).collect();
+                println!(
+                    "  {}/{}  (versions {})",
+                    e.namespace,
+                    e.name,
+                    versions.join(", ")
+                );
+            }
+            println!(
+                "Rotate each of these credentials at its source (the database, the API provider…),"
+            );
+            println!(
+                "store the new values with `strongroom put`, then run `strongroom rotate` to rewrap"
+            );
+            println!("every record under the new epoch and retire the keys {name} held.");
+        }
+    }
+    print_warnings(&removal.warnings);
+    Ok(0)
+}

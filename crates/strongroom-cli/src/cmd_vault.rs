@@ -1,0 +1,625 @@
+//! `init`, secrets (`put`, `get`, `list`, `delete`, `history`), rotation, `status`,
+//! `doctor`, `audit`, `recoverability`.
+
+use std::io::{IsTerminal, Write};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use strongroom::recovery::KeyholderKind;
+use strongroom::sharing::{KeyholderInfo, RecoverabilityReport, Warning};
+use strongroom::{
+    CreateOptions, DoctorOptions, Level, RotateOptions, SecretMeta, Suite, Vault, VaultError,
+};
+
+use crate::app::{App, Opened};
+use crate::cli::{AuditCommand, InitArgs, RotateArgs, SuiteArg, ValueSource};
+use crate::input;
+use crate::keyholders::{self, Mode};
+use crate::output;
+
+/// `init`.
+pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
+    let location = app.location()?;
+    let exists = match &location {
+        crate::location::Location::Sqlite(p) => p.exists(),
+        crate::location::Location::Postgres(_) => true,
+    };
+    if exists {
+        let store = location.open(false)?;
+        match Vault::open(store) {
+            Err(VaultError::NoVault) => {}
+            Ok(v) => bail!(
+                "{} already holds vault {}: nothing was changed",
+                location.describe(),
+                v.id()
+            ),
+            Err(e) => return Err(e).context("cannot check the existing store"),
+        }
+    }
+    let profile = app.profile()?;
+    let held = keyholders::from_args(&app.keyholder, &profile, Mode::Create)?;
+    let member_name = args.name.clone().unwrap_or_else(|| {
+        std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "owner".to_owned())
+    });
+    let options = CreateOptions {
+        member_name: member_name.clone(),
+        suite: match args.suite {
+            Some(SuiteArg::Aes) => Suite::Aes256Gcm,
+            Some(SuiteArg::Chacha) => Suite::ChaCha20Poly1305,
+            None => Suite::preferred(),
+        },
+        history: args.history,
+        rotation_days: args.rotation_days,
+    };
+    let store = location.open(true)?;
+    let (vault, report) = Vault::create(store, held.keyholder(), &options)
+        .with_context(|| format!("cannot create a vault in {}", location.describe()))?;
+    app.save_pins(&vault)?;
+    let recovery = if args.no_recovery_key {
+        None
+    } else {
+        let rk = keyholders::generated_recovery_key()?;
+        vault
+            .add_keyholder(rk.keyholder())
+            .context("the vault was created, but adding the recovery key failed: run `strongroom recovery-key new`")?;
+        rk.recovery
+    };
+    // The create report predates the recovery key: ask again once it is added.
+    let warnings: Vec<String> = if recovery.is_some() {
+        let r = vault.recoverability()?;
+        if r.single_point_of_failure {
+            vec![r.message]
+        } else {
+            Vec::new()
+        }
+    } else {
+        report.warnings.iter().map(ToString::to_string).collect()
+    };
+    if app.json() {
+        output::json(&json!({
+            "vault_id": report.vault_id.to_string(),
+            "member_id": report.member_id.to_string(),
+            "member": member_name,
+            "vault": location.describe(),
+            "keyholder": held.describe(),
+            "recovery_key": recovery.as_ref().map(output::recovery_key_json),
+            "warnings": warnings,
+        }))?;
+    } else {
+        println!(
+            "created vault {} in {}",
+            report.vault_id,
+            location.describe()
+        );
+        println!("owner: {member_name} ({})", report.member_id);
+        println!("keyholder: {}", held.describe());
+        if let Some(rk) = &recovery {
+            output::recovery_key(rk, &format!("vault {}", report.vault_id))?;
+        }
+    }
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    if recovery.is_none() {
+        eprintln!(
+            "WARNING: no recovery key was created (--no-recovery-key). If the only keyholder is lost"
+        );
+        eprintln!(
+            "WARNING: (forgotten passphrase, deleted key), this vault and every secret in it are gone."
+        );
+        eprintln!("WARNING: add one later with `strongroom recovery-key new`.");
+    }
+    Ok(0)
+}
+
+pub(crate) fn print_warnings(warnings: &[Warning]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// Saves the pins after a command that may have moved the membership log.
+pub(crate) fn finish(app: &App, o: &Opened) -> Result<()> {
+    app.save_pins(&o.vault)
+}
+
+pub(crate) fn meta_json(m: &SecretMeta) -> Value {
+    json!({
+        "namespace": m.namespace,
+        "name": m.name,
+        "record_id": m.record_id.to_string(),
+        "version": m.version,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
+        "updated_by": m.updated_by.to_string(),
+        "epoch": m.epoch.0,
+        "len": m.len,
+    })
+}
+
+/// `put`.
+pub(crate) fn put(app: &mut App, namespace: &str, name: &str, source: &ValueSource) -> Result<u8> {
+    strongroom::validate_namespace(namespace)?;
+    strongroom::validate_name(name)?;
+    let o = app.unlock()?;
+    let value = if source.stdin {
+        let b = input::stdin_bytes("secret value")?;
+        if source.keep_newline {
+            b
+        } else {
+            input::trim_newline(b)
+        }
+    } else if let Some(path) = &source.from_file {
+        input::file_bytes(path, "secret value")?
+    } else {
+        let s = input::prompt(
+            &format!("Value of {namespace}/{name}"),
+            "pass --stdin or --from-file",
+        )?;
+        zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&s).as_bytes().to_vec())
+    };
+    let meta = o.vault.put(namespace, name, &value)?;
+    finish(app, &o)?;
+    if app.json() {
+        output::json(&meta_json(&meta))?;
+    } else {
+        println!("stored {namespace}/{name} version {}", meta.version);
+    }
+    Ok(0)
+}
+
+/// `get`.
+pub(crate) fn get(
+    app: &mut App,
+    namespace: &str,
+    name: &str,
+    version: Option<u64>,
+    show_value: bool,
+) -> Result<u8> {
+    let o = app.unlock()?;
+    let secret = match version {
+        Some(v) => o.vault.get_version(namespace, name, v)?,
+        None => o.vault.get(namespace, name)?,
+    };
+    finish(app, &o)?;
+    let mut out = std::io::stdout().lock();
+    if app.json() {
+        let mut v = meta_json(secret.meta());
+        if show_value {
+            if let Some(s) = secret.expose_str() {
+                v["value"] = Value::from(s);
+            } else {
+                use base64::Engine;
+                v["value_base64"] = Value::from(
+                    base64::engine::general_purpose::STANDARD.encode(secret.expose_secret()),
+                );
+            }
+        }
+        drop(out);
+        return output::json(&v).map(|()| 0);
+    }
+    let value = secret.expose_secret();
+    out.write_all(value).context("cannot write to stdout")?;
+    if std::io::stdout().is_terminal() && !value.ends_with(b"\n") {
+        out.write_all(b"\n").context("cannot write to stdout")?;
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(0)
+}
+
+/// `list`.
+pub(crate) fn list(app: &mut App, namespace: &str) -> Result<u8> {
+    strongroom::validate_namespace(namespace)?;
+    let o = app.unlock()?;
+    let items = o.vault.list(namespace)?;
+    finish(app, &o)?;
+    if app.json() {
+        return output::json(&Value::Array(items.iter().map(meta_json).collect())).map(|()| 0);
+    }
+    if items.is_empty() {
+        eprintln!("no secrets in namespace {namespace}");
+        return Ok(0);
+    }
+    let w = items.iter().map(|m| m.name.len()).max().unwrap_or(4).max(4);
+    println!(
+        "{:w$}  {:>7}  {:23}  {:>8}",
+        "NAME", "VERSION", "UPDATED", "BYTES"
+    );
+    for m in &items {
+        println!(
+            "{:w$}  {:>7}  {:23}  {:>8}",
+            m.name,
+            m.version,
+            output::time(m.updated_at),
+            m.len
+        );
+    }
+    Ok(0)
+}
+
+/// `delete`.
+pub(crate) fn delete(app: &mut App, namespace: &str, name: &str) -> Result<u8> {
+    strongroom::validate_namespace(namespace)?;
+    strongroom::validate_name(name)?;
+    let o = app.unlock()?;
+    o.vault.delete(namespace, name)?;
+    finish(app, &o)?;
+    if app.json() {
+        output::json(&json!({"deleted": {"namespace": namespace, "name": name}}))?;
+    } else {
+        println!("deleted {namespace}/{name}");
+    }
+    Ok(0)
+}
+
+/// `history`.
+pub(crate) fn history(app: &mut App, namespace: &str, name: &str) -> Result<u8> {
+    let o = app.unlock()?;
+    let versions = o.vault.history(namespace, name)?;
+    finish(app, &o)?;
+    if app.json() {
+        return output::json(&Value::Array(versions.iter().map(meta_json).collect())).map(|()| 0);
+    }
+    println!(
+        "{:>7}  {:23}  {:32}  {:>5}  {:>8}",
+        "VERSION", "UPDATED", "BY", "EPOCH", "BYTES"
+    );
+    for m in &versions {
+        println!(
+            "{:>7}  {:23}  {:32}  {:>5}  {:>8}",
+            m.version,
+            output::time(m.updated_at),
+            m.updated_by.to_string(),
+            m.epoch.0,
+            m.len
+        );
+    }
+    Ok(0)
+}
+
+/// `rotate` and `reencrypt`.
+pub(crate) fn rotate(app: &mut App, args: &RotateArgs, deep: bool) -> Result<u8> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let o = app.unlock()?;
+    if let Some(e) = o.vault.interrupted_rotation()? {
+        eprintln!("resuming the interrupted rotation toward epoch {e}");
+    }
+    let bar = output::progress(if deep { "re-encrypting" } else { "rewrapping" });
+    let mut on_progress = |p: strongroom::Progress| {
+        bar.set_length(p.total.max(p.done));
+        bar.set_position(p.done);
+    };
+    let options = RotateOptions {
+        batch_size: args.batch_size,
+    };
+    let report = if deep {
+        o.vault.reencrypt_all(options, &mut on_progress)
+    } else {
+        o.vault.rotate_vault_key_with(options, &mut on_progress)
+    };
+    bar.finish_and_clear();
+    let report = report?;
+    finish(app, &o)?;
+    if app.json() {
+        output::json(&json!({
+            "epoch": report.epoch.0,
+            "processed": report.processed,
+            "resumed": report.resumed,
+            "min_epoch": report.min_epoch.0,
+            "seconds": report.seconds,
+        }))?;
+    } else {
+        println!(
+            "{} to epoch {}: {} record versions {} in {:.2} s{}; epochs before {} retired",
+            if deep {
+                "re-encrypted"
+            } else {
+                "vault key rotated"
+            },
+            report.epoch,
+            report.processed,
+            if deep { "re-encrypted" } else { "rewrapped" },
+            report.seconds,
+            if report.resumed { " (resumed)" } else { "" },
+            report.min_epoch
+        );
+    }
+    Ok(0)
+}
+
+/// `pending-rewrap`.
+pub(crate) fn pending_rewrap(app: &mut App) -> Result<u8> {
+    let o = app.unlock()?;
+    let epoch = o.vault.epoch();
+    let pending = o.vault.pending_rewrap(epoch)?;
+    finish(app, &o)?;
+    if app.json() {
+        let items: Vec<Value> = pending
+            .iter()
+            .map(|p| json!({"record_id": p.record_id.to_string(), "version": p.version, "epoch": p.epoch.0}))
+            .collect();
+        return output::json(&json!({"current_epoch": epoch.0, "pending": items})).map(|()| 0);
+    }
+    if pending.is_empty() {
+        println!("every record version is under the current epoch {epoch}");
+    } else {
+        println!(
+            "{} record versions are under epochs older than {epoch}: run `strongroom rotate`",
+            pending.len()
+        );
+        for p in &pending {
+            println!(
+                "  record {} version {} epoch {}",
+                p.record_id, p.version, p.epoch
+            );
+        }
+    }
+    Ok(0)
+}
+
+pub(crate) fn keyholder_json(k: &KeyholderInfo) -> Value {
+    json!({
+        "id": k.id_hex(),
+        "kind": k.kind.name(),
+        "recovery_key_id": recovery_key_id(k),
+        "created_at": k.created_at,
+        "last_used_at": k.last_used_at,
+    })
+}
+
+/// The printed id of a recovery-key keyholder (the first 4 bytes of its stanza id).
+pub(crate) fn recovery_key_id(k: &KeyholderInfo) -> Option<String> {
+    (k.kind == KeyholderKind::RecoveryKey).then(|| {
+        strongroom::recovery::RecoveryKeyId::from_bytes([k.id[0], k.id[1], k.id[2], k.id[3]])
+            .to_string()
+    })
+}
+
+pub(crate) fn recoverability_json(r: &RecoverabilityReport) -> Value {
+    json!({
+        "members": r.members,
+        "members_with_recovery_key": r.members_with_recovery_key,
+        "single_point_of_failure": r.single_point_of_failure,
+        "message": r.message,
+        "details": r.details.iter().map(|d| json!({
+            "member": d.member.to_string(),
+            "name": d.name,
+            "role": d.role.name(),
+            "keyholders": d.keyholders.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "has_recovery_key": d.has_recovery_key,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `status`.
+pub(crate) fn status(app: &mut App) -> Result<u8> {
+    let o = app.unlock()?;
+    let s = o.vault.status()?;
+    finish(app, &o)?;
+    if app.json() {
+        return output::json(&json!({
+            "vault_id": s.vault_id.to_string(),
+            "backend": s.backend,
+            "schema_version": s.schema_version,
+            "created_at": s.created_at,
+            "member": s.member.to_string(),
+            "role": s.role.map(strongroom::sharing::Role::name),
+            "epoch": s.epoch.0,
+            "min_epoch": s.min_epoch.0,
+            "epoch_started_at": s.epoch_started_at,
+            "key_age_days": s.key_age_days,
+            "rotation_policy_days": s.rotation_policy_days,
+            "rotation_due": s.rotation_due,
+            "members": s.members,
+            "keyholders": s.keyholders.iter().map(keyholder_json).collect::<Vec<_>>(),
+            "secrets": s.secrets,
+            "versions": s.versions,
+            "pending_rewrap": s.pending_rewrap,
+            "interrupted_rotation": s.interrupted_rotation.map(|e| e.0),
+            "recoverability": recoverability_json(&s.recoverability),
+        }))
+        .map(|()| 0);
+    }
+    println!(
+        "vault:          {} ({}, schema {})",
+        s.vault_id, s.backend, s.schema_version
+    );
+    println!("created:        {}", output::time(s.created_at));
+    println!(
+        "member:         {} ({})",
+        s.member,
+        s.role.map_or("no longer a member", |r| r.name())
+    );
+    println!("members:        {}", s.members);
+    println!(
+        "secrets:        {} ({} versions stored)",
+        s.secrets, s.versions
+    );
+    println!(
+        "vault key:      epoch {} (oldest readable {}), age {}",
+        s.epoch,
+        s.min_epoch,
+        s.key_age_days
+            .map_or("unknown".to_owned(), |d| format!("{d} days"))
+    );
+    println!(
+        "rotation:       {}{}",
+        if s.rotation_policy_days == 0 {
+            "no policy".to_owned()
+        } else {
+            format!("every {} days", s.rotation_policy_days)
+        },
+        if s.rotation_due {
+            " — DUE: run `strongroom rotate`"
+        } else {
+            ""
+        }
+    );
+    if s.pending_rewrap > 0 {
+        println!(
+            "pending rewrap: {} record versions under older epochs",
+            s.pending_rewrap
+        );
+    }
+    if let Some(e) = s.interrupted_rotation {
+        println!(
+            "interrupted:    a rotation toward epoch {e}: run `strongroom rotate` to finish it"
+        );
+    }
+    let kinds: Vec<String> = s
+        .keyholders
+        .iter()
+        .map(|k| format!("{} {}", k.kind, k.id_hex()))
+        .collect();
+    println!("keyholders:     {}", kinds.join(", "));
+    println!("recoverability: {}", s.recoverability.message);
+    Ok(0)
+}
+
+/// `doctor`: exit code 0 healthy, 1 warnings, 2 failures.
+pub(crate) fn doctor(app: &mut App, full: bool) -> Result<u8> {
+    let o = app.unlock()?;
+    let report = o.vault.doctor(DoctorOptions {
+        full,
+        ..DoctorOptions::default()
+    })?;
+    finish(app, &o)?;
+    let worst = report.worst();
+    let level = |l: Level| match l {
+        Level::Ok => "ok",
+        Level::Warn => "warn",
+        Level::Fail => "fail",
+    };
+    if app.json() {
+        output::json(&json!({
+            "result": level(worst),
+            "findings": report.findings.iter().map(|f| json!({
+                "check": f.check,
+                "level": level(f.level),
+                "message": f.message,
+            })).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for f in &report.findings {
+            let tag = match f.level {
+                Level::Ok => "[ ok ]",
+                Level::Warn => "[WARN]",
+                Level::Fail => "[FAIL]",
+            };
+            println!("{tag} {}: {}", f.check, f.message);
+        }
+        println!(
+            "{}",
+            match worst {
+                Level::Ok => "healthy",
+                Level::Warn => "healthy, with warnings",
+                Level::Fail => "FAILURES found",
+            }
+        );
+    }
+    Ok(match worst {
+        Level::Ok => 0,
+        Level::Warn => 1,
+        Level::Fail => 2,
+    })
+}
+
+/// `audit list` / `audit verify`.
+pub(crate) fn audit(app: &mut App, cmd: &AuditCommand) -> Result<u8> {
+    let o = app.unlock()?;
+    match cmd {
+        AuditCommand::List { from, limit } => {
+            let entries = o.vault.audit_list(*from, *limit)?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(&Value::Array(
+                    entries
+                        .iter()
+                        .map(|e| {
+                            json!({
+                                "seq": e.seq,
+                                "time": e.time,
+                                "actor": e.actor.map(|a| a.to_string()),
+                                "action": e.action.name(),
+                                "ok": e.ok,
+                                "target": e.target,
+                                "detail": e.detail,
+                            })
+                        })
+                        .collect(),
+                ))
+                .map(|()| 0);
+            }
+            println!(
+                "{:>5}  {:23}  {:16}  {:4}  {:32}  TARGET / DETAIL",
+                "SEQ", "TIME", "ACTION", "OK", "ACTOR"
+            );
+            for e in &entries {
+                println!(
+                    "{:>5}  {:23}  {:16}  {:4}  {:32}  {} {}",
+                    e.seq,
+                    output::time(e.time),
+                    e.action.name(),
+                    if e.ok { "yes" } else { "NO" },
+                    e.actor.map_or("-".to_owned(), |a| a.to_string()),
+                    e.target,
+                    e.detail
+                );
+            }
+            Ok(0)
+        }
+        AuditCommand::Verify => {
+            let report = o
+                .vault
+                .audit_verify()
+                .context("the audit log failed verification")?;
+            finish(app, &o)?;
+            if app.json() {
+                output::json(
+                    &json!({"ok": true, "entries": report.entries, "head_hash": report.head_hash}),
+                )?;
+            } else {
+                println!(
+                    "audit log verified: {} entries, head {}",
+                    report.entries, report.head_hash
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `recoverability`.
+pub(crate) fn recoverability(app: &mut App) -> Result<u8> {
+    let o = app.unlock()?;
+    let r = o.vault.recoverability()?;
+    finish(app, &o)?;
+    if app.json() {
+        return output::json(&recoverability_json(&r)).map(|()| 0);
+    }
+    println!("{}", r.message);
+    for d in &r.details {
+        let kinds: Vec<&str> = d.keyholders.iter().map(|k| k.name()).collect();
+        println!(
+            "  {} ({}, {}): {}{}",
+            d.name,
+            d.member,
+            d.role,
+            kinds.join(", "),
+            if d.has_recovery_key {
+                ""
+            } else {
+                " — no recovery key"
+            }
+        );
+    }
+    if r.single_point_of_failure {
+        eprintln!("warning: {}", r.message);
+    }
+    Ok(0)
+}

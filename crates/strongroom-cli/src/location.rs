@@ -1,0 +1,310 @@
+//! Where the vault and the local state live: `--vault`, `--state-dir`, pins files.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use strongroom::crypto::VaultId;
+use strongroom::sharing::Pins;
+use strongroom::store::Store;
+
+/// A parsed `--vault` value.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Location {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection string (URL or libpq key=value form). Never printed: it may
+    /// carry a password.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(p) => write!(f, "Sqlite({})", p.display()),
+            Location::Postgres(_) => f.write_str("Postgres(<connection string>)"),
+        }
+    }
+}
+
+impl Location {
+    /// Parses `--vault` (or the default path when absent).
+    pub(crate) fn parse(value: Option<&str>) -> Result<Self> {
+        let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(Location::Sqlite(default_vault_path()?));
+        };
+        if v.starts_with("postgres://") || v.starts_with("postgresql://") || looks_like_libpq(v) {
+            return Ok(Location::Postgres(v.to_owned()));
+        }
+        if let Some(rest) = v.strip_prefix("sqlite:") {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.is_empty() {
+                bail!("--vault sqlite: needs a path, e.g. sqlite:///var/lib/app/vault.sqlite");
+            }
+            return Ok(Location::Sqlite(PathBuf::from(path)));
+        }
+        Ok(Location::Sqlite(PathBuf::from(v)))
+    }
+
+    /// A description safe to print (no connection string).
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(_) => "the PostgreSQL vault".to_owned(),
+        }
+    }
+
+    /// Opens the store. `create`: the SQLite file (and its directory, 0700) may be created;
+    /// otherwise a missing file is an error instead of a new empty vault.
+    pub(crate) fn open(&self, create: bool) -> Result<Arc<dyn Store>> {
+        match self {
+            Location::Sqlite(path) => {
+                if !create && !path.exists() {
+                    bail!(
+                        "no vault at {}: create one with `strongroom init`, or pick one with --vault",
+                        path.display()
+                    );
+                }
+                if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    create_private_dir(dir)?;
+                }
+                tracing::debug!(path = %path.display(), "opening sqlite vault");
+                let store = strongroom_sqlite::SqliteStore::open(
+                    path,
+                    strongroom_sqlite::SqliteOptions::default(),
+                )
+                .with_context(|| format!("cannot open the vault {}", path.display()))?;
+                Ok(Arc::new(store))
+            }
+            Location::Postgres(conn) => open_postgres(conn),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn open_postgres(conn: &str) -> Result<Arc<dyn Store>> {
+    tracing::debug!("connecting to the postgres vault");
+    let store = strongroom_postgres::PostgresStore::connect(
+        conn,
+        strongroom_postgres::PostgresOptions::default(),
+    )
+    .context("cannot open the PostgreSQL vault")?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_conn: &str) -> Result<Arc<dyn Store>> {
+    bail!(
+        "this strongroom was built without PostgreSQL support: rebuild with the cargo feature `postgres`"
+    )
+}
+
+/// `host=/run/postgresql dbname=vault`: a libpq key=value string.
+fn looks_like_libpq(v: &str) -> bool {
+    const KEYS: &[&str] = &[
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "sslmode",
+        "application_name",
+        "options",
+        "connect_timeout",
+    ];
+    v.split_whitespace().next().is_some_and(|first| {
+        first
+            .split_once('=')
+            .is_some_and(|(k, _)| KEYS.contains(&k.trim()))
+    })
+}
+
+fn home() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .context("HOME is not set: pass --vault and --state-dir explicitly")
+}
+
+fn xdg(var: &str, fallback: &[&str]) -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(var).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        if dir.is_absolute() {
+            return Ok(dir);
+        }
+    }
+    let mut p = home()?;
+    p.extend(fallback);
+    Ok(p)
+}
+
+/// `$XDG_DATA_HOME/strongroom/vault.sqlite` or `~/.local/share/strongroom/vault.sqlite`.
+pub(crate) fn default_vault_path() -> Result<PathBuf> {
+    Ok(xdg("XDG_DATA_HOME", &[".local", "share"])?
+        .join("strongroom")
+        .join("vault.sqlite"))
+}
+
+/// `$XDG_STATE_HOME/strongroom` or `~/.local/state/strongroom`.
+pub(crate) fn default_state_dir() -> Result<PathBuf> {
+    Ok(xdg("XDG_STATE_HOME", &[".local", "state"])?.join("strongroom"))
+}
+
+/// Creates a directory (and parents) with mode 0700 for the new ones.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .with_context(|| format!("cannot create the directory {}", dir.display()))
+}
+
+/// Creates `path` with mode 0600 and writes `bytes` (fails if it exists unless `replace`,
+/// which writes a temporary file and renames it over `path`).
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
+    let what = || format!("cannot write {}", path.display());
+    if replace {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".strongroom-")
+            .tempfile_in(dir)
+            .with_context(what)?;
+        // tempfile creates files 0600.
+        tmp.write_all(bytes).with_context(what)?;
+        tmp.as_file().sync_all().with_context(what)?;
+        tmp.persist(path).map_err(|e| e.error).with_context(what)?;
+        return Ok(());
+    }
+    let mut f = private_options()
+        .open(path)
+        .with_context(|| format!("cannot create {} (does it exist already?)", path.display()))?;
+    f.write_all(bytes).with_context(what)?;
+    f.sync_all().with_context(what)
+}
+
+/// Options that create a new file with mode 0600 (failing if it exists).
+pub(crate) fn private_options() -> fs::OpenOptions {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o
+}
+
+/// The local state directory: pins, one file per vault.
+pub(crate) struct StateDir {
+    dir: PathBuf,
+}
+
+impl StateDir {
+    pub(crate) fn new(dir: Option<&Path>) -> Result<Self> {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => default_state_dir()?,
+        };
+        Ok(Self { dir })
+    }
+
+    pub(crate) fn pins_path(&self, vault: VaultId) -> PathBuf {
+        self.dir.join(format!("{vault}.pins"))
+    }
+
+    /// The pins saved for `vault` (empty on first use).
+    pub(crate) fn load_pins(&self, vault: VaultId) -> Result<Pins> {
+        let path = self.pins_path(vault);
+        match fs::read(&path) {
+            Ok(bytes) => {
+                let pins = Pins::decode(&bytes).with_context(|| {
+                    format!(
+                        "the pins file {} is corrupt; if you trust the vault as it is now, delete the file to pin it again",
+                        path.display()
+                    )
+                })?;
+                if pins.vault_id().is_some_and(|v| v != vault) {
+                    bail!(
+                        "the pins file {} belongs to another vault; delete it to pin this vault again",
+                        path.display()
+                    );
+                }
+                Ok(pins)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::info!(vault = %vault, "no pins yet for this vault: trusting it on first use");
+                Ok(Pins::new())
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        }
+    }
+
+    /// Saves `pins` for `vault` (0600, atomically; the directory is created 0700).
+    pub(crate) fn save_pins(&self, vault: VaultId, pins: &Pins) -> Result<()> {
+        if pins.is_empty() {
+            return Ok(());
+        }
+        create_private_dir(&self.dir)?;
+        let path = self.pins_path(vault);
+        if fs::read(&path).is_ok_and(|old| old == pins.encode()) {
+            return Ok(());
+        }
+        write_private_file(&path, &pins.encode(), true)?;
+        tracing::debug!(path = %path.display(), "pins saved");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_locations() {
+        assert_eq!(
+            Location::parse(Some("sqlite:///var/lib/v.sqlite")).unwrap(),
+            Location::Sqlite("/var/lib/v.sqlite".into())
+        );
+        assert_eq!(
+            Location::parse(Some("./v.sqlite")).unwrap(),
+            Location::Sqlite("./v.sqlite".into())
+        );
+        for pg in [
+            "postgres://u@h/db",
+            "postgresql://u:pw@h/db",
+            "host=/run/postgresql dbname=vault",
+            "dbname=vault",
+        ] {
+            assert_eq!(
+                Location::parse(Some(pg)).unwrap(),
+                Location::Postgres(pg.into())
+            );
+        }
+        assert!(
+            !format!(
+                "{:?}",
+                Location::parse(Some("postgres://u:pw@h/db")).unwrap()
+            )
+            .contains("pw")
+        );
+        assert!(Location::parse(Some("sqlite:")).is_err());
+        // a file name with '=' that is not a libpq key stays a path
+        assert_eq!(
+            Location::parse(Some("a=b.sqlite")).unwrap(),
+            Location::Sqlite("a=b.sqlite".into())
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! Printing: JSON, times, ids, progress bars and the once-only recovery key.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::keyholders::RecoveryText;
+
+/// Prints pretty JSON to stdout.
+pub(crate) fn json(v: &Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v).context("cannot write to stdout")?;
+    writeln!(out).context("cannot write to stdout")?;
+    out.flush().context("cannot write to stdout")
+}
+
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
+pub(crate) fn time(t: u64) -> String {
+    let days = t / 86_400;
+    let secs = t % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub(crate) fn progress(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:40.cyan/blue}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Prints a newly generated recovery key, once, to stdout, with what to do with it.
+pub(crate) fn recovery_key(rk: &RecoveryText, what: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let w = |out: &mut std::io::StdoutLock<'_>| -> std::io::Result<()> {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "RECOVERY KEY for {what} (id {}), shown only this once:",
+            rk.id
+        )?;
+        writeln!(out)?;
+        writeln!(out, "    {}", rk.text.expose_secret())?;
+        writeln!(out)?;
+        writeln!(out, "The same key as 24 words:")?;
+        let words: Vec<&str> = rk.words.expose_secret().split(' ').collect();
+        for chunk in words.chunks(6) {
+            writeln!(out, "    {}", chunk.join(" "))?;
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Write it down or print it and store it OFFLINE (a safe, not this computer). It is not"
+        )?;
+        writeln!(
+            out,
+            "stored anywhere: it opens the vault when every other keyholder is lost."
+        )?;
+        writeln!(out)?;
+        out.flush()
+    };
+    w(&mut out).context("cannot print the recovery key")
+}
+
+/// The recovery key as JSON fields (for --json output of the commands that create one).
+pub(crate) fn recovery_key_json(rk: &RecoveryText) -> Value {
+    serde_json::json!({
+        "id": rk.id.to_string(),
+        "text": rk.text.expose_secret(),
+        "words": rk.words.expose_secret(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(time(1_700_000_000), "2023-11-14 22:13:20 UTC");
+    }
+}
