@@ -290,10 +290,14 @@ impl Vault {
     /// Re-reads and re-verifies the membership log and keys (after another member or
     /// process changed the vault).
     pub fn refresh(&self) -> Result<(), VaultError> {
+        // One consistent view: a membership change another process commits while this
+        // reads (a log append, a retirement deleting old grants) must not look like
+        // storage tampering.
+        let view = self.store().snapshot()?;
         let mut st = self.state_mut();
-        st.session.refresh(self.store())?;
+        st.session.refresh(&*view)?;
         let (meta, _) = find_meta(
-            self.store(),
+            &*view,
             self.id(),
             |e| st.session.key(e),
             st.session.epoch(),
