@@ -136,10 +136,11 @@ fn read_until(child: &mut Child, mut stop: impl FnMut(&str) -> bool) -> bool {
         if n == 0 {
             return false;
         }
-        let l = line.trim();
-        if !l.starts_with('@') {
+        // libtest may print before the protocol on the same line.
+        let Some(at) = line.find('@') else {
             continue;
-        }
+        };
+        let l = line[at..].trim();
         if l == "@done" {
             return true;
         }
