@@ -1,6 +1,7 @@
-//! `kill -9` at random points of a vault-key rotation and of a stream of puts, on a SQLite
-//! vault: afterwards the vault opens, every record opens with its exact value, the state is
-//! the old one, the new one or a resumable rotation (never a mix), and a re-run completes.
+//! `kill -9` at random points of a vault-key rotation, of a stream of puts and of a snapshot
+//! restore, on a SQLite vault: afterwards the vault opens, every record opens with its
+//! exact value, the state is the old one, the new one or a resumable rotation (never a
+//! mix), and a re-run completes.
 //!
 //! The test binary re-executes itself: with `STRONGROOM_CRASH_WORKER` set, the
 //! `crash_worker` test is the child process that works until it is killed
@@ -15,12 +16,16 @@ use std::time::{Duration, Instant};
 
 use strongroom::recovery::RawKek;
 use strongroom::store::{Store, Table};
-use strongroom::{Action, CreateOptions, Epoch, RotateOptions, Vault, VaultError};
+use strongroom::{
+    Action, CreateOptions, Epoch, RestoreOptions, RotateOptions, Vault, VaultError,
+    restore_snapshot,
+};
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 const WORKER_ENV: &str = "STRONGROOM_CRASH_WORKER";
 const DB_ENV: &str = "STRONGROOM_CRASH_DB";
 const KEK_ENV: &str = "STRONGROOM_CRASH_KEK";
+const SNAPSHOT_ENV: &str = "STRONGROOM_CRASH_SNAPSHOT";
 
 /// Records in the rotation template.
 const RECORDS: usize = 2000;
@@ -111,8 +116,15 @@ fn copy_db(template: &Path, dest: &Path) {
 
 /// Spawns this test binary as a worker child of `mode` on `db`.
 fn spawn_worker(mode: &str, db: &Path, kek: &RawKek) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["crash_worker", "--exact", "--test-threads=1", "--nocapture"])
+    spawn_worker_with(mode, db, kek, None)
+}
+
+fn spawn_worker_with(mode: &str, db: &Path, kek: &RawKek, snapshot: Option<&Path>) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if let Some(snap) = snapshot {
+        cmd.env(SNAPSHOT_ENV, snap);
+    }
+    cmd.args(["crash_worker", "--exact", "--test-threads=1", "--nocapture"])
         .env(WORKER_ENV, mode)
         .env(DB_ENV, db)
         .env(KEK_ENV, hex(kek.expose_secret()))
@@ -200,16 +212,25 @@ fn worker_puts(vault: &Vault, limit: u64) {
     }
 }
 
+/// Child: restores the snapshot over the live vault.
+fn worker_restore(db: &Path, snapshot: &Path, kek: &RawKek) {
+    say("@ready");
+    restore_snapshot(&open_store(db), snapshot, kek, &RestoreOptions::default()).unwrap();
+}
+
 /// The child process, or (run directly) a short uninterrupted run of each worker.
 #[test]
 fn crash_worker() {
     if let Ok(mode) = std::env::var(WORKER_ENV) {
         let db = PathBuf::from(std::env::var(DB_ENV).unwrap());
         let kek = RawKek::from_hex(&std::env::var(KEK_ENV).unwrap()).unwrap();
-        let vault = unlock(&db, &kek);
         match mode.as_str() {
-            "rotate" => worker_rotate(&vault),
-            "puts" => worker_puts(&vault, 1_000_000),
+            "rotate" => worker_rotate(&unlock(&db, &kek)),
+            "puts" => worker_puts(&unlock(&db, &kek), 1_000_000),
+            "restore" => {
+                let snapshot = PathBuf::from(std::env::var(SNAPSHOT_ENV).unwrap());
+                worker_restore(&db, &snapshot, &kek);
+            }
             other => panic!("unknown worker mode {other}"),
         }
         say("@done");
@@ -235,6 +256,13 @@ fn crash_worker() {
         2 * PUT_NAMES + 5
     );
     assert_eq!(vault.epoch(), Epoch(2));
+    // Snapshot, change, restore: back to the snapshot's state.
+    let snap = dir.path().join("direct.snapshot");
+    vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+    vault.delete("crash/records", &record_name(0)).unwrap();
+    drop(vault);
+    worker_restore(&db, &snap, &kek);
+    check_records(&unlock(&db, &kek), 50);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -517,4 +545,147 @@ fn kill_during_puts_leaves_whole_versions_only() {
     assert_eq!(count(Table::Bodies), expected_rows);
     assert_eq!(count(Table::Deks), expected_rows);
     assert_eq!(count(Table::Index), st.secrets);
+}
+
+/// Which state a restore left: the live one before it, or the snapshot's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Restored {
+    Before,
+    Snapshot,
+}
+
+/// The snapshot holds `RESTORE_RECORDS` records with `record_value`; the live vault before
+/// the restore holds them overwritten with `live_value`, plus extra ones.
+const RESTORE_RECORDS: usize = 600;
+const RESTORE_EXTRA: usize = 50;
+
+fn live_value(i: usize) -> Vec<u8> {
+    format!("live value {i}").into_bytes()
+}
+
+/// The vault is entirely in one of the two states; returns which.
+fn check_restore_state(vault: &Vault, trial: usize) -> Restored {
+    let state = match vault.get("crash/records", &record_name(0)) {
+        Ok(s) if s.expose_secret() == record_value(0) => Restored::Snapshot,
+        Ok(s) if s.expose_secret() == live_value(0) => Restored::Before,
+        Ok(_) => panic!("trial {trial}: record 0 holds a third value"),
+        Err(e) => panic!("trial {trial}: record 0 does not open: {e}"),
+    };
+    for i in 0..RESTORE_RECORDS {
+        let s = vault
+            .get("crash/records", &record_name(i))
+            .unwrap_or_else(|e| panic!("trial {trial}: record {i}: {e}"));
+        let want = match state {
+            Restored::Snapshot => record_value(i),
+            Restored::Before => live_value(i),
+        };
+        assert_eq!(s.expose_secret(), want, "trial {trial}: a mix ({state:?})");
+    }
+    let extra = vault.list("crash/extra").unwrap().len();
+    assert_eq!(
+        extra,
+        match state {
+            Restored::Snapshot => 0,
+            Restored::Before => RESTORE_EXTRA,
+        },
+        "trial {trial}: a mix ({state:?})"
+    );
+    vault.audit_verify().unwrap();
+    state
+}
+
+#[test]
+fn kill_during_restore_leaves_the_old_or_the_restored_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = RawKek::generate().unwrap();
+    let template = dir.path().join("template.db");
+    let snapshot = dir.path().join("vault.snapshot");
+    {
+        let (vault, _) =
+            Vault::create(open_store(&template), &kek, &CreateOptions::default()).unwrap();
+        for i in 0..RESTORE_RECORDS {
+            vault
+                .put("crash/records", &record_name(i), &record_value(i))
+                .unwrap();
+        }
+        vault.snapshot_to(&snapshot, &mut |_| {}).unwrap();
+        // The live vault moves on after the snapshot.
+        for i in 0..RESTORE_RECORDS {
+            vault
+                .put("crash/records", &record_name(i), &live_value(i))
+                .unwrap();
+        }
+        for i in 0..RESTORE_EXTRA {
+            vault.put("crash/extra", &record_name(i), b"extra").unwrap();
+        }
+        vault.rotate_vault_key().unwrap();
+    }
+    // How long a whole restore takes in a child, from its `@ready` to its exit.
+    let calibrate = dir.path().join("calibrate.db");
+    copy_db(&template, &calibrate);
+    let mut child = spawn_worker_with("restore", &calibrate, &kek, Some(&snapshot));
+    let mut started = Instant::now();
+    let finished = read_until(&mut child, |l| {
+        if l == "@ready" {
+            started = Instant::now();
+        }
+        false
+    });
+    let full = started.elapsed();
+    assert!(finished && child.wait().unwrap().success());
+    assert_eq!(
+        check_restore_state(&unlock(&calibrate, &kek), 0),
+        Restored::Snapshot
+    );
+
+    let mut rng = Rng::from_env();
+    let mut states = std::collections::BTreeMap::<Restored, usize>::new();
+    let mut killed = 0;
+    for trial in 0..trials() {
+        let db = dir.path().join(format!("restore{trial}.db"));
+        copy_db(&template, &db);
+        let mut child = spawn_worker_with("restore", &db, &kek, Some(&snapshot));
+        let finished = read_until(&mut child, |l| l == "@ready");
+        assert!(!finished);
+        let max = full.as_micros() as u64 * 6 / 5;
+        let pause = rng.below(max + 1);
+        std::thread::sleep(Duration::from_micros(pause));
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let vault = unlock(&db, &kek);
+        *states
+            .entry(check_restore_state(&vault, trial))
+            .or_default() += 1;
+        drop(vault);
+        // A re-run of the restore completes.
+        let report = restore_snapshot(
+            &open_store(&db),
+            &snapshot,
+            &kek,
+            &RestoreOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            check_restore_state(&report.vault, trial),
+            Restored::Snapshot
+        );
+        assert!(
+            report
+                .vault
+                .audit_list(0, 100_000)
+                .unwrap()
+                .iter()
+                .any(|e| e.action == Action::Restore)
+        );
+        drop(report);
+        std::fs::remove_file(&db).unwrap();
+    }
+    eprintln!(
+        "restore states after the kills: {states:?} ({killed} of {} children killed while running)",
+        trials()
+    );
+    assert!(killed > 0, "no kill landed inside a restore");
 }
