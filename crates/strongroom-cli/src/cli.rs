@@ -321,6 +321,47 @@ pub(crate) enum Command {
         #[arg(long)]
         allow_other_vault: bool,
     },
+    /// Export secrets, encrypted to age recipients or a passphrase (readable by `age -d`).
+    ///
+    /// Exactly one target: --age-recipient (repeatable), --age-passphrase, or
+    /// --plaintext-i-understand (a warning is printed). dotenv needs --namespace; JSON
+    /// without it exports every namespace.
+    #[command(
+        after_help = "Examples:\n  strongroom export --namespace core/app --format dotenv --age-recipient age1… --out app.env.age\n  age -d -i key.txt app.env.age\n  strongroom export --format json --age-passphrase --out vault.json.age\n  strongroom export --namespace core/app --format dotenv --plaintext-i-understand --out -"
+    )]
+    Export(ExportArgs),
+    /// Import secrets from a dotenv or JSON file into a namespace (each one a new version
+    /// when it exists; the input is parsed whole before anything is written).
+    #[command(
+        after_help = "Examples:\n  strongroom import core/app --format dotenv --in .env\n  age -d -i key.txt app.env.age | strongroom import core/app --format dotenv --in -"
+    )]
+    Import {
+        /// Namespace to import into (JSON entries naming their own namespace keep it).
+        namespace: String,
+        /// Input format.
+        #[arg(long, value_enum)]
+        format: FormatArg,
+        /// Input file, or `-` for stdin.
+        #[arg(long = "in", value_name = "FILE|-")]
+        input: String,
+    },
+    /// Run a command with a namespace's secrets as environment variables.
+    ///
+    /// Every secret name must be a valid environment variable name (ASCII letters, digits
+    /// and `_`, not starting with a digit): otherwise the command is not started and the
+    /// error lists the offending names. The child's exit code is passed through (128+N when
+    /// it is killed by signal N); values are never printed.
+    #[command(
+        after_help = "Example:\n  strongroom run --namespace core/app -- ./server --port 8080"
+    )]
+    Run {
+        /// Namespace whose secrets are injected.
+        #[arg(long)]
+        namespace: String,
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Run an end-to-end demonstration in a temporary directory (no prompts).
     #[command(after_help = "Example:\n  cargo run -p strongroom-cli -- demo")]
     Demo,
@@ -353,6 +394,33 @@ pub(crate) struct RotateArgs {
     /// Records rewrapped per commit.
     #[arg(long, default_value_t = 2000)]
     pub(crate) batch_size: usize,
+}
+
+// Command-line flags are booleans by nature.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Only this namespace (needed for dotenv; JSON without it exports every namespace).
+    #[arg(long)]
+    pub(crate) namespace: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum)]
+    pub(crate) format: FormatArg,
+    /// Encrypt to this age recipient (`age1…`); repeatable.
+    #[arg(long, value_name = "RECIPIENT")]
+    pub(crate) age_recipient: Vec<String>,
+    /// Encrypt with an age passphrase (prompted twice unless --age-passphrase-file).
+    #[arg(long)]
+    pub(crate) age_passphrase: bool,
+    /// Read the age passphrase from this file (implies --age-passphrase).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) age_passphrase_file: Option<PathBuf>,
+    /// Write plaintext: every secret readable by whoever gets the output.
+    #[arg(long)]
+    pub(crate) plaintext_i_understand: bool,
+    /// Output file (created 0600, never overwritten), or `-` for stdout.
+    #[arg(long, value_name = "FILE|-")]
+    pub(crate) out: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -123,7 +123,9 @@ fn rotate(app: &mut App, old_id: &str, args: &NewKeyholderArgs) -> Result<u8> {
     if let Some(rk) = &new.recovery {
         // Shown before the old keyholder goes: a failure to print keeps the old one.
         vault.add_keyholder(new.keyholder())?;
-        output::recovery_key(rk, &format!("vault {}", vault.id()))?;
+        if !app.json() {
+            output::recovery_key(rk, &format!("vault {}", vault.id()))?;
+        }
     }
     let info = vault.rotate_keyholder(&old, new.keyholder())?;
     app.save_pins(&vault)?;

@@ -1,17 +1,20 @@
-//! `snapshot`, `verify-snapshot`, `restore`.
+//! `snapshot`, `verify-snapshot`, `restore`, `export`, `import`, `run`.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 use strongroom::crypto::MemberId;
 use strongroom::sharing::Pins;
-use strongroom::{RestoreOptions, SnapshotInfo, UnlockOptions, Vault};
+use strongroom::{ExportFormat, ExportTarget, RestoreOptions, SnapshotInfo, UnlockOptions, Vault};
 
 use crate::app::{App, resolve_member};
+use crate::cli::{ExportArgs, FormatArg};
 use crate::cmd_vault::finish;
-use crate::output;
+use crate::{input, output};
 
 fn info_json(info: &SnapshotInfo) -> serde_json::Value {
     json!({
@@ -138,4 +141,165 @@ pub(crate) fn restore(app: &mut App, file: &Path, allow_other_vault: bool) -> Re
         v.versions
     );
     Ok(0)
+}
+
+fn format(f: FormatArg) -> ExportFormat {
+    match f {
+        FormatArg::Dotenv => ExportFormat::Dotenv,
+        FormatArg::Json => ExportFormat::Json,
+    }
+}
+
+/// `export`.
+pub(crate) fn export(app: &mut App, args: &ExportArgs) -> Result<u8> {
+    let passphrase = args.age_passphrase || args.age_passphrase_file.is_some();
+    let chosen = usize::from(!args.age_recipient.is_empty())
+        + usize::from(passphrase)
+        + usize::from(args.plaintext_i_understand);
+    if chosen != 1 {
+        bail!(
+            "choose one export target: --age-recipient (repeatable), --age-passphrase, or --plaintext-i-understand"
+        );
+    }
+    let to_stdout = args.out == "-";
+    let out_path = PathBuf::from(&args.out);
+    if !to_stdout && out_path.exists() {
+        bail!("{} exists: refusing to overwrite it", out_path.display());
+    }
+    let o = app.unlock()?;
+    let target = if passphrase {
+        let p = match &args.age_passphrase_file {
+            Some(f) => input::secret_from_file(f, "age passphrase")?,
+            None => input::prompt_new("age passphrase", "pass --age-passphrase-file")?,
+        };
+        ExportTarget::AgePassphrase(p)
+    } else if args.plaintext_i_understand {
+        eprintln!(
+            "WARNING: writing secrets in PLAINTEXT to {}: anyone who reads it has them; delete it when done",
+            if to_stdout { "stdout" } else { &args.out }
+        );
+        ExportTarget::Plaintext
+    } else {
+        ExportTarget::AgeRecipients(args.age_recipient.clone())
+    };
+    let report = if to_stdout {
+        let mut out = std::io::stdout().lock();
+        let r = o.vault.export(
+            args.namespace.as_deref(),
+            format(args.format),
+            target,
+            &mut out,
+        )?;
+        out.flush().context("cannot write to stdout")?;
+        r
+    } else {
+        // Written to a private temporary file and moved into place only when complete.
+        let dir = out_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".strongroom-export-")
+            .tempfile_in(dir)
+            .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+        let r = o.vault.export(
+            args.namespace.as_deref(),
+            format(args.format),
+            target,
+            tmp.as_file_mut(),
+        )?;
+        tmp.as_file()
+            .sync_all()
+            .context("cannot write the export")?;
+        tmp.persist_noclobber(&out_path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot create {}", out_path.display()))?;
+        r
+    };
+    finish(app, &o)?;
+    let msg = format!(
+        "exported {} secrets{}",
+        report.secrets,
+        if to_stdout {
+            String::new()
+        } else {
+            format!(" to {}", out_path.display())
+        }
+    );
+    if to_stdout {
+        eprintln!("{msg}");
+    } else if app.json() {
+        output::json(&json!({"secrets": report.secrets, "file": out_path.display().to_string()}))?;
+    } else {
+        println!("{msg}");
+    }
+    Ok(0)
+}
+
+/// `import`.
+pub(crate) fn import(app: &mut App, namespace: &str, f: FormatArg, input_spec: &str) -> Result<u8> {
+    strongroom::validate_namespace(namespace)?;
+    let o = app.unlock()?;
+    let bytes = if input_spec == "-" {
+        input::stdin_bytes("import input")?
+    } else {
+        input::file_bytes(Path::new(input_spec), "import input")?
+    };
+    let report = o.vault.import(namespace, format(f), &bytes)?;
+    finish(app, &o)?;
+    if app.json() {
+        output::json(&json!({"secrets": report.secrets, "namespace": namespace}))?;
+    } else {
+        println!("imported {} secrets into {namespace}", report.secrets);
+    }
+    Ok(0)
+}
+
+/// `run`: the child's exit code (128+N when killed by signal N).
+pub(crate) fn run(app: &mut App, namespace: &str, command: &[OsString]) -> Result<u8> {
+    let Some((program, args)) = command.split_first() else {
+        bail!("give the command to run after --");
+    };
+    let o = app.unlock()?;
+    let vars = o.vault.env_vars(namespace)?;
+    finish(app, &o)?;
+    drop(o);
+    let mut child = std::process::Command::new(program);
+    child.args(args);
+    for (name, value) in &vars {
+        let bytes = value.expose_secret();
+        if bytes.contains(&0) {
+            bail!(
+                "the value of {name} contains a NUL byte and cannot be an environment variable; the command was not started"
+            );
+        }
+        #[cfg(unix)]
+        let v = {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::OsStr::from_bytes(bytes).to_owned()
+        };
+        #[cfg(not(unix))]
+        let v = OsString::from(String::from_utf8_lossy(bytes).into_owned());
+        child.env(name, v);
+    }
+    tracing::info!(
+        count = vars.len(),
+        namespace,
+        "starting the command with secrets in its environment"
+    );
+    drop(vars);
+    let status = child
+        .status()
+        .with_context(|| format!("cannot start {}", program.to_string_lossy()))?;
+    if let Some(code) = status.code() {
+        return Ok(u8::try_from(code & 0xff).unwrap_or(1));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return Ok(u8::try_from(128 + (sig & 0x7f)).unwrap_or(1));
+        }
+    }
+    Ok(1)
 }

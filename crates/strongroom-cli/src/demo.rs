@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use secrecy::ExposeSecret;
 use strongroom::sharing::PublicIdentity;
+use zeroize::Zeroizing;
 
 use crate::app::App;
 use crate::cli::Cli;
@@ -40,11 +42,10 @@ impl Demo {
         let shown: Vec<String> = args
             .iter()
             .map(|a| {
-                let a = a.replace(&*self.dir.to_string_lossy(), "$DEMO");
-                if a.contains(' ') {
-                    format!("\"{a}\"")
+                if a.contains([' ', '"', '$']) {
+                    format!("'{}'", a.replace('\'', "'\\''"))
                 } else {
-                    a
+                    a.replace(&*self.dir.to_string_lossy(), "$DEMO")
                 }
             })
             .collect();
@@ -156,6 +157,59 @@ pub(crate) fn run(_app: &mut App) -> Result<u8> {
         &["restore", s(&snap)],
     )?;
 
+    // Export to age, and decrypt it as the `age` tool would.
+    let identity = age::x25519::Identity::generate();
+    let key_file = d.file(
+        "age-key.txt",
+        &format!(
+            "# demo age identity\n{}\n",
+            identity.to_string().expose_secret()
+        ),
+    )?;
+    let recipient = identity.to_public().to_string();
+    let exported = d.path("app.env.age");
+    run_alice(
+        "Export core/app as dotenv, encrypted to an age recipient",
+        &[
+            "export",
+            "--namespace",
+            "core/app",
+            "--format",
+            "dotenv",
+            "--age-recipient",
+            &recipient,
+            "--out",
+            s(&exported),
+        ],
+    )?;
+    let plain = decrypt_age(&exported, &identity)?;
+    let names: Vec<&str> = plain
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(n, _)| n))
+        .collect();
+    if !plain.contains("DB_PASSWORD=\"hunter3\"") {
+        bail!("the age export did not decrypt to the stored values");
+    }
+    println!(
+        "(decrypted with the identity in $DEMO/{}, as `age -d -i $DEMO/{} $DEMO/app.env.age` would: {} — values match the vault)",
+        key_file.file_name().unwrap_or_default().to_string_lossy(),
+        key_file.file_name().unwrap_or_default().to_string_lossy(),
+        names.join(", ")
+    );
+    #[cfg(unix)]
+    run_alice(
+        "Run a command with the namespace's secrets in its environment (values are not printed)",
+        &[
+            "run",
+            "--namespace",
+            "core/app",
+            "--",
+            "sh",
+            "-c",
+            "echo \"the child sees DB_PASSWORD (${#DB_PASSWORD} characters) and API_TOKEN (${#API_TOKEN})\"",
+        ],
+    )?;
+
     // A second member.
     let bob_id = d.path("bob.identity");
     d.ok(
@@ -247,4 +301,19 @@ pub(crate) fn run(_app: &mut App) -> Result<u8> {
     println!("demo finished: every step succeeded; the temporary directory is removed now.");
     drop(tmp);
     Ok(0)
+}
+
+/// Decrypts an age file with `identity` (what `age -d -i` does).
+fn decrypt_age(path: &Path, identity: &age::x25519::Identity) -> Result<Zeroizing<String>> {
+    use std::io::Read;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let decryptor = age::Decryptor::new_buffered(&bytes[..]).context("not an age file")?;
+    let mut reader = decryptor
+        .decrypt(std::iter::once(identity as &dyn age::Identity))
+        .context("the age identity does not decrypt the export")?;
+    let mut out = Zeroizing::new(String::new());
+    reader
+        .read_to_string(&mut out)
+        .context("cannot decrypt the export")?;
+    Ok(out)
 }

@@ -105,6 +105,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
             file,
             allow_other_vault,
         } => cmd_transfer::restore(app, file, *allow_other_vault),
+        Command::Export(args) => cmd_transfer::export(app, args),
+        Command::Import {
+            namespace,
+            format,
+            input,
+        } => cmd_transfer::import(app, namespace, *format, input),
+        Command::Run { namespace, command } => cmd_transfer::run(app, namespace, command),
         Command::Demo => demo::run(app),
     }
 }
