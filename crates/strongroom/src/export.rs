@@ -282,6 +282,15 @@ impl Vault {
     }
 }
 
+/// Parses an import document (fuzzing entry point).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_parse(format: ExportFormat, data: &[u8]) -> Result<usize, VaultError> {
+    Ok(match format {
+        ExportFormat::Dotenv => parse_dotenv(data)?.len(),
+        ExportFormat::Json => parse_json(data, "fuzz")?.len(),
+    })
+}
+
 fn encode_dotenv(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     let mut out = Zeroizing::new(Vec::new());
     for s in secrets {

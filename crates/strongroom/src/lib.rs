@@ -5,6 +5,9 @@
 mod audit;
 mod error;
 mod export;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod members;
 mod meta;
 mod records;

@@ -83,6 +83,14 @@ impl Job {
     }
 }
 
+/// Decodes a job row (fuzzing entry point).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_decode(data: &[u8]) {
+    if let Ok(job) = Job::decode(data) {
+        assert_eq!(Job::decode(&job.encode()).ok(), Some(job));
+    }
+}
+
 /// Tuning of a rotation.
 #[derive(Clone, Copy, Debug)]
 pub struct RotateOptions {

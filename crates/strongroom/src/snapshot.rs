@@ -236,7 +236,7 @@ fn create_private(path: &Path) -> std::io::Result<File> {
 }
 
 /// A parsed snapshot: its header and rows.
-struct Parsed {
+pub(crate) struct Parsed {
     info: SnapshotInfo,
     rows: Vec<TableRow>,
 }
@@ -288,8 +288,13 @@ fn read_snapshot(path: &Path) -> Result<Parsed, VaultError> {
         source: e,
     })?;
     let bytes_total = file.metadata().map_or(0, |m| m.len());
+    parse_snapshot(BufReader::new(file), bytes_total)
+}
+
+/// Parses a snapshot of `bytes_total` bytes from `input`.
+pub(crate) fn parse_snapshot(input: impl Read, bytes_total: u64) -> Result<Parsed, VaultError> {
     let mut r = HashingReader {
-        inner: BufReader::new(file),
+        inner: input,
         hash: Sha256::new(),
         limit: bytes_total,
     };
@@ -338,7 +343,7 @@ fn read_snapshot(path: &Path) -> Result<Parsed, VaultError> {
         .map_err(|_| snap_err("the file is truncated (at the integrity hash)"))?;
     let mut extra = [0u8; 1];
     let more = r.inner.read(&mut extra).map_err(|e| VaultError::Io {
-        what: format!("reading snapshot {}", path.display()),
+        what: "reading the snapshot".into(),
         source: e,
     })?;
     if more != 0 {
