@@ -1,0 +1,361 @@
+//! A storage that lies (`AdversarialStore`): rows pointed at, swapped with or replayed from
+//! other records, other vaults or older versions. The vault refuses with a clear error or
+//! still returns the right secret; it never returns another secret's value.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use strongroom::recovery::RawKek;
+use strongroom::store::{AdversarialStore, MemoryStore, ReadView, ScanRange, Store, Table};
+use strongroom::{CreateOptions, SecretMeta, Vault, VaultError};
+
+type Adv = Arc<AdversarialStore<MemoryStore>>;
+
+struct Env {
+    adv: Adv,
+    store: Arc<dyn Store>,
+    kek: RawKek,
+    vault: Vault,
+}
+
+fn setup() -> Env {
+    let adv = Arc::new(AdversarialStore::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = adv.clone();
+    let kek = RawKek::generate().unwrap();
+    let (vault, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
+    Env {
+        adv,
+        store,
+        kek,
+        vault,
+    }
+}
+
+fn keys(store: &dyn ReadView, table: Table) -> BTreeSet<Vec<u8>> {
+    store
+        .scan(table, &ScanRange::all(), None, 10_000)
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.key)
+        .collect()
+}
+
+/// Puts a secret and returns its metadata and its blind index row key.
+fn put(env: &Env, ns: &str, name: &str, value: &[u8]) -> (SecretMeta, Vec<u8>) {
+    let before = keys(env.adv.inner(), Table::Index);
+    let meta = env.vault.put(ns, name, value).unwrap();
+    let after = keys(env.adv.inner(), Table::Index);
+    let key = after
+        .difference(&before)
+        .next()
+        .cloned()
+        .or_else(|| {
+            // An overwrite: find the row pointing at this record.
+            env.adv
+                .inner()
+                .scan(Table::Index, &ScanRange::all(), None, 10_000)
+                .unwrap()
+                .rows
+                .into_iter()
+                .find(|r| r.value[1..17] == meta.record_id.as_bytes()[..])
+                .map(|r| r.key)
+        })
+        .expect("the index row of the secret");
+    (meta, key)
+}
+
+/// Row key of a record version in Bodies and Deks.
+fn vkey(meta: &SecretMeta) -> Vec<u8> {
+    let mut k = meta.record_id.as_bytes().to_vec();
+    k.extend_from_slice(&meta.version.to_be_bytes());
+    k
+}
+
+/// The read either fails or returns exactly `allowed`; it never returns `forbidden`.
+fn never_leaks(
+    got: &Result<strongroom::Secret, VaultError>,
+    allowed: &[&[u8]],
+    forbidden: &[u8],
+) -> bool {
+    match got {
+        Ok(s) => {
+            assert_ne!(
+                s.expose_secret(),
+                forbidden,
+                "another secret's value was returned"
+            );
+            assert!(
+                allowed.contains(&s.expose_secret()),
+                "an unexpected value was returned"
+            );
+            true
+        }
+        Err(e) => {
+            assert!(!e.to_string().contains("value-b"), "the error leaks: {e}");
+            false
+        }
+    }
+}
+
+#[test]
+fn an_index_row_pointed_at_another_record_is_refused() {
+    let env = setup();
+    let (_, ka) = put(&env, "app", "A", b"value-a");
+    let (_, kb) = put(&env, "app", "B", b"value-b");
+    env.adv.swap_value(Table::Index, &ka, &kb);
+    let err = env.vault.get("app", "A").unwrap_err();
+    assert!(matches!(err, VaultError::Inconsistent { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("another secret") && msg.contains("tampering"),
+        "unclear error: {msg}"
+    );
+    assert!(!msg.contains("value-b"));
+    assert!(matches!(
+        env.vault.history("app", "A"),
+        Err(VaultError::Inconsistent { .. })
+    ));
+    assert!(matches!(
+        env.vault.get_version("app", "A", 1),
+        Err(VaultError::Inconsistent { .. })
+    ));
+    let err = env.vault.list("app").unwrap_err();
+    assert!(err.to_string().contains("another secret"), "{err}");
+    // B itself still reads; honest reads come back once the storage stops lying.
+    assert_eq!(
+        env.vault.get("app", "B").unwrap().expose_secret(),
+        b"value-b"
+    );
+    env.adv.clear_rules();
+    assert_eq!(
+        env.vault.get("app", "A").unwrap().expose_secret(),
+        b"value-a"
+    );
+    assert_eq!(env.vault.list("app").unwrap().len(), 2);
+}
+
+#[test]
+fn an_index_row_moved_to_another_namespace_is_refused() {
+    let env = setup();
+    let (_, ka) = put(&env, "tenant-a", "TOKEN", b"value-a");
+    let (_, kb) = put(&env, "tenant-b", "TOKEN", b"value-b");
+    env.adv.swap_value(Table::Index, &ka, &kb);
+    let got = env.vault.get("tenant-a", "TOKEN");
+    assert!(!never_leaks(&got, &[b"value-a"], b"value-b"));
+    assert!(matches!(got, Err(VaultError::Inconsistent { .. })));
+}
+
+#[test]
+fn bodies_and_data_keys_swapped_between_records_are_refused() {
+    let env = setup();
+    let (a, _) = put(&env, "app", "A", b"value-a");
+    let (b, _) = put(&env, "app", "B", b"value-b");
+    for tables in [
+        &[Table::Bodies][..],
+        &[Table::Deks],
+        &[Table::Bodies, Table::Deks],
+    ] {
+        for t in tables {
+            env.adv.swap_value(*t, &vkey(&a), &vkey(&b));
+        }
+        let got = env.vault.get("app", "A");
+        assert!(!never_leaks(&got, &[b"value-a"], b"value-b"), "{tables:?}");
+        let err = got.unwrap_err();
+        assert!(
+            matches!(err, VaultError::Record { .. }),
+            "{tables:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("does not decrypt"), "{err}");
+        // The record id in the error is A's (what the caller asked about), not a name.
+        assert!(err.to_string().contains(&a.record_id.to_string()), "{err}");
+        env.adv.clear_rules();
+    }
+    assert_eq!(
+        env.vault.get("app", "A").unwrap().expose_secret(),
+        b"value-a"
+    );
+}
+
+#[test]
+fn a_version_row_served_for_another_version_is_refused() {
+    let env = setup();
+    let (v1, _) = put(&env, "app", "A", b"value-a-1");
+    let (v2, _) = put(&env, "app", "A", b"value-a-2");
+    // Version 2 asked for, version 1's rows served: the version is bound into both.
+    for t in [Table::Bodies, Table::Deks] {
+        env.adv.swap_value(t, &vkey(&v2), &vkey(&v1));
+    }
+    let got = env.vault.get("app", "A");
+    assert!(matches!(got, Err(VaultError::Record { .. })), "{got:?}");
+    env.adv.clear_rules();
+    assert_eq!(
+        env.vault.get("app", "A").unwrap().expose_secret(),
+        b"value-a-2"
+    );
+}
+
+#[test]
+fn an_old_data_key_row_opens_or_fails_cleanly() {
+    let env = setup();
+    let (a, _) = put(&env, "app", "A", b"value-a");
+    let (b, _) = put(&env, "app", "B", b"value-b");
+    // A handle unlocked before the rotation still holds the old epoch's key in memory.
+    let early = Vault::open(Arc::clone(&env.store))
+        .unwrap()
+        .unlock(&env.kek)
+        .unwrap();
+    env.vault.rotate_vault_key().unwrap();
+    assert_eq!(env.adv.history(Table::Deks, &vkey(&a)).len(), 2);
+    // The storage serves the data key as it was before the rotation.
+    env.adv.serve_stale(Table::Deks, &vkey(&a));
+    let late = Vault::open(Arc::clone(&env.store))
+        .unwrap()
+        .unlock(&env.kek)
+        .unwrap();
+    for handle in [&env.vault, &early, &late] {
+        let got = handle.get("app", "A");
+        if let Err(e) = &got {
+            assert!(
+                matches!(
+                    e,
+                    VaultError::Record { .. } | VaultError::RetiredEpoch { .. }
+                ),
+                "{e:?}"
+            );
+        }
+        never_leaks(&got, &[b"value-a"], b"value-b");
+    }
+    // The handle that did the rotation shredded the old epoch: it refuses.
+    assert!(env.vault.get("app", "A").is_err());
+    // B's old data key served for A: refused by every handle.
+    env.adv.clear_rules();
+    env.adv.on_read({
+        let old_b = env.adv.history(Table::Deks, &vkey(&b))[0].clone();
+        let key_a = vkey(&a);
+        move |t, k, seen| {
+            if t == Table::Deks && k == key_a {
+                seen.map(|s| strongroom::store::Versioned {
+                    value: old_b.value.clone(),
+                    version: s.version,
+                })
+            } else {
+                seen
+            }
+        }
+    });
+    for handle in [&env.vault, &early, &late] {
+        let got = handle.get("app", "A");
+        assert!(!never_leaks(&got, &[b"value-a"], b"value-b"));
+    }
+    env.adv.clear_rules();
+    assert_eq!(
+        env.vault.get("app", "A").unwrap().expose_secret(),
+        b"value-a"
+    );
+}
+
+#[test]
+fn a_rolled_back_index_row_returns_an_older_value_of_the_same_secret_only() {
+    let env = setup();
+    put(&env, "app", "B", b"value-b");
+    let (_, ka) = put(&env, "app", "A", b"value-a-1");
+    put(&env, "app", "A", b"value-a-2");
+    env.adv.serve_stale(Table::Index, &ka);
+    let got = env.vault.get("app", "A");
+    assert!(never_leaks(&got, &[b"value-a-1", b"value-a-2"], b"value-b"));
+}
+
+#[test]
+fn a_record_replayed_from_another_vault_is_refused() {
+    // Two vaults with the same secret name; the storage of the first serves the second's
+    // rows (index entry, body and data key) for it.
+    let env = setup();
+    let other = setup();
+    let (_, ka) = put(&env, "app", "A", b"value-a");
+    let (_, kob) = put(&other, "app", "A", b"value-b");
+    let index_row = other
+        .adv
+        .inner()
+        .get(Table::Index, &kob)
+        .unwrap()
+        .unwrap()
+        .value;
+    let other_inner = Arc::clone(&other.adv);
+    env.adv.on_read(move |t, k, seen| match t {
+        Table::Index if k == ka.as_slice() => Some(strongroom::store::Versioned {
+            value: index_row.clone(),
+            version: seen.map_or(1, |s| s.version),
+        }),
+        Table::Bodies | Table::Deks => seen.or_else(|| other_inner.inner().get(t, k).unwrap()),
+        _ => seen,
+    });
+    let got = env.vault.get("app", "A");
+    assert!(!never_leaks(&got, &[b"value-a"], b"value-b"), "{got:?}");
+    assert!(matches!(got, Err(VaultError::Record { .. })), "{got:?}");
+}
+
+#[test]
+fn hidden_and_corrupted_rows_fail_cleanly() {
+    let env = setup();
+    let (a, ka) = put(&env, "app", "A", b"value-a");
+    env.adv.hide(Table::Deks, &vkey(&a));
+    let err = env.vault.get("app", "A").unwrap_err();
+    assert!(err.to_string().contains("missing its data key"), "{err}");
+    env.adv.clear_rules();
+    env.adv.hide(Table::Bodies, &vkey(&a));
+    let err = env.vault.get("app", "A").unwrap_err();
+    assert!(err.to_string().contains("missing its body"), "{err}");
+    env.adv.clear_rules();
+    // One flipped bit anywhere in the body, the data key or the index entry.
+    for (table, key) in [
+        (Table::Bodies, vkey(&a)),
+        (Table::Deks, vkey(&a)),
+        (Table::Index, ka.clone()),
+    ] {
+        let len = env
+            .adv
+            .inner()
+            .get(table, &key)
+            .unwrap()
+            .unwrap()
+            .value
+            .len();
+        for pos in [0, 1, len / 2, len - 1] {
+            env.adv.clear_rules();
+            let key2 = key.clone();
+            env.adv.on_read(move |t, k, seen| {
+                if t == table && k == key2.as_slice() {
+                    seen.map(|mut s| {
+                        s.value[pos] ^= 0x01;
+                        s
+                    })
+                } else {
+                    seen
+                }
+            });
+            let got = env.vault.get("app", "A");
+            match &got {
+                // The index entry's creation time is not used by a read.
+                Ok(s) if table == Table::Index && s.expose_secret() == b"value-a" => {}
+                Ok(s) => panic!(
+                    "{table:?} byte {pos} flipped but a value came back ({} bytes)",
+                    s.expose_secret().len()
+                ),
+                Err(
+                    VaultError::Record { .. }
+                    | VaultError::Corrupt { .. }
+                    | VaultError::Inconsistent { .. }
+                    | VaultError::NotFound { .. }
+                    | VaultError::RetiredEpoch { .. },
+                ) => {}
+                Err(e) => panic!("{table:?} byte {pos}: unexpected error kind {e:?}"),
+            }
+        }
+    }
+    env.adv.clear_rules();
+    assert_eq!(
+        env.vault.get("app", "A").unwrap().expose_secret(),
+        b"value-a"
+    );
+}
