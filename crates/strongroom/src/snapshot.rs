@@ -508,7 +508,7 @@ pub fn restore_snapshot(
         }
         Ok(_) | Err(VaultError::NoVault) => {}
         Err(e) => {
-            tracing::warn!(error = %e, "the live store does not open as a vault; restoring over it")
+            tracing::warn!(error = %e, "the live store does not open as a vault; restoring over it");
         }
     }
     let Parsed { info, rows } = parsed;
