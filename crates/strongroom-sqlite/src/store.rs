@@ -94,10 +94,20 @@ impl SqliteStore {
             path,
             options,
         };
-        let conn = store.new_connection()?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(sql_err)?;
+        // Switching a new file to WAL takes an exclusive lock and SQLite does not wait for
+        // it through the busy handler: when another process opens the same fresh file at
+        // the same moment, retry until the busy timeout.
+        let deadline = Instant::now() + store.options.busy_timeout;
+        let (conn, mode) = loop {
+            let conn = store.new_connection()?;
+            match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+                Ok(mode) => break (conn, mode),
+                Err(e) if is_busy(&e) && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(sql_err(e)),
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable {
                 reason: format!("SQLite refused WAL mode (journal_mode is {mode})"),
