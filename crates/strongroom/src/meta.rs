@@ -266,3 +266,51 @@ pub(crate) fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn header_round_trip_and_mac(id in any::<[u8; 16]>(), created in any::<u64>(), chacha in any::<bool>(),
+                                     history in 1u32.., days in any::<u32>()) {
+            let keys = MetaKeys::from_root(Key256::generate().unwrap());
+            let suite = if chacha { Suite::ChaCha20Poly1305 } else { Suite::Aes256Gcm };
+            let h = Header::new(VaultId::from_bytes(id), created, suite, history, days, &keys);
+            let back = Header::decode(&h.encode()).unwrap();
+            prop_assert_eq!(&back, &h);
+            back.verify(&keys).unwrap();
+            let other = MetaKeys::from_root(Key256::generate().unwrap());
+            prop_assert!(back.verify(&other).is_err());
+        }
+    }
+
+    #[test]
+    fn header_refuses_newer_versions_and_edits() {
+        let keys = MetaKeys::from_root(Key256::generate().unwrap());
+        let h = Header::new(
+            VaultId::from_bytes([3; 16]),
+            1,
+            Suite::Aes256Gcm,
+            10,
+            90,
+            &keys,
+        );
+        let mut b = h.encode();
+        b[0] = 9;
+        assert!(matches!(
+            Header::decode(&b),
+            Err(VaultError::TooNew { found: 9, .. })
+        ));
+        let mut b = h.encode();
+        b[29] ^= 1; // history
+        let edited = Header::decode(&b).unwrap();
+        assert!(
+            edited.verify(&keys).is_err(),
+            "a settings edit is caught by the MAC"
+        );
+        assert!(Header::decode(&h.encode()[..40]).is_err());
+    }
+}

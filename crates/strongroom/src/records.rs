@@ -670,3 +670,59 @@ pub(crate) fn versions_of(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn index_entry_round_trip(id in any::<[u8; 16]>(), version in 1u64.., created in any::<u64>()) {
+            let e = IndexEntry { record: RecordId::from_bytes(id), version, created_at: created };
+            prop_assert_eq!(IndexEntry::decode(&e.encode()).unwrap(), e);
+        }
+
+        #[test]
+        fn payload_round_trip(ns in "[a-z]{1,8}(/[a-z0-9._-]{1,8}){0,3}", name in "\\PC{1,40}",
+                              value in proptest::collection::vec(any::<u8>(), 0..300),
+                              t1 in any::<u64>(), t2 in any::<u64>(), author in any::<[u8; 16]>()) {
+            let p = Payload { namespace: &ns, name: &name, created_at: t1, updated_at: t2,
+                              author: MemberId::from_bytes(author), value: &value };
+            let back = decode_payload(&p.encode()).unwrap();
+            prop_assert_eq!(back.namespace, ns);
+            prop_assert_eq!(back.name, name);
+            prop_assert_eq!((back.created_at, back.updated_at), (t1, t2));
+            prop_assert_eq!(back.author, MemberId::from_bytes(author));
+            prop_assert_eq!(back.value.expose_secret(), &value[..]);
+        }
+
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = IndexEntry::decode(&bytes);
+            let _ = decode_payload(&SecretBytes::from(bytes.clone()));
+            let _ = parse_version_key(&bytes);
+        }
+    }
+
+    #[test]
+    fn index_entry_refuses_version_zero_and_garbage() {
+        let e = IndexEntry {
+            record: RecordId::from_bytes([1; 16]),
+            version: 1,
+            created_at: 5,
+        };
+        let mut b = e.encode();
+        b[17..25].copy_from_slice(&0u64.to_be_bytes());
+        assert!(IndexEntry::decode(&b).is_err());
+        assert!(IndexEntry::decode(&e.encode()[..20]).is_err());
+        let mut b = e.encode();
+        b[0] = 2;
+        assert!(
+            IndexEntry::decode(&b)
+                .unwrap_err()
+                .to_string()
+                .contains("version 2")
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! A frozen version-1 vault (a snapshot file in tests/data/v1/) that every later release
+//! must keep opening: the snapshot format, the vault header, index entries, payloads, the
+//! audit log, the membership log, grants, the key chain after a rotation, and keyholder
+//! stanzas. Regenerate only for a deliberate format change (which must bump a version):
+//! `STRONGROOM_REGENERATE_VECTORS=1 cargo test -p strongroom --test frozen_v1`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use strongroom::recovery::RawKek;
+use strongroom::sharing::{Identity, Role};
+use strongroom::store::{MemoryStore, Store};
+use strongroom::{
+    CreateOptions, Epoch, RestoreOptions, UnlockOptions, Vault, restore_snapshot, verify_snapshot,
+};
+
+/// A fixed test key (not a secret): the frozen vault's raw KEK.
+const KEK_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/v1")
+        .join(name)
+}
+
+fn kek() -> RawKek {
+    RawKek::from_hex(KEK_HEX).unwrap()
+}
+
+fn generate() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (v, _) = Vault::create(
+        Arc::clone(&store),
+        &kek(),
+        &CreateOptions {
+            member_name: "frozen-owner".into(),
+            ..CreateOptions::default()
+        },
+    )
+    .unwrap();
+    v.put("core/app", "DB_PASSWORD", b"first").unwrap();
+    v.put("core/app", "DB_PASSWORD", b"second").unwrap();
+    v.put("core/app", "API_TOKEN", b"token-v1").unwrap();
+    v.put("plugins/x", "binary", &[0, 1, 2, 254, 255]).unwrap();
+    let bob = Identity::generate("bob").unwrap();
+    v.add_member(
+        bob.public(),
+        Role::ReadOnly,
+        bob.public()
+            .confirm_fingerprint(&bob.public().fingerprint().to_string())
+            .unwrap(),
+    )
+    .unwrap();
+    v.rotate_vault_key().unwrap();
+    v.put("core/app", "AFTER_ROTATION", b"epoch-2").unwrap();
+    let _ = std::fs::remove_file(data("vault.snapshot"));
+    v.snapshot_to(&data("vault.snapshot"), &mut |_| {}).unwrap();
+}
+
+#[test]
+fn frozen_v1_vault_still_opens() {
+    if std::env::var_os("STRONGROOM_REGENERATE_VECTORS").is_some() {
+        generate();
+    }
+    let path = data("vault.snapshot");
+    let ver = verify_snapshot(&path, &kek(), &UnlockOptions::default()).unwrap();
+    assert_eq!((ver.secrets, ver.versions), (4, 5));
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let v = restore_snapshot(&store, &path, &kek(), &RestoreOptions::default())
+        .unwrap()
+        .vault;
+    assert_eq!(v.epoch(), Epoch(2));
+    assert_eq!(v.min_epoch(), Epoch(2));
+    assert_eq!(
+        v.get("core/app", "DB_PASSWORD").unwrap().expose_secret(),
+        b"second"
+    );
+    assert_eq!(
+        v.get_version("core/app", "DB_PASSWORD", 1)
+            .unwrap()
+            .expose_secret(),
+        b"first"
+    );
+    assert_eq!(
+        v.get("core/app", "API_TOKEN").unwrap().expose_secret(),
+        b"token-v1"
+    );
+    assert_eq!(
+        v.get("plugins/x", "binary").unwrap().expose_secret(),
+        &[0, 1, 2, 254, 255]
+    );
+    assert_eq!(
+        v.get("core/app", "AFTER_ROTATION").unwrap().meta().epoch,
+        Epoch(2)
+    );
+    let mut names: Vec<String> = v.members().into_iter().map(|m| m.name).collect();
+    names.sort();
+    assert_eq!(names, ["bob", "frozen-owner"]);
+    let audit = v.audit_verify().unwrap();
+    assert!(audit.entries >= 10);
+    // Still writable by this build.
+    v.put("core/app", "NEW", b"x").unwrap();
+    v.rotate_vault_key().unwrap();
+    assert_eq!(
+        v.get("core/app", "DB_PASSWORD").unwrap().expose_secret(),
+        b"second"
+    );
+}
