@@ -15,7 +15,7 @@ use strongroom::{
 };
 
 /// A fixed test key (not a secret): the frozen vault's raw KEK.
-const KEK_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0";
+const KEK_HEX: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"; // pragma: allowlist secret
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
