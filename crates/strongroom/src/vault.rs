@@ -6,7 +6,10 @@ use strongroom_crypto::{Key256, MemberId, VaultId, random};
 use strongroom_envelope::{Epoch, Suite, VaultKey};
 use strongroom_recovery::Keyholder;
 use strongroom_sharing::{Identity, Pins, Role, Session, SharingError, Warning};
-use strongroom_store::{Batch, Expect, ScanRange, Store, StoreError, Table};
+use strongroom_store::{
+    Batch, Committed, Cursor as ScanCursor, Expect, Page, ReadView, ScanRange, Snapshot, Store,
+    StoreError, Table, TableRow, Versioned,
+};
 
 use crate::VaultError;
 use crate::audit::{self, Action, Cursor, Event};
@@ -296,12 +299,7 @@ impl Vault {
         let view = self.store().snapshot()?;
         let mut st = self.state_mut();
         st.session.refresh(&*view)?;
-        let (meta, _) = find_meta(
-            &*view,
-            self.id(),
-            |e| st.session.key(e),
-            st.session.epoch(),
-        )?;
+        let (meta, _) = find_meta(&*view, self.id(), |e| st.session.key(e), st.session.epoch())?;
         st.meta = meta;
         Ok(())
     }
@@ -329,25 +327,28 @@ impl Vault {
         }
     }
 
-    /// Runs a read, retrying once after a refresh when the vault moved to keys this handle
-    /// does not have yet.
+    /// Runs a read, retrying after a refresh when the vault moved to keys this handle does
+    /// not have yet (as long as the membership log keeps moving, a few times at most).
     pub(crate) fn read<T>(
         &self,
         f: impl Fn(&State) -> Result<T, VaultError>,
     ) -> Result<T, VaultError> {
-        let first = {
+        let run = || {
             let st = self.state();
             f(&st)
         };
-        match first {
-            Err(VaultError::Record { .. } | VaultError::Inconsistent { .. })
-                if self.refresh_if_stale()? =>
-            {
-                let st = self.state();
-                f(&st)
+        let mut result = run();
+        for _ in 0..8 {
+            match result {
+                Err(VaultError::Record { .. } | VaultError::Inconsistent { .. })
+                    if self.refresh_if_stale()? =>
+                {
+                    result = run();
+                }
+                other => return other,
             }
-            other => other,
         }
+        result
     }
 
     /// Runs a write: `f` fills a batch and names the audit event; the audit entry is
@@ -549,13 +550,17 @@ impl LockedVault {
     ) -> Result<Vault, VaultError> {
         let mut pins = options.pins;
         let vault_id = self.header.vault_id;
-        let session = match strongroom_sharing::unlock(
-            &*self.store,
-            vault_id,
-            options.member,
-            keyholder,
-            &mut pins,
-        ) {
+        // Every read of the unlock comes from one snapshot: a membership change another
+        // process commits meanwhile (a rotation's new epoch and the retirement of the old
+        // ones) must not make the log, the grants, the key chain and the metadata key
+        // disagree, which would read as storage tampering.
+        let view = ViewStore {
+            view: Mutex::new(self.store.snapshot()?),
+            store: &*self.store,
+        };
+        let unlocked =
+            strongroom_sharing::unlock(&view, vault_id, options.member, keyholder, &mut pins);
+        let session = match unlocked {
             Ok(s) => s,
             Err(e) => {
                 let err = VaultError::from(e);
@@ -565,7 +570,8 @@ impl LockedVault {
                 return Err(err);
             }
         };
-        let (meta, _) = find_meta(&*self.store, vault_id, |e| session.key(e), session.epoch())?;
+        let (meta, _) = find_meta(&view, vault_id, |e| session.key(e), session.epoch())?;
+        drop(view);
         self.header.verify(&meta)?;
         let vault = Vault {
             inner: Arc::new(Inner {
@@ -578,6 +584,57 @@ impl LockedVault {
         vault.heal_meta_row()?;
         vault.record_unlock(keyholder.kind().name())?;
         Ok(vault)
+    }
+}
+
+/// A store whose reads come from one snapshot and whose writes go to the live store.
+struct ViewStore<'a> {
+    view: Mutex<Box<dyn Snapshot + 'a>>,
+    store: &'a dyn Store,
+}
+
+impl ReadView for ViewStore<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+        lock(&self.view).get(table, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        range: &ScanRange,
+        resume: Option<&ScanCursor>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        lock(&self.view).scan(table, range, resume, limit)
+    }
+
+    fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
+        lock(&self.view).log_head(table)
+    }
+}
+
+impl Store for ViewStore<'_> {
+    fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
+        self.store.commit(batch)
+    }
+
+    fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+        self.store.snapshot()
+    }
+
+    fn schema_version(&self) -> Result<u32, StoreError> {
+        self.store.schema_version()
+    }
+
+    fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+
+    fn replace_all(
+        &self,
+        rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
+    ) -> Result<u64, StoreError> {
+        self.store.replace_all(rows)
     }
 }
 
@@ -613,8 +670,11 @@ impl Vault {
             return Ok(());
         }
         let blob = wrap_meta(self.id(), st.session.current_key(), st.meta.root())?;
-        drop(st);
         let mut b = Batch::new();
+        // Only while the epoch is current: a rotation that retired it meanwhile deleted
+        // its row on purpose.
+        guard_membership(&mut b, &st);
+        drop(st);
         b.put(Table::Wraps, meta_key_row(epoch), blob, Expect::Absent);
         match self.store().commit(&b) {
             Ok(_) => Ok(()),
