@@ -241,6 +241,59 @@ fn threads_write_while_the_vault_key_rotates() {
     check_end(&path, &kek, &written, ROTATIONS);
 }
 
+#[test]
+fn unlocks_and_reads_succeed_while_the_vault_key_rotates() {
+    // Fresh handles (a process starting, a pool opening connections) unlock and read while
+    // rotations start new epochs and retire old ones: no read may look like tampering.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("unlocks.db");
+    let kek = RawKek::generate().unwrap();
+    let (vault, _) = Vault::create(open_store(&path), &kek, &CreateOptions::default()).unwrap();
+    for i in 0..40 {
+        vault
+            .put("app", &format!("s{i:02}"), format!("v{i}").as_bytes())
+            .unwrap();
+    }
+    let rotations = 40;
+    let done = AtomicBool::new(false);
+    let (unlocks, reads) = std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..rotations {
+                vault
+                    .rotate_vault_key_with(RotateOptions { batch_size: 8 }, &mut |_| {})
+                    .unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut unlocks, mut reads) = (0u32, 0u32);
+                    while !done.load(Ordering::SeqCst) || unlocks == 0 {
+                        let handle = unlock(&path, &kek);
+                        unlocks += 1;
+                        for i in (0..40).step_by(7) {
+                            let got = handle.get("app", &format!("s{i:02}")).unwrap();
+                            assert_eq!(got.expose_secret(), format!("v{i}").as_bytes());
+                            reads += 1;
+                        }
+                    }
+                    (unlocks, reads)
+                })
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .fold((0, 0), |(u, r), (a, b)| (u + a, r + b))
+    });
+    assert!(unlocks > 0 && reads > 0);
+    let end = unlock(&path, &kek);
+    assert_eq!(end.epoch(), Epoch(1 + rotations));
+    assert!(end.pending_rewrap(end.epoch()).unwrap().is_empty());
+    end.audit_verify().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------
 // processes
 
