@@ -66,6 +66,7 @@ fn identity_create(app: &mut App, name: &str, out: &Path, no_recovery_key: bool)
         khs.push(rk.keyholder());
     }
     let (file, identity) = IdentityFile::create(name, &khs)?;
+    tracing::info!(name, member = %identity.member_id(), keyholders = khs.len(), "identity created");
     write_private_file(out, &file.encode(), false)?;
     let public = identity.public();
     std::fs::write(&public_path, format!("{}\n", public.to_text()))
@@ -113,6 +114,7 @@ fn identity_show(app: &mut App, file: &Path) -> Result<u8> {
     let identity = f
         .open(held.keyholder())
         .context("cannot open the identity file")?;
+    tracing::info!(member = %identity.member_id(), file = %file.display(), "identity opened");
     let public = identity.public();
     if app.json() {
         return output::json(&public_json(public)).map(|()| 0);

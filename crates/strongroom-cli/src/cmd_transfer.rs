@@ -69,6 +69,7 @@ fn snapshot_member(app: &App) -> Result<Option<MemberId>> {
 pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
     let member = snapshot_member(app)?;
     let held = app.unlock_keyholder()?;
+    tracing::info!(file = %file.display(), keyholder = %held.describe(), "verifying snapshot");
     let bar = output::progress("verifying snapshot");
     bar.tick();
     let v = strongroom::verify_snapshot(
@@ -108,6 +109,7 @@ pub(crate) fn restore(app: &mut App, file: &Path, allow_other_vault: bool) -> Re
     let location = app.location()?;
     let store: Arc<dyn strongroom::store::Store> = location.open(true)?;
     let held = app.unlock_keyholder()?;
+    tracing::info!(file = %file.display(), vault = %location.describe(), "restoring snapshot");
     let report = strongroom::restore_snapshot(
         &store,
         file,

@@ -237,6 +237,14 @@ fn passphrase_keyholders_add_remove_rotate() {
         .assert()
         .success()
         .stdout("secret-a");
+    // --new-keyring without a value follows the --keyring entry, which is not given here
+    e.bare()
+        .arg("--passphrase-file")
+        .arg(&newpass)
+        .args(["keyholder", "rotate", &pass_id, "--new-keyring"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("unlock with --keyring"));
     // nothing names the new keyholder, or two of them
     e.bare()
         .arg("--passphrase-file")

@@ -1,0 +1,343 @@
+//! Identities and members through the real binary: add (fingerprint checked), join, roles,
+//! removal with the exposure report, teammate restore.
+
+#[path = "helpers/env.rs"]
+mod env;
+
+use env::{Env, json, stderr, stdout};
+use predicates::prelude::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+
+struct Person {
+    pass: std::path::PathBuf,
+    identity: std::path::PathBuf,
+    public: Value,
+}
+
+fn identity(e: &Env, name: &str) -> Person {
+    let pass = e.file(
+        &format!("{name}.pass"),
+        &format!("passphrase of {name} (test)"),
+    );
+    let file = e.path(&format!("{name}.identity"));
+    let mut c = e.bare();
+    c.arg("--passphrase-file")
+        .arg(&pass)
+        .args([
+            "--profile",
+            "constrained",
+            "identity",
+            "create",
+            "--name",
+            name,
+            "--out",
+        ])
+        .arg(&file);
+    let public = json(c);
+    Person {
+        pass,
+        identity: file,
+        public,
+    }
+}
+
+fn as_person(e: &Env, p: &Person) -> assert_cmd::Command {
+    let mut c = e.bare();
+    c.arg("--passphrase-file").arg(&p.pass);
+    c
+}
+
+fn alice(e: &Env) -> assert_cmd::Command {
+    let mut c = e.sr();
+    c.args(["--member", "alice"]);
+    c
+}
+
+#[test]
+fn identities_are_private_files_with_a_public_half() {
+    let e = Env::new();
+    let bob = identity(&e, "bob");
+    assert_eq!(
+        std::fs::metadata(&bob.identity)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let pub_file = e.path("bob.identity.pub");
+    let text = std::fs::read_to_string(&pub_file).unwrap();
+    assert_eq!(text.trim(), bob.public["public_identity"].as_str().unwrap());
+    assert!(bob.public["recovery_key"]["text"].is_string());
+    // show: same identity, needs the passphrase
+    let mut c = as_person(&e, &bob);
+    c.args(["identity", "show", "--file"]).arg(&bob.identity);
+    let shown = json(c);
+    assert_eq!(shown["fingerprint"], bob.public["fingerprint"]);
+    assert_eq!(shown["member_id"], bob.public["member_id"]);
+    e.sr()
+        .args(["identity", "show", "--file"])
+        .arg(&bob.identity)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("wrong passphrase"));
+    // the recovery key opens it too
+    let rk = e.file(
+        "bob.rk",
+        bob.public["recovery_key"]["text"].as_str().unwrap(),
+    );
+    e.bare()
+        .arg("--recovery-key-file")
+        .arg(&rk)
+        .args(["identity", "show", "--file"])
+        .arg(&bob.identity)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("fingerprint:"));
+    // never overwritten
+    as_person(&e, &bob)
+        .args(["identity", "create", "--name", "bob", "--out"])
+        .arg(&bob.identity)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("refusing to overwrite"));
+}
+
+#[test]
+fn add_join_roles_remove_with_exposure_regrant() {
+    let e = Env::new();
+    e.init();
+    e.put("team", "DB_PASSWORD", "hunter2");
+    e.put("team", "API_TOKEN", "tok");
+    let bob = identity(&e, "bob");
+    let at_bob = format!("@{}", e.path("bob.identity.pub").display());
+    let fp = bob.public["fingerprint"].as_str().unwrap().to_owned();
+
+    // a wrong fingerprint is refused and nothing is added
+    let mut wrong: Vec<char> = fp.chars().collect();
+    wrong[0] = if wrong[0] == '1' { '2' } else { '1' };
+    let wrong: String = wrong.into_iter().collect();
+    e.sr()
+        .args([
+            "member",
+            "add",
+            "--identity",
+            &at_bob,
+            "--fingerprint",
+            &wrong,
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("does not match"));
+    // neither a fingerprint nor the explicit skip: usage error
+    e.sr()
+        .args(["member", "add", "--identity", &at_bob])
+        .assert()
+        .code(2);
+    assert_eq!(
+        json({
+            let mut c = e.sr();
+            c.args(["member", "list"]);
+            c
+        })
+        .as_array()
+        .unwrap()
+        .len(),
+        1
+    );
+
+    // spaces and dashes in the typed fingerprint are fine
+    let typed = fp.replace(' ', "-");
+    e.sr()
+        .args([
+            "member",
+            "add",
+            "--identity",
+            &at_bob,
+            "--role",
+            "member",
+            "--fingerprint",
+            &typed,
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("member join"));
+    as_person(&e, &bob)
+        .args([
+            "--profile",
+            "constrained",
+            "member",
+            "join",
+            "--identity-file",
+        ])
+        .arg(&bob.identity)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("joined vault"));
+    // two members keep credentials here now: pick one
+    e.sr()
+        .args(["get", "team", "API_TOKEN"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--member"));
+    as_person(&e, &bob)
+        .args(["--member", "bob", "get", "team", "DB_PASSWORD"])
+        .assert()
+        .success()
+        .stdout("hunter2");
+    as_person(&e, &bob)
+        .args(["--member", "bob", "put", "team", "FROM_BOB", "--stdin"])
+        .write_stdin("b")
+        .assert()
+        .success();
+    // a member id works as well as a name; an unknown name is a clear error
+    let bob_id = bob.public["member_id"].as_str().unwrap();
+    as_person(&e, &bob)
+        .args(["--member", bob_id, "get", "team", "FROM_BOB"])
+        .assert()
+        .success()
+        .stdout("b");
+    e.sr()
+        .args(["--member", "mallory", "status"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no member named \"mallory\""));
+
+    // two members, the owner has a recovery key: healthy
+    alice(&e).arg("doctor").assert().code(0);
+    let list = json({
+        let mut c = alice(&e);
+        c.args(["member", "list"]);
+        c
+    });
+    let roles: Vec<(String, String)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_owned(),
+                m["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("alice".into(), "owner".into()),
+            ("bob".into(), "member".into())
+        ]
+    );
+    alice(&e)
+        .args(["member", "role", "bob", "admin"])
+        .assert()
+        .success()
+        .stdout("bob is now admin\n");
+    // a read-only member cannot write
+    alice(&e)
+        .args(["member", "role", "bob", "read-only"])
+        .assert()
+        .success();
+    as_person(&e, &bob)
+        .args(["--member", "bob", "put", "team", "NOPE", "--stdin"])
+        .write_stdin("x")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("permission denied"));
+
+    // removal: the exposure report names every secret bob could read
+    let out = alice(&e)
+        .args(["member", "remove", "bob"])
+        .assert()
+        .success();
+    let text = stdout(out.get_output());
+    for name in ["team/DB_PASSWORD", "team/API_TOKEN", "team/FROM_BOB"] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(text.contains("strongroom rotate"), "{text}");
+    assert!(!text.contains("hunter2"));
+    assert!(stderr(out.get_output()).contains("warning: Only one member"));
+    as_person(&e, &bob)
+        .args(["--member", "bob", "get", "team", "DB_PASSWORD"])
+        .assert()
+        .code(1);
+    let pending = json({
+        let mut c = alice(&e);
+        c.arg("pending-rewrap");
+        c
+    });
+    assert_eq!(pending["pending"].as_array().unwrap().len(), 3);
+    alice(&e).arg("rotate").assert().success();
+    let pending = json({
+        let mut c = alice(&e);
+        c.arg("pending-rewrap");
+        c
+    });
+    assert_eq!(pending["pending"].as_array().unwrap().len(), 0);
+
+    // teammate restore: carol joins, loses her passphrase, gets a new identity re-granted
+    let carol = identity(&e, "carol");
+    let at_carol = format!("@{}", e.path("carol.identity.pub").display());
+    let out = e
+        .sr()
+        .args([
+            "member",
+            "add",
+            "--identity",
+            &at_carol,
+            "--skip-fingerprint-check-i-accept-the-risk",
+        ])
+        .assert()
+        .success();
+    assert!(stderr(out.get_output()).contains("WARNING: fingerprint not compared"));
+    as_person(&e, &carol)
+        .args([
+            "--profile",
+            "constrained",
+            "member",
+            "join",
+            "--identity-file",
+        ])
+        .arg(&carol.identity)
+        .assert()
+        .success();
+    let carol2 = identity(&e, "carol2");
+    let at_carol2 = format!("@{}", e.path("carol2.identity.pub").display());
+    let fp2 = carol2.public["fingerprint"].as_str().unwrap();
+    alice(&e)
+        .args([
+            "member",
+            "regrant",
+            "carol",
+            "--identity",
+            &at_carol2,
+            "--fingerprint",
+            fp2,
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("re-granted"));
+    as_person(&e, &carol2)
+        .args([
+            "--profile",
+            "constrained",
+            "member",
+            "join",
+            "--identity-file",
+        ])
+        .arg(&carol2.identity)
+        .assert()
+        .success();
+    as_person(&e, &carol2)
+        .args(["--member", "carol2", "get", "team", "DB_PASSWORD"])
+        .assert()
+        .success()
+        .stdout("hunter2");
+    let r = json({
+        let mut c = alice(&e);
+        c.arg("recoverability");
+        c
+    });
+    assert_eq!(r["members"], 2);
+}
