@@ -40,7 +40,13 @@ pub(crate) struct Global {
     pub(crate) vault: Option<String>,
     /// Where pins (the membership-log high-water marks that detect rollback) are kept,
     /// one file per vault. Default: `$XDG_STATE_HOME/strongroom` (`~/.local/state/strongroom`).
-    #[arg(long, global = true, env = "STRONGROOM_STATE_DIR", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "STRONGROOM_STATE_DIR",
+        value_name = "DIR",
+        hide_env_values = true
+    )]
     pub(crate) state_dir: Option<PathBuf>,
     /// The member to act as (name or id), when several members keep credentials in this vault.
     #[arg(long, global = true, value_name = "NAME|ID")]
@@ -67,7 +73,8 @@ pub(crate) struct Global {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "Keyholder (unlock)")]
 pub(crate) struct KeyholderArgs {
-    /// Read the passphrase from this file (first line) [env: STRONGROOM_PASSPHRASE_FILE].
+    /// Read the passphrase from this file (a trailing newline is ignored) [env:
+    /// STRONGROOM_PASSPHRASE_FILE].
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) passphrase_file: Option<PathBuf>,
     /// Read the passphrase from standard input.
@@ -109,7 +116,8 @@ pub(crate) struct KeyholderArgs {
         long,
         global = true,
         value_name = "PATH",
-        env = "STRONGROOM_PKCS11_PIN_FILE"
+        env = "STRONGROOM_PKCS11_PIN_FILE",
+        hide_env_values = true
     )]
     pub(crate) pkcs11_pin_file: Option<PathBuf>,
 }
@@ -369,7 +377,7 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
-    /// Display name of the first member (default: $USER, or `owner`).
+    /// Display name of the first member (default: --member, else $USER, else `owner`).
     #[arg(long)]
     pub(crate) name: Option<String>,
     /// Versions kept per secret.

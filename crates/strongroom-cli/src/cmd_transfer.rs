@@ -29,7 +29,7 @@ fn info_json(info: &SnapshotInfo) -> serde_json::Value {
 /// `snapshot FILE`.
 pub(crate) fn snapshot(app: &mut App, file: &Path) -> Result<u8> {
     let o = app.unlock()?;
-    let bar = output::progress("writing snapshot");
+    let bar = output::spinner("rows written");
     let info = o
         .vault
         .snapshot_to(file, &mut |rows| bar.set_position(rows));
@@ -70,8 +70,7 @@ pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
     let member = snapshot_member(app)?;
     let held = app.unlock_keyholder()?;
     tracing::info!(file = %file.display(), keyholder = %held.describe(), "verifying snapshot");
-    let bar = output::progress("verifying snapshot");
-    bar.tick();
+    let bar = output::spinner("verifying snapshot");
     let v = strongroom::verify_snapshot(
         file,
         held.keyholder(),

@@ -38,12 +38,17 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
     }
     let profile = app.profile()?;
     let held = keyholders::from_args(&app.keyholder, &profile, Mode::Create)?;
-    let member_name = args.name.clone().unwrap_or_else(|| {
-        std::env::var("USER")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| "owner".to_owned())
-    });
+    // `init --name alice`, or `--member alice` (the member being created).
+    let member_name = args
+        .name
+        .clone()
+        .or_else(|| app.global.member.clone())
+        .unwrap_or_else(|| {
+            std::env::var("USER")
+                .ok()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "owner".to_owned())
+        });
     let options = CreateOptions {
         member_name: member_name.clone(),
         suite: match args.suite {

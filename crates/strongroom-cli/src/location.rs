@@ -284,7 +284,7 @@ mod tests {
         );
         for pg in [
             "postgres://u@h/db",
-            "postgresql://u:pw@h/db",
+            "postgresql://u:pw@h/db", // pragma: allowlist secret
             "host=/run/postgresql dbname=vault",
             "dbname=vault",
         ] {

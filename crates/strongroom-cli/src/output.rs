@@ -58,6 +58,18 @@ pub(crate) fn progress(what: &str) -> ProgressBar {
     bar
 }
 
+/// A spinner with a running count on stderr, for work of unknown size.
+pub(crate) fn spinner(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg}: {pos} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message(what.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// Prints a newly generated recovery key, once, to stdout, with what to do with it.
 pub(crate) fn recovery_key(rk: &RecoveryText, what: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();

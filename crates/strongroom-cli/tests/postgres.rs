@@ -65,7 +65,7 @@ fn postgres_vault_by_libpq_string_and_url() {
         .success()
         .stdout("hunter2");
     // a connection string that does not parse: a clear error that does not print it
-    let bad = "postgres://vault:s3cret-in-url@127.0.0.1:notaport/vault";
+    let bad = "postgres://vault:s3cret-in-url@127.0.0.1:notaport/vault"; // pragma: allowlist secret
     let out = pg(bad).args(["status"]).assert().code(1);
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("PostgreSQL"), "{err}");

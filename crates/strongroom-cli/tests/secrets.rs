@@ -37,11 +37,17 @@ fn init_prints_the_recovery_key_once_and_warns() {
 fn init_without_recovery_key_warns_loudly() {
     let e = Env::new();
     e.sr()
-        .args(["init", "--no-recovery-key"])
+        .args(["init", "--member", "alice", "--no-recovery-key"])
         .assert()
         .success()
         .stdout(predicate::str::contains("RECOVERY KEY").not())
         .stderr(predicate::str::contains("WARNING: no recovery key"));
+    // `--member` names the owner when `--name` is not given
+    e.sr()
+        .args(["member", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("alice"));
 }
 
 #[test]
