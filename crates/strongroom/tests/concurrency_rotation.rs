@@ -43,7 +43,11 @@ fn unlock(path: &Path, kek: &RawKek) -> Vault {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 fn value(writer: &str, i: usize, round: usize) -> Vec<u8> {

@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use strongroom::crypto::MemberId;
+use strongroom::crypto::{Key256, MemberId};
 use strongroom::recovery::RawKek;
 use strongroom::sharing::{FingerprintConfirmed, Identity, Pins, Role};
-use strongroom::store::{FaultyStore, MemoryStore, ReadView, ScanRange, Store, Table};
+use strongroom::store::{FaultyStore, MemoryStore, ScanRange, Store, Table};
 use strongroom::{CreateOptions, Epoch, RotateOptions, UnlockOptions, Vault, VaultError};
 
 const SECRETS: usize = 30;
@@ -414,7 +414,7 @@ fn keyholder_rotation_survives_every_fault() {
     fn new_kek(env: &Env) -> RawKek {
         let mut bytes = *env.kek.expose_secret();
         bytes[0] ^= 0xff;
-        RawKek::from_hex(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()).unwrap()
+        RawKek::from_key(Key256::from_slice(&bytes).unwrap())
     }
     fn old_id(env: &Env) -> [u8; 8] {
         *env.kek.key_id().as_bytes()
