@@ -14,6 +14,7 @@
 pub mod ratios_envelope;
 pub mod ratios_sharing;
 pub mod ratios_store;
+pub mod ratios_vault;
 
 use std::fmt::Write as _;
 use std::hint::black_box;

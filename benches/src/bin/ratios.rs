@@ -9,6 +9,12 @@
 use std::time::Duration;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    // One side of the vault rotation case, run in a fresh process for its peak RSS.
+    if args.get(1).map(String::as_str) == Some(strongroom_benches::ratios_vault::ROTATE_CHILD_ARG) {
+        strongroom_benches::ratios_vault::rotate_child(&args[2..]);
+        return;
+    }
     let filter = std::env::args().nth(1).unwrap_or_default();
     let ms: u64 = std::env::var("RATIOS_MS")
         .ok()
@@ -29,6 +35,9 @@ fn main() {
     }
     if wants("store") {
         all.extend(strongroom_benches::ratios_store::cases(budget, rounds));
+    }
+    if wants("vault") {
+        all.extend(strongroom_benches::ratios_vault::cases(budget, rounds));
     }
     for r in all.iter().filter(|r| r.case.contains(&filter)) {
         println!("{}", r.to_json_line());

@@ -1,0 +1,761 @@
+//! Ratio cases of the vault facade (`strongroom::Vault`) on a file-backed SQLite store,
+//! against raw `rusqlite` (and the raw AEAD) doing the same storage work in the same run.
+//!
+//! - `vault/sqlite/put/1KiB`: `Vault::put` of a new 1 KiB secret against one raw insert
+//!   transaction of a row the size of its sealed body, with the pragmas strongroom-sqlite
+//!   uses (WAL, `synchronous=NORMAL`, `journal_size_limit`, `trusted_schema=OFF`). Extra
+//!   fields break the put down: rows per put, a raw transaction with the same number of
+//!   rows and checks, the crypto alone, `Vault::put` on the in-memory store.
+//! - `vault/sqlite/get/1KiB`: `Vault::get` against a prepared select of a row of the same
+//!   size.
+//! - `vault/sqlite/rotate/<N>`: `Vault::rotate_vault_key` of N records (`ROTATE_N`, default
+//!   1 000 000; a comma-separated list runs several sizes) against the raw floor on an
+//!   identical copy of the database: a keyset-paginated scan of the wrapped-DEK rows, an
+//!   XChaCha20-Poly1305 open and seal of every data key (the same composition strongroom
+//!   uses, [`strongroom_crypto::aead::WrapKey`]) and batched `UPDATE`s of the same batch
+//!   size. Each side runs in a fresh child process (the `ratios` binary re-executed with
+//!   [`ROTATE_CHILD_ARG`]), which reports its seconds and peak RSS.
+//!
+//! The records of the rotation case are written as rows by [`Loader`], exactly as
+//! `Vault::put` writes them (blind index entry, sealed body, wrapped data key), because a
+//! million puts would take longer than the measurement; the crate's tests check that the
+//! vault reads such rows back.
+
+use std::cell::Cell;
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use strongroom::recovery::RawKek;
+use strongroom::sharing::{Pins, Session};
+use strongroom::store::{Batch, Expect, MemoryStore, Store, Table};
+use strongroom::{CreateOptions, RotateOptions, Suite, Vault};
+use strongroom_crypto::aead::{Aead, WrapKey, unwrap_key};
+use strongroom_crypto::encoding::Writer;
+use strongroom_crypto::kdf::derive_key;
+use strongroom_crypto::zeroize::{Zeroize as _, Zeroizing};
+use strongroom_crypto::{Key256, RecordId, VaultId, random};
+use strongroom_envelope::{RecordContext, seal};
+use strongroom_sqlite::{SqliteOptions, SqliteStore};
+
+use crate::{Ratio, compare, size_label};
+
+/// Value size of the put and get cases.
+pub const VALUE_SIZE: usize = 1024;
+/// Secrets preloaded for the get case.
+pub const GET_SECRETS: u64 = 2000;
+/// Records rotated by default in the ratios runner (`ROTATE_N` overrides).
+pub const DEFAULT_ROTATE_N: u64 = 1_000_000;
+/// Rows per rotation batch, on both sides (strongroom's default).
+pub const ROTATE_BATCH: usize = 2000;
+/// Value size of the rotated records (rotation never reads bodies).
+pub const ROTATE_VALUE_SIZE: usize = 64;
+/// First argument of the `ratios` binary when it runs one side of the rotation case.
+pub const ROTATE_CHILD_ARG: &str = "--vault-rotate-child";
+/// Namespace of the bulk-loaded records.
+pub const BULK_NAMESPACE: &str = "bench/rotate";
+
+const SQLITE_JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
+
+/// The name of bulk-loaded secret `i`.
+pub fn secret_name(i: u64) -> String {
+    format!("s{i:09}")
+}
+
+/// The value of bulk-loaded secret `i` (`len` bytes).
+pub fn secret_value(i: u64, len: usize) -> Vec<u8> {
+    let mut v = format!("value {i} ").into_bytes();
+    v.resize(len.max(v.len()), b'.');
+    v
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// A raw rusqlite connection with the pragmas strongroom-sqlite sets on each connection.
+pub fn raw_connection(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("open raw sqlite");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .expect("WAL");
+    assert_eq!(mode, "wal");
+    conn.busy_timeout(Duration::from_secs(5)).expect("busy");
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .expect("synchronous");
+    conn.pragma_update(None, "journal_size_limit", SQLITE_JOURNAL_SIZE_LIMIT)
+        .expect("journal_size_limit");
+    conn.pragma_update(None, "trusted_schema", "OFF")
+        .expect("trusted_schema");
+    conn
+}
+
+/// The raw table of the put/get cases: the shape of strongroom's bodies table (a rowid
+/// table with a blob primary key).
+fn raw_table(conn: &rusqlite::Connection) {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS t (k BLOB PRIMARY KEY NOT NULL, v BLOB NOT NULL, \
+         ver INTEGER NOT NULL) STRICT",
+    )
+    .expect("create table");
+}
+
+fn raw_key(n: u64) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..16].copy_from_slice(b"raw/bench/key/..");
+    k[16..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// Raw: one `BEGIN IMMEDIATE; INSERT; COMMIT` transaction.
+pub fn raw_insert(conn: &rusqlite::Connection, n: u64, value: &[u8]) {
+    conn.prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .expect("begin");
+    conn.prepare_cached("INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)")
+        .and_then(|mut s| s.execute(rusqlite::params![&raw_key(n)[..], value]))
+        .expect("insert");
+    conn.prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .expect("commit");
+}
+
+/// Raw: a prepared select of one row.
+pub fn raw_select(conn: &rusqlite::Connection, n: u64) -> (Vec<u8>, i64) {
+    conn.prepare_cached("SELECT v, ver FROM t WHERE k = ?1")
+        .expect("prepare")
+        .query_row([&raw_key(n)[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("select")
+}
+
+/// Raw: the statements a vault put issues, without the crypto: a read of the index row,
+/// then in one transaction the membership-log check, the index, body and data-key inserts
+/// and the audit append (with its check of the previous entry).
+fn raw_put_shaped(conn: &rusqlite::Connection, n: u64, body: &[u8], dek: &[u8], audit: &[u8]) {
+    let key = raw_key(n);
+    let _: Option<i64> = conn
+        .prepare_cached("SELECT ver FROM t WHERE k = ?1")
+        .expect("prepare")
+        .query_row([&key[..]], |r| r.get(0))
+        .ok();
+    conn.prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+        .expect("begin");
+    let _: Option<i64> = conn
+        .prepare_cached("SELECT ver FROM t WHERE k = ?1")
+        .expect("prepare")
+        .query_row([&b"log/next"[..]], |r| r.get(0))
+        .ok();
+    for (prefix, v) in [(b'i', &body[..33]), (b'b', body), (b'd', dek)] {
+        let mut k = key.to_vec();
+        k[0] = prefix;
+        conn.prepare_cached("INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)")
+            .and_then(|mut s| s.execute(rusqlite::params![k, v]))
+            .expect("insert");
+    }
+    let mut k = key.to_vec();
+    k[0] = b'a';
+    conn.prepare_cached(
+        "INSERT INTO t (k, v, ver) SELECT ?1, ?2, 1 WHERE ?3 OR EXISTS \
+         (SELECT 1 FROM t WHERE k = ?4) ON CONFLICT (k) DO NOTHING",
+    )
+    .and_then(|mut s| s.execute(rusqlite::params![k, audit, false, &b"log/prev"[..]]))
+    .expect("append");
+    conn.prepare_cached("COMMIT")
+        .and_then(|mut s| s.execute([]))
+        .expect("commit");
+}
+
+fn open_sqlite(path: &Path) -> Arc<dyn Store> {
+    Arc::new(SqliteStore::open(path, SqliteOptions::default()).expect("open strongroom sqlite"))
+}
+
+fn hmac32(key: &Key256, parts: &[&[u8]]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret()).expect("any key");
+    for p in parts {
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Writes records as rows, exactly as `Vault::put` writes a first version (index entry,
+/// body sealed under a fresh data key, data key wrapped under the current vault key), in
+/// large batches and without one audit entry per record.
+///
+/// The layouts are the facade's (see `strongroom/src/records.rs` and `meta.rs`): the
+/// blind index is `HMAC(index key, "ns" ‖ ns)[..16] ‖ HMAC(index key, "name" ‖
+/// len(ns) ‖ ns ‖ name)[..16]` with `index key = HKDF(metadata key,
+/// "strongroom/v1/index")`, the metadata key being wrapped under the epoch's vault key in
+/// row `"m" ‖ epoch` of the wraps table.
+pub struct Loader {
+    session: Session,
+    index_key: Key256,
+    suite: Suite,
+}
+
+impl Loader {
+    /// Unlocks the vault in `store` with `kek` to get its current vault key and index key.
+    pub fn new(store: &dyn Store, vault_id: VaultId, kek: &RawKek) -> Loader {
+        let mut pins = Pins::default();
+        let session =
+            strongroom::sharing::unlock(store, vault_id, None, kek, &mut pins).expect("unlock");
+        let vk = session.current_key();
+        let mut row = b"m".to_vec();
+        row.extend_from_slice(&vk.epoch().0.to_be_bytes());
+        let blob = store
+            .get(Table::Wraps, &row)
+            .expect("read")
+            .expect("the metadata key row of the current epoch")
+            .value;
+        let mut aad = b"strongroom/v1/meta-key".to_vec();
+        aad.extend_from_slice(vault_id.as_bytes());
+        aad.extend_from_slice(&vk.epoch().0.to_be_bytes());
+        let meta = unwrap_key(&WrapKey::new(vk.expose_secret()), &aad, &blob).expect("meta key");
+        Loader {
+            index_key: derive_key(&meta, "strongroom/v1/index", &[]),
+            session,
+            suite: Suite::preferred(),
+        }
+    }
+
+    fn blind(&self, namespace: &str, name: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let ns = hmac32(&self.index_key, &[b"ns", namespace.as_bytes()]);
+        let ns_len = (namespace.len() as u32).to_be_bytes();
+        let nm = hmac32(
+            &self.index_key,
+            &[b"name", &ns_len, namespace.as_bytes(), name.as_bytes()],
+        );
+        out[..16].copy_from_slice(&ns[..16]);
+        out[16..].copy_from_slice(&nm[..16]);
+        out
+    }
+
+    /// Adds the rows of secret `name` = `value` (version 1) to `batch`.
+    pub fn add(&self, batch: &mut Batch, namespace: &str, name: &str, value: &[u8]) {
+        let record = RecordId::generate().expect("record id");
+        let t = now();
+        let mut payload = Writer::with_capacity(64 + namespace.len() + name.len() + value.len());
+        payload
+            .u8(1)
+            .var_bytes(namespace.as_bytes())
+            .var_bytes(name.as_bytes())
+            .u64(t)
+            .u64(t)
+            .bytes(self.session.member_id().as_bytes())
+            .var_bytes(value);
+        let payload = Zeroizing::new(payload.into_vec());
+        let ctx = RecordContext {
+            vault_id: self.session.vault_id(),
+            record_id: record,
+            version: 1,
+        };
+        let sealed = seal(self.session.current_key(), self.suite, &ctx, &payload).expect("seal");
+        let mut index = Writer::with_capacity(33);
+        index.u8(1).bytes(record.as_bytes()).u64(1).u64(t);
+        let mut vkey = record.as_bytes().to_vec();
+        vkey.extend_from_slice(&1u64.to_be_bytes());
+        batch
+            .put(
+                Table::Index,
+                self.blind(namespace, name).to_vec(),
+                index.into_vec(),
+                Expect::Absent,
+            )
+            .put(Table::Bodies, vkey.clone(), sealed.body, Expect::Absent)
+            .put(
+                Table::Deks,
+                vkey,
+                sealed.wrapped_dek.as_bytes().to_vec(),
+                Expect::Absent,
+            );
+    }
+
+    /// Loads secrets `first..first + n` ([`secret_name`], [`secret_value`]) in batches.
+    pub fn load(&self, store: &dyn Store, first: u64, n: u64, value_len: usize, batch: usize) {
+        let mut b = Batch::with_capacity(batch * 3);
+        for i in first..first + n {
+            self.add(
+                &mut b,
+                BULK_NAMESPACE,
+                &secret_name(i),
+                &secret_value(i, value_len),
+            );
+            if b.len() >= batch * 3 {
+                store.commit(&b).expect("bulk commit");
+                b = Batch::with_capacity(batch * 3);
+            }
+        }
+        if !b.is_empty() {
+            store.commit(&b).expect("bulk commit");
+        }
+    }
+}
+
+/// Creates a SQLite vault at `path` holding `n` bulk-loaded records; returns its KEK.
+pub fn populated_vault(path: &Path, n: u64, value_len: usize) -> RawKek {
+    let kek = RawKek::generate().expect("kek");
+    let store = open_sqlite(path);
+    let (vault, _) =
+        Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).expect("create");
+    Loader::new(&*store, vault.id(), &kek).load(&*store, 0, n, value_len, 5000);
+    kek
+}
+
+/// All vault cases.
+pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
+    let mut out = put_get_cases(budget, rounds);
+    let sizes = std::env::var("ROTATE_N").unwrap_or_else(|_| DEFAULT_ROTATE_N.to_string());
+    for n in sizes
+        .split(',')
+        .filter_map(|s| s.trim().parse::<u64>().ok())
+    {
+        out.push(rotation_case(n));
+    }
+    out
+}
+
+fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kek = RawKek::generate().expect("kek");
+    let store = open_sqlite(&dir.path().join("vault.db"));
+    let (vault, _) =
+        Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).expect("create");
+    let raw = raw_connection(&dir.path().join("raw.db"));
+    raw_table(&raw);
+    let value = vec![0x5au8; VALUE_SIZE];
+    let label = size_label(VALUE_SIZE);
+
+    // The raw row is as large as the body a vault put stores.
+    let probe = vault.put("bench/probe", "probe", &value).expect("put");
+    let mut vkey = probe.record_id.as_bytes().to_vec();
+    vkey.extend_from_slice(&1u64.to_be_bytes());
+    let body_len = store
+        .get(Table::Bodies, &vkey)
+        .expect("get")
+        .expect("body")
+        .value
+        .len();
+    let raw_value = vec![0xa5u8; body_len];
+
+    let next_s = Cell::new(0u64);
+    let next_r = Cell::new(0u64);
+    let (s, r) = compare(
+        rounds,
+        budget,
+        || {
+            next_s.set(next_s.get() + 1);
+            let m = vault
+                .put("bench/put", &format!("k{}", next_s.get()), &value)
+                .expect("put");
+            (1, m.version)
+        },
+        || {
+            next_r.set(next_r.get() + 1);
+            raw_insert(&raw, next_r.get(), &raw_value);
+            (1, ())
+        },
+    );
+    let breakdown = put_breakdown(budget, rounds, &dir.path().join("shaped.db"), body_len);
+    let mut put = Ratio::new(
+        format!("vault/sqlite/put/{label}"),
+        "rusqlite-insert-1-row-txn",
+        s,
+        r,
+        Some(0.6),
+    )
+    .with("body_bytes", body_len.to_string())
+    .with("rows_per_put", "4")
+    .with(
+        "rows_per_put_detail",
+        crate::json_str("index+body+dek+audit, plus a membership-log check and an index read"),
+    );
+    for (k, v) in breakdown {
+        put = put.with(k, format!("{v:.1}"));
+    }
+    let mut out = vec![put];
+
+    // get: preloaded secrets, read in a scattered order.
+    for i in 0..GET_SECRETS {
+        vault
+            .put("bench/get", &format!("g{i}"), &value)
+            .expect("preload put");
+    }
+    let tx = raw.unchecked_transaction().expect("begin");
+    for i in 0..GET_SECRETS {
+        tx.execute(
+            "INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)",
+            rusqlite::params![&raw_key((1 << 40) + i)[..], &raw_value],
+        )
+        .expect("preload insert");
+    }
+    tx.commit().expect("commit");
+    let i_s = Cell::new(0u64);
+    let i_r = Cell::new(0u64);
+    let (s, r) = compare(
+        rounds,
+        budget,
+        || {
+            i_s.set(i_s.get() + 1);
+            let n = i_s.get().wrapping_mul(7919) % GET_SECRETS;
+            let got = vault.get("bench/get", &format!("g{n}")).expect("get");
+            (1, got.expose_secret().len())
+        },
+        || {
+            i_r.set(i_r.get() + 1);
+            let n = i_r.get().wrapping_mul(7919) % GET_SECRETS;
+            (1, raw_select(&raw, (1 << 40) + n).0.len())
+        },
+    );
+    out.push(Ratio::new(
+        format!("vault/sqlite/get/{label}"),
+        "rusqlite-select",
+        s,
+        r,
+        Some(0.6),
+    ));
+    out
+}
+
+/// Microseconds per put of each part: the raw transaction shaped like a put (same rows and
+/// checks), the crypto alone (seal, blind index, audit MAC), and a whole put on the
+/// in-memory store (crypto + facade, no SQL).
+fn put_breakdown(
+    budget: Duration,
+    rounds: usize,
+    path: &Path,
+    body_len: usize,
+) -> Vec<(&'static str, f64)> {
+    let us = |ops_s: f64| if ops_s > 0.0 { 1e6 / ops_s } else { 0.0 };
+    let conn = raw_connection(path);
+    raw_table(&conn);
+    let body = vec![0x11u8; body_len];
+    let dek = vec![0x22u8; 86];
+    let audit = vec![0x33u8; 180];
+    let n = Cell::new(0u64);
+    let mem: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let kek = RawKek::generate().expect("kek");
+    let (mem_vault, _) =
+        Vault::create(Arc::clone(&mem), &kek, &CreateOptions::default()).expect("create");
+    let value = vec![0x5au8; VALUE_SIZE];
+    let m = Cell::new(0u64);
+    let (memory, shaped) = compare(
+        rounds,
+        budget,
+        || {
+            m.set(m.get() + 1);
+            let r = mem_vault
+                .put("bench/put", &format!("k{}", m.get()), &value)
+                .expect("put");
+            (1, r.version)
+        },
+        || {
+            n.set(n.get() + 1);
+            raw_put_shaped(&conn, n.get(), &body, &dek, &audit);
+            (1, ())
+        },
+    );
+    // The crypto of a put alone: seal under a fresh DEK, two index HMACs, the audit MAC and
+    // hash.
+    let loader = Loader::new(&*mem, mem_vault.id(), &kek);
+    let c = Cell::new(0u64);
+    let crypto = crate::ops_per_sec(budget, || {
+        c.set(c.get() + 1);
+        let mut b = Batch::with_capacity(3);
+        loader.add(&mut b, "bench/put", &format!("k{}", c.get()), &value);
+        let mac = hmac32(&loader.index_key, &[&audit]);
+        (1, (b.len(), mac))
+    });
+    vec![
+        ("raw_put_shaped_txn_us", us(shaped)),
+        ("crypto_only_us", us(crypto)),
+        ("vault_put_memory_store_us", us(memory)),
+    ]
+}
+
+/// One side of the rotation case, measured in a fresh process.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildResult {
+    /// Wall-clock seconds of the rotation (or the raw floor).
+    pub seconds: f64,
+    /// Peak resident set size of the child, bytes.
+    pub peak_rss: u64,
+    /// Rows rewrapped.
+    pub rows: u64,
+}
+
+/// Runs one side of the rotation case in this process (the child): `args` are
+/// `[side, db path, KEK hex, batch size]` with side `strongroom` or `raw`. Prints one
+/// `@result` line.
+pub fn rotate_child(args: &[String]) {
+    let [side, db, kek, batch] = args else {
+        panic!("usage: {ROTATE_CHILD_ARG} strongroom|raw DB KEK_HEX BATCH");
+    };
+    let kek = RawKek::from_hex(kek).expect("kek");
+    let batch: usize = batch.parse().expect("batch size");
+    let db = PathBuf::from(db);
+    let (seconds, rows) = match side.as_str() {
+        "strongroom" => {
+            let vault = Vault::open(open_sqlite(&db))
+                .expect("open")
+                .unlock(&kek)
+                .expect("unlock");
+            let start = Instant::now();
+            let report = vault
+                .rotate_vault_key_with(RotateOptions { batch_size: batch }, &mut |_| {})
+                .expect("rotate");
+            (start.elapsed().as_secs_f64(), report.processed)
+        }
+        "raw" => raw_rotation(&db, &kek, batch),
+        other => panic!("unknown side {other}"),
+    };
+    let rss = crate::peak_rss_bytes().unwrap_or(0);
+    println!("@result {seconds} {rss} {rows}");
+}
+
+/// The raw floor of a rotation on a strongroom database: keyset-paginated scan of the
+/// wrapped data keys, open under the old vault key and seal under a new one (each 32-byte
+/// key, with its associated data), batched updates.
+fn raw_rotation(db: &Path, kek: &RawKek, batch: usize) -> (f64, u64) {
+    // The old vault key and vault id (not timed).
+    let (old, vault_id) = {
+        let store = open_sqlite(db);
+        let locked = Vault::open(Arc::clone(&store)).expect("open");
+        let vault_id = locked.id();
+        let mut pins = Pins::default();
+        let session =
+            strongroom::sharing::unlock(&*store, vault_id, None, kek, &mut pins).expect("unlock");
+        (
+            WrapKey::new(session.current_key().expose_secret()),
+            vault_id,
+        )
+    };
+    let new_key = Key256::generate().expect("key");
+    let new = WrapKey::new(&new_key);
+    let conn = raw_connection(db);
+    let start = Instant::now();
+    let mut last: Vec<u8> = Vec::new();
+    let mut rows = 0u64;
+    loop {
+        let page: Vec<(Vec<u8>, Vec<u8>)> = {
+            let mut stmt = conn
+                .prepare_cached("SELECT k, v FROM sr_deks WHERE k > ?1 ORDER BY k LIMIT ?2")
+                .expect("prepare");
+            stmt.query_map(
+                rusqlite::params![last, i64::try_from(batch).expect("batch size")],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("scan")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+        };
+        let Some((k, _)) = page.last() else { break };
+        last.clone_from(k);
+        let mut nonces = vec![0u8; page.len() * 24];
+        random::fill(&mut nonces).expect("nonces");
+        let mut updated = Vec::with_capacity(page.len());
+        for ((k, v), nonce) in page.iter().zip(nonces.chunks_exact(24)) {
+            assert_eq!(v.len(), 86, "a wrapped data key");
+            let mut aad = Vec::with_capacity(17 + 14 + 16 + 24);
+            aad.extend_from_slice(b"strongroom/v1/dek");
+            aad.extend_from_slice(&v[..14]);
+            aad.extend_from_slice(vault_id.as_bytes());
+            aad.extend_from_slice(k);
+            let mut dek = [0u8; 32];
+            dek.copy_from_slice(&v[38..70]);
+            old.open_detached(&v[14..38], &aad, &mut dek, &v[70..86])
+                .expect("open data key");
+            let mut out = v.clone();
+            out[2..6].copy_from_slice(&2u32.to_be_bytes());
+            out[14..38].copy_from_slice(nonce);
+            aad[17..31].copy_from_slice(&out[..14]);
+            let tag = new.seal_detached(nonce, &aad, &mut dek).expect("seal");
+            out[38..70].copy_from_slice(&dek);
+            out[70..86].copy_from_slice(&tag);
+            dek.zeroize();
+            updated.push((k, out));
+        }
+        let tx = conn.unchecked_transaction().expect("begin");
+        {
+            let mut stmt = tx
+                .prepare_cached("UPDATE sr_deks SET v = ?2, ver = ver + 1 WHERE k = ?1")
+                .expect("prepare");
+            for (k, v) in &updated {
+                stmt.execute(rusqlite::params![k, v]).expect("update");
+            }
+        }
+        tx.commit().expect("commit");
+        rows += page.len() as u64;
+    }
+    (start.elapsed().as_secs_f64(), rows)
+}
+
+fn run_child(side: &str, db: &Path, kek: &RawKek) -> ChildResult {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = Command::new(exe)
+        .args([
+            ROTATE_CHILD_ARG,
+            side,
+            db.to_str().expect("utf-8 path"),
+            &hex(kek.expose_secret()),
+            &ROTATE_BATCH.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn rotation child");
+    let out = child.stdout.take().expect("stdout");
+    let mut result = None;
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line.expect("read child");
+        if let Some(rest) = line.strip_prefix("@result ") {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            result = Some(ChildResult {
+                seconds: f[0].parse().expect("seconds"),
+                peak_rss: f[1].parse().expect("rss"),
+                rows: f[2].parse().expect("rows"),
+            });
+        }
+    }
+    assert!(child.wait().expect("wait").success(), "{side} child failed");
+    result.expect("the child reported")
+}
+
+fn copy_sqlite(from: &Path, to: &Path) {
+    std::fs::copy(from, to).expect("copy database");
+    for suffix in ["-wal", "-shm"] {
+        let mut f = from.as_os_str().to_owned();
+        f.push(suffix);
+        let mut t = to.as_os_str().to_owned();
+        t.push(suffix);
+        if Path::new(&f).exists() {
+            std::fs::copy(&f, &t).expect("copy wal");
+        }
+    }
+}
+
+/// `vault/sqlite/rotate/<n>`: both sides in fresh child processes on identical copies.
+pub fn rotation_case(n: u64) -> Ratio {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("vault.db");
+    let copy = dir.path().join("raw.db");
+    let load = Instant::now();
+    let kek = populated_vault(&db, n, ROTATE_VALUE_SIZE);
+    let load_s = load.elapsed().as_secs_f64();
+    copy_sqlite(&db, &copy);
+    let s = run_child("strongroom", &db, &kek);
+    let r = run_child("raw", &copy, &kek);
+    assert_eq!(s.rows, n, "strongroom rewrapped every record");
+    assert_eq!(r.rows, n, "the raw floor rewrapped every record");
+    // Spot check: the rotated vault still opens its records, under the new epoch.
+    let vault = Vault::open(open_sqlite(&db))
+        .expect("open")
+        .unlock(&kek)
+        .expect("unlock");
+    for i in [0, n / 2, n - 1] {
+        let got = vault
+            .get(BULK_NAMESPACE, &secret_name(i))
+            .expect("get after rotation");
+        assert_eq!(got.expose_secret(), secret_value(i, ROTATE_VALUE_SIZE));
+        assert_eq!(got.meta().epoch, vault.epoch());
+    }
+    let mib = |b: u64| format!("{:.1}", b as f64 / f64::from(1 << 20));
+    Ratio::new(
+        format!("vault/sqlite/rotate/{n}"),
+        "rusqlite-scan+xchacha-rewrap+update",
+        n as f64 / s.seconds,
+        n as f64 / r.seconds,
+        Some(0.6),
+    )
+    .with("records", n.to_string())
+    .with("seconds", format!("{:.3}", s.seconds))
+    .with("raw_seconds", format!("{:.3}", r.seconds))
+    .with("peak_rss_mib", mib(s.peak_rss))
+    .with("raw_peak_rss_mib", mib(r.peak_rss))
+    .with("rss_target_mib", "64")
+    .with("meets_rss_target", (s.peak_rss <= 64 << 20).to_string())
+    .with("batch", ROTATE_BATCH.to_string())
+    .with("populate_seconds", format!("{load_s:.1}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bulk_loaded_records_read_back_through_the_vault() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v.db");
+        let kek = populated_vault(&db, 120, 40);
+        let vault = Vault::open(open_sqlite(&db)).unwrap().unlock(&kek).unwrap();
+        for i in 0..120 {
+            let s = vault.get(BULK_NAMESPACE, &secret_name(i)).unwrap();
+            assert_eq!(s.expose_secret(), secret_value(i, 40));
+            assert_eq!(s.meta().version, 1);
+            assert_eq!(s.meta().updated_by, vault.member_id());
+        }
+        let listed = vault.list(BULK_NAMESPACE).unwrap();
+        assert_eq!(listed.len(), 120);
+        assert_eq!(listed[7].name, secret_name(7));
+        assert_eq!(
+            vault
+                .history(BULK_NAMESPACE, &secret_name(3))
+                .unwrap()
+                .len(),
+            1
+        );
+        // A put over a loaded secret makes version 2; the whole vault checks out.
+        assert_eq!(
+            vault
+                .put(BULK_NAMESPACE, &secret_name(5), b"new")
+                .unwrap()
+                .version,
+            2
+        );
+        let doctor = vault
+            .doctor(strongroom::DoctorOptions {
+                full: true,
+                sample: 0,
+            })
+            .unwrap();
+        assert!(
+            doctor.worst() <= strongroom::Level::Warn,
+            "{:?}",
+            doctor.findings
+        );
+        assert_eq!(vault.status().unwrap().secrets, 120);
+    }
+
+    #[test]
+    fn raw_rotation_rewraps_every_data_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v.db");
+        let kek = populated_vault(&db, 55, 16);
+        let (_, rows) = raw_rotation(&db, &kek, 10);
+        assert_eq!(rows, 55);
+        // The epoch field moved on every row.
+        let conn = raw_connection(&db);
+        let moved: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sr_deks WHERE substr(v, 3, 4) = x'00000002'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(moved, 55);
+    }
+}
