@@ -21,6 +21,7 @@ use crate::app::App;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     let cli = Cli::parse();
     init_tracing(cli.global.verbose);
     match run(cli) {
@@ -30,6 +31,27 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `strongroom list ns | head -1`: stdout closes early, printing fails. Exit like a process
+/// killed by SIGPIPE (141) instead of reporting a panic; other panics print one line.
+fn quiet_broken_pipe() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("error: internal error{at}: {msg}");
+    }));
 }
 
 /// Logs to stderr: `RUST_LOG` when set, else by `-v` count (warnings only by default).

@@ -276,3 +276,74 @@ fn vault_location_forms() {
     c.args(["init", "--no-recovery-key"]).assert().success();
     assert!(e.path(".local/share/strongroom/vault.sqlite").exists());
 }
+
+#[test]
+fn init_options_and_a_closed_stdout() {
+    let e = Env::new();
+    e.sr()
+        .args([
+            "init",
+            "--no-recovery-key",
+            "--history",
+            "2",
+            "--suite",
+            "chacha",
+        ])
+        .args(["--rotation-days", "0", "--profile", "calibrate:50"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("calibrated"));
+    for v in ["v1", "v2", "v3"] {
+        e.put("ns", "K", v);
+    }
+    let hist = env::json({
+        let mut c = e.sr();
+        c.args(["history", "ns", "K"]);
+        c
+    });
+    let versions: Vec<u64> = hist
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [2, 3], "two versions kept");
+    e.sr()
+        .args(["get", "ns", "K", "--version", "1"])
+        .assert()
+        .code(1);
+    let st = env::json({
+        let mut c = e.sr();
+        c.arg("status");
+        c
+    });
+    assert_eq!(st["rotation_policy_days"], 0);
+    assert_eq!(st["rotation_due"], false);
+
+    // a listing larger than a pipe's buffer, read by nobody: the SIGPIPE exit code, no panic
+    let dotenv: String = (0..300)
+        .map(|i| format!("NAME_{i:04}_{}=x\n", "N".repeat(300)))
+        .collect();
+    e.sr()
+        .args(["import", "big", "--format", "dotenv", "--in", "-"])
+        .write_stdin(dotenv)
+        .assert()
+        .success();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .env("HOME", e.dir.path())
+        .arg("--vault")
+        .arg(&e.vault)
+        .arg("--state-dir")
+        .arg(&e.state)
+        .arg("--passphrase-file")
+        .arg(&e.pass)
+        .args(["list", "big"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}
