@@ -321,9 +321,15 @@ fn init_options_and_a_closed_stdout() {
     assert_eq!(st["rotation_due"], false);
 
     // a listing larger than a pipe's buffer, read by nobody: the SIGPIPE exit code, no panic
-    let dotenv: String = (0..300)
-        .map(|i| format!("NAME_{i:04}_{}=x\n", "N".repeat(300)))
-        .collect();
+    let long = "N".repeat(300);
+    let mut dotenv = String::new();
+    for i in 0..300 {
+        dotenv.push_str("NAME_");
+        dotenv.push_str(&i.to_string());
+        dotenv.push('_');
+        dotenv.push_str(&long);
+        dotenv.push_str("=x\n");
+    }
     e.sr()
         .args(["import", "big", "--format", "dotenv", "--in", "-"])
         .write_stdin(dotenv)
