@@ -468,3 +468,46 @@ fn run_injects_secrets_and_passes_the_exit_code() {
         .stderr(predicate::str::contains("hunter2").not());
     assert!(!marker.exists());
 }
+
+#[test]
+fn pins_detect_a_rolled_back_vault() {
+    let e = Env::new();
+    e.init();
+    e.put("ns", "A", "a");
+    // the storage is later replaced by this older copy
+    let old = e.path("old.sqlite");
+    std::fs::copy(&e.vault, &old).unwrap();
+    cmd(&e, &["rotate"]).assert().success();
+    let pins: Vec<_> = std::fs::read_dir(&e.state)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert_eq!(pins.len(), 1);
+    assert!(pins[0].to_string_lossy().ends_with(".pins"));
+    assert_eq!(mode(&pins[0]), 0o600);
+    std::fs::copy(&old, &e.vault).unwrap();
+    cmd(&e, &["get", "ns", "A"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains("rolled it back"));
+    // another machine (no pins yet) trusts it on first use
+    let fresh_state = e.path("other-state");
+    e.clean()
+        .arg("--vault")
+        .arg(&e.vault)
+        .arg("--state-dir")
+        .arg(&fresh_state)
+        .arg("--passphrase-file")
+        .arg(&e.pass)
+        .args(["get", "ns", "A"])
+        .assert()
+        .success()
+        .stdout("a");
+    // a damaged pins file is a clear error, never silently ignored
+    std::fs::write(&pins[0], b"garbage").unwrap();
+    cmd(&e, &["status"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("pins file"));
+}
