@@ -161,7 +161,7 @@ pub(crate) fn put(app: &mut App, namespace: &str, name: &str, source: &ValueSour
         input::file_bytes(path, "secret value")?
     } else {
         let s = input::prompt(
-            &format!("Value of {namespace}/{name}"),
+            &format!("value of {namespace}/{name}"),
             "pass --stdin or --from-file",
         )?;
         zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&s).as_bytes().to_vec())

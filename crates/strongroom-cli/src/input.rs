@@ -101,14 +101,16 @@ pub(crate) fn can_prompt() -> bool {
     std::io::stdin().is_terminal()
 }
 
-/// Prompts without echo.
+/// Prompts without echo for `what` (lowercase, e.g. "passphrase").
 pub(crate) fn prompt(what: &str, hint: &str) -> Result<SecretString> {
     if !can_prompt() {
-        bail!(
-            "no {what} given and standard input is not a terminal, so it cannot be prompted for: {hint}"
-        );
+        bail!("no {what} given, and standard input is not a terminal to prompt for it: {hint}");
     }
-    let s = rpassword::prompt_password(format!("{what}: "))
+    let mut label = what.to_owned();
+    if let Some(first) = label.get(..1) {
+        label.replace_range(..1, &first.to_uppercase());
+    }
+    let s = rpassword::prompt_password(format!("{label}: "))
         .with_context(|| format!("cannot read the {what} from the terminal"))?;
     let s = SecretString::from(s);
     if s.expose_secret().is_empty() {
@@ -119,8 +121,8 @@ pub(crate) fn prompt(what: &str, hint: &str) -> Result<SecretString> {
 
 /// Prompts twice for a new secret and checks both match.
 pub(crate) fn prompt_new(what: &str, hint: &str) -> Result<SecretString> {
-    let first = prompt(&format!("New {what}"), hint)?;
-    let again = prompt(&format!("Repeat the new {what}"), hint)?;
+    let first = prompt(&format!("new {what}"), hint)?;
+    let again = prompt(&format!("new {what} again"), hint)?;
     if first.expose_secret() != again.expose_secret() {
         bail!("the two {what}s differ; nothing was changed");
     }

@@ -187,7 +187,7 @@ pub(crate) fn from_args(args: &KeyholderArgs, profile: &Profile, mode: Mode) -> 
         input::check_new_passphrase(&p);
         p
     } else {
-        input::prompt("Passphrase", HINT)?
+        input::prompt("passphrase", HINT)?
     };
     passphrase_keyholder(&pass, profile)
 }
@@ -206,7 +206,7 @@ pub(crate) fn recovery_key(args: &KeyholderArgs) -> Result<RecoveryKey> {
         input::text(&input::stdin_bytes("recovery key")?, "recovery key")?
     } else {
         input::prompt(
-            "Recovery key",
+            "recovery key",
             "pass --recovery-key-file or --recovery-key-stdin",
         )?
     };
@@ -292,7 +292,7 @@ fn pkcs11_pin(file: Option<&Path>, token: &str) -> Result<SecretString> {
     match file {
         Some(p) => input::secret_from_file(p, "PKCS#11 PIN"),
         None => input::prompt(
-            &format!("User PIN of PKCS#11 token {token}"),
+            &format!("user PIN of PKCS#11 token {token}"),
             "pass --pkcs11-pin-file (or STRONGROOM_PKCS11_PIN_FILE)",
         ),
     }
