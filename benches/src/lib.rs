@@ -91,7 +91,11 @@ impl Ratio {
             json_str(self.baseline)
         );
         if let Some(t) = self.target {
-            let _ = write!(s, ",\"target\":{t},\"meets_target\":{}", self.meets_target());
+            let _ = write!(
+                s,
+                ",\"target\":{t},\"meets_target\":{}",
+                self.meets_target()
+            );
         }
         for (k, v) in &self.extra {
             let _ = write!(s, ",{}:{v}", json_str(k));
