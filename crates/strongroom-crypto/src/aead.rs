@@ -45,6 +45,35 @@ pub trait Aead {
     ) -> Result<(), CryptoError>;
 }
 
+/// Seals in place with a `ring` key and returns the detached tag.
+fn ring_seal(
+    key: &LessSafeKey,
+    nonce: Nonce,
+    aad: &[u8],
+    buf: &mut [u8],
+) -> Result<[u8; TAG_LEN], CryptoError> {
+    let tag = key
+        .seal_in_place_separate_tag(nonce, Aad::from(aad), buf)
+        .map_err(|_| CryptoError::TooLong)?;
+    let mut out = [0u8; TAG_LEN];
+    out.copy_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// Verifies a detached tag and decrypts in place with a `ring` key.
+fn ring_open(
+    key: &LessSafeKey,
+    nonce: Nonce,
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8],
+) -> Result<(), CryptoError> {
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| CryptoError::Decrypt)?;
+    key.open_in_place_separate_tag(nonce, Aad::from(aad), Tag::from(tag), buf, 0..)
+        .map(|_| ())
+        .map_err(|_| CryptoError::Decrypt)
+}
+
 /// The body cipher suites. The numeric id is part of every body header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -164,13 +193,7 @@ impl Aead for BodyKey {
         aad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CryptoError> {
-        let tag = self
-            .key
-            .seal_in_place_separate_tag(Self::nonce(nonce)?, Aad::from(aad), buf)
-            .map_err(|_| CryptoError::TooLong)?;
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
+        ring_seal(&self.key, Self::nonce(nonce)?, aad, buf)
     }
 
     fn open_detached(
@@ -180,17 +203,7 @@ impl Aead for BodyKey {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CryptoError> {
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| CryptoError::Decrypt)?;
-        self.key
-            .open_in_place_separate_tag(
-                Self::nonce(nonce)?,
-                Aad::from(aad),
-                Tag::from(tag),
-                buf,
-                0..,
-            )
-            .map(|_| ())
-            .map_err(|_| CryptoError::Decrypt)
+        ring_open(&self.key, Self::nonce(nonce)?, aad, buf, tag)
     }
 }
 
@@ -255,12 +268,7 @@ impl Aead for WrapKey {
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN], CryptoError> {
         let (key, n) = self.subkey(nonce)?;
-        let tag = key
-            .seal_in_place_separate_tag(n, Aad::from(aad), buf)
-            .map_err(|_| CryptoError::TooLong)?;
-        let mut out = [0u8; TAG_LEN];
-        out.copy_from_slice(tag.as_ref());
-        Ok(out)
+        ring_seal(&key, n, aad, buf)
     }
 
     fn open_detached(
@@ -270,11 +278,8 @@ impl Aead for WrapKey {
         buf: &mut [u8],
         tag: &[u8],
     ) -> Result<(), CryptoError> {
-        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| CryptoError::Decrypt)?;
         let (key, n) = self.subkey(nonce)?;
-        key.open_in_place_separate_tag(n, Aad::from(aad), Tag::from(tag), buf, 0..)
-            .map(|_| ())
-            .map_err(|_| CryptoError::Decrypt)
+        ring_open(&key, n, aad, buf, tag)
     }
 }
 
