@@ -235,12 +235,15 @@ impl Vault {
         let total = self.count_versions()?;
         let mut processed = 0u64;
         // Passes until one finds nothing left under an older epoch: that last pass is the
-        // proof the older epochs are no longer needed.
+        // proof the older epochs are no longer needed. Only a pass over the whole table
+        // proves it: a resumed pass starts at the cursor, and the rows before it may be
+        // under an older epoch than the target (a member removal while the job waited).
         let mut clean = false;
         for _ in 0..8 {
+            let whole_table = job.cursor.is_empty();
             let n = self.pass(&mut job, batch_size, total, progress)?;
             processed += n;
-            if n == 0 {
+            if n == 0 && whole_table {
                 clean = true;
                 break;
             }
