@@ -239,9 +239,18 @@ impl Vault {
         // proves it: a resumed pass starts at the cursor, and the rows before it may be
         // under an older epoch than the target (a member removal while the job waited).
         let mut clean = false;
-        for _ in 0..8 {
+        for i in 0..8 {
             let whole_table = job.cursor.is_empty();
-            let n = self.pass(&mut job, batch_size, total, progress)?;
+            // The first pass reports progress; later passes check (and rarely rewrap) what
+            // the first one already counted, so they add only what they rewrite.
+            let n = if i == 0 {
+                self.pass(&mut job, batch_size, total, progress)?
+            } else {
+                let done = job.done;
+                let n = self.pass(&mut job, batch_size, total, &mut |_| {})?;
+                job.done = done + n;
+                n
+            };
             processed += n;
             if n == 0 && whole_table {
                 clean = true;
