@@ -428,3 +428,33 @@ fn processes_write_while_a_third_rotates() {
 fn protocol(line: &str) -> Option<&str> {
     line.find('@').map(|p| line[p..].trim())
 }
+
+#[test]
+fn handles_that_missed_changes_rotate_and_write() {
+    // Two handles on one store; each rotates, writes and reads after the other changed
+    // the vault, without an explicit refresh.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stale.db");
+    let kek = RawKek::generate().unwrap();
+    let (a, _) = Vault::create(open_store(&path), &kek, &CreateOptions::default()).unwrap();
+    a.put("ns", "x", b"1").unwrap();
+    let b = unlock(&path, &kek);
+    for round in 0..3u32 {
+        a.rotate_vault_key().unwrap();
+        assert_eq!(
+            b.get("ns", "x").unwrap().expose_secret(),
+            format!("{}", 1 + 2 * round).as_bytes()
+        );
+        b.put("ns", "x", format!("{}", 2 + 2 * round).as_bytes())
+            .unwrap();
+        b.rotate_vault_key().unwrap();
+        a.put("ns", "x", format!("{}", 3 + 2 * round).as_bytes())
+            .unwrap();
+        assert_eq!(a.epoch(), Epoch(3 + 2 * round));
+    }
+    let end = unlock(&path, &kek);
+    assert_eq!(end.get("ns", "x").unwrap().expose_secret(), b"7");
+    assert_eq!(end.get("ns", "x").unwrap().meta().version, 7);
+    assert!(end.pending_rewrap(end.epoch()).unwrap().is_empty());
+    end.audit_verify().unwrap();
+}
