@@ -3,8 +3,9 @@
 //! Prints one JSON line per case (see the crate docs), measuring strongroom and its raw limit
 //! in the same run. `FILTER` keeps the cases whose name contains it. `RATIOS_MS` sets the
 //! measuring time per side and round (default 700), `RATIOS_ROUNDS` the interleaved rounds
-//! (default 3). The exit code is 0 even when a target is missed: targets are reported, not
-//! enforced, because machines differ.
+//! (default 3). `ROTATE_N` sets the records of the vault rotation case (default 1 000 000;
+//! a comma-separated list runs several sizes). The exit code is 0 even when a target is
+//! missed: targets are reported, not enforced, because machines differ.
 
 use std::time::Duration;
 
