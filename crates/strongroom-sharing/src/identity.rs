@@ -477,7 +477,7 @@ impl fmt::Debug for Fingerprint {
 /// Made only by [`PublicIdentity::confirm_fingerprint`] or
 /// [`FingerprintConfirmed::skip_verification_i_accept_the_risk`]; it names the identity it
 /// was made for, so it cannot be used for another one.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct FingerprintConfirmed {
     fingerprint: Fingerprint,
 }

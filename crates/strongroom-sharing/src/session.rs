@@ -663,6 +663,19 @@ impl Session {
         role: Role,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), SharingError> {
+        self.add_member_with(store, public, role, confirmed, &mut |_| Ok(()))
+    }
+
+    /// [`Session::add_member`], with `extra` adding the application's own rows (an audit
+    /// entry) to the same atomic batch.
+    pub fn add_member_with(
+        &mut self,
+        store: &dyn Store,
+        public: &PublicIdentity,
+        role: Role,
+        confirmed: FingerprintConfirmed,
+        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
+    ) -> Result<(), SharingError> {
         confirmed.check(public)?;
         let entry = self.prepare(EntryBody::Add {
             identity: public.clone(),
@@ -678,6 +691,7 @@ impl Session {
                 grant.encode(),
                 Expect::Any,
             );
+        extra(&mut batch)?;
         self.commit(store, &batch, &entry, None)
     }
 
@@ -688,9 +702,22 @@ impl Session {
         member: MemberId,
         role: Role,
     ) -> Result<(), SharingError> {
+        self.set_role_with(store, member, role, &mut |_| Ok(()))
+    }
+
+    /// [`Session::set_role`], with `extra` adding the application's own rows to the same
+    /// atomic batch.
+    pub fn set_role_with(
+        &mut self,
+        store: &dyn Store,
+        member: MemberId,
+        role: Role,
+        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
+    ) -> Result<(), SharingError> {
         let entry = self.prepare(EntryBody::RoleChange { member, role })?;
         let mut batch = Batch::new();
         batch.append(Table::MemberLog, entry.seq(), entry.encode());
+        extra(&mut batch)?;
         self.commit(store, &batch, &entry, None)
     }
 
@@ -841,6 +868,19 @@ impl Session {
         new: &PublicIdentity,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), SharingError> {
+        self.regrant_with(store, old, new, confirmed, &mut |_| Ok(()))
+    }
+
+    /// [`Session::regrant`], with `extra` adding the application's own rows to the same
+    /// atomic batch.
+    pub fn regrant_with(
+        &mut self,
+        store: &dyn Store,
+        old: MemberId,
+        new: &PublicIdentity,
+        confirmed: FingerprintConfirmed,
+        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
+    ) -> Result<(), SharingError> {
         confirmed.check(new)?;
         let entry = self.prepare(EntryBody::Regrant {
             member: old,
@@ -862,6 +902,7 @@ impl Session {
                 Expect::Any,
             );
         delete_credentials(store, &mut batch, old)?;
+        extra(&mut batch)?;
         self.commit(store, &batch, &entry, None)
     }
 
@@ -879,6 +920,17 @@ impl Session {
         store: &dyn Store,
         keyholder: &dyn Keyholder,
     ) -> Result<KeyholderInfo, SharingError> {
+        self.add_keyholder_with(store, keyholder, &mut |_, _| Ok(()))
+    }
+
+    /// [`Session::add_keyholder`], with `extra` adding the application's own rows (given
+    /// the new keyholder's listing) to the same atomic batch.
+    pub fn add_keyholder_with(
+        &self,
+        store: &dyn Store,
+        keyholder: &dyn Keyholder,
+        extra: &mut dyn FnMut(&KeyholderInfo, &mut Batch) -> Result<(), SharingError>,
+    ) -> Result<KeyholderInfo, SharingError> {
         let member = self.member_id();
         let mut batch = Batch::new();
         let infos = keyholders::put_new(
@@ -889,15 +941,16 @@ impl Session {
             &[keyholder],
         )?;
         let info = infos[0];
-        store.commit(&batch).map_err(|e| {
-            if e.is_conflict() {
-                SharingError::KeyholderExists {
-                    member,
-                    id: info.id_hex(),
-                }
-            } else {
-                e.into()
-            }
+        extra(&info, &mut batch)?;
+        store.commit(&batch).map_err(|e| match e {
+            strongroom_store::StoreError::Conflict {
+                table: Table::Keyholders,
+                ..
+            } => SharingError::KeyholderExists {
+                member,
+                id: info.id_hex(),
+            },
+            e => e.into(),
         })?;
         Ok(info)
     }
@@ -907,6 +960,17 @@ impl Session {
     /// (compare-and-swap checks), so two concurrent removals never leave the member with
     /// none: one of them fails with a conflict.
     pub fn remove_keyholder(&self, store: &dyn Store, id: &[u8; 8]) -> Result<(), SharingError> {
+        self.remove_keyholder_with(store, id, &mut |_| Ok(()))
+    }
+
+    /// [`Session::remove_keyholder`], with `extra` adding the application's own rows to
+    /// the same atomic batch.
+    pub fn remove_keyholder_with(
+        &self,
+        store: &dyn Store,
+        id: &[u8; 8],
+        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
+    ) -> Result<(), SharingError> {
         let member = self.member_id();
         let records = keyholders::load(store, member)?;
         let hex = keyholders::hex_id(*id);
@@ -929,6 +993,7 @@ impl Session {
                 Expect::Version(other.version),
             );
         }
+        extra(&mut batch)?;
         store.commit(&batch)?;
         Ok(())
     }

@@ -182,36 +182,26 @@ impl Vault {
             ExportTarget::AgePassphrase(_) => "age-passphrase",
             ExportTarget::Plaintext => "plaintext",
         };
-        let io = |e: std::io::Error| transfer("export", format!("writing the output: {e}"));
-        match target {
-            ExportTarget::Plaintext => out.write_all(&plain).map_err(io)?,
+        // Recipients are checked first, then the export is audited, then written: no
+        // export leaves without its entry, and no entry is made for a refused one.
+        let recipients = match &target {
             ExportTarget::AgeRecipients(list) => {
                 if list.is_empty() {
                     return Err(transfer("export", "no age recipient given"));
                 }
-                let recipients = list
-                    .iter()
+                list.iter()
                     .map(|r| {
-                        age::x25519::Recipient::from_str(r.trim()).map_err(|e| {
-                            transfer("export", format!("invalid age recipient {r:?}: {e}"))
+                        age::x25519::Recipient::from_str(r.trim()).map_err(|_| {
+                            transfer(
+                                "export",
+                                "an age recipient is not a valid X25519 recipient (age1…)",
+                            )
                         })
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let enc = age::Encryptor::with_recipients(
-                    recipients.iter().map(|r| r as &dyn age::Recipient),
-                )
-                .map_err(|e| transfer("export", e.to_string()))?;
-                let mut w = enc.wrap_output(out).map_err(io)?;
-                w.write_all(&plain).map_err(io)?;
-                w.finish().map_err(io)?;
+                    .collect::<Result<Vec<_>, _>>()?
             }
-            ExportTarget::AgePassphrase(pass) => {
-                let enc = age::Encryptor::with_user_passphrase(pass);
-                let mut w = enc.wrap_output(out).map_err(io)?;
-                w.write_all(&plain).map_err(io)?;
-                w.finish().map_err(io)?;
-            }
-        }
+            _ => Vec::new(),
+        };
         let n = secrets.len();
         let detail = format!(
             "format={} target={kind} count={n}{}",
@@ -226,6 +216,25 @@ impl Vault {
             }
         );
         self.audit_only(Action::Export, &[], detail)?;
+        let io = |e: std::io::Error| transfer("export", format!("writing the output: {e}"));
+        let encryptor = match target {
+            ExportTarget::Plaintext => {
+                out.write_all(&plain).map_err(io)?;
+                None
+            }
+            ExportTarget::AgeRecipients(_) => Some(
+                age::Encryptor::with_recipients(
+                    recipients.iter().map(|r| r as &dyn age::Recipient),
+                )
+                .map_err(|e| transfer("export", e.to_string()))?,
+            ),
+            ExportTarget::AgePassphrase(pass) => Some(age::Encryptor::with_user_passphrase(pass)),
+        };
+        if let Some(enc) = encryptor {
+            let mut w = enc.wrap_output(out).map_err(io)?;
+            w.write_all(&plain).map_err(io)?;
+            w.finish().map_err(io)?;
+        }
         Ok(ExportReport { secrets: n })
     }
 

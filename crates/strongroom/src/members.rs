@@ -91,25 +91,26 @@ impl Vault {
         role: Role,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), VaultError> {
-        {
-            let mut st = self.state_mut();
-            st.session
-                .add_member(self.store(), public, role, confirmed)?;
-        }
+        let store = self.store_arc();
         let detail = format!("name={} role={role:?}", public.name());
-        self.audit_only(Action::MemberAdd, public.member_id().as_bytes(), detail)
+        self.logged_change(
+            Action::MemberAdd,
+            public.member_id().as_bytes(),
+            &detail,
+            |session, extra| {
+                session.add_member_with(&*store, public, role, confirmed.clone(), extra)
+            },
+        )
     }
 
     /// Changes a member's role.
     pub fn set_role(&self, member: MemberId, role: Role) -> Result<(), VaultError> {
-        {
-            let mut st = self.state_mut();
-            st.session.set_role(self.store(), member, role)?;
-        }
-        self.audit_only(
+        let store = self.store_arc();
+        self.logged_change(
             Action::MemberRole,
             member.as_bytes(),
-            format!("role={role:?}"),
+            &format!("role={role:?}"),
+            |session, extra| session.set_role_with(&*store, member, role, extra),
         )
     }
 
@@ -208,14 +209,13 @@ impl Vault {
         new: &PublicIdentity,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), VaultError> {
-        {
-            let mut st = self.state_mut();
-            st.session.regrant(self.store(), old, new, confirmed)?;
-        }
-        self.audit_only(
+        let store = self.store_arc();
+        let detail = format!("new_member={} name={}", new.member_id(), new.name());
+        self.logged_change(
             Action::MemberRegrant,
             old.as_bytes(),
-            format!("new_member={} name={}", new.member_id(), new.name()),
+            &detail,
+            |session, extra| session.regrant_with(&*store, old, new, confirmed.clone(), extra),
         )
     }
 
@@ -231,22 +231,29 @@ impl Vault {
 
     /// Adds a keyholder for this member (wraps the member key: O(1), no record touched).
     pub fn add_keyholder(&self, keyholder: &dyn Keyholder) -> Result<KeyholderInfo, VaultError> {
-        let info = self
-            .state()
-            .session
-            .add_keyholder(self.store(), keyholder)?;
-        self.audit_only(
+        let store = self.store_arc();
+        let detail = format!("kind={}", keyholder.kind());
+        // The stanza id (the audit target) is known once the sharing layer wrapped the key.
+        let id = std::cell::Cell::new([0u8; 8]);
+        self.logged_change_with_target(
             Action::KeyholderAdd,
-            &info.id,
-            format!("kind={}", info.kind),
-        )?;
-        Ok(info)
+            || id.get().to_vec(),
+            &detail,
+            |session, extra| {
+                session.add_keyholder_with(&*store, keyholder, &mut |info, batch| {
+                    id.set(info.id);
+                    extra(batch)
+                })
+            },
+        )
     }
 
     /// Removes one of this member's keyholders (never the last one).
     pub fn remove_keyholder(&self, id: &[u8; 8]) -> Result<(), VaultError> {
-        self.state().session.remove_keyholder(self.store(), id)?;
-        self.audit_only(Action::KeyholderRemove, id, String::new())
+        let store = self.store_arc();
+        self.logged_change(Action::KeyholderRemove, id, "", |session, extra| {
+            session.remove_keyholder_with(&*store, id, extra)
+        })
     }
 
     /// Replaces keyholder `old` with `new` (a new passphrase, a new recovery key, a new

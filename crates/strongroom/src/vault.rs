@@ -431,6 +431,63 @@ impl Vault {
         ) -> Result<T, SharingError>,
         mut rows: impl FnMut(&MetaKeys, &VaultKey, &mut Batch) -> Result<(Vec<u8>, String), VaultError>,
     ) -> Result<T, VaultError> {
+        self.audited_change(
+            action,
+            |session, hook| change(session, &mut |vk, batch| hook(Some(vk), batch)),
+            |meta, vk, batch| {
+                let vk = vk
+                    .ok_or_else(|| VaultError::inconsistent("an epoch change without a new key"))?;
+                rows(meta, vk, batch)
+            },
+        )
+    }
+
+    /// Runs a membership or keyholder change whose batch the sharing layer builds, with
+    /// its audit entry (`target`, `detail`) in the same atomic batch.
+    pub(crate) fn logged_change<T>(
+        &self,
+        action: Action,
+        target: &[u8],
+        detail: &str,
+        change: impl FnMut(
+            &mut Session,
+            &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
+        ) -> Result<T, SharingError>,
+    ) -> Result<T, VaultError> {
+        self.logged_change_with_target(action, || target.to_vec(), detail, change)
+    }
+
+    /// [`Vault::logged_change`] whose audit target is known only while the batch is built.
+    pub(crate) fn logged_change_with_target<T>(
+        &self,
+        action: Action,
+        target: impl Fn() -> Vec<u8>,
+        detail: &str,
+        mut change: impl FnMut(
+            &mut Session,
+            &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
+        ) -> Result<T, SharingError>,
+    ) -> Result<T, VaultError> {
+        self.audited_change(
+            action,
+            |session, hook| change(session, &mut |batch| hook(None, batch)),
+            |_, _, _| Ok((target(), detail.to_owned())),
+        )
+    }
+
+    fn audited_change<T>(
+        &self,
+        action: Action,
+        mut change: impl FnMut(
+            &mut Session,
+            &mut dyn FnMut(Option<&VaultKey>, &mut Batch) -> Result<(), SharingError>,
+        ) -> Result<T, SharingError>,
+        mut rows: impl FnMut(
+            &MetaKeys,
+            Option<&VaultKey>,
+            &mut Batch,
+        ) -> Result<(Vec<u8>, String), VaultError>,
+    ) -> Result<T, VaultError> {
         let mut guard = lock(&self.inner.audit);
         for attempt in 0..16 {
             let cursor = match *guard {
