@@ -85,6 +85,8 @@ impl Vault {
     /// Adds a member with `role`; `confirmed` proves the caller compared the fingerprint
     /// out of band (or explicitly skipped it). The member then stores their own
     /// credentials with [`Vault::join`].
+    // The confirmation is taken by value: it is spent on this call (retries reuse a copy).
+    #[allow(clippy::needless_pass_by_value)]
     pub fn add_member(
         &self,
         public: &PublicIdentity,
@@ -203,6 +205,8 @@ impl Vault {
     /// Teammate restore: `old` lost every keyholder; `new` is the identity they made since.
     /// The caller (an owner or admin) confirms the new fingerprint; the new identity is
     /// granted the vault, the old one's grants become invalid. No escrow is involved.
+    // The confirmation is taken by value: it is spent on this call (retries reuse a copy).
+    #[allow(clippy::needless_pass_by_value)]
     pub fn regrant(
         &self,
         old: MemberId,
