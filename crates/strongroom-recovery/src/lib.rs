@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod exact;
 mod inspect;
 mod keyholder;
 mod passphrase;

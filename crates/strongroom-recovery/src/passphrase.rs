@@ -10,6 +10,9 @@ use strongroom_crypto::{
     Argon2idParams, CryptoError, DecodeError, Key256, SecretBytes, kdf, random,
 };
 use unicode_normalization::UnicodeNormalization;
+use zeroize::Zeroizing;
+
+use crate::exact;
 
 use crate::keyholder::{Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, stanza_aad};
 
@@ -114,11 +117,21 @@ impl fmt::Debug for PassphraseKeyholder {
 
 /// NFC-normalises a passphrase into a zeroizing buffer.
 fn normalize(passphrase: &str) -> SecretBytes {
-    // NFC output is at most three times the input (Unicode's stated bound); reserving it up
-    // front keeps the string from reallocating and leaving unzeroized copies behind.
-    let mut out = String::with_capacity(passphrase.len() * 3);
-    out.extend(passphrase.nfc());
-    SecretBytes::from(out)
+    SecretBytes::from(nfc_exact(passphrase).into_bytes())
+}
+
+/// The NFC form of `passphrase` in an allocation of exactly its length.
+///
+/// It is built in a zeroizing buffer reserved for the worst case (NFC is at most three times
+/// the input, UAX #15; [`exact::push`] grows it by hand past that), then copied out exactly
+/// ([`exact::exact`]): `SecretBytes::from` would otherwise reallocate a buffer with spare
+/// capacity and free the old one unzeroized.
+fn nfc_exact(passphrase: &str) -> String {
+    let mut out = Zeroizing::new(String::with_capacity(passphrase.len() * 3));
+    for c in passphrase.nfc() {
+        exact::push(&mut out, c);
+    }
+    exact::exact(core::mem::take(&mut *out))
 }
 
 /// A parsed passphrase stanza body (no secret inside).
@@ -372,6 +385,22 @@ mod tests {
         let decomposed = normalize("cafe\u{301}");
         assert_eq!(composed.expose_secret(), decomposed.expose_secret());
         assert_eq!(composed.expose_secret(), "café".as_bytes());
+    }
+
+    #[test]
+    fn normalised_passphrase_has_no_spare_capacity() {
+        // Spare capacity would make `SecretBytes::from` reallocate and free an unzeroized copy.
+        for p in [
+            "",
+            "hunter2",
+            "caf\u{e9}",
+            "cafe\u{301}",
+            "\u{1100}\u{1161}\u{11a8}",
+            "\u{fb2c}",
+        ] {
+            let n = nfc_exact(p);
+            assert_eq!(n.capacity(), n.len(), "{p:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use strongroom_crypto::{CryptoError, DecodeError, Key256, KeyId, kdf};
 use zeroize::Zeroizing;
 
 use crate::error::LoadKekError;
+use crate::exact;
 use crate::keyholder::{Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, stanza_aad};
 
 const ID_LABEL: &str = "strongroom/v1/kek-id";
@@ -71,7 +72,13 @@ impl RawKek {
 
     /// The KEK as standard padded base64 (44 characters).
     pub fn to_base64(&self) -> SecretString {
-        SecretString::from(general_purpose::STANDARD.encode(self.key.expose_secret()))
+        SecretString::from(self.base64_exact())
+    }
+
+    /// The base64 text in an allocation of exactly its length (`SecretString::from` would
+    /// otherwise reallocate and free an unzeroized copy).
+    fn base64_exact(&self) -> String {
+        exact::exact(general_purpose::STANDARD.encode(self.key.expose_secret()))
     }
 
     /// Reads 64 hexadecimal characters (either case); surrounding whitespace is ignored.
@@ -455,6 +462,13 @@ mod tests {
         let e = RawKek::from_text(&HEX[..62]).unwrap_err().to_string();
         assert!(e.contains("exactly 32 bytes"), "{e}");
         assert!(!e.contains(&HEX[..10]), "{e}");
+    }
+
+    #[test]
+    fn base64_has_no_spare_capacity() {
+        let k = RawKek::generate().unwrap();
+        let t = k.base64_exact();
+        assert_eq!((t.len(), t.capacity()), (44, 44));
     }
 
     #[test]

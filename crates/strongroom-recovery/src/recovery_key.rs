@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::ParseRecoveryKeyError;
+use crate::exact;
 use crate::keyholder::{Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, stanza_aad};
 
 const ID_LABEL: &str = "strongroom/v1/recovery-key-id";
@@ -176,19 +177,34 @@ impl RecoveryKey {
 
     /// The text form: `SRK1Q-XXXXX-…`, 14 uppercase groups of 5.
     pub fn to_text(&self) -> SecretString {
+        SecretString::from(self.text_exact())
+    }
+
+    /// The text form in an allocation of exactly its length (`SecretString::from` would
+    /// otherwise reallocate and free an unzeroized copy).
+    fn text_exact(&self) -> String {
         let compact = encode_compact(TEXT_VERSION, self.key_id(), &self.key);
-        let mut out = String::with_capacity(TEXT_LEN + TEXT_LEN / GROUP);
+        // 70 characters in 14 groups: 13 dashes.
+        let mut out = String::with_capacity(TEXT_LEN + TEXT_LEN / GROUP - 1);
         for (i, c) in compact.chars().enumerate() {
             if i > 0 && i % GROUP == 0 {
                 out.push('-');
             }
             out.push(c.to_ascii_uppercase());
         }
-        SecretString::from(out)
+        exact::exact(out)
     }
 
     /// The 24-word form (BIP 39 English word list, lowercase, single spaces).
     pub fn to_words(&self) -> SecretString {
+        SecretString::from(self.words_exact())
+    }
+
+    /// The word form in an allocation of exactly its length: built in a buffer sized for
+    /// the longest words (8 letters), then copied out exactly and zeroized.
+    fn words_exact(&self) -> String {
+        // The words encode the key; the mnemonic (bip39's `zeroize` feature) and the
+        // buffers here are zeroized when dropped.
         let m =
             bip39::Mnemonic::from_entropy_in(bip39::Language::English, self.key.expose_secret())
                 .unwrap_or_else(|_| unreachable!("32 bytes is a valid BIP 39 entropy length"));
@@ -199,7 +215,7 @@ impl RecoveryKey {
             }
             out.push_str(w);
         }
-        SecretString::from(out)
+        exact::exact(out)
     }
 
     /// Parses the text form. Case, spaces (any whitespace) and dashes are ignored.
@@ -580,6 +596,19 @@ mod tests {
             id
         );
         assert!("XYZ".parse::<RecoveryKeyId>().is_err());
+    }
+
+    #[test]
+    fn text_and_words_have_no_spare_capacity() {
+        // Spare capacity would make `SecretString::from` reallocate and free an unzeroized
+        // copy of the key's text.
+        for _ in 0..32 {
+            let k = RecoveryKey::generate().unwrap();
+            let t = k.text_exact();
+            assert_eq!(t.capacity(), t.len());
+            let w = k.words_exact();
+            assert_eq!(w.capacity(), w.len(), "{} words", w.split(' ').count());
+        }
     }
 
     #[test]
