@@ -194,7 +194,11 @@ impl Cursor {
                     .get(Table::Audit, &head.to_be_bytes())?
                     .ok_or_else(|| VaultError::inconsistent("the audit log head is missing"))?;
                 Ok(Cursor {
-                    next: head + 1,
+                    next: head.checked_add(1).ok_or_else(|| {
+                        VaultError::inconsistent(
+                            "the audit log head is at the largest sequence number",
+                        )
+                    })?,
                     prev_hash: Sha256::digest(&row.value).into(),
                 })
             }
@@ -207,14 +211,14 @@ impl Cursor {
 pub(crate) fn append(batch: &mut Batch, key: &Key256, cursor: Cursor, event: &Event<'_>) -> Cursor {
     let bytes = encode(key, cursor, event);
     let next = Cursor {
-        next: cursor.next + 1,
+        next: cursor.next.saturating_add(1),
         prev_hash: Sha256::digest(&bytes).into(),
     };
     batch.append(Table::Audit, cursor.next, bytes);
     next
 }
 
-fn encode(key: &Key256, cursor: Cursor, e: &Event<'_>) -> Vec<u8> {
+pub(crate) fn encode(key: &Key256, cursor: Cursor, e: &Event<'_>) -> Vec<u8> {
     let target = &e.target[..e.target.len().min(MAX_TARGET)];
     let detail = truncate_utf8(e.detail, MAX_DETAIL);
     let mut w = Writer::with_capacity(140 + target.len() + detail.len());

@@ -393,7 +393,11 @@ impl Vault {
                     let old = IndexEntry::decode(&row.value)?;
                     (
                         IndexEntry {
-                            version: old.version + 1,
+                            version: old.version.checked_add(1).ok_or_else(|| {
+                                VaultError::inconsistent(
+                                    "the secret's version counter is exhausted",
+                                )
+                            })?,
                             ..old
                         },
                         Expect::Version(row.version),

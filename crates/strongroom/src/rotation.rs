@@ -10,19 +10,23 @@
 //! are retired.
 //!
 //! Job row layout (version 1): `version ‖ kind (1 = rewrap, 2 = re-encrypt) ‖ target
-//! epoch (u32) ‖ done (u64) ‖ started at (u64) ‖ cursor (u32 length ‖ last row key done)`.
+//! epoch (u32) ‖ done (u64) ‖ started at (u64) ‖ cursor (u32 length ‖ last row key done) ‖
+//! HMAC-SHA256(config key, "strongroom/v1/rotation-job" ‖ vault id ‖ all bytes before)`.
+//! The MAC keeps a storage from planting a job that "resumes" instead of rotating; a job
+//! row that fails it, or names an epoch the verified log does not have, is discarded and
+//! a new rotation starts.
 
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use strongroom_crypto::RecordId;
 use strongroom_crypto::encoding::{Reader, Writer};
+use strongroom_crypto::{RecordId, VaultId};
 use strongroom_envelope::{Epoch, RecordContext, WrappedDek, rewrap_batch, seal};
 use strongroom_store::{Batch, Cursor as ScanCursor, Expect, Row, ScanRange, StoreError, Table};
 
 use crate::VaultError;
 use crate::audit::Action;
-use crate::meta::{meta_key_row, now, wrap_meta};
+use crate::meta::{MetaKeys, meta_key_row, now, wrap_meta};
 use crate::records::{decode_payload, parse_version_key};
 use crate::vault::{State, Vault, guard_membership};
 
@@ -45,7 +49,9 @@ struct Job {
 }
 
 impl Job {
-    fn encode(&self) -> Vec<u8> {
+    const MAC_LABEL: &'static [u8] = b"strongroom/v1/rotation-job";
+
+    fn encode(&self, meta: &MetaKeys, vault: VaultId) -> Vec<u8> {
         let mut w = Writer::new();
         w.u8(1)
             .u8(self.kind as u8)
@@ -53,10 +59,35 @@ impl Job {
             .u64(self.done)
             .u64(self.started_at)
             .var_bytes(&self.cursor);
+        let mac = meta.mac(
+            Self::MAC_LABEL,
+            &[vault.as_bytes().as_slice(), w.as_slice()].concat(),
+        );
+        w.bytes(&mac);
         w.into_vec()
     }
 
-    fn decode(bytes: &[u8]) -> Result<Self, VaultError> {
+    /// Decodes and authenticates a job row.
+    fn decode(bytes: &[u8], meta: &MetaKeys, vault: VaultId) -> Result<Self, VaultError> {
+        let Some(body_len) = bytes.len().checked_sub(32) else {
+            return Err(VaultError::inconsistent(
+                "the rotation job row is truncated",
+            ));
+        };
+        let (body, mac) = bytes.split_at(body_len);
+        let want = meta.mac(
+            Self::MAC_LABEL,
+            &[vault.as_bytes().as_slice(), body].concat(),
+        );
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&want[..], mac)) {
+            return Err(VaultError::inconsistent(
+                "the rotation job row was not written by a member of this vault (MAC mismatch)",
+            ));
+        }
+        Self::decode_body(body)
+    }
+
+    fn decode_body(bytes: &[u8]) -> Result<Self, VaultError> {
         let corrupt = |source| VaultError::Corrupt {
             what: "rotation job",
             source,
@@ -86,8 +117,14 @@ impl Job {
 /// Decodes a job row (fuzzing entry point).
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_decode(data: &[u8]) {
-    if let Ok(job) = Job::decode(data) {
-        assert_eq!(Job::decode(&job.encode()).ok(), Some(job));
+    let meta = MetaKeys::from_root(strongroom_crypto::Key256::init_with(|k| k.fill(7)));
+    let vault = VaultId::from_bytes([1; 16]);
+    let _ = Job::decode(data, &meta, vault);
+    if let Ok(job) = Job::decode_body(data) {
+        assert_eq!(
+            Job::decode(&job.encode(&meta, vault), &meta, vault).ok(),
+            Some(job)
+        );
     }
 }
 
@@ -196,7 +233,10 @@ impl Vault {
     /// toward which epoch.
     pub fn interrupted_rotation(&self) -> Result<Option<Epoch>, VaultError> {
         Ok(match self.store().get(Table::Jobs, JOB_KEY)? {
-            Some(row) => Some(Job::decode(&row.value)?.target),
+            Some(row) => {
+                let st = self.state();
+                Some(Job::decode(&row.value, &st.meta, self.id())?.target)
+            }
             None => None,
         })
     }
@@ -213,9 +253,42 @@ impl Vault {
         let mut resumed = false;
         let mut job = loop {
             if let Some(row) = self.store().get(Table::Jobs, JOB_KEY)? {
-                resumed = true;
                 self.refresh_if_stale()?;
-                break Job::decode(&row.value)?;
+                let decoded = {
+                    let st = self.state();
+                    Job::decode(&row.value, &st.meta, self.id())
+                };
+                match decoded {
+                    Ok(job) if job.target <= self.epoch() && job.target >= self.min_epoch() => {
+                        if job.kind != kind {
+                            // Finish the interrupted job of the other kind first, then run
+                            // the one asked for: a re-encryption is never silently a rewrap.
+                            tracing::info!(pending = ?job.kind, asked = ?kind, "finishing an interrupted job first");
+                            self.run_job(job.kind, options, &mut |_| {})?;
+                            continue;
+                        }
+                        resumed = true;
+                        break job;
+                    }
+                    other => {
+                        let reason = other.err().map_or_else(
+                            || "it names an epoch this vault does not have".to_owned(),
+                            |e| e.to_string(),
+                        );
+                        tracing::warn!(
+                            reason,
+                            "discarding an invalid rotation job row and starting a new rotation"
+                        );
+                        let mut b = Batch::new();
+                        b.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Version(row.version));
+                        match self.store().commit(&b) {
+                            Ok(_) => {}
+                            Err(e) if e.is_conflict() => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                        continue;
+                    }
+                }
             }
             match self.start_job(kind) {
                 Ok(job) => break job,
@@ -309,7 +382,12 @@ impl Vault {
                     cursor: Vec::new(),
                 };
                 batch
-                    .put(Table::Jobs, JOB_KEY.to_vec(), job.encode(), Expect::Absent)
+                    .put(
+                        Table::Jobs,
+                        JOB_KEY.to_vec(),
+                        job.encode(meta, vault),
+                        Expect::Absent,
+                    )
                     .put(
                         Table::Wraps,
                         meta_key_row(vk.epoch()),
@@ -480,7 +558,7 @@ impl Vault {
     ) -> Result<u64, VaultError> {
         let job_version = self.store().get(Table::Jobs, JOB_KEY)?.map(|r| r.version);
         let mut next_job = job.clone();
-        next_job.done += page.scanned;
+        next_job.done = next_job.done.saturating_add(page.scanned);
         if let Some(last) = &page.last {
             next_job.cursor.clone_from(last);
         }
@@ -505,7 +583,7 @@ impl Vault {
         batch.put(
             Table::Jobs,
             JOB_KEY.to_vec(),
-            next_job.encode(),
+            next_job.encode(&self.state().meta, self.id()),
             job_version.map_or(Expect::Absent, Expect::Version),
         );
         match self.store().commit(&batch) {
@@ -576,16 +654,25 @@ impl Vault {
         let target = job.target;
         let processed = job.done;
         let kind = job.kind;
+        let mut retired = false;
         for _ in 0..16 {
             let res = {
                 let mut st = self.state_mut();
                 st.session.retire(self.store(), target)
             };
             match res {
-                Ok(()) => break,
+                Ok(()) => {
+                    retired = true;
+                    break;
+                }
                 Err(e) if e.is_conflict() => self.refresh()?,
                 Err(e) => return Err(e.into()),
             }
+        }
+        if !retired {
+            return Err(VaultError::inconsistent(
+                "the old epochs could not be retired (the membership log kept moving); run the rotation again to finish",
+            ));
         }
         let old_meta: Vec<Vec<u8>> = self
             .store()

@@ -35,7 +35,7 @@ use strongroom_sharing::Pins;
 use strongroom_store::{MemoryStore, Row, ScanRange, Store, StoreError, Table, TableRow};
 
 use crate::VaultError;
-use crate::audit::{Action, hex};
+use crate::audit::{Action, Cursor, Event, hex};
 use crate::meta::now;
 use crate::records::{IndexEntry, open_rows, parse_version_key};
 use crate::vault::{UnlockOptions, Vault};
@@ -68,6 +68,9 @@ pub struct SnapshotVerification {
     pub secrets: u64,
     /// Record versions in it, every one decrypted.
     pub versions: u64,
+    /// Whether its membership log is older than the one the given pins have verified:
+    /// restoring it would undo membership changes (and could re-admit removed members).
+    pub membership_rollback: bool,
 }
 
 /// Options of [`restore_snapshot`].
@@ -78,6 +81,10 @@ pub struct RestoreOptions {
     pub unlock: UnlockOptions,
     /// Allow replacing a live vault with a snapshot of another vault.
     pub allow_other_vault: bool,
+    /// Allow restoring a snapshot whose membership log is older than the one the pins
+    /// have verified. Membership changes made since (removals!) are undone: check the
+    /// members and rotate the vault key afterwards.
+    pub allow_membership_rollback: bool,
 }
 
 /// What [`restore_snapshot`] did.
@@ -129,6 +136,17 @@ impl Vault {
         progress: &mut dyn FnMut(u64),
     ) -> Result<SnapshotInfo, VaultError> {
         let created_at = now();
+        // Audited first, so the snapshot holds its own entry and no snapshot leaves the
+        // vault unrecorded.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.audit_only(
+            Action::Snapshot,
+            &self.id().as_bytes()[..],
+            format!("file={name}"),
+        )?;
         let tmp = temp_path(path)?;
         let io = |what: &str, e: std::io::Error| VaultError::Io {
             what: format!("{what} {}", tmp.display()),
@@ -201,11 +219,6 @@ impl Vault {
         {
             let _ = d.sync_all();
         }
-        self.audit_only(
-            Action::Snapshot,
-            &info.vault_id.as_bytes()[..],
-            format!("rows={} sha256={}", info.rows, info.sha256),
-        )?;
         Ok(info)
     }
 }
@@ -369,14 +382,22 @@ pub(crate) fn parse_snapshot(input: impl Read, bytes_total: u64) -> Result<Parse
     })
 }
 
+/// The result of [`stage`].
+struct Staged {
+    vault: Vault,
+    verification: SnapshotVerification,
+}
+
 /// Loads `parsed` into a staging store, unlocks it and checks everything: the vault id,
-/// key references (every index entry has its record, every body its wrapped key and back),
-/// and that every record version decrypts to the secret its index entry names.
+/// the membership log against the caller's pins (same genesis signer; the pinned head
+/// must be in the log, unless the log is older, which is reported), key references (every
+/// index entry has its record, every body its wrapped key and back), and that every
+/// record version decrypts to the secret its index entry names.
 fn stage(
     parsed: &Parsed,
     keyholder: &dyn Keyholder,
     options: &UnlockOptions,
-) -> Result<(Vault, SnapshotVerification), VaultError> {
+) -> Result<Staged, VaultError> {
     let staging: Arc<dyn Store> = Arc::new(MemoryStore::new());
     staging.replace_all(&mut parsed.rows.iter().cloned().map(Ok::<_, StoreError>))?;
     let locked = Vault::open(Arc::clone(&staging))
@@ -386,36 +407,46 @@ fn stage(
             "the header names another vault than the rows hold",
         ));
     }
-    // The pins' genesis signer must match; the high-water mark may legitimately be ahead
-    // of an older snapshot, so the staging unlock starts from fresh pins.
-    let mut fresh = UnlockOptions {
-        member: options.member,
-        pins: Pins::new(),
-    };
-    if let Some(v) = options.pins.vault_id()
-        && v != parsed.info.vault_id
-    {
-        fresh.pins = Pins::new();
-    }
-    let vault = locked.unlock_with(keyholder, fresh)?;
-    if let (Some(pinned), Some(now)) =
-        (options.pins.genesis_signer(), vault.pins().genesis_signer())
-        && options.pins.vault_id() == Some(vault.id())
-        && pinned != now
-    {
-        return Err(snap_err(
-            "its membership log has another genesis signer than the one pinned: a forged vault",
-        ));
+    // Unlocked with fresh pins (an older snapshot is legitimately behind the high-water
+    // mark), then compared with the caller's pins below.
+    let vault = locked.unlock_with(
+        keyholder,
+        UnlockOptions {
+            member: options.member,
+            pins: Pins::new(),
+        },
+    )?;
+    let mut membership_rollback = false;
+    if options.pins.vault_id() == Some(vault.id()) {
+        let st = vault.state();
+        let log = st.session.membership();
+        if options.pins.genesis_signer() != Some(log.genesis_signer()) {
+            return Err(snap_err(
+                "its membership log has another genesis signer than the one pinned: a forged vault",
+            ));
+        }
+        if let Some(hw) = options.pins.high_water() {
+            match log.hash_at(hw.seq) {
+                Some(hash) if hash == hw.head => {}
+                Some(_) => {
+                    return Err(snap_err(
+                        "its membership log forks from the one this client has verified (a forged or foreign history)",
+                    ));
+                }
+                None => membership_rollback = true,
+            }
+        }
     }
     let (secrets, versions) = check_everything(&vault, &*staging)?;
-    Ok((
+    Ok(Staged {
         vault,
-        SnapshotVerification {
+        verification: SnapshotVerification {
             info: parsed.info.clone(),
             secrets,
             versions,
+            membership_rollback,
         },
-    ))
+    })
 }
 
 fn check_everything(vault: &Vault, store: &dyn Store) -> Result<(u64, u64), VaultError> {
@@ -475,21 +506,25 @@ fn check_everything(vault: &Vault, store: &dyn Store) -> Result<(u64, u64), Vaul
 }
 
 /// Verifies a snapshot file without touching any live vault: the integrity hash, the
-/// key references, and that every record decrypts with `keyholder`.
+/// membership log against `options.pins` (when they are pins of this vault), the key
+/// references, and that every record decrypts with `keyholder`.
 pub fn verify_snapshot(
     path: &Path,
     keyholder: &dyn Keyholder,
     options: &UnlockOptions,
 ) -> Result<SnapshotVerification, VaultError> {
     let parsed = read_snapshot(path)?;
-    let (_, verification) = stage(&parsed, keyholder, options)?;
-    Ok(verification)
+    Ok(stage(&parsed, keyholder, options)?.verification)
 }
 
 /// Restores `path` into `store`: the snapshot is first verified in a staging store (hash,
-/// references, every record decrypts with `keyholder`); only then is the live content
-/// replaced, atomically. A corrupt snapshot, or one of another vault (unless
-/// `allow_other_vault`), is refused and the live vault is left untouched.
+/// membership log against the pins, references, every record decrypts with `keyholder`);
+/// only then is the live content replaced, atomically, together with the audit entry of
+/// the restore. Refused, with the live vault untouched: a corrupt snapshot, a forged one
+/// (another genesis signer, or a log that forks from the pinned one), one of another vault
+/// (unless `allow_other_vault`), and one older than the pinned membership log (unless
+/// `allow_membership_rollback`). The restored vault is unlocked with pins taken from the
+/// verified snapshot, so a storage that swaps the content meanwhile is caught.
 pub fn restore_snapshot(
     store: &Arc<dyn Store>,
     path: &Path,
@@ -497,7 +532,12 @@ pub fn restore_snapshot(
     options: &RestoreOptions,
 ) -> Result<RestoreReport, VaultError> {
     let parsed = read_snapshot(path)?;
-    let (_, verification) = stage(&parsed, keyholder, &options.unlock)?;
+    let staged = stage(&parsed, keyholder, &options.unlock)?;
+    if staged.verification.membership_rollback && !options.allow_membership_rollback {
+        return Err(snap_err(
+            "its membership log is older than the one this client has verified: restoring it would undo membership changes made since (a removed member would be a member again); restore with the membership-rollback option, then check the members and rotate the vault key",
+        ));
+    }
     match Vault::open(Arc::clone(store)) {
         Ok(live) if live.id() != parsed.info.vault_id && !options.allow_other_vault => {
             return Err(snap_err(format!(
@@ -511,19 +551,64 @@ pub fn restore_snapshot(
             tracing::warn!(error = %e, "the live store does not open as a vault; restoring over it");
         }
     }
-    let Parsed { info, rows } = parsed;
+    let Staged {
+        vault: staged_vault,
+        verification,
+    } = staged;
+    let Parsed { info, mut rows } = parsed;
+    // The restore's audit entry, chained onto the snapshot's audit log, goes in with the
+    // rows: the restored vault and its record of the restore appear together.
+    let cursor = rows
+        .iter()
+        .filter(|(t, _)| *t == Table::Audit)
+        .filter_map(|(_, r)| {
+            Some((
+                u64::from_be_bytes(r.key.as_slice().try_into().ok()?),
+                &r.value,
+            ))
+        })
+        .max_by_key(|(seq, _)| *seq)
+        .map_or(
+            Cursor {
+                next: 0,
+                prev_hash: [0; 32],
+            },
+            |(seq, v)| Cursor {
+                next: seq + 1,
+                prev_hash: Sha256::digest(v).into(),
+            },
+        );
+    let entry = {
+        let st = staged_vault.state();
+        crate::audit::encode(
+            &st.meta.audit,
+            cursor,
+            &Event {
+                action: Action::Restore,
+                ok: true,
+                target: info.vault_id.as_bytes(),
+                detail: &format!("rows={} sha256={}", info.rows, info.sha256),
+                actor: Some(st.session.member_id()),
+                time: now(),
+            },
+        )
+    };
+    rows.push((
+        Table::Audit,
+        Row {
+            key: cursor.next.to_be_bytes().to_vec(),
+            value: entry,
+            version: 0,
+        },
+    ));
+    let pins = staged_vault.pins();
     store.replace_all(&mut rows.into_iter().map(Ok))?;
     let vault = Vault::open(Arc::clone(store))?.unlock_with(
         keyholder,
         UnlockOptions {
             member: options.unlock.member,
-            pins: Pins::new(),
+            pins,
         },
-    )?;
-    vault.audit_only(
-        Action::Restore,
-        &info.vault_id.as_bytes()[..],
-        format!("rows={} sha256={}", info.rows, info.sha256),
     )?;
     let pins = vault.pins();
     Ok(RestoreReport {

@@ -72,8 +72,13 @@ fn snapshot_verify_restore_round_trip() {
         Err(VaultError::NotFound { .. })
     ));
     restored.audit_verify().unwrap();
-    let last = restored.audit_list(0, 10_000).unwrap().pop().unwrap();
-    assert_eq!(last.action, strongroom::Action::Restore);
+    let entries = restored.audit_list(0, 10_000).unwrap();
+    let actions: Vec<strongroom::Action> = entries.iter().rev().take(2).map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [strongroom::Action::Unlock, strongroom::Action::Restore],
+        "the restore is recorded with the restored state"
+    );
 
     // Into an empty store (a new machine).
     let fresh = sqlite(dir.path(), "fresh.db");
@@ -200,4 +205,90 @@ fn snapshot_while_writers_run_is_consistent() {
         writer.join().unwrap();
     });
     verify_snapshot(&snap, &kek, &UnlockOptions::default()).unwrap();
+}
+
+fn add_someone(v: &Vault, name: &str) -> strongroom::sharing::Identity {
+    let id = strongroom::sharing::Identity::generate(name).unwrap();
+    let ok = id
+        .public()
+        .confirm_fingerprint(&id.public().fingerprint().to_string())
+        .unwrap();
+    v.add_member(id.public(), strongroom::sharing::Role::Member, ok)
+        .unwrap();
+    id
+}
+
+#[test]
+fn membership_rollback_needs_consent_and_forks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 3);
+    let mallory = add_someone(&vault, "mallory");
+    let before_removal = dir.path().join("before.bin");
+    vault.snapshot_to(&before_removal, &mut |_| {}).unwrap();
+    vault.remove_member(mallory.member_id()).unwrap();
+    let pins = vault.pins();
+    let with_pins = RestoreOptions {
+        unlock: UnlockOptions {
+            member: None,
+            pins: pins.clone(),
+        },
+        ..RestoreOptions::default()
+    };
+
+    // Verification reports the rollback; a restore refuses it without consent.
+    let ver = verify_snapshot(&before_removal, &kek, &with_pins.unlock).unwrap();
+    assert!(ver.membership_rollback);
+    let e = restore_snapshot(&store, &before_removal, &kek, &with_pins).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("removed member would be a member again"),
+        "{e}"
+    );
+    let live = Vault::open(Arc::clone(&store))
+        .unwrap()
+        .unlock(&kek)
+        .unwrap();
+    assert!(
+        live.members().iter().all(|m| m.name != "mallory"),
+        "live vault untouched"
+    );
+
+    // With consent it is restored (and mallory is back, as the caller was warned).
+    let consent = RestoreOptions {
+        allow_membership_rollback: true,
+        ..with_pins.clone()
+    };
+    let r = restore_snapshot(&store, &before_removal, &kek, &consent).unwrap();
+    assert!(r.verification.membership_rollback);
+    assert!(r.vault.members().iter().any(|m| m.name == "mallory"));
+
+    // A history that forks from the pinned one is refused even with consent: take the
+    // restored state, change membership differently, and present it to a client pinned
+    // on the other branch.
+    r.vault.remove_member(mallory.member_id()).unwrap();
+    let other_branch = {
+        let fork_store = sqlite(dir.path(), "fork.db");
+        let fr = restore_snapshot(
+            &fork_store,
+            &before_removal,
+            &kek,
+            &RestoreOptions::default(),
+        )
+        .unwrap();
+        add_someone(&fr.vault, "eve");
+        let p = dir.path().join("fork.bin");
+        fr.vault.snapshot_to(&p, &mut |_| {}).unwrap();
+        p
+    };
+    let pinned_on_main = RestoreOptions {
+        unlock: UnlockOptions {
+            member: None,
+            pins: r.vault.pins(),
+        },
+        allow_membership_rollback: true,
+        ..RestoreOptions::default()
+    };
+    let e = restore_snapshot(&store, &other_branch, &kek, &pinned_on_main).unwrap_err();
+    assert!(e.to_string().contains("forks"), "{e}");
 }

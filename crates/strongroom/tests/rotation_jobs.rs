@@ -1,0 +1,93 @@
+//! Rotation job rows: a planted (unauthenticated) job is discarded instead of resumed, and
+//! a re-encryption asked for while a rewrap job is pending finishes that job first and then
+//! really re-encrypts.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use strongroom::recovery::RawKek;
+use strongroom::store::{Batch, Expect, MemoryStore, ReadView, ScanRange, Store, Table};
+use strongroom::{CreateOptions, Epoch, RotateOptions, Vault};
+
+fn vault(n: usize) -> (Vault, Arc<dyn Store>) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (v, _) = Vault::create(
+        Arc::clone(&store),
+        &RawKek::generate().unwrap(),
+        &CreateOptions::default(),
+    )
+    .unwrap();
+    for i in 0..n {
+        v.put("ns", &format!("k{i}"), format!("v{i}").as_bytes())
+            .unwrap();
+    }
+    (v, store)
+}
+
+fn bodies(store: &dyn Store) -> Vec<Vec<u8>> {
+    store
+        .scan(Table::Bodies, &ScanRange::all(), None, 10_000)
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.value)
+        .collect()
+}
+
+#[test]
+fn a_planted_job_row_is_discarded_not_resumed() {
+    let (v, store) = vault(10);
+    // The storage plants a job "toward" the current epoch: resuming it would report a
+    // rotation that never made a new key.
+    let mut forged = vec![1u8, 1];
+    forged.extend_from_slice(&1u32.to_be_bytes());
+    forged.extend_from_slice(&[0; 16]);
+    forged.extend_from_slice(&0u32.to_be_bytes());
+    forged.extend_from_slice(&[0; 32]);
+    let mut b = Batch::new();
+    b.put(Table::Jobs, b"rotation".to_vec(), forged, Expect::Any);
+    store.commit(&b).unwrap();
+    assert!(
+        v.interrupted_rotation().is_err(),
+        "an unauthenticated job is reported as such"
+    );
+    let r = v.rotate_vault_key().unwrap();
+    assert!(!r.resumed);
+    assert_eq!(r.epoch, Epoch(2), "a real new epoch");
+    assert_eq!(v.interrupted_rotation().unwrap(), None);
+}
+
+#[test]
+fn reencrypt_after_an_interrupted_rewrap_really_reencrypts() {
+    let (v, store) = vault(50);
+    // Interrupt a rewrap after its first committed page.
+    let interrupted = catch_unwind(AssertUnwindSafe(|| {
+        v.rotate_vault_key_with(RotateOptions { batch_size: 10 }, &mut |p| {
+            assert!(p.done < 10, "stop");
+        })
+    }));
+    assert!(interrupted.is_err());
+    assert_eq!(v.interrupted_rotation().unwrap(), Some(Epoch(2)));
+    let before = bodies(&*store);
+    let r = v
+        .reencrypt_all(RotateOptions::default(), &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        r.epoch,
+        Epoch(3),
+        "the pending rewrap finished (epoch 2), then a re-encryption ran (epoch 3)"
+    );
+    let after = bodies(&*store);
+    assert_eq!(before.len(), after.len());
+    assert!(
+        before.iter().zip(&after).all(|(a, b)| a != b),
+        "every body was re-encrypted"
+    );
+    for i in 0..50 {
+        assert_eq!(
+            v.get("ns", &format!("k{i}")).unwrap().expose_str(),
+            Some(format!("v{i}").as_str())
+        );
+    }
+    assert!(store.get(Table::Jobs, b"rotation").unwrap().is_none());
+}
