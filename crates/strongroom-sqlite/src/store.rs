@@ -182,6 +182,10 @@ impl SqliteStore {
             .map_err(sql_err)?;
         conn.pragma_update(None, "trusted_schema", "OFF")
             .map_err(sql_err)?;
+        // Deleted and overwritten rows (retired key-chain links, rewrapped data keys) are
+        // zeroed in the database file instead of lingering in free pages.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(sql_err)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }

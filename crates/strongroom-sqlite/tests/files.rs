@@ -213,3 +213,44 @@ fn two_stores_on_one_file_and_a_tiny_pool() {
         .rows;
     assert_eq!(rows.len(), 200);
 }
+
+/// Deleted and overwritten values do not linger in the database file (secure_delete).
+#[test]
+fn deleted_values_are_zeroed_in_the_file() {
+    use strongroom_store::{Batch, Expect, Store, Table};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v.db");
+    let marker = b"RETIRED-KEY-MATERIAL-0123456789abcdef".to_vec();
+    {
+        let store = strongroom_sqlite::SqliteStore::open(
+            &path,
+            strongroom_sqlite::SqliteOptions::default(),
+        )
+        .unwrap();
+        let mut b = Batch::new();
+        b.put(Table::Wraps, b"c1".to_vec(), marker.clone(), Expect::Any)
+            .put(Table::Deks, b"d1".to_vec(), marker.clone(), Expect::Any);
+        store.commit(&b).unwrap();
+        let mut b = Batch::new();
+        b.delete(Table::Wraps, b"c1".to_vec(), Expect::Any).put(
+            Table::Deks,
+            b"d1".to_vec(),
+            b"rewrapped".to_vec(),
+            Expect::Any,
+        );
+        store.commit(&b).unwrap();
+        // Move everything from the WAL into the main file, as a checkpoint eventually does.
+        let mut b = Batch::new();
+        b.put(Table::Meta, b"x".to_vec(), b"y".to_vec(), Expect::Any);
+        store.commit(&b).unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        !bytes.windows(marker.len()).any(|w| w == marker),
+        "a deleted value is still in the file"
+    );
+}
