@@ -355,6 +355,17 @@ pub struct AuditReport {
 
 /// Verifies the whole chain.
 pub(crate) fn verify(store: &dyn ReadView, key: &Key256) -> Result<AuditReport, VaultError> {
+    verify_since(store, key, None)
+}
+
+/// Verifies the whole chain and, given an earlier report, that the log still holds the
+/// entries that report covered, unchanged: a log cut short or rewritten since is refused.
+pub(crate) fn verify_since(
+    store: &dyn ReadView,
+    key: &Key256,
+    earlier: Option<&AuditReport>,
+) -> Result<AuditReport, VaultError> {
+    let mut earlier_seen = earlier.is_none_or(|e| e.entries == 0);
     let mut expected = 0u64;
     let mut prev = [0u8; 32];
     let mut cursor = None;
@@ -385,11 +396,33 @@ pub(crate) fn verify(store: &dyn ReadView, key: &Key256) -> Result<AuditReport, 
             }
             prev = Sha256::digest(&row.value).into();
             expected += 1;
+            if let Some(e) = earlier
+                && e.entries == expected
+            {
+                if hex(&prev) != e.head_hash {
+                    return Err(VaultError::AuditTampered {
+                        seq: expected - 1,
+                        reason:
+                            "the log was rewritten since it was last verified (the entry differs)"
+                                .into(),
+                    });
+                }
+                earlier_seen = true;
+            }
         }
         match page.next {
             Some(c) => cursor = Some(c),
             None => break,
         }
+    }
+    if !earlier_seen {
+        return Err(VaultError::AuditTampered {
+            seq: expected,
+            reason: format!(
+                "the log has {expected} entries but had {} when last verified: entries were removed from its end",
+                earlier.map_or(0, |e| e.entries)
+            ),
+        });
     }
     Ok(AuditReport {
         entries: expected,
@@ -498,6 +531,32 @@ mod tests {
             verify(&s, &key),
             Err(VaultError::AuditTampered { seq: 2, .. })
         ));
+    }
+
+    #[test]
+    fn verify_since_detects_a_cut_or_rewritten_log() {
+        let key = Key256::generate().unwrap();
+        let store = strongroom_store::AdversarialStore::new(MemoryStore::new());
+        write_to(&store, &key, 5);
+        let pin = verify(&store, &key).unwrap();
+        write_to(&store, &key, 2);
+        let later = verify_since(&store, &key, Some(&pin)).unwrap();
+        assert_eq!(later.entries, 7);
+        // the storage drops the last three entries: the chain alone is still valid
+        store.truncate_log(Table::Audit, 4);
+        assert_eq!(verify(&store, &key).unwrap().entries, 4);
+        let e = verify_since(&store, &key, Some(&pin)).unwrap_err();
+        assert!(e.to_string().contains("removed from its end"), "{e}");
+        let e = verify_since(&store, &key, Some(&later)).unwrap_err();
+        assert!(e.to_string().contains("removed from its end"), "{e}");
+        // a report of a different log at the same length
+        store.clear_rules();
+        let forged = AuditReport {
+            entries: 5,
+            head_hash: "00".repeat(32),
+        };
+        let e = verify_since(&store, &key, Some(&forged)).unwrap_err();
+        assert!(e.to_string().contains("rewritten"), "{e}");
     }
 
     #[test]

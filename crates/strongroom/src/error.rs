@@ -9,7 +9,9 @@ use strongroom_store::StoreError;
 /// A vault operation failed.
 ///
 /// Variants say what went wrong and, where there is one, what to do. None carries a
-/// secret value, a name of a secret or key material.
+/// secret value or key material. Names of secrets appear only where the caller gave them
+/// ([`VaultError::NotFound`], invalid names in imports and `env_vars`); errors about stored
+/// data name record ids instead.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VaultError {

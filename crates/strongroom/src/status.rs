@@ -175,6 +175,14 @@ impl Vault {
         audit::verify(self.store(), &st.meta.audit)
     }
 
+    /// [`Vault::audit_verify`], and also checks that the log still holds, unchanged, the
+    /// entries an earlier report covered: keep the last report (the CLI keeps it next to
+    /// the pins) to detect a storage that cuts the end of the log or rewrites it.
+    pub fn audit_verify_since(&self, earlier: &AuditReport) -> Result<AuditReport, VaultError> {
+        let st = self.state();
+        audit::verify_since(self.store(), &st.meta.audit, Some(earlier))
+    }
+
     /// The vault's state: epochs, keyholders, members, counts, pending rotation, key age.
     pub fn status(&self) -> Result<Status, VaultError> {
         let store = self.store();
@@ -314,6 +322,12 @@ impl Vault {
                     status.key_age_days.unwrap_or(0),
                     status.rotation_policy_days
                 ),
+            );
+        } else if status.key_age_days.is_none() && status.rotation_policy_days > 0 {
+            r.push(
+                "rotation",
+                Level::Warn,
+                "the vault key's age is unknown (its timestamp is missing or was removed): run `rotate` to start a dated epoch",
             );
         } else {
             r.push(
