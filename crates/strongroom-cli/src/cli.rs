@@ -321,13 +321,17 @@ pub(crate) enum Command {
         file: PathBuf,
     },
     /// Replace the vault with a verified snapshot.
+    ///
+    /// The snapshot is checked against the pins saved for its vault: another genesis signer
+    /// or a forked membership log is refused, and so is a membership log older than the
+    /// pinned one (it would undo membership changes, e.g. bring a removed member back)
+    /// unless --allow-membership-rollback.
     #[command(after_help = "Example:\n  strongroom restore /backup/vault.snap")]
     Restore {
         /// Snapshot file.
         file: PathBuf,
-        /// Allow a snapshot of another vault.
-        #[arg(long)]
-        allow_other_vault: bool,
+        #[command(flatten)]
+        args: RestoreArgs,
     },
     /// Export secrets, encrypted to age recipients or a passphrase (readable by `age -d`).
     ///
@@ -395,6 +399,18 @@ pub(crate) struct InitArgs {
     /// Do not generate a recovery key (losing the keyholder then loses the vault).
     #[arg(long)]
     pub(crate) no_recovery_key: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// Allow a snapshot of another vault.
+    #[arg(long)]
+    pub(crate) allow_other_vault: bool,
+    /// Allow a snapshot whose membership log is older than the one this client has verified:
+    /// membership changes made since (removals included) are undone; check the members and
+    /// rotate the vault key afterwards.
+    #[arg(long)]
+    pub(crate) allow_membership_rollback: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use strongroom::crypto::MemberId;
+use strongroom::crypto::{MemberId, VaultId};
 use strongroom::sharing::Pins;
 use strongroom::{ExportFormat, ExportTarget, RestoreOptions, SnapshotInfo, UnlockOptions, Vault};
 
 use crate::app::{App, resolve_member};
-use crate::cli::{ExportArgs, FormatArg};
+use crate::cli::{ExportArgs, FormatArg, RestoreArgs};
 use crate::cmd_vault::finish;
 use crate::{input, output};
 
@@ -65,28 +65,62 @@ fn snapshot_member(app: &App) -> Result<Option<MemberId>> {
     resolve_member(&locked.members()?, spec).map(Some)
 }
 
+/// The snapshot format's header: magic, version byte, then the vault id (see the layout in
+/// the facade's snapshot module).
+const SNAPSHOT_MAGIC: &[u8] = b"strongroom-snapshot";
+
+/// The vault id a snapshot's header names, to pick the pins file to check it against.
+/// Untrusted: the facade checks that the rows hold that vault, and pins of another vault
+/// than the snapshot's are an error there, never a way around the check.
+fn snapshot_vault_id(file: &Path) -> Option<VaultId> {
+    use std::io::Read;
+    let mut header = [0u8; SNAPSHOT_MAGIC.len() + 1 + 16];
+    std::fs::File::open(file)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .ok()?;
+    let (magic, rest) = header.split_at(SNAPSHOT_MAGIC.len());
+    if magic != SNAPSHOT_MAGIC {
+        return None;
+    }
+    let id: [u8; 16] = rest[1..].try_into().ok()?;
+    Some(VaultId::from_bytes(id))
+}
+
+/// The pins this client saved for the snapshot's vault (empty when it never opened it):
+/// the snapshot's genesis signer must match them, and a membership log older than them is
+/// reported (refused by `restore` unless allowed).
+fn snapshot_pins(app: &App, file: &Path) -> Result<Pins> {
+    match snapshot_vault_id(file) {
+        Some(id) => app.state()?.load_pins(id),
+        // Not a snapshot header: the facade says what is wrong with the file.
+        None => Ok(Pins::new()),
+    }
+}
+
+const ROLLBACK_NOTE: &str = "its membership log is older than the one this client has verified: membership changes made since (a member removal!) are not in it";
+
 /// `verify-snapshot FILE`.
 pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
     let member = snapshot_member(app)?;
+    let pins = snapshot_pins(app, file)?;
     let held = app.unlock_keyholder()?;
     tracing::info!(file = %file.display(), keyholder = %held.describe(), "verifying snapshot");
     let bar = output::spinner("verifying snapshot");
-    let v = strongroom::verify_snapshot(
-        file,
-        held.keyholder(),
-        &UnlockOptions {
-            member,
-            pins: Pins::new(),
-        },
-    );
+    let v = strongroom::verify_snapshot(file, held.keyholder(), &UnlockOptions { member, pins });
     bar.finish_and_clear();
     let v = v.with_context(|| format!("snapshot {} failed verification", file.display()))?;
+    if v.membership_rollback {
+        eprintln!(
+            "warning: {ROLLBACK_NOTE}; `restore` refuses it unless --allow-membership-rollback"
+        );
+    }
     if app.json() {
         return output::json(&json!({
             "ok": true,
             "info": info_json(&v.info),
             "secrets": v.secrets,
             "versions": v.versions,
+            "membership_rollback": v.membership_rollback,
         }))
         .map(|()| 0);
     }
@@ -103,8 +137,9 @@ pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
 }
 
 /// `restore FILE`.
-pub(crate) fn restore(app: &mut App, file: &Path, allow_other_vault: bool) -> Result<u8> {
+pub(crate) fn restore(app: &mut App, file: &Path, args: &RestoreArgs) -> Result<u8> {
     let member = snapshot_member(app)?;
+    let pins = snapshot_pins(app, file)?;
     let location = app.location()?;
     let store: Arc<dyn strongroom::store::Store> = location.open(true)?;
     let held = app.unlock_keyholder()?;
@@ -114,22 +149,36 @@ pub(crate) fn restore(app: &mut App, file: &Path, allow_other_vault: bool) -> Re
         file,
         held.keyholder(),
         &RestoreOptions {
-            unlock: UnlockOptions {
-                member,
-                pins: Pins::new(),
-            },
-            allow_other_vault,
+            unlock: UnlockOptions { member, pins },
+            allow_other_vault: args.allow_other_vault,
+            allow_membership_rollback: args.allow_membership_rollback,
         },
     )
-    .with_context(|| format!("cannot restore {}", file.display()))?;
-    // The restored membership log replaces the one pinned before: pin the restored one.
+    .with_context(|| format!("cannot restore {}", file.display()))
+    .map_err(|e| {
+        if e.chain()
+            .any(|c| c.to_string().contains("membership log is older"))
+        {
+            e.context("pass --allow-membership-rollback to restore it anyway, then check `strongroom member list` and run `strongroom rotate`")
+        } else {
+            e
+        }
+    })?;
+    // The restored membership log replaces the one pinned before (an allowed rollback
+    // included): pin the restored one, which the facade verified.
     app.state()?.save_pins(report.vault.id(), &report.pins)?;
     let v = &report.verification;
+    if v.membership_rollback {
+        eprintln!(
+            "warning: {ROLLBACK_NOTE}, so they were undone: check `strongroom member list` and run `strongroom rotate`"
+        );
+    }
     if app.json() {
         return output::json(&json!({
             "restored": info_json(&v.info),
             "secrets": v.secrets,
             "versions": v.versions,
+            "membership_rollback": v.membership_rollback,
         }))
         .map(|()| 0);
     }

@@ -123,10 +123,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Member(cmd) => cmd_members::member(app, cmd),
         Command::Snapshot { file } => cmd_transfer::snapshot(app, file),
         Command::VerifySnapshot { file } => cmd_transfer::verify_snapshot(app, file),
-        Command::Restore {
-            file,
-            allow_other_vault,
-        } => cmd_transfer::restore(app, file, *allow_other_vault),
+        Command::Restore { file, args } => cmd_transfer::restore(app, file, args),
         Command::Export(args) => cmd_transfer::export(app, args),
         Command::Import {
             namespace,

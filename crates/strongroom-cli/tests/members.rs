@@ -341,3 +341,88 @@ fn add_join_roles_remove_with_exposure_regrant() {
     });
     assert_eq!(r["members"], 2);
 }
+
+fn member_names(e: &Env) -> Vec<String> {
+    json({
+        let mut c = alice(e);
+        c.args(["member", "list"]);
+        c
+    })
+    .as_array()
+    .unwrap()
+    .iter()
+    .map(|m| m["name"].as_str().unwrap().to_owned())
+    .collect()
+}
+
+#[test]
+fn a_snapshot_from_before_a_removal_is_restored_only_when_asked() {
+    let e = Env::new();
+    e.init();
+    e.put("team", "DB_PASSWORD", "hunter2");
+    let bob = identity(&e, "bob");
+    let at_bob = format!("@{}", e.path("bob.identity.pub").display());
+    e.sr()
+        .args([
+            "member",
+            "add",
+            "--identity",
+            &at_bob,
+            "--fingerprint",
+            bob.public["fingerprint"].as_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let snap = e.path("with-bob.snap");
+    alice(&e).arg("snapshot").arg(&snap).assert().success();
+    alice(&e)
+        .args(["member", "remove", "bob"])
+        .assert()
+        .success();
+    assert_eq!(member_names(&e), ["alice"]);
+
+    // checked against the pins saved for this vault: the older membership log is reported
+    let out = alice(&e)
+        .args(["verify-snapshot", "--json"])
+        .arg(&snap)
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["membership_rollback"], true);
+    assert!(stderr(out.get_output()).contains("--allow-membership-rollback"));
+
+    // and restoring it would bring bob back: refused, the live vault untouched
+    alice(&e)
+        .arg("restore")
+        .arg(&snap)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--allow-membership-rollback"));
+    assert_eq!(member_names(&e), ["alice"]);
+
+    // asked for: restored, with a warning, and the pins follow the restored log
+    alice(&e)
+        .args(["restore", "--allow-membership-rollback"])
+        .arg(&snap)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning"))
+        .stderr(predicate::str::contains("member list"));
+    assert_eq!(member_names(&e), ["alice", "bob"]);
+    alice(&e)
+        .args(["get", "team", "DB_PASSWORD"])
+        .assert()
+        .success()
+        .stdout("hunter2");
+
+    // a snapshot as recent as the pins needs no flag and reports no rollback
+    let now = e.path("now.snap");
+    alice(&e).arg("snapshot").arg(&now).assert().success();
+    let v = json({
+        let mut c = alice(&e);
+        c.arg("verify-snapshot").arg(&now);
+        c
+    });
+    assert_eq!(v["membership_rollback"], false);
+    alice(&e).arg("restore").arg(&now).assert().success();
+}
