@@ -361,15 +361,26 @@ pub(crate) enum Command {
     ///
     /// Every secret name must be a valid environment variable name (ASCII letters, digits
     /// and `_`, not starting with a digit): otherwise the command is not started and the
-    /// error lists the offending names. The child's exit code is passed through (128+N when
-    /// it is killed by signal N); values are never printed.
+    /// error lists the offending names. Names that change how programs start (`PATH`,
+    /// `LD_*`, `DYLD_*`, `BASH_ENV`, `PYTHONPATH`, `NODE_OPTIONS`, …) are refused unless
+    /// each is named with --allow-env-override. The variable named by --kek-env (the
+    /// vault's key) is removed from the command's environment unless --keep-kek-env. The
+    /// child's exit code is passed through (128+N when it is killed by signal N); values are
+    /// never printed.
     #[command(
-        after_help = "Example:\n  strongroom run --namespace core/app -- ./server --port 8080"
+        after_help = "Examples:\n  strongroom run --namespace core/app -- ./server --port 8080\n  strongroom --kek-env ENCRYPTION_KEY run --namespace core/app -- ./server\n  strongroom run --namespace core/tools --allow-env-override GIT_SSH_COMMAND -- git fetch"
     )]
     Run {
         /// Namespace whose secrets are injected.
         #[arg(long)]
         namespace: String,
+        /// Let a secret named NAME set an environment variable that changes how programs
+        /// start (`PATH`, `LD_PRELOAD`, …); repeat for each such name.
+        #[arg(long, value_name = "NAME")]
+        allow_env_override: Vec<String>,
+        /// Pass the variable named by --kek-env (the vault's key) on to the command too.
+        #[arg(long)]
+        keep_kek_env: bool,
         /// The command and its arguments (after `--`).
         #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,

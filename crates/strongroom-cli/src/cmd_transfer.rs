@@ -305,8 +305,78 @@ pub(crate) fn import(app: &mut App, namespace: &str, f: FormatArg, input_spec: &
     Ok(0)
 }
 
+/// Environment variables that change how a program (or the shell, loader or interpreter
+/// that starts it) behaves before it reads any configuration of its own: a secret with one
+/// of these names would let whoever can write the namespace run code in `run`'s child.
+/// `run` refuses them unless each is named with `--allow-env-override`. A trailing `*` is a
+/// prefix (`LD_*`: `LD_PRELOAD`, `LD_LIBRARY_PATH`, `LD_AUDIT`, …). Names are compared
+/// ignoring ASCII case (Windows environments are case-insensitive).
+pub(crate) const DANGEROUS_ENV: &[&str] = &[
+    // program lookup
+    "PATH",
+    // dynamic loaders (glibc/musl, macOS dyld) and glibc's charset modules
+    "LD_*",
+    "DYLD_*",
+    "GCONV_PATH",
+    // shells: startup files, options, tracing prompt, word splitting
+    "BASH_ENV",
+    "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "IFS",
+    // interpreters: module paths and startup code
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSTARTUP",
+    "PERL5LIB",
+    "PERLLIB",
+    "PERL5OPT",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "RUBYOPT",
+    "RUBYLIB",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    // commands run by tools
+    "GIT_SSH_COMMAND",
+];
+
+/// Whether `name` is one of [`DANGEROUS_ENV`].
+pub(crate) fn is_dangerous_env(name: &str) -> bool {
+    DANGEROUS_ENV.iter().any(|d| match d.strip_suffix('*') {
+        Some(prefix) => name
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix)),
+        None => name.eq_ignore_ascii_case(d),
+    })
+}
+
+/// The names among `names` that are dangerous and not allowed, sorted.
+fn refused_env<'a>(names: impl IntoIterator<Item = &'a str>, allowed: &[String]) -> Vec<&'a str> {
+    let mut refused: Vec<&str> = names
+        .into_iter()
+        .filter(|n| is_dangerous_env(n) && !allowed.iter().any(|a| a.eq_ignore_ascii_case(n)))
+        .collect();
+    refused.sort_unstable();
+    refused
+}
+
+/// How `run` builds the child's environment.
+pub(crate) struct RunEnv<'a> {
+    /// Dangerous names a secret may set (`--allow-env-override`).
+    pub(crate) allow_override: &'a [String],
+    /// Keep the `--kek-env` variable in the child's environment (`--keep-kek-env`).
+    pub(crate) keep_kek_env: bool,
+}
+
 /// `run`: the child's exit code (128+N when killed by signal N).
-pub(crate) fn run(app: &mut App, namespace: &str, command: &[OsString]) -> Result<u8> {
+pub(crate) fn run(
+    app: &mut App,
+    namespace: &str,
+    env: &RunEnv<'_>,
+    command: &[OsString],
+) -> Result<u8> {
     let Some((program, args)) = command.split_first() else {
         bail!("give the command to run after --");
     };
@@ -314,8 +384,29 @@ pub(crate) fn run(app: &mut App, namespace: &str, command: &[OsString]) -> Resul
     let vars = o.vault.env_vars(namespace)?;
     finish(app, &o)?;
     drop(o);
+    let refused = refused_env(vars.iter().map(|(n, _)| n.as_str()), env.allow_override);
+    if !refused.is_empty() {
+        bail!(
+            "{namespace} holds secrets named {}: these environment variables change how programs start (a secret there could run code in the command); the command was not started. Rename them, or pass --allow-env-override NAME for each one you mean to set",
+            refused.join(", ")
+        );
+    }
     let mut child = std::process::Command::new(program);
     child.args(args);
+    // The vault's key stays with strongroom: the command gets the secrets, not the key that
+    // opens every secret. Removed first, so a secret of the same name still reaches it.
+    if let Some(var) = app
+        .keyholder
+        .kek_env
+        .as_deref()
+        .filter(|_| !env.keep_kek_env)
+    {
+        tracing::debug!(
+            var,
+            "removing the --kek-env variable from the command's environment"
+        );
+        child.env_remove(var);
+    }
     for (name, value) in &vars {
         let bytes = value.expose_secret();
         if bytes.contains(&0) {
@@ -352,4 +443,57 @@ pub(crate) fn run(app: &mut App, namespace: &str, command: &[OsString]) -> Resul
         }
     }
     Ok(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dangerous_environment_names() {
+        for n in [
+            "PATH",
+            "path",
+            "LD_PRELOAD",
+            "LD_LIBRARY_PATH",
+            "ld_audit",
+            "DYLD_INSERT_LIBRARIES",
+            "BASH_ENV",
+            "ENV",
+            "SHELLOPTS",
+            "BASHOPTS",
+            "PS4",
+            "IFS",
+            "PYTHONPATH",
+            "PYTHONSTARTUP",
+            "PERL5LIB",
+            "PERL5OPT",
+            "NODE_OPTIONS",
+            "RUBYOPT",
+            "GIT_SSH_COMMAND",
+        ] {
+            assert!(is_dangerous_env(n), "{n}");
+        }
+        for n in [
+            "DB_PASSWORD",
+            "PATHS",
+            "ENVIRONMENT",
+            "LD",
+            "MY_PATH",
+            "OLD_PRELOAD",
+        ] {
+            assert!(!is_dangerous_env(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn refused_names_are_sorted_and_exclude_allowed_ones() {
+        let names = ["TOKEN", "PATH", "LD_PRELOAD", "IFS"];
+        assert_eq!(refused_env(names, &[]), ["IFS", "LD_PRELOAD", "PATH"]);
+        assert_eq!(
+            refused_env(names, &["ld_preload".to_owned(), "IFS".to_owned()]),
+            ["PATH"]
+        );
+        assert!(refused_env(["TOKEN"], &[]).is_empty());
+    }
 }

@@ -130,7 +130,20 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
             format,
             input,
         } => cmd_transfer::import(app, namespace, *format, input),
-        Command::Run { namespace, command } => cmd_transfer::run(app, namespace, command),
+        Command::Run {
+            namespace,
+            allow_env_override,
+            keep_kek_env,
+            command,
+        } => cmd_transfer::run(
+            app,
+            namespace,
+            &cmd_transfer::RunEnv {
+                allow_override: allow_env_override,
+                keep_kek_env: *keep_kek_env,
+            },
+            command,
+        ),
         Command::Demo => demo::run(app),
     }
 }
