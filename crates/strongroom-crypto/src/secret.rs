@@ -134,13 +134,22 @@ impl SecretBytes {
 }
 
 impl From<Vec<u8>> for SecretBytes {
-    /// Takes ownership of the vector (its heap buffer is zeroized on drop).
-    fn from(v: Vec<u8>) -> Self {
+    /// Takes ownership of the vector; the secret's buffer is zeroized on drop.
+    ///
+    /// A vector with spare capacity would be reallocated on the way into a boxed slice,
+    /// leaving a copy behind: it is copied to an exact-size buffer and wiped instead.
+    fn from(mut v: Vec<u8>) -> Self {
+        if v.capacity() != v.len() {
+            let exact = v.as_slice().to_vec();
+            v.zeroize();
+            v = exact;
+        }
         Self(SecretSlice::from(v))
     }
 }
 
 impl From<String> for SecretBytes {
+    /// Takes ownership of the string (see the `Vec<u8>` conversion).
     fn from(s: String) -> Self {
         Self::from(s.into_bytes())
     }

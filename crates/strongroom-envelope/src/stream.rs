@@ -350,7 +350,8 @@ impl<R: Read + Seek> SegmentReader<R> {
             .body
             .open_detached(&segment_nonce(index, last), &self.aad, ct, tag)?;
         buf.truncate(len - TAG_LEN);
-        buf.shrink_to_fit();
+        // `SecretBytes` copies a vector with spare capacity into an exact buffer and wipes
+        // the original, so no plaintext copy is left behind.
         Ok(SecretBytes::from(core::mem::take(&mut *buf)))
     }
 }

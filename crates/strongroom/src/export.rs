@@ -301,7 +301,13 @@ pub(crate) fn fuzz_parse(format: ExportFormat, data: &[u8]) -> Result<usize, Vau
 }
 
 fn encode_dotenv(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    let mut out = Zeroizing::new(Vec::new());
+    // An escape at most doubles a byte: with this capacity the buffer never reallocates,
+    // so no copy of the plaintext is left in freed memory.
+    let bound: usize = secrets
+        .iter()
+        .map(|s| s.name.len() + 4 + 2 * s.value.len())
+        .sum();
+    let mut out = Zeroizing::new(Vec::with_capacity(bound));
     for s in secrets {
         if !is_env_name(&s.name) {
             return Err(transfer(
@@ -356,9 +362,15 @@ fn encode_json(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
             })
             .collect(),
     };
-    let mut out = Zeroizing::new(
-        serde_json::to_vec_pretty(&doc).map_err(|e| transfer("export", e.to_string()))?,
-    );
+    // JSON escaping at most sextuples a byte (`\u00XX`) and base64 adds a third, so with
+    // this capacity the buffer never reallocates and leaves no plaintext copy behind.
+    let bound = 64
+        + secrets
+            .iter()
+            .map(|s| 96 + 6 * (s.namespace.len() + s.name.len() + s.value.len()))
+            .sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(bound));
+    serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| transfer("export", e.to_string()))?;
     out.push(b'\n');
     Ok(out)
 }
@@ -389,7 +401,8 @@ fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes)>, VaultError> 
         }
         let rest = rest.trim_start();
         let value = if let Some(body) = rest.strip_prefix('"') {
-            let mut v = String::new();
+            // Unescaping only shrinks: this capacity never reallocates.
+            let mut v = String::with_capacity(body.len());
             let mut chars = body.chars();
             let mut closed = false;
             while let Some(c) = chars.next() {
