@@ -35,7 +35,7 @@ fn list(app: &mut App) -> Result<u8> {
                 v
             })
             .collect();
-        return output::json(&Value::Array(items)).map(|()| 0);
+        return output::json(Value::Array(items)).map(|()| 0);
     }
     println!(
         "{:16}  {:12}  {:23}  {:23}  NOTE",
@@ -73,7 +73,7 @@ fn add(app: &mut App, args: &NewKeyholderArgs) -> Result<u8> {
             .recovery
             .as_ref()
             .map_or(Value::Null, output::recovery_key_json);
-        return output::json(&v).map(|()| 0);
+        return output::json(v).map(|()| 0);
     }
     println!("added {} keyholder {}", info.kind, info.id_hex());
     if let Some(rk) = &new.recovery {
@@ -93,7 +93,7 @@ fn remove(app: &mut App, id: &str) -> Result<u8> {
         );
     }
     if app.json() {
-        output::json(&json!({"removed": hex::encode(id)}))?;
+        output::json(json!({"removed": hex::encode(id)}))?;
     } else {
         println!("removed keyholder {}", hex::encode(id));
     }
@@ -138,7 +138,7 @@ fn rotate(app: &mut App, old_id: &str, args: &NewKeyholderArgs) -> Result<u8> {
             .recovery
             .as_ref()
             .map_or(Value::Null, output::recovery_key_json);
-        return output::json(&v).map(|()| 0);
+        return output::json(v).map(|()| 0);
     }
     println!(
         "replaced keyholder {} with {} keyholder {} (no record was touched)",
@@ -195,7 +195,7 @@ fn finish_keyring_rotation(
         .with_context(|| format!("cannot delete the old OS keyring entry {entry}"))?;
     if app.json() {
         output::json(
-            &json!({"completed": true, "keyholder": next.to_string(), "deleted_keyring_entry": deleted.then(|| entry.to_string())}),
+            json!({"completed": true, "keyholder": next.to_string(), "deleted_keyring_entry": deleted.then(|| entry.to_string())}),
         )?;
     } else {
         println!(
@@ -262,7 +262,7 @@ fn recovery_key_new(app: &mut App, old: Option<&str>) -> Result<u8> {
     };
     o.vault.add_keyholder(new.keyholder())?;
     if app.json() {
-        output::json(&json!({
+        output::json(json!({
             "recovery_key": output::recovery_key_json(rk),
             "replaced": old.map(hex::encode),
         }))?;
@@ -296,7 +296,7 @@ fn recovery_key_verify(app: &mut App) -> Result<u8> {
         .map_or_else(|| vault.member_id().to_string(), |m| m.name);
     if app.json() {
         output::json(
-            &json!({"ok": true, "recovery_key_id": key_id.to_string(), "vault_id": vault.id().to_string(), "member": member}),
+            json!({"ok": true, "recovery_key_id": key_id.to_string(), "vault_id": vault.id().to_string(), "member": member}),
         )?;
     } else {
         println!(
@@ -315,7 +315,7 @@ pub(crate) fn kek(app: &App, cmd: &KekCommand) -> Result<u8> {
             let text = kek.to_base64();
             if app.json() {
                 output::json(
-                    &json!({"kek": text.expose_secret(), "key_id": kek.key_id().to_string()}),
+                    json!({"kek": text.expose_secret(), "key_id": kek.key_id().to_string()}),
                 )?;
             } else {
                 println!("{}", text.expose_secret());

@@ -77,7 +77,7 @@ fn identity_create(app: &mut App, name: &str, out: &Path, no_recovery_key: bool)
         v["file"] = Value::from(out.display().to_string());
         v["public_file"] = Value::from(public_path.display().to_string());
         v["recovery_key"] = recovery.map_or(Value::Null, output::recovery_key_json);
-        output::json(&v)?;
+        output::json(v)?;
     } else {
         println!(
             "created identity {name:?} ({}) in {} (0600)",
@@ -117,7 +117,7 @@ fn identity_show(app: &mut App, file: &Path) -> Result<u8> {
     tracing::info!(member = %identity.member_id(), file = %file.display(), "identity opened");
     let public = identity.public();
     if app.json() {
-        return output::json(&public_json(public)).map(|()| 0);
+        return output::json(public_json(public)).map(|()| 0);
     }
     println!("name:        {}", public.name());
     println!("member id:   {}", public.member_id());
@@ -180,7 +180,7 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
             if app.json() {
                 let mut v = public_json(&public);
                 v["role"] = Value::from(role(*r).name());
-                return output::json(&v).map(|()| 0);
+                return output::json(v).map(|()| 0);
             }
             println!(
                 "added {} ({}) as {}; they now run `strongroom member join --identity-file FILE` to store their credentials",
@@ -206,7 +206,7 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
             if app.json() {
                 let mut v = public_json(&public);
                 v["replaces"] = Value::from(old.to_string());
-                return output::json(&v).map(|()| 0);
+                return output::json(v).map(|()| 0);
             }
             println!(
                 "re-granted member {old} to the new identity {} ({}); they now run `strongroom member join`",
@@ -221,7 +221,7 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
             o.vault.set_role(id, role(*r))?;
             finish(app, &o)?;
             if app.json() {
-                return output::json(&json!({"member": id.to_string(), "role": role(*r).name()}))
+                return output::json(json!({"member": id.to_string(), "role": role(*r).name()}))
                     .map(|()| 0);
             }
             println!("{member} is now {}", role(*r));
@@ -250,7 +250,7 @@ fn member_list(app: &mut App) -> Result<u8> {
                 })
             })
             .collect();
-        return output::json(&Value::Array(items)).map(|()| 0);
+        return output::json(Value::Array(items)).map(|()| 0);
     }
     let w = members
         .iter()
@@ -293,7 +293,7 @@ fn member_join(app: &mut App, identity_file: &Path) -> Result<u8> {
     if app.json() {
         let mut v = public_json(identity.public());
         v["vault_id"] = Value::from(vault.id().to_string());
-        return output::json(&v).map(|()| 0);
+        return output::json(v).map(|()| 0);
     }
     println!(
         "joined vault {} as {} ({}); unlock with the same {} (add --member {} when several members use this vault file)",
@@ -321,7 +321,7 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
         .exposure(&removal)
         .context("the member was removed, but the exposure report failed")?;
     if app.json() {
-        output::json(&json!({
+        output::json(json!({
             "removed": id.to_string(),
             "name": name,
             "new_epoch": removal.new_epoch.0,

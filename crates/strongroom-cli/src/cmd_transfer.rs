@@ -39,7 +39,7 @@ pub(crate) fn snapshot(app: &mut App, file: &Path) -> Result<u8> {
     if app.json() {
         let mut v = info_json(&info);
         v["file"] = file.display().to_string().into();
-        return output::json(&v).map(|()| 0);
+        return output::json(v).map(|()| 0);
     }
     println!(
         "snapshot of vault {} written to {}: {} rows, {} bytes, sha256 {}",
@@ -115,7 +115,7 @@ pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
         );
     }
     if app.json() {
-        return output::json(&json!({
+        return output::json(json!({
             "ok": true,
             "info": info_json(&v.info),
             "secrets": v.secrets,
@@ -174,7 +174,7 @@ pub(crate) fn restore(app: &mut App, file: &Path, args: &RestoreArgs) -> Result<
         );
     }
     if app.json() {
-        return output::json(&json!({
+        return output::json(json!({
             "restored": info_json(&v.info),
             "secrets": v.secrets,
             "versions": v.versions,
@@ -279,7 +279,7 @@ pub(crate) fn export(app: &mut App, args: &ExportArgs) -> Result<u8> {
     if to_stdout {
         eprintln!("{msg}");
     } else if app.json() {
-        output::json(&json!({"secrets": report.secrets, "file": out_path.display().to_string()}))?;
+        output::json(json!({"secrets": report.secrets, "file": out_path.display().to_string()}))?;
     } else {
         println!("{msg}");
     }
@@ -298,7 +298,7 @@ pub(crate) fn import(app: &mut App, namespace: &str, f: FormatArg, input_spec: &
     let report = o.vault.import(namespace, format(f), &bytes)?;
     finish(app, &o)?;
     if app.json() {
-        output::json(&json!({"secrets": report.secrets, "namespace": namespace}))?;
+        output::json(json!({"secrets": report.secrets, "namespace": namespace}))?;
     } else {
         println!("imported {} secrets into {namespace}", report.secrets);
     }

@@ -84,7 +84,7 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
         report.warnings.iter().map(ToString::to_string).collect()
     };
     if app.json() {
-        output::json(&json!({
+        output::json(json!({
             "vault_id": report.vault_id.to_string(),
             "member_id": report.member_id.to_string(),
             "member": member_name,
@@ -169,7 +169,7 @@ pub(crate) fn put(app: &mut App, namespace: &str, name: &str, source: &ValueSour
     let meta = o.vault.put(namespace, name, &value)?;
     finish(app, &o)?;
     if app.json() {
-        output::json(&meta_json(&meta))?;
+        output::json(meta_json(&meta))?;
     } else {
         println!("stored {namespace}/{name} version {}", meta.version);
     }
@@ -204,7 +204,7 @@ pub(crate) fn get(
             }
         }
         drop(out);
-        return output::json(&v).map(|()| 0);
+        return output::json(v).map(|()| 0);
     }
     let value = secret.expose_secret();
     out.write_all(value).context("cannot write to stdout")?;
@@ -222,7 +222,7 @@ pub(crate) fn list(app: &mut App, namespace: &str) -> Result<u8> {
     let items = o.vault.list(namespace)?;
     finish(app, &o)?;
     if app.json() {
-        return output::json(&Value::Array(items.iter().map(meta_json).collect())).map(|()| 0);
+        return output::json(Value::Array(items.iter().map(meta_json).collect())).map(|()| 0);
     }
     if items.is_empty() {
         eprintln!("no secrets in namespace {namespace}");
@@ -253,7 +253,7 @@ pub(crate) fn delete(app: &mut App, namespace: &str, name: &str) -> Result<u8> {
     o.vault.delete(namespace, name)?;
     finish(app, &o)?;
     if app.json() {
-        output::json(&json!({"deleted": {"namespace": namespace, "name": name}}))?;
+        output::json(json!({"deleted": {"namespace": namespace, "name": name}}))?;
     } else {
         println!("deleted {namespace}/{name}");
     }
@@ -266,7 +266,7 @@ pub(crate) fn history(app: &mut App, namespace: &str, name: &str) -> Result<u8> 
     let versions = o.vault.history(namespace, name)?;
     finish(app, &o)?;
     if app.json() {
-        return output::json(&Value::Array(versions.iter().map(meta_json).collect())).map(|()| 0);
+        return output::json(Value::Array(versions.iter().map(meta_json).collect())).map(|()| 0);
     }
     println!(
         "{:>7}  {:23}  {:32}  {:>5}  {:>8}",
@@ -311,7 +311,7 @@ pub(crate) fn rotate(app: &mut App, args: &RotateArgs, deep: bool) -> Result<u8>
     let report = report?;
     finish(app, &o)?;
     if app.json() {
-        output::json(&json!({
+        output::json(json!({
             "epoch": report.epoch.0,
             "processed": report.processed,
             "resumed": report.resumed,
@@ -348,7 +348,7 @@ pub(crate) fn pending_rewrap(app: &mut App) -> Result<u8> {
             .iter()
             .map(|p| json!({"record_id": p.record_id.to_string(), "version": p.version, "epoch": p.epoch.0}))
             .collect();
-        return output::json(&json!({"current_epoch": epoch.0, "pending": items})).map(|()| 0);
+        return output::json(json!({"current_epoch": epoch.0, "pending": items})).map(|()| 0);
     }
     if pending.is_empty() {
         println!("every record version is under the current epoch {epoch}");
@@ -407,7 +407,7 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
     let s = o.vault.status()?;
     finish(app, &o)?;
     if app.json() {
-        return output::json(&json!({
+        return output::json(json!({
             "vault_id": s.vault_id.to_string(),
             "backend": s.backend,
             "schema_version": s.schema_version,
@@ -501,7 +501,7 @@ pub(crate) fn doctor(app: &mut App, full: bool) -> Result<u8> {
         Level::Fail => "fail",
     };
     if app.json() {
-        output::json(&json!({
+        output::json(json!({
             "result": level(worst),
             "findings": report.findings.iter().map(|f| json!({
                 "check": f.check,
@@ -542,7 +542,7 @@ pub(crate) fn audit(app: &mut App, cmd: &AuditCommand) -> Result<u8> {
             let entries = o.vault.audit_list(*from, *limit)?;
             finish(app, &o)?;
             if app.json() {
-                return output::json(&Value::Array(
+                return output::json(Value::Array(
                     entries
                         .iter()
                         .map(|e| {
@@ -586,7 +586,7 @@ pub(crate) fn audit(app: &mut App, cmd: &AuditCommand) -> Result<u8> {
             finish(app, &o)?;
             if app.json() {
                 output::json(
-                    &json!({"ok": true, "entries": report.entries, "head_hash": report.head_hash}),
+                    json!({"ok": true, "entries": report.entries, "head_hash": report.head_hash}),
                 )?;
             } else {
                 println!(
@@ -605,7 +605,7 @@ pub(crate) fn recoverability(app: &mut App) -> Result<u8> {
     let r = o.vault.recoverability()?;
     finish(app, &o)?;
     if app.json() {
-        return output::json(&recoverability_json(&r)).map(|()| 0);
+        return output::json(recoverability_json(&r)).map(|()| 0);
     }
     println!("{}", r.message);
     for d in &r.details {

@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::app::App;
 use crate::cli::Cli;
+use crate::input;
 use crate::location::write_private_file;
 
 /// The demo's passphrases: demo values, printed on purpose.
@@ -305,15 +306,12 @@ pub(crate) fn run(_app: &mut App) -> Result<u8> {
 
 /// Decrypts an age file with `identity` (what `age -d -i` does).
 fn decrypt_age(path: &Path, identity: &age::x25519::Identity) -> Result<Zeroizing<String>> {
-    use std::io::Read;
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let decryptor = age::Decryptor::new_buffered(&bytes[..]).context("not an age file")?;
-    let mut reader = decryptor
+    let reader = decryptor
         .decrypt(std::iter::once(identity as &dyn age::Identity))
         .context("the age identity does not decrypt the export")?;
-    let mut out = Zeroizing::new(String::new());
-    reader
-        .read_to_string(&mut out)
-        .context("cannot decrypt the export")?;
-    Ok(out)
+    let plain = input::read_secret(reader, "the decrypted export")?;
+    let text = std::str::from_utf8(&plain).context("the decrypted export is not UTF-8")?;
+    Ok(Zeroizing::new(input::exact_copy(text)))
 }

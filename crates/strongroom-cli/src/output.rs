@@ -6,15 +6,32 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use zeroize::Zeroize;
 
 use crate::keyholders::RecoveryText;
 
-/// Prints pretty JSON to stdout.
-pub(crate) fn json(v: &Value) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v).context("cannot write to stdout")?;
-    writeln!(out).context("cannot write to stdout")?;
-    out.flush().context("cannot write to stdout")
+/// Prints pretty JSON to stdout, then zeroizes every string in it: some outputs carry a
+/// secret (a new recovery key, `kek generate`, `get --show-value`), and none of them needs to
+/// outlive the printing.
+pub(crate) fn json(mut v: Value) -> Result<()> {
+    let printed = (|| {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &v)?;
+        writeln!(out)?;
+        out.flush()
+    })();
+    scrub(&mut v);
+    printed.context("cannot write to stdout")
+}
+
+/// Zeroizes every string of a JSON value (object keys are names, not secrets).
+fn scrub(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(scrub),
+        Value::Object(map) => map.values_mut().for_each(scrub),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -84,10 +101,16 @@ pub(crate) fn recovery_key(rk: &RecoveryText, what: &str) -> Result<()> {
         writeln!(out, "    {}", rk.text.expose_secret())?;
         writeln!(out)?;
         writeln!(out, "The same key as 24 words:")?;
-        let words: Vec<&str> = rk.words.expose_secret().split(' ').collect();
-        for chunk in words.chunks(6) {
-            writeln!(out, "    {}", chunk.join(" "))?;
+        // Written word by word: joining them would leave a copy of the key in a String.
+        for (i, word) in rk.words.expose_secret().split(' ').enumerate() {
+            let sep = match i % 6 {
+                0 if i > 0 => "\n    ",
+                0 => "    ",
+                _ => " ",
+            };
+            write!(out, "{sep}{word}")?;
         }
+        writeln!(out)?;
         writeln!(out)?;
         writeln!(
             out,
@@ -115,6 +138,24 @@ pub(crate) fn recovery_key_json(rk: &RecoveryText) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_are_zeroized_after_printing() {
+        let mut v = serde_json::json!({
+            "recovery_key": {"text": "SRK1Q-SECRET", "words": "abandon ability"},
+            "list": ["value", 1, null, {"nested": "x"}],
+            "n": 3,
+        });
+        scrub(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "recovery_key": {"text": "", "words": ""},
+                "list": ["", 1, null, {"nested": ""}],
+                "n": 3,
+            })
+        );
+    }
 
     #[test]
     fn times() {

@@ -16,6 +16,18 @@ fn init_prints_the_recovery_key_once_and_warns() {
     assert!(o.contains("SRK1Q-"), "{o}");
     assert!(o.contains("24 words"), "{o}");
     assert!(o.contains("OFFLINE"), "{o}");
+    // the words: four indented lines of six
+    let lines: Vec<&str> = o
+        .lines()
+        .skip_while(|l| !l.contains("24 words"))
+        .skip(1)
+        .take(5)
+        .collect();
+    for l in &lines[..4] {
+        assert!(l.starts_with("    "), "{o}");
+        assert_eq!(l.split_whitespace().count(), 6, "{o}");
+    }
+    assert!(lines[4].trim().is_empty(), "{o}");
     assert!(err.contains("warning:"), "the single-member warning: {err}");
     // the vault file and the pins are private
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
