@@ -54,8 +54,9 @@ pub(crate) struct Global {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub(crate) json: bool,
-    /// More logging on stderr (-v info, -vv debug, -vvv trace; `RUST_LOG` also works).
-    /// Logs never contain secret values.
+    /// More logging on stderr (-v info, -vv debug, -vvv trace). Logs never contain secret
+    /// values; the database driver's stay at info (its debug logs carry SQL parameters).
+    /// `RUST_LOG`, when set, replaces these levels (with a warning when it allows debug logs).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
     /// Argon2id cost for passphrases set by this command: `default` (m=64 MiB, t=3, p=4),

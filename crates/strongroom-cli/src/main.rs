@@ -54,17 +54,46 @@ fn quiet_broken_pipe() {
     }));
 }
 
-/// Logs to stderr: `RUST_LOG` when set, else by `-v` count (warnings only by default).
+/// Targets whose debug and trace logs carry SQL parameters (through the `log` bridge):
+/// keyholder stanzas, wrapped keys and encrypted records. Capped at `info` by `-v` counts.
+const QUIET_TARGETS: &[&str] = &["tokio_postgres", "postgres", "r2d2"];
+
+/// The filter of `-v` counts: warnings only by default, info, debug, trace; the database
+/// driver targets never below info.
+fn verbosity_filter(verbose: u8) -> String {
+    let base = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let mut directives = vec![base.to_owned()];
+    if verbose >= 2 {
+        directives.extend(QUIET_TARGETS.iter().map(|t| format!("{t}=info")));
+    }
+    directives.join(",")
+}
+
+/// Logs to stderr: `RUST_LOG` when set (with a warning when it lets debug logs through,
+/// since those of the database driver carry SQL parameters), else by `-v` count.
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(match verbose {
-            0 => "warn",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        })
-    });
+    use tracing_subscriber::filter::LevelFilter;
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| EnvFilter::try_new(v).ok());
+    let filter = match from_env {
+        Some(f) => {
+            if f.max_level_hint().is_none_or(|l| l > LevelFilter::INFO) {
+                eprintln!(
+                    "warning: RUST_LOG is set and allows debug logs: those of the database driver (tokio_postgres, postgres, r2d2) may include SQL parameters such as keyholder stanzas; unset RUST_LOG and use -v, -vv or -vvv to keep them out"
+                );
+            }
+            f
+        }
+        None => EnvFilter::new(verbosity_filter(verbose)),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -151,6 +180,56 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a subscriber with the `-v` filter writes for one event at each target.
+    fn logged(verbose: u8) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(verbosity_filter(
+                verbose,
+            )))
+            .with_writer(move || out.clone())
+            .with_target(true)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!(target: "tokio_postgres::query", "tp-debug parameters");
+            tracing::trace!(target: "postgres::client", "pg-trace");
+            tracing::debug!(target: "r2d2", "r2d2-debug");
+            tracing::info!(target: "tokio_postgres::connection", "tp-info");
+            tracing::debug!(target: "strongroom::vault", "own-debug");
+            tracing::trace!(target: "strongroom::vault", "own-trace");
+        });
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn database_driver_logs_stay_at_info_at_every_verbosity() {
+        for v in [2, 3, 4] {
+            let out = logged(v);
+            assert!(out.contains("own-debug"), "-v x{v}: {out}");
+            assert!(out.contains("tp-info"), "-v x{v}: {out}");
+            for quiet in ["tp-debug", "pg-trace", "r2d2-debug"] {
+                assert!(!out.contains(quiet), "-v x{v}: {quiet} in {out}");
+            }
+        }
+        assert!(logged(3).contains("own-trace"));
+        assert!(!logged(1).contains("own-debug"));
+        assert!(logged(0).is_empty());
+    }
 
     #[test]
     fn rendering_skips_repeated_causes() {

@@ -31,6 +31,11 @@ impl Session {
             stderr.contains("TRACE") || stderr.contains("DEBUG") || stderr.contains("INFO"),
             "{what}: no logs at trace level?\n{stderr}"
         );
+        // an explicit RUST_LOG is obeyed, with a warning about the database driver's logs
+        assert!(
+            stderr.starts_with("warning: RUST_LOG is set"),
+            "{what}: no RUST_LOG warning\n{stderr}"
+        );
         for needle in &self.needles {
             assert!(
                 !stderr.contains(needle.as_str()),

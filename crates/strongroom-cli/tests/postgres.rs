@@ -50,6 +50,44 @@ fn postgres_vault_by_libpq_string_and_url() {
     });
     assert_eq!(status["backend"], "postgres");
 
+    // -vvv: the driver's debug logs (SQL parameters: stanzas, wrapped keys) stay out
+    let out = pg(&conn)
+        .args(["-vvv", "put", "core/app", "API_TOKEN", "--stdin"])
+        .write_stdin("tok")
+        .assert()
+        .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    let lines = log_lines(&err);
+    assert!(lines.iter().any(|(level, _)| level == "DEBUG"), "{err}");
+    for (level, target) in &lines {
+        let driver = ["tokio_postgres", "postgres", "r2d2"]
+            .iter()
+            .any(|t| target == t || target.starts_with(&format!("{t}::")));
+        assert!(
+            !driver || !["DEBUG", "TRACE"].contains(&level.as_str()),
+            "{level} {target}: {err}"
+        );
+    }
+    assert!(!err.contains("parameters"), "{err}");
+    assert!(!err.contains("RUST_LOG"), "{err}");
+    // RUST_LOG asked for them: obeyed, with a warning
+    let out = pg(&conn)
+        .env("RUST_LOG", "tokio_postgres=debug")
+        .args(["get", "core/app", "API_TOKEN"])
+        .assert()
+        .success()
+        .stdout("tok");
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.starts_with("warning: RUST_LOG is set"), "{err}");
+    // what -vvv keeps out
+    assert!(err.contains("parameters"), "{err}");
+    pg(&conn)
+        .env("RUST_LOG", "info")
+        .args(["get", "core/app", "API_TOKEN"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("RUST_LOG").not());
+
     // the same database as a URL
     let dbname = conn
         .split_whitespace()
@@ -70,4 +108,32 @@ fn postgres_vault_by_libpq_string_and_url() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("PostgreSQL"), "{err}");
     assert!(!err.contains("s3cret-in-url"), "{err}");
+}
+
+/// `(level, target)` of each log line on stderr (colour codes removed).
+fn log_lines(stderr: &str) -> Vec<(String, String)> {
+    let mut plain = String::new();
+    let mut chars = stderr.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace().skip(1);
+            let level = w.next()?;
+            let target = w.next()?.strip_suffix(':')?;
+            ["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]
+                .contains(&level)
+                .then(|| (level.to_owned(), target.to_owned()))
+        })
+        .collect()
 }
