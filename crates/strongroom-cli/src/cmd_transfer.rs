@@ -200,6 +200,29 @@ fn format(f: FormatArg) -> ExportFormat {
     }
 }
 
+/// Checks `--age-recipient` values before anything is unlocked. Messages name a
+/// recipient by its position, never by its text: someone may paste a secret key there.
+fn check_recipients(recipients: &[String]) -> Result<()> {
+    for (i, r) in recipients.iter().enumerate() {
+        let n = i + 1;
+        let r = r.trim();
+        let prefix = "AGE-SECRET-KEY-";
+        if r.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        {
+            bail!(
+                "--age-recipient #{n}: this is an age identity (a secret key), not a recipient; nothing was exported. Pass its public key (`age-keygen -y KEYFILE` prints it), and treat this key as exposed if it was typed or logged somewhere"
+            );
+        }
+        if r.parse::<age::x25519::Recipient>().is_err() {
+            bail!(
+                "--age-recipient #{n} is not a valid age recipient (an X25519 public key, age1…); nothing was exported"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `export`.
 pub(crate) fn export(app: &mut App, args: &ExportArgs) -> Result<u8> {
     let passphrase = args.age_passphrase || args.age_passphrase_file.is_some();
@@ -211,6 +234,7 @@ pub(crate) fn export(app: &mut App, args: &ExportArgs) -> Result<u8> {
             "choose one export target: --age-recipient (repeatable), --age-passphrase, or --plaintext-i-understand"
         );
     }
+    check_recipients(&args.age_recipient)?;
     let to_stdout = args.out == "-";
     let out_path = PathBuf::from(&args.out);
     if !to_stdout && out_path.exists() {
@@ -448,6 +472,37 @@ pub(crate) fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recipients_are_checked_without_being_echoed() {
+        let identity = age::x25519::Identity::generate();
+        let public = identity.to_public().to_string();
+        assert!(check_recipients(std::slice::from_ref(&public)).is_ok());
+        assert!(check_recipients(&[]).is_ok());
+        {
+            use secrecy::ExposeSecret;
+            let secret = identity.to_string().expose_secret().to_owned();
+            for given in [
+                secret.clone(),
+                secret.to_lowercase(),
+                format!(" {secret}\n"),
+            ] {
+                let err = check_recipients(&[public.clone(), given.clone()])
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    err.contains("#2: this is an age identity (a secret key), not a recipient"),
+                    "{err}"
+                );
+                assert!(!err.contains(given.trim()), "{err}");
+            }
+        }
+        let err = check_recipients(&["age1nope-not-a-key".to_owned()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("#1 is not a valid age recipient"), "{err}");
+        assert!(!err.contains("age1nope"), "{err}");
+    }
 
     #[test]
     fn dangerous_environment_names() {

@@ -397,7 +397,38 @@ fn export_import_plaintext_and_targets() {
     )
     .assert()
     .code(1)
-    .stderr(predicate::str::contains("recipient"));
+    .stderr(predicate::str::contains("recipient"))
+    .stderr(predicate::str::contains("age1nope").not());
+    // a secret key pasted as a recipient: refused, never echoed
+    let key = {
+        use secrecy::ExposeSecret;
+        age::x25519::Identity::generate()
+            .to_string()
+            .expose_secret()
+            .to_owned()
+    };
+    let out = cmd(
+        &e,
+        &[
+            "export",
+            "--namespace",
+            "core/app",
+            "--format",
+            "dotenv",
+            "--age-recipient",
+            &key,
+            "--out",
+            "-",
+        ],
+    )
+    .assert()
+    .code(1)
+    .stdout("")
+    .stderr(predicate::str::contains(
+        "this is an age identity (a secret key), not a recipient",
+    ));
+    assert!(!stderr(out.get_output()).contains(&key));
+    assert!(!stderr(out.get_output()).contains(&key[15..]));
 }
 
 #[test]
