@@ -24,8 +24,9 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// Options every command takes.
-#[derive(Debug, Args, Clone)]
+/// Options every command takes. `Debug` leaves out a PostgreSQL connection string (it may
+/// carry a password).
+#[derive(Args, Clone)]
 pub(crate) struct Global {
     /// The vault: a SQLite file path or `sqlite:///abs/path`, or a PostgreSQL URL
     /// (`postgres://…`) or libpq string (`host=… dbname=…`). Default:
@@ -63,6 +64,23 @@ pub(crate) struct Global {
     /// `constrained` (m=19 MiB, t=2, p=1) or `calibrate:<ms>` (tuned to this machine).
     #[arg(long, global = true, value_name = "PROFILE", default_value = "default")]
     pub(crate) profile: String,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let vault = self.vault.as_deref().map(|v| {
+            crate::location::Location::parse(Some(v))
+                .map_or_else(|_| "<invalid>".to_owned(), |l| format!("{l:?}"))
+        });
+        f.debug_struct("Global")
+            .field("vault", &vault)
+            .field("state_dir", &self.state_dir)
+            .field("member", &self.member)
+            .field("json", &self.json)
+            .field("verbose", &self.verbose)
+            .field("profile", &self.profile)
+            .finish()
+    }
 }
 
 /// The keyholder that unlocks the vault (or, for `init`, the one the vault is created with).
@@ -638,6 +656,31 @@ mod tests {
     #[test]
     fn command_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn debug_never_shows_a_connection_string() {
+        const URL: &str = "postgres://u:hunter2@h/db"; // pragma: allowlist secret
+        const LIBPQ: &str = "host=h password=hunter2"; // pragma: allowlist secret
+        for (args, shown) in [
+            (
+                &["strongroom", "--vault", URL, "status"][..],
+                "Postgres(<connection string>)",
+            ),
+            (
+                &["strongroom", "status", "--vault", LIBPQ],
+                "Postgres(<connection string>)",
+            ),
+            (
+                &["strongroom", "--vault", "/tmp/v.sqlite", "status"],
+                "/tmp/v.sqlite",
+            ),
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let d = format!("{cli:?}");
+            assert!(!d.contains("hunter2"), "{d}");
+            assert!(d.contains(shown), "{d}");
+        }
     }
 
     #[test]

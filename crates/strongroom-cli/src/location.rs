@@ -101,6 +101,44 @@ fn open_postgres(_conn: &str) -> Result<Arc<dyn Store>> {
     )
 }
 
+/// Whether a PostgreSQL connection string carries a password: after the user name in a
+/// URL's authority (`user:…@host`), as a `password` URL parameter, or as a libpq `password`
+/// key (spaces around its `=` allowed).
+pub(crate) fn has_password(conn: &str) -> bool {
+    let conn = conn.trim();
+    let lower = conn.to_ascii_lowercase();
+    if let Some(rest) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|scheme| lower.strip_prefix(scheme))
+    {
+        let (authority, query) = match rest.split_once('?') {
+            Some((before, query)) => (before, query),
+            None => (rest, ""),
+        };
+        let authority = authority.split('/').next().unwrap_or("");
+        let userinfo_password = authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+        let query_password = query
+            .split('&')
+            .any(|kv| kv.split('=').next() == Some("password"));
+        return userinfo_password || query_password;
+    }
+    // libpq key=value pairs: a `password` key
+    let bytes = lower.as_bytes();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("password") {
+        let at = from + i;
+        let starts_word = at == 0 || bytes[at - 1].is_ascii_whitespace();
+        let after = lower[at + "password".len()..].trim_start();
+        if starts_word && after.starts_with('=') {
+            return true;
+        }
+        from = at + 1;
+    }
+    false
+}
+
 /// `host=/run/postgresql dbname=vault`: a libpq key=value string.
 fn looks_like_libpq(v: &str) -> bool {
     const KEYS: &[&str] = &[
@@ -301,6 +339,32 @@ mod tests {
             .contains("pw")
         );
         assert!(Location::parse(Some("sqlite:")).is_err());
+        // passwords in connection strings
+        for with in [
+            "postgres://u:pw@h/db",                          // pragma: allowlist secret
+            "postgresql://u:pw@h:5432/db?sslmode=disable",   // pragma: allowlist secret
+            "POSTGRES://u:pw@h/db",                          // pragma: allowlist secret
+            "postgres://u@h/db?password=pw",                 // pragma: allowlist secret
+            "postgres://u@h/db?sslmode=disable&password=pw", // pragma: allowlist secret
+            "host=h password=pw dbname=db",                  // pragma: allowlist secret
+            "password=pw host=h",                            // pragma: allowlist secret
+            "host=h password = 'p w' dbname=db",             // pragma: allowlist secret
+            "host=h\tPASSWORD=pw",                           // pragma: allowlist secret
+        ] {
+            assert!(has_password(with), "{with}");
+        }
+        for without in [
+            "postgres://u@h/db",
+            "postgres:///db?host=/run/postgresql",
+            "postgres://h/db",
+            "postgres://u@h/db/with:colon",
+            "host=/run/postgresql dbname=vault user=password",
+            "host=h dbname=passwords",
+            "host=h passwordless=1",
+            "host=h application_name=mypassword",
+        ] {
+            assert!(!has_password(without), "{without}");
+        }
         // a file name with '=' that is not a libpq key stays a path
         assert_eq!(
             Location::parse(Some("a=b.sqlite")).unwrap(),

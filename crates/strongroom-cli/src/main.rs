@@ -15,15 +15,19 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 use crate::app::App;
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     quiet_broken_pipe();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_tracing(cli.global.verbose);
+    if let Some(warning) = vault_password_warning(&cli, &matches) {
+        eprintln!("{warning}");
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -31,6 +35,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A warning when `--vault` on the command line is a PostgreSQL connection string with a
+/// password: the process list and the shell history show the command line to others.
+fn vault_password_warning(cli: &Cli, matches: &clap::ArgMatches) -> Option<&'static str> {
+    let from_argv = matches.value_source("vault") == Some(clap::parser::ValueSource::CommandLine);
+    let vault = cli.global.vault.as_deref()?;
+    let postgres = matches!(
+        location::Location::parse(Some(vault)),
+        Ok(location::Location::Postgres(_))
+    );
+    (from_argv && postgres && location::has_password(vault)).then_some(
+        "warning: the --vault connection string holds a password, which other users can read in the process list and which stays in your shell history: pass the connection string in the STRONGROOM_VAULT environment variable instead, or connect without a password (local socket with peer authentication)",
+    )
 }
 
 /// `strongroom list ns | head -1`: stdout closes early, printing fails. Exit like a process
@@ -180,6 +198,32 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_vault_on_the_command_line_is_warned_about() {
+        const URL: &str = "postgres://u:pw@h/db"; // pragma: allowlist secret
+        const LIBPQ: &str = "host=h password=pw"; // pragma: allowlist secret
+        let warns = |args: &[&str]| {
+            let matches = Cli::command().try_get_matches_from(args).unwrap();
+            let cli = Cli::from_arg_matches(&matches).unwrap();
+            vault_password_warning(&cli, &matches).is_some()
+        };
+        assert!(warns(&["strongroom", "--vault", URL, "status"]));
+        assert!(warns(&["strongroom", "status", "--vault", LIBPQ]));
+        assert!(!warns(&[
+            "strongroom",
+            "--vault",
+            "postgres://u@h/db",
+            "status"
+        ]));
+        assert!(!warns(&[
+            "strongroom",
+            "--vault",
+            "/tmp/pw.sqlite",
+            "status"
+        ]));
+        assert!(!warns(&["strongroom", "status"]));
+    }
 
     /// What a subscriber with the `-v` filter writes for one event at each target.
     fn logged(verbose: u8) -> String {

@@ -108,6 +108,37 @@ fn postgres_vault_by_libpq_string_and_url() {
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("PostgreSQL"), "{err}");
     assert!(!err.contains("s3cret-in-url"), "{err}");
+    // a password on the command line is warned about (the warning does not repeat it)...
+    assert!(
+        err.starts_with("warning: the --vault connection string holds a password"),
+        "{err}"
+    );
+    assert!(err.contains("STRONGROOM_VAULT"), "{err}");
+    let libpq = "host=127.0.0.1 port=notaport dbname=vault password=s3cret-in-libpq"; // pragma: allowlist secret
+    let out = pg(libpq).args(["status"]).assert().code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.starts_with("warning: the --vault connection string holds a password"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret-in-libpq"), "{err}");
+    // ...not when it comes from STRONGROOM_VAULT, nor without a password
+    let mut c = e.clean();
+    c.env("STRONGROOM_VAULT", bad)
+        .arg("--state-dir")
+        .arg(&e.state)
+        .arg("--passphrase-file")
+        .arg(&e.pass)
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("warning").not())
+        .stderr(predicate::str::contains("s3cret-in-url").not());
+    pg(&url)
+        .args(["get", "core/app", "DB_PASSWORD"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("password").not());
 }
 
 /// `(level, target)` of each log line on stderr (colour codes removed).
