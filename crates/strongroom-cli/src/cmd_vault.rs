@@ -573,16 +573,22 @@ pub(crate) fn audit(app: &mut App, cmd: &AuditCommand) -> Result<u8> {
                     if e.ok { "yes" } else { "NO" },
                     e.actor.map_or("-".to_owned(), |a| a.to_string()),
                     e.target,
-                    e.detail
+                    printable(&e.detail)
                 );
             }
             Ok(0)
         }
         AuditCommand::Verify => {
-            let report = o
-                .vault
-                .audit_verify()
-                .context("the audit log failed verification")?;
+            // Compared with the last verification kept in the state directory, so a log
+            // whose end was cut off (which still chains correctly) is caught too.
+            let state = app.state()?;
+            let pin = state.load_audit_pin(o.vault.id())?;
+            let report = match &pin {
+                Some(p) => o.vault.audit_verify_since(p),
+                None => o.vault.audit_verify(),
+            }
+            .context("the audit log failed verification")?;
+            state.save_audit_pin(o.vault.id(), &report)?;
             finish(app, &o)?;
             if app.json() {
                 output::json(
@@ -627,4 +633,27 @@ pub(crate) fn recoverability(app: &mut App) -> Result<u8> {
         eprintln!("warning: {}", r.message);
     }
     Ok(0)
+}
+
+/// `s` with control characters escaped, so text that came from storage (the detail of a
+/// failed-unlock entry) cannot drive the terminal.
+fn printable(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(super::printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(super::printable("plain ünïcode"), "plain ünïcode");
+    }
 }

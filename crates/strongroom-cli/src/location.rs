@@ -290,6 +290,45 @@ impl StateDir {
         }
     }
 
+    /// The last audit verification of `vault` (`None` before the first one).
+    pub(crate) fn load_audit_pin(&self, vault: VaultId) -> Result<Option<strongroom::AuditReport>> {
+        let path = self.dir.join(format!("{vault}.audit"));
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let mut parts = text.split_whitespace();
+        let (Some(entries), Some(head), None) = (parts.next(), parts.next(), parts.next()) else {
+            bail!(
+                "the audit pin {} is corrupt; delete it to pin the audit log again",
+                path.display()
+            );
+        };
+        let entries = entries
+            .parse()
+            .with_context(|| format!("the audit pin {} is corrupt", path.display()))?;
+        Ok(Some(strongroom::AuditReport {
+            entries,
+            head_hash: head.to_owned(),
+        }))
+    }
+
+    /// Saves the audit verification `report` of `vault` (0600, atomically).
+    pub(crate) fn save_audit_pin(
+        &self,
+        vault: VaultId,
+        report: &strongroom::AuditReport,
+    ) -> Result<()> {
+        create_private_dir(&self.dir)?;
+        let path = self.dir.join(format!("{vault}.audit"));
+        write_private_file(
+            &path,
+            format!("{} {}\n", report.entries, report.head_hash).as_bytes(),
+            true,
+        )
+    }
+
     /// Saves `pins` for `vault` (0600, atomically; the directory is created 0700).
     pub(crate) fn save_pins(&self, vault: VaultId, pins: &Pins) -> Result<()> {
         if pins.is_empty() {

@@ -542,3 +542,27 @@ fn pins_detect_a_rolled_back_vault() {
         .code(1)
         .stderr(predicate::str::contains("pins file"));
 }
+
+#[test]
+fn audit_verify_catches_a_log_cut_short_since_the_last_verification() {
+    let e = Env::new();
+    e.init();
+    cmd(&e, &["put", "app", "A", "--stdin"])
+        .write_stdin("1")
+        .assert()
+        .success();
+    let first = json(cmd(&e, &["audit", "verify"]));
+    let n = first["entries"].as_u64().unwrap();
+    // The storage drops the last three entries: what is left still chains correctly.
+    let db = rusqlite::Connection::open(&e.vault).unwrap();
+    db.execute(
+        "DELETE FROM sr_audit WHERE k >= ?1",
+        [(n - 3).to_be_bytes().to_vec()],
+    )
+    .unwrap();
+    drop(db);
+    cmd(&e, &["audit", "verify"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("removed from its end"));
+}
