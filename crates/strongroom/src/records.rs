@@ -498,43 +498,66 @@ impl Vault {
         validate_namespace(namespace)?;
         validate_name(name)?;
         self.read(|state| {
-            let store = self.store();
-            let not_found = || VaultError::NotFound {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            };
-            let row = store
-                .get(Table::Index, &blind(state, namespace, name))?
-                .ok_or_else(not_found)?;
-            let entry = IndexEntry::decode(&row.value)?;
-            let v = version.unwrap_or(entry.version);
-            if v == 0 || v > entry.version {
-                return Err(not_found());
+            // The index, body and data-key rows are three reads: a writer (a new version
+            // pruning an old one, a re-encryption) can commit between them. A failure is
+            // retried from the index a few times before it is reported.
+            let mut attempt = 0;
+            loop {
+                match self.get_once(state, namespace, name, version) {
+                    Err(VaultError::Record { .. } | VaultError::Inconsistent { .. })
+                        if attempt < 3 =>
+                    {
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
             }
-            let key = version_key(entry.record, v);
-            let Some(body) = store.get(Table::Bodies, &key)? else {
-                return if version.is_some() {
-                    Err(not_found())
-                } else {
-                    Err(VaultError::inconsistent(format!(
-                        "record {} version {v} is missing its body",
-                        entry.record
-                    )))
-                };
-            };
-            let dek = store.get(Table::Deks, &key)?.ok_or_else(|| {
-                VaultError::inconsistent(format!(
-                    "record {} version {v} is missing its data key",
+        })
+    }
+
+    fn get_once(
+        &self,
+        state: &State,
+        namespace: &str,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Secret, VaultError> {
+        let store = self.store();
+        let not_found = || VaultError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        let row = store
+            .get(Table::Index, &blind(state, namespace, name))?
+            .ok_or_else(not_found)?;
+        let entry = IndexEntry::decode(&row.value)?;
+        let v = version.unwrap_or(entry.version);
+        if v == 0 || v > entry.version {
+            return Err(not_found());
+        }
+        let key = version_key(entry.record, v);
+        let Some(body) = store.get(Table::Bodies, &key)? else {
+            return if version.is_some() {
+                Err(not_found())
+            } else {
+                Err(VaultError::inconsistent(format!(
+                    "record {} version {v} is missing its body",
                     entry.record
-                ))
-            })?;
-            let (p, epoch) = open_rows(state, entry.record, v, &body.value, &dek.value)?;
-            check_names(&p, namespace, name, entry.record)?;
-            let meta = meta_of(&p, entry.record, v, epoch);
-            Ok(Secret {
-                meta,
-                value: p.value,
-            })
+                )))
+            };
+        };
+        let dek = store.get(Table::Deks, &key)?.ok_or_else(|| {
+            VaultError::inconsistent(format!(
+                "record {} version {v} is missing its data key",
+                entry.record
+            ))
+        })?;
+        let (p, epoch) = open_rows(state, entry.record, v, &body.value, &dek.value)?;
+        check_names(&p, namespace, name, entry.record)?;
+        let meta = meta_of(&p, entry.record, v, epoch);
+        Ok(Secret {
+            meta,
+            value: p.value,
         })
     }
 
@@ -573,6 +596,20 @@ impl Vault {
     /// them), sorted by name.
     pub fn list(&self, namespace: &str) -> Result<Vec<SecretMeta>, VaultError> {
         validate_namespace(namespace)?;
+        // A writer that replaces and prunes a version between the index scan and the
+        // body reads makes one attempt fail; the listing is redone.
+        let mut attempt = 0;
+        loop {
+            match self.list_once(namespace) {
+                Err(VaultError::Record { .. } | VaultError::Inconsistent { .. }) if attempt < 3 => {
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn list_once(&self, namespace: &str) -> Result<Vec<SecretMeta>, VaultError> {
         self.read(|state| {
             let store = self.store();
             let prefix = ns_prefix(state, namespace).to_vec();
