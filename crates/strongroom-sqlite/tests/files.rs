@@ -220,7 +220,7 @@ fn deleted_values_are_zeroed_in_the_file() {
     use strongroom_store::{Batch, Expect, Store, Table};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.db");
-    let marker = b"RETIRED-KEY-MATERIAL-0123456789abcdef".to_vec();
+    let marker = b"RETIRED-KEY-MATERIAL-0123456789abcdef".to_vec(); // pragma: allowlist secret
     {
         let store = strongroom_sqlite::SqliteStore::open(
             &path,
