@@ -398,10 +398,25 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         "rows_per_put_detail",
         crate::json_str("index+body+dek+audit, plus a membership-log check and an index read"),
     );
+    let shaped_put_us = breakdown
+        .iter()
+        .find(|(k, _)| *k == "raw_put_shaped_txn_us")
+        .map(|(_, v)| *v);
     for (k, v) in breakdown {
         put = put.with(k, format!("{v:.1}"));
     }
     let mut out = vec![put];
+    // The same put against the raw floor of what a put must write: one rusqlite
+    // transaction with the same rows and checks (index, body, data key, audit entry).
+    if let Some(us) = shaped_put_us {
+        out.push(Ratio::new(
+            format!("vault/sqlite/put/{label}-vs-same-rows"),
+            "rusqlite-txn-of-the-same-4-rows",
+            s,
+            1e6 / us,
+            Some(0.6),
+        ));
+    }
 
     // get: preloaded secrets, read in a scattered order.
     for i in 0..GET_SECRETS {
@@ -472,6 +487,14 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         .with("raw_3_selects_us", format!("{:.1}", 1e6 / shaped))
         .with("vault_get_memory_store_us", format!("{:.1}", 1e6 / memory)),
     );
+    // The same get against the raw floor of what a get must read: three rusqlite selects.
+    out.push(Ratio::new(
+        format!("vault/sqlite/get/{label}-vs-same-rows"),
+        "rusqlite-3-selects",
+        s,
+        shaped,
+        Some(0.6),
+    ));
     out
 }
 
