@@ -522,6 +522,14 @@ pub(crate) enum Denied {
     Invalid(&'static str),
 }
 
+/// Owners and admins manage members; only an owner manages an owner.
+fn check_manages(actor: Role, target: Role) -> Result<(), Denied> {
+    if !actor.manages() || (target == Role::Owner && actor != Role::Owner) {
+        return Err(Denied::Role(actor));
+    }
+    Ok(())
+}
+
 /// The verified state of a vault's membership: who is a member with which role and key,
 /// who was, and the key id of every epoch.
 #[derive(Clone, Debug)]
@@ -626,6 +634,21 @@ impl Membership {
             || self.former.values().any(|m| same(&m.identity))
     }
 
+    /// Checks an identity a change adds: validly self-signed, a new member id, keys no
+    /// other member (current or former) uses.
+    fn check_new_identity(&self, identity: &PublicIdentity) -> Result<(), Denied> {
+        if identity.verify().is_err() {
+            return Err(Denied::BadIdentity);
+        }
+        if self.known(identity.member_id()) {
+            return Err(Denied::AlreadyMember(identity.member_id()));
+        }
+        if self.key_in_use(identity) {
+            return Err(Denied::Invalid("the identity reuses another member's key"));
+        }
+        Ok(())
+    }
+
     /// Checks that `signer` (a current member) may perform `body` now.
     pub(crate) fn check(&self, signer: MemberId, body: &EntryBody) -> Result<(), Denied> {
         let actor = self
@@ -639,16 +662,7 @@ impl Membership {
                 if !actor.role.manages() || (*role == Role::Owner && actor.role != Role::Owner) {
                     return Err(Denied::Role(actor.role));
                 }
-                if identity.verify().is_err() {
-                    return Err(Denied::BadIdentity);
-                }
-                if self.known(identity.member_id()) {
-                    return Err(Denied::AlreadyMember(identity.member_id()));
-                }
-                if self.key_in_use(identity) {
-                    return Err(Denied::Invalid("the identity reuses another member's key"));
-                }
-                Ok(())
+                self.check_new_identity(identity)
             }
             EntryBody::Remove { member, epoch, .. } => {
                 let target = self
@@ -660,11 +674,7 @@ impl Membership {
                         "a member cannot remove themselves (they would know the next key); another owner or admin removes them",
                     ));
                 }
-                if !actor.role.manages()
-                    || (target.role == Role::Owner && actor.role != Role::Owner)
-                {
-                    return Err(Denied::Role(actor.role));
-                }
+                check_manages(actor.role, target.role)?;
                 if Some(*epoch) != next {
                     return Err(Denied::Invalid("the new epoch is not the next one"));
                 }
@@ -687,21 +697,8 @@ impl Membership {
                 if *member == signer {
                     return Err(Denied::SelfRegrant);
                 }
-                if !actor.role.manages()
-                    || (target.role == Role::Owner && actor.role != Role::Owner)
-                {
-                    return Err(Denied::Role(actor.role));
-                }
-                if identity.verify().is_err() {
-                    return Err(Denied::BadIdentity);
-                }
-                if self.known(identity.member_id()) {
-                    return Err(Denied::AlreadyMember(identity.member_id()));
-                }
-                if self.key_in_use(identity) {
-                    return Err(Denied::Invalid("the identity reuses another member's key"));
-                }
-                Ok(())
+                check_manages(actor.role, target.role)?;
+                self.check_new_identity(identity)
             }
             EntryBody::Retire { below } => {
                 if actor.role == Role::ReadOnly {
