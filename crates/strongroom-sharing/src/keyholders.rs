@@ -7,7 +7,7 @@ use core::fmt::Write as _;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, Key256, MemberId, VaultId};
 use strongroom_recovery::{Keyholder, KeyholderKind, Stanza, WrapContext};
-use strongroom_store::{Batch, Expect, ReadView, Row, ScanRange, Table};
+use strongroom_store::{Batch, Expect, ReadView, ScanRange, Table};
 
 use crate::{SharingError, VerifyError};
 
@@ -51,29 +51,6 @@ pub(crate) fn row_key(member: MemberId, id: [u8; 8]) -> Vec<u8> {
     k.extend_from_slice(member.as_bytes());
     k.extend_from_slice(&id);
     k
-}
-
-/// Every row of `range` in `table`, page by page.
-pub(crate) fn scan_all(
-    store: &dyn ReadView,
-    table: Table,
-    range: &ScanRange,
-) -> Result<Vec<Row>, SharingError> {
-    let mut rows = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.scan(
-            table,
-            range,
-            cursor.as_ref(),
-            strongroom_store::MAX_SCAN_LIMIT,
-        )?;
-        rows.extend(page.rows);
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(rows),
-        }
-    }
 }
 
 /// A stored keyholder of a member.
@@ -180,7 +157,7 @@ pub(crate) struct Loaded {
 
 /// The keyholder records of `member`, checked to be in their own place.
 pub(crate) fn load(store: &dyn ReadView, member: MemberId) -> Result<Vec<Loaded>, SharingError> {
-    let rows = scan_all(
+    let rows = strongroom_store::scan_all(
         store,
         Table::Keyholders,
         &ScanRange::prefix(member.as_bytes().to_vec()),

@@ -142,7 +142,7 @@ pub(crate) fn load_log(store: &dyn ReadView) -> Result<Option<Membership>, Shari
 /// The "box audit": every stored grant must be one the log implies, addressed to the
 /// member's logged key, and every current member must hold the current epoch.
 pub(crate) fn audit_grants(store: &dyn ReadView, state: &Membership) -> Result<(), SharingError> {
-    let rows = keyholders::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))?;
+    let rows = strongroom_store::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))?;
     let current = state.epoch();
     let mut holders = BTreeSet::new();
     for row in rows {
@@ -458,7 +458,7 @@ fn find_credentials(
             }
             _ => {
                 let count =
-                    keyholders::scan_all(store, Table::Identities, &ScanRange::all())?.len();
+                    strongroom_store::scan_all(store, Table::Identities, &ScanRange::all())?.len();
                 return Err(SharingError::AmbiguousMember { count });
             }
         }
@@ -765,7 +765,8 @@ impl Session {
         for e in floor.get().saturating_add(1)..=below.get() {
             batch.delete(Table::Wraps, chain_row_key(Epoch(e)), Expect::Any);
         }
-        for row in keyholders::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))? {
+        for row in strongroom_store::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))?
+        {
             if let Ok(grant) = Grant::decode(&row.value)
                 && grant.epoch() < below
             {
@@ -1011,7 +1012,7 @@ fn delete_credentials(
     member: MemberId,
 ) -> Result<(), SharingError> {
     batch.delete(Table::Identities, identity_row_key(member), Expect::Any);
-    let rows = keyholders::scan_all(
+    let rows = strongroom_store::scan_all(
         store,
         Table::Keyholders,
         &ScanRange::prefix(member.as_bytes().to_vec()),

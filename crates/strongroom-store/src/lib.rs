@@ -25,5 +25,7 @@ pub use error::StoreError;
 pub use faulty::FaultyStore;
 pub use memory::MemoryStore;
 pub use scan::{Cursor, MAX_SCAN_LIMIT, Page, ScanRange, bounds_are_empty, check_scan_limit};
-pub use store::{ReadView, Row, SCHEMA_VERSION, Snapshot, Store, TableRow, Versioned};
+pub use store::{
+    ReadView, Row, SCHEMA_VERSION, Snapshot, Store, TableRow, Versioned, for_each_row, scan_all,
+};
 pub use table::Table;

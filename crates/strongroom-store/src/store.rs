@@ -129,6 +129,69 @@ pub trait Store: ReadView + Send + Sync {
 /// ignored).
 pub type TableRow = (Table, Row);
 
+/// Calls `f` on every row of `range` in key order, reading `page_size` rows at a time, so
+/// memory stays bounded by one page whatever the table holds. `f` returns `Ok(false)` to
+/// stop early. Rows are read page by page, not from one snapshot: use
+/// [`Store::snapshot`] as the view when the walk must see one point in time.
+///
+/// ```
+/// use strongroom_store::{Batch, Expect, MemoryStore, ScanRange, Store, Table, for_each_row};
+///
+/// let store = MemoryStore::new();
+/// let mut batch = Batch::new();
+/// for k in [b"a", b"b", b"c"] {
+///     batch.put(Table::Meta, k.to_vec(), b"v".to_vec(), Expect::Any);
+/// }
+/// store.commit(&batch)?;
+/// let mut keys = Vec::new();
+/// for_each_row(&store, Table::Meta, &ScanRange::all(), 2, |row| {
+///     keys.push(row.key);
+///     Ok::<_, strongroom_store::StoreError>(true)
+/// })?;
+/// assert_eq!(keys, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+/// # Ok::<(), strongroom_store::StoreError>(())
+/// ```
+pub fn for_each_row<V, E>(
+    view: &V,
+    table: Table,
+    range: &ScanRange,
+    page_size: usize,
+    mut f: impl FnMut(Row) -> Result<bool, E>,
+) -> Result<(), E>
+where
+    V: ReadView + ?Sized,
+    E: From<StoreError>,
+{
+    let mut cursor = None;
+    loop {
+        let page = view.scan(table, range, cursor.as_ref(), page_size)?;
+        for row in page.rows {
+            if !f(row)? {
+                return Ok(());
+            }
+        }
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Every row of `range`, read a page at a time: for ranges known to be small (one
+/// record's versions, a member's keyholders).
+pub fn scan_all<V: ReadView + ?Sized>(
+    view: &V,
+    table: Table,
+    range: &ScanRange,
+) -> Result<Vec<Row>, StoreError> {
+    let mut rows = Vec::new();
+    for_each_row(view, table, range, crate::MAX_SCAN_LIMIT, |row| {
+        rows.push(row);
+        Ok::<_, StoreError>(true)
+    })?;
+    Ok(rows)
+}
+
 macro_rules! forward_read_view {
     ($($ty:ty),*) => {$(
         impl<S: ReadView + ?Sized> ReadView for $ty {
@@ -186,6 +249,37 @@ mod tests {
 
     fn takes_store(s: &dyn Store) -> &'static str {
         s.backend()
+    }
+
+    #[test]
+    fn for_each_row_pages_and_stops_early() {
+        use crate::{Batch, Expect, MemoryStore};
+        let store = MemoryStore::new();
+        let mut b = Batch::new();
+        for i in 0u8..7 {
+            b.put(Table::Index, vec![i], vec![i], Expect::Any);
+        }
+        store.commit(&b).unwrap();
+        let mut seen = Vec::new();
+        for_each_row(&store, Table::Index, &ScanRange::all(), 2, |r| {
+            seen.push(r.key[0]);
+            Ok::<_, StoreError>(r.key[0] < 4)
+        })
+        .unwrap();
+        assert_eq!(seen, [0, 1, 2, 3, 4]);
+        assert_eq!(
+            scan_all(&store, Table::Index, &ScanRange::all())
+                .unwrap()
+                .len(),
+            7
+        );
+        let empty = scan_all(&store, Table::Meta, &ScanRange::all()).unwrap();
+        assert!(empty.is_empty());
+        // the callback's error ends the walk and is returned
+        let r = for_each_row(&store, Table::Index, &ScanRange::all(), 3, |_| {
+            Err(StoreError::invalid("stop"))
+        });
+        assert!(r.unwrap_err().to_string().contains("stop"));
     }
 
     #[test]

@@ -24,7 +24,7 @@
 use sha2::{Digest, Sha256};
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{Key256, MemberId};
-use strongroom_store::{Batch, ReadView, ScanRange, Table};
+use strongroom_store::{Batch, ReadView, ScanRange, Table, for_each_row};
 use subtle::ConstantTimeEq;
 
 use crate::VaultError;
@@ -310,32 +310,23 @@ pub(crate) fn list(
 ) -> Result<Vec<AuditEntry>, VaultError> {
     let range = ScanRange::range(from.to_be_bytes().to_vec(), u64::MAX.to_be_bytes().to_vec());
     let mut out = Vec::new();
-    let mut cursor = None;
-    while out.len() < limit {
-        let page = store.scan(
-            Table::Audit,
-            &range,
-            cursor.as_ref(),
-            (limit - out.len()).min(1000),
-        )?;
-        for row in page.rows {
-            let d = decode(key, &row.value).map_err(|e| VaultError::AuditTampered {
-                seq: seq_of(&row.key),
-                reason: e.to_string(),
-            })?;
-            if !d.mac_ok {
-                return Err(VaultError::AuditTampered {
-                    seq: d.entry.seq,
-                    reason: "MAC mismatch: the entry was modified or forged".into(),
-                });
-            }
-            out.push(d.entry);
-        }
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
+    if limit == 0 {
+        return Ok(out);
     }
+    for_each_row(store, Table::Audit, &range, limit.min(1000), |row| {
+        let d = decode(key, &row.value).map_err(|e| VaultError::AuditTampered {
+            seq: seq_of(&row.key),
+            reason: e.to_string(),
+        })?;
+        if !d.mac_ok {
+            return Err(VaultError::AuditTampered {
+                seq: d.entry.seq,
+                reason: "MAC mismatch: the entry was modified or forged".into(),
+            });
+        }
+        out.push(d.entry);
+        Ok(out.len() < limit)
+    })?;
     Ok(out)
 }
 
@@ -368,53 +359,45 @@ pub(crate) fn verify_since(
     let mut earlier_seen = earlier.is_none_or(|e| e.entries == 0);
     let mut expected = 0u64;
     let mut prev = [0u8; 32];
-    let mut cursor = None;
-    loop {
-        let page = store.scan(Table::Audit, &ScanRange::all(), cursor.as_ref(), 1000)?;
-        for row in &page.rows {
-            let row_seq = seq_of(&row.key);
-            let tampered = |reason: &str| VaultError::AuditTampered {
-                seq: expected,
-                reason: reason.to_owned(),
-            };
-            if row_seq != expected {
-                return Err(tampered(&format!(
-                    "expected entry {expected}, found {row_seq}: entries were removed"
-                )));
-            }
-            let d = decode(key, &row.value).map_err(|e| tampered(&e.to_string()))?;
-            if !d.mac_ok {
-                return Err(tampered("MAC mismatch: the entry was modified or forged"));
-            }
-            if d.entry.seq != expected {
-                return Err(tampered("the entry was moved from another position"));
-            }
-            if d.prev_hash != prev {
-                return Err(tampered(
-                    "hash chain broken: an earlier entry was modified, removed or reordered",
-                ));
-            }
-            prev = Sha256::digest(&row.value).into();
-            expected += 1;
-            if let Some(e) = earlier
-                && e.entries == expected
-            {
-                if hex(&prev) != e.head_hash {
-                    return Err(VaultError::AuditTampered {
-                        seq: expected - 1,
-                        reason:
-                            "the log was rewritten since it was last verified (the entry differs)"
-                                .into(),
-                    });
-                }
-                earlier_seen = true;
-            }
+    for_each_row(store, Table::Audit, &ScanRange::all(), 1000, |row| {
+        let row_seq = seq_of(&row.key);
+        let tampered = |reason: &str| VaultError::AuditTampered {
+            seq: expected,
+            reason: reason.to_owned(),
+        };
+        if row_seq != expected {
+            return Err(tampered(&format!(
+                "expected entry {expected}, found {row_seq}: entries were removed"
+            )));
         }
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => break,
+        let d = decode(key, &row.value).map_err(|e| tampered(&e.to_string()))?;
+        if !d.mac_ok {
+            return Err(tampered("MAC mismatch: the entry was modified or forged"));
         }
-    }
+        if d.entry.seq != expected {
+            return Err(tampered("the entry was moved from another position"));
+        }
+        if d.prev_hash != prev {
+            return Err(tampered(
+                "hash chain broken: an earlier entry was modified, removed or reordered",
+            ));
+        }
+        prev = Sha256::digest(&row.value).into();
+        expected += 1;
+        if let Some(e) = earlier
+            && e.entries == expected
+        {
+            if hex(&prev) != e.head_hash {
+                return Err(VaultError::AuditTampered {
+                    seq: expected - 1,
+                    reason: "the log was rewritten since it was last verified (the entry differs)"
+                        .into(),
+                });
+            }
+            earlier_seen = true;
+        }
+        Ok(true)
+    })?;
     if !earlier_seen {
         return Err(VaultError::AuditTampered {
             seq: expected,

@@ -18,7 +18,7 @@ use std::str::FromStr;
 use age::secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use strongroom_crypto::SecretBytes;
-use strongroom_store::{ScanRange, Table};
+use strongroom_store::{ScanRange, Table, for_each_row};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::VaultError;
@@ -131,28 +131,21 @@ impl Vault {
                 None => ScanRange::all(),
             };
             let mut out = Vec::new();
-            let mut cursor = None;
-            loop {
-                let page = store.scan(Table::Index, &range, cursor.as_ref(), 1000)?;
-                for row in page.rows {
-                    let e = IndexEntry::decode(&row.value)?;
-                    let (p, _) = open_version(store, st, e.record, e.version)?;
-                    if namespace.is_some_and(|ns| ns != p.namespace) {
-                        return Err(VaultError::inconsistent(
-                            "an index entry points at a secret of another namespace",
-                        ));
-                    }
-                    out.push(Plain {
-                        namespace: p.namespace,
-                        name: p.name,
-                        value: p.value,
-                    });
+            for_each_row(store, Table::Index, &range, 1000, |row| {
+                let e = IndexEntry::decode(&row.value)?;
+                let (p, _) = open_version(store, st, e.record, e.version)?;
+                if namespace.is_some_and(|ns| ns != p.namespace) {
+                    return Err(VaultError::inconsistent(
+                        "an index entry points at a secret of another namespace",
+                    ));
                 }
-                match page.next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
+                out.push(Plain {
+                    namespace: p.namespace,
+                    name: p.name,
+                    value: p.value,
+                });
+                Ok(true)
+            })?;
             out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
             Ok(out)
         })

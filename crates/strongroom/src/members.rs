@@ -10,7 +10,7 @@ use strongroom_sharing::{
     Fingerprint, FingerprintConfirmed, Identity, KeyholderInfo, MEMBER_KEY_PURPOSE, Membership,
     Pins, PublicIdentity, RecoverabilityReport, Role, SealedIdentity, SharingError, Warning,
 };
-use strongroom_store::{Expect, ScanRange, Store, Table};
+use strongroom_store::{Expect, ScanRange, Store, Table, for_each_row, scan_all};
 
 use crate::VaultError;
 use crate::audit::Action;
@@ -158,10 +158,12 @@ impl Vault {
         self.read(|st| {
             let store = self.store();
             let mut out = Vec::new();
-            let mut cursor = None;
-            loop {
-                let page = store.scan(Table::Index, &ScanRange::all(), cursor.as_ref(), 1000)?;
-                for row in page.rows {
+            for_each_row(
+                store,
+                Table::Index,
+                &ScanRange::all(),
+                1000,
+                |row| -> Result<bool, VaultError> {
                     let entry = IndexEntry::decode(&row.value)?;
                     let mut versions = Vec::new();
                     for dek in versions_of(store, Table::Deks, entry.record)? {
@@ -182,7 +184,7 @@ impl Vault {
                         }
                     }
                     if versions.is_empty() {
-                        continue;
+                        return Ok(true);
                     }
                     let (p, _) = open_version(store, st, entry.record, entry.version)?;
                     out.push(ExposedSecret {
@@ -191,12 +193,9 @@ impl Vault {
                         record_id: entry.record,
                         versions,
                     });
-                }
-                match page.next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
+                    Ok(true)
+                },
+            )?;
             out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
             Ok(out)
         })
@@ -347,22 +346,8 @@ impl LockedVault {
     /// (to pick the member to unlock as by name). Signatures and the hash chain are
     /// verified here; the log's freshness is checked against the pins at unlock.
     pub fn members(&self) -> Result<Vec<MemberInfo>, VaultError> {
-        let mut rows = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.store_ref().scan(
-                Table::MemberLog,
-                &ScanRange::all(),
-                cursor.as_ref(),
-                1000,
-            )?;
-            rows.extend(page.rows.into_iter().map(|r| r.value));
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
-        let membership = Membership::verify(rows.iter().map(Vec::as_slice))
+        let rows = scan_all(self.store_ref(), Table::MemberLog, &ScanRange::all())?;
+        let membership = Membership::verify(rows.iter().map(|r| r.value.as_slice()))
             .map_err(|e| VaultError::from(SharingError::from(e)))?;
         if membership.vault_id() != self.id() {
             return Err(VaultError::inconsistent(
@@ -384,25 +369,12 @@ impl LockedVault {
 
     /// Lists who has credentials stored in this vault (to pick the member to unlock as).
     pub fn stored_members(&self) -> Result<Vec<MemberId>, VaultError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.store_ref().scan(
-                Table::Identities,
-                &ScanRange::all(),
-                cursor.as_ref(),
-                1000,
-            )?;
-            out.extend(
-                page.rows
-                    .iter()
-                    .filter_map(|r| MemberId::from_slice(&r.key).ok()),
-            );
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(out),
-            }
-        }
+        Ok(
+            scan_all(self.store_ref(), Table::Identities, &ScanRange::all())?
+                .iter()
+                .filter_map(|r| MemberId::from_slice(&r.key).ok())
+                .collect(),
+        )
     }
 }
 

@@ -15,7 +15,7 @@
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
 use strongroom_envelope::{Epoch, RecordContext, WrappedDek, open, seal};
-use strongroom_store::{Expect, ReadView, Row, ScanRange, Table};
+use strongroom_store::{Expect, ReadView, Row, ScanRange, Table, for_each_row, scan_all};
 
 use crate::VaultError;
 use crate::audit::Action;
@@ -614,15 +614,12 @@ impl Vault {
             let store = self.store();
             let prefix = ns_prefix(state, namespace).to_vec();
             let mut out = Vec::new();
-            let mut cursor = None;
-            loop {
-                let page = store.scan(
-                    Table::Index,
-                    &ScanRange::prefix(prefix.clone()),
-                    cursor.as_ref(),
-                    1000,
-                )?;
-                for row in page.rows {
+            for_each_row(
+                store,
+                Table::Index,
+                &ScanRange::prefix(prefix),
+                1000,
+                |row| {
                     let entry = IndexEntry::decode(&row.value)?;
                     let (p, epoch) = open_version(store, state, entry.record, entry.version)?;
                     if p.namespace != namespace
@@ -634,12 +631,9 @@ impl Vault {
                         )));
                     }
                     out.push(meta_of(&p, entry.record, entry.version, epoch));
-                }
-                match page.next {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
+                    Ok(true)
+                },
+            )?;
             out.sort_by(|a, b| a.name.cmp(&b.name));
             Ok(out)
         })
@@ -695,21 +689,11 @@ pub(crate) fn versions_of(
     table: Table,
     record: RecordId,
 ) -> Result<Vec<Row>, VaultError> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store.scan(
-            table,
-            &ScanRange::prefix(record.as_bytes().to_vec()),
-            cursor.as_ref(),
-            1000,
-        )?;
-        out.extend(page.rows);
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => return Ok(out),
-        }
-    }
+    Ok(scan_all(
+        store,
+        table,
+        &ScanRange::prefix(record.as_bytes().to_vec()),
+    )?)
 }
 
 #[cfg(test)]

@@ -22,7 +22,9 @@ use std::time::Instant;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{RecordId, VaultId};
 use strongroom_envelope::{Epoch, RecordContext, WrappedDek, rewrap_batch, seal};
-use strongroom_store::{Batch, Cursor as ScanCursor, Expect, Row, ScanRange, StoreError, Table};
+use strongroom_store::{
+    Batch, Cursor as ScanCursor, Expect, Row, ScanRange, StoreError, Table, for_each_row,
+};
 
 use crate::VaultError;
 use crate::audit::Action;
@@ -348,17 +350,11 @@ impl Vault {
 
     fn count_versions(&self) -> Result<u64, VaultError> {
         let mut n = 0u64;
-        let mut cursor = None;
-        loop {
-            let page =
-                self.store()
-                    .scan(Table::Deks, &ScanRange::all(), cursor.as_ref(), 10_000)?;
-            n += page.rows.len() as u64;
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(n),
-            }
-        }
+        for_each_row(self.store(), Table::Deks, &ScanRange::all(), 10_000, |_| {
+            n += 1;
+            Ok::<_, VaultError>(true)
+        })?;
+        Ok(n)
     }
 
     /// A new epoch, the metadata key wrapped under it and the job row, in one batch.
@@ -783,23 +779,20 @@ fn for_each_dek(
     vault: &Vault,
     f: &mut dyn FnMut(&Row, &WrappedDek) -> Result<(), VaultError>,
 ) -> Result<(), VaultError> {
-    let mut cursor = None;
-    loop {
-        let page = vault
-            .store()
-            .scan(Table::Deks, &ScanRange::all(), cursor.as_ref(), 10_000)?;
-        for row in &page.rows {
+    for_each_row(
+        vault.store(),
+        Table::Deks,
+        &ScanRange::all(),
+        10_000,
+        |row| {
             let w = WrappedDek::from_bytes(&row.value).map_err(|source| VaultError::Record {
                 record: parse_version_key(&row.key)
                     .map(|(r, _)| r.to_string())
                     .unwrap_or_default(),
                 source,
             })?;
-            f(row, &w)?;
-        }
-        match page.next {
-            Some(c) => cursor = Some(c),
-            None => return Ok(()),
-        }
-    }
+            f(&row, &w)?;
+            Ok(true)
+        },
+    )
 }

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use strongroom_crypto::{VaultId, random};
 use strongroom_recovery::Keyholder;
 use strongroom_sharing::Pins;
-use strongroom_store::{MemoryStore, Row, ScanRange, Store, StoreError, Table, TableRow};
+use strongroom_store::{MemoryStore, Row, ScanRange, Store, StoreError, Table, TableRow, scan_all};
 
 use crate::VaultError;
 use crate::audit::{Action, Cursor, Event, hex};
@@ -450,18 +450,7 @@ fn stage(
 }
 
 fn check_everything(vault: &Vault, store: &dyn Store) -> Result<(u64, u64), VaultError> {
-    let all = |t: Table| -> Result<Vec<Row>, VaultError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = store.scan(t, &ScanRange::all(), cursor.as_ref(), 10_000)?;
-            out.extend(page.rows);
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(out),
-            }
-        }
-    };
+    let all = |t: Table| scan_all(store, t, &ScanRange::all());
     let bodies = all(Table::Bodies)?;
     let deks = all(Table::Deks)?;
     if bodies.len() != deks.len() || bodies.iter().zip(&deks).any(|(b, d)| b.key != d.key) {

@@ -4,7 +4,7 @@ use strongroom_crypto::{MemberId, VaultId};
 use strongroom_envelope::{Epoch, WrappedDek};
 use strongroom_recovery::KeyholderKind;
 use strongroom_sharing::{KeyholderInfo, RecoverabilityReport, Role};
-use strongroom_store::{Batch, Expect, ScanRange, Table};
+use strongroom_store::{Batch, Expect, ScanRange, Table, for_each_row};
 use subtle::ConstantTimeEq;
 
 use crate::VaultError;
@@ -223,30 +223,18 @@ impl Vault {
         let store = self.store();
         let current = self.epoch();
         let mut secrets = 0;
-        let mut cursor = None;
-        loop {
-            let page = store.scan(Table::Index, &ScanRange::all(), cursor.as_ref(), 10_000)?;
-            secrets += page.rows.len() as u64;
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
+        for_each_row(store, Table::Index, &ScanRange::all(), 10_000, |_| {
+            secrets += 1;
+            Ok::<_, VaultError>(true)
+        })?;
         let (mut versions, mut pending) = (0, 0);
-        let mut cursor = None;
-        loop {
-            let page = store.scan(Table::Deks, &ScanRange::all(), cursor.as_ref(), 10_000)?;
-            for row in &page.rows {
-                versions += 1;
-                if WrappedDek::from_bytes(&row.value).is_ok_and(|w| w.epoch() < current) {
-                    pending += 1;
-                }
+        for_each_row(store, Table::Deks, &ScanRange::all(), 10_000, |row| {
+            versions += 1;
+            if WrappedDek::from_bytes(&row.value).is_ok_and(|w| w.epoch() < current) {
+                pending += 1;
             }
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
-        }
+            Ok::<_, VaultError>(true)
+        })?;
         Ok((secrets, versions, pending))
     }
 
@@ -363,13 +351,8 @@ impl Vault {
             options.sample
         };
         let (mut ok, mut bad) = (0usize, Vec::new());
-        let mut cursor = None;
-        'outer: loop {
-            let page = store.scan(Table::Index, &ScanRange::all(), cursor.as_ref(), 1000)?;
-            for row in page.rows {
-                if ok + bad.len() >= limit {
-                    break 'outer;
-                }
+        if limit > 0 {
+            for_each_row(store, Table::Index, &ScanRange::all(), 1000, |row| {
                 let res = IndexEntry::decode(&row.value).and_then(|e| {
                     let st = self.state();
                     open_version(store, &st, e.record, e.version).map(|_| ())
@@ -378,11 +361,8 @@ impl Vault {
                     Ok(()) => ok += 1,
                     Err(e) => bad.push(e.to_string()),
                 }
-            }
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => break,
-            }
+                Ok::<_, VaultError>(ok + bad.len() < limit)
+            })?;
         }
         let scope = if options.full { "all" } else { "a sample of" };
         if bad.is_empty() {
