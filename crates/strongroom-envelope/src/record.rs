@@ -75,12 +75,34 @@ pub fn seal(
     ctx: &RecordContext,
     plaintext: &[u8],
 ) -> Result<SealedRecord, EnvelopeError> {
+    let (dek, nonce) = fresh_dek_and_nonce()?;
+    seal_with(vault_key, suite, ctx, plaintext, &dek, &nonce)
+}
+
+/// A fresh DEK and a wrap nonce from a single call to the OS CSPRNG.
+pub(crate) fn fresh_dek_and_nonce() -> Result<(Key256, [u8; 24]), EnvelopeError> {
     let mut rnd = Zeroizing::new([0u8; 56]);
     random::fill(&mut rnd[..])?;
     let dek = Key256::init_with(|k| k.copy_from_slice(&rnd[..32]));
     let mut nonce = [0u8; 24];
     nonce.copy_from_slice(&rnd[32..]);
-    seal_with(vault_key, suite, ctx, plaintext, &dek, &nonce)
+    Ok((dek, nonce))
+}
+
+/// Parses the header at the start of `body` and checks it names the version `ctx`
+/// expects (a row replayed from another version is refused before any key work).
+pub(crate) fn header_for_context(
+    body: &[u8],
+    ctx: &RecordContext,
+) -> Result<BodyHeader, EnvelopeError> {
+    let header = BodyHeader::decode(body)?;
+    if header.record_version != ctx.version {
+        return Err(EnvelopeError::VersionMismatch {
+            found: header.record_version,
+            expected: ctx.version,
+        });
+    }
+    Ok(header)
 }
 
 /// [`seal`] with a caller-supplied DEK and wrap nonce: the seam for known-answer tests.
@@ -216,13 +238,7 @@ pub fn open(
     wrapped_dek: &[u8],
 ) -> Result<SecretBytes, EnvelopeError> {
     let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
-    let header = BodyHeader::decode(body)?;
-    if header.record_version != ctx.version {
-        return Err(EnvelopeError::VersionMismatch {
-            found: header.record_version,
-            expected: ctx.version,
-        });
-    }
+    let header = header_for_context(body, ctx)?;
     let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
     open_body(&dek, &header, ctx, body)
 }

@@ -6,8 +6,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
+use strongroom_crypto::SecretBytes;
 use strongroom_crypto::aead::{Aead, Suite};
-use strongroom_crypto::{Key256, SecretBytes, random};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::format::{
@@ -15,7 +15,8 @@ use crate::format::{
     segment_layout, segment_nonce,
 };
 use crate::record::{
-    RecordKeys, committed_keys, derive_record_keys, header_for, unwrap_dek, wrap_dek,
+    RecordKeys, committed_keys, derive_record_keys, fresh_dek_and_nonce, header_for,
+    header_for_context, unwrap_dek, wrap_dek,
 };
 use crate::{EnvelopeError, VaultKey};
 
@@ -60,11 +61,7 @@ impl<W: Write> StreamSealer<W> {
         ctx: &RecordContext,
         mut inner: W,
     ) -> Result<Self, EnvelopeError> {
-        let mut rnd = Zeroizing::new([0u8; 56]);
-        random::fill(&mut rnd[..])?;
-        let dek = Key256::init_with(|k| k.copy_from_slice(&rnd[..32]));
-        let mut nonce = [0u8; 24];
-        nonce.copy_from_slice(&rnd[32..]);
+        let (dek, nonce) = fresh_dek_and_nonce()?;
         let keys = derive_record_keys(&dek, suite, ctx);
         let header = header_for(&keys, suite, vault_key.epoch(), ctx);
         let wrapped = wrap_dek(vault_key, ctx, &dek, &nonce)?;
@@ -177,13 +174,7 @@ impl<R: Read> StreamOpener<R> {
                 }
                 _ => EnvelopeError::Io(e),
             })?;
-        let header = BodyHeader::decode(&head)?;
-        if header.record_version != ctx.version {
-            return Err(EnvelopeError::VersionMismatch {
-                found: header.record_version,
-                expected: ctx.version,
-            });
-        }
+        let header = header_for_context(&head, ctx)?;
         let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
         let keys = committed_keys(&dek, &header, ctx)?;
         Ok(Self {
@@ -301,13 +292,7 @@ impl<R: Read + Seek> SegmentReader<R> {
         inner.seek(SeekFrom::Start(0))?;
         let mut head = [0u8; BodyHeader::LEN];
         let got = read_full(&mut inner, &mut head)?;
-        let header = BodyHeader::decode(&head[..got])?;
-        if header.record_version != ctx.version {
-            return Err(EnvelopeError::VersionMismatch {
-                found: header.record_version,
-                expected: ctx.version,
-            });
-        }
+        let header = header_for_context(&head[..got], ctx)?;
         let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
         let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
         let keys = committed_keys(&dek, &header, ctx)?;

@@ -10,11 +10,10 @@ use strongroom_sharing::{
     Fingerprint, FingerprintConfirmed, Identity, KeyholderInfo, MEMBER_KEY_PURPOSE, Membership,
     Pins, PublicIdentity, RecoverabilityReport, Role, SealedIdentity, SharingError, Warning,
 };
-use strongroom_store::{Expect, ScanRange, Store, Table, for_each_row, scan_all};
+use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 
 use crate::VaultError;
 use crate::audit::Action;
-use crate::meta::{meta_key_row, wrap_meta};
 use crate::records::{IndexEntry, open_version, versions_of};
 use crate::vault::{LockedVault, Vault};
 
@@ -121,19 +120,11 @@ impl Vault {
     /// member keeps what they could already read: [`Vault::exposure`] lists it, and
     /// [`Vault::rotate_vault_key`] retires the older epochs.
     pub fn remove_member(&self, member: MemberId) -> Result<RemovalReport, VaultError> {
-        let vault = self.id();
         let store = self.store_arc();
         let removal = self.epoch_change(
             Action::MemberRemove,
             |session, extra| session.remove_member_with(&*store, member, extra),
-            |meta, vk, batch| {
-                batch.put(
-                    Table::Wraps,
-                    meta_key_row(vk.epoch()),
-                    wrap_meta(vault, vk, meta.root())?,
-                    Expect::Any,
-                );
-                crate::status::stamp_epoch(batch, meta, vault, vk.epoch());
+            |_, vk, _| {
                 Ok((
                     member.as_bytes().to_vec(),
                     format!("new_epoch={}", vk.epoch()),

@@ -28,7 +28,7 @@ use strongroom_store::{
 
 use crate::VaultError;
 use crate::audit::Action;
-use crate::meta::{MetaKeys, meta_key_row, now, wrap_meta};
+use crate::meta::{MetaKeys, now};
 use crate::records::{decode_payload, parse_version_key};
 use crate::vault::{State, Vault, guard_membership};
 
@@ -377,20 +377,12 @@ impl Vault {
                     started_at,
                     cursor: Vec::new(),
                 };
-                batch
-                    .put(
-                        Table::Jobs,
-                        JOB_KEY.to_vec(),
-                        job.encode(meta, vault),
-                        Expect::Absent,
-                    )
-                    .put(
-                        Table::Wraps,
-                        meta_key_row(vk.epoch()),
-                        wrap_meta(vault, vk, meta.root())?,
-                        Expect::Any,
-                    );
-                crate::status::stamp_epoch(batch, meta, vault, vk.epoch());
+                batch.put(
+                    Table::Jobs,
+                    JOB_KEY.to_vec(),
+                    job.encode(meta, vault),
+                    Expect::Absent,
+                );
                 Ok((
                     vk.epoch().0.to_be_bytes().to_vec(),
                     format!("epoch={} kind={what}", vk.epoch()),

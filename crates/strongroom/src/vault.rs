@@ -418,10 +418,11 @@ impl Vault {
         ))
     }
 
-    /// Runs a membership change whose batch the sharing layer builds (`change`), with the
-    /// facade's own rows for the new epoch (`rows`, given the new key) and an audit entry in
-    /// the same atomic batch. Retries when the audit head or the membership log moved;
-    /// other conflicts are returned.
+    /// Runs a membership change that starts a new epoch, whose batch the sharing layer
+    /// builds (`change`). The same atomic batch gets every new epoch's own rows (the
+    /// metadata key wrapped under the new key, the epoch's start time), the caller's rows
+    /// (`rows`, given the new key) and an audit entry. Retries when the audit head or the
+    /// membership log moved; other conflicts are returned.
     pub(crate) fn epoch_change<T>(
         &self,
         action: Action,
@@ -437,6 +438,14 @@ impl Vault {
             |meta, vk, batch| {
                 let vk = vk
                     .ok_or_else(|| VaultError::inconsistent("an epoch change without a new key"))?;
+                let vault = self.id();
+                batch.put(
+                    Table::Wraps,
+                    meta_key_row(vk.epoch()),
+                    wrap_meta(vault, vk, meta.root())?,
+                    Expect::Any,
+                );
+                crate::status::stamp_epoch(batch, meta, vault, vk.epoch());
                 rows(meta, vk, batch)
             },
         )
