@@ -318,14 +318,8 @@ impl SqliteStore {
                         .prepare_cached(&sql.version)?
                         .query_row(params![key], |r| r.get(0))
                         .optional()?;
-                    let ok = match expect {
-                        Expect::Any => true,
-                        Expect::Absent => current.is_none(),
-                        Expect::Version(v) => {
-                            current.is_some_and(|c| u64::try_from(c).is_ok_and(|c| c == *v))
-                        }
-                    };
-                    ensure(ok, *table, key)?;
+                    let current = current.map(|c| version_from(*table, c)).transpose()?;
+                    ensure(expect.holds(current), *table, key)?;
                     0
                 }
                 Op::Append { table, seq, value } => {

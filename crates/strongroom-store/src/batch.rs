@@ -26,6 +26,18 @@ pub enum Expect {
     Version(u64),
 }
 
+impl Expect {
+    /// Whether a row whose current version is `current` (`None`: absent) satisfies this
+    /// precondition.
+    pub fn holds(self, current: Option<u64>) -> bool {
+        match self {
+            Expect::Any => true,
+            Expect::Absent => current.is_none(),
+            Expect::Version(v) => current == Some(v),
+        }
+    }
+}
+
 /// One operation of a [`Batch`].
 #[derive(Clone, PartialEq, Eq)]
 pub enum Op {

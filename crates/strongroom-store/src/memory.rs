@@ -142,12 +142,7 @@ fn check_expect(
     table: Table,
     key: &[u8],
 ) -> Result<(), StoreError> {
-    let ok = match expect {
-        Expect::Any => true,
-        Expect::Absent => current.is_none(),
-        Expect::Version(v) => current == Some(v),
-    };
-    if ok {
+    if expect.holds(current) {
         Ok(())
     } else {
         Err(StoreError::conflict(table, key))
