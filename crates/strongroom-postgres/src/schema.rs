@@ -12,7 +12,7 @@ pub(crate) const MIGRATIONS_TABLE: &str = "strongroom_migrations";
 pub(crate) type MigrationSql = fn(&str) -> String;
 
 /// Forward migrations: `(version reached, SQL builder)`.
-pub(crate) const MIGRATIONS: &[(u32, MigrationSql)] = &[(1, migration_1)];
+pub(crate) const MIGRATIONS: &[(u32, MigrationSql)] = &[(1, migration_1), (2, migration_2)];
 
 /// Version 1: one table per [`Table`], `k bytea PRIMARY KEY, v bytea NOT NULL,
 /// ver bigint NOT NULL`. Values are ciphertext, so compression is skipped
@@ -28,6 +28,39 @@ fn migration_1(prefix: &str) -> String {
         );
     }
     sql
+}
+
+/// Version 2: `sr_store`, one row holding the store generation (16 random bytes that
+/// every `replace_all` replaces).
+fn migration_2(prefix: &str) -> String {
+    format!(
+        "CREATE TABLE {prefix}sr_store (id integer PRIMARY KEY CHECK (id = 1), generation bytea NOT NULL);\n\
+         INSERT INTO {prefix}sr_store (id, generation) VALUES (1, uuid_send(gen_random_uuid()));\n"
+    )
+}
+
+/// The statements on `sr_store`.
+pub(crate) struct StoreSql {
+    /// The generation, row-locked against a concurrent `replace_all` until commit.
+    pub(crate) generation_for_share: String,
+    /// The generation, unlocked.
+    pub(crate) generation: String,
+    /// Draws a new generation.
+    pub(crate) new_generation: String,
+}
+
+impl StoreSql {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            generation_for_share: format!(
+                "SELECT generation FROM {prefix}sr_store WHERE id = 1 FOR SHARE"
+            ),
+            generation: format!("SELECT generation FROM {prefix}sr_store WHERE id = 1"),
+            new_generation: format!(
+                "UPDATE {prefix}sr_store SET generation = uuid_send(gen_random_uuid()) WHERE id = 1"
+            ),
+        }
+    }
 }
 
 /// Quotes a schema name as an SQL identifier, refusing names PostgreSQL would truncate.
@@ -117,7 +150,7 @@ pub(crate) fn latest() -> u32 {
 }
 
 const _: () = assert!(
-    SCHEMA_VERSION == 1,
+    SCHEMA_VERSION == 2,
     "add a migration for the new schema version"
 );
 

@@ -13,13 +13,13 @@ use postgres::{Client, GenericClient, NoTls, Statement};
 use r2d2::{ManageConnection, Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use strongroom_store::{
-    Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, SCHEMA_VERSION, ScanRange, Snapshot,
-    Store, StoreError, Table, TableRow, Versioned, bounds_are_empty, check_row, check_scan_limit,
-    log_key, parse_log_key,
+    Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
+    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, bounds_are_empty,
+    check_row, check_scan_limit, log_key, parse_log_key,
 };
 
 use crate::PostgresOptions;
-use crate::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, TableSql};
+use crate::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, StoreSql, TableSql};
 
 const BACKEND: &str = "postgres";
 
@@ -132,6 +132,7 @@ pub struct PostgresStore {
     options: PostgresOptions,
     prefix: String,
     sql: Vec<TableSql>,
+    store_sql: StoreSql,
 }
 
 impl PostgresStore {
@@ -164,6 +165,7 @@ impl PostgresStore {
                 reason: format!("cannot create the PostgreSQL pool: {e}"),
             })?;
         let store = PostgresStore {
+            store_sql: StoreSql::new(&prefix),
             sql: Table::ALL
                 .into_iter()
                 .map(|t| TableSql::new(&prefix, t))
@@ -248,6 +250,16 @@ impl PostgresStore {
     fn commit_once(&self, conn: &mut PgConn, batch: &Batch) -> Result<Committed, Failure> {
         let PgConn { client, statements } = conn;
         let mut tx = client.transaction().map_err(|e| Failure::Pg(e, 0))?;
+        if batch.generation().is_some() {
+            // Row-locked until commit: a concurrent replace_all waits for this batch, or
+            // this batch waits for it and then reads the new generation.
+            let current = generation_on(statements, &mut tx, &self.store_sql.generation_for_share)
+                .map_err(|e| match e {
+                    GenerationError::Pg(e) => Failure::Pg(e, 0),
+                    GenerationError::Store(e) => Failure::Store(e),
+                })?;
+            StoreError::check_generation(batch, current)?;
+        }
         let mut versions = Vec::with_capacity(batch.len());
         for (i, op) in batch.ops().iter().enumerate() {
             let pg = |e| Failure::Pg(e, i);
@@ -460,6 +472,37 @@ fn log_head_on(sql: &TableSql, conn: &mut PgConn, table: Table) -> Result<Option
     .transpose()
 }
 
+enum GenerationError {
+    Pg(postgres::Error),
+    Store(StoreError),
+}
+
+impl From<GenerationError> for StoreError {
+    fn from(e: GenerationError) -> Self {
+        match e {
+            GenerationError::Pg(e) => pg_err(e),
+            GenerationError::Store(e) => e,
+        }
+    }
+}
+
+fn generation_on<C: GenericClient>(
+    statements: &mut HashMap<String, Statement>,
+    client: &mut C,
+    sql: &str,
+) -> Result<Generation, GenerationError> {
+    let s = prepared(statements, client, sql).map_err(GenerationError::Pg)?;
+    let row = client.query_opt(&s, &[]).map_err(GenerationError::Pg)?;
+    let Some(row) = row else {
+        return Err(GenerationError::Store(StoreError::Corrupt {
+            table: Table::Meta,
+            reason: "the sr_store row holding the store generation is missing".into(),
+        }));
+    };
+    let bytes: Vec<u8> = column(&row, 0).map_err(GenerationError::Store)?;
+    Generation::from_slice(Table::Meta, &bytes).map_err(GenerationError::Store)
+}
+
 impl ReadView for PostgresStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
         let mut conn = self.conn()?;
@@ -488,6 +531,16 @@ impl ReadView for PostgresStore {
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         let mut conn = self.conn()?;
         log_head_on(self.table_sql(table), &mut conn, table)
+    }
+
+    fn generation(&self) -> Result<Generation, StoreError> {
+        let mut conn = self.conn()?;
+        let PgConn { client, statements } = &mut *conn;
+        Ok(generation_on(
+            statements,
+            client,
+            &self.store_sql.generation,
+        )?)
     }
 }
 
@@ -525,8 +578,22 @@ impl Store for PostgresStore {
         let PgConn { client, statements } = &mut *conn;
         // One transaction: an error or a crash rolls the whole replacement back.
         let mut tx = client.transaction().map_err(pg_err)?;
-        for table in Table::ALL {
-            tx.batch_execute(&format!("DELETE FROM {}", self.table_sql(table).qualified))
+        // The generation row first (batches that require a generation hold it FOR SHARE),
+        // then every table exclusively: transactions in flight finish before the old
+        // content is deleted, and none starts until the new content is committed.
+        tx.batch_execute(&self.store_sql.new_generation)
+            .map_err(pg_err)?;
+        let tables: Vec<&str> = Table::ALL
+            .iter()
+            .map(|t| self.table_sql(*t).qualified.as_str())
+            .collect();
+        tx.batch_execute(&format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            tables.join(", ")
+        ))
+        .map_err(pg_err)?;
+        for table in tables {
+            tx.batch_execute(&format!("DELETE FROM {table}"))
                 .map_err(pg_err)?;
         }
         let mut n = 0u64;
@@ -615,6 +682,17 @@ impl ReadView for PgSnapshot<'_> {
 
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         self.with(|c| log_head_on(self.store.table_sql(table), c, table))
+    }
+
+    fn generation(&self) -> Result<Generation, StoreError> {
+        self.with(|c| {
+            let PgConn { client, statements } = c;
+            Ok(generation_on(
+                statements,
+                client,
+                &self.store.store_sql.generation,
+            )?)
+        })
     }
 }
 

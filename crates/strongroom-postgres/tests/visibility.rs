@@ -136,3 +136,65 @@ fn opposite_order_batches_deadlock_and_are_retried() {
     assert_eq!(b.version, c.version);
     assert_eq!(a.version + conflicts.load(Ordering::SeqCst), 120);
 }
+
+/// A put whose transaction is still open on another connection when `replace_all` starts
+/// must not survive the restore: the replacement waits for it, then deletes its rows.
+#[test]
+fn replace_all_is_isolated_from_a_transaction_in_flight() {
+    let Some(server) = TestServer::shared() else {
+        return;
+    };
+    let schema = server.fresh_schema();
+    let store = server.store_with(PostgresOptions {
+        schema: Some(schema.clone()),
+        ..PostgresOptions::default()
+    });
+    let mut seed = Batch::new();
+    seed.put(Table::Index, "old", "1", Expect::Absent);
+    store.commit(&seed).unwrap();
+
+    // A second session replays a put's statements and keeps its transaction open.
+    let mut raw = postgres::Client::connect(&server.conninfo(), postgres::NoTls).unwrap();
+    let mut tx = raw.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "INSERT INTO \"{schema}\".sr_index (k, v, ver) VALUES ('in-flight'::bytea, 'x'::bytea, 1)"
+    ))
+    .unwrap();
+    let replaced = AtomicBool::new(false);
+    thread::scope(|s| {
+        let restore = s.spawn(|| {
+            let mut rows = vec![Ok((
+                Table::Index,
+                strongroom_store::Row {
+                    key: b"restored".to_vec(),
+                    value: b"r".to_vec(),
+                    version: 0,
+                },
+            ))]
+            .into_iter();
+            store.replace_all(&mut rows).unwrap();
+            replaced.store(true, Ordering::SeqCst);
+        });
+        // The replacement waits for the open transaction (its table lock cannot be
+        // granted while the insert holds a row-exclusive lock).
+        thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !replaced.load(Ordering::SeqCst),
+            "replace_all did not wait for the transaction in flight"
+        );
+        tx.commit().unwrap();
+        restore.join().unwrap();
+    });
+    let keys: Vec<Vec<u8>> = store
+        .scan(Table::Index, &ScanRange::all(), None, 10)
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(
+        keys,
+        [b"restored".to_vec()],
+        "only the restored content remains"
+    );
+}

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use strongroom_crypto::{CryptoError, Key256, MemberId, VaultId};
 use strongroom_envelope::{Epoch, VaultKey};
 use strongroom_recovery::{Keyholder, unwrap_any};
-use strongroom_store::{Batch, Expect, ReadView, ScanRange, Store, Table, parse_log_key};
+use strongroom_store::{
+    Batch, Expect, Generation, ReadView, ScanRange, Store, StoreError, Table, parse_log_key,
+};
 
 use crate::keyholders::{self, KeyholderInfo, KeyholderRecord};
 use crate::log::{Denied, EntryBody, LogEntry};
@@ -299,6 +301,7 @@ pub fn create_with(
     keyholders: &[&dyn Keyholder],
     extra: &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
 ) -> Result<(Session, Vec<Warning>), SharingError> {
+    let generation = store.generation()?;
     if store.log_head(Table::MemberLog)?.is_some() {
         return Err(SharingError::VaultExists);
     }
@@ -337,6 +340,7 @@ pub fn create_with(
         );
     let infos = keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
     extra(&key, &mut batch)?;
+    batch.require_generation(generation);
     let report = report_with(state.members().values(), |_| {
         Ok(infos.iter().map(|i| i.kind).collect())
     })?;
@@ -359,6 +363,7 @@ pub fn create_with(
         state,
         keys,
         pins,
+        generation,
     };
     let warnings = warning(report).into_iter().collect();
     Ok((session, warnings))
@@ -378,6 +383,9 @@ pub fn unlock(
     keyholder: &dyn Keyholder,
     pins: &mut Pins,
 ) -> Result<Session, SharingError> {
+    // Read before anything else: a restore after this read makes every batch of the
+    // session fail rather than apply to content it did not read.
+    let generation = store.generation()?;
     let state = load_verified(store, vault, pins)?;
     let (member, sealed) = find_credentials(store, vault, member)?;
 
@@ -417,6 +425,7 @@ pub fn unlock(
         touched.encode(),
         Expect::Version(loaded.version),
     );
+    batch.require_generation(generation);
     match store.commit(&batch) {
         Ok(_) => {}
         Err(e) if e.is_conflict() => {}
@@ -431,6 +440,7 @@ pub fn unlock(
         state,
         keys,
         pins: pins.clone(),
+        generation,
     })
 }
 
@@ -483,6 +493,7 @@ pub fn join(
     keyholders: &[&dyn Keyholder],
     pins: &mut Pins,
 ) -> Result<Session, SharingError> {
+    let generation = store.generation()?;
     let state = load_verified(store, vault, pins)?;
     check_listed(&state, identity)?;
     let keys = open_keys(store, &state, identity)?;
@@ -503,6 +514,7 @@ pub fn join(
         Expect::Absent,
     );
     keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
+    batch.require_generation(generation);
     store.commit(&batch)?;
     pins.update(&state);
     Ok(Session {
@@ -512,6 +524,7 @@ pub fn join(
         state,
         keys,
         pins: pins.clone(),
+        generation,
     })
 }
 
@@ -530,6 +543,7 @@ pub struct Session {
     state: Membership,
     keys: BTreeMap<Epoch, VaultKey>,
     pins: Pins,
+    generation: Generation,
 }
 
 impl fmt::Debug for Session {
@@ -547,6 +561,13 @@ impl Session {
     /// The vault.
     pub fn vault_id(&self) -> VaultId {
         self.vault
+    }
+
+    /// The store generation this session was loaded in: every batch it commits requires
+    /// it, and [`Session::refresh`] refuses a store that was replaced since
+    /// ([`StoreError::GenerationChanged`]).
+    pub fn generation(&self) -> Generation {
+        self.generation
     }
 
     /// The member's identity.
@@ -602,6 +623,14 @@ impl Session {
     /// Fails with [`SharingError::NotAMember`] if this member was removed or replaced
     /// (the session keeps its old state and keys).
     pub fn refresh(&mut self, store: &dyn ReadView) -> Result<(), SharingError> {
+        let found = store.generation()?;
+        if found != self.generation {
+            return Err(StoreError::GenerationChanged {
+                expected: self.generation,
+                found,
+            }
+            .into());
+        }
         let state = load_verified(store, self.vault, &self.pins)?;
         check_listed(&state, &self.identity)?;
         let keys = open_keys(store, &state, &self.identity)?;
@@ -631,10 +660,11 @@ impl Session {
     fn commit(
         &mut self,
         store: &dyn Store,
-        batch: &Batch,
+        batch: &mut Batch,
         entry: &LogEntry,
         new_key: Option<VaultKey>,
     ) -> Result<(), SharingError> {
+        batch.require_generation(self.generation);
         store.commit(batch)?;
         // `prepare` checked the entry against this state and signed it here.
         self.state.apply_own(entry);
@@ -692,7 +722,7 @@ impl Session {
                 Expect::Any,
             );
         extra(&mut batch)?;
-        self.commit(store, &batch, &entry, None)
+        self.commit(store, &mut batch, &entry, None)
     }
 
     /// Changes a member's role.
@@ -718,7 +748,7 @@ impl Session {
         let mut batch = Batch::new();
         batch.append(Table::MemberLog, entry.seq(), entry.encode());
         extra(&mut batch)?;
-        self.commit(store, &batch, &entry, None)
+        self.commit(store, &mut batch, &entry, None)
     }
 
     /// New epoch key wrapping the previous one, granted to every current member, logged
@@ -743,7 +773,7 @@ impl Session {
         })?;
         let mut batch = self.epoch_batch(&entry, None, &key)?;
         extra(&key, &mut batch)?;
-        self.commit(store, &batch, &entry, Some(key))?;
+        self.commit(store, &mut batch, &entry, Some(key))?;
         Ok(epoch)
     }
 
@@ -773,7 +803,7 @@ impl Session {
                 batch.delete(Table::Wraps, row.key, Expect::Version(row.version));
             }
         }
-        self.commit(store, &batch, &entry, None)?;
+        self.commit(store, &mut batch, &entry, None)?;
         self.keys.retain(|e, _| *e >= below);
         Ok(())
     }
@@ -847,7 +877,7 @@ impl Session {
         // Computed before the commit, so nothing can fail after it.
         let remaining = self.state.members().values().filter(|m| m.id() != member);
         let warnings = warning(report(store, remaining)?).into_iter().collect();
-        self.commit(store, &batch, &entry, Some(key))?;
+        self.commit(store, &mut batch, &entry, Some(key))?;
         Ok(Removal {
             member,
             new_epoch: epoch,
@@ -904,7 +934,7 @@ impl Session {
             );
         delete_credentials(store, &mut batch, old)?;
         extra(&mut batch)?;
-        self.commit(store, &batch, &entry, None)
+        self.commit(store, &mut batch, &entry, None)
     }
 
     /// The recoverability report of the vault as verified by this session.
@@ -943,6 +973,7 @@ impl Session {
         )?;
         let info = infos[0];
         extra(&info, &mut batch)?;
+        batch.require_generation(self.generation);
         store.commit(&batch).map_err(|e| match e {
             strongroom_store::StoreError::Conflict {
                 table: Table::Keyholders,
@@ -995,6 +1026,7 @@ impl Session {
             );
         }
         extra(&mut batch)?;
+        batch.require_generation(self.generation);
         store.commit(&batch)?;
         Ok(())
     }

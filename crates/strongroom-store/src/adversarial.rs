@@ -350,6 +350,10 @@ impl<S: Store> ReadView for AdversarialStore<S> {
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         self.forged_head(&self.inner, table)
     }
+
+    fn generation(&self) -> Result<crate::Generation, StoreError> {
+        self.inner.generation()
+    }
 }
 
 impl<S: Store> Store for AdversarialStore<S> {
@@ -405,6 +409,10 @@ impl<S: Store> ReadView for AdversarialSnapshot<'_, S> {
 
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         self.store.forged_head(&*self.inner, table)
+    }
+
+    fn generation(&self) -> Result<crate::Generation, StoreError> {
+        self.inner.generation()
     }
 }
 

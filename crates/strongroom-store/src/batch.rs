@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::{StoreError, Table};
+use crate::{Generation, StoreError, Table};
 
 /// Longest key a store accepts, in bytes.
 ///
@@ -252,6 +252,7 @@ pub fn parse_log_key(table: Table, key: &[u8]) -> Result<u64, StoreError> {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Batch {
     ops: Vec<Op>,
+    generation: Option<Generation>,
 }
 
 impl Batch {
@@ -264,7 +265,21 @@ impl Batch {
     pub fn with_capacity(n: usize) -> Self {
         Self {
             ops: Vec::with_capacity(n),
+            generation: None,
         }
+    }
+
+    /// Makes the batch apply only while the store is still in `generation` (the one the
+    /// reads it was built from saw): after a [`Store::replace_all`](crate::Store::replace_all)
+    /// it fails with [`StoreError::GenerationChanged`] and nothing is applied.
+    pub fn require_generation(&mut self, generation: Generation) -> &mut Self {
+        self.generation = Some(generation);
+        self
+    }
+
+    /// The generation the batch requires, if any.
+    pub fn generation(&self) -> Option<Generation> {
+        self.generation
     }
 
     /// Adds a put of `key` → `value` in `table` under precondition `expect`.
@@ -335,9 +350,10 @@ impl Batch {
         &self.ops
     }
 
-    /// Removes every operation, keeping the allocation.
+    /// Removes every operation and the generation requirement, keeping the allocation.
     pub fn clear(&mut self) {
         self.ops.clear();
+        self.generation = None;
     }
 
     /// Validates every operation ([`Op::validate`]); backends call this before writing.
@@ -348,7 +364,10 @@ impl Batch {
 
 impl fmt::Debug for Batch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Batch").field("ops", &self.ops).finish()
+        f.debug_struct("Batch")
+            .field("ops", &self.ops)
+            .field("generation", &self.generation)
+            .finish()
     }
 }
 

@@ -60,6 +60,7 @@ macro_rules! __conformance_list {
             delete_with_expect
             checks_guard_a_batch
             replace_all_swaps_everything_atomically
+            replace_all_changes_the_generation
             multi_table_batch_atomicity
             batch_ops_see_earlier_ops
             committed_versions_and_empty_batch
@@ -589,6 +590,79 @@ pub fn replace_all_swaps_everything_atomically(store: &dyn Store) {
                 .is_empty()
         );
     }
+}
+
+/// `replace_all` gives the store a new generation, even with identical content, in the
+/// same transaction; a batch requiring the old one is refused whole (no ABA through
+/// restarted versions), one requiring the new one applies, a snapshot keeps its own.
+pub fn replace_all_changes_the_generation(store: &dyn Store) {
+    let g0 = ok(store.generation(), "generation");
+    assert_eq!(
+        ok(store.generation(), "generation"),
+        g0,
+        "stable between writes"
+    );
+    ok(
+        put(store, Table::Index, b"k", b"v1", Expect::Absent),
+        "seed",
+    );
+    assert_eq!(ok(store.generation(), "generation"), g0, "commits keep it");
+    let snap = ok(store.snapshot(), "snapshot");
+    let same = || {
+        vec![Ok((
+            Table::Index,
+            Row {
+                key: b"k".to_vec(),
+                value: b"v1".to_vec(),
+                version: 0,
+            },
+        ))]
+        .into_iter()
+    };
+    ok(store.replace_all(&mut same()), "replace_all");
+    let g1 = ok(store.generation(), "generation");
+    assert_ne!(g1, g0, "replace_all must change the generation");
+    assert_eq!(ok(snap.generation(), "snapshot generation"), g0);
+    drop(snap);
+
+    // Version 1 of "k" exists again: only the generation tells the batches apart.
+    let mut stale = Batch::new();
+    stale
+        .put(
+            Table::Index,
+            b"k".to_vec(),
+            b"stale".to_vec(),
+            Expect::Version(1),
+        )
+        .put(Table::Meta, b"other".to_vec(), b"x".to_vec(), Expect::Any);
+    stale.require_generation(g0);
+    match store.commit(&stale) {
+        Err(StoreError::GenerationChanged { expected, found }) => {
+            assert_eq!((expected, found), (g0, g1));
+        }
+        other => panic!("a batch of the old generation must be refused, got {other:?}"),
+    }
+    assert_eq!(value_of(store, Table::Index, b"k"), Some(b"v1".to_vec()));
+    assert_eq!(
+        value_of(store, Table::Meta, b"other"),
+        None,
+        "nothing applied"
+    );
+
+    let mut fresh = Batch::new();
+    fresh.put(
+        Table::Index,
+        b"k".to_vec(),
+        b"v2".to_vec(),
+        Expect::Version(1),
+    );
+    fresh.require_generation(g1);
+    ok(store.commit(&fresh), "batch of the current generation");
+    assert_eq!(value_of(store, Table::Index, b"k"), Some(b"v2".to_vec()));
+    // A failed replacement keeps the generation.
+    let mut failing = vec![Err(StoreError::invalid("input broke"))].into_iter();
+    assert!(store.replace_all(&mut failing).is_err());
+    assert_eq!(ok(store.generation(), "generation"), g1);
 }
 
 /// A multi-table batch whose last (or middle) operation conflicts leaves nothing behind.

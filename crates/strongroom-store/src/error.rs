@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::Table;
+use crate::{Generation, Table};
 
 /// How many key bytes a [`StoreError::Conflict`] message shows in hex before eliding.
 const KEY_DISPLAY_BYTES: usize = 64;
@@ -73,6 +73,18 @@ pub enum StoreError {
         /// The operation counter value at which the failure was injected.
         op: u64,
     },
+    /// The store's content was replaced ([`Store::replace_all`](crate::Store::replace_all):
+    /// a snapshot was restored) after the reads this batch was built from; nothing was
+    /// applied. Those reads describe data that no longer exists: reopen the vault.
+    #[error(
+        "the store was replaced (a snapshot was restored) since this handle read it: generation {expected} became {found}; nothing was applied, reopen the vault"
+    )]
+    GenerationChanged {
+        /// The generation the batch was built in.
+        expected: Generation,
+        /// The store's generation now.
+        found: Generation,
+    },
 }
 
 impl StoreError {
@@ -82,7 +94,8 @@ impl StoreError {
     }
 
     /// Whether retrying the operation (after re-reading, for a conflict) may succeed:
-    /// conflicts, unavailability and injected faults.
+    /// conflicts, unavailability and injected faults. A [`StoreError::GenerationChanged`]
+    /// is not: the handle itself is out of date.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
@@ -90,6 +103,18 @@ impl StoreError {
                 | StoreError::Unavailable { .. }
                 | StoreError::Injected { .. }
         )
+    }
+
+    /// Checks a batch's required generation against the store's `current` one (for
+    /// backends, inside the commit's transaction).
+    pub fn check_generation(batch: &crate::Batch, current: Generation) -> Result<(), StoreError> {
+        match batch.generation() {
+            Some(expected) if expected != current => Err(StoreError::GenerationChanged {
+                expected,
+                found: current,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Shorthand for [`StoreError::InvalidRequest`].
@@ -171,6 +196,15 @@ mod tests {
         );
         assert!(StoreError::Injected { op: 3 }.is_retryable());
         assert!(!StoreError::Injected { op: 3 }.is_conflict());
+        let replaced = StoreError::GenerationChanged {
+            expected: Generation::from_bytes([1; 16]),
+            found: Generation::from_bytes([2; 16]),
+        };
+        assert!(!replaced.is_retryable());
+        assert!(
+            replaced.to_string().contains("reopen the vault"),
+            "{replaced}"
+        );
         let corrupt = StoreError::Corrupt {
             table: Table::Audit,
             reason: "bad".into(),

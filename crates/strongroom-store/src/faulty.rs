@@ -204,6 +204,11 @@ impl<S: Store> ReadView for FaultyStore<S> {
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         self.run(false, || self.inner.log_head(table))
     }
+
+    // Not a counted operation: backends read it inside other operations' transactions.
+    fn generation(&self) -> Result<crate::Generation, StoreError> {
+        self.inner.generation()
+    }
 }
 
 impl<S: Store> Store for FaultyStore<S> {
@@ -255,6 +260,10 @@ impl<S: Store> ReadView for FaultySnapshot<'_, S> {
 
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         self.store.run(false, || self.inner.log_head(table))
+    }
+
+    fn generation(&self) -> Result<crate::Generation, StoreError> {
+        self.inner.generation()
     }
 }
 

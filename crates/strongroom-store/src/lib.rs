@@ -10,6 +10,7 @@ pub mod conformance;
 mod error;
 #[cfg(feature = "testing")]
 mod faulty;
+mod generation;
 mod memory;
 mod scan;
 mod store;
@@ -23,6 +24,7 @@ pub use batch::{
 pub use error::StoreError;
 #[cfg(feature = "testing")]
 pub use faulty::FaultyStore;
+pub use generation::Generation;
 pub use memory::MemoryStore;
 pub use scan::{Cursor, MAX_SCAN_LIMIT, Page, ScanRange, bounds_are_empty, check_scan_limit};
 pub use store::{

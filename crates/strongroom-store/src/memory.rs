@@ -3,12 +3,13 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::{
-    Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, SCHEMA_VERSION, ScanRange, Snapshot,
-    Store, StoreError, Table, TableRow, Versioned, bounds_are_empty, check_row, check_scan_limit,
-    log_key, parse_log_key,
+    Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
+    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, bounds_are_empty,
+    check_row, check_scan_limit, log_key, parse_log_key,
 };
 
 #[derive(Clone)]
@@ -18,6 +19,31 @@ struct Entry {
 }
 
 type Tables = [BTreeMap<Vec<u8>, Entry>; Table::ALL.len()];
+
+/// The tables and the generation they belong to.
+#[derive(Clone)]
+struct State {
+    tables: Tables,
+    generation: Generation,
+}
+
+/// A generation unique in this process: memory stores never outlive it.
+fn next_generation() -> Generation {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(b"memstore");
+    b[8..].copy_from_slice(&NEXT.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    Generation::from_bytes(b)
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            tables: Default::default(),
+            generation: next_generation(),
+        }
+    }
+}
 
 /// A [`Store`] kept in memory: one ordered map per table behind a `RwLock`.
 ///
@@ -36,7 +62,7 @@ type Tables = [BTreeMap<Vec<u8>, Entry>; Table::ALL.len()];
 /// ```
 #[derive(Default)]
 pub struct MemoryStore {
-    state: RwLock<Arc<Tables>>,
+    state: RwLock<Arc<State>>,
 }
 
 impl MemoryStore {
@@ -45,15 +71,15 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn current(&self) -> Arc<Tables> {
+    fn current(&self) -> Arc<State> {
         Arc::clone(&self.state.read().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let tables = self.current();
-        let rows: usize = tables.iter().map(BTreeMap::len).sum();
+        let state = self.current();
+        let rows: usize = state.tables.iter().map(BTreeMap::len).sum();
         f.debug_struct("MemoryStore").field("rows", &rows).finish()
     }
 }
@@ -106,7 +132,7 @@ fn log_head_in(tables: &Tables, table: Table) -> Result<Option<u64>, StoreError>
 impl ReadView for MemoryStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(get_in(&state, table, key))
+        Ok(get_in(&state.tables, table, key))
     }
 
     fn scan(
@@ -117,12 +143,16 @@ impl ReadView for MemoryStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        scan_in(&state, table, range, resume, limit)
+        scan_in(&state.tables, table, range, resume, limit)
     }
 
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        log_head_in(&state, table)
+        log_head_in(&state.tables, table)
+    }
+
+    fn generation(&self) -> Result<Generation, StoreError> {
+        Ok(self.current().generation)
     }
 }
 
@@ -170,13 +200,18 @@ impl Store for MemoryStore {
             }
             n += 1;
         }
-        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tables);
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(State {
+            tables,
+            generation: next_generation(),
+        });
         Ok(n)
     }
 
     fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
         batch.validate()?;
-        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        StoreError::check_generation(batch, guard.generation)?;
+        let state = &guard.tables;
         let mut overlay = Overlay::new();
         let mut versions = Vec::with_capacity(batch.len());
         for op in batch.ops() {
@@ -187,7 +222,7 @@ impl Store for MemoryStore {
                     value,
                     expect,
                 } => {
-                    let current = staged(&overlay, &state, *table, key);
+                    let current = staged(&overlay, state, *table, key);
                     check_expect(current, *expect, *table, key)?;
                     let version = current.map_or(1, |v| v + 1);
                     overlay.insert(
@@ -200,7 +235,7 @@ impl Store for MemoryStore {
                     versions.push(version);
                 }
                 Op::Delete { table, key, expect } => {
-                    let current = staged(&overlay, &state, *table, key);
+                    let current = staged(&overlay, state, *table, key);
                     check_expect(current, *expect, *table, key)?;
                     if current.is_some() {
                         overlay.insert((*table, key.clone()), None);
@@ -208,14 +243,14 @@ impl Store for MemoryStore {
                     versions.push(0);
                 }
                 Op::Check { table, key, expect } => {
-                    check_expect(staged(&overlay, &state, *table, key), *expect, *table, key)?;
+                    check_expect(staged(&overlay, state, *table, key), *expect, *table, key)?;
                     versions.push(0);
                 }
                 Op::Append { table, seq, value } => {
                     let key = log_key(*seq);
-                    let free = staged(&overlay, &state, *table, &key).is_none();
+                    let free = staged(&overlay, state, *table, &key).is_none();
                     let at_head =
-                        *seq == 0 || staged(&overlay, &state, *table, &log_key(*seq - 1)).is_some();
+                        *seq == 0 || staged(&overlay, state, *table, &log_key(*seq - 1)).is_some();
                     if !(free && at_head) {
                         return Err(StoreError::conflict(*table, &key));
                     }
@@ -231,7 +266,7 @@ impl Store for MemoryStore {
             }
         }
         if !overlay.is_empty() {
-            let tables = Arc::make_mut(&mut state);
+            let tables = &mut Arc::make_mut(&mut guard).tables;
             for ((table, key), entry) in overlay {
                 let map = &mut tables[table.index()];
                 match entry {
@@ -249,7 +284,7 @@ impl Store for MemoryStore {
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
         Ok(Box::new(MemorySnapshot {
-            tables: self.current(),
+            state: self.current(),
         }))
     }
 
@@ -264,12 +299,12 @@ impl Store for MemoryStore {
 
 /// A frozen view of a [`MemoryStore`].
 struct MemorySnapshot {
-    tables: Arc<Tables>,
+    state: Arc<State>,
 }
 
 impl ReadView for MemorySnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        Ok(get_in(&self.tables, table, key))
+        Ok(get_in(&self.state.tables, table, key))
     }
 
     fn scan(
@@ -279,11 +314,15 @@ impl ReadView for MemorySnapshot {
         resume: Option<&Cursor>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        scan_in(&self.tables, table, range, resume, limit)
+        scan_in(&self.state.tables, table, range, resume, limit)
     }
 
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
-        log_head_in(&self.tables, table)
+        log_head_in(&self.state.tables, table)
+    }
+
+    fn generation(&self) -> Result<Generation, StoreError> {
+        Ok(self.state.generation)
     }
 }
 

@@ -3,13 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{Batch, Committed, Cursor, Page, ScanRange, StoreError, Table};
+use crate::{Batch, Committed, Cursor, Generation, Page, ScanRange, StoreError, Table};
 
 /// The schema version this build of strongroom writes and understands.
 ///
 /// Backends keep a list of forward migrations up to this version and refuse a database
 /// whose schema is newer ([`StoreError::SchemaTooNew`]).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A stored value and its version.
 #[derive(Clone, PartialEq, Eq)]
@@ -80,6 +80,11 @@ pub trait ReadView {
 
     /// Sequence number of the last entry of log `table`, `None` when the log is empty.
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError>;
+
+    /// The store's [`Generation`]: it changes on every [`Store::replace_all`]. A batch
+    /// built from reads of this view carries it
+    /// ([`Batch::require_generation`](crate::Batch::require_generation)).
+    fn generation(&self) -> Result<Generation, StoreError>;
 }
 
 /// A consistent point-in-time view of a store: every read sees the state of one instant,
@@ -90,8 +95,9 @@ pub trait Snapshot: ReadView + Send {}
 ///
 /// # Implementation notes
 ///
-/// - `commit` validates the batch ([`Batch::validate`]), then applies its operations in
-///   order inside one transaction, each seeing the earlier ones. If a precondition fails
+/// - `commit` validates the batch ([`Batch::validate`]), then, inside one transaction,
+///   checks its required generation ([`StoreError::check_generation`]) and applies its
+///   operations in order, each seeing the earlier ones. If a precondition fails
 ///   it returns [`StoreError::Conflict`] naming that operation's table and key, and
 ///   nothing of the batch is applied. Concurrent commits must never lose an update: a
 ///   put with [`Expect::Version`](crate::Expect::Version) succeeds only against that
@@ -116,8 +122,9 @@ pub trait Store: ReadView + Send + Sync {
 
     /// Replaces the whole content of every table, logs included, with `rows` (each row's
     /// version starts at 1), atomically: a reader sees the old content or the new, never a
-    /// mix, and a crash or an error from `rows` leaves the old content. Returns the number
-    /// of rows written. This is how a verified snapshot is restored; it is the only
+    /// mix, and a crash or an error from `rows` leaves the old content. The store gets a
+    /// new [`Generation`] in the same transaction, so batches built from earlier reads are
+    /// refused. Returns the number of rows written. This is how a verified snapshot is restored; it is the only
     /// operation that rewrites a log. A key given twice is an error.
     fn replace_all(
         &self,
@@ -209,6 +216,9 @@ macro_rules! forward_read_view {
             }
             fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
                 (**self).log_head(table)
+            }
+            fn generation(&self) -> Result<Generation, StoreError> {
+                (**self).generation()
             }
         }
     )*};

@@ -216,8 +216,9 @@ impl Vault {
     /// an epoch can be retired only when this is empty.
     pub fn pending_rewrap(&self, epoch: Epoch) -> Result<Vec<PendingRewrap>, VaultError> {
         let mut out = Vec::new();
+        let st = self.state();
         for_each_dek(self, &mut |row, w| {
-            if w.epoch() < epoch
+            if needs_rewrap(&st, w, epoch)
                 && let Some((record_id, version)) = parse_version_key(&row.key)
             {
                 out.push(PendingRewrap {
@@ -283,6 +284,7 @@ impl Vault {
                         );
                         let mut b = Batch::new();
                         b.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Version(row.version));
+                        b.require_generation(self.state().session.generation());
                         match self.store().commit(&b) {
                             Ok(_) => {}
                             Err(e) if e.is_conflict() => {}
@@ -466,7 +468,9 @@ impl Vault {
         let old: Vec<&Row> = page
             .rows
             .iter()
-            .filter(|r| WrappedDek::from_bytes(&r.value).is_ok_and(|w| w.epoch() < target))
+            .filter(|r| {
+                WrappedDek::from_bytes(&r.value).is_ok_and(|w| needs_rewrap(&st, &w, target))
+            })
             .collect();
         let updates = match kind {
             Kind::Rewrap => rewrap_rows(&st, target, &old)?,
@@ -619,7 +623,9 @@ impl Vault {
         let st = self.state();
         let old: Vec<&Row> = fresh_rows
             .iter()
-            .filter(|r| WrappedDek::from_bytes(&r.value).is_ok_and(|w| w.epoch() < target))
+            .filter(|r| {
+                WrappedDek::from_bytes(&r.value).is_ok_and(|w| needs_rewrap(&st, &w, target))
+            })
             .collect();
         let updates = match kind {
             Kind::Rewrap => rewrap_rows(&st, target, &old)?,
@@ -767,6 +773,20 @@ fn rewrap_rows(st: &State, target: Epoch, rows: &[&Row]) -> Result<Vec<Update>, 
 }
 
 /// Calls `f` on every wrapped DEK row.
+/// Whether a wrapped data key must be rewrapped to reach `target`: wrapped under an older
+/// epoch, or under an epoch this handle knows whose key is a different one (same epoch
+/// number, another key id: a key the membership log never granted, for instance after an
+/// interrupted operation on replaced content). Epochs newer than the handle's are left
+/// to a refresh.
+pub(crate) fn needs_rewrap(st: &State, w: &WrappedDek, target: Epoch) -> bool {
+    w.epoch() < target
+        || (w.epoch() <= st.session.epoch()
+            && st
+                .session
+                .key(w.epoch())
+                .is_none_or(|k| k.id() != w.key_id()))
+}
+
 fn for_each_dek(
     vault: &Vault,
     f: &mut dyn FnMut(&Row, &WrappedDek) -> Result<(), VaultError>,

@@ -221,7 +221,8 @@ impl Vault {
 
     fn counts(&self) -> Result<(u64, u64, u64), VaultError> {
         let store = self.store();
-        let current = self.epoch();
+        let st = self.state();
+        let current = st.session.epoch();
         let mut secrets = 0;
         for_each_row(store, Table::Index, &ScanRange::all(), 10_000, |_| {
             secrets += 1;
@@ -230,7 +231,9 @@ impl Vault {
         let (mut versions, mut pending) = (0, 0);
         for_each_row(store, Table::Deks, &ScanRange::all(), 10_000, |row| {
             versions += 1;
-            if WrappedDek::from_bytes(&row.value).is_ok_and(|w| w.epoch() < current) {
+            if WrappedDek::from_bytes(&row.value)
+                .is_ok_and(|w| crate::rotation::needs_rewrap(&st, &w, current))
+            {
                 pending += 1;
             }
             Ok::<_, VaultError>(true)

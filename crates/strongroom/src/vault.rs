@@ -577,7 +577,12 @@ impl Vault {
 }
 
 /// Adds the check that the membership log has not moved past what `state` verified.
+///
+/// The batch also requires the store generation the handle was unlocked in: after a
+/// restore it fails with [`StoreError::GenerationChanged`] instead of applying decisions
+/// made from the content that was replaced.
 pub(crate) fn guard_membership(batch: &mut Batch, state: &State) {
+    batch.require_generation(state.session.generation());
     let next = state.session.pins().high_water().map_or(0, |h| h.seq + 1);
     batch.check(
         Table::MemberLog,
@@ -676,6 +681,10 @@ impl ReadView for ViewStore<'_> {
 
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         lock(&self.view).log_head(table)
+    }
+
+    fn generation(&self) -> Result<strongroom_store::Generation, StoreError> {
+        lock(&self.view).generation()
     }
 }
 
@@ -787,6 +796,7 @@ impl Vault {
                 );
                 batch.delete(Table::Meta, row.key.clone(), Expect::Version(row.version));
             }
+            batch.require_generation(st.session.generation());
             let detail = format!("keyholder={kind}");
             cursor = audit::append(
                 &mut batch,
