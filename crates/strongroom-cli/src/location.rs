@@ -71,15 +71,29 @@ impl Location {
                     create_private_dir(dir)?;
                 }
                 tracing::debug!(path = %path.display(), "opening sqlite vault");
-                let store = strongroom_sqlite::SqliteStore::open(
-                    path,
-                    strongroom_sqlite::SqliteOptions::default(),
-                )
+                let options = sqlite_options();
+                let store = if create {
+                    strongroom_sqlite::SqliteStore::open(path, options)
+                } else {
+                    // Never turns a mistyped or empty file into a new vault.
+                    strongroom_sqlite::SqliteStore::open_existing(path, options)
+                }
                 .with_context(|| format!("cannot open the vault {}", path.display()))?;
                 Ok(Arc::new(store))
             }
             Location::Postgres(conn) => open_postgres(conn),
         }
+    }
+}
+
+/// The CLI's SQLite options: every commit is durable (fsynced) before the command goes on,
+/// because it then saves pins recording that commit outside the database. With SQLite's
+/// default `NORMAL`, a power cut could take the commit back while the pins stay ahead, and
+/// every later command would report the vault as rolled back.
+fn sqlite_options() -> strongroom_sqlite::SqliteOptions {
+    strongroom_sqlite::SqliteOptions {
+        synchronous: strongroom_sqlite::Synchronous::Full,
+        ..strongroom_sqlite::SqliteOptions::default()
     }
 }
 
@@ -224,13 +238,24 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Re
         tmp.write_all(bytes).with_context(what)?;
         tmp.as_file().sync_all().with_context(what)?;
         tmp.persist(path).map_err(|e| e.error).with_context(what)?;
-        return Ok(());
+        return sync_dir(dir).with_context(what);
     }
     let mut f = private_options()
         .open(path)
         .with_context(|| format!("cannot create {} (does it exist already?)", path.display()))?;
     f.write_all(bytes).with_context(what)?;
-    f.sync_all().with_context(what)
+    f.sync_all().with_context(what)?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(dir).with_context(what)
+}
+
+/// Makes a rename or a new file in `dir` durable: without it, a power cut may bring back
+/// the old directory entry even though the file's content was synced.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir)?.sync_all()
 }
 
 /// Options that create a new file with mode 0600 (failing if it exists).
@@ -348,6 +373,25 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cli_commits_are_durable_before_pins_are_saved() {
+        assert_eq!(
+            sqlite_options().synchronous,
+            strongroom_sqlite::Synchronous::Full
+        );
+    }
+
+    #[test]
+    fn private_files_are_written_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pins");
+        write_private_file(&p, b"one", false).unwrap();
+        assert!(write_private_file(&p, b"two", false).is_err());
+        write_private_file(&p, b"three", true).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"three");
+        assert!(write_private_file(&dir.path().join("no/such/dir/f"), b"x", true).is_err());
+    }
 
     #[test]
     fn vault_locations() {

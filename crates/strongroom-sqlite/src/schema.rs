@@ -16,7 +16,11 @@ pub(crate) const APPLICATION_ID: i32 = 0x5352_6d31;
 /// Every table has `k BLOB PRIMARY KEY, v BLOB NOT NULL, ver INTEGER NOT NULL`. Bodies,
 /// whose values are large, live in a rowid table (the primary key is a separate index, so
 /// B-tree pages of the key index stay small); the others are `WITHOUT ROWID`.
-pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
+///
+/// Version 2 adds `sr_store`, one row holding the store's generation (16 random bytes,
+/// replaced by every `replace_all`).
+pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
+    (
     1,
     "
     CREATE TABLE sr_meta (k BLOB PRIMARY KEY NOT NULL, v BLOB NOT NULL, ver INTEGER NOT NULL) STRICT, WITHOUT ROWID;
@@ -30,7 +34,21 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[(
     CREATE TABLE sr_member_log (k BLOB PRIMARY KEY NOT NULL, v BLOB NOT NULL, ver INTEGER NOT NULL) STRICT, WITHOUT ROWID;
     CREATE TABLE sr_audit (k BLOB PRIMARY KEY NOT NULL, v BLOB NOT NULL, ver INTEGER NOT NULL) STRICT, WITHOUT ROWID;
     ",
-)];
+    ),
+    (
+        2,
+        "
+    CREATE TABLE sr_store (id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1), generation BLOB NOT NULL) STRICT;
+    INSERT INTO sr_store (id, generation) VALUES (1, randomblob(16));
+    ",
+    ),
+];
+
+/// Reads the store's generation.
+pub(crate) const GET_GENERATION: &str = "SELECT generation FROM sr_store WHERE id = 1";
+/// Gives the store a new random generation.
+pub(crate) const NEW_GENERATION: &str =
+    "UPDATE sr_store SET generation = randomblob(16) WHERE id = 1";
 
 /// Brings the database to [`SCHEMA_VERSION`], refusing newer or foreign databases.
 pub(crate) fn migrate(conn: &Connection) -> Result<u32, StoreError> {
@@ -43,7 +61,10 @@ pub(crate) fn migrate(conn: &Connection) -> Result<u32, StoreError> {
     Ok(version)
 }
 
-fn migrate_in_transaction(conn: &Connection) -> Result<u32, StoreError> {
+/// Reads (without writing anything) whether the database is a strongroom store or an
+/// empty file, and its schema version: another application's database, a file with
+/// foreign tables, or a newer schema is refused.
+pub(crate) fn inspect(conn: &Connection) -> Result<u32, StoreError> {
     let app_id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(sql_err)?;
@@ -74,6 +95,12 @@ fn migrate_in_transaction(conn: &Connection) -> Result<u32, StoreError> {
             )));
         }
     }
+    Ok(found)
+}
+
+fn migrate_in_transaction(conn: &Connection) -> Result<u32, StoreError> {
+    // Again under the write lock: another process may have migrated meanwhile.
+    let found = inspect(conn)?;
     for (version, sql) in MIGRATIONS {
         if *version > found {
             tracing::debug!(version, "applying strongroom sqlite migration");

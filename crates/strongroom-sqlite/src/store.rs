@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 use strongroom_store::{
-    Batch, Committed, Cursor, Expect, Op, Page, ReadView, Row, ScanRange, Snapshot, Store,
-    StoreError, Table, TableRow, Versioned, bounds_are_empty, check_row, check_scan_limit, log_key,
-    parse_log_key,
+    Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
+    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, bounds_are_empty,
+    check_row, check_scan_limit, log_key, parse_log_key,
 };
 
 use crate::SqliteOptions;
@@ -26,8 +26,14 @@ const STATEMENT_CACHE: usize = 256;
 /// WAL size kept after a checkpoint (bytes); a larger WAL is truncated back to this.
 const JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
-/// Maps a SQLite error: busy/locked → `Unavailable`, anything else → `Backend`.
+/// Maps a SQLite error: not a database → `InvalidRequest`, busy/locked → `Unavailable`,
+/// anything else → `Backend`.
 pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
+    if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
+        return StoreError::invalid(format!(
+            "the file is not a SQLite database (nor a strongroom vault): {e}"
+        ));
+    }
     if is_busy(&e) {
         StoreError::Unavailable {
             reason: format!("the SQLite database is locked by another writer: {e}"),
@@ -79,44 +85,87 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens the store in the SQLite file at `path`, creating it (mode 0600) if missing,
-    /// switching it to WAL mode and migrating its schema to the current version.
+    /// switching it to WAL mode and migrating its schema to the current version. An
+    /// existing empty file becomes a store too (and gets mode 0600).
     ///
-    /// Fails with `StoreError::SchemaTooNew` if a newer strongroom wrote the file, and with
-    /// `StoreError::InvalidRequest` if it is another application's database.
+    /// Nothing is written before the file is known to be a strongroom store (or empty),
+    /// and an up-to-date store is opened without taking the write lock. Fails with
+    /// `StoreError::SchemaTooNew` if a newer strongroom wrote the file, and with
+    /// `StoreError::InvalidRequest` if it is another application's database, a directory,
+    /// or a file this process may not write.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        create_private_file(&path, false).map_err(|e| StoreError::Unavailable {
-            reason: format!("cannot create or open {}: {e}", path.display()),
-        })?;
+        Self::open_inner(path.as_ref(), options, true)
+    }
+
+    /// Opens an existing store, like [`SqliteStore::open`] but never making one: a
+    /// missing or empty file is `StoreError::InvalidRequest`. For tools that read or
+    /// change a vault (rather than create it), so a mistyped path is reported instead of
+    /// becoming an empty store.
+    pub fn open_existing(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<SqliteStore, StoreError> {
+        Self::open_inner(path.as_ref(), options, false)
+    }
+
+    fn open_inner(
+        path: &Path,
+        options: SqliteOptions,
+        create: bool,
+    ) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        prepare_file(&path, create)?;
         let store = SqliteStore {
             sql: Table::ALL.into_iter().map(TableSql::new).collect(),
             pool: Mutex::new(Vec::new()),
             path,
             options,
         };
-        // Switching a new file to WAL takes an exclusive lock and SQLite does not wait for
-        // it through the busy handler: when another process opens the same fresh file at
-        // the same moment, retry until the busy timeout.
-        let deadline = Instant::now() + store.options.busy_timeout;
-        let (conn, mode) = loop {
-            let conn = store.new_connection()?;
+        let conn = store.new_connection()?;
+        // Read-only checks first: another application's database is left as it was.
+        let found = schema::inspect(&conn)?;
+        let version = if found < SCHEMA_VERSION {
+            let conn = store.switch_to_wal(conn)?;
+            let version = schema::migrate(&conn)?;
+            store.release(conn);
+            version
+        } else {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map_err(sql_err)?;
+            let conn = if mode.eq_ignore_ascii_case("wal") {
+                conn
+            } else {
+                store.switch_to_wal(conn)?
+            };
+            store.release(conn);
+            found
+        };
+        tracing::debug!(path = %store.path.display(), version, "opened strongroom sqlite store");
+        Ok(store)
+    }
+
+    /// Switches the database to WAL mode. Switching a new file takes an exclusive lock
+    /// and SQLite does not wait for it through the busy handler: when another process
+    /// opens the same fresh file at the same moment, retry until the busy timeout.
+    fn switch_to_wal(&self, first: Connection) -> Result<Connection, StoreError> {
+        let deadline = Instant::now() + self.options.busy_timeout;
+        let mut conn = first;
+        loop {
             match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
-                Ok(mode) => break (conn, mode),
+                Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(conn),
+                Ok(mode) => {
+                    return Err(StoreError::Unavailable {
+                        reason: format!("SQLite refused WAL mode (journal_mode is {mode})"),
+                    });
+                }
                 Err(e) if is_busy(&e) && Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(5));
+                    conn = self.new_connection()?;
                 }
                 Err(e) => return Err(sql_err(e)),
             }
-        };
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Unavailable {
-                reason: format!("SQLite refused WAL mode (journal_mode is {mode})"),
-            });
         }
-        let version = schema::migrate(&conn)?;
-        tracing::debug!(path = %store.path.display(), version, "opened strongroom sqlite store");
-        store.release(conn);
-        Ok(store)
     }
 
     /// The database file's path.
@@ -136,7 +185,7 @@ impl SqliteStore {
         let dest_str = dest.to_str().ok_or_else(|| {
             StoreError::invalid(format!("backup path {} is not valid UTF-8", dest.display()))
         })?;
-        create_private_file(dest, true).map_err(|e| {
+        create_private_file(dest).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 StoreError::invalid(format!(
                     "backup destination {} already exists; choose a new path",
@@ -239,6 +288,9 @@ impl SqliteStore {
     }
 
     fn apply(&self, conn: &Connection, batch: &Batch) -> Result<Committed, Failure> {
+        if batch.generation().is_some() {
+            StoreError::check_generation(batch, generation_on(conn)?)?;
+        }
         let mut versions = Vec::with_capacity(batch.len());
         for op in batch.ops() {
             let sql = self.table_sql(op.table());
@@ -375,21 +427,97 @@ impl From<StoreError> for Failure {
     }
 }
 
-/// Creates `path` with mode 0600 if missing (`create_new`: fail if it exists).
-fn create_private_file(path: &Path, create_new: bool) -> std::io::Result<()> {
-    let mut opts = OpenOptions::new();
-    opts.read(true).write(true);
-    if create_new {
-        opts.create_new(true);
-    } else {
-        opts.create(true);
+/// Checks `path` before SQLite opens it, so each bad path gets its own accurate error:
+/// a directory, a file this process may not write, a missing or empty file when not
+/// `create`-ing. With `create`, a missing file is made with mode 0600, and an empty one
+/// (about to become a store) is given mode 0600.
+fn prepare_file(path: &Path, create: bool) -> Result<(), StoreError> {
+    let shown = path.display();
+    let invalid = |reason: String| Err(StoreError::InvalidRequest { reason });
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return invalid(format!(
+                "{shown} is a directory, not a vault file: give the path of the database file"
+            ));
+        }
+        Ok(meta) if !meta.is_file() => {
+            return invalid(format!(
+                "{shown} is not a regular file (a device, FIFO or socket cannot hold a vault)"
+            ));
+        }
+        Ok(meta) if meta.len() == 0 && !create => {
+            return invalid(format!(
+                "{shown} is an empty file, not a strongroom vault: create one there first"
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !create => {
+            return invalid(format!("there is no vault file at {shown}"));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(path, "cannot inspect", &e)),
     }
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(create);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts
+        .open(path)
+        .map_err(|e| io_error(path, "cannot open for reading and writing", &e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = file
+            .metadata()
+            .map_err(|e| io_error(path, "cannot inspect", &e))?;
+        if create && meta.len() == 0 && meta.permissions().mode() & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_error(path, "cannot make private (mode 0600)", &e))?;
+        }
+    }
+    drop(file);
+    Ok(())
+}
+
+/// Creates `path` with mode 0600, failing if it exists.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
     opts.open(path).map(drop)
+}
+
+/// An I/O error on the vault file: permissions and wrong file types are the caller's
+/// to fix (`InvalidRequest`); anything else may pass (`Unavailable`).
+fn io_error(path: &Path, what: &str, e: &std::io::Error) -> StoreError {
+    use std::io::ErrorKind as K;
+    let shown = path.display();
+    match e.kind() {
+        K::PermissionDenied => StoreError::InvalidRequest {
+            reason: format!(
+                "{what} {shown}: permission denied (the vault file and its directory must be writable by this user)"
+            ),
+        },
+        K::ReadOnlyFilesystem => StoreError::InvalidRequest {
+            reason: format!("{what} {shown}: the file system is read-only"),
+        },
+        K::NotFound => StoreError::InvalidRequest {
+            reason: format!("{what} {shown}: its directory does not exist"),
+        },
+        K::IsADirectory | K::NotADirectory => StoreError::InvalidRequest {
+            reason: format!("{what} {shown}: {e}"),
+        },
+        _ => StoreError::Unavailable {
+            reason: format!("{what} {shown}: {e}"),
+        },
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -497,6 +625,20 @@ fn log_head_on(sql: &TableSql, conn: &Connection, table: Table) -> Result<Option
     key.map(|k| parse_log_key(table, &k)).transpose()
 }
 
+fn generation_on(conn: &Connection) -> Result<Generation, StoreError> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached(schema::GET_GENERATION)
+        .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())
+        .map_err(sql_err)?;
+    match bytes {
+        Some(b) => Generation::from_slice(Table::Meta, &b),
+        None => Err(StoreError::Corrupt {
+            table: Table::Meta,
+            reason: "the sr_store row holding the store generation is missing".into(),
+        }),
+    }
+}
+
 impl ReadView for SqliteStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
         let conn = self.conn()?;
@@ -518,6 +660,11 @@ impl ReadView for SqliteStore {
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         let conn = self.conn()?;
         log_head_on(self.table_sql(table), &conn, table)
+    }
+
+    fn generation(&self) -> Result<Generation, StoreError> {
+        let conn = self.conn()?;
+        generation_on(&conn)
     }
 }
 
@@ -576,6 +723,8 @@ impl Store for SqliteStore {
                 conn.execute_batch(&format!("DELETE FROM sr_{}", table.name()))
                     .map_err(sql_err)?;
             }
+            conn.execute_batch(schema::NEW_GENERATION)
+                .map_err(sql_err)?;
             let mut n = 0u64;
             for item in rows {
                 let (table, row) = item?;
@@ -632,6 +781,10 @@ impl ReadView for SqliteSnapshot<'_> {
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
         log_head_on(self.conn.store.table_sql(table), &self.conn, table)
     }
+
+    fn generation(&self) -> Result<Generation, StoreError> {
+        generation_on(&self.conn)
+    }
 }
 
 impl Snapshot for SqliteSnapshot<'_> {}
@@ -639,5 +792,37 @@ impl Snapshot for SqliteSnapshot<'_> {}
 impl Drop for SqliteSnapshot<'_> {
     fn drop(&mut self) {
         rollback(&self.conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_the_operators_problem() {
+        use std::io::{Error, ErrorKind};
+        let path = Path::new("/srv/vault.db");
+        for kind in [
+            ErrorKind::PermissionDenied,
+            ErrorKind::ReadOnlyFilesystem,
+            ErrorKind::NotFound,
+            ErrorKind::IsADirectory,
+        ] {
+            let e = io_error(path, "cannot open", &Error::from(kind));
+            assert!(
+                matches!(e, StoreError::InvalidRequest { .. }),
+                "{kind:?}: {e}"
+            );
+            assert!(e.to_string().contains("/srv/vault.db"), "{e}");
+        }
+        let e = io_error(
+            path,
+            "cannot open",
+            &Error::from(ErrorKind::PermissionDenied),
+        );
+        assert!(e.to_string().contains("permission denied"), "{e}");
+        let e = io_error(path, "cannot open", &Error::from(ErrorKind::Interrupted));
+        assert!(matches!(e, StoreError::Unavailable { .. }), "{e}");
     }
 }

@@ -156,7 +156,8 @@ fn empty_existing_file_is_migrated() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(usize::try_from(tables).unwrap(), Table::ALL.len());
+    // One per table, and `sr_store` (the store generation).
+    assert_eq!(usize::try_from(tables).unwrap(), Table::ALL.len() + 1);
 }
 
 #[test]
@@ -180,12 +181,135 @@ fn foreign_databases_are_refused() {
     ));
     let not_sqlite = dir.path().join("junk.db");
     std::fs::write(&not_sqlite, vec![0x5a; 8192]).unwrap();
-    assert!(SqliteStore::open(&not_sqlite, SqliteOptions::default()).is_err());
+    let err = SqliteStore::open(&not_sqlite, SqliteOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err}");
+    assert!(err.to_string().contains("not a SQLite database"), "{err}");
+    assert_eq!(std::fs::read(&not_sqlite).unwrap(), vec![0x5a; 8192]);
     let missing_dir = dir.path().join("no/such/dir/vault.db");
-    assert!(matches!(
-        SqliteStore::open(&missing_dir, SqliteOptions::default()),
-        Err(StoreError::Unavailable { .. })
-    ));
+    let err = SqliteStore::open(&missing_dir, SqliteOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err}");
+    assert!(
+        err.to_string().contains("directory does not exist"),
+        "{err}"
+    );
+}
+
+fn journal_mode(path: &Path) -> String {
+    let raw = rusqlite::Connection::open(path).unwrap();
+    raw.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A refused open leaves another application's database exactly as it was: not switched
+/// to WAL, no `-wal` or `-shm` file, its bytes unchanged.
+#[test]
+fn refused_open_has_no_side_effects() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, setup) in [
+        (
+            "tables.db",
+            "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('x');",
+        ),
+        (
+            "app-id.db",
+            "PRAGMA application_id = 42; CREATE TABLE t (x);",
+        ),
+        ("newer.db", "PRAGMA user_version = 99;"),
+    ] {
+        let path = dir.path().join(name);
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(setup).unwrap();
+        drop(raw);
+        let before = std::fs::read(&path).unwrap();
+        assert!(SqliteStore::open(&path, SqliteOptions::default()).is_err());
+        assert!(SqliteStore::open_existing(&path, SqliteOptions::default()).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), before, "{name} was modified");
+        assert_eq!(journal_mode(&path), "delete", "{name} was switched to WAL");
+        for suffix in ["-wal", "-shm"] {
+            let side = dir.path().join(format!("{name}{suffix}"));
+            assert!(!side.exists(), "{} was created", side.display());
+        }
+    }
+}
+
+/// Tools that work on an existing vault get an accurate error for a missing, empty or
+/// wrong path, and nothing is created.
+#[test]
+fn open_existing_never_creates_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let err = SqliteStore::open_existing(&missing, SqliteOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("no vault file"), "{err}");
+    assert!(!missing.exists());
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let err = SqliteStore::open_existing(&empty, SqliteOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err}");
+    assert!(err.to_string().contains("empty file"), "{err}");
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+    for open in [SqliteStore::open_existing, SqliteStore::open] {
+        let err = open(dir.path(), SqliteOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err}");
+        assert!(err.to_string().contains("is a directory"), "{err}");
+    }
+    // An existing store opens.
+    let path = dir.path().join("vault.db");
+    drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    let store = SqliteStore::open_existing(&path, SqliteOptions::default()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
+/// An empty file that becomes a store is made private, whatever mode it was created
+/// with.
+#[test]
+fn empty_world_readable_file_becomes_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    assert_eq!(mode(&path), 0o600);
+}
+
+/// Opening an up-to-date store takes no write lock: it succeeds, and reads work, while
+/// another connection holds the write lock.
+#[test]
+fn readers_open_while_a_writer_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    put(&store, "k", "v");
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let opts = SqliteOptions {
+        busy_timeout: std::time::Duration::ZERO,
+        ..SqliteOptions::default()
+    };
+    let reader = SqliteStore::open_existing(&path, opts).unwrap();
+    assert_eq!(reader.get(Table::Meta, b"k").unwrap().unwrap().value, b"v");
+    writer.execute_batch("ROLLBACK").unwrap();
+}
+
+/// A file this process may not write is the operator's to fix: not "retry later".
+#[test]
+fn unwritable_file_is_reported_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vault.db");
+    drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let writable = std::fs::OpenOptions::new().write(true).open(&path).is_ok();
+    let result = SqliteStore::open_existing(&path, SqliteOptions::default());
+    if writable {
+        // Root ignores file modes: the file is writable, and opens.
+        result.unwrap();
+    } else {
+        let err = result.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err}");
+        assert!(err.to_string().contains("permission denied"), "{err}");
+    }
+    // A path through a regular file is refused as such, whoever runs the test.
+    let err = SqliteStore::open(path.join("vault.db"), SqliteOptions::default()).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err}");
 }
 
 #[test]
