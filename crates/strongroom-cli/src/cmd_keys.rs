@@ -1,5 +1,7 @@
 //! `keyholder …`, `recovery-key …`, `kek generate`.
 
+use std::io::Write as _;
+
 use anyhow::{Context, Result, bail};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -65,20 +67,27 @@ fn add(app: &mut App, args: &NewKeyholderArgs) -> Result<u8> {
     let o = app.unlock()?;
     let profile = app.profile()?;
     let new = keyholders::new_from_args(args, &app.keyholder, Some(&o.held), &profile)?;
+    let Some(rk) = &new.recovery else {
+        let info = o.vault.add_keyholder(new.keyholder())?;
+        finish(app, &o)?;
+        if app.json() {
+            return output::json(keyholder_json(&info)).map(|()| 0);
+        }
+        println!("added {} keyholder {}", info.kind, info.id_hex());
+        return Ok(0);
+    };
+    let mut out = output::SecretOut::open()?;
     let info = o.vault.add_keyholder(new.keyholder())?;
+    output::show_or_remove(&o.vault, info.id, || {
+        if app.json() {
+            let mut v = keyholder_json(&info);
+            v["recovery_key"] = output::recovery_key_json(rk);
+            return output::json_to(&mut out, v);
+        }
+        writeln!(out, "added {} keyholder {}", info.kind, info.id_hex())?;
+        output::recovery_key(&mut out, rk, &format!("vault {}", o.vault.id()))
+    })?;
     finish(app, &o)?;
-    if app.json() {
-        let mut v = keyholder_json(&info);
-        v["recovery_key"] = new
-            .recovery
-            .as_ref()
-            .map_or(Value::Null, output::recovery_key_json);
-        return output::json(v).map(|()| 0);
-    }
-    println!("added {} keyholder {}", info.kind, info.id_hex());
-    if let Some(rk) = &new.recovery {
-        output::recovery_key(rk, &format!("vault {}", o.vault.id()))?;
-    }
     Ok(0)
 }
 
@@ -121,10 +130,14 @@ fn rotate(app: &mut App, old_id: &str, args: &NewKeyholderArgs) -> Result<u8> {
         );
     }
     if let Some(rk) = &new.recovery {
-        // Shown before the old keyholder goes: a failure to print keeps the old one.
-        vault.add_keyholder(new.keyholder())?;
+        // Shown before the old keyholder goes: a failure to print keeps the old one (and
+        // removes the new one again).
+        let mut out = output::SecretOut::open()?;
+        let added = vault.add_keyholder(new.keyholder())?;
         if !app.json() {
-            output::recovery_key(rk, &format!("vault {}", vault.id()))?;
+            output::show_or_remove(&vault, added.id, || {
+                output::recovery_key(&mut out, rk, &format!("vault {}", vault.id()))
+            })?;
         }
     }
     let info = vault.rotate_keyholder(&old, new.keyholder())?;
@@ -260,15 +273,21 @@ fn recovery_key_new(app: &mut App, old: Option<&str>) -> Result<u8> {
     let Some(rk) = &new.recovery else {
         bail!("no recovery key was generated");
     };
-    o.vault.add_keyholder(new.keyholder())?;
-    if app.json() {
-        output::json(json!({
-            "recovery_key": output::recovery_key_json(rk),
-            "replaced": old.map(hex::encode),
-        }))?;
-    } else {
-        output::recovery_key(rk, &format!("vault {}", o.vault.id()))?;
-    }
+    let mut out = output::SecretOut::open()?;
+    let added = o.vault.add_keyholder(new.keyholder())?;
+    output::show_or_remove(&o.vault, added.id, || {
+        if app.json() {
+            output::json_to(
+                &mut out,
+                json!({
+                    "recovery_key": output::recovery_key_json(rk),
+                    "replaced": old.map(hex::encode),
+                }),
+            )
+        } else {
+            output::recovery_key(&mut out, rk, &format!("vault {}", o.vault.id()))
+        }
+    })?;
     if let Some(old) = old {
         o.vault
             .rotate_keyholder(&old, new.keyholder())

@@ -1,5 +1,6 @@
 //! `identity …`, `member …`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -43,7 +44,13 @@ fn public_json(public: &PublicIdentity) -> Value {
     })
 }
 
-fn identity_create(app: &mut App, name: &str, out: &Path, no_recovery_key: bool) -> Result<u8> {
+fn identity_create(
+    app: &mut App,
+    name: &str,
+    out_path: &Path,
+    no_recovery_key: bool,
+) -> Result<u8> {
+    let out = out_path;
     if out.exists() {
         bail!(
             "{} exists: refusing to overwrite an identity file",
@@ -56,10 +63,12 @@ fn identity_create(app: &mut App, name: &str, out: &Path, no_recovery_key: bool)
     }
     let profile = app.profile()?;
     let held = keyholders::from_args(&app.keyholder, &profile, Mode::Create)?;
-    let rk = if no_recovery_key {
-        None
+    let (rk, mut shown) = if no_recovery_key {
+        (None, None)
     } else {
-        Some(keyholders::generated_recovery_key()?)
+        // Before the identity file is written: its recovery key must be shown.
+        let shown = output::SecretOut::open()?;
+        (Some(keyholders::generated_recovery_key()?), Some(shown))
     };
     let mut khs: Vec<&dyn strongroom::recovery::Keyholder> = vec![held.keyholder()];
     if let Some(rk) = &rk {
@@ -72,27 +81,48 @@ fn identity_create(app: &mut App, name: &str, out: &Path, no_recovery_key: bool)
     std::fs::write(&public_path, format!("{}\n", public.to_text()))
         .with_context(|| format!("cannot write {}", public_path.display()))?;
     let recovery = rk.as_ref().and_then(|r| r.recovery.as_ref());
-    if app.json() {
-        let mut v = public_json(public);
-        v["file"] = Value::from(out.display().to_string());
-        v["public_file"] = Value::from(public_path.display().to_string());
-        v["recovery_key"] = recovery.map_or(Value::Null, output::recovery_key_json);
-        output::json(v)?;
-    } else {
-        println!(
+    let show = |out: &mut dyn Write| -> Result<()> {
+        if app.json() {
+            let mut v = public_json(public);
+            v["file"] = Value::from(out_path.display().to_string());
+            v["public_file"] = Value::from(public_path.display().to_string());
+            v["recovery_key"] = recovery.map_or(Value::Null, output::recovery_key_json);
+            return output::json_to(out, v);
+        }
+        writeln!(
+            out,
             "created identity {name:?} ({}) in {} (0600)",
             public.member_id(),
-            out.display()
-        );
-        println!("public identity (also in {}):", public_path.display());
-        println!("    {}", public.to_text());
-        println!("fingerprint: {}", public.fingerprint());
-        println!(
+            out_path.display()
+        )?;
+        writeln!(out, "public identity (also in {}):", public_path.display())?;
+        writeln!(out, "    {}", public.to_text())?;
+        writeln!(out, "fingerprint: {}", public.fingerprint())?;
+        writeln!(
+            out,
             "Send the public identity to a vault admin; read them the fingerprint over another channel (phone, in person)."
-        );
+        )?;
         if let Some(r) = recovery {
-            output::recovery_key(r, &format!("identity {name:?}"))?;
+            output::recovery_key(out, r, &format!("identity {name:?}"))?;
         }
+        out.flush()?;
+        Ok(())
+    };
+    let printed = match &mut shown {
+        Some(secret_out) => show(secret_out),
+        None => show(&mut std::io::stdout().lock()),
+    };
+    if let Err(e) = printed {
+        if recovery.is_some() {
+            // A recovery key nobody saw must not open the identity: remove the file.
+            let _ = std::fs::remove_file(out_path);
+            let _ = std::fs::remove_file(&public_path);
+            return Err(e.context(format!(
+                "the recovery key could not be shown, so the new identity was deleted again ({}): run the command again where its output can be read",
+                out_path.display()
+            )));
+        }
+        return Err(e);
     }
     if rk.is_none() {
         eprintln!(

@@ -59,18 +59,24 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
         history: args.history,
         rotation_days: args.rotation_days,
     };
+    // Before anything is created: a recovery key must have somewhere to be shown.
+    let mut out = if args.no_recovery_key {
+        None
+    } else {
+        Some(output::SecretOut::open()?)
+    };
     let store = location.open(true)?;
     let (vault, report) = Vault::create(store, held.keyholder(), &options)
         .with_context(|| format!("cannot create a vault in {}", location.describe()))?;
     app.save_pins(&vault)?;
-    let recovery = if args.no_recovery_key {
-        None
-    } else {
+    let recovery = if out.is_some() {
         let rk = keyholders::generated_recovery_key()?;
-        vault
+        let info = vault
             .add_keyholder(rk.keyholder())
             .context("the vault was created, but adding the recovery key failed: run `strongroom recovery-key new`")?;
-        rk.recovery
+        rk.recovery.map(|text| (text, info.id))
+    } else {
+        None
     };
     // The create report predates the recovery key: ask again once it is added.
     let warnings: Vec<String> = if recovery.is_some() {
@@ -83,27 +89,38 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
     } else {
         report.warnings.iter().map(ToString::to_string).collect()
     };
-    if app.json() {
-        output::json(json!({
-            "vault_id": report.vault_id.to_string(),
-            "member_id": report.member_id.to_string(),
-            "member": member_name,
-            "vault": location.describe(),
-            "keyholder": held.describe(),
-            "recovery_key": recovery.as_ref().map(output::recovery_key_json),
-            "warnings": warnings,
-        }))?;
-    } else {
-        println!(
+    let show = |out: &mut dyn Write| -> Result<()> {
+        if app.json() {
+            return output::json_to(
+                out,
+                json!({
+                    "vault_id": report.vault_id.to_string(),
+                    "member_id": report.member_id.to_string(),
+                    "member": member_name,
+                    "vault": location.describe(),
+                    "keyholder": held.describe(),
+                    "recovery_key": recovery.as_ref().map(|(rk, _)| output::recovery_key_json(rk)),
+                    "warnings": warnings,
+                }),
+            );
+        }
+        writeln!(
+            out,
             "created vault {} in {}",
             report.vault_id,
             location.describe()
-        );
-        println!("owner: {member_name} ({})", report.member_id);
-        println!("keyholder: {}", held.describe());
-        if let Some(rk) = &recovery {
-            output::recovery_key(rk, &format!("vault {}", report.vault_id))?;
+        )?;
+        writeln!(out, "owner: {member_name} ({})", report.member_id)?;
+        writeln!(out, "keyholder: {}", held.describe())?;
+        if let Some((rk, _)) = &recovery {
+            output::recovery_key(out, rk, &format!("vault {}", report.vault_id))?;
         }
+        out.flush()?;
+        Ok(())
+    };
+    match (&mut out, &recovery) {
+        (Some(out), Some((_, id))) => output::show_or_remove(&vault, *id, || show(out))?,
+        _ => show(&mut std::io::stdout().lock())?,
     }
     for w in &warnings {
         eprintln!("warning: {w}");

@@ -13,15 +13,88 @@ use crate::keyholders::RecoveryText;
 /// Prints pretty JSON to stdout, then zeroizes every string in it: some outputs carry a
 /// secret (a new recovery key, `kek generate`, `get --show-value`), and none of them needs to
 /// outlive the printing.
-pub(crate) fn json(mut v: Value) -> Result<()> {
+pub(crate) fn json(v: Value) -> Result<()> {
+    json_to(&mut std::io::stdout().lock(), v)
+}
+
+/// [`json`] to `out` (a [`SecretOut`] when the value holds a secret shown once).
+pub(crate) fn json_to(out: &mut dyn Write, mut v: Value) -> Result<()> {
     let printed = (|| {
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &v)?;
+        serde_json::to_writer_pretty(&mut *out, &v)?;
         writeln!(out)?;
         out.flush()
     })();
     scrub(&mut v);
     printed.context("cannot write to stdout")
+}
+
+/// Why a secret shown once cannot be shown on this standard output.
+const STDOUT_LOST: &str = "standard output is closed or /dev/null, so the recovery key could not be shown: nothing was changed; run the command again with standard output on a terminal, a file or a pipe (or pass --no-recovery-key where the command has it)";
+
+/// Standard output for a secret shown only once. `std::io::stdout()` treats a closed
+/// descriptor as a sink that accepts everything, which would lose a recovery key without
+/// a word: this is an unbuffered duplicate of descriptor 1 on which every failure (closed,
+/// full disk, closed pipe) is an error the caller acts on. Open it before committing
+/// anything, so a closed standard output stops the command first.
+pub(crate) struct SecretOut(std::fs::File);
+
+impl SecretOut {
+    pub(crate) fn open() -> Result<Self> {
+        use std::os::fd::AsFd;
+        std::io::stdout()
+            .flush()
+            .context("cannot write to standard output")?;
+        let fd = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .context(STDOUT_LOST)?;
+        let file = std::fs::File::from(fd);
+        // The Rust runtime reopens a closed descriptor 1 as /dev/null at start: a key
+        // written there is as lost as one written to a closed descriptor.
+        if is_dev_null(&file) {
+            anyhow::bail!(STDOUT_LOST);
+        }
+        Ok(Self(file))
+    }
+}
+
+fn is_dev_null(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let (Ok(out), Ok(null)) = (file.metadata(), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    out.file_type().is_char_device() && out.rdev() == null.rdev()
+}
+
+impl Write for SecretOut {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Runs `show` (which prints a recovery key just added as keyholder `id`); when it fails,
+/// removes that keyholder again, so the vault never keeps a key nobody saw.
+pub(crate) fn show_or_remove(
+    vault: &strongroom::Vault,
+    id: [u8; 8],
+    show: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let Err(e) = show() else {
+        return Ok(());
+    };
+    match vault.remove_keyholder(&id) {
+        Ok(()) => Err(e.context(
+            "the recovery key could not be shown, so it was removed from the vault again (nothing else changed): run `strongroom recovery-key new` where its output can be read",
+        )),
+        Err(undo) => Err(e.context(format!(
+            "the recovery key could not be shown, and removing it again failed ({undo}): remove keyholder {} with `strongroom keyholder remove` and create a new recovery key",
+            hex::encode(id)
+        ))),
+    }
 }
 
 /// Zeroizes every string of a JSON value (object keys are names, not secrets).
@@ -88,9 +161,8 @@ pub(crate) fn spinner(what: &str) -> ProgressBar {
 }
 
 /// Prints a newly generated recovery key, once, to stdout, with what to do with it.
-pub(crate) fn recovery_key(rk: &RecoveryText, what: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    let w = |out: &mut std::io::StdoutLock<'_>| -> std::io::Result<()> {
+pub(crate) fn recovery_key(out: &mut dyn Write, rk: &RecoveryText, what: &str) -> Result<()> {
+    let w = |out: &mut dyn Write| -> std::io::Result<()> {
         writeln!(out)?;
         writeln!(
             out,
@@ -123,7 +195,7 @@ pub(crate) fn recovery_key(rk: &RecoveryText, what: &str) -> Result<()> {
         writeln!(out)?;
         out.flush()
     };
-    w(&mut out).context("cannot print the recovery key")
+    w(out).context("cannot print the recovery key")
 }
 
 /// The recovery key as JSON fields (for --json output of the commands that create one).

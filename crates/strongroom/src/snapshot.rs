@@ -128,14 +128,17 @@ impl<W: Write> Hashing<W> {
 
 impl Vault {
     /// Writes a consistent snapshot of the whole vault to `path` (atomically: a temporary
-    /// file in the same directory, fsynced, then renamed; mode 0600) while the vault stays
-    /// online. `progress` is called with the number of rows written so far.
+    /// file in the same directory, fsynced, then linked into place; mode 0600) while the
+    /// vault stays online. An existing file at `path` is never replaced: that is an error. `progress` is called with the number of rows written so far.
     pub fn snapshot_to(
         &self,
         path: &Path,
         progress: &mut dyn FnMut(u64),
     ) -> Result<SnapshotInfo, VaultError> {
         let created_at = now();
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(exists_error(path));
+        }
         // Audited first, so the snapshot holds its own entry and no snapshot leaves the
         // vault unrecorded.
         let name = path
@@ -210,9 +213,19 @@ impl Vault {
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp, path).map_err(|e| VaultError::Io {
-            what: format!("moving the snapshot into place at {}", path.display()),
-            source: e,
+        // A hard link never replaces an existing file (unlike a rename): a file created at
+        // `path` meanwhile is kept, and this snapshot is not put in place.
+        let linked = std::fs::hard_link(&tmp, path);
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                exists_error(path)
+            } else {
+                VaultError::Io {
+                    what: format!("moving the snapshot into place at {}", path.display()),
+                    source: e,
+                }
+            }
         })?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
             && let Ok(d) = File::open(dir)
@@ -220,6 +233,16 @@ impl Vault {
             let _ = d.sync_all();
         }
         Ok(info)
+    }
+}
+
+fn exists_error(path: &Path) -> VaultError {
+    VaultError::Io {
+        what: format!(
+            "writing the snapshot {}: the file exists already, and a snapshot never replaces one; choose a new name or remove the old file first",
+            path.display()
+        ),
+        source: std::io::ErrorKind::AlreadyExists.into(),
     }
 }
 

@@ -292,3 +292,38 @@ fn membership_rollback_needs_consent_and_forks_are_refused() {
     let e = restore_snapshot(&store, &other_branch, &kek, &pinned_on_main).unwrap_err();
     assert!(e.to_string().contains("forks"), "{e}");
 }
+
+/// A snapshot never replaces an existing file (an older snapshot, or anything else), and a
+/// refused snapshot leaves no temporary file behind.
+#[test]
+fn snapshot_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 3);
+    let snap = dir.path().join("snap.bin");
+    vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+    let first = std::fs::read(&snap).unwrap();
+    vault.put("app", "k0", b"changed").unwrap();
+    let err = vault.snapshot_to(&snap, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("exists already"), "{err}");
+    assert_eq!(
+        std::fs::read(&snap).unwrap(),
+        first,
+        "the old snapshot is intact"
+    );
+    let other = dir.path().join("notes.txt");
+    std::fs::write(&other, b"not a snapshot").unwrap();
+    assert!(vault.snapshot_to(&other, &mut |_| {}).is_err());
+    assert_eq!(std::fs::read(&other).unwrap(), b"not a snapshot");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains(".tmp") && !n.starts_with('.')),
+        "{names:?}"
+    );
+    verify_snapshot(&snap, &kek, &UnlockOptions::default()).unwrap();
+}
