@@ -322,9 +322,17 @@ pub(crate) fn import(app: &mut App, namespace: &str, f: FormatArg, input_spec: &
     let report = o.vault.import(namespace, format(f), &bytes)?;
     finish(app, &o)?;
     if app.json() {
-        output::json(json!({"secrets": report.secrets, "namespace": namespace}))?;
+        output::json(json!({
+            "secrets": report.secrets,
+            "written": report.written,
+            "unchanged": report.unchanged,
+            "namespace": namespace,
+        }))?;
     } else {
-        println!("imported {} secrets into {namespace}", report.secrets);
+        println!(
+            "imported {} secrets into {namespace}: {} written, {} already up to date",
+            report.secrets, report.written, report.unchanged
+        );
     }
     Ok(0)
 }

@@ -23,7 +23,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::VaultError;
 use crate::audit::Action;
-use crate::records::{IndexEntry, open_version, validate_name, validate_namespace};
+use crate::records::{IndexEntry, NewSecret, open_version, validate_name, validate_namespace};
 use crate::vault::Vault;
 
 /// Export and import formats.
@@ -65,8 +65,12 @@ pub struct ExportReport {
 /// What an import wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImportReport {
-    /// Secrets written.
+    /// Secrets in the input.
     pub secrets: usize,
+    /// New versions written.
+    pub written: usize,
+    /// Secrets whose value was already the imported one (no new version).
+    pub unchanged: usize,
 }
 
 fn transfer(op: &'static str, reason: impl Into<String>) -> VaultError {
@@ -232,8 +236,11 @@ impl Vault {
     }
 
     /// Imports secrets from a dotenv or JSON document into `namespace` (JSON entries that
-    /// name their own namespace keep it). Each secret is one `put` (a new version when it
-    /// exists). The document is parsed completely before anything is written.
+    /// name their own namespace keep it), all or nothing: the document is parsed
+    /// completely, then every secret is written in one commit ([`Vault::put_many`]). A
+    /// secret already holding the imported value gets no new version, so running the same
+    /// import again changes nothing; a secret given twice in the input is refused with
+    /// both places (dotenv line numbers, JSON entry numbers).
     pub fn import(
         &self,
         namespace: &str,
@@ -242,23 +249,52 @@ impl Vault {
     ) -> Result<ImportReport, VaultError> {
         validate_namespace(namespace)?;
         self.require_writer()?;
-        let entries = match format {
+        // (namespace, name, value, where it is in the input)
+        let entries: Vec<(String, String, SecretBytes, String)> = match format {
             ExportFormat::Dotenv => parse_dotenv(input)?
                 .into_iter()
-                .map(|(k, v)| (namespace.to_owned(), k, v))
-                .collect::<Vec<_>>(),
-            ExportFormat::Json => parse_json(input, namespace)?,
+                .map(|(k, v, line)| (namespace.to_owned(), k, v, format!("line {line}")))
+                .collect(),
+            ExportFormat::Json => parse_json(input, namespace)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, (ns, k, v))| (ns, k, v, format!("entry {}", i + 1)))
+                .collect(),
         };
-        for (ns, name, _) in &entries {
+        let mut first_at = std::collections::HashMap::with_capacity(entries.len());
+        let mut duplicates = Vec::new();
+        for (ns, name, _, at) in &entries {
             validate_namespace(ns)?;
             validate_name(name)?;
+            let first = *first_at
+                .entry((ns.as_str(), name.as_str()))
+                .or_insert(at.as_str());
+            if first != at {
+                duplicates.push(format!("{ns}/{name} ({first} and {at})"));
+            }
         }
-        for (ns, name, value) in &entries {
-            self.put(ns, name, value.expose_secret())?;
+        if !duplicates.is_empty() {
+            return Err(transfer(
+                "import",
+                format!(
+                    "the input gives these secrets more than once: {}; keep one of each (nothing was imported)",
+                    duplicates.join(", ")
+                ),
+            ));
         }
-        self.audit_only(Action::Import, &[], format!("count={}", entries.len()))?;
+        let secrets: Vec<NewSecret<'_>> = entries
+            .iter()
+            .map(|(ns, name, value, _)| NewSecret {
+                namespace: ns,
+                name,
+                value: value.expose_secret(),
+            })
+            .collect();
+        let report = self.put_many(&secrets)?;
         Ok(ImportReport {
             secrets: entries.len(),
+            written: report.written.len(),
+            unchanged: report.unchanged,
         })
     }
 
@@ -370,12 +406,18 @@ fn encode_json(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
 
 /// Parses dotenv text: `NAME=value`, optional `export ` prefix, `#` comments, blank
 /// lines; values unquoted (trimmed, up to a ` #` comment), single-quoted (literal) or
-/// double-quoted (with `\\ \" \n \r \t \$` escapes). No variable substitution is done.
-fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes)>, VaultError> {
+/// double-quoted (with `\\ \" \n \r \t \$` escapes). A quoted value may span lines (a
+/// PEM key as dotenvy, python-dotenv and docker compose read it); its line breaks are kept
+/// as `\n`. No variable substitution is done. Returns each entry with its line number.
+fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes, usize)>, VaultError> {
     let text = core::str::from_utf8(input)
         .map_err(|_| transfer("import", "the dotenv input is not UTF-8"))?;
     let mut out = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    let mut lines = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .enumerate();
+    while let Some((i, raw)) = lines.next() {
         let line_no = i + 1;
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -393,62 +435,94 @@ fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes)>, VaultError> 
             ));
         }
         let rest = rest.trim_start();
-        let value = if let Some(body) = rest.strip_prefix('"') {
-            // Unescaping only shrinks: this capacity never reallocates.
-            let mut v = String::with_capacity(body.len());
-            let mut chars = body.chars();
-            let mut closed = false;
-            while let Some(c) = chars.next() {
-                match c {
-                    '"' => {
-                        closed = true;
-                        break;
-                    }
-                    '\\' => match chars.next() {
-                        Some('n') => v.push('\n'),
-                        Some('r') => v.push('\r'),
-                        Some('t') => v.push('\t'),
-                        Some(c @ ('\\' | '"' | '$')) => v.push(c),
-                        Some(c) => {
-                            v.push('\\');
-                            v.push(c);
-                        }
-                        None => break,
-                    },
-                    c => v.push(c),
+        let value = if let Some(quote @ ('"' | '\'')) = rest.chars().next() {
+            // Gather lines until the closing quote (in a buffer that never reallocates,
+            // so no partial copy of the value is left in freed memory).
+            let mut body = Zeroizing::new(String::with_capacity(text.len()));
+            body.push_str(&rest[1..]);
+            let end = loop {
+                if let Some(end) = closing_quote(&body, quote) {
+                    break end;
                 }
-            }
-            if !closed {
-                v.zeroize();
-                return Err(transfer(
-                    "import",
-                    format!("line {line_no}: unterminated double quote"),
-                ));
-            }
-            let tail = chars.as_str().trim();
+                let Some((_, next)) = lines.next() else {
+                    let kind = if quote == '"' { "double" } else { "single" };
+                    return Err(transfer(
+                        "import",
+                        format!(
+                            "line {line_no}: unterminated {kind} quote (the value of {name} never closes)"
+                        ),
+                    ));
+                };
+                body.push('\n');
+                body.push_str(next);
+            };
+            let tail = body[end + 1..].trim();
             if !(tail.is_empty() || tail.starts_with('#')) {
-                v.zeroize();
                 return Err(transfer(
                     "import",
-                    format!("line {line_no}: text after the closing quote"),
+                    format!("line {line_no}: text after the closing quote of {name}"),
                 ));
             }
-            v
-        } else if let Some(body) = rest.strip_prefix('\'') {
-            let end = body.find('\'').ok_or_else(|| {
-                transfer(
-                    "import",
-                    format!("line {line_no}: unterminated single quote"),
-                )
-            })?;
-            body[..end].to_owned()
+            if quote == '"' {
+                unescape_double(&body[..end])
+            } else {
+                body[..end].to_owned()
+            }
         } else {
             let v = rest.find(" #").map_or(rest, |i| &rest[..i]);
             v.trim_end().to_owned()
         };
-        out.push((name.to_owned(), SecretBytes::from(value.into_bytes())));
+        out.push((
+            name.to_owned(),
+            SecretBytes::from(value.into_bytes()),
+            line_no,
+        ));
     }
     Ok(out)
+}
+
+/// The byte index of the quote closing a value that began with `quote` (`body` follows
+/// the opening quote); in double quotes a backslash escapes the next character.
+fn closing_quote(body: &str, quote: char) -> Option<usize> {
+    if quote == '\'' {
+        return body.find('\'');
+    }
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '"' => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The value of a double-quoted body: `\\ \" \n \r \t \$` escapes; any other backslash
+/// stays as written.
+fn unescape_double(body: &str) -> String {
+    // Unescaping only shrinks: this capacity never reallocates.
+    let mut v = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('n') => v.push('\n'),
+                Some('r') => v.push('\r'),
+                Some('t') => v.push('\t'),
+                Some(c @ ('\\' | '"' | '$')) => v.push(c),
+                Some(c) => {
+                    v.push('\\');
+                    v.push(c);
+                }
+                None => v.push('\\'),
+            },
+            c => v.push(c),
+        }
+    }
+    v
 }
 
 fn parse_json(
@@ -512,7 +586,7 @@ mod tests {
         let text = encode_dotenv(&secrets).unwrap();
         let back = parse_dotenv(&text).unwrap();
         assert_eq!(back.len(), 3);
-        for (s, (n, v)) in secrets.iter().zip(&back) {
+        for (s, (n, v, _)) in secrets.iter().zip(&back) {
             assert_eq!(&s.name, n);
             assert_eq!(s.value.expose_secret(), v.expose_secret());
         }
@@ -521,12 +595,14 @@ mod tests {
                 .unwrap();
         let vals: Vec<(&str, &[u8])> = parsed
             .iter()
-            .map(|(k, v)| (k.as_str(), v.expose_secret()))
+            .map(|(k, v, _)| (k.as_str(), v.expose_secret()))
             .collect();
         assert_eq!(
             vals,
             [("X", &b"1"[..]), ("Y", b"lit $eral \\n"), ("Z", b"a")]
         );
+        let lines: Vec<usize> = parsed.iter().map(|e| e.2).collect();
+        assert_eq!(lines, [3, 4, 5]);
         for bad in [
             &b"NOEQUALS"[..],
             b"1X=2",
@@ -548,6 +624,49 @@ mod tests {
         assert!(encode_dotenv(&bad_name).is_err());
         // errors never echo a value
         let e = parse_dotenv(b"A=\"s3cr3t-value").unwrap_err().to_string();
+        assert!(!e.contains("s3cr3t"), "{e}");
+    }
+
+    /// Values spanning lines, as dotenvy, python-dotenv and docker compose read them (a
+    /// PEM key in double quotes, literal single quotes, CRLF files), and line numbers that
+    /// count the continuation lines.
+    #[test]
+    fn dotenv_multiline_values() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+        let input = format!(
+            "TLS_KEY=\"{pem}\"\nNEXT=1\nexport LIT='a\n  b $X\\n'\r\nQ=\"say \\\"hi\\\"\nthere\" # c\nLAST=z"
+        );
+        let parsed = parse_dotenv(input.as_bytes()).unwrap();
+        let got: Vec<(&str, &[u8], usize)> = parsed
+            .iter()
+            .map(|(k, v, l)| (k.as_str(), v.expose_secret(), *l))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("TLS_KEY", pem.as_bytes(), 1),
+                ("NEXT", &b"1"[..], 4),
+                ("LIT", b"a\n  b $X\\n", 5),
+                ("Q", b"say \"hi\"\nthere", 7),
+                ("LAST", b"z", 9),
+            ]
+        );
+        // What export writes reads back, multi-line values included.
+        let secrets = vec![Plain {
+            namespace: "n".into(),
+            name: "TLS_KEY".into(),
+            value: SecretBytes::from(pem.as_bytes().to_vec()),
+        }];
+        let text = encode_dotenv(&secrets).unwrap();
+        assert_eq!(
+            parse_dotenv(&text).unwrap()[0].1.expose_secret(),
+            pem.as_bytes()
+        );
+        // An opening quote that never closes names its line, not the value.
+        let e = parse_dotenv(b"A=1\nKEY=\"-----BEGIN s3cr3t\nmore\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2") && e.contains("KEY"), "{e}");
         assert!(!e.contains("s3cr3t"), "{e}");
     }
 

@@ -22,8 +22,8 @@ pub use error::VaultError;
 pub use export::{ExportFormat, ExportReport, ExportTarget, ImportReport, is_env_name};
 pub use members::{ExposedSecret, IdentityFile, MemberInfo, RemovalReport};
 pub use records::{
-    MAX_NAME_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN, Secret, SecretMeta, validate_name,
-    validate_namespace,
+    MAX_NAME_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN, NewSecret, PutManyReport, Secret, SecretMeta,
+    validate_name, validate_namespace,
 };
 pub use rotation::{PendingRewrap, Progress, RotateOptions, RotationReport};
 pub use scoped::Namespace;

@@ -15,7 +15,9 @@
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
 use strongroom_envelope::{Epoch, RecordContext, WrappedDek, open, seal};
-use strongroom_store::{Expect, ReadView, Row, ScanRange, Table, for_each_row, scan_all};
+use strongroom_store::{
+    Batch, Expect, ReadView, Row, ScanRange, Table, Versioned, for_each_row, scan_all,
+};
 
 use crate::VaultError;
 use crate::audit::Action;
@@ -295,6 +297,36 @@ pub(crate) fn decode_payload(plain: &SecretBytes) -> Result<OpenedPayload, Vault
     })
 }
 
+/// One secret of [`Vault::put_many`].
+#[derive(Clone, Copy)]
+pub struct NewSecret<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+    /// Its value.
+    pub value: &'a [u8],
+}
+
+impl core::fmt::Debug for NewSecret<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NewSecret")
+            .field("namespace", &self.namespace)
+            .field("name", &self.name)
+            .field("len", &self.value.len())
+            .finish()
+    }
+}
+
+/// What [`Vault::put_many`] did.
+#[derive(Clone, Debug)]
+pub struct PutManyReport {
+    /// The versions written, in input order.
+    pub written: Vec<SecretMeta>,
+    /// Secrets whose current value was already the given one (no new version).
+    pub unchanged: usize,
+}
+
 /// Opens the record version at `record`/`version` from `view` with the keys of `state`.
 pub(crate) fn open_version(
     view: &dyn ReadView,
@@ -384,92 +416,194 @@ impl Vault {
         }
         self.require_writer()?;
         self.write(|state, batch| {
-            let store = self.store();
             let key = blind(state, namespace, name);
-            let existing = store.get(Table::Index, &key)?;
-            let now = now();
-            let (entry, expect) = match &existing {
-                Some(row) => {
-                    let old = IndexEntry::decode(&row.value)?;
-                    (
-                        IndexEntry {
-                            version: old.version.checked_add(1).ok_or_else(|| {
-                                VaultError::inconsistent(
-                                    "the secret's version counter is exhausted",
-                                )
-                            })?,
-                            ..old
-                        },
-                        Expect::Version(row.version),
-                    )
+            let existing = self.store().get(Table::Index, &key)?;
+            let meta =
+                self.stage_put(state, batch, key, existing.as_ref(), namespace, name, value)?;
+            let target = meta.record_id.as_bytes().to_vec();
+            let detail = format!("version={}", meta.version);
+            Ok((meta, Action::Put, target, detail))
+        })
+    }
+
+    /// Writes many secrets in one atomic commit with one audit entry (`import`): all of
+    /// them or none. A secret whose current value already equals the new one gets no new
+    /// version, so loading the same secrets twice changes nothing the second time. A
+    /// namespace and name given twice is refused before anything is written.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strongroom::{CreateOptions, NewSecret, Vault, recovery::RawKek, store::MemoryStore};
+    /// # let (vault, _) = Vault::create(Arc::new(MemoryStore::new()), &RawKek::generate()?, &CreateOptions::default())?;
+    /// let secrets = [
+    ///     NewSecret { namespace: "app", name: "DB_PASSWORD", value: b"hunter2" },
+    ///     NewSecret { namespace: "app", name: "API_TOKEN", value: b"t0k3n" },
+    /// ];
+    /// let report = vault.put_many(&secrets)?;
+    /// assert_eq!((report.written.len(), report.unchanged), (2, 0));
+    /// // Loading the same secrets again writes nothing.
+    /// let again = vault.put_many(&secrets)?;
+    /// assert_eq!((again.written.len(), again.unchanged), (0, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put_many(&self, secrets: &[NewSecret<'_>]) -> Result<PutManyReport, VaultError> {
+        let mut seen = std::collections::HashMap::with_capacity(secrets.len());
+        for (i, s) in secrets.iter().enumerate() {
+            validate_namespace(s.namespace)?;
+            validate_name(s.name)?;
+            if s.value.len() > MAX_VALUE_LEN {
+                return Err(VaultError::invalid(
+                    "secret value",
+                    format!("{}/{} is larger than 64 MiB", s.namespace, s.name),
+                ));
+            }
+            let first = *seen.entry((s.namespace, s.name)).or_insert(i);
+            if first != i {
+                return Err(VaultError::invalid(
+                    "secrets",
+                    format!(
+                        "{}/{} is given twice (entries {} and {}): each secret once",
+                        s.namespace,
+                        s.name,
+                        first + 1,
+                        i + 1
+                    ),
+                ));
+            }
+        }
+        self.require_writer()?;
+        self.write(|state, batch| {
+            let store = self.store();
+            let mut written = Vec::with_capacity(secrets.len());
+            let mut unchanged = 0;
+            for s in secrets {
+                let key = blind(state, s.namespace, s.name);
+                let existing = store.get(Table::Index, &key)?;
+                if let Some(row) = &existing
+                    && self.current_value_is(state, row, s)?
+                {
+                    unchanged += 1;
+                    continue;
                 }
-                None => (
-                    IndexEntry {
-                        record: RecordId::generate()?,
-                        version: 1,
-                        created_at: now,
-                    },
-                    Expect::Absent,
-                ),
-            };
-            let author = state.session.member_id();
-            let payload = Payload {
-                namespace,
-                name,
-                created_at: entry.created_at,
-                updated_at: now,
-                author,
-                value,
+                written.push(self.stage_put(
+                    state,
+                    batch,
+                    key,
+                    existing.as_ref(),
+                    s.namespace,
+                    s.name,
+                    s.value,
+                )?);
             }
-            .encode();
-            let ctx = RecordContext {
-                vault_id: state.session.vault_id(),
-                record_id: entry.record,
-                version: entry.version,
-            };
-            let vk = state.session.current_key();
-            let sealed =
-                seal(vk, self.header().suite, &ctx, payload.expose_secret()).map_err(|e| {
-                    VaultError::Record {
-                        record: entry.record.to_string(),
-                        source: e,
-                    }
-                })?;
-            let vkey = version_key(entry.record, entry.version);
-            batch
-                .put(Table::Index, key.to_vec(), entry.encode(), expect)
-                .put(Table::Bodies, vkey.clone(), sealed.body, Expect::Absent)
-                .put(
-                    Table::Deks,
-                    vkey,
-                    sealed.wrapped_dek.as_bytes().to_vec(),
-                    Expect::Absent,
-                );
-            let keep = u64::from(self.header().history);
-            if entry.version > keep {
-                let old = version_key(entry.record, entry.version - keep);
-                batch
-                    .delete(Table::Bodies, old.clone(), Expect::Any)
-                    .delete(Table::Deks, old, Expect::Any);
-            }
-            let meta = SecretMeta {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                record_id: entry.record,
-                version: entry.version,
-                created_at: entry.created_at,
-                updated_at: now,
-                updated_by: author,
-                epoch: vk.epoch(),
-                len: value.len(),
-            };
-            let target = entry.record.as_bytes().to_vec();
+            let detail = format!("written={} unchanged={unchanged}", written.len());
             Ok((
-                meta,
-                Action::Put,
-                target,
-                format!("version={}", entry.version),
+                PutManyReport { written, unchanged },
+                Action::Import,
+                Vec::new(),
+                detail,
             ))
+        })
+    }
+
+    /// Whether the head version of the record at `row` holds `s.value` already.
+    fn current_value_is(
+        &self,
+        state: &State,
+        row: &Versioned,
+        s: &NewSecret<'_>,
+    ) -> Result<bool, VaultError> {
+        use subtle::ConstantTimeEq;
+        let entry = IndexEntry::decode(&row.value)?;
+        let (p, _) = open_version(self.store(), state, entry.record, entry.version)?;
+        check_names(&p, s.namespace, s.name, entry.record)?;
+        Ok(p.value.expose_secret().ct_eq(s.value).into())
+    }
+
+    /// Adds a new version of `namespace`/`name` (index row `key`, currently `existing`) to
+    /// `batch`, pruning the version that falls out of the history.
+    #[allow(clippy::too_many_arguments)]
+    fn stage_put(
+        &self,
+        state: &State,
+        batch: &mut Batch,
+        key: [u8; 32],
+        existing: Option<&Versioned>,
+        namespace: &str,
+        name: &str,
+        value: &[u8],
+    ) -> Result<SecretMeta, VaultError> {
+        let now = now();
+        let (entry, expect) = match existing {
+            Some(row) => {
+                let old = IndexEntry::decode(&row.value)?;
+                (
+                    IndexEntry {
+                        version: old.version.checked_add(1).ok_or_else(|| {
+                            VaultError::inconsistent("the secret's version counter is exhausted")
+                        })?,
+                        ..old
+                    },
+                    Expect::Version(row.version),
+                )
+            }
+            None => (
+                IndexEntry {
+                    record: RecordId::generate()?,
+                    version: 1,
+                    created_at: now,
+                },
+                Expect::Absent,
+            ),
+        };
+        let author = state.session.member_id();
+        let payload = Payload {
+            namespace,
+            name,
+            created_at: entry.created_at,
+            updated_at: now,
+            author,
+            value,
+        }
+        .encode();
+        let ctx = RecordContext {
+            vault_id: state.session.vault_id(),
+            record_id: entry.record,
+            version: entry.version,
+        };
+        let vk = state.session.current_key();
+        let sealed = seal(vk, self.header().suite, &ctx, payload.expose_secret()).map_err(|e| {
+            VaultError::Record {
+                record: entry.record.to_string(),
+                source: e,
+            }
+        })?;
+        let vkey = version_key(entry.record, entry.version);
+        batch
+            .put(Table::Index, key.to_vec(), entry.encode(), expect)
+            .put(Table::Bodies, vkey.clone(), sealed.body, Expect::Absent)
+            .put(
+                Table::Deks,
+                vkey,
+                sealed.wrapped_dek.as_bytes().to_vec(),
+                Expect::Absent,
+            );
+        let keep = u64::from(self.header().history);
+        if entry.version > keep {
+            let old = version_key(entry.record, entry.version - keep);
+            batch
+                .delete(Table::Bodies, old.clone(), Expect::Any)
+                .delete(Table::Deks, old, Expect::Any);
+        }
+        Ok(SecretMeta {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            record_id: entry.record,
+            version: entry.version,
+            created_at: entry.created_at,
+            updated_at: now,
+            updated_by: author,
+            epoch: vk.epoch(),
+            len: value.len(),
         })
     }
 

@@ -171,3 +171,119 @@ fn env_vars_for_run() {
         "{e}"
     );
 }
+
+fn dotenv_of(n: usize) -> Vec<u8> {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    for i in 0..n {
+        let _ = writeln!(text, "KEY_{i}=\"value {i}\"");
+    }
+    text.into_bytes()
+}
+
+/// An import is one commit: a failure at any store operation leaves none of its secrets
+/// (before, each secret was its own put and a failure or kill -9 left a prefix).
+#[test]
+fn import_is_all_or_nothing() {
+    use strongroom::store::FaultyStore;
+    let input = dotenv_of(40);
+    let mut op = 0;
+    loop {
+        let faulty = Arc::new(FaultyStore::new(MemoryStore::new()));
+        let store: Arc<dyn Store> = faulty.clone();
+        let kek = RawKek::generate().unwrap();
+        let (v, _) = Vault::create(store, &kek, &CreateOptions::default()).unwrap();
+        let start = faulty.ops();
+        faulty.crash_at(start + op);
+        let result = v.import("bulk", ExportFormat::Dotenv, &input);
+        faulty.revive();
+        let fresh = Vault::open(faulty.clone() as Arc<dyn Store>)
+            .unwrap()
+            .unlock(&kek)
+            .unwrap();
+        let n = fresh.list("bulk").unwrap().len();
+        match result {
+            Ok(report) => {
+                assert_eq!((report.secrets, report.written, n), (40, 40, 40));
+                assert!(op > 0, "the import did not touch the store");
+                break;
+            }
+            Err(e) => assert_eq!(
+                n, 0,
+                "a failed import at operation {op} left {n} secrets: {e}"
+            ),
+        }
+        op += 1;
+    }
+}
+
+#[test]
+fn import_twice_changes_nothing_and_duplicates_are_refused() {
+    let v = vault();
+    let input = dotenv_of(5);
+    let first = v.import("bulk", ExportFormat::Dotenv, &input).unwrap();
+    assert_eq!((first.written, first.unchanged), (5, 0));
+    let again = v.import("bulk", ExportFormat::Dotenv, &input).unwrap();
+    assert_eq!((again.written, again.unchanged), (0, 5));
+    assert!(v.list("bulk").unwrap().iter().all(|m| m.version == 1));
+    // One changed value: one new version.
+    let changed = v
+        .import(
+            "bulk",
+            ExportFormat::Dotenv,
+            b"KEY_0=\"new\"\nKEY_1=\"value 1\"\n",
+        )
+        .unwrap();
+    assert_eq!((changed.written, changed.unchanged), (1, 1));
+    assert_eq!(v.get("bulk", "KEY_0").unwrap().meta().version, 2);
+
+    let err = v
+        .import(
+            "dup",
+            ExportFormat::Dotenv,
+            b"A=1\nB=2\n# c\nA=3\nB=\"multi\nline\"\nB=5\n",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dup/A (line 1 and line 4)"), "{err}");
+    assert!(err.contains("dup/B (line 2 and line 5)"), "{err}");
+    assert!(err.contains("dup/B (line 2 and line 7)"), "{err}");
+    assert!(v.list("dup").unwrap().is_empty(), "nothing is imported");
+    let json = br#"{"format":"strongroom-export","version":1,"secrets":[
+        {"name":"X","value":"1"},{"name":"Y","value":"2"},{"name":"X","value":"3"}]}"#;
+    let err = v
+        .import("dupj", ExportFormat::Json, json)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dupj/X (entry 1 and entry 3)"), "{err}");
+}
+
+/// A PEM key in a double-quoted dotenv value spanning lines imports as dotenvy and
+/// docker compose read it, and exports back to a file that reads the same.
+#[test]
+fn multiline_dotenv_values_import_and_export() {
+    let v = vault();
+    let pem =
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+    let input = format!("TLS_KEY=\"{pem}\"\nOTHER=x\n");
+    v.import("tls", ExportFormat::Dotenv, input.as_bytes())
+        .unwrap();
+    assert_eq!(
+        v.get("tls", "TLS_KEY").unwrap().expose_secret(),
+        pem.as_bytes()
+    );
+    let mut out = Vec::new();
+    v.export(
+        Some("tls"),
+        ExportFormat::Dotenv,
+        ExportTarget::Plaintext,
+        &mut out,
+    )
+    .unwrap();
+    let w = vault();
+    w.import("tls", ExportFormat::Dotenv, &out).unwrap();
+    assert_eq!(
+        w.get("tls", "TLS_KEY").unwrap().expose_secret(),
+        pem.as_bytes()
+    );
+}
