@@ -31,12 +31,108 @@ fn migration_1(prefix: &str) -> String {
 }
 
 /// Version 2: `sr_store`, one row holding the store generation (16 random bytes that
-/// every `replace_all` replaces).
+/// every `replace_all` replaces), and `sr_heads`, one row per log holding the sequence
+/// number of its last entry (-1 when empty). Appends advance the head row; a batch that
+/// needs "this log has not moved" locks that row `FOR SHARE`, so neither needs a table
+/// lock (which would take UPDATE rights on the append-only log tables).
 fn migration_2(prefix: &str) -> String {
-    format!(
+    let mut sql = format!(
         "CREATE TABLE {prefix}sr_store (id integer PRIMARY KEY CHECK (id = 1), generation bytea NOT NULL);\n\
-         INSERT INTO {prefix}sr_store (id, generation) VALUES (1, uuid_send(gen_random_uuid()));\n"
+         INSERT INTO {prefix}sr_store (id, generation) VALUES (1, uuid_send(gen_random_uuid()));\n\
+         CREATE TABLE {prefix}sr_heads (log text PRIMARY KEY, seq bigint NOT NULL CHECK (seq >= -1));\n"
+    );
+    for table in Table::ALL.into_iter().filter(|t| t.is_log()) {
+        let _ = writeln!(
+            sql,
+            "INSERT INTO {prefix}sr_heads (log, seq) VALUES ('{name}', {head});",
+            name = table.name(),
+            head = head_of(&format!("{prefix}sr_{}", table.name())),
+        );
+    }
+    sql
+}
+
+/// SQL computing the sequence number of the last entry of the log table `qualified`
+/// (keys are 8-byte big-endian numbers), -1 when it is empty.
+pub(crate) fn head_of(qualified: &str) -> String {
+    format!(
+        "(SELECT coalesce(max(('x' || encode(k, 'hex'))::bit(64)::bigint), -1) FROM {qualified})"
     )
+}
+
+/// The statements on `sr_heads`.
+pub(crate) struct HeadsSql {
+    /// The head of log `$1`, row-locked until commit.
+    pub(crate) for_share: String,
+    /// Moves the head of log `$1` from `$3` to `$2`.
+    pub(crate) advance: String,
+}
+
+impl HeadsSql {
+    pub(crate) fn new(prefix: &str) -> Self {
+        Self {
+            for_share: format!("SELECT seq FROM {prefix}sr_heads WHERE log = $1 FOR SHARE"),
+            advance: format!(
+                "UPDATE {prefix}sr_heads SET seq = $2::bigint WHERE log = $1 AND seq = $3::bigint"
+            ),
+        }
+    }
+}
+
+/// Sets the head rows from the log tables (after `replace_all` wrote them).
+pub(crate) fn reset_heads(prefix: &str) -> String {
+    let mut sql = String::new();
+    for table in Table::ALL.into_iter().filter(|t| t.is_log()) {
+        let _ = writeln!(
+            sql,
+            "UPDATE {prefix}sr_heads SET seq = {head} WHERE log = '{name}';",
+            name = table.name(),
+            head = head_of(&format!("{prefix}sr_{}", table.name())),
+        );
+    }
+    sql
+}
+
+/// The privileges an application role needs for normal operation (reads, writes,
+/// rotations, membership changes) and nothing more: `SELECT, INSERT, UPDATE, DELETE` on
+/// the data tables, only `SELECT, INSERT` on the append-only logs, `SELECT, UPDATE` on the
+/// bookkeeping rows, `SELECT` on the migration record. Migrations and restores
+/// (`replace_all`) need the owner.
+pub(crate) fn application_grants(prefix: &str, schema: Option<&str>, role: &str) -> String {
+    let role = quote_ident(role);
+    let mut sql = String::new();
+    if let Some(schema) = schema {
+        let _ = writeln!(
+            sql,
+            "GRANT USAGE ON SCHEMA {} TO {role};",
+            quote_ident(schema)
+        );
+    }
+    let list = |logs: bool| {
+        Table::ALL
+            .into_iter()
+            .filter(|t| t.is_log() == logs)
+            .map(|t| format!("{prefix}sr_{}", t.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        sql,
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {role};",
+        list(false)
+    );
+    let _ = writeln!(sql, "GRANT SELECT, INSERT ON {} TO {role};", list(true));
+    let _ = writeln!(
+        sql,
+        "GRANT SELECT, UPDATE ON {prefix}sr_heads, {prefix}sr_store TO {role};"
+    );
+    let _ = writeln!(sql, "GRANT SELECT ON {prefix}{MIGRATIONS_TABLE} TO {role};");
+    sql
+}
+
+/// Quotes an SQL identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The statements on `sr_store`.
@@ -71,7 +167,7 @@ pub(crate) fn quote_schema(name: &str) -> Result<String, StoreError> {
             name.len()
         )));
     }
-    Ok(format!("\"{}\"", name.replace('"', "\"\"")))
+    Ok(quote_ident(name))
 }
 
 /// The statements of one table.
@@ -86,7 +182,6 @@ pub(crate) struct TableSql {
     pub(crate) put_version: String,
     pub(crate) delete_any: String,
     pub(crate) delete_version: String,
-    pub(crate) append: String,
     pub(crate) head: String,
 }
 
@@ -110,11 +205,6 @@ impl TableSql {
             ),
             delete_any: format!("DELETE FROM {t} WHERE k = $1::bytea"),
             delete_version: format!("DELETE FROM {t} WHERE k = $1::bytea AND ver = $2::bigint"),
-            append: format!(
-                "INSERT INTO {t} (k, v, ver) SELECT $1::bytea, $2::bytea, 1 \
-                 WHERE $3::boolean OR EXISTS (SELECT 1 FROM {t} WHERE k = $4::bytea) \
-                 ON CONFLICT (k) DO NOTHING"
-            ),
             head: format!("SELECT k FROM {t} ORDER BY k DESC LIMIT 1"),
             qualified: t,
         }

@@ -19,7 +19,7 @@ use strongroom_store::{
 };
 
 use crate::PostgresOptions;
-use crate::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, StoreSql, TableSql};
+use crate::schema::{self, HeadsSql, MIGRATIONS, MIGRATIONS_TABLE, StoreSql, TableSql};
 
 const BACKEND: &str = "postgres";
 
@@ -88,6 +88,19 @@ pub(crate) fn pg_err(e: postgres::Error) -> StoreError {
         StoreError::Unavailable {
             reason: format!("PostgreSQL connection failed: {e}"),
         }
+    } else if let Some(db) = e.as_db_error() {
+        // The server's message, not the driver's bare "db error".
+        let mut msg = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            msg.push_str(": ");
+            msg.push_str(detail);
+        }
+        if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE {
+            msg.push_str(
+                "; this role lacks a privilege the operation needs: migrations and restores need the schema owner, normal use the grants of PostgresStore::application_grants",
+            );
+        }
+        StoreError::backend(BACKEND, msg)
     } else {
         StoreError::backend(BACKEND, e)
     }
@@ -133,6 +146,7 @@ pub struct PostgresStore {
     prefix: String,
     sql: Vec<TableSql>,
     store_sql: StoreSql,
+    heads_sql: HeadsSql,
 }
 
 impl PostgresStore {
@@ -166,6 +180,7 @@ impl PostgresStore {
             })?;
         let store = PostgresStore {
             store_sql: StoreSql::new(&prefix),
+            heads_sql: HeadsSql::new(&prefix),
             sql: Table::ALL
                 .into_iter()
                 .map(|t| TableSql::new(&prefix, t))
@@ -185,6 +200,25 @@ impl PostgresStore {
         &self.options
     }
 
+    /// The `GRANT` statements that give `role` exactly what normal operation needs on
+    /// this store's tables: `SELECT, INSERT, UPDATE, DELETE` on the data tables, only
+    /// `SELECT, INSERT` on the append-only logs (`sr_member_log`, `sr_audit`), `SELECT,
+    /// UPDATE` on the bookkeeping rows (`sr_heads`, `sr_store`), `SELECT` on
+    /// `strongroom_migrations`, and `USAGE` on the schema. Run them as the owner after
+    /// the first connection created the tables. Migrations and restores (`replace_all`)
+    /// stay with the owner.
+    ///
+    /// ```no_run
+    /// # use strongroom_postgres::{PostgresOptions, PostgresStore};
+    /// let owner = PostgresStore::connect("host=/run/postgresql user=vault_owner dbname=vault",
+    ///     PostgresOptions { schema: Some("team_a".into()), ..PostgresOptions::default() })?;
+    /// println!("{}", owner.application_grants("vault_app"));
+    /// # Ok::<(), strongroom_store::StoreError>(())
+    /// ```
+    pub fn application_grants(&self, role: &str) -> String {
+        schema::application_grants(&self.prefix, self.options.schema.as_deref(), role)
+    }
+
     fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
         self.pool.get().map_err(|e| StoreError::Unavailable {
             reason: format!("no PostgreSQL connection available: {e}"),
@@ -195,8 +229,47 @@ impl PostgresStore {
         &self.sql[table.index()]
     }
 
+    /// The schema version recorded in the database, read without any DDL or lock: `None`
+    /// when no strongroom schema exists yet.
+    fn recorded_version(&self, conn: &mut PgConn) -> Result<Option<u32>, StoreError> {
+        let qualified = format!("{}{MIGRATIONS_TABLE}", self.prefix);
+        let row = conn
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
+            .map_err(pg_err)?;
+        if !column::<bool>(&row, 0)? {
+            return Ok(None);
+        }
+        let row = conn
+            .client
+            .query_one(
+                &format!("SELECT coalesce(max(version), 0) FROM {qualified}"),
+                &[],
+            )
+            .map_err(pg_err)?;
+        let found: i32 = column(&row, 0)?;
+        u32::try_from(found)
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt {
+                table: Table::Meta,
+                reason: format!("negative schema version {found}"),
+            })
+    }
+
     fn migrate(&self) -> Result<u32, StoreError> {
         let mut conn = self.conn()?;
+        // An up-to-date schema opens with reads only: an application role with only DML
+        // rights connects; migrations need a role that may create tables.
+        match self.recorded_version(&mut conn)? {
+            Some(found) if found == SCHEMA_VERSION => return Ok(found),
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(StoreError::SchemaTooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            _ => {}
+        }
         let mut tx = conn.client.transaction().map_err(pg_err)?;
         let qualified = format!("{}{MIGRATIONS_TABLE}", self.prefix);
         // Serialise concurrent migrations of the same schema.
@@ -299,11 +372,14 @@ impl PostgresStore {
                             tx.execute(&s, &[key]).map_err(pg)?;
                         }
                         Expect::Absent => {
-                            // As for `Op::Check`: absence holds until commit only if
-                            // writers of the table wait for this batch.
-                            tx.batch_execute(&sql.lock_share).map_err(pg)?;
-                            let s = prepared(statements, &mut tx, &sql.exists).map_err(pg)?;
-                            let found = tx.query_opt(&s, &[key]).map_err(pg)?;
+                            // As for `Op::Check`: absence must hold until commit.
+                            let found = if table.is_log() {
+                                self.log_version(statements, &mut tx, *table, key, true)?
+                            } else {
+                                tx.batch_execute(&sql.lock_share).map_err(pg)?;
+                                let s = prepared(statements, &mut tx, &sql.exists).map_err(pg)?;
+                                tx.query_opt(&s, &[key]).map_err(pg)?.map(|_| 1)
+                            };
                             ensure(found.is_none(), *table, key)?;
                         }
                         Expect::Version(v) => {
@@ -315,6 +391,19 @@ impl PostgresStore {
                             ensure(n == 1, *table, key)?;
                         }
                     }
+                    0
+                }
+                Op::Check { table, key, expect } if table.is_log() => {
+                    // Log rows never change once appended, and appends move only the head
+                    // row: an absence holds until commit when that row is locked.
+                    let current = self.log_version(
+                        statements,
+                        &mut tx,
+                        *table,
+                        key,
+                        *expect == Expect::Absent,
+                    )?;
+                    ensure(expect.holds(current), *table, key)?;
                     0
                 }
                 Op::Check { table, key, expect } => {
@@ -337,11 +426,18 @@ impl PostgresStore {
                 }
                 Op::Append { table, seq, value } => {
                     let key = log_key(*seq);
-                    let prev = log_key(seq.wrapping_sub(1));
-                    let first = *seq == 0;
-                    let s = prepared(statements, &mut tx, &sql.append).map_err(pg)?;
-                    let params: [&(dyn ToSql + Sync); 4] = [&&key[..], value, &first, &&prev[..]];
-                    let n = tx.execute(&s, &params).map_err(pg)?;
+                    // Only at the head: the head row moves from seq-1 to seq (racing
+                    // appends wait on that row; the loser finds it moved).
+                    let (Ok(to), Ok(from)) =
+                        (i64::try_from(*seq), i64::try_from(*seq).map(|s| s - 1))
+                    else {
+                        return Err(Failure::Store(StoreError::conflict(*table, &key)));
+                    };
+                    let s = prepared(statements, &mut tx, &self.heads_sql.advance).map_err(pg)?;
+                    let n = tx.execute(&s, &[&table.name(), &to, &from]).map_err(pg)?;
+                    ensure(n == 1, *table, &key)?;
+                    let s = prepared(statements, &mut tx, &sql.put_absent).map_err(pg)?;
+                    let n = tx.execute(&s, &[&&key[..], value]).map_err(pg)?;
                     ensure(n == 1, *table, &key)?;
                     1
                 }
@@ -350,6 +446,46 @@ impl PostgresStore {
         }
         tx.commit().map_err(|e| Failure::Pg(e, batch.len() - 1))?;
         Ok(Committed { versions })
+    }
+}
+
+impl PostgresStore {
+    /// The version of row `key` of log `table` (1 when present). With `lock`, the log's
+    /// head row is locked FOR SHARE until commit, so an absence holds until then.
+    fn log_version<C: GenericClient>(
+        &self,
+        statements: &mut HashMap<String, Statement>,
+        client: &mut C,
+        table: Table,
+        key: &[u8],
+        lock: bool,
+    ) -> Result<Option<u64>, Failure> {
+        if lock {
+            let s = prepared(statements, client, &self.heads_sql.for_share)
+                .map_err(|e| Failure::Pg(e, 0))?;
+            let row = client
+                .query_opt(&s, &[&table.name()])
+                .map_err(|e| Failure::Pg(e, 0))?
+                .ok_or_else(|| StoreError::Corrupt {
+                    table,
+                    reason: "the head row of this log is missing from sr_heads".into(),
+                })?;
+            let head: i64 = column(&row, 0)?;
+            // No gaps: entries 0..=head exist, none after.
+            return Ok(match <[u8; 8]>::try_from(key) {
+                Ok(k) if i128::from(u64::from_be_bytes(k)) <= i128::from(head) => Some(1),
+                _ => None,
+            });
+        }
+        let s = prepared(statements, client, &self.table_sql(table).get)
+            .map_err(|e| Failure::Pg(e, 0))?;
+        let row = client
+            .query_opt(&s, &[&key])
+            .map_err(|e| Failure::Pg(e, 0))?;
+        match row {
+            Some(r) => Ok(Some(version_from(table, column(&r, 1)?)?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -609,6 +745,8 @@ impl Store for PostgresStore {
             }
             n += 1;
         }
+        tx.batch_execute(&schema::reset_heads(&self.prefix))
+            .map_err(pg_err)?;
         tx.commit().map_err(pg_err)?;
         Ok(n)
     }

@@ -167,3 +167,69 @@ fn own_server_stops_on_drop_and_errors_become_unavailable() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }
+
+/// A schema written by strongroom's first schema version (tables only) is migrated in
+/// place: its rows stay, the log heads are computed from the logs, appends continue at
+/// the head and only there, and the store has a generation.
+#[test]
+fn a_version_1_schema_is_migrated_in_place() {
+    use std::fmt::Write as _;
+    let Some(server) = TestServer::shared() else {
+        return;
+    };
+    let schema = server.fresh_schema();
+    let mut raw = postgres::Client::connect(&server.conninfo(), postgres::NoTls).unwrap();
+    let mut ddl = format!(
+        "CREATE SCHEMA \"{schema}\";\n\
+         CREATE TABLE \"{schema}\".strongroom_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());\n\
+         INSERT INTO \"{schema}\".strongroom_migrations (version) VALUES (1);\n"
+    );
+    for t in Table::ALL {
+        let _ = writeln!(
+            ddl,
+            "CREATE TABLE \"{schema}\".sr_{} (k bytea PRIMARY KEY, v bytea NOT NULL, ver bigint NOT NULL);",
+            t.name()
+        );
+    }
+    for seq in 0u64..3 {
+        let _ = writeln!(
+            ddl,
+            "INSERT INTO \"{schema}\".sr_audit VALUES ('\\x{}'::bytea, 'a'::bytea, 1);",
+            hex::encode(seq.to_be_bytes())
+        );
+    }
+    let _ = writeln!(
+        ddl,
+        "INSERT INTO \"{schema}\".sr_meta VALUES ('kept'::bytea, 'v'::bytea, 4);"
+    );
+    raw.batch_execute(&ddl).unwrap();
+
+    let store = server.store_with(PostgresOptions {
+        schema: Some(schema.clone()),
+        ..PostgresOptions::default()
+    });
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.get(Table::Meta, b"kept").unwrap().unwrap().version, 4);
+    assert_eq!(store.log_head(Table::Audit).unwrap(), Some(2));
+    store.generation().unwrap();
+    let append = |table, seq| {
+        let mut b = Batch::new();
+        b.append(table, seq, "x");
+        store.commit(&b)
+    };
+    assert!(append(Table::Audit, 2).unwrap_err().is_conflict(), "taken");
+    assert!(append(Table::Audit, 4).unwrap_err().is_conflict(), "a gap");
+    append(Table::Audit, 3).unwrap();
+    assert!(
+        append(Table::MemberLog, 1).unwrap_err().is_conflict(),
+        "a gap"
+    );
+    append(Table::MemberLog, 0).unwrap();
+    // Absence checks on a log follow its head.
+    let mut check = Batch::new();
+    check.check(Table::Audit, 4u64.to_be_bytes().to_vec(), Expect::Absent);
+    store.commit(&check).unwrap();
+    let mut check = Batch::new();
+    check.check(Table::Audit, 3u64.to_be_bytes().to_vec(), Expect::Absent);
+    assert!(store.commit(&check).unwrap_err().is_conflict());
+}
