@@ -336,7 +336,7 @@ pub(crate) enum Command {
         after_help = "Example:\n  strongroom verify-snapshot /backup/vault.snap"
     )]
     VerifySnapshot {
-        /// Snapshot file.
+        /// Snapshot file, or `-` for stdin (a FIFO works too).
         file: PathBuf,
     },
     /// Replace the vault with a verified snapshot.
@@ -347,7 +347,7 @@ pub(crate) enum Command {
     /// unless --allow-membership-rollback.
     #[command(after_help = "Example:\n  strongroom restore /backup/vault.snap")]
     Restore {
-        /// Snapshot file.
+        /// Snapshot file, or `-` for stdin (a FIFO works too).
         file: PathBuf,
         #[command(flatten)]
         args: RestoreArgs,

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
-use strongroom::crypto::{MemberId, VaultId};
+use strongroom::crypto::MemberId;
 use strongroom::sharing::Pins;
-use strongroom::{ExportFormat, ExportTarget, RestoreOptions, SnapshotInfo, UnlockOptions, Vault};
+use strongroom::{
+    ExportFormat, ExportTarget, RestoreOptions, SnapshotFile, SnapshotInfo, UnlockOptions, Vault,
+};
 
 use crate::app::{App, resolve_member};
 use crate::cli::{ExportArgs, FormatArg, RestoreArgs};
@@ -65,36 +67,21 @@ fn snapshot_member(app: &App) -> Result<Option<MemberId>> {
     resolve_member(&locked.members()?, spec).map(Some)
 }
 
-/// The snapshot format's header: magic, version byte, then the vault id (see the layout in
-/// the facade's snapshot module).
-const SNAPSHOT_MAGIC: &[u8] = b"strongroom-snapshot";
-
-/// The vault id a snapshot's header names, to pick the pins file to check it against.
-/// Untrusted: the facade checks that the rows hold that vault, and pins of another vault
-/// than the snapshot's are an error there, never a way around the check.
-fn snapshot_vault_id(file: &Path) -> Option<VaultId> {
-    use std::io::Read;
-    let mut header = [0u8; SNAPSHOT_MAGIC.len() + 1 + 16];
-    std::fs::File::open(file)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .ok()?;
-    let (magic, rest) = header.split_at(SNAPSHOT_MAGIC.len());
-    if magic != SNAPSHOT_MAGIC {
-        return None;
-    }
-    let id: [u8; 16] = rest[1..].try_into().ok()?;
-    Some(VaultId::from_bytes(id))
-}
-
-/// The pins this client saved for the snapshot's vault (empty when it never opened it):
-/// the snapshot's genesis signer must match them, and a membership log older than them is
-/// reported (refused by `restore` unless allowed).
-fn snapshot_pins(app: &App, file: &Path) -> Result<Pins> {
-    match snapshot_vault_id(file) {
-        Some(id) => app.state()?.load_pins(id),
-        // Not a snapshot header: the facade says what is wrong with the file.
-        None => Ok(Pins::new()),
-    }
+/// Opens a snapshot (`-` is standard input; a FIFO works too) and loads the pins this
+/// client saved for the vault its header names (empty when it never opened it): the
+/// snapshot's genesis signer must match them, and a membership log older than them is
+/// reported (refused by `restore` unless allowed). The header is untrusted: the facade
+/// checks that the rows hold that vault.
+fn open_snapshot(app: &App, file: &Path) -> Result<(SnapshotFile, Pins)> {
+    let path = if file == Path::new("-") {
+        Path::new("/dev/stdin")
+    } else {
+        file
+    };
+    let snapshot = SnapshotFile::open(path)
+        .with_context(|| format!("cannot read snapshot {}", file.display()))?;
+    let pins = app.state()?.load_pins(snapshot.vault_id())?;
+    Ok((snapshot, pins))
 }
 
 const ROLLBACK_NOTE: &str = "its membership log is older than the one this client has verified: membership changes made since (a member removal!) are not in it";
@@ -102,11 +89,11 @@ const ROLLBACK_NOTE: &str = "its membership log is older than the one this clien
 /// `verify-snapshot FILE`.
 pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
     let member = snapshot_member(app)?;
-    let pins = snapshot_pins(app, file)?;
+    let (snapshot, pins) = open_snapshot(app, file)?;
     let held = app.unlock_keyholder()?;
     tracing::info!(file = %file.display(), keyholder = %held.describe(), "verifying snapshot");
     let bar = output::spinner("verifying snapshot");
-    let v = strongroom::verify_snapshot(file, held.keyholder(), &UnlockOptions { member, pins });
+    let v = snapshot.verify(held.keyholder(), &UnlockOptions { member, pins });
     bar.finish_and_clear();
     let v = v.with_context(|| format!("snapshot {} failed verification", file.display()))?;
     if v.membership_rollback {
@@ -139,14 +126,13 @@ pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
 /// `restore FILE`.
 pub(crate) fn restore(app: &mut App, file: &Path, args: &RestoreArgs) -> Result<u8> {
     let member = snapshot_member(app)?;
-    let pins = snapshot_pins(app, file)?;
+    let (snapshot, pins) = open_snapshot(app, file)?;
     let location = app.location()?;
     let store: Arc<dyn strongroom::store::Store> = location.open(true)?;
     let held = app.unlock_keyholder()?;
     tracing::info!(file = %file.display(), vault = %location.describe(), "restoring snapshot");
-    let report = strongroom::restore_snapshot(
+    let report = snapshot.restore_into(
         &store,
-        file,
         held.keyholder(),
         &RestoreOptions {
             unlock: UnlockOptions { member, pins },

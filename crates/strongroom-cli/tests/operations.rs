@@ -195,6 +195,22 @@ fn snapshot_verify_restore() {
     e.put("ns", "AFTER", "after");
     assert_eq!(e.get("ns", "AFTER"), "after");
 
+    // from standard input (`-`), as from a pipe out of a decompressor or ssh
+    let bytes = std::fs::read(&snap).unwrap();
+    let v = json({
+        let mut c = cmd(&e, &["verify-snapshot", "-"]);
+        c.write_stdin(bytes.clone());
+        c
+    });
+    assert_eq!(v["secrets"], 1);
+    cmd(&e, &["restore", "-"])
+        .write_stdin(bytes)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("restored vault"));
+    cmd(&e, &["get", "ns", "AFTER"]).assert().code(1);
+    e.put("ns", "AFTER", "after");
+
     // a corrupt snapshot is refused and the live vault is untouched
     let mut bytes = std::fs::read(&snap).unwrap();
     let mid = bytes.len() / 2;

@@ -632,7 +632,7 @@ mod tests {
     /// count the continuation lines.
     #[test]
     fn dotenv_multiline_values() {
-        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+        let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"; // pragma: allowlist secret
         let input = format!(
             "TLS_KEY=\"{pem}\"\nNEXT=1\nexport LIT='a\n  b $X\\n'\r\nQ=\"say \\\"hi\\\"\nthere\" # c\nLAST=z"
         );

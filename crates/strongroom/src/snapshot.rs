@@ -32,7 +32,9 @@ use sha2::{Digest, Sha256};
 use strongroom_crypto::{VaultId, random};
 use strongroom_recovery::Keyholder;
 use strongroom_sharing::Pins;
-use strongroom_store::{MemoryStore, Row, ScanRange, Store, StoreError, Table, TableRow, scan_all};
+use strongroom_store::{
+    MemoryStore, Row, SCHEMA_VERSION, ScanRange, Store, StoreError, Table, TableRow, scan_all,
+};
 
 use crate::VaultError;
 use crate::audit::{Action, Cursor, Event, hex};
@@ -271,12 +273,6 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     o.open(path)
 }
 
-/// A parsed snapshot: its header and rows.
-pub(crate) struct Parsed {
-    info: SnapshotInfo,
-    rows: Vec<TableRow>,
-}
-
 /// Reads exact byte counts from a snapshot while hashing them.
 struct HashingReader<R> {
     inner: R,
@@ -317,40 +313,76 @@ impl<R: Read> HashingReader<R> {
     }
 }
 
-/// Reads a snapshot file and checks its integrity hash and structure.
-fn read_snapshot(path: &Path) -> Result<Parsed, VaultError> {
-    let file = File::open(path).map_err(|e| VaultError::Io {
-        what: format!("opening snapshot {}", path.display()),
-        source: e,
-    })?;
-    let bytes_total = file.metadata().map_or(0, |m| m.len());
-    parse_snapshot(BufReader::new(file), bytes_total)
+/// The rows of a snapshot, read one at a time while hashing: memory holds one row, not
+/// the file. Nothing read may be trusted before the iterator has ended without an error:
+/// the end checks the row count, the integrity hash (and, with `expect`, that it is the
+/// hash an earlier pass over the same file saw, so a file changed between passes fails),
+/// and that nothing follows. Rows must come in the order the writer emits them (tables in
+/// order, keys strictly ascending), so no key appears twice.
+pub(crate) struct RowStream<R> {
+    r: HashingReader<R>,
+    vault_id: VaultId,
+    created_at: u64,
+    bytes_total: u64,
+    expect: Option<[u8; 32]>,
+    rows: u64,
+    last: Option<(u8, Vec<u8>)>,
+    /// Set once every row was read and checked: the header and the integrity hash.
+    end: Option<(SnapshotInfo, [u8; 32])>,
+    failed: bool,
 }
 
-/// Parses a snapshot of `bytes_total` bytes from `input`.
-pub(crate) fn parse_snapshot(input: impl Read, bytes_total: u64) -> Result<Parsed, VaultError> {
-    let mut r = HashingReader {
-        inner: input,
-        hash: Sha256::new(),
-        limit: bytes_total,
-    };
-    if r.take(MAGIC.len(), "the magic")? != MAGIC {
-        return Err(snap_err("not a strongroom snapshot file"));
+impl<R: Read> RowStream<R> {
+    /// Reads and checks the header of a snapshot of `bytes_total` bytes.
+    pub(crate) fn open(input: R, bytes_total: u64) -> Result<Self, VaultError> {
+        let mut r = HashingReader {
+            inner: input,
+            hash: Sha256::new(),
+            limit: bytes_total,
+        };
+        if r.take(MAGIC.len(), "the magic")? != MAGIC {
+            return Err(snap_err("not a strongroom snapshot file"));
+        }
+        let [version] = r.array::<1>("the version")?;
+        if version != VERSION {
+            return Err(snap_err(format!(
+                "snapshot format version {version}, this build reads version {VERSION}: use a matching strongroom"
+            )));
+        }
+        let vault_id = VaultId::from_bytes(r.array("the vault id")?);
+        let created_at = u64::from_be_bytes(r.array("the creation time")?);
+        let schema = u32::from_be_bytes(r.array("the schema version")?);
+        if schema == 0 || schema > SCHEMA_VERSION {
+            return Err(snap_err(format!(
+                "it was taken from a store of schema version {schema}; this build knows versions 1 to {SCHEMA_VERSION}: restore it with a strongroom at least as new as the one that wrote it"
+            )));
+        }
+        Ok(Self {
+            r,
+            vault_id,
+            created_at,
+            bytes_total,
+            expect: None,
+            rows: 0,
+            last: None,
+            end: None,
+            failed: false,
+        })
     }
-    let [version] = r.array::<1>("the version")?;
-    if version != VERSION {
-        return Err(snap_err(format!(
-            "snapshot format version {version}, this build reads version {VERSION}: use a matching strongroom"
-        )));
+
+    /// The header and hash, once every row was read.
+    pub(crate) fn info(&self) -> Option<&SnapshotInfo> {
+        self.end.as_ref().map(|(info, _)| info)
     }
-    let vault_id = VaultId::from_bytes(r.array("the vault id")?);
-    let created_at = u64::from_be_bytes(r.array("the creation time")?);
-    let _schema = r.array::<4>("the schema version")?;
-    let mut rows = Vec::new();
-    loop {
-        let [tag] = r.array::<1>("a row")?;
+
+    fn next_row(&mut self) -> Result<Option<TableRow>, VaultError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        let [tag] = self.r.array::<1>("a row")?;
         if tag == 0 {
-            break;
+            self.finish()?;
+            return Ok(None);
         }
         let table = Table::ALL
             .get(usize::from(tag) - 1)
@@ -360,72 +392,286 @@ pub(crate) fn parse_snapshot(input: impl Read, bytes_total: u64) -> Result<Parse
                     "unknown table id {tag}: corrupt, or written by a newer strongroom"
                 ))
             })?;
-        let key = r.field("key")?;
-        let value = r.field("value")?;
-        rows.push((
+        let key = self.r.field("key")?;
+        let value = self.r.field("value")?;
+        if let Some((last_tag, last_key)) = &self.last
+            && (*last_tag, last_key.as_slice()) >= (tag, key.as_slice())
+        {
+            return Err(snap_err(
+                "rows are out of order or repeated: corrupt (a snapshot lists each table once, keys ascending)",
+            ));
+        }
+        self.last = Some((tag, key.clone()));
+        self.rows += 1;
+        Ok(Some((
             table,
             Row {
                 key,
                 value,
                 version: 0,
             },
-        ));
+        )))
     }
-    let count = u64::from_be_bytes(r.array("the row count")?);
-    let digest: [u8; 32] = r.hash.clone().finalize().into();
-    let mut stored = [0u8; 32];
-    r.inner
-        .read_exact(&mut stored)
-        .map_err(|_| snap_err("the file is truncated (at the integrity hash)"))?;
-    let mut extra = [0u8; 1];
-    let more = r.inner.read(&mut extra).map_err(|e| VaultError::Io {
-        what: "reading the snapshot".into(),
-        source: e,
-    })?;
-    if more != 0 {
-        return Err(snap_err("bytes follow the integrity hash: corrupt"));
-    }
-    if !bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &stored[..])) {
-        return Err(snap_err(
-            "integrity hash mismatch: the file was modified or damaged",
-        ));
-    }
-    if count != rows.len() as u64 {
-        return Err(snap_err("the row count does not match the rows"));
-    }
-    Ok(Parsed {
-        info: SnapshotInfo {
-            vault_id,
+
+    fn finish(&mut self) -> Result<(), VaultError> {
+        let count = u64::from_be_bytes(self.r.array("the row count")?);
+        let digest: [u8; 32] = self.r.hash.clone().finalize().into();
+        let mut stored = [0u8; 32];
+        self.r
+            .inner
+            .read_exact(&mut stored)
+            .map_err(|_| snap_err("the file is truncated (at the integrity hash)"))?;
+        let mut extra = [0u8; 1];
+        let more = self.r.inner.read(&mut extra).map_err(|e| VaultError::Io {
+            what: "reading the snapshot".into(),
+            source: e,
+        })?;
+        if more != 0 {
+            return Err(snap_err("bytes follow the integrity hash: corrupt"));
+        }
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &stored[..])) {
+            return Err(snap_err(
+                "integrity hash mismatch: the file was modified or damaged",
+            ));
+        }
+        if self.expect.is_some_and(|e| e != digest) {
+            return Err(snap_err(
+                "the file changed while it was being read: restore from a file nothing writes to",
+            ));
+        }
+        if count != self.rows {
+            return Err(snap_err("the row count does not match the rows"));
+        }
+        let info = SnapshotInfo {
+            vault_id: self.vault_id,
             rows: count,
-            bytes: bytes_total,
+            bytes: self.bytes_total,
             sha256: hex(&digest),
-            created_at,
-        },
-        rows,
-    })
+            created_at: self.created_at,
+        };
+        self.end = Some((info, digest));
+        Ok(())
+    }
 }
 
-/// The result of [`stage`].
+impl<R: Read> Iterator for RowStream<R> {
+    type Item = Result<TableRow, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        match self.next_row() {
+            Ok(row) => row.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                // Through the store's error type (replace_all rolls back on it);
+                // `unusable` turns it back into the snapshot's error.
+                let reason = match e {
+                    VaultError::Snapshot { reason } => reason,
+                    other => other.to_string(),
+                };
+                Some(Err(StoreError::invalid(format!("{UNUSABLE}{reason}"))))
+            }
+        }
+    }
+}
+
+/// Parses a whole snapshot of `bytes_total` bytes from `input` (fuzzing entry point).
+#[cfg(any(fuzzing, test))]
+pub(crate) fn parse_snapshot(
+    input: impl Read,
+    bytes_total: u64,
+) -> Result<SnapshotInfo, VaultError> {
+    let mut stream = RowStream::open(input, bytes_total)?;
+    while stream.next_row()?.is_some() {}
+    stream
+        .info()
+        .cloned()
+        .ok_or_else(|| snap_err("the file ended early"))
+}
+
+/// A snapshot file opened for verification or restore, which read it several times.
+///
+/// A FIFO, a terminal or standard input (`/dev/stdin`) is first copied into a private
+/// temporary file (mode 0600, removed when this value is dropped), so a snapshot can come
+/// from a pipe. Opening reads the header, so the caller can look up the pins it saved for
+/// [`vault_id`](Self::vault_id) before verifying; nothing else is trusted before
+/// [`verify`](Self::verify) or [`restore_into`](Self::restore_into) has checked it all.
+///
+/// ```no_run
+/// # use std::path::Path;
+/// # use strongroom::{SnapshotFile, UnlockOptions, recovery::RawKek};
+/// # fn pins_saved_for(_: strongroom::crypto::VaultId) -> strongroom::sharing::Pins { Default::default() }
+/// # let kek = RawKek::generate()?;
+/// let file = SnapshotFile::open(Path::new("/dev/stdin"))?;   // e.g. `zstd -d < s.zst |`
+/// let pins = pins_saved_for(file.vault_id());
+/// let checked = file.verify(&kek, &UnlockOptions { pins, ..UnlockOptions::default() })?;
+/// println!("{} secrets decrypt", checked.secrets);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SnapshotFile {
+    file: File,
+    len: u64,
+    spooled: bool,
+    vault_id: VaultId,
+    created_at: u64,
+}
+
+impl std::fmt::Debug for SnapshotFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotFile")
+            .field("vault_id", &self.vault_id)
+            .field("created_at", &self.created_at)
+            .field("bytes", &self.len)
+            .field("spooled", &self.spooled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotFile {
+    /// Opens `path` (a file, a FIFO or `/dev/stdin`) and reads its header: the magic, the
+    /// format version and the store schema it was taken from are checked here.
+    pub fn open(path: &Path) -> Result<Self, VaultError> {
+        let (file, len, spooled) = Self::open_or_spool(path)?;
+        let header = rows_of(&file, len, None)?;
+        Ok(Self {
+            vault_id: header.vault_id,
+            created_at: header.created_at,
+            file,
+            len,
+            spooled,
+        })
+    }
+
+    /// The vault the header names (checked against the rows by `verify`).
+    pub fn vault_id(&self) -> VaultId {
+        self.vault_id
+    }
+
+    /// When the snapshot was taken (unix seconds), as its header says.
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// Verifies the snapshot without touching any live vault: see [`verify_snapshot`].
+    pub fn verify(
+        &self,
+        keyholder: &dyn Keyholder,
+        options: &UnlockOptions,
+    ) -> Result<SnapshotVerification, VaultError> {
+        Ok(stage(self, keyholder, options)?.verification)
+    }
+
+    /// Verifies the snapshot, then restores it into `store`: see [`restore_snapshot`].
+    pub fn restore_into(
+        &self,
+        store: &Arc<dyn Store>,
+        keyholder: &dyn Keyholder,
+        options: &RestoreOptions,
+    ) -> Result<RestoreReport, VaultError> {
+        restore(self, store, keyholder, options)
+    }
+
+    /// The file and its length; anything but a regular file is first copied into an
+    /// anonymous private file (created 0600 and unlinked at once, so nothing is left
+    /// behind, whatever happens next).
+    fn open_or_spool(path: &Path) -> Result<(File, u64, bool), VaultError> {
+        let io = |what: String| move |e| VaultError::Io { what, source: e };
+        let mut file =
+            File::open(path).map_err(io(format!("opening snapshot {}", path.display())))?;
+        let meta = file
+            .metadata()
+            .map_err(io(format!("inspecting snapshot {}", path.display())))?;
+        if meta.is_file() {
+            return Ok((file, meta.len(), false));
+        }
+        if meta.is_dir() {
+            return Err(snap_err(format!(
+                "{} is a directory, not a snapshot file",
+                path.display()
+            )));
+        }
+        let rnd: [u8; 8] = random::array()?;
+        let spool_path = std::env::temp_dir().join(format!(".strongroom-snapshot-{}", hex(&rnd)));
+        let mut o = OpenOptions::new();
+        o.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut spool = o
+            .open(&spool_path)
+            .map_err(io(format!("creating {}", spool_path.display())))?;
+        std::fs::remove_file(&spool_path)
+            .map_err(io(format!("unlinking {}", spool_path.display())))?;
+        let len = std::io::copy(&mut file, &mut spool)
+            .map_err(io(format!("reading snapshot {}", path.display())))?;
+        Ok((spool, len, true))
+    }
+
+    /// A pass over the rows from the start; `expect`: the hash of an earlier pass.
+    fn pass(&self, expect: Option<[u8; 32]>) -> Result<RowStream<BufReader<File>>, VaultError> {
+        rows_of(&self.file, self.len, expect)
+    }
+}
+
+/// A pass over the rows of `file` from its start (passes run one after the other: they
+/// share the file position).
+fn rows_of(
+    file: &File,
+    len: u64,
+    expect: Option<[u8; 32]>,
+) -> Result<RowStream<BufReader<File>>, VaultError> {
+    use std::io::Seek as _;
+    let io = |e| VaultError::Io {
+        what: "reading the snapshot".into(),
+        source: e,
+    };
+    let mut f = file.try_clone().map_err(io)?;
+    f.rewind().map_err(io)?;
+    let mut stream = RowStream::open(BufReader::new(f), len)?;
+    stream.expect = expect;
+    Ok(stream)
+}
+
+/// A snapshot that passed every check, and its first pass's header and hash.
 struct Staged {
     vault: Vault,
+    /// Where the restore's audit entry goes: after the snapshot's last entry (read
+    /// before the staging unlock appended its own).
+    audit_cursor: Cursor,
+    /// The integrity hash the checked pass saw: later passes must see the same.
+    digest: [u8; 32],
     verification: SnapshotVerification,
 }
 
-/// Loads `parsed` into a staging store, unlocks it and checks everything: the vault id,
-/// the membership log against the caller's pins (same genesis signer; the pinned head
-/// must be in the log, unless the log is older, which is reported), key references (every
-/// index entry has its record, every body its wrapped key and back), and that every
-/// record version decrypts to the secret its index entry names.
+/// Loads everything but the record bodies of `source` into a staging store (one pass;
+/// record bodies are checked in a second pass, one at a time), unlocks it and checks
+/// everything: the vault id, the membership log against the caller's pins (same genesis
+/// signer; the pinned head must be in the log, unless the log is older, which is
+/// reported), key references (every index entry has its record, every body its wrapped
+/// key and back), and that every record version decrypts to the secret its index entry
+/// names.
 fn stage(
-    parsed: &Parsed,
+    source: &SnapshotFile,
     keyholder: &dyn Keyholder,
     options: &UnlockOptions,
 ) -> Result<Staged, VaultError> {
     let staging: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    staging.replace_all(&mut parsed.rows.iter().cloned().map(Ok::<_, StoreError>))?;
+    let mut stream = source.pass(None)?;
+    staging
+        .replace_all(&mut (&mut stream).filter(|r| !matches!(r, Ok((Table::Bodies, _)))))
+        .map_err(unusable)?;
+    let (info, digest) = stream
+        .end
+        .clone()
+        .ok_or_else(|| snap_err("the file ended early"))?;
+    let audit_cursor = audit_cursor(&*staging)?;
     let locked = Vault::open(Arc::clone(&staging))
         .map_err(|e| snap_err(format!("it holds no usable vault ({e})")))?;
-    if locked.id() != parsed.info.vault_id {
+    if locked.id() != info.vault_id {
         return Err(snap_err(
             "the header names another vault than the rows hold",
         ));
@@ -460,11 +706,13 @@ fn stage(
             }
         }
     }
-    let (secrets, versions) = check_everything(&vault, &*staging)?;
+    let (secrets, versions) = check_records(&vault, &*staging, source.pass(Some(digest))?)?;
     Ok(Staged {
         vault,
+        audit_cursor,
+        digest,
         verification: SnapshotVerification {
-            info: parsed.info.clone(),
+            info,
             secrets,
             versions,
             membership_rollback,
@@ -472,23 +720,63 @@ fn stage(
     })
 }
 
-fn check_everything(vault: &Vault, store: &dyn Store) -> Result<(u64, u64), VaultError> {
-    let all = |t: Table| scan_all(store, t, &ScanRange::all());
-    let bodies = all(Table::Bodies)?;
-    let deks = all(Table::Deks)?;
-    if bodies.len() != deks.len() || bodies.iter().zip(&deks).any(|(b, d)| b.key != d.key) {
-        return Err(snap_err(
-            "record bodies and wrapped data keys do not pair up (a row is missing)",
-        ));
+/// A store error raised while reading the snapshot into a store, as a snapshot error.
+fn unusable(e: StoreError) -> VaultError {
+    match e {
+        StoreError::InvalidRequest { reason } if reason.starts_with(UNUSABLE) => {
+            snap_err(&reason[UNUSABLE.len()..])
+        }
+        other => other.into(),
     }
+}
+
+/// How a snapshot error travels through [`Store::replace_all`] as a store error.
+const UNUSABLE: &str = "the snapshot is unusable: ";
+
+/// The position after the last audit entry of `store`.
+fn audit_cursor(store: &dyn Store) -> Result<Cursor, VaultError> {
+    Ok(match store.log_head(Table::Audit)? {
+        None => Cursor {
+            next: 0,
+            prev_hash: [0; 32],
+        },
+        Some(seq) => {
+            let last = store
+                .get(Table::Audit, &seq.to_be_bytes())?
+                .ok_or_else(|| snap_err("its audit log has a gap"))?;
+            Cursor {
+                next: seq + 1,
+                prev_hash: Sha256::digest(&last.value).into(),
+            }
+        }
+    })
+}
+
+/// The second pass: every record body (streamed from `rows`) pairs with its wrapped data
+/// key in `staging`, belongs to an indexed record and decrypts.
+fn check_records<R: Read>(
+    vault: &Vault,
+    staging: &dyn Store,
+    mut rows: RowStream<R>,
+) -> Result<(u64, u64), VaultError> {
     let mut heads = std::collections::BTreeMap::new();
-    for row in all(Table::Index)? {
+    for row in scan_all(staging, Table::Index, &ScanRange::all())? {
         let e = IndexEntry::decode(&row.value)?;
         heads.insert(e.record, e.version);
     }
+    let mut deks = 0u64;
+    strongroom_store::for_each_row(staging, Table::Deks, &ScanRange::all(), 10_000, |_| {
+        deks += 1;
+        Ok::<_, StoreError>(true)
+    })?;
     let st = vault.state();
     let mut seen = std::collections::BTreeSet::new();
-    for (b, d) in bodies.iter().zip(&deks) {
+    let mut bodies = 0u64;
+    while let Some((table, b)) = rows.next_row()? {
+        if table != Table::Bodies {
+            continue;
+        }
+        bodies += 1;
         let (record, version) = parse_version_key(&b.key)
             .ok_or_else(|| snap_err("a record row has a malformed key"))?;
         let head = heads
@@ -499,6 +787,11 @@ fn check_everything(vault: &Vault, store: &dyn Store) -> Result<(u64, u64), Vaul
                 "record {record} has a version newer than its index entry"
             )));
         }
+        let d = staging.get(Table::Deks, &b.key)?.ok_or_else(|| {
+            snap_err(format!(
+                "record {record} version {version} has no wrapped data key (a row is missing)"
+            ))
+        })?;
         open_rows(&st, record, version, &b.value, &d.value).map_err(|e| {
             snap_err(format!(
                 "record {record} version {version} does not decrypt: {e}"
@@ -508,13 +801,21 @@ fn check_everything(vault: &Vault, store: &dyn Store) -> Result<(u64, u64), Vaul
             seen.insert(record);
         }
     }
+    if rows.info().is_none() {
+        return Err(snap_err("the file ended early"));
+    }
+    if bodies != deks {
+        return Err(snap_err(
+            "record bodies and wrapped data keys do not pair up (a row is missing)",
+        ));
+    }
     if seen.len() != heads.len() {
         return Err(snap_err(
             "an index entry points at a record version that is not in the snapshot",
         ));
     }
     drop(st);
-    Ok((heads.len() as u64, bodies.len() as u64))
+    Ok((heads.len() as u64, bodies))
 }
 
 /// Verifies a snapshot file without touching any live vault: the integrity hash, the
@@ -525,8 +826,7 @@ pub fn verify_snapshot(
     keyholder: &dyn Keyholder,
     options: &UnlockOptions,
 ) -> Result<SnapshotVerification, VaultError> {
-    let parsed = read_snapshot(path)?;
-    Ok(stage(&parsed, keyholder, options)?.verification)
+    SnapshotFile::open(path)?.verify(keyholder, options)
 }
 
 /// Restores `path` into `store`: the snapshot is first verified in a staging store (hash,
@@ -543,18 +843,26 @@ pub fn restore_snapshot(
     keyholder: &dyn Keyholder,
     options: &RestoreOptions,
 ) -> Result<RestoreReport, VaultError> {
-    let parsed = read_snapshot(path)?;
-    let staged = stage(&parsed, keyholder, &options.unlock)?;
+    SnapshotFile::open(path)?.restore_into(store, keyholder, options)
+}
+
+fn restore(
+    source: &SnapshotFile,
+    store: &Arc<dyn Store>,
+    keyholder: &dyn Keyholder,
+    options: &RestoreOptions,
+) -> Result<RestoreReport, VaultError> {
+    let staged = stage(source, keyholder, &options.unlock)?;
+    let vault_id = staged.verification.info.vault_id;
     if staged.verification.membership_rollback && !options.allow_membership_rollback {
         return Err(snap_err(
             "its membership log is older than the one this client has verified: restoring it would undo membership changes made since (a removed member would be a member again); restore with the membership-rollback option, then check the members and rotate the vault key",
         ));
     }
     match Vault::open(Arc::clone(store)) {
-        Ok(live) if live.id() != parsed.info.vault_id && !options.allow_other_vault => {
+        Ok(live) if live.id() != vault_id && !options.allow_other_vault => {
             return Err(snap_err(format!(
-                "it is a snapshot of vault {}, but this store holds vault {}; pass the option to replace another vault deliberately",
-                parsed.info.vault_id,
+                "it is a snapshot of vault {vault_id}, but this store holds vault {}; pass the option to replace another vault deliberately",
                 live.id()
             )));
         }
@@ -565,31 +873,13 @@ pub fn restore_snapshot(
     }
     let Staged {
         vault: staged_vault,
+        audit_cursor: cursor,
+        digest,
         verification,
     } = staged;
-    let Parsed { info, mut rows } = parsed;
+    let info = &verification.info;
     // The restore's audit entry, chained onto the snapshot's audit log, goes in with the
     // rows: the restored vault and its record of the restore appear together.
-    let cursor = rows
-        .iter()
-        .filter(|(t, _)| *t == Table::Audit)
-        .filter_map(|(_, r)| {
-            Some((
-                u64::from_be_bytes(r.key.as_slice().try_into().ok()?),
-                &r.value,
-            ))
-        })
-        .max_by_key(|(seq, _)| *seq)
-        .map_or(
-            Cursor {
-                next: 0,
-                prev_hash: [0; 32],
-            },
-            |(seq, v)| Cursor {
-                next: seq + 1,
-                prev_hash: Sha256::digest(v).into(),
-            },
-        );
     let entry = {
         let st = staged_vault.state();
         crate::audit::encode(
@@ -605,16 +895,21 @@ pub fn restore_snapshot(
             },
         )
     };
-    rows.push((
+    let audit_row = (
         Table::Audit,
         Row {
             key: cursor.next.to_be_bytes().to_vec(),
             value: entry,
             version: 0,
         },
-    ));
+    );
     let pins = staged_vault.pins();
-    store.replace_all(&mut rows.into_iter().map(Ok))?;
+    // A third pass streams the rows into the store; a file changed since the checks
+    // fails at its end, and the replacement rolls back.
+    let rows = source.pass(Some(digest))?;
+    store
+        .replace_all(&mut rows.chain(std::iter::once(Ok(audit_row))))
+        .map_err(unusable)?;
     let vault = Vault::open(Arc::clone(store))?.unlock_with(
         keyholder,
         UnlockOptions {
@@ -628,4 +923,78 @@ pub fn restore_snapshot(
         vault,
         pins,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CreateOptions;
+    use strongroom_recovery::RawKek;
+
+    fn snapshot_bytes() -> Vec<u8> {
+        let (vault, _) = Vault::create(
+            Arc::new(MemoryStore::new()),
+            &RawKek::generate().unwrap(),
+            &CreateOptions::default(),
+        )
+        .unwrap();
+        for i in 0..5 {
+            vault.put("app", &format!("k{i}"), b"v").unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.bin");
+        vault.snapshot_to(&path, &mut |_| {}).unwrap();
+        std::fs::read(path).unwrap()
+    }
+
+    /// Every pass checks the integrity hash; a later pass also checks that it saw the hash
+    /// of the first (the file did not change between the check and the restore), and a
+    /// cut anywhere is an error, never a shorter snapshot.
+    #[test]
+    fn passes_see_one_file_whole() {
+        let bytes = snapshot_bytes();
+        let info = parse_snapshot(&bytes[..], bytes.len() as u64).unwrap();
+        let digest: [u8; 32] = bytes[bytes.len() - 32..].try_into().unwrap();
+        assert_eq!(info.sha256, hex(&digest));
+        let pass = |expect: [u8; 32]| {
+            let mut s = RowStream::open(&bytes[..], bytes.len() as u64).unwrap();
+            s.expect = Some(expect);
+            while s.next_row()?.is_some() {}
+            Ok::<_, VaultError>(s.info().cloned())
+        };
+        assert_eq!(pass(digest).unwrap(), Some(info));
+        let mut other = digest;
+        other[0] ^= 1;
+        let e = pass(other).unwrap_err();
+        assert!(
+            e.to_string().contains("changed while it was being read"),
+            "{e}"
+        );
+        for cut in 0..bytes.len() {
+            assert!(
+                parse_snapshot(&bytes[..cut], bytes.len() as u64).is_err(),
+                "cut at {cut}"
+            );
+            assert!(
+                parse_snapshot(&bytes[..cut], cut as u64).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    /// A failed row read ends the stream as a store error that `unusable` turns back into
+    /// the snapshot error, so `replace_all` rolls back and the caller sees what was wrong.
+    #[test]
+    fn row_errors_cross_replace_all_as_snapshot_errors() {
+        let bytes = snapshot_bytes();
+        let cut = &bytes[..bytes.len() - 40];
+        let mut stream = RowStream::open(cut, bytes.len() as u64).unwrap();
+        let store = MemoryStore::new();
+        let e = unusable(store.replace_all(&mut stream).unwrap_err());
+        assert!(
+            matches!(&e, VaultError::Snapshot { reason } if reason.contains("truncated")),
+            "{e}"
+        );
+        assert!(stream.next().is_none(), "a failed stream stays ended");
+    }
 }

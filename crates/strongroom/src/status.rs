@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 use crate::VaultError;
 use crate::audit::{self, AuditEntry, AuditReport};
 use crate::meta::{MetaKeys, now};
-use crate::records::{IndexEntry, open_version};
+use crate::records::{IndexEntry, open_version, parse_version_key};
 use crate::vault::{State, Vault};
 
 const EPOCH_STAMP_KEY: &[u8] = b"epoch-started";
@@ -275,6 +275,9 @@ impl Vault {
             Err(e) => r.push("audit-chain", Level::Fail, e.to_string()),
         }
         self.check_decrypt(&mut r, options)?;
+        if options.full {
+            self.check_pairs(&mut r)?;
+        }
         self.check_keyholders(&mut r)?;
         match self.recoverability() {
             Ok(rep) if rep.single_point_of_failure => r.push("recoverability", Level::Warn, rep.message),
@@ -389,6 +392,73 @@ impl Vault {
         Ok(())
     }
 
+    /// Every record body has its wrapped data key and every wrapped data key its body: a
+    /// walk over both tables side by side (one page of each in memory), read from one
+    /// snapshot so a concurrent put does not show up half-written.
+    fn check_pairs(&self, r: &mut DoctorReport) -> Result<(), VaultError> {
+        let view = self.store().snapshot()?;
+        let mut bodies = KeyWalk::new(&*view, Table::Bodies);
+        let mut deks = KeyWalk::new(&*view, Table::Deks);
+        // Counts and the first key of each kind of orphan: memory stays at one page per table.
+        let (mut paired, mut no_key, mut no_body) = (0u64, Orphans::default(), Orphans::default());
+        loop {
+            use std::cmp::Ordering;
+            let order = match (bodies.peek()?, deks.peek()?) {
+                (None, None) => break,
+                (Some(b), Some(d)) => b.cmp(d),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+            };
+            match order {
+                Ordering::Equal => {
+                    paired += 1;
+                    bodies.advance();
+                    deks.advance();
+                }
+                Ordering::Less => no_key.add(bodies.take()),
+                Ordering::Greater => no_body.add(deks.take()),
+            }
+        }
+        let name = |k: &Vec<u8>| {
+            parse_version_key(k).map_or_else(
+                || format!("malformed key {}", crate::audit::hex(k)),
+                |(rec, ver)| format!("record {rec} version {ver}"),
+            )
+        };
+        if no_key.count == 0 && no_body.count == 0 {
+            r.push(
+                "record-keys",
+                Level::Ok,
+                format!("all {paired} record bodies have their data key"),
+            );
+            return Ok(());
+        }
+        let mut msg = Vec::new();
+        if let Some(first) = &no_key.first {
+            msg.push(format!(
+                "{} record bodies have no wrapped data key and cannot be decrypted (first: {})",
+                no_key.count,
+                name(first)
+            ));
+        }
+        if let Some(first) = &no_body.first {
+            msg.push(format!(
+                "{} wrapped data keys have no body (first: {})",
+                no_body.count,
+                name(first)
+            ));
+        }
+        r.push(
+            "record-keys",
+            Level::Fail,
+            format!(
+                "{}: rows were lost or removed by the storage; restore a snapshot",
+                msg.join("; ")
+            ),
+        );
+        Ok(())
+    }
+
     fn check_keyholders(&self, r: &mut DoctorReport) -> Result<(), VaultError> {
         let khs = self.keyholders()?;
         let count = |k: KeyholderKind| khs.iter().filter(|i| i.kind == k).count();
@@ -421,4 +491,63 @@ impl Vault {
 fn drop_then<T>(guard: impl Sized, f: impl FnOnce() -> T) -> T {
     drop(guard);
     f()
+}
+
+/// Rows without their partner: how many, and the first one's key.
+#[derive(Default)]
+struct Orphans {
+    count: u64,
+    first: Option<Vec<u8>>,
+}
+
+impl Orphans {
+    fn add(&mut self, key: Option<Vec<u8>>) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = key;
+        }
+    }
+}
+
+/// The keys of one table in order, a page at a time (for a merge join of two tables).
+struct KeyWalk<'a> {
+    view: &'a dyn strongroom_store::ReadView,
+    table: Table,
+    page: std::collections::VecDeque<Vec<u8>>,
+    next: Option<strongroom_store::Cursor>,
+    started: bool,
+}
+
+impl<'a> KeyWalk<'a> {
+    fn new(view: &'a dyn strongroom_store::ReadView, table: Table) -> Self {
+        Self {
+            view,
+            table,
+            page: std::collections::VecDeque::new(),
+            next: None,
+            started: false,
+        }
+    }
+
+    /// The next key, reading a page when the current one is used up.
+    fn peek(&mut self) -> Result<Option<&[u8]>, VaultError> {
+        if self.page.is_empty() && (!self.started || self.next.is_some()) {
+            let page = self
+                .view
+                .scan(self.table, &ScanRange::all(), self.next.as_ref(), 10_000)?;
+            self.started = true;
+            self.next = page.next;
+            self.page = page.rows.into_iter().map(|r| r.key).collect();
+        }
+        Ok(self.page.front().map(Vec::as_slice))
+    }
+
+    fn advance(&mut self) {
+        self.page.pop_front();
+    }
+
+    /// The key [`peek`](Self::peek) returned, consumed.
+    fn take(&mut self) -> Option<Vec<u8>> {
+        self.page.pop_front()
+    }
 }

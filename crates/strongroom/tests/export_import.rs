@@ -264,7 +264,7 @@ fn import_twice_changes_nothing_and_duplicates_are_refused() {
 fn multiline_dotenv_values_import_and_export() {
     let v = vault();
     let pem =
-        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----";
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"; // pragma: allowlist secret
     let input = format!("TLS_KEY=\"{pem}\"\nOTHER=x\n");
     v.import("tls", ExportFormat::Dotenv, input.as_bytes())
         .unwrap();

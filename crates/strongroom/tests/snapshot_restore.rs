@@ -327,3 +327,143 @@ fn snapshot_refuses_to_overwrite() {
     );
     verify_snapshot(&snap, &kek, &UnlockOptions::default()).unwrap();
 }
+
+/// A snapshot re-hashed after an edit, so only the edited field is wrong.
+fn rehash(mut bytes: Vec<u8>) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let n = bytes.len() - 32;
+    let digest = Sha256::digest(&bytes[..n]);
+    bytes[n..].copy_from_slice(&digest);
+    bytes
+}
+
+/// The header's store-schema field is checked: a snapshot from a newer schema (or a zero
+/// one) is refused with what to do, even when its integrity hash matches.
+#[test]
+fn a_snapshot_of_an_unknown_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 2);
+    let snap = dir.path().join("s.bin");
+    vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    // magic 19, version 1, vault id 16, created at 8, then the schema (u32 BE).
+    let at = 19 + 1 + 16 + 8;
+    for schema in [0u32, strongroom::store::SCHEMA_VERSION + 1, u32::MAX] {
+        let mut b = bytes.clone();
+        b[at..at + 4].copy_from_slice(&schema.to_be_bytes());
+        let p = dir.path().join(format!("schema-{schema}.bin"));
+        std::fs::write(&p, rehash(b)).unwrap();
+        let e = verify_snapshot(&p, &kek, &UnlockOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, VaultError::Snapshot { reason } if reason.contains(&format!("schema version {schema}"))),
+            "{e}"
+        );
+    }
+}
+
+/// Rows must come as the writer emits them (tables in order, keys ascending): a snapshot
+/// whose rows were reordered or repeated, then re-hashed, is refused.
+#[test]
+fn reordered_or_repeated_rows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 3);
+    let snap = dir.path().join("s.bin");
+    let info = vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    // Split the rows out of the file.
+    let header = 19 + 1 + 16 + 8 + 4;
+    let mut rows = Vec::new();
+    let mut at = header;
+    while bytes[at] != 0 {
+        let start = at;
+        at += 1;
+        for _ in 0..2 {
+            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            at += 4 + len;
+        }
+        rows.push(bytes[start..at].to_vec());
+    }
+    assert_eq!(rows.len() as u64, info.rows);
+    let build = |rows: &[Vec<u8>]| {
+        let mut b = bytes[..header].to_vec();
+        for r in rows {
+            b.extend_from_slice(r);
+        }
+        b.push(0);
+        b.extend_from_slice(&(rows.len() as u64).to_be_bytes());
+        b.extend_from_slice(&[0; 32]);
+        rehash(b)
+    };
+    // The unchanged rows rebuild the same file.
+    assert_eq!(build(&rows), bytes);
+    let mut swapped = rows.clone();
+    swapped.swap(1, 2);
+    let mut repeated = rows.clone();
+    repeated.insert(2, rows[1].clone());
+    for (what, rows) in [("swapped", swapped), ("repeated", repeated)] {
+        let p = dir.path().join(format!("{what}.bin"));
+        std::fs::write(&p, build(&rows)).unwrap();
+        let e = verify_snapshot(&p, &kek, &UnlockOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, VaultError::Snapshot { reason } if reason.contains("out of order or repeated")),
+            "{what}: {e}"
+        );
+    }
+}
+
+/// A snapshot can be verified and restored from a FIFO (a pipe from `ssh`, `zstd -d`, ...):
+/// it is read once into a private spool file, checked, restored, and the spool removed.
+#[cfg(unix)]
+#[test]
+fn snapshots_restore_from_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 12);
+    let snap = dir.path().join("s.bin");
+    vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+    vault.put("app", "after", b"undone by the restore").unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let spools = || {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".strongroom-snapshot-")
+            })
+            .count()
+    };
+    let before = spools();
+    for restore in [false, true] {
+        let writer = {
+            let (fifo, bytes) = (fifo.clone(), bytes.clone());
+            std::thread::spawn(move || std::fs::write(fifo, bytes).unwrap())
+        };
+        if restore {
+            let r = restore_snapshot(&store, &fifo, &kek, &RestoreOptions::default()).unwrap();
+            assert_eq!(r.verification.secrets, 12);
+            assert!(matches!(
+                r.vault.get("app", "after"),
+                Err(VaultError::NotFound { .. })
+            ));
+            r.vault.audit_verify().unwrap();
+        } else {
+            let v = verify_snapshot(&fifo, &kek, &UnlockOptions::default()).unwrap();
+            assert_eq!((v.secrets, v.versions), (12, 12));
+            assert_eq!(v.info.bytes, bytes.len() as u64);
+        }
+        writer.join().unwrap();
+    }
+    // Other tests may spool at the same time; this test's spools are gone.
+    assert!(spools() <= before, "a spool file was left behind");
+}

@@ -363,3 +363,64 @@ fn sharing_and_removal_with_exposure() {
     assert_eq!(again.get("team", "shared").unwrap().expose_secret(), b"s1");
     let _ = FingerprintConfirmed::skip_verification_i_accept_the_risk;
 }
+
+/// `doctor --full` walks the record bodies and wrapped data keys side by side: a body whose
+/// data key row was removed, and a data key left without its body, are both failures that
+/// name the first such record version.
+#[test]
+fn full_doctor_finds_bodies_without_data_keys_and_back() {
+    use strongroom::store::{Batch, Expect, ScanRange, Table};
+    let (v, store, _kek) = new_vault();
+    for i in 0..30 {
+        v.put("ns", &format!("s{i}"), b"value").unwrap();
+    }
+    let full = DoctorOptions {
+        full: true,
+        sample: 0,
+    };
+    let pairs = |v: &Vault| {
+        v.doctor(full)
+            .unwrap()
+            .findings
+            .into_iter()
+            .find(|f| f.check == "record-keys")
+            .expect("a full doctor checks record keys")
+    };
+    let ok = pairs(&v);
+    assert_eq!(ok.level, Level::Ok, "{ok:?}");
+    assert!(ok.message.contains("all 30 record bodies"), "{ok:?}");
+    // Not part of the sampled check.
+    assert!(
+        v.doctor(DoctorOptions::default())
+            .unwrap()
+            .findings
+            .iter()
+            .all(|f| f.check != "record-keys")
+    );
+
+    let deks = store
+        .scan(Table::Deks, &ScanRange::all(), None, 100)
+        .unwrap()
+        .rows;
+    let bodies = store
+        .scan(Table::Bodies, &ScanRange::all(), None, 100)
+        .unwrap()
+        .rows;
+    let mut b = Batch::new();
+    b.delete(Table::Deks, deks[3].key.clone(), Expect::Any);
+    b.delete(Table::Deks, deks[7].key.clone(), Expect::Any);
+    b.delete(Table::Bodies, bodies[20].key.clone(), Expect::Any);
+    store.commit(&b).unwrap();
+    let bad = pairs(&v);
+    assert_eq!(bad.level, Level::Fail, "{bad:?}");
+    assert!(
+        bad.message
+            .contains("2 record bodies have no wrapped data key"),
+        "{bad:?}"
+    );
+    assert!(
+        bad.message.contains("1 wrapped data keys have no body"),
+        "{bad:?}"
+    );
+    assert!(bad.message.contains("version 1"), "{bad:?}");
+}
