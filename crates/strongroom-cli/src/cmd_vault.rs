@@ -65,62 +65,58 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
     } else {
         Some(output::SecretOut::open()?)
     };
+    let recovery = out
+        .is_some()
+        .then(keyholders::generated_recovery_key)
+        .transpose()?;
     let store = location.open(true)?;
-    let (vault, report) = Vault::create(store, held.keyholder(), &options)
+    let mut all = vec![held.keyholder()];
+    all.extend(recovery.as_ref().map(keyholders::Held::keyholder));
+    // One commit creates the vault with every keyholder; it happens only after the
+    // recovery key was shown (a key that could not be shown leaves nothing behind).
+    let pending = Vault::prepare_create(store, &all, &options)
         .with_context(|| format!("cannot create a vault in {}", location.describe()))?;
-    app.save_pins(&vault)?;
-    let recovery = if out.is_some() {
-        let rk = keyholders::generated_recovery_key()?;
-        let info = vault
-            .add_keyholder(rk.keyholder())
-            .context("the vault was created, but adding the recovery key failed: run `strongroom recovery-key new`")?;
-        rk.recovery.map(|text| (text, info.id))
-    } else {
-        None
-    };
-    // The create report predates the recovery key: ask again once it is added.
-    let warnings: Vec<String> = if recovery.is_some() {
-        let r = vault.recoverability()?;
-        if r.single_point_of_failure {
-            vec![r.message]
-        } else {
-            Vec::new()
-        }
-    } else {
-        report.warnings.iter().map(ToString::to_string).collect()
-    };
-    let show = |out: &mut dyn Write| -> Result<()> {
+    let (vault_id, member_id) = (pending.vault_id(), pending.member_id());
+    let recovery_text = recovery.as_ref().and_then(|r| r.recovery.as_ref());
+    let show = |out: &mut dyn Write, warnings: &[String]| -> Result<()> {
         if app.json() {
             return output::json_to(
                 out,
                 json!({
-                    "vault_id": report.vault_id.to_string(),
-                    "member_id": report.member_id.to_string(),
+                    "vault_id": vault_id.to_string(),
+                    "member_id": member_id.to_string(),
                     "member": member_name,
                     "vault": location.describe(),
                     "keyholder": held.describe(),
-                    "recovery_key": recovery.as_ref().map(|(rk, _)| output::recovery_key_json(rk)),
+                    "recovery_key": recovery_text.map(output::recovery_key_json),
                     "warnings": warnings,
                 }),
             );
         }
-        writeln!(
-            out,
-            "created vault {} in {}",
-            report.vault_id,
-            location.describe()
-        )?;
-        writeln!(out, "owner: {member_name} ({})", report.member_id)?;
+        writeln!(out, "created vault {vault_id} in {}", location.describe())?;
+        writeln!(out, "owner: {member_name} ({member_id})")?;
         writeln!(out, "keyholder: {}", held.describe())?;
-        if let Some((rk, _)) = &recovery {
-            output::recovery_key(out, rk, &format!("vault {}", report.vault_id))?;
+        if let Some(rk) = recovery_text {
+            output::recovery_key(out, rk, &format!("vault {vault_id}"))?;
         }
         out.flush()?;
         Ok(())
     };
-    match (&mut out, &recovery) {
-        (Some(out), Some((_, id))) => output::show_or_remove(&vault, *id, || show(out))?,
-        _ => show(&mut std::io::stdout().lock())?,
+    let warnings: Vec<String> = pending.warnings().iter().map(ToString::to_string).collect();
+    let create = |pending: strongroom::PendingVault| -> Result<()> {
+        let (vault, _) = pending
+            .commit()
+            .with_context(|| format!("cannot create a vault in {}", location.describe()))?;
+        app.save_pins(&vault)
+    };
+    if let Some(out) = &mut out {
+        show(out, &warnings).context(
+            "the recovery key could not be shown, so no vault was created: run `strongroom init` again where its output can be read",
+        )?;
+        create(pending)?;
+    } else {
+        create(pending)?;
+        show(&mut std::io::stdout().lock(), &warnings)?;
     }
     for w in &warnings {
         eprintln!("warning: {w}");

@@ -19,7 +19,9 @@ pub use keyholders::{KeyholderInfo, KeyholderRecord, MEMBER_KEY_PURPOSE, list_ke
 pub use log::{EntryBody, FormerMember, LogEntry, Member, Membership, Role};
 pub use pins::{HighWater, Pins};
 pub use recoverability::{MemberRecoverability, RecoverabilityReport, recoverability};
-pub use session::{Removal, Session, Warning, create, create_with, join, unlock};
+pub use session::{
+    PendingChange, PendingCreate, Removal, Session, Warning, create, join, prepare_create, unlock,
+};
 pub use wrap::{ChainLink, Grant, recipient_key_hash};
 
 /// Re-exported: the epoch and vault-key types of the keys a [`Session`] holds.

@@ -76,6 +76,104 @@ pub struct Removal {
     pub warnings: Vec<Warning>,
 }
 
+/// A change a [`Session`] prepared but did not commit: its batch (the signed log entry
+/// and the wraps it implies, or a keyholder's rows), the new epoch's key when it starts
+/// one, and what it will report once committed.
+///
+/// The application adds its own rows to [`batch_mut`](Self::batch_mut) (rows made with
+/// [`new_key`](Self::new_key), an audit entry) and hands it back to [`Session::commit`],
+/// which commits everything in one atomic batch and only then moves the session on:
+///
+/// ```
+/// use strongroom_recovery::RawKek;
+/// use strongroom_sharing::{Identity, create};
+/// use strongroom_store::{Expect, MemoryStore, ReadView, Table};
+/// use strongroom_crypto::VaultId;
+///
+/// let store = MemoryStore::new();
+/// let owner = Identity::generate("alice")?;
+/// let kek = RawKek::generate()?;
+/// let (mut session, _) = create(&store, VaultId::generate()?, &owner, &[&kek])?;
+/// let mut change = session.prepare_rekey()?;
+/// let epoch = change.new_key().map(|k| k.epoch()).unwrap();
+/// change
+///     .batch_mut()
+///     .put(Table::Meta, b"app-row".to_vec(), epoch.get().to_be_bytes().to_vec(), Expect::Any);
+/// assert_eq!(session.commit(&store, change)?, epoch);
+/// assert_eq!(session.epoch(), epoch);
+/// assert!(store.get(Table::Meta, b"app-row")?.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a prepared change does nothing until it is passed to Session::commit"]
+pub struct PendingChange<T> {
+    batch: Batch,
+    entry: Option<LogEntry>,
+    new_key: Option<VaultKey>,
+    retire_below: Option<Epoch>,
+    new_keyholder: Option<[u8; 8]>,
+    outcome: T,
+}
+
+impl<T> PendingChange<T> {
+    /// A change of `batch` alone (no log entry, no new key).
+    fn rows(batch: Batch, outcome: T) -> Self {
+        Self {
+            batch,
+            entry: None,
+            new_key: None,
+            retire_below: None,
+            new_keyholder: None,
+            outcome,
+        }
+    }
+
+    /// A change whose batch starts with `entry` appended to the membership log.
+    fn logged(entry: LogEntry, outcome: T) -> Self {
+        let mut batch = Batch::new();
+        batch.append(Table::MemberLog, entry.seq(), entry.encode());
+        Self {
+            entry: Some(entry),
+            ..Self::rows(batch, outcome)
+        }
+    }
+
+    /// The batch to commit: add the application's rows here.
+    pub fn batch_mut(&mut self) -> &mut Batch {
+        &mut self.batch
+    }
+
+    /// The batch as prepared so far.
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+
+    /// The key of the epoch this change starts (a rekey or a removal), for the
+    /// application's rows that belong to the new epoch.
+    pub fn new_key(&self) -> Option<&VaultKey> {
+        self.new_key.as_ref()
+    }
+
+    /// The signed membership-log entry this change appends, if it is a membership change.
+    pub fn entry(&self) -> Option<&LogEntry> {
+        self.entry.as_ref()
+    }
+
+    /// What [`Session::commit`] returns once the change is committed.
+    pub fn outcome(&self) -> &T {
+        &self.outcome
+    }
+}
+
+impl<T> fmt::Debug for PendingChange<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingChange")
+            .field("entry", &self.entry.as_ref().map(LogEntry::seq))
+            .field("new_epoch", &self.new_key.as_ref().map(VaultKey::epoch))
+            .field("ops", &self.batch.len())
+            .finish_non_exhaustive()
+    }
+}
+
 fn warning(report: RecoverabilityReport) -> Option<Warning> {
     report
         .single_point_of_failure
@@ -289,18 +387,73 @@ pub fn create(
     owner: &Identity,
     keyholders: &[&dyn Keyholder],
 ) -> Result<(Session, Vec<Warning>), SharingError> {
-    create_with(store, vault, owner, keyholders, &mut |_, _| Ok(()))
+    prepare_create(store, vault, owner, keyholders)?.commit(store)
 }
 
-/// [`create`], with `extra` adding the application's own rows (made with epoch 1's key)
-/// to the same atomic batch, so the vault appears whole or not at all.
-pub fn create_with(
-    store: &dyn Store,
+/// A vault creation prepared by [`prepare_create`]: add the application's rows (made with
+/// [`first_key`](Self::first_key)) to [`batch_mut`](Self::batch_mut), then
+/// [`commit`](Self::commit), so the vault appears whole or not at all.
+#[must_use = "a prepared creation does nothing until it is committed"]
+pub struct PendingCreate {
+    batch: Batch,
+    session: Session,
+    warnings: Vec<Warning>,
+}
+
+impl PendingCreate {
+    /// The batch to commit: add the application's rows here.
+    pub fn batch_mut(&mut self) -> &mut Batch {
+        &mut self.batch
+    }
+
+    /// Epoch 1's vault key.
+    pub fn first_key(&self) -> &VaultKey {
+        self.session.current_key()
+    }
+
+    /// The owner's member id.
+    pub fn member_id(&self) -> MemberId {
+        self.session.member_id()
+    }
+
+    /// What [`commit`](Self::commit) will warn about (the vault's recoverability with
+    /// the keyholders it is created with).
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// Commits the creation: the owner's session and the warnings. A store that holds a
+    /// vault already (a concurrent creation won) is [`SharingError::VaultExists`].
+    pub fn commit(mut self, store: &dyn Store) -> Result<(Session, Vec<Warning>), SharingError> {
+        self.batch.require_generation(self.session.generation);
+        store.commit(&self.batch).map_err(|e| {
+            if e.is_conflict() {
+                SharingError::VaultExists
+            } else {
+                e.into()
+            }
+        })?;
+        Ok((self.session, self.warnings))
+    }
+}
+
+impl fmt::Debug for PendingCreate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingCreate")
+            .field("session", &self.session)
+            .field("ops", &self.batch.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prepares [`create`]: the genesis entry, the owner's grant, sealed credentials and
+/// keyholder records, in a batch the application completes before committing.
+pub fn prepare_create(
+    store: &dyn ReadView,
     vault: VaultId,
     owner: &Identity,
     keyholders: &[&dyn Keyholder],
-    extra: &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
-) -> Result<(Session, Vec<Warning>), SharingError> {
+) -> Result<PendingCreate, SharingError> {
     let generation = store.generation()?;
     if store.log_head(Table::MemberLog)?.is_some() {
         return Err(SharingError::VaultExists);
@@ -339,19 +492,9 @@ pub fn create_with(
             Expect::Absent,
         );
     let infos = keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
-    extra(&key, &mut batch)?;
-    batch.require_generation(generation);
     let report = report_with(state.members().values(), |_| {
         Ok(infos.iter().map(|i| i.kind).collect())
     })?;
-    store.commit(&batch).map_err(|e| {
-        if e.is_conflict() {
-            SharingError::VaultExists
-        } else {
-            e.into()
-        }
-    })?;
-
     let mut pins = Pins::new();
     pins.update(&state);
     let mut keys = BTreeMap::new();
@@ -365,8 +508,11 @@ pub fn create_with(
         pins,
         generation,
     };
-    let warnings = warning(report).into_iter().collect();
-    Ok((session, warnings))
+    Ok(PendingCreate {
+        batch,
+        session,
+        warnings: warning(report).into_iter().collect(),
+    })
 }
 
 /// Unlocks a member: unwraps the member key with `keyholder`, opens the sealed identity,
@@ -641,7 +787,7 @@ impl Session {
     }
 
     /// Signs the next log entry and checks it against the current state.
-    fn prepare(&self, body: EntryBody) -> Result<LogEntry, SharingError> {
+    fn sign(&self, body: EntryBody) -> Result<LogEntry, SharingError> {
         let action = body.action();
         self.state
             .check(self.member_id(), &body)
@@ -656,22 +802,69 @@ impl Session {
         ))
     }
 
-    /// Commits `batch` (which appends `entry`) and moves the session to the new state.
-    fn commit(
+    /// Commits `change` (with whatever rows the caller added to its batch) and moves the
+    /// session to the new state: the log entry applied, the pins advanced, a new epoch's
+    /// key kept. Nothing changes in the session when the commit fails; after a conflict
+    /// ([`SharingError::is_conflict`]), [`refresh`](Self::refresh) and prepare again.
+    pub fn commit<T>(
         &mut self,
         store: &dyn Store,
-        batch: &mut Batch,
-        entry: &LogEntry,
-        new_key: Option<VaultKey>,
-    ) -> Result<(), SharingError> {
-        batch.require_generation(self.generation);
-        store.commit(batch)?;
-        // `prepare` checked the entry against this state and signed it here.
-        self.state.apply_own(entry);
-        self.pins.update(&self.state);
+        change: PendingChange<T>,
+    ) -> Result<T, SharingError> {
+        let PendingChange {
+            batch,
+            entry,
+            new_key,
+            retire_below,
+            new_keyholder,
+            outcome,
+        } = change;
+        self.commit_batch(store, batch, new_keyholder)?;
+        if let Some(entry) = &entry {
+            // `sign` checked the entry against this state and signed it here.
+            self.state.apply_own(entry);
+            self.pins.update(&self.state);
+        }
         if let Some(k) = new_key {
             self.keys.insert(k.epoch(), k);
         }
+        if let Some(below) = retire_below {
+            self.keys.retain(|e, _| *e >= below);
+        }
+        Ok(outcome)
+    }
+
+    /// Commits the rows of `change` in this session's store generation (the store part of
+    /// [`Session::commit`]; enough on its own for a change without a log entry).
+    fn commit_rows<T>(
+        &self,
+        store: &dyn Store,
+        change: PendingChange<T>,
+    ) -> Result<T, SharingError> {
+        self.commit_batch(store, change.batch, change.new_keyholder)?;
+        Ok(change.outcome)
+    }
+
+    fn commit_batch(
+        &self,
+        store: &dyn Store,
+        mut batch: Batch,
+        new_keyholder: Option<[u8; 8]>,
+    ) -> Result<(), SharingError> {
+        batch.require_generation(self.generation);
+        store.commit(&batch).map_err(|e| match (e, new_keyholder) {
+            (
+                StoreError::Conflict {
+                    table: Table::Keyholders,
+                    ..
+                },
+                Some(id),
+            ) => SharingError::KeyholderExists {
+                member: self.member_id(),
+                id: keyholders::hex_id(id),
+            },
+            (e, _) => e.into(),
+        })?;
         Ok(())
     }
 
@@ -693,36 +886,31 @@ impl Session {
         role: Role,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), SharingError> {
-        self.add_member_with(store, public, role, confirmed, &mut |_| Ok(()))
+        let change = self.prepare_add_member(public, role, confirmed)?;
+        self.commit(store, change)
     }
 
-    /// [`Session::add_member`], with `extra` adding the application's own rows (an audit
-    /// entry) to the same atomic batch.
-    pub fn add_member_with(
-        &mut self,
-        store: &dyn Store,
+    /// Prepares [`Session::add_member`]: the signed entry and the new member's grant.
+    pub fn prepare_add_member(
+        &self,
         public: &PublicIdentity,
         role: Role,
         confirmed: FingerprintConfirmed,
-        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
-    ) -> Result<(), SharingError> {
+    ) -> Result<PendingChange<()>, SharingError> {
         confirmed.check(public)?;
-        let entry = self.prepare(EntryBody::Add {
+        let entry = self.sign(EntryBody::Add {
             identity: public.clone(),
             role,
         })?;
         let grant = Grant::seal(self.vault, self.current_key(), public)?;
-        let mut batch = Batch::with_capacity(2);
-        batch
-            .append(Table::MemberLog, entry.seq(), entry.encode())
-            .put(
-                Table::Wraps,
-                grant_row_key(grant.epoch(), public.member_id()),
-                grant.encode(),
-                Expect::Any,
-            );
-        extra(&mut batch)?;
-        self.commit(store, &mut batch, &entry, None)
+        let mut change = PendingChange::logged(entry, ());
+        change.batch.put(
+            Table::Wraps,
+            grant_row_key(grant.epoch(), public.member_id()),
+            grant.encode(),
+            Expect::Any,
+        );
+        Ok(change)
     }
 
     /// Changes a member's role.
@@ -732,49 +920,39 @@ impl Session {
         member: MemberId,
         role: Role,
     ) -> Result<(), SharingError> {
-        self.set_role_with(store, member, role, &mut |_| Ok(()))
+        let change = self.prepare_set_role(member, role)?;
+        self.commit(store, change)
     }
 
-    /// [`Session::set_role`], with `extra` adding the application's own rows to the same
-    /// atomic batch.
-    pub fn set_role_with(
-        &mut self,
-        store: &dyn Store,
+    /// Prepares [`Session::set_role`]: the signed entry.
+    pub fn prepare_set_role(
+        &self,
         member: MemberId,
         role: Role,
-        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
-    ) -> Result<(), SharingError> {
-        let entry = self.prepare(EntryBody::RoleChange { member, role })?;
-        let mut batch = Batch::new();
-        batch.append(Table::MemberLog, entry.seq(), entry.encode());
-        extra(&mut batch)?;
-        self.commit(store, &mut batch, &entry, None)
+    ) -> Result<PendingChange<()>, SharingError> {
+        let entry = self.sign(EntryBody::RoleChange { member, role })?;
+        Ok(PendingChange::logged(entry, ()))
     }
 
     /// New epoch key wrapping the previous one, granted to every current member, logged
     /// with its key id; all in one batch. Cost: one signature, one append and one HPKE
     /// wrap per member. Returns the new epoch: the application then rewraps its records.
     pub fn rekey(&mut self, store: &dyn Store) -> Result<Epoch, SharingError> {
-        self.rekey_with(store, &mut |_, _| Ok(()))
+        let change = self.prepare_rekey()?;
+        self.commit(store, change)
     }
 
-    /// [`Session::rekey`], with `extra` adding the application's own rows (made with the
-    /// new epoch's key) to the same atomic batch.
-    pub fn rekey_with(
-        &mut self,
-        store: &dyn Store,
-        extra: &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
-    ) -> Result<Epoch, SharingError> {
+    /// Prepares [`Session::rekey`]: the new epoch's key
+    /// ([`PendingChange::new_key`], for the application's own rows made with it), its
+    /// chain link and grants, and the signed entry.
+    pub fn prepare_rekey(&self) -> Result<PendingChange<Epoch>, SharingError> {
         let epoch = self.next_epoch()?;
         let key = VaultKey::generate(epoch)?;
-        let entry = self.prepare(EntryBody::Rekey {
+        let entry = self.sign(EntryBody::Rekey {
             epoch,
             key_id: key.id(),
         })?;
-        let mut batch = self.epoch_batch(&entry, None, &key)?;
-        extra(&key, &mut batch)?;
-        self.commit(store, &mut batch, &entry, Some(key))?;
-        Ok(epoch)
+        self.new_epoch(entry, None, key, epoch)
     }
 
     /// Retires every epoch below `below` (a completed rotation rewrapped every record to
@@ -784,61 +962,79 @@ impl Session {
     /// affected: that is what the rotation was for. Retiring at or below the current
     /// floor does nothing.
     pub fn retire(&mut self, store: &dyn Store, below: Epoch) -> Result<(), SharingError> {
-        if below <= self.state.retired_below() {
+        let change = self.prepare_retire(store, below)?;
+        if change.batch.is_empty() {
             return Ok(());
         }
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::retire`]. When the epochs are retired already, the change is
+    /// empty (no entry, no rows): committing it commits only the caller's rows.
+    pub fn prepare_retire(
+        &self,
+        store: &dyn ReadView,
+        below: Epoch,
+    ) -> Result<PendingChange<()>, SharingError> {
+        if below <= self.state.retired_below() {
+            return Ok(PendingChange::rows(Batch::new(), ()));
+        }
         let floor = self.state.retired_below();
-        let entry = self.prepare(EntryBody::Retire { below })?;
-        let mut batch = Batch::new();
-        batch.append(Table::MemberLog, entry.seq(), entry.encode());
+        let entry = self.sign(EntryBody::Retire { below })?;
+        let mut change = PendingChange::logged(entry, ());
+        change.retire_below = Some(below);
         // Link `c‖e` holds VK[e-1] under VK[e]: links up to `below` reveal retired keys.
         for e in floor.get().saturating_add(1)..=below.get() {
-            batch.delete(Table::Wraps, chain_row_key(Epoch(e)), Expect::Any);
+            change
+                .batch
+                .delete(Table::Wraps, chain_row_key(Epoch(e)), Expect::Any);
         }
         for row in strongroom_store::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))?
         {
             if let Ok(grant) = Grant::decode(&row.value)
                 && grant.epoch() < below
             {
-                batch.delete(Table::Wraps, row.key, Expect::Version(row.version));
+                change
+                    .batch
+                    .delete(Table::Wraps, row.key, Expect::Version(row.version));
             }
         }
-        self.commit(store, &mut batch, &entry, None)?;
-        self.keys.retain(|e, _| *e >= below);
-        Ok(())
+        Ok(change)
     }
 
-    fn epoch_batch(
+    /// A change that starts epoch `key.epoch()`: the signed `entry`, the chain link to the
+    /// current key and a grant to every member but `removed`.
+    fn new_epoch<T>(
         &self,
-        entry: &LogEntry,
+        entry: LogEntry,
         removed: Option<MemberId>,
-        key: &VaultKey,
-    ) -> Result<Batch, SharingError> {
-        let link = ChainLink::seal(self.vault, key, self.current_key())?;
-        let mut batch = Batch::with_capacity(2 + self.state.members().len());
-        batch
-            .append(Table::MemberLog, entry.seq(), entry.encode())
-            .put(
-                Table::Wraps,
-                chain_row_key(key.epoch()),
-                link.encode(),
-                Expect::Any,
-            );
+        key: VaultKey,
+        outcome: T,
+    ) -> Result<PendingChange<T>, SharingError> {
+        let link = ChainLink::seal(self.vault, &key, self.current_key())?;
+        let mut change = PendingChange::logged(entry, outcome);
+        change.batch.put(
+            Table::Wraps,
+            chain_row_key(key.epoch()),
+            link.encode(),
+            Expect::Any,
+        );
         for m in self
             .state
             .members()
             .values()
             .filter(|m| Some(m.id()) != removed)
         {
-            let grant = Grant::seal(self.vault, key, m.identity())?;
-            batch.put(
+            let grant = Grant::seal(self.vault, &key, m.identity())?;
+            change.batch.put(
                 Table::Wraps,
                 grant_row_key(key.epoch(), m.id()),
                 grant.encode(),
                 Expect::Any,
             );
         }
-        Ok(batch)
+        change.new_key = Some(key);
+        Ok(change)
     }
 
     /// Removes a member: a new epoch wrapped to the remaining members only, logged with
@@ -852,38 +1048,37 @@ impl Session {
         store: &dyn Store,
         member: MemberId,
     ) -> Result<Removal, SharingError> {
-        self.remove_member_with(store, member, &mut |_, _| Ok(()))
+        let change = self.prepare_remove_member(store, member)?;
+        self.commit(store, change)
     }
 
-    /// [`Session::remove_member`], with `extra` adding the application's own rows (made
-    /// with the new epoch's key) to the same atomic batch.
-    pub fn remove_member_with(
-        &mut self,
-        store: &dyn Store,
+    /// Prepares [`Session::remove_member`]: the new epoch's key
+    /// ([`PendingChange::new_key`]), its chain link and grants to the remaining members,
+    /// the deletion of the removed member's credentials, and the signed entry.
+    pub fn prepare_remove_member(
+        &self,
+        store: &dyn ReadView,
         member: MemberId,
-        extra: &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
-    ) -> Result<Removal, SharingError> {
+    ) -> Result<PendingChange<Removal>, SharingError> {
         let old_epoch = self.state.epoch();
         let epoch = self.next_epoch()?;
         let key = VaultKey::generate(epoch)?;
-        let entry = self.prepare(EntryBody::Remove {
+        let entry = self.sign(EntryBody::Remove {
             member,
             epoch,
             key_id: key.id(),
         })?;
-        let mut batch = self.epoch_batch(&entry, Some(member), &key)?;
-        delete_credentials(store, &mut batch, member)?;
-        extra(&key, &mut batch)?;
-        // Computed before the commit, so nothing can fail after it.
         let remaining = self.state.members().values().filter(|m| m.id() != member);
         let warnings = warning(report(store, remaining)?).into_iter().collect();
-        self.commit(store, &mut batch, &entry, Some(key))?;
-        Ok(Removal {
+        let removal = Removal {
             member,
             new_epoch: epoch,
             readable_epochs: Epoch::FIRST..=old_epoch,
             warnings,
-        })
+        };
+        let mut change = self.new_epoch(entry, Some(member), key, removal)?;
+        delete_credentials(store, &mut change.batch, member)?;
+        Ok(change)
     }
 
     /// Teammate restore: `old` lost every keyholder (passphrase and recovery key) and made
@@ -899,28 +1094,28 @@ impl Session {
         new: &PublicIdentity,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), SharingError> {
-        self.regrant_with(store, old, new, confirmed, &mut |_| Ok(()))
+        let change = self.prepare_regrant(store, old, new, confirmed)?;
+        self.commit(store, change)
     }
 
-    /// [`Session::regrant`], with `extra` adding the application's own rows to the same
-    /// atomic batch.
-    pub fn regrant_with(
-        &mut self,
-        store: &dyn Store,
+    /// Prepares [`Session::regrant`]: the signed entry, the new identity's grant, and the
+    /// deletion of the old identity's grant and credentials.
+    pub fn prepare_regrant(
+        &self,
+        store: &dyn ReadView,
         old: MemberId,
         new: &PublicIdentity,
         confirmed: FingerprintConfirmed,
-        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
-    ) -> Result<(), SharingError> {
+    ) -> Result<PendingChange<()>, SharingError> {
         confirmed.check(new)?;
-        let entry = self.prepare(EntryBody::Regrant {
+        let entry = self.sign(EntryBody::Regrant {
             member: old,
             identity: new.clone(),
         })?;
         let grant = Grant::seal(self.vault, self.current_key(), new)?;
-        let mut batch = Batch::with_capacity(4);
-        batch
-            .append(Table::MemberLog, entry.seq(), entry.encode())
+        let mut change = PendingChange::logged(entry, ());
+        change
+            .batch
             .put(
                 Table::Wraps,
                 grant_row_key(grant.epoch(), new.member_id()),
@@ -932,9 +1127,8 @@ impl Session {
                 grant_row_key(self.state.epoch(), old),
                 Expect::Any,
             );
-        delete_credentials(store, &mut batch, old)?;
-        extra(&mut batch)?;
-        self.commit(store, &mut batch, &entry, None)
+        delete_credentials(store, &mut change.batch, old)?;
+        Ok(change)
     }
 
     /// The recoverability report of the vault as verified by this session.
@@ -951,40 +1145,30 @@ impl Session {
         store: &dyn Store,
         keyholder: &dyn Keyholder,
     ) -> Result<KeyholderInfo, SharingError> {
-        self.add_keyholder_with(store, keyholder, &mut |_, _| Ok(()))
+        let change = self.prepare_add_keyholder(keyholder)?;
+        self.commit_rows(store, change)
     }
 
-    /// [`Session::add_keyholder`], with `extra` adding the application's own rows (given
-    /// the new keyholder's listing) to the same atomic batch.
-    pub fn add_keyholder_with(
+    /// Prepares [`Session::add_keyholder`]: the member key wrapped by `keyholder`. The
+    /// outcome (its listing, [`PendingChange::outcome`]) is known before the commit;
+    /// committing a keyholder that exists already is [`SharingError::KeyholderExists`].
+    pub fn prepare_add_keyholder(
         &self,
-        store: &dyn Store,
         keyholder: &dyn Keyholder,
-        extra: &mut dyn FnMut(&KeyholderInfo, &mut Batch) -> Result<(), SharingError>,
-    ) -> Result<KeyholderInfo, SharingError> {
-        let member = self.member_id();
+    ) -> Result<PendingChange<KeyholderInfo>, SharingError> {
         let mut batch = Batch::new();
         let infos = keyholders::put_new(
             &mut batch,
             self.vault,
-            member,
+            self.member_id(),
             &self.member_key,
             &[keyholder],
         )?;
         let info = infos[0];
-        extra(&info, &mut batch)?;
-        batch.require_generation(self.generation);
-        store.commit(&batch).map_err(|e| match e {
-            strongroom_store::StoreError::Conflict {
-                table: Table::Keyholders,
-                ..
-            } => SharingError::KeyholderExists {
-                member,
-                id: info.id_hex(),
-            },
-            e => e.into(),
-        })?;
-        Ok(info)
+        Ok(PendingChange {
+            new_keyholder: Some(info.id),
+            ..PendingChange::rows(batch, info)
+        })
     }
 
     /// Removes the keyholder with stanza id `id`; refuses to remove the last one. The
@@ -992,17 +1176,16 @@ impl Session {
     /// (compare-and-swap checks), so two concurrent removals never leave the member with
     /// none: one of them fails with a conflict.
     pub fn remove_keyholder(&self, store: &dyn Store, id: &[u8; 8]) -> Result<(), SharingError> {
-        self.remove_keyholder_with(store, id, &mut |_| Ok(()))
+        let change = self.prepare_remove_keyholder(store, id)?;
+        self.commit_rows(store, change)
     }
 
-    /// [`Session::remove_keyholder`], with `extra` adding the application's own rows to
-    /// the same atomic batch.
-    pub fn remove_keyholder_with(
+    /// Prepares [`Session::remove_keyholder`].
+    pub fn prepare_remove_keyholder(
         &self,
-        store: &dyn Store,
+        store: &dyn ReadView,
         id: &[u8; 8],
-        extra: &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
-    ) -> Result<(), SharingError> {
+    ) -> Result<PendingChange<()>, SharingError> {
         let member = self.member_id();
         let records = keyholders::load(store, member)?;
         let hex = keyholders::hex_id(*id);
@@ -1025,10 +1208,7 @@ impl Session {
                 Expect::Version(other.version),
             );
         }
-        extra(&mut batch)?;
-        batch.require_generation(self.generation);
-        store.commit(&batch)?;
-        Ok(())
+        Ok(PendingChange::rows(batch, ()))
     }
 
     /// This member's keyholders (no secrets).

@@ -174,6 +174,53 @@ const MAX_TARGET: usize = 256;
 const MAX_DETAIL: usize = 1024;
 const FORMAT: &str = "audit entry";
 
+/// What a change records in the audit log: the action, its target (a record, member,
+/// keyholder or vault id; never a name) and non-secret details. The writer adds the actor,
+/// the time and the chain position when it commits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditEvent {
+    pub(crate) action: Action,
+    pub(crate) target: Vec<u8>,
+    pub(crate) detail: String,
+}
+
+impl AuditEvent {
+    pub(crate) fn new(
+        action: Action,
+        target: impl Into<Vec<u8>>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            action,
+            target: target.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Appends this event, done now by the unlocked member, at `cursor`; returns the
+    /// cursor after it.
+    pub(crate) fn append(
+        &self,
+        batch: &mut Batch,
+        state: &crate::vault::State,
+        cursor: Cursor,
+    ) -> Cursor {
+        append(
+            batch,
+            &state.meta.audit,
+            cursor,
+            &Event {
+                action: self.action,
+                ok: true,
+                target: &self.target,
+                detail: &self.detail,
+                actor: Some(state.session.member_id()),
+                time: crate::meta::now(),
+            },
+        )
+    }
+}
+
 /// Where the next entry goes: its seq and the hash of the entry before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Cursor {

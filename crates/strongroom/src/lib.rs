@@ -32,7 +32,7 @@ pub use snapshot::{
     restore_snapshot, verify_snapshot,
 };
 pub use status::{DoctorOptions, DoctorReport, Finding, Level, Status};
-pub use vault::{CreateOptions, CreateReport, LockedVault, UnlockOptions, Vault};
+pub use vault::{CreateOptions, CreateReport, LockedVault, PendingVault, UnlockOptions, Vault};
 
 /// Re-exported: the crates whose types appear in this API.
 pub use strongroom_crypto as crypto;

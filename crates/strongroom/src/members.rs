@@ -13,7 +13,7 @@ use strongroom_sharing::{
 use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 
 use crate::VaultError;
-use crate::audit::Action;
+use crate::audit::{Action, AuditEvent};
 use crate::records::{IndexEntry, open_version, versions_of};
 use crate::vault::{LockedVault, Vault};
 
@@ -92,26 +92,29 @@ impl Vault {
         role: Role,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), VaultError> {
-        let store = self.store_arc();
-        let detail = format!("name={} role={role:?}", public.name());
-        self.logged_change(
-            Action::MemberAdd,
-            public.member_id().as_bytes(),
-            &detail,
-            |session, extra| {
-                session.add_member_with(&*store, public, role, confirmed.clone(), extra)
+        self.change(
+            |session| session.prepare_add_member(public, role, confirmed.clone()),
+            |_, _| {
+                Ok(AuditEvent::new(
+                    Action::MemberAdd,
+                    public.member_id().as_bytes(),
+                    format!("name={} role={role:?}", public.name()),
+                ))
             },
         )
     }
 
     /// Changes a member's role.
     pub fn set_role(&self, member: MemberId, role: Role) -> Result<(), VaultError> {
-        let store = self.store_arc();
-        self.logged_change(
-            Action::MemberRole,
-            member.as_bytes(),
-            &format!("role={role:?}"),
-            |session, extra| session.set_role_with(&*store, member, role, extra),
+        self.change(
+            |session| session.prepare_set_role(member, role),
+            |_, _| {
+                Ok(AuditEvent::new(
+                    Action::MemberRole,
+                    member.as_bytes(),
+                    format!("role={role:?}"),
+                ))
+            },
         )
     }
 
@@ -120,14 +123,13 @@ impl Vault {
     /// member keeps what they could already read: [`Vault::exposure`] lists it, and
     /// [`Vault::rotate_vault_key`] retires the older epochs.
     pub fn remove_member(&self, member: MemberId) -> Result<RemovalReport, VaultError> {
-        let store = self.store_arc();
-        let removal = self.epoch_change(
-            Action::MemberRemove,
-            |session, extra| session.remove_member_with(&*store, member, extra),
-            |_, vk, _| {
-                Ok((
-                    member.as_bytes().to_vec(),
-                    format!("new_epoch={}", vk.epoch()),
+        let removal = self.change(
+            |session| session.prepare_remove_member(self.store(), member),
+            |_, change| {
+                Ok(AuditEvent::new(
+                    Action::MemberRemove,
+                    member.as_bytes(),
+                    format!("new_epoch={}", change.outcome().new_epoch),
                 ))
             },
         )?;
@@ -203,13 +205,15 @@ impl Vault {
         new: &PublicIdentity,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), VaultError> {
-        let store = self.store_arc();
-        let detail = format!("new_member={} name={}", new.member_id(), new.name());
-        self.logged_change(
-            Action::MemberRegrant,
-            old.as_bytes(),
-            &detail,
-            |session, extra| session.regrant_with(&*store, old, new, confirmed.clone(), extra),
+        self.change(
+            |session| session.prepare_regrant(self.store(), old, new, confirmed.clone()),
+            |_, _| {
+                Ok(AuditEvent::new(
+                    Action::MemberRegrant,
+                    old.as_bytes(),
+                    format!("new_member={} name={}", new.member_id(), new.name()),
+                ))
+            },
         )
     }
 
@@ -225,29 +229,24 @@ impl Vault {
 
     /// Adds a keyholder for this member (wraps the member key: O(1), no record touched).
     pub fn add_keyholder(&self, keyholder: &dyn Keyholder) -> Result<KeyholderInfo, VaultError> {
-        let store = self.store_arc();
-        let detail = format!("kind={}", keyholder.kind());
-        // The stanza id (the audit target) is known once the sharing layer wrapped the key.
-        let id = std::cell::Cell::new([0u8; 8]);
-        self.logged_change_with_target(
-            Action::KeyholderAdd,
-            || id.get().to_vec(),
-            &detail,
-            |session, extra| {
-                session.add_keyholder_with(&*store, keyholder, &mut |info, batch| {
-                    id.set(info.id);
-                    extra(batch)
-                })
+        self.change(
+            |session| session.prepare_add_keyholder(keyholder),
+            |_, change| {
+                Ok(AuditEvent::new(
+                    Action::KeyholderAdd,
+                    change.outcome().id,
+                    format!("kind={}", keyholder.kind()),
+                ))
             },
         )
     }
 
     /// Removes one of this member's keyholders (never the last one).
     pub fn remove_keyholder(&self, id: &[u8; 8]) -> Result<(), VaultError> {
-        let store = self.store_arc();
-        self.logged_change(Action::KeyholderRemove, id, "", |session, extra| {
-            session.remove_keyholder_with(&*store, id, extra)
-        })
+        self.change(
+            |session| session.prepare_remove_keyholder(self.store(), id),
+            |_, _| Ok(AuditEvent::new(Action::KeyholderRemove, *id, "")),
+        )
     }
 
     /// Replaces keyholder `old` with `new` (a new passphrase, a new recovery key, a new

@@ -20,7 +20,7 @@ use strongroom_store::{
 };
 
 use crate::VaultError;
-use crate::audit::Action;
+use crate::audit::{Action, AuditEvent};
 use crate::meta::{hmac32, now};
 use crate::vault::{State, Vault};
 
@@ -420,9 +420,12 @@ impl Vault {
             let existing = self.store().get(Table::Index, &key)?;
             let meta =
                 self.stage_put(state, batch, key, existing.as_ref(), namespace, name, value)?;
-            let target = meta.record_id.as_bytes().to_vec();
-            let detail = format!("version={}", meta.version);
-            Ok((meta, Action::Put, target, detail))
+            let event = AuditEvent::new(
+                Action::Put,
+                meta.record_id.as_bytes(),
+                format!("version={}", meta.version),
+            );
+            Ok((meta, event))
         })
     }
 
@@ -496,12 +499,8 @@ impl Vault {
                 )?);
             }
             let detail = format!("written={} unchanged={unchanged}", written.len());
-            Ok((
-                PutManyReport { written, unchanged },
-                Action::Import,
-                Vec::new(),
-                detail,
-            ))
+            let event = AuditEvent::new(Action::Import, Vec::new(), detail);
+            Ok((PutManyReport { written, unchanged }, event))
         })
     }
 
@@ -717,12 +716,8 @@ impl Vault {
             for r in versions_of(store, Table::Deks, entry.record)? {
                 batch.delete(Table::Deks, r.key, Expect::Any);
             }
-            Ok((
-                (),
-                Action::Delete,
-                entry.record.as_bytes().to_vec(),
-                String::new(),
-            ))
+            let event = AuditEvent::new(Action::Delete, entry.record.as_bytes(), "");
+            Ok(((), event))
         })
     }
 

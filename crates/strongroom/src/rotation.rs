@@ -27,10 +27,11 @@ use strongroom_store::{
 };
 
 use crate::VaultError;
-use crate::audit::Action;
+use crate::audit::{Action, AuditEvent};
 use crate::meta::{MetaKeys, now};
 use crate::records::{decode_payload, parse_version_key};
 use crate::vault::{State, Vault, guard_membership};
+use strongroom_sharing::Session;
 
 const JOB_KEY: &[u8] = b"rotation";
 
@@ -362,35 +363,32 @@ impl Vault {
     /// A new epoch, the metadata key wrapped under it and the job row, in one batch.
     fn start_job(&self, kind: Kind) -> Result<Job, VaultError> {
         let vault = self.id();
-        let store = self.store_arc();
         let started_at = now();
         let what = match kind {
             Kind::Rewrap => "rewrap",
             Kind::Reencrypt => "reencrypt",
         };
-        let target = self.epoch_change(
-            Action::RotateStart,
-            |session, extra| session.rekey_with(&*store, extra),
-            |meta, vk, batch| {
-                let job = Job {
-                    kind,
-                    target: vk.epoch(),
-                    done: 0,
-                    started_at,
-                    cursor: Vec::new(),
-                };
-                batch.put(
-                    Table::Jobs,
-                    JOB_KEY.to_vec(),
-                    job.encode(meta, vault),
-                    Expect::Absent,
-                );
-                Ok((
-                    vk.epoch().0.to_be_bytes().to_vec(),
-                    format!("epoch={} kind={what}", vk.epoch()),
-                ))
-            },
-        )?;
+        let target = self.change(Session::prepare_rekey, |meta, change| {
+            let epoch = *change.outcome();
+            let job = Job {
+                kind,
+                target: epoch,
+                done: 0,
+                started_at,
+                cursor: Vec::new(),
+            };
+            change.batch_mut().put(
+                Table::Jobs,
+                JOB_KEY.to_vec(),
+                job.encode(meta, vault),
+                Expect::Absent,
+            );
+            Ok(AuditEvent::new(
+                Action::RotateStart,
+                epoch.0.to_be_bytes(),
+                format!("epoch={epoch} kind={what}"),
+            ))
+        })?;
         Ok(Job {
             kind,
             target,
@@ -642,32 +640,16 @@ impl Vault {
     }
 
     /// Retires the epochs below the target (a signed log entry that also shreds their
-    /// chain links and grants), then removes the metadata-key wraps of those epochs and the
-    /// job row. Each step is idempotent, so a crash in between is finished by a re-run.
+    /// chain links and grants) and, in the same batch, removes the metadata-key wraps of
+    /// those epochs and the job row. A re-run after a crash finds the epochs retired and
+    /// only removes the job.
     fn finish_job(&self, job: &Job) -> Result<(), VaultError> {
         let target = job.target;
-        let processed = job.done;
-        let kind = job.kind;
-        let mut retired = false;
-        for _ in 0..16 {
-            let res = {
-                let mut st = self.state_mut();
-                st.session.retire(self.store(), target)
-            };
-            match res {
-                Ok(()) => {
-                    retired = true;
-                    break;
-                }
-                Err(e) if e.is_conflict() => self.refresh()?,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if !retired {
-            return Err(VaultError::inconsistent(
-                "the old epochs could not be retired (the membership log kept moving); run the rotation again to finish",
-            ));
-        }
+        let action = match job.kind {
+            Kind::Rewrap => Action::RotateFinish,
+            Kind::Reencrypt => Action::Reencrypt,
+        };
+        let detail = format!("epoch={target} processed={}", job.done);
         let old_meta: Vec<Vec<u8>> = self
             .store()
             .scan(
@@ -684,22 +666,21 @@ impl Vault {
             })
             .map(|r| r.key)
             .collect();
-        self.write(|_, batch| {
-            batch.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Any);
-            for k in &old_meta {
-                batch.delete(Table::Wraps, k.clone(), Expect::Any);
-            }
-            let action = match kind {
-                Kind::Rewrap => Action::RotateFinish,
-                Kind::Reencrypt => Action::Reencrypt,
-            };
-            Ok((
-                (),
-                action,
-                target.0.to_be_bytes().to_vec(),
-                format!("epoch={target} processed={processed}"),
-            ))
-        })?;
+        self.change(
+            |session| session.prepare_retire(self.store(), target),
+            |_, change| {
+                let batch = change.batch_mut();
+                batch.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Any);
+                for k in &old_meta {
+                    batch.delete(Table::Wraps, k.clone(), Expect::Any);
+                }
+                Ok(AuditEvent::new(
+                    action,
+                    target.0.to_be_bytes(),
+                    detail.clone(),
+                ))
+            },
+        )?;
         tracing::info!(epoch = %target, "rotation finished; older epochs retired and shredded");
         Ok(())
     }

@@ -3,16 +3,16 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use strongroom_crypto::{Key256, MemberId, VaultId, random};
-use strongroom_envelope::{Epoch, Suite, VaultKey};
+use strongroom_envelope::{Epoch, Suite};
 use strongroom_recovery::Keyholder;
-use strongroom_sharing::{Identity, Pins, Role, Session, SharingError, Warning};
+use strongroom_sharing::{Identity, PendingChange, Pins, Role, Session, SharingError, Warning};
 use strongroom_store::{
     Batch, Committed, Cursor as ScanCursor, Expect, Page, ReadView, ScanRange, Snapshot, Store,
     StoreError, Table, TableRow, Versioned,
 };
 
 use crate::VaultError;
-use crate::audit::{self, Action, Cursor, Event};
+use crate::audit::{self, Action, AuditEvent, Cursor, Event};
 use crate::meta::{
     FAILED_UNLOCK_PREFIX, HEADER_KEY, Header, MetaKeys, find_meta, meta_key_row, now, wrap_meta,
 };
@@ -52,6 +52,71 @@ pub struct UnlockOptions {
     /// [`Vault::pins`] after unlocking so a rolled-back or forked membership log is
     /// detected next time.
     pub pins: Pins,
+}
+
+/// A vault creation prepared by [`Vault::prepare_create`]: nothing is written until
+/// [`commit`](Self::commit).
+#[must_use = "a prepared vault is not created until it is committed"]
+pub struct PendingVault {
+    store: Arc<dyn Store>,
+    header: Header,
+    meta: MetaKeys,
+    cursor: Cursor,
+    pending: strongroom_sharing::PendingCreate,
+}
+
+impl core::fmt::Debug for PendingVault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingVault")
+            .field("vault_id", &self.vault_id())
+            .field("member_id", &self.member_id())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingVault {
+    /// The id the vault will have.
+    pub fn vault_id(&self) -> VaultId {
+        self.header.vault_id
+    }
+
+    /// The owner's member id.
+    pub fn member_id(&self) -> MemberId {
+        self.pending.member_id()
+    }
+
+    /// The warnings the creation will report (see [`CreateReport::warnings`]).
+    pub fn warnings(&self) -> &[Warning] {
+        self.pending.warnings()
+    }
+
+    /// Creates the vault: every row in one commit. A store that holds a vault by now
+    /// (another creation won) is [`VaultError::VaultExists`].
+    pub fn commit(self) -> Result<(Vault, CreateReport), VaultError> {
+        let PendingVault {
+            store,
+            header,
+            meta,
+            cursor,
+            pending,
+        } = self;
+        let (session, warnings) = pending.commit(&*store)?;
+        let report = CreateReport {
+            vault_id: header.vault_id,
+            member_id: session.member_id(),
+            warnings,
+        };
+        tracing::info!(vault = %report.vault_id, "vault created");
+        let vault = Vault {
+            inner: Arc::new(Inner {
+                store,
+                header,
+                state: RwLock::new(State { session, meta }),
+                audit: Mutex::new(Some(cursor)),
+            }),
+        };
+        Ok((vault, report))
+    }
 }
 
 /// What [`Vault::create`] tells the caller besides the vault.
@@ -130,6 +195,41 @@ impl Vault {
         keyholder: &dyn Keyholder,
         options: &CreateOptions,
     ) -> Result<(Vault, CreateReport), VaultError> {
+        Self::prepare_create(store, &[keyholder], options)?.commit()
+    }
+
+    /// Prepares a vault creation with several keyholders (a passphrase and a recovery key,
+    /// say), so that the vault appears with all of them in one commit, or not at all.
+    /// Nothing is written before [`PendingVault::commit`]: show a new recovery key first,
+    /// and drop the pending vault if it could not be shown.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use strongroom::{CreateOptions, Vault, recovery::{RawKek, RecoveryKey}, store::MemoryStore};
+    ///
+    /// let kek = RawKek::generate()?;
+    /// let recovery = RecoveryKey::generate()?;
+    /// let pending = Vault::prepare_create(
+    ///     Arc::new(MemoryStore::new()),
+    ///     &[&kek, &recovery],
+    ///     &CreateOptions::default(),
+    /// )?;
+    /// // Show `recovery.to_text()` to the user here (for vault `pending.vault_id()`), then:
+    /// let (vault, _report) = pending.commit()?;
+    /// assert_eq!(vault.keyholders()?.len(), 2);
+    /// # Ok::<(), strongroom::VaultError>(())
+    /// ```
+    pub fn prepare_create(
+        store: Arc<dyn Store>,
+        keyholders: &[&dyn Keyholder],
+        options: &CreateOptions,
+    ) -> Result<PendingVault, VaultError> {
+        if keyholders.is_empty() {
+            return Err(VaultError::invalid(
+                "keyholders",
+                "a vault needs at least one keyholder",
+            ));
+        }
         if options.history == 0 {
             return Err(VaultError::invalid("history", "keep at least one version"));
         }
@@ -150,67 +250,49 @@ impl Vault {
             options.rotation_days,
             &meta,
         );
-        let mut cursor = None;
         // The header, the metadata key and the first audit entry commit in the same batch
         // as the membership genesis: the vault appears whole or not at all.
-        let (session, warnings) = strongroom_sharing::create_with(
-            &*store,
-            vault_id,
-            &owner,
-            &[keyholder],
-            &mut |vk, batch| {
-                batch
-                    .put(
-                        Table::Meta,
-                        HEADER_KEY.to_vec(),
-                        header.encode(),
-                        Expect::Absent,
-                    )
-                    .put(
-                        Table::Wraps,
-                        meta_key_row(Epoch::FIRST),
-                        wrap_meta(vault_id, vk, meta.root()).map_err(|_| {
-                            strongroom_sharing::SharingError::Crypto(
-                                strongroom_crypto::CryptoError::Random,
-                            )
-                        })?,
-                        Expect::Absent,
-                    );
-                crate::status::stamp_epoch(batch, &meta, vault_id, Epoch::FIRST);
-                cursor = Some(audit::append(
-                    batch,
-                    &meta.audit,
-                    Cursor {
-                        next: 0,
-                        prev_hash: [0; 32],
-                    },
-                    &Event {
-                        action: Action::Create,
-                        ok: true,
-                        target: vault_id.as_bytes(),
-                        detail: "",
-                        actor: Some(owner.member_id()),
-                        time: now(),
-                    },
-                ));
-                Ok(())
+        let mut pending =
+            strongroom_sharing::prepare_create(&*store, vault_id, &owner, keyholders)?;
+        let wrapped_meta = wrap_meta(vault_id, pending.first_key(), meta.root())?;
+        let batch = pending.batch_mut();
+        batch
+            .put(
+                Table::Meta,
+                HEADER_KEY.to_vec(),
+                header.encode(),
+                Expect::Absent,
+            )
+            .put(
+                Table::Wraps,
+                meta_key_row(Epoch::FIRST),
+                wrapped_meta,
+                Expect::Absent,
+            );
+        crate::status::stamp_epoch(batch, &meta, vault_id, Epoch::FIRST);
+        let cursor = audit::append(
+            batch,
+            &meta.audit,
+            Cursor {
+                next: 0,
+                prev_hash: [0; 32],
             },
-        )?;
-        let report = CreateReport {
-            vault_id,
-            member_id: session.member_id(),
-            warnings,
-        };
-        tracing::info!(vault = %vault_id, "vault created");
-        let vault = Vault {
-            inner: Arc::new(Inner {
-                store,
-                header,
-                state: RwLock::new(State { session, meta }),
-                audit: Mutex::new(cursor),
-            }),
-        };
-        Ok((vault, report))
+            &Event {
+                action: Action::Create,
+                ok: true,
+                target: vault_id.as_bytes(),
+                detail: "",
+                actor: Some(owner.member_id()),
+                time: now(),
+            },
+        );
+        Ok(PendingVault {
+            store,
+            header,
+            meta,
+            cursor,
+            pending,
+        })
     }
 
     /// Finds the vault in `store`.
@@ -230,10 +312,6 @@ impl Vault {
 
     pub(crate) fn store(&self) -> &dyn Store {
         &*self.inner.store
-    }
-
-    pub(crate) fn store_arc(&self) -> Arc<dyn Store> {
-        Arc::clone(&self.inner.store)
     }
 
     pub(crate) fn header(&self) -> &Header {
@@ -356,7 +434,7 @@ impl Vault {
     /// concurrent writer, the audit head moved, the membership changed) are retried.
     pub(crate) fn write<T>(
         &self,
-        mut f: impl FnMut(&State, &mut Batch) -> Result<(T, Action, Vec<u8>, String), VaultError>,
+        mut f: impl FnMut(&State, &mut Batch) -> Result<(T, AuditEvent), VaultError>,
     ) -> Result<T, VaultError> {
         const ATTEMPTS: usize = 64;
         let mut cursor_guard = lock(&self.inner.audit);
@@ -378,20 +456,8 @@ impl Vault {
             // concurrent rotation or member removal makes the batch conflict, and it is
             // redone under the new epoch's key.
             guard_membership(&mut batch, &st);
-            let (out, action, target, detail) = f(&st, &mut batch)?;
-            let next = audit::append(
-                &mut batch,
-                &st.meta.audit,
-                cursor,
-                &Event {
-                    action,
-                    ok: true,
-                    target: &target,
-                    detail: &detail,
-                    actor: Some(st.session.member_id()),
-                    time: now(),
-                },
-            );
+            let (out, event) = f(&st, &mut batch)?;
+            let next = event.append(&mut batch, &st, cursor);
             drop(st);
             match self.store().commit(&batch) {
                 Ok(_) => {
@@ -418,84 +484,17 @@ impl Vault {
         ))
     }
 
-    /// Runs a membership change that starts a new epoch, whose batch the sharing layer
-    /// builds (`change`). The same atomic batch gets every new epoch's own rows (the
-    /// metadata key wrapped under the new key, the epoch's start time), the caller's rows
-    /// (`rows`, given the new key) and an audit entry. Retries when the audit head or the
-    /// membership log moved; other conflicts are returned.
-    pub(crate) fn epoch_change<T>(
+    /// Runs a change the sharing layer stages (`prepare`: a membership change or a
+    /// keyholder change), in one atomic batch with the vault's own rows and its audit entry.
+    ///
+    /// A change that starts an epoch also gets that epoch's metadata-key wrap and start
+    /// time here. `rows` adds the caller's rows (given the metadata keys and the prepared
+    /// change, e.g. its new key) and names the audit event. The change is prepared again
+    /// when the audit head or the membership log moved; other conflicts are returned.
+    pub(crate) fn change<T>(
         &self,
-        action: Action,
-        mut change: impl FnMut(
-            &mut Session,
-            &mut dyn FnMut(&VaultKey, &mut Batch) -> Result<(), SharingError>,
-        ) -> Result<T, SharingError>,
-        mut rows: impl FnMut(&MetaKeys, &VaultKey, &mut Batch) -> Result<(Vec<u8>, String), VaultError>,
-    ) -> Result<T, VaultError> {
-        self.audited_change(
-            action,
-            |session, hook| change(session, &mut |vk, batch| hook(Some(vk), batch)),
-            |meta, vk, batch| {
-                let vk = vk
-                    .ok_or_else(|| VaultError::inconsistent("an epoch change without a new key"))?;
-                let vault = self.id();
-                batch.put(
-                    Table::Wraps,
-                    meta_key_row(vk.epoch()),
-                    wrap_meta(vault, vk, meta.root())?,
-                    Expect::Any,
-                );
-                crate::status::stamp_epoch(batch, meta, vault, vk.epoch());
-                rows(meta, vk, batch)
-            },
-        )
-    }
-
-    /// Runs a membership or keyholder change whose batch the sharing layer builds, with
-    /// its audit entry (`target`, `detail`) in the same atomic batch.
-    pub(crate) fn logged_change<T>(
-        &self,
-        action: Action,
-        target: &[u8],
-        detail: &str,
-        change: impl FnMut(
-            &mut Session,
-            &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
-        ) -> Result<T, SharingError>,
-    ) -> Result<T, VaultError> {
-        self.logged_change_with_target(action, || target.to_vec(), detail, change)
-    }
-
-    /// [`Vault::logged_change`] whose audit target is known only while the batch is built.
-    pub(crate) fn logged_change_with_target<T>(
-        &self,
-        action: Action,
-        target: impl Fn() -> Vec<u8>,
-        detail: &str,
-        mut change: impl FnMut(
-            &mut Session,
-            &mut dyn FnMut(&mut Batch) -> Result<(), SharingError>,
-        ) -> Result<T, SharingError>,
-    ) -> Result<T, VaultError> {
-        self.audited_change(
-            action,
-            |session, hook| change(session, &mut |batch| hook(None, batch)),
-            |_, _, _| Ok((target(), detail.to_owned())),
-        )
-    }
-
-    fn audited_change<T>(
-        &self,
-        action: Action,
-        mut change: impl FnMut(
-            &mut Session,
-            &mut dyn FnMut(Option<&VaultKey>, &mut Batch) -> Result<(), SharingError>,
-        ) -> Result<T, SharingError>,
-        mut rows: impl FnMut(
-            &MetaKeys,
-            Option<&VaultKey>,
-            &mut Batch,
-        ) -> Result<(Vec<u8>, String), VaultError>,
+        mut prepare: impl FnMut(&Session) -> Result<PendingChange<T>, SharingError>,
+        mut rows: impl FnMut(&MetaKeys, &mut PendingChange<T>) -> Result<AuditEvent, VaultError>,
     ) -> Result<T, VaultError> {
         let mut guard = lock(&self.inner.audit);
         for attempt in 0..16 {
@@ -504,43 +503,21 @@ impl Vault {
                 None => Cursor::load(self.store())?,
             };
             let mut st = self.state_mut();
-            let actor = st.session.member_id();
-            let State { session, meta } = &mut *st;
-            let meta: &MetaKeys = meta;
-            let mut failure = None;
-            let mut next = None;
-            let result = change(session, &mut |vk, batch| match rows(meta, vk, batch) {
-                Ok((target, detail)) => {
-                    next = Some(audit::append(
-                        batch,
-                        &meta.audit,
-                        cursor,
-                        &Event {
-                            action,
-                            ok: true,
-                            target: &target,
-                            detail: &detail,
-                            actor: Some(actor),
-                            time: now(),
-                        },
-                    ));
-                    Ok(())
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    Err(SharingError::InvalidChange {
-                        reason: "the vault's own rows could not be prepared",
-                    })
-                }
-            });
+            let mut change = prepare(&st.session)?;
+            if let Some(vk) = change.new_key() {
+                let (epoch, wrapped) = (vk.epoch(), wrap_meta(self.id(), vk, st.meta.root())?);
+                let batch = change.batch_mut();
+                batch.put(Table::Wraps, meta_key_row(epoch), wrapped, Expect::Any);
+                crate::status::stamp_epoch(batch, &st.meta, self.id(), epoch);
+            }
+            let event = rows(&st.meta, &mut change)?;
+            let next = event.append(change.batch_mut(), &st, cursor);
+            let result = st.session.commit(self.store(), change);
             drop(st);
             match result {
                 Ok(out) => {
-                    *guard = next;
+                    *guard = Some(next);
                     return Ok(out);
-                }
-                Err(_) if failure.is_some() => {
-                    return Err(failure.unwrap_or_else(|| unreachable!()));
                 }
                 Err(SharingError::Store(StoreError::Conflict { table, .. }))
                     if table == Table::Audit || table == Table::MemberLog =>
@@ -555,7 +532,10 @@ impl Vault {
                         self.refresh()?;
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    *guard = None;
+                    return Err(e.into());
+                }
             }
         }
         Err(VaultError::inconsistent(
@@ -572,7 +552,7 @@ impl Vault {
         detail: String,
     ) -> Result<(), VaultError> {
         let target = target.to_vec();
-        self.write(move |_, _| Ok(((), action, target.clone(), detail.clone())))
+        self.write(move |_, _| Ok(((), AuditEvent::new(action, target.clone(), detail.clone()))))
     }
 }
 
