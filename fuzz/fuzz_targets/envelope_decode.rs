@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(w) = WrappedDek::from_bytes(data) {
         assert_eq!(&w.as_bytes()[..], data);
-        let _ = (w.epoch(), w.key_id());
+        let _ = (w.epoch(), w.key_id(), w.version(), w.sealed_epoch(), w.body_digest());
     }
 });

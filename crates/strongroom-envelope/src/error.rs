@@ -45,6 +45,32 @@ pub enum EnvelopeError {
         /// Version from the context.
         expected: u64,
     },
+    /// The body decrypts under its data key but is not the body the wrapped DEK
+    /// authenticates (its digest differs): someone who knew the record's data key, such as
+    /// a former member, replaced it in storage.
+    #[error(
+        "the record body was replaced: it is not the body its data key was sealed with (it was written by someone who knew the data key, such as a former member); restore the record from a snapshot, or write it again"
+    )]
+    BodyMismatch,
+    /// The body header and the wrap disagree on the epoch the record was sealed in.
+    #[error(
+        "the body header says it was sealed in epoch {header}, its wrapped data key says {wrap}: the rows were mixed"
+    )]
+    SealedEpochMismatch {
+        /// Epoch in the body header.
+        header: Epoch,
+        /// Sealed epoch authenticated by the wrap.
+        wrap: Epoch,
+    },
+    /// A version-1 wrap carries no body digest: rewrapping it needs the body (see
+    /// `rewrap_with_body`).
+    #[error(
+        "this data key is wrapped in format version 1, which carries no body digest: rewrap it together with its body to upgrade it"
+    )]
+    NeedsBody,
+    /// A stream sealer whose inner writer failed: its output is incomplete.
+    #[error("the stream failed earlier (a write to its output failed): start the record again")]
+    Poisoned,
     /// A primitive failed (randomness, cipher limits, unknown suite).
     #[error(transparent)]
     Crypto(CryptoError),

@@ -1,29 +1,35 @@
 //! Known-answer vectors: sealing with fixed DEKs and nonces must reproduce
-//! `tests/data/envelope_pass.json` byte for byte. Run with
+//! `tests/data/envelope_pass.json` (format version 2) byte for byte. Run with
 //! `STRONGROOM_REGENERATE_VECTORS=1` to rewrite the files after a deliberate format change
-//! (which must also bump a version byte).
+//! (which must also bump a version byte). The version-1 files in `tests/data/v1/` are
+//! frozen: every release must open them, nothing regenerates them.
 
 use serde_json::{Value, json};
 use strongroom_crypto::{Key256, RecordId, VaultId};
 
-use crate::record::seal_with;
+use crate::record::{rewrap_with_nonce, seal_body, seal_with};
 use crate::{Epoch, RecordContext, SEGMENT_LEN, Suite, VaultKey};
 
 struct Case {
     name: &'static str,
     suite: Suite,
+    /// The epoch the record is sealed in.
     epoch: u32,
+    /// When set, the wrap is rewrapped to this epoch's key (the body keeps `epoch`).
+    rewrap_to: Option<u32>,
     version: u64,
     plaintext: Vec<u8>,
 }
 
 fn cases() -> Vec<Case> {
     let text = |s: &str| s.as_bytes().to_vec();
+    let pattern = |n: usize| (0..n).map(|i| (i % 256) as u8).collect::<Vec<u8>>();
     vec![
         Case {
             name: "aes256gcm_empty",
             suite: Suite::Aes256Gcm,
             epoch: 1,
+            rewrap_to: None,
             version: 1,
             plaintext: vec![],
         },
@@ -31,6 +37,7 @@ fn cases() -> Vec<Case> {
             name: "aes256gcm_short",
             suite: Suite::Aes256Gcm,
             epoch: 1,
+            rewrap_to: None,
             version: 1,
             plaintext: text("hunter2"),
         },
@@ -38,6 +45,7 @@ fn cases() -> Vec<Case> {
             name: "aes256gcm_epoch7_version42",
             suite: Suite::Aes256Gcm,
             epoch: 7,
+            rewrap_to: None,
             version: 42,
             plaintext: text("postgres://app:pw@db:5432/app"),
         },
@@ -45,6 +53,7 @@ fn cases() -> Vec<Case> {
             name: "chacha20poly1305_short",
             suite: Suite::ChaCha20Poly1305,
             epoch: 3,
+            rewrap_to: None,
             version: 2,
             plaintext: text("sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
         },
@@ -52,8 +61,41 @@ fn cases() -> Vec<Case> {
             name: "aes256gcm_two_segments",
             suite: Suite::Aes256Gcm,
             epoch: 2,
+            rewrap_to: None,
             version: 5,
-            plaintext: (0..SEGMENT_LEN + 100).map(|i| (i % 256) as u8).collect(),
+            plaintext: pattern(SEGMENT_LEN + 100),
+        },
+        Case {
+            name: "aes256gcm_exactly_one_full_segment",
+            suite: Suite::Aes256Gcm,
+            epoch: 1,
+            rewrap_to: None,
+            version: 1,
+            plaintext: pattern(SEGMENT_LEN),
+        },
+        Case {
+            name: "chacha20poly1305_empty",
+            suite: Suite::ChaCha20Poly1305,
+            epoch: 1,
+            rewrap_to: None,
+            version: 1,
+            plaintext: vec![],
+        },
+        Case {
+            name: "chacha20poly1305_two_segments",
+            suite: Suite::ChaCha20Poly1305,
+            epoch: 4,
+            rewrap_to: None,
+            version: 9,
+            plaintext: pattern(SEGMENT_LEN + 1),
+        },
+        Case {
+            name: "aes256gcm_sealed_epoch2_rewrapped_to_epoch5",
+            suite: Suite::Aes256Gcm,
+            epoch: 2,
+            rewrap_to: Some(5),
+            version: 3,
+            plaintext: text("rotated twice, sealed once"),
         },
     ]
 }
@@ -71,35 +113,54 @@ fn path(name: &str) -> String {
 pub(crate) fn pass_vectors() -> Value {
     let mut out = Vec::new();
     for (i, c) in cases().into_iter().enumerate() {
-        let vk_bytes = fixed(0x11, i);
+        let sealing_bytes = fixed(0x11, i);
         let dek_bytes = fixed(0x22, i);
         let nonce = [0x33u8 ^ i as u8; 24];
-        let vk = VaultKey::from_key(Epoch(c.epoch), Key256::from_slice(&vk_bytes).unwrap());
+        let sealing =
+            VaultKey::from_key(Epoch(c.epoch), Key256::from_slice(&sealing_bytes).unwrap());
         let ctx = RecordContext {
             vault_id: VaultId::from_bytes([0x44; 16]),
             record_id: RecordId::from_bytes([0x55 ^ i as u8; 16]),
             version: c.version,
         };
         let dek = Key256::from_slice(&dek_bytes).unwrap();
-        let s = seal_with(&vk, c.suite, &ctx, &c.plaintext, &dek, &nonce).unwrap();
+        let s = seal_with(&sealing, c.suite, &ctx, &c.plaintext, &dek, &nonce).unwrap();
+        // A rewrapped vector: the final key is another one, the final wrap nonce too.
+        let (vk_bytes, vk, wrapped) = match c.rewrap_to {
+            None => (sealing_bytes, sealing, s.wrapped_dek),
+            Some(epoch) => {
+                let bytes = fixed(0x66, i);
+                let to = VaultKey::from_key(Epoch(epoch), Key256::from_slice(&bytes).unwrap());
+                let w =
+                    rewrap_with_nonce(&sealing, &to, &ctx, s.wrapped_dek.as_bytes(), &[0x77; 24])
+                        .unwrap();
+                (bytes, to, w)
+            }
+        };
+        let (nonce_hex, epoch) = match c.rewrap_to {
+            None => (hex::encode(nonce), c.epoch),
+            Some(e) => (hex::encode([0x77u8; 24]), e),
+        };
         out.push(json!({
             "name": c.name,
             "vault_key": hex::encode(vk_bytes),
-            "epoch": c.epoch,
+            "epoch": epoch,
+            "sealed_epoch": c.epoch,
             "key_id": vk.id().to_string(),
             "vault_id": ctx.vault_id.to_string(),
             "record_id": ctx.record_id.to_string(),
             "version": c.version,
             "suite": c.suite.id(),
             "dek": hex::encode(dek_bytes),
-            "wrap_nonce": hex::encode(nonce),
+            "wrap_nonce": nonce_hex,
             "plaintext": hex::encode(&c.plaintext),
             "body": hex::encode(&s.body),
-            "wrapped_dek": hex::encode(s.wrapped_dek.as_bytes()),
+            "body_digest": hex::encode(crate::body_digest(&s.body)),
+            "wrapped_dek": hex::encode(wrapped.as_bytes()),
         }));
     }
     json!({
-        "description": "strongroom envelope v1 known-answer vectors: fixed vault key, DEK and wrap nonce; see the crate README for the layout. Test data, not secrets.",
+        "description": "strongroom envelope v2 known-answer vectors (body format 1, wrapped data key format 2): fixed vault key, DEK and wrap nonce; 'sealed_epoch' is the epoch the body was sealed in, 'epoch' the epoch of the key that wraps it now; see the crate README for the layout. Test data, not secrets.",
         "vectors": out,
     })
 }
@@ -168,7 +229,7 @@ pub(crate) fn fail_vectors(pass: &Value) -> Value {
     );
     add(
         "header_epoch_changed",
-        "decrypt",
+        "sealed_epoch_mismatch",
         flip(&body, 6),
         wrapped.clone(),
         none.clone(),
@@ -230,21 +291,21 @@ pub(crate) fn fail_vectors(pass: &Value) -> Value {
         "wrapped_bit_flip",
         "decrypt",
         body.clone(),
-        flip(&wrapped, 40),
+        flip(&wrapped, 80),
         none.clone(),
     );
     add(
         "wrapped_tag_bit_flip",
         "decrypt",
         body.clone(),
-        flip(&wrapped, 85),
+        flip(&wrapped, 121),
         none.clone(),
     );
     add(
         "wrapped_nonce_bit_flip",
         "decrypt",
         body.clone(),
-        flip(&wrapped, 20),
+        flip(&wrapped, 60),
         none.clone(),
     );
     add(
@@ -287,7 +348,7 @@ pub(crate) fn fail_vectors(pass: &Value) -> Value {
         "wrapped_truncated",
         "truncated",
         body.clone(),
-        wrapped[..85].to_vec(),
+        wrapped[..121].to_vec(),
         none.clone(),
     );
     add(
@@ -299,6 +360,56 @@ pub(crate) fn fail_vectors(pass: &Value) -> Value {
             w.push(0);
             w
         },
+        none.clone(),
+    );
+    add(
+        "wrapped_sealed_epoch_changed",
+        "decrypt",
+        body.clone(),
+        flip(&wrapped, 17),
+        none.clone(),
+    );
+    add(
+        "wrapped_body_digest_changed",
+        "decrypt",
+        body.clone(),
+        flip(&wrapped, 30),
+        none.clone(),
+    );
+    add(
+        "header_suite_swapped",
+        "decrypt",
+        {
+            let mut b = body.clone();
+            b[1] = Suite::ChaCha20Poly1305.id();
+            b
+        },
+        wrapped.clone(),
+        none.clone(),
+    );
+    for rem in [1usize, 15] {
+        add(
+            &format!("body_remainder_{rem}_bytes"),
+            "decrypt",
+            body[..47 + rem].to_vec(),
+            wrapped.clone(),
+            none.clone(),
+        );
+    }
+    // The attack format version 2 closes: a body sealed by someone who knows the data key
+    // (it authenticates under the key commitment and the AEAD) in place of the real one.
+    let dek = Key256::from_slice(&hex::decode(v["dek"].as_str().unwrap()).unwrap()).unwrap();
+    let ctx = RecordContext {
+        vault_id: v["vault_id"].as_str().unwrap().parse().unwrap(),
+        record_id: v["record_id"].as_str().unwrap().parse().unwrap(),
+        version: v["version"].as_u64().unwrap(),
+    };
+    let forged = seal_body(&dek, Suite::Aes256Gcm, Epoch(1), &ctx, b"attacker.example").unwrap();
+    add(
+        "body_replaced_by_a_holder_of_the_data_key",
+        "body_mismatch",
+        forged,
+        wrapped.clone(),
         none.clone(),
     );
     add(
@@ -330,7 +441,7 @@ pub(crate) fn fail_vectors(pass: &Value) -> Value {
         json!({"vault_key": hex::encode([0x99u8; 32])}),
     );
     json!({
-        "description": "strongroom envelope v1 rejection cases, derived from pass vector 'aes256gcm_short'; 'context' overrides fields of that vector.",
+        "description": "strongroom envelope v2 rejection cases, derived from pass vector 'aes256gcm_short'; 'context' overrides fields of that vector; 'error' names the error the specification's order of checks reaches first.",
         "base": v["name"],
         "cases": cases,
     })

@@ -12,9 +12,13 @@ mod stream;
 
 pub use error::EnvelopeError;
 pub use format::{
-    BodyHeader, RecordContext, SEGMENT_CT_LEN, SEGMENT_LEN, TAG_LEN, WrappedDek, body_len,
+    BodyHeader, RecordContext, SEGMENT_CT_LEN, SEGMENT_LEN, TAG_LEN, WrappedDek, body_digest,
+    body_len,
 };
 pub use keys::{Epoch, VaultKey};
-pub use record::{SealedRecord, open, reencrypt, rewrap, rewrap_batch, seal};
+pub use record::{
+    BodyCheck, SealedRecord, open, open_with, reencrypt, rewrap, rewrap_batch, rewrap_with_body,
+    seal,
+};
 pub use stream::{SegmentReader, StreamOpener, StreamSealer};
 pub use strongroom_crypto::aead::Suite;

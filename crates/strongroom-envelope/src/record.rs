@@ -8,7 +8,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::format::{
     BodyHeader, RECORD_KEYS_LABEL, RecordContext, SEGMENT_CT_LEN, SEGMENT_LEN, TAG_LEN, WrappedDek,
-    body_aad, body_len, segment_layout, segment_nonce,
+    body_aad, body_digest, body_len, segment_layout, segment_nonce,
 };
 use crate::{EnvelopeError, Epoch, VaultKey};
 
@@ -17,7 +17,8 @@ use crate::{EnvelopeError, Epoch, VaultKey};
 pub struct SealedRecord {
     /// Header and segments; never rewritten by a vault-key rotation.
     pub body: Vec<u8>,
-    /// The DEK wrapped under the vault key (86 bytes); rewritten by rotation.
+    /// The DEK wrapped under the vault key, with the body's digest (122 bytes); rewritten
+    /// by rotation.
     pub wrapped_dek: WrappedDek,
 }
 
@@ -115,7 +116,14 @@ pub(crate) fn seal_with(
     wrap_nonce: &[u8; 24],
 ) -> Result<SealedRecord, EnvelopeError> {
     let body = seal_body(dek, suite, vault_key.epoch(), ctx, plaintext)?;
-    let wrapped_dek = wrap_dek(vault_key, ctx, dek, wrap_nonce)?;
+    let wrapped_dek = wrap_dek(
+        vault_key,
+        ctx,
+        dek,
+        vault_key.epoch(),
+        &body_digest(&body),
+        wrap_nonce,
+    )?;
     Ok(SealedRecord { body, wrapped_dek })
 }
 
@@ -134,7 +142,7 @@ pub(crate) fn header_for(
     .encode()
 }
 
-fn seal_body(
+pub(crate) fn seal_body(
     dek: &Key256,
     suite: Suite,
     epoch: Epoch,
@@ -169,21 +177,28 @@ fn seal_body(
     Ok(out)
 }
 
-/// Wraps `dek` under `vault_key` for the record at `ctx`.
+/// Wraps `dek` under `vault_key` for the record at `ctx` (format version 2), binding the
+/// epoch the record was sealed in and its body digest.
 pub(crate) fn wrap_dek(
     vault_key: &VaultKey,
     ctx: &RecordContext,
     dek: &Key256,
+    sealed_epoch: Epoch,
+    digest: &[u8; 32],
     nonce: &[u8; 24],
 ) -> Result<WrappedDek, EnvelopeError> {
-    let mut w = WrappedDek::from_parts(vault_key.epoch(), vault_key.id(), nonce);
+    let mut w = WrappedDek::v2(
+        vault_key.epoch(),
+        vault_key.id(),
+        sealed_epoch,
+        digest,
+        nonce,
+    );
     let aad = w.aad(ctx);
-    let bytes = w.bytes_mut();
-    bytes[38..70].copy_from_slice(dek.expose_secret());
-    let tag = vault_key
-        .wrap_key()
-        .seal_detached(nonce, &aad, &mut bytes[38..70])?;
-    bytes[70..86].copy_from_slice(&tag);
+    let (ct, tag_out) = w.sealed_parts_mut();
+    ct.copy_from_slice(dek.expose_secret());
+    let tag = vault_key.wrap_key().seal_detached(nonce, &aad, ct)?;
+    tag_out.copy_from_slice(&tag);
     Ok(w)
 }
 
@@ -215,11 +230,11 @@ fn unwrap_with(
     wrapped: &WrappedDek,
 ) -> Result<Key256, EnvelopeError> {
     let aad = wrapped.aad(ctx);
-    let b = wrapped.as_bytes();
+    let (nonce, ct, tag) = wrapped.sealed_parts();
     let mut ok = true;
     let dek = Key256::init_with(|k| {
-        k.copy_from_slice(&b[38..70]);
-        ok = wrap.open_detached(&b[14..38], &aad, k, &b[70..86]).is_ok();
+        k.copy_from_slice(ct);
+        ok = wrap.open_detached(nonce, &aad, k, tag).is_ok();
     });
     if ok {
         Ok(dek)
@@ -228,19 +243,94 @@ fn unwrap_with(
     }
 }
 
+/// When opening a record checks the body against the digest its (version-2) wrap
+/// authenticates.
+///
+/// The digest is what keeps a former member, who kept a record's data key, from replacing
+/// its body after a rotation; it costs one SHA-256 pass over the body. A record version
+/// sealed at an epoch no removed member ever held has a data key only current members know,
+/// so the check can be skipped for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyCheck {
+    /// Always check (what [`open`] does).
+    Always,
+    /// Check record versions sealed before this epoch (the first epoch after the last
+    /// member removal); trust the digest-free path for versions sealed since.
+    SealedBefore(Epoch),
+}
+
+impl BodyCheck {
+    /// Whether a body under `wrapped` must be checked against its digest.
+    pub fn applies_to(self, wrapped: &WrappedDek) -> bool {
+        match (self, wrapped.sealed_epoch()) {
+            (_, None) => false,
+            (BodyCheck::Always, Some(_)) => true,
+            (BodyCheck::SealedBefore(floor), Some(sealed)) => sealed < floor,
+        }
+    }
+}
+
+/// A version-2 wrap names the epoch the body header says it was sealed in.
+pub(crate) fn check_sealed_epoch(
+    wrapped: &WrappedDek,
+    header: &BodyHeader,
+) -> Result<(), EnvelopeError> {
+    match wrapped.sealed_epoch() {
+        Some(sealed) if sealed != header.epoch => Err(EnvelopeError::SealedEpochMismatch {
+            header: header.epoch,
+            wrap: sealed,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// When `check` applies to a version-2 wrap: the body's digest is the one the wrap
+/// authenticates (compared in constant time).
+pub(crate) fn check_digest(
+    wrapped: &WrappedDek,
+    body: &[u8],
+    check: BodyCheck,
+) -> Result<(), EnvelopeError> {
+    if check.applies_to(wrapped)
+        && let Some(want) = wrapped.body_digest()
+        && !bool::from(body_digest(body).ct_eq(&want))
+    {
+        return Err(EnvelopeError::BodyMismatch);
+    }
+    Ok(())
+}
+
 /// Opens a record: unwraps the DEK with `vault_key` (which must be the key of the epoch
-/// the wrap names: see [`WrappedDek::epoch`]), checks the key commitment in constant time,
-/// then decrypts every segment.
+/// the wrap names: see [`WrappedDek::epoch`]), checks the body against the digest the wrap
+/// authenticates, checks the key commitment in constant time, then decrypts every segment.
+/// The same as [`open_with`] and [`BodyCheck::Always`].
 pub fn open(
     vault_key: &VaultKey,
     ctx: &RecordContext,
     body: &[u8],
     wrapped_dek: &[u8],
 ) -> Result<SecretBytes, EnvelopeError> {
+    open_with(vault_key, ctx, body, wrapped_dek, BodyCheck::Always)
+}
+
+/// [`open`], checking the body digest only where `check` says (the order of checks is in
+/// the crate documentation).
+pub fn open_with(
+    vault_key: &VaultKey,
+    ctx: &RecordContext,
+    body: &[u8],
+    wrapped_dek: &[u8],
+    check: BodyCheck,
+) -> Result<SecretBytes, EnvelopeError> {
     let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
     let header = header_for_context(body, ctx)?;
     let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
-    open_body(&dek, &header, ctx, body)
+    check_sealed_epoch(&wrapped, &header)?;
+    let plain = open_body(&dek, &header, ctx, body)?;
+    // Last: a body that authenticates under the DEK but is not the one sealed.
+    check_digest(&wrapped, body, check)?;
+    Ok(plain)
 }
 
 /// Derives the record keys and checks the header's commitment in constant time.
@@ -289,7 +379,8 @@ fn open_body(
 /// Rewraps a record's DEK from `old` to `new` without touching (or reading) the body.
 ///
 /// The record context must be the one the DEK was wrapped for; the new wrap keeps it
-/// bound.
+/// bound, and carries the sealed epoch and body digest unchanged. A version-1 wrap has no
+/// digest to carry: it is [`EnvelopeError::NeedsBody`] (use [`rewrap_with_body`]).
 ///
 /// ```
 /// use strongroom_crypto::{RecordId, VaultId, aead::Suite};
@@ -314,7 +405,7 @@ pub fn rewrap(
     rewrap_with_nonce(old, new, ctx, wrapped_dek, &nonce)
 }
 
-fn rewrap_with_nonce(
+pub(crate) fn rewrap_with_nonce(
     old: &VaultKey,
     new: &VaultKey,
     ctx: &RecordContext,
@@ -322,8 +413,36 @@ fn rewrap_with_nonce(
     nonce: &[u8; 24],
 ) -> Result<WrappedDek, EnvelopeError> {
     let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
+    let (Some(sealed), Some(digest)) = (wrapped.sealed_epoch(), wrapped.body_digest()) else {
+        return Err(EnvelopeError::NeedsBody);
+    };
     let dek = unwrap_dek(old, ctx, &wrapped)?;
-    wrap_dek(new, ctx, &dek, nonce)
+    wrap_dek(new, ctx, &dek, sealed, &digest, nonce)
+}
+
+/// Rewraps a record's DEK from `old` to `new` given its body: upgrades a version-1 wrap to
+/// version 2 (the digest of `body` and the epoch its header names are bound into the new
+/// wrap). The body is checked first: its header must name the record version, and its key
+/// commitment must match the DEK (so a body of another record, or garbage, is not bound);
+/// a version-2 wrap must match the body's digest. Nothing is decrypted.
+///
+/// The body is trusted as it is at this moment: a body replaced before the upgrade by
+/// someone who held the data key is bound too (see the crate's security notes).
+pub fn rewrap_with_body(
+    old: &VaultKey,
+    new: &VaultKey,
+    ctx: &RecordContext,
+    body: &[u8],
+    wrapped_dek: &[u8],
+) -> Result<WrappedDek, EnvelopeError> {
+    let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
+    let header = header_for_context(body, ctx)?;
+    let dek = unwrap_dek(old, ctx, &wrapped)?;
+    check_sealed_epoch(&wrapped, &header)?;
+    committed_keys(&dek, &header, ctx)?;
+    check_digest(&wrapped, body, BodyCheck::Always)?;
+    let nonce: [u8; 24] = random::array()?;
+    wrap_dek(new, ctx, &dek, header.epoch, &body_digest(body), &nonce)
 }
 
 /// Rewraps many DEKs at once (a rotation batch): the same as calling [`rewrap`] on each,
@@ -455,8 +574,7 @@ pub(crate) mod tests {
         let out = rewrap_batch(
             &old,
             &new,
-            recs.iter()
-                .map(|(c, s)| (*c, &s.wrapped_dek.as_bytes()[..])),
+            recs.iter().map(|(c, s)| (*c, s.wrapped_dek.as_bytes())),
         )
         .unwrap();
         for ((c, s), w) in recs.iter().zip(out) {

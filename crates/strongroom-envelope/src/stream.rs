@@ -10,21 +10,26 @@ use strongroom_crypto::SecretBytes;
 use strongroom_crypto::aead::{Aead, Suite};
 use zeroize::{Zeroize, Zeroizing};
 
+use strongroom_crypto::Key256;
+use subtle::ConstantTimeEq;
+
 use crate::format::{
-    BodyHeader, RecordContext, SEGMENT_CT_LEN, SEGMENT_LEN, TAG_LEN, WrappedDek, body_aad,
-    segment_layout, segment_nonce,
+    BodyDigest, BodyHeader, RecordContext, SEGMENT_CT_LEN, SEGMENT_LEN, TAG_LEN, WrappedDek,
+    body_aad, segment_layout, segment_nonce,
 };
 use crate::record::{
-    RecordKeys, committed_keys, derive_record_keys, fresh_dek_and_nonce, header_for,
-    header_for_context, unwrap_dek, wrap_dek,
+    BodyCheck, RecordKeys, check_sealed_epoch, committed_keys, derive_record_keys,
+    fresh_dek_and_nonce, header_for, header_for_context, unwrap_dek, wrap_dek,
 };
 use crate::{EnvelopeError, VaultKey};
 
 /// Seals a body as it is written: writes the header at once, then one segment per 64 KiB.
 ///
 /// The last segment is only known at [`finish`](StreamSealer::finish), so up to one segment
-/// stays buffered (zeroized on drop). Dropping the sealer without `finish` leaves an
-/// unterminated body that will never open.
+/// stays buffered (zeroized on drop); the DEK is wrapped at `finish`, with the digest of
+/// everything written. Dropping the sealer without `finish` leaves an unterminated body
+/// that will never open. After a write to the output failed, the sealer is poisoned: every
+/// later call fails with [`EnvelopeError::Poisoned`] (the output lacks a segment).
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -43,20 +48,25 @@ use crate::{EnvelopeError, VaultKey};
 /// assert_eq!(out, vec![7u8; 200_000]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct StreamSealer<W: Write> {
+pub struct StreamSealer<'k, W: Write> {
     inner: Option<W>,
     keys: RecordKeys,
     aad: [u8; 97],
     buf: Zeroizing<Vec<u8>>,
     index: u64,
-    wrapped: WrappedDek,
+    vault_key: &'k VaultKey,
+    ctx: RecordContext,
+    dek: Key256,
+    nonce: [u8; 24],
+    digest: BodyDigest,
+    poisoned: bool,
 }
 
-impl<W: Write> StreamSealer<W> {
+impl<'k, W: Write> StreamSealer<'k, W> {
     /// Starts a body for the record at `ctx` under a fresh DEK wrapped by `vault_key`, and
     /// writes its header to `inner`.
     pub fn new(
-        vault_key: &VaultKey,
+        vault_key: &'k VaultKey,
         suite: Suite,
         ctx: &RecordContext,
         mut inner: W,
@@ -64,29 +74,45 @@ impl<W: Write> StreamSealer<W> {
         let (dek, nonce) = fresh_dek_and_nonce()?;
         let keys = derive_record_keys(&dek, suite, ctx);
         let header = header_for(&keys, suite, vault_key.epoch(), ctx);
-        let wrapped = wrap_dek(vault_key, ctx, &dek, &nonce)?;
         inner.write_all(&header)?;
+        let mut digest = BodyDigest::new();
+        digest.update(&header);
         Ok(Self {
             inner: Some(inner),
             aad: body_aad(&header, ctx),
             keys,
             buf: Zeroizing::new(Vec::with_capacity(SEGMENT_LEN + TAG_LEN)),
             index: 0,
-            wrapped,
+            vault_key,
+            ctx: *ctx,
+            dek,
+            nonce,
+            digest,
+            poisoned: false,
         })
     }
 
     fn flush_segment(&mut self, last: bool) -> Result<(), EnvelopeError> {
+        if self.poisoned {
+            return Err(EnvelopeError::Poisoned);
+        }
         let nonce = segment_nonce(self.index, last);
         let tag = self
             .keys
             .body
             .seal_detached(&nonce, &self.aad, &mut self.buf)?;
         self.buf.extend_from_slice(&tag);
-        self.inner
+        let inner = self
+            .inner
             .as_mut()
-            .ok_or_else(|| io::Error::other("stream already finished"))?
-            .write_all(&self.buf)?;
+            .ok_or_else(|| io::Error::other("stream already finished"))?;
+        if let Err(e) = inner.write_all(&self.buf) {
+            // Part of the segment may have been written: nothing later can be correct.
+            self.poisoned = true;
+            self.buf.zeroize();
+            return Err(e.into());
+        }
+        self.digest.update(&self.buf);
         self.buf.zeroize();
         self.buf.clear();
         self.index += 1;
@@ -102,12 +128,24 @@ impl<W: Write> StreamSealer<W> {
             .take()
             .ok_or_else(|| io::Error::other("stream already finished"))?;
         inner.flush()?;
-        Ok((inner, self.wrapped))
+        let digest = self.digest.clone().finish();
+        let wrapped = wrap_dek(
+            self.vault_key,
+            &self.ctx,
+            &self.dek,
+            self.vault_key.epoch(),
+            &digest,
+            &self.nonce,
+        )?;
+        Ok((inner, wrapped))
     }
 }
 
-impl<W: Write> Write for StreamSealer<W> {
+impl<W: Write> Write for StreamSealer<'_, W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.poisoned {
+            return Err(EnvelopeError::Poisoned.into());
+        }
         if data.is_empty() {
             return Ok(0);
         }
@@ -134,10 +172,18 @@ impl<W: Write> Write for StreamSealer<W> {
 /// makes `read` fail with [`io::ErrorKind::InvalidData`] before any of its bytes are
 /// returned. A reader that stops early has seen only authenticated prefixes; only a read
 /// that reaches end-of-stream proves the body is complete.
+///
+/// The body digest of a version-2 wrap (see [`BodyCheck`]) covers the whole body, so it is
+/// checked when the last segment arrives, before that segment is returned: a body replaced
+/// by a former holder of the data key fails there. Treat what was read as unverified until
+/// `read` returned end-of-stream, or use [`SegmentReader`], which checks the digest before
+/// returning anything.
 pub struct StreamOpener<R: Read> {
     inner: R,
     keys: RecordKeys,
     aad: [u8; 97],
+    /// The running digest and the one to match, when the check applies.
+    digest: Option<(BodyDigest, [u8; 32])>,
     index: u64,
     seg: Zeroizing<Vec<u8>>,
     pos: usize,
@@ -146,12 +192,24 @@ pub struct StreamOpener<R: Read> {
 }
 
 impl<R: Read> StreamOpener<R> {
-    /// Reads and checks the header, unwraps the DEK and checks the key commitment.
+    /// Opens the body `inner` with the body check of [`open`](crate::open)
+    /// ([`BodyCheck::Always`]).
     pub fn new(
         vault_key: &VaultKey,
         ctx: &RecordContext,
         wrapped_dek: &[u8],
+        inner: R,
+    ) -> Result<Self, EnvelopeError> {
+        Self::with_check(vault_key, ctx, wrapped_dek, inner, BodyCheck::Always)
+    }
+
+    /// Reads and checks the header, unwraps the DEK and checks the key commitment.
+    pub fn with_check(
+        vault_key: &VaultKey,
+        ctx: &RecordContext,
+        wrapped_dek: &[u8],
         mut inner: R,
+        check: BodyCheck,
     ) -> Result<Self, EnvelopeError> {
         let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
         let mut head = [0u8; BodyHeader::LEN];
@@ -176,11 +234,22 @@ impl<R: Read> StreamOpener<R> {
             })?;
         let header = header_for_context(&head, ctx)?;
         let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
+        // The epoch check now; the digest once every segment went through it.
+        check_sealed_epoch(&wrapped, &header)?;
+        let digest = match wrapped.body_digest() {
+            Some(want) if check.applies_to(&wrapped) => {
+                let mut d = BodyDigest::new();
+                d.update(&head);
+                Some((d, want))
+            }
+            _ => None,
+        };
         let keys = committed_keys(&dek, &header, ctx)?;
         Ok(Self {
             inner,
             keys,
             aad: body_aad(&head, ctx),
+            digest,
             index: 0,
             seg: Zeroizing::new(Vec::with_capacity(SEGMENT_CT_LEN + 1)),
             pos: 0,
@@ -214,10 +283,22 @@ impl<R: Read> StreamOpener<R> {
         if n < TAG_LEN {
             return Err(EnvelopeError::Decrypt);
         }
+        if let Some((d, _)) = &mut self.digest {
+            d.update(&self.seg[..n]);
+        }
         let (ct, tag) = self.seg.split_at_mut(n - TAG_LEN);
         self.keys
             .body
             .open_detached(&segment_nonce(self.index, last), &self.aad, ct, tag)?;
+        // The last segment is released only once the whole body matched its digest.
+        if last
+            && let Some((d, want)) = &self.digest
+            && !bool::from(d.clone().finish().ct_eq(want))
+        {
+            self.seg.zeroize();
+            self.seg.clear();
+            return Err(EnvelopeError::BodyMismatch);
+        }
         self.seg.truncate(n - TAG_LEN);
         self.index += 1;
         self.done = last;
@@ -258,6 +339,10 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Random access to the segments of a stored body.
 ///
+/// When the body digest must be checked ([`BodyCheck`]; always with [`SegmentReader::new`]),
+/// construction reads the whole body once to hash it (no decryption), so no segment of a
+/// replaced body is ever returned.
+///
 /// ```
 /// use strongroom_crypto::{RecordId, VaultId, aead::Suite};
 /// use strongroom_envelope::{Epoch, RecordContext, SegmentReader, VaultKey, seal, SEGMENT_LEN};
@@ -282,11 +367,24 @@ pub struct SegmentReader<R: Read + Seek> {
 
 impl<R: Read + Seek> SegmentReader<R> {
     /// Checks the header and commitment and measures the body.
+    /// Opens the body `inner` with the body check of [`open`](crate::open)
+    /// ([`BodyCheck::Always`]).
     pub fn new(
         vault_key: &VaultKey,
         ctx: &RecordContext,
         wrapped_dek: &[u8],
+        inner: R,
+    ) -> Result<Self, EnvelopeError> {
+        Self::with_check(vault_key, ctx, wrapped_dek, inner, BodyCheck::Always)
+    }
+
+    /// [`SegmentReader::new`] checking the body digest only where `check` says.
+    pub fn with_check(
+        vault_key: &VaultKey,
+        ctx: &RecordContext,
+        wrapped_dek: &[u8],
         mut inner: R,
+        check: BodyCheck,
     ) -> Result<Self, EnvelopeError> {
         let total = inner.seek(SeekFrom::End(0))?;
         inner.seek(SeekFrom::Start(0))?;
@@ -295,6 +393,22 @@ impl<R: Read + Seek> SegmentReader<R> {
         let header = header_for_context(&head[..got], ctx)?;
         let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
         let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
+        check_sealed_epoch(&wrapped, &header)?;
+        if let Some(want) = wrapped.body_digest().filter(|_| check.applies_to(&wrapped)) {
+            inner.seek(SeekFrom::Start(0))?;
+            let mut d = BodyDigest::new();
+            let mut buf = vec![0u8; SEGMENT_CT_LEN];
+            loop {
+                let n = read_full(&mut inner, &mut buf)?;
+                d.update(&buf[..n]);
+                if n < buf.len() {
+                    break;
+                }
+            }
+            if !bool::from(d.finish().ct_eq(&want)) {
+                return Err(EnvelopeError::BodyMismatch);
+            }
+        }
         let keys = committed_keys(&dek, &header, ctx)?;
         let area =
             usize::try_from(total - BodyHeader::LEN as u64).map_err(|_| EnvelopeError::Decrypt)?;
@@ -351,6 +465,83 @@ mod tests {
         (0..n).map(|i| (i * 7 % 253) as u8).collect()
     }
 
+    /// No record version is sealed before epoch 1: the digest is never checked.
+    fn unchecked() -> BodyCheck {
+        BodyCheck::SealedBefore(Epoch::FIRST)
+    }
+
+    /// A body sealed anew under the same data key (what a former member who kept it can
+    /// write): the stream opener refuses it before returning the last segment, the segment
+    /// reader before returning any.
+    #[test]
+    fn a_body_replaced_under_the_same_key_is_refused() {
+        let vk = VaultKey::generate(Epoch(1)).unwrap();
+        let pt = data(2 * SEGMENT_LEN + 10);
+        let mut s = StreamSealer::new(&vk, Suite::Aes256Gcm, &ctx(), Vec::new()).unwrap();
+        s.write_all(&pt).unwrap();
+        let dek = s.dek.clone_secret();
+        let (body, w) = s.finish().unwrap();
+        let forged = crate::record::seal_body(
+            &dek,
+            Suite::Aes256Gcm,
+            Epoch(1),
+            &ctx(),
+            &data(2 * SEGMENT_LEN + 11),
+        )
+        .unwrap();
+        let mut o = StreamOpener::new(&vk, &ctx(), w.as_bytes(), &forged[..]).unwrap();
+        let mut out = Vec::new();
+        let err = o.read_to_end(&mut out).unwrap_err();
+        assert_eq!(out.len(), 2 * SEGMENT_LEN, "the last segment is held back");
+        assert!(err.to_string().contains("replaced"), "{err}");
+        assert!(matches!(
+            SegmentReader::new(&vk, &ctx(), w.as_bytes(), io::Cursor::new(&forged)),
+            Err(EnvelopeError::BodyMismatch)
+        ));
+        // The real body streams whole, and so does the forged one when no check applies.
+        let mut o = StreamOpener::new(&vk, &ctx(), w.as_bytes(), &body[..]).unwrap();
+        out.clear();
+        o.read_to_end(&mut out).unwrap();
+        assert_eq!(out, pt);
+        let mut o =
+            StreamOpener::with_check(&vk, &ctx(), w.as_bytes(), &forged[..], unchecked()).unwrap();
+        out.clear();
+        o.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 2 * SEGMENT_LEN + 11);
+    }
+
+    /// A write to the output that fails poisons the sealer: every later write and `finish`
+    /// fail, instead of computing on a half-flushed buffer.
+    #[test]
+    fn a_failed_write_poisons_the_sealer() {
+        struct FailOnce(bool, Vec<u8>);
+        impl Write for FailOnce {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                if self.0 && !self.1.is_empty() {
+                    self.0 = false;
+                    return Err(io::Error::other("disk full"));
+                }
+                self.1.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let vk = VaultKey::generate(Epoch(1)).unwrap();
+        let mut s =
+            StreamSealer::new(&vk, Suite::Aes256Gcm, &ctx(), FailOnce(true, Vec::new())).unwrap();
+        s.write_all(&data(SEGMENT_LEN)).unwrap();
+        // The next byte flushes the full segment: the output fails.
+        assert!(s.write_all(&[1]).is_err());
+        // The output works again, but the sealer must not go on.
+        for _ in 0..3 {
+            let e = s.write_all(&data(10)).unwrap_err();
+            assert!(e.to_string().contains("failed earlier"), "{e}");
+        }
+        assert!(matches!(s.finish(), Err(EnvelopeError::Poisoned)));
+    }
+
     #[test]
     fn stream_matches_one_shot_format() {
         let vk = VaultKey::generate(Epoch(2)).unwrap();
@@ -403,8 +594,20 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         // the authenticated first segment was delivered, the unterminated second was not
         assert_eq!(out.len(), SEGMENT_LEN);
-        let mut r = SegmentReader::new(&vk, &ctx(), s.wrapped_dek.as_bytes(), io::Cursor::new(cut))
-            .unwrap();
+        // With the body digest checked (the default), the cut body is refused up front.
+        assert!(matches!(
+            SegmentReader::new(&vk, &ctx(), s.wrapped_dek.as_bytes(), io::Cursor::new(cut)),
+            Err(EnvelopeError::BodyMismatch)
+        ));
+        // Without it, each segment is still authenticated on its own.
+        let mut r = SegmentReader::with_check(
+            &vk,
+            &ctx(),
+            s.wrapped_dek.as_bytes(),
+            io::Cursor::new(cut),
+            unchecked(),
+        )
+        .unwrap();
         assert!(r.segment(0).is_ok());
         assert!(
             r.segment(1).is_err(),
@@ -432,11 +635,21 @@ mod tests {
         mixed.extend(seg(&b.body, 1));
         mixed.extend(seg(&a.body, 2));
         assert!(open(&vk, &ctx(), &mixed, a.wrapped_dek.as_bytes()).is_err());
-        let mut r = SegmentReader::new(
+        assert!(matches!(
+            SegmentReader::new(
+                &vk,
+                &ctx(),
+                a.wrapped_dek.as_bytes(),
+                io::Cursor::new(&mixed)
+            ),
+            Err(EnvelopeError::BodyMismatch)
+        ));
+        let mut r = SegmentReader::with_check(
             &vk,
             &ctx(),
             a.wrapped_dek.as_bytes(),
             io::Cursor::new(&mixed),
+            unchecked(),
         )
         .unwrap();
         assert!(r.segment(0).is_ok());

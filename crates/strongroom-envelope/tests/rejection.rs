@@ -27,7 +27,7 @@ fn every_bit_flip_in_body_or_wrapped_dek_fails() {
             assert!(open(&vk, &ctx(), &b, w).is_err(), "body bit {bit}");
         }
         for bit in 0..w.len() * 8 {
-            let mut x = *w;
+            let mut x = w.to_vec();
             x[bit / 8] ^= 1 << (bit % 8);
             assert!(open(&vk, &ctx(), &s.body, &x).is_err(), "wrapped bit {bit}");
         }

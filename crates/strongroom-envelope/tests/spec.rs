@@ -1,164 +1,13 @@
-//! An independent implementation of the README's specification, written directly on
-//! `ring`, `hkdf` and `chacha20poly1305`, checked against the crate in both directions.
-//! If the README and the code ever disagree, this test fails.
+//! Checks the crate against the independent implementation of the README's specification
+//! in `reference/`, in both directions, for the current format (wrapped data key version
+//! 2) and the frozen version 1. If the README and the code ever disagree, this test fails.
 
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+mod reference;
+
+use reference::*;
 use serde_json::Value;
 use strongroom_crypto::{Key256, RecordId, VaultId};
 use strongroom_envelope::{Epoch, RecordContext, Suite, VaultKey, seal};
-
-const SEG: usize = 65536;
-
-fn hkdf(ikm: &[u8], info: &[u8], out: &mut [u8]) {
-    hkdf::Hkdf::<sha2::Sha256>::new(None, ikm)
-        .expand(info, out)
-        .unwrap();
-}
-
-fn key_id(vk: &[u8; 32]) -> [u8; 8] {
-    let mut id = [0u8; 8];
-    hkdf(vk, b"strongroom/v1/vault-key-id", &mut id);
-    id
-}
-
-struct Ctx {
-    vault: [u8; 16],
-    record: [u8; 16],
-    version: u64,
-}
-
-fn record_keys(dek: &[u8; 32], suite: u8, c: &Ctx) -> ([u8; 32], [u8; 32]) {
-    let mut info = b"strongroom/v1/record".to_vec();
-    info.push(suite);
-    info.extend_from_slice(&c.vault);
-    info.extend_from_slice(&c.record);
-    info.extend_from_slice(&c.version.to_be_bytes());
-    let mut okm = [0u8; 64];
-    hkdf::Hkdf::<sha2::Sha256>::from_prk(dek)
-        .unwrap()
-        .expand(&info, &mut okm)
-        .unwrap();
-    (okm[..32].try_into().unwrap(), okm[32..].try_into().unwrap())
-}
-
-fn ring_key(suite: u8, k: &[u8; 32]) -> LessSafeKey {
-    let alg = if suite == 1 {
-        &AES_256_GCM
-    } else {
-        &CHACHA20_POLY1305
-    };
-    LessSafeKey::new(UnboundKey::new(alg, k).unwrap())
-}
-
-fn nonce(i: u64, last: bool) -> Nonce {
-    let mut n = [0u8; 12];
-    n[3..11].copy_from_slice(&i.to_be_bytes());
-    n[11] = u8::from(last);
-    Nonce::assume_unique_for_key(n)
-}
-
-fn dek_aad(head: &[u8], c: &Ctx) -> Vec<u8> {
-    let mut aad = b"strongroom/v1/dek".to_vec();
-    aad.extend_from_slice(head);
-    aad.extend_from_slice(&c.vault);
-    aad.extend_from_slice(&c.record);
-    aad.extend_from_slice(&c.version.to_be_bytes());
-    aad
-}
-
-/// Reference seal, following the README step by step.
-fn ref_seal(
-    vk: &[u8; 32],
-    epoch: u32,
-    suite: u8,
-    c: &Ctx,
-    dek: &[u8; 32],
-    wn: &[u8; 24],
-    pt: &[u8],
-) -> (Vec<u8>, Vec<u8>) {
-    let (bk, commitment) = record_keys(dek, suite, c);
-    let mut body = vec![1, suite, 0];
-    body.extend_from_slice(&epoch.to_be_bytes());
-    body.extend_from_slice(&c.version.to_be_bytes());
-    body.extend_from_slice(&commitment);
-    let mut aad = b"strongroom/v1/body".to_vec();
-    aad.extend_from_slice(&body);
-    aad.extend_from_slice(&c.vault);
-    aad.extend_from_slice(&c.record);
-    let key = ring_key(suite, &bk);
-    let chunks: Vec<&[u8]> = if pt.is_empty() {
-        vec![&[][..]]
-    } else {
-        pt.chunks(SEG).collect()
-    };
-    for (i, ch) in chunks.iter().enumerate() {
-        let mut buf = ch.to_vec();
-        key.seal_in_place_append_tag(
-            nonce(i as u64, i + 1 == chunks.len()),
-            Aad::from(&aad),
-            &mut buf,
-        )
-        .unwrap();
-        body.extend_from_slice(&buf);
-    }
-    let mut w = vec![1, 1];
-    w.extend_from_slice(&epoch.to_be_bytes());
-    w.extend_from_slice(&key_id(vk));
-    w.extend_from_slice(wn);
-    let aad = dek_aad(&w[..14], c);
-    let mut d = dek.to_vec();
-    let tag = XChaCha20Poly1305::new(vk.into())
-        .encrypt_in_place_detached(XNonce::from_slice(wn), &aad, &mut d)
-        .unwrap();
-    w.extend_from_slice(&d);
-    w.extend_from_slice(&tag);
-    (body, w)
-}
-
-/// Reference open, following the README step by step.
-fn ref_open(vk: &[u8; 32], c: &Ctx, body: &[u8], w: &[u8]) -> Vec<u8> {
-    assert_eq!(w.len(), 86);
-    assert_eq!(&w[6..14], &key_id(vk));
-    let aad = dek_aad(&w[..14], c);
-    let mut dek = w[38..70].to_vec();
-    XChaCha20Poly1305::new(vk.into())
-        .decrypt_in_place_detached(
-            XNonce::from_slice(&w[14..38]),
-            &aad,
-            &mut dek,
-            w[70..86].into(),
-        )
-        .unwrap();
-    let dek: [u8; 32] = dek.try_into().unwrap();
-    let suite = body[1];
-    assert_eq!(
-        u64::from_be_bytes(body[7..15].try_into().unwrap()),
-        c.version
-    );
-    let (bk, commitment) = record_keys(&dek, suite, c);
-    assert_eq!(&body[15..47], &commitment);
-    let mut aad = b"strongroom/v1/body".to_vec();
-    aad.extend_from_slice(&body[..47]);
-    aad.extend_from_slice(&c.vault);
-    aad.extend_from_slice(&c.record);
-    let key = ring_key(suite, &bk);
-    let segs: Vec<&[u8]> = body[47..].chunks(SEG + 16).collect();
-    let mut out = Vec::new();
-    for (i, s) in segs.iter().enumerate() {
-        let mut buf = s.to_vec();
-        let p = key
-            .open_in_place(
-                nonce(i as u64, i + 1 == segs.len()),
-                Aad::from(&aad),
-                &mut buf,
-            )
-            .unwrap();
-        out.extend_from_slice(p);
-    }
-    out
-}
 
 fn h(v: &Value) -> Vec<u8> {
     hex::decode(v.as_str().unwrap()).unwrap()
@@ -166,40 +15,42 @@ fn h(v: &Value) -> Vec<u8> {
 
 #[test]
 fn reference_seal_reproduces_the_vectors() {
-    let p = format!(
-        "{}/tests/data/envelope_pass.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let f: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-    for v in f["vectors"].as_array().unwrap() {
-        let c = Ctx {
-            vault: h(&v["vault_id"]).try_into().unwrap(),
-            record: h(&v["record_id"]).try_into().unwrap(),
-            version: v["version"].as_u64().unwrap(),
-        };
-        let vk: [u8; 32] = h(&v["vault_key"]).try_into().unwrap();
-        let (body, w) = ref_seal(
-            &vk,
-            u32::try_from(v["epoch"].as_u64().unwrap()).unwrap(),
-            u8::try_from(v["suite"].as_u64().unwrap()).unwrap(),
-            &c,
-            &h(&v["dek"]).try_into().unwrap(),
-            &h(&v["wrap_nonce"]).try_into().unwrap(),
-            &h(&v["plaintext"]),
-        );
-        assert_eq!(
-            hex::encode(&body),
-            v["body"].as_str().unwrap(),
-            "{}",
-            v["name"]
-        );
-        assert_eq!(
-            hex::encode(&w),
-            v["wrapped_dek"].as_str().unwrap(),
-            "{}",
-            v["name"]
-        );
-        assert_eq!(hex::encode(key_id(&vk)), v["key_id"].as_str().unwrap());
+    for file in ["envelope_pass.json", "v1/envelope_pass.json"] {
+        let p = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
+        let f: Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+        for v in f["vectors"].as_array().unwrap() {
+            let c = Ctx {
+                vault: h(&v["vault_id"]).try_into().unwrap(),
+                record: h(&v["record_id"]).try_into().unwrap(),
+                version: v["version"].as_u64().unwrap(),
+            };
+            let vk: [u8; 32] = h(&v["vault_key"]).try_into().unwrap();
+            let epoch = u32::try_from(v["epoch"].as_u64().unwrap()).unwrap();
+            let suite = u8::try_from(v["suite"].as_u64().unwrap()).unwrap();
+            let dek: [u8; 32] = h(&v["dek"]).try_into().unwrap();
+            let wn: [u8; 24] = h(&v["wrap_nonce"]).try_into().unwrap();
+            let pt = h(&v["plaintext"]);
+            let (body, w) = match v.get("sealed_epoch") {
+                Some(sealed) => {
+                    let sealed = u32::try_from(sealed.as_u64().unwrap()).unwrap();
+                    ref_seal_v2(&vk, epoch, sealed, suite, &c, &dek, &wn, &pt)
+                }
+                None => ref_seal(&vk, epoch, suite, &c, &dek, &wn, &pt),
+            };
+            let name = &v["name"];
+            assert_eq!(
+                hex::encode(&body),
+                v["body"].as_str().unwrap(),
+                "{file} {name}"
+            );
+            assert_eq!(
+                hex::encode(&w),
+                v["wrapped_dek"].as_str().unwrap(),
+                "{file} {name}"
+            );
+            assert_eq!(hex::encode(key_id(&vk)), v["key_id"].as_str().unwrap());
+            assert_eq!(ref_open(&vk, &c, &body, &w), pt, "{file} {name}");
+        }
     }
 }
 
@@ -226,5 +77,43 @@ fn reference_open_reads_what_the_crate_seals() {
             version: 77,
         };
         assert_eq!(ref_open(&raw, &c, &s.body, s.wrapped_dek.as_bytes()), pt);
+    }
+}
+
+/// The attack of a former member who kept a record's data key (they could unwrap it while
+/// they held the epoch's vault key): after they are removed and the vault key is rotated,
+/// they seal a body of their choice under the old data key and put it in storage in place
+/// of the real one. The rotated wrap must not accept it.
+#[test]
+fn a_former_holder_of_the_data_key_cannot_replace_the_body_after_a_rotation() {
+    for suite in [Suite::Aes256Gcm, Suite::ChaCha20Poly1305] {
+        let raw1: [u8; 32] = strongroom_crypto::random::array().unwrap();
+        let vk1 = VaultKey::from_key(Epoch(1), Key256::from_slice(&raw1).unwrap());
+        let vk2 = VaultKey::generate(Epoch(2)).unwrap();
+        let ctx = RecordContext {
+            vault_id: VaultId::generate().unwrap(),
+            record_id: RecordId::generate().unwrap(),
+            version: 1,
+        };
+        let c = Ctx {
+            vault: *ctx.vault_id.as_bytes(),
+            record: *ctx.record_id.as_bytes(),
+            version: 1,
+        };
+        let sealed = seal(&vk1, suite, &ctx, b"db.internal:5432").unwrap();
+        // Bob, a member at epoch 1, learns the data key.
+        let dek = ref_unwrap(&raw1, &c, sealed.wrapped_dek.as_bytes());
+        // Bob is removed; the vault key is rotated: the data key is rewrapped under epoch 2,
+        // which Bob never holds.
+        let rotated =
+            strongroom_envelope::rewrap(&vk1, &vk2, &ctx, sealed.wrapped_dek.as_bytes()).unwrap();
+        assert!(strongroom_envelope::open(&vk2, &ctx, &sealed.body, rotated.as_bytes()).is_ok());
+        // Bob, with write access to the storage, replaces the body.
+        let forged = ref_body(1, suite.id(), &c, &dek, b"attacker.example:5432");
+        let opened = strongroom_envelope::open(&vk2, &ctx, &forged, rotated.as_bytes());
+        assert!(
+            opened.is_err(),
+            "{suite:?}: a body sealed by a former holder of the data key was accepted"
+        );
     }
 }

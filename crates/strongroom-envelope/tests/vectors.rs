@@ -1,5 +1,7 @@
 //! The known-answer files, checked through the public API only: every pass vector opens to
-//! its plaintext, every fail vector is refused with the named error.
+//! its plaintext, every fail vector is refused with the named error. `tests/data/` holds
+//! the current format (wrapped data key version 2), `tests/data/v1/` the frozen version-1
+//! files every release must still open.
 
 use serde_json::Value;
 use strongroom_crypto::{DecodeError, Key256, RecordId, VaultId};
@@ -32,10 +34,22 @@ fn ctx(v: &Value) -> RecordContext {
 
 #[test]
 fn pass_vectors_open() {
-    let f = load("envelope_pass.json");
+    for file in ["envelope_pass.json", "v1/envelope_pass.json"] {
+        pass_vectors_of(file);
+    }
+}
+
+fn pass_vectors_of(file: &str) {
+    let f = load(file);
     let vectors = f["vectors"].as_array().unwrap();
     assert!(vectors.len() >= 5);
     for v in vectors {
+        if let Some(d) = v.get("body_digest") {
+            assert_eq!(
+                hex::encode(strongroom_envelope::body_digest(&h(&v["body"]))),
+                d.as_str().unwrap()
+            );
+        }
         let epoch = u32::try_from(v["epoch"].as_u64().unwrap()).unwrap();
         let vk = key(&v["vault_key"], epoch);
         assert_eq!(vk.id().to_string(), v["key_id"].as_str().unwrap());
@@ -52,8 +66,14 @@ fn pass_vectors_open() {
 
 #[test]
 fn fail_vectors_are_refused_with_the_named_error() {
-    let pass = load("envelope_pass.json");
-    let fail = load("envelope_fail.json");
+    for dir in ["", "v1/"] {
+        fail_vectors_of(dir);
+    }
+}
+
+fn fail_vectors_of(dir: &str) {
+    let pass = load(&format!("{dir}envelope_pass.json"));
+    let fail = load(&format!("{dir}envelope_fail.json"));
     let base = pass["vectors"]
         .as_array()
         .unwrap()
@@ -77,6 +97,8 @@ fn fail_vectors_are_refused_with_the_named_error() {
         .expect_err(c["name"].as_str().unwrap());
         let kind = match &err {
             EnvelopeError::Decrypt => "decrypt",
+            EnvelopeError::BodyMismatch => "body_mismatch",
+            EnvelopeError::SealedEpochMismatch { .. } => "sealed_epoch_mismatch",
             EnvelopeError::WrongVaultKey { .. } => "wrong_vault_key",
             EnvelopeError::VersionMismatch { .. } => "version_mismatch",
             EnvelopeError::Crypto(strongroom_crypto::CryptoError::UnknownSuite { .. }) => {
@@ -95,11 +117,31 @@ fn fail_vectors_are_refused_with_the_named_error() {
 }
 
 #[test]
-fn frozen_v1_records_still_open() {
-    // The pass file is the frozen corpus: every later release must open it unchanged.
-    let f = load("envelope_pass.json");
+fn frozen_v1_records_still_open_and_upgrade() {
+    // The v1 pass file is the frozen corpus: every later release must open it unchanged,
+    // and a rotation upgrades each wrap to version 2 given its body.
+    let f = load("v1/envelope_pass.json");
     for v in f["vectors"].as_array().unwrap() {
         assert_eq!(h(&v["body"])[0], 1, "version byte");
         assert_eq!(h(&v["wrapped_dek"])[0], 1, "version byte");
+        let epoch = u32::try_from(v["epoch"].as_u64().unwrap()).unwrap();
+        let old = key(&v["vault_key"], epoch);
+        let new = VaultKey::generate(Epoch(epoch + 1)).unwrap();
+        let (body, w) = (h(&v["body"]), h(&v["wrapped_dek"]));
+        assert!(matches!(
+            strongroom_envelope::rewrap(&old, &new, &ctx(v), &w),
+            Err(EnvelopeError::NeedsBody)
+        ));
+        let up = strongroom_envelope::rewrap_with_body(&old, &new, &ctx(v), &body, &w).unwrap();
+        assert_eq!(up.version(), 2);
+        assert_eq!(up.sealed_epoch(), Some(Epoch(epoch)));
+        assert_eq!(
+            open(&new, &ctx(v), &body, up.as_bytes())
+                .unwrap()
+                .expose_secret(),
+            &h(&v["plaintext"])[..],
+            "{}",
+            v["name"]
+        );
     }
 }

@@ -14,7 +14,7 @@
 
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
-use strongroom_envelope::{Epoch, RecordContext, WrappedDek, open, seal};
+use strongroom_envelope::{Epoch, RecordContext, WrappedDek, open_with, seal};
 use strongroom_store::{
     Batch, Expect, ReadView, Row, ScanRange, Table, Versioned, for_each_row, scan_all,
 };
@@ -375,7 +375,7 @@ pub(crate) fn open_rows(
         record_id: record,
         version,
     };
-    let plain = open(vk, &ctx, body, dek).map_err(rec_err)?;
+    let plain = open_with(vk, &ctx, body, dek, state.body_check()).map_err(rec_err)?;
     Ok((decode_payload(&plain)?, epoch))
 }
 

@@ -21,9 +21,11 @@ use std::time::Instant;
 
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{RecordId, VaultId};
-use strongroom_envelope::{Epoch, RecordContext, WrappedDek, rewrap_batch, seal};
+use strongroom_envelope::{
+    Epoch, RecordContext, VaultKey, WrappedDek, rewrap_batch, rewrap_with_body, seal,
+};
 use strongroom_store::{
-    Batch, Cursor as ScanCursor, Expect, Row, ScanRange, StoreError, Table, for_each_row,
+    Batch, Cursor as ScanCursor, Expect, ReadView, Row, ScanRange, StoreError, Table, for_each_row,
 };
 
 use crate::VaultError;
@@ -471,7 +473,7 @@ impl Vault {
             })
             .collect();
         let updates = match kind {
-            Kind::Rewrap => rewrap_rows(&st, target, &old)?,
+            Kind::Rewrap => rewrap_rows(self.store(), &st, target, &old)?,
             Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
         };
         Ok(Page {
@@ -626,7 +628,7 @@ impl Vault {
             })
             .collect();
         let updates = match kind {
-            Kind::Rewrap => rewrap_rows(&st, target, &old)?,
+            Kind::Rewrap => rewrap_rows(self.store(), &st, target, &old)?,
             Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
         };
         drop(st);
@@ -700,7 +702,12 @@ struct Page {
     next: Option<ScanCursor>,
 }
 
-fn rewrap_rows(st: &State, target: Epoch, rows: &[&Row]) -> Result<Vec<Update>, VaultError> {
+fn rewrap_rows(
+    view: &dyn ReadView,
+    st: &State,
+    target: Epoch,
+    rows: &[&Row],
+) -> Result<Vec<Update>, VaultError> {
     let new = st.session.key(target).ok_or_else(|| {
         VaultError::inconsistent(format!(
             "this member has no key for epoch {target}: refresh and retry"
@@ -722,6 +729,11 @@ fn rewrap_rows(st: &State, target: Epoch, rows: &[&Row]) -> Result<Vec<Update>, 
             record_id: record,
             version,
         };
+        if w.version() < 2 {
+            // Upgraded to format 2 from the body as stored: its digest is bound now.
+            out.extend(upgrade_row(view, st, new, row, &w, &ctx)?);
+            continue;
+        }
         by_epoch.entry(w.epoch()).or_default().push((row, ctx));
     }
     for (epoch, items) in by_epoch {
@@ -753,14 +765,43 @@ fn rewrap_rows(st: &State, target: Epoch, rows: &[&Row]) -> Result<Vec<Update>, 
     Ok(out)
 }
 
-/// Calls `f` on every wrapped DEK row.
+/// The format-2 wrap of a format-1 row, made from its body (read here); `None` when the
+/// body is gone (a concurrent delete or prune).
+fn upgrade_row(
+    view: &dyn ReadView,
+    st: &State,
+    new: &VaultKey,
+    row: &Row,
+    w: &WrappedDek,
+    ctx: &RecordContext,
+) -> Result<Option<Update>, VaultError> {
+    let record = ctx.record_id.to_string();
+    let old = st.session.key(w.epoch()).ok_or(VaultError::RetiredEpoch {
+        record: record.clone(),
+        epoch: w.epoch(),
+    })?;
+    let Some(body) = view.get(Table::Bodies, &row.key)? else {
+        return Ok(None);
+    };
+    let up = rewrap_with_body(old, new, ctx, &body.value, &row.value)
+        .map_err(|source| VaultError::Record { record, source })?;
+    Ok(Some(Update {
+        key: row.key.clone(),
+        dek_version: row.version,
+        dek: up.as_bytes().to_vec(),
+        body: None,
+    }))
+}
+
 /// Whether a wrapped data key must be rewrapped to reach `target`: wrapped under an older
 /// epoch, or under an epoch this handle knows whose key is a different one (same epoch
 /// number, another key id: a key the membership log never granted, for instance after an
 /// interrupted operation on replaced content). Epochs newer than the handle's are left
 /// to a refresh.
 pub(crate) fn needs_rewrap(st: &State, w: &WrappedDek, target: Epoch) -> bool {
-    w.epoch() < target
+    // A format-1 wrap carries no body digest: the rotation upgrades it.
+    w.version() < 2
+        || w.epoch() < target
         || (w.epoch() <= st.session.epoch()
             && st
                 .session

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 
 use strongroom_crypto::{Key256, MemberId, VaultId, random};
-use strongroom_envelope::{Epoch, Suite};
+use strongroom_envelope::{BodyCheck, Epoch, Suite};
 use strongroom_recovery::Keyholder;
 use strongroom_sharing::{Identity, PendingChange, Pins, Role, Session, SharingError, Warning};
 use strongroom_store::{
@@ -139,6 +139,21 @@ impl State {
     /// The oldest readable epoch (the signed retirement floor of the membership log).
     pub(crate) fn min_epoch(&self) -> Epoch {
         self.session.membership().retired_below()
+    }
+
+    /// Which record bodies are checked against the digest their wrap authenticates: those
+    /// sealed before the first epoch after the last member left (a former member may know
+    /// their data keys); versions sealed since have data keys only current members know.
+    pub(crate) fn body_check(&self) -> BodyCheck {
+        let floor = self
+            .session
+            .membership()
+            .former_members()
+            .values()
+            .map(|f| Epoch(f.last_epoch().get().saturating_add(1)))
+            .max()
+            .unwrap_or(Epoch::FIRST);
+        BodyCheck::SealedBefore(floor)
     }
 }
 

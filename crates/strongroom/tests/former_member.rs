@@ -1,0 +1,140 @@
+//! What a removed member who kept keys can still do to the vault, tried for real: the
+//! member unlocks while they belong (so they hold the epoch's vault key and can unwrap every
+//! data key), is removed, the vault key is rotated, and then they use storage write access.
+//! The forgeries are built with the envelope's independent reference implementation, not
+//! with anything private to strongroom.
+
+#[path = "../../strongroom-envelope/tests/reference/mod.rs"]
+mod reference;
+
+use std::sync::Arc;
+
+use strongroom::recovery::RawKek;
+use strongroom::sharing::{Identity, Pins, Role};
+use strongroom::store::{Batch, Expect, MemoryStore, ReadView, ScanRange, Store, Table};
+use strongroom::{CreateOptions, Epoch, Vault, VaultError};
+
+struct Bob {
+    identity: Identity,
+    kek: RawKek,
+}
+
+/// Alice's vault with one secret, and Bob, a member who joined.
+fn vault_with_bob() -> (Vault, Arc<dyn Store>, Bob) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let (alice, _) = Vault::create(
+        Arc::clone(&store),
+        &RawKek::generate().unwrap(),
+        &CreateOptions::default(),
+    )
+    .unwrap();
+    alice.put("db", "host", b"db.internal:5432").unwrap();
+    let bob = Bob {
+        identity: Identity::generate("bob").unwrap(),
+        kek: RawKek::generate().unwrap(),
+    };
+    let public = bob.identity.public();
+    alice
+        .add_member(
+            public,
+            Role::Member,
+            public
+                .confirm_fingerprint(&public.fingerprint().digits())
+                .unwrap(),
+        )
+        .unwrap();
+    Vault::join(&store, &bob.identity, &[&bob.kek], Pins::default()).unwrap();
+    (alice, store, bob)
+}
+
+/// What Bob can take with him while he is a member: the vault key of `epoch`.
+fn bobs_vault_key(store: &Arc<dyn Store>, vault: &Vault, bob: &Bob, epoch: Epoch) -> [u8; 32] {
+    let session = strongroom::sharing::unlock(
+        &**store,
+        vault.id(),
+        Some(bob.identity.member_id()),
+        &bob.kek,
+        &mut Pins::default(),
+    )
+    .unwrap();
+    let key = session.key(epoch).unwrap().expose_secret().expose_secret();
+    *key
+}
+
+/// The only record's row key (record id ‖ version), body and wrapped data key.
+fn the_record(store: &dyn ReadView) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let dek = store
+        .scan(Table::Deks, &ScanRange::all(), None, 10)
+        .unwrap()
+        .rows
+        .remove(0);
+    let body = store.get(Table::Bodies, &dek.key).unwrap().unwrap().value;
+    (dek.key, body, dek.value)
+}
+
+/// A record payload as the facade's specification lays it out (format 1).
+fn payload(ns: &str, name: &str, author: &[u8; 16], value: &[u8]) -> Vec<u8> {
+    let mut p = vec![1];
+    for field in [ns.as_bytes(), name.as_bytes()] {
+        p.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        p.extend_from_slice(field);
+    }
+    p.extend_from_slice(&1_700_000_000u64.to_be_bytes());
+    p.extend_from_slice(&1_700_000_000u64.to_be_bytes());
+    p.extend_from_slice(author);
+    p.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    p.extend_from_slice(value);
+    p
+}
+
+/// Attack 1 of format v2: after "remove, then rotate", Bob seals a body of his choice
+/// under the data key he kept and writes it over the real one. Alice must not receive it.
+#[test]
+fn a_removed_member_cannot_rewrite_a_secret_after_remove_then_rotate() {
+    let (alice, store, bob) = vault_with_bob();
+    // While a member, Bob unwraps the data key of db/host.
+    let vk1 = bobs_vault_key(&store, &alice, &bob, Epoch(1));
+    let (row_key, body, wrapped) = the_record(&*store);
+    let ctx = reference::Ctx {
+        vault: *alice.id().as_bytes(),
+        record: row_key[..16].try_into().unwrap(),
+        version: u64::from_be_bytes(row_key[16..].try_into().unwrap()),
+    };
+    let dek = reference::ref_unwrap(&vk1, &ctx, &wrapped);
+
+    // Alice removes Bob and rotates, as SECURITY.md says.
+    alice.remove_member(bob.identity.member_id()).unwrap();
+    alice.rotate_vault_key().unwrap();
+    let (_, _, rotated) = the_record(&*store);
+    assert_ne!(rotated, wrapped, "the data key was rewrapped");
+
+    // Bob writes his own value, "by alice", over the body.
+    let sealed_epoch = u32::from_be_bytes(body[3..7].try_into().unwrap());
+    let forged = reference::ref_body(
+        sealed_epoch,
+        body[1],
+        &ctx,
+        &dek,
+        &payload(
+            "db",
+            "host",
+            alice.member_id().as_bytes(),
+            b"attacker.example:5432",
+        ),
+    );
+    let mut b = Batch::new();
+    b.put(Table::Bodies, row_key, forged, Expect::Any);
+    store.commit(&b).unwrap();
+
+    let got = alice.get("db", "host");
+    match got {
+        Ok(secret) => panic!(
+            "alice received a value written by a removed member: {:?}",
+            secret.expose_str()
+        ),
+        Err(e @ VaultError::Record { .. }) => {
+            assert!(e.to_string().contains("replaced"), "{e}");
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
