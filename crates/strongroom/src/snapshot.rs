@@ -229,9 +229,13 @@ impl Vault {
                 }
             }
         })?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(d) = File::open(dir)
-        {
+        // The new name is durable once its directory is synced (`.` for a bare file name:
+        // skipping it there left a snapshot that a power cut could take back).
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(info)
