@@ -42,7 +42,7 @@
 //! the pins file must hold the pins from before or after it, a snapshot file must be
 //! absent or complete, and the pins must never name a membership-log entry the database
 //! does not have (the CLI would then refuse the vault as rolled back). Before the vault
-//! is first durable there may be no vault at all.
+//! is first durable there may be no vault at all, and `init` must then start over.
 //!
 //! The test prints, per operation, the cut points checked and the losses, and fails on
 //! any loss. Identical materialised states are checked once per expectation (the count
@@ -528,6 +528,16 @@ impl Runner {
                         "the pins are ahead of the data: they pin membership-log entry {seq}, the database's log ends at {head:?}"
                     ));
                 }
+            }
+        }
+        // A cut before the vault is durable leaves no vault, and `init` starts over.
+        if v.found == '-' {
+            let init = self.run(dir, &["init", "--name", "alice", "--json"]);
+            if !init.status.success() {
+                v.problems.push(format!(
+                    "no vault is left, and init cannot start over: {}",
+                    String::from_utf8_lossy(&init.stderr).trim()
+                ));
             }
         }
         v
