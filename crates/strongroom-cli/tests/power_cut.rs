@@ -1,5 +1,6 @@
 //! Power cuts at every sync point of `init`, `put` (a new secret, a new version),
-//! `rotate`, `snapshot` and `restore`, and of the pin saving that follows each: the vault
+//! `rotate`, `snapshot` and `restore` (also of a snapshot older than the pinned
+//! membership log), and of the pin saving that follows each: the vault
 //! opens, nothing acknowledged is lost, an interrupted operation leaves the old or the
 //! new state, and the pins never run ahead of the data.
 //!
@@ -178,6 +179,20 @@ fn power_cut_at_every_sync_point_loses_nothing_acknowledged() {
         op(
             "restore",
             &["restore", &snapshot_arg],
+            None,
+            content(2, 2, &[("A", "a2")]),
+        ),
+        op(
+            "rotate (after the restore)",
+            &["rotate"],
+            None,
+            content(3, 2, &[("A", "a2")]),
+        ),
+        // The snapshot's membership log is older than the pinned one now (the rotation
+        // logged a new epoch): restoring it moves the pins back.
+        op(
+            "restore (membership rollback)",
+            &["restore", &snapshot_arg, "--allow-membership-rollback"],
             None,
             content(2, 2, &[("A", "a2")]),
         ),
