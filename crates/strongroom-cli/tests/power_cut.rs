@@ -28,8 +28,10 @@
 //!
 //! Directories are named by path (nothing here renames or replaces one), files by inode,
 //! birth time and inode generation (a rename keeps them; a reused inode number does not
-//! fool them). This is stricter than a journalling file system, which also keeps some
-//! writes nobody synced; a test that passes here passes there.
+//! fool them). What the model leaves out: a real disk may also keep *some* writes made
+//! after a file's last sync (a torn or partial tail, in any order); those states are not
+//! enumerated here, and surviving them is SQLite's part (checksummed WAL frames, a
+//! rollback journal synced before the database is written).
 //! `the_model_keeps_only_what_was_synced` checks the shim and the model together on plain
 //! shell commands.
 //!
