@@ -131,17 +131,8 @@ pub(crate) fn restore(app: &mut App, file: &Path, args: &RestoreArgs) -> Result<
     let store: Arc<dyn strongroom::store::Store> = location.open(true)?;
     let held = app.unlock_keyholder()?;
     tracing::info!(file = %file.display(), vault = %location.describe(), "restoring snapshot");
-    let report = snapshot.restore_into(
-        &store,
-        held.keyholder(),
-        &RestoreOptions {
-            unlock: UnlockOptions { member, pins },
-            allow_other_vault: args.allow_other_vault,
-            allow_membership_rollback: args.allow_membership_rollback,
-        },
-    )
-    .with_context(|| format!("cannot restore {}", file.display()))
-    .map_err(|e| {
+    let cannot = |e: strongroom::VaultError| {
+        let e = anyhow::Error::new(e).context(format!("cannot restore {}", file.display()));
         if e.chain()
             .any(|c| c.to_string().contains("membership log is older"))
         {
@@ -149,10 +140,31 @@ pub(crate) fn restore(app: &mut App, file: &Path, args: &RestoreArgs) -> Result<
         } else {
             e
         }
-    })?;
+    };
+    let prepared = snapshot
+        .prepare_restore(
+            &store,
+            held.keyholder(),
+            &RestoreOptions {
+                unlock: UnlockOptions { member, pins },
+                allow_other_vault: args.allow_other_vault,
+                allow_membership_rollback: args.allow_membership_rollback,
+            },
+        )
+        .map_err(cannot)?;
+    let state = app.state()?;
+    let vault_id = prepared.verification().info.vault_id;
+    if prepared.verification().membership_rollback {
+        // The pins saved so far name membership-log entries the snapshot lacks: were they
+        // kept until after the commit, a power cut in between would leave them ahead of
+        // the restored vault, refused as rolled back. The snapshot's pins hold for the
+        // live vault and the restored one alike, so they go first.
+        state.save_pins(vault_id, &prepared.pins())?;
+    }
+    let report = prepared.commit().map_err(cannot)?;
     // The restored membership log replaces the one pinned before (an allowed rollback
     // included): pin the restored one, which the facade verified.
-    app.state()?.save_pins(report.vault.id(), &report.pins)?;
+    state.save_pins(report.vault.id(), &report.pins)?;
     let v = &report.verification;
     if v.membership_rollback {
         eprintln!(

@@ -21,7 +21,9 @@ use crate::output;
 pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
     let location = app.location()?;
     let exists = match &location {
-        crate::location::Location::Sqlite(p) => p.exists(),
+        // An empty file holds no vault (a power cut during an earlier init can leave one):
+        // init makes the vault in it.
+        crate::location::Location::Sqlite(p) => std::fs::metadata(p).is_ok_and(|m| m.len() > 0),
         crate::location::Location::Postgres(_) => true,
     };
     if exists {

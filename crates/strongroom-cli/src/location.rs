@@ -205,11 +205,19 @@ pub(crate) fn default_state_dir() -> Result<PathBuf> {
     Ok(xdg("XDG_STATE_HOME", &[".local", "state"])?.join("strongroom"))
 }
 
-/// Creates a directory (and parents) with mode 0700 for the new ones.
+/// Creates a directory (and parents) with mode 0700 for the new ones, durably: each new
+/// directory's entry in its parent is synced, or a power cut could take the directory
+/// back with the files (pins) synced into it.
 pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
+    let what = || format!("cannot create the directory {}", dir.display());
+    // The directories to create, innermost first.
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .collect();
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -217,8 +225,18 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
         use std::os::unix::fs::DirBuilderExt;
         b.mode(0o700);
     }
-    b.create(dir)
-        .with_context(|| format!("cannot create the directory {}", dir.display()))
+    b.create(dir).with_context(what)?;
+    for new in missing.iter().rev() {
+        sync_dir(parent_dir(new)).with_context(what)?;
+    }
+    Ok(())
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Creates `path` with mode 0600 and writes `bytes` (fails if it exists unless `replace`,
@@ -226,10 +244,7 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
 pub(crate) fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     let what = || format!("cannot write {}", path.display());
     if replace {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = parent_dir(path);
         let mut tmp = tempfile::Builder::new()
             .prefix(".strongroom-")
             .tempfile_in(dir)
@@ -245,11 +260,7 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8], replace: bool) -> Re
         .with_context(|| format!("cannot create {} (does it exist already?)", path.display()))?;
     f.write_all(bytes).with_context(what)?;
     f.sync_all().with_context(what)?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    sync_dir(dir).with_context(what)
+    sync_dir(parent_dir(path)).with_context(what)
 }
 
 /// Makes a rename or a new file in `dir` durable: without it, a power cut may bring back
@@ -391,6 +402,24 @@ mod tests {
         write_private_file(&p, b"three", true).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"three");
         assert!(write_private_file(&dir.path().join("no/such/dir/f"), b"x", true).is_err());
+    }
+
+    #[test]
+    fn private_dirs_are_created_with_their_parents() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/c");
+        create_private_dir(&nested).unwrap();
+        for d in [dir.path().join("a"), dir.path().join("a/b"), nested.clone()] {
+            assert_eq!(
+                fs::metadata(&d).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+        }
+        create_private_dir(&nested).unwrap();
+        let file = dir.path().join("file");
+        fs::write(&file, b"x").unwrap();
+        assert!(create_private_dir(&file.join("d")).is_err());
     }
 
     #[test]

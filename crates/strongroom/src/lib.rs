@@ -28,8 +28,8 @@ pub use records::{
 pub use rotation::{PendingRewrap, Progress, RotateOptions, RotationReport};
 pub use scoped::Namespace;
 pub use snapshot::{
-    RestoreOptions, RestoreReport, SnapshotFile, SnapshotInfo, SnapshotVerification,
-    restore_snapshot, verify_snapshot,
+    PreparedRestore, RestoreOptions, RestoreReport, SnapshotFile, SnapshotInfo,
+    SnapshotVerification, restore_snapshot, verify_snapshot,
 };
 pub use status::{DoctorOptions, DoctorReport, Finding, Level, Status};
 pub use vault::{CreateOptions, CreateReport, LockedVault, PendingVault, UnlockOptions, Vault};

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use strongroom_crypto::{VaultId, random};
+use strongroom_crypto::{MemberId, VaultId, random};
 use strongroom_recovery::Keyholder;
 use strongroom_sharing::Pins;
 use strongroom_store::{
@@ -229,9 +229,13 @@ impl Vault {
                 }
             }
         })?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-            && let Ok(d) = File::open(dir)
-        {
+        // The new name is durable once its directory is synced (`.` for a bare file name:
+        // skipping it there left a snapshot that a power cut could take back).
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(info)
@@ -570,7 +574,20 @@ impl SnapshotFile {
         keyholder: &dyn Keyholder,
         options: &RestoreOptions,
     ) -> Result<RestoreReport, VaultError> {
-        restore(self, store, keyholder, options)
+        self.prepare_restore(store, keyholder, options)?.commit()
+    }
+
+    /// The first half of [`restore_into`](Self::restore_into): verifies the snapshot and
+    /// checks it may replace the content of `store` (the same refusals as
+    /// [`restore_snapshot`]), without touching the live store. The caller can then
+    /// persist [`PreparedRestore::pins`] before [`PreparedRestore::commit`].
+    pub fn prepare_restore<'a>(
+        &'a self,
+        store: &'a Arc<dyn Store>,
+        keyholder: &'a dyn Keyholder,
+        options: &RestoreOptions,
+    ) -> Result<PreparedRestore<'a>, VaultError> {
+        prepare(self, store, keyholder, options)
     }
 
     /// The file and its length; anything but a regular file is first copied into an
@@ -846,12 +863,12 @@ pub fn restore_snapshot(
     SnapshotFile::open(path)?.restore_into(store, keyholder, options)
 }
 
-fn restore(
-    source: &SnapshotFile,
-    store: &Arc<dyn Store>,
-    keyholder: &dyn Keyholder,
+fn prepare<'a>(
+    source: &'a SnapshotFile,
+    store: &'a Arc<dyn Store>,
+    keyholder: &'a dyn Keyholder,
     options: &RestoreOptions,
-) -> Result<RestoreReport, VaultError> {
+) -> Result<PreparedRestore<'a>, VaultError> {
     let staged = stage(source, keyholder, &options.unlock)?;
     let vault_id = staged.verification.info.vault_id;
     if staged.verification.membership_rollback && !options.allow_membership_rollback {
@@ -871,58 +888,112 @@ fn restore(
             tracing::warn!(error = %e, "the live store does not open as a vault; restoring over it");
         }
     }
-    let Staged {
-        vault: staged_vault,
-        audit_cursor: cursor,
-        digest,
-        verification,
-    } = staged;
-    let info = &verification.info;
-    // The restore's audit entry, chained onto the snapshot's audit log, goes in with the
-    // rows: the restored vault and its record of the restore appear together.
-    let entry = {
-        let st = staged_vault.state();
-        crate::audit::encode(
-            &st.meta.audit,
-            cursor,
-            &Event {
-                action: Action::Restore,
-                ok: true,
-                target: info.vault_id.as_bytes(),
-                detail: &format!("rows={} sha256={}", info.rows, info.sha256),
-                actor: Some(st.session.member_id()),
-                time: now(),
-            },
-        )
-    };
-    let audit_row = (
-        Table::Audit,
-        Row {
-            key: cursor.next.to_be_bytes().to_vec(),
-            value: entry,
-            version: 0,
-        },
-    );
-    let pins = staged_vault.pins();
-    // A third pass streams the rows into the store; a file changed since the checks
-    // fails at its end, and the replacement rolls back.
-    let rows = source.pass(Some(digest))?;
-    store
-        .replace_all(&mut rows.chain(std::iter::once(Ok(audit_row))))
-        .map_err(unusable)?;
-    let vault = Vault::open(Arc::clone(store))?.unlock_with(
+    Ok(PreparedRestore {
+        source,
+        store,
         keyholder,
-        UnlockOptions {
-            member: options.unlock.member,
-            pins,
-        },
-    )?;
-    let pins = vault.pins();
-    Ok(RestoreReport {
-        verification,
-        vault,
-        pins,
+        member: options.unlock.member,
+        staged,
     })
+}
+
+/// A restore whose snapshot is verified and that has not touched the live store yet:
+/// from [`SnapshotFile::prepare_restore`]. [`commit`](Self::commit) applies it; dropping
+/// it changes nothing.
+pub struct PreparedRestore<'a> {
+    source: &'a SnapshotFile,
+    store: &'a Arc<dyn Store>,
+    keyholder: &'a dyn Keyholder,
+    member: Option<MemberId>,
+    staged: Staged,
+}
+
+impl std::fmt::Debug for PreparedRestore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedRestore")
+            .field("source", self.source)
+            .field("verification", &self.staged.verification)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedRestore<'_> {
+    /// What the verification found.
+    pub fn verification(&self) -> &SnapshotVerification {
+        &self.staged.verification
+    }
+
+    /// Pins of the snapshot's verified membership log, which the restored vault will
+    /// carry ([`RestoreReport::pins`]).
+    ///
+    /// When [`SnapshotVerification::membership_rollback`] is set, persist them *before*
+    /// [`commit`](Self::commit), in place of the pins held so far: those name log entries
+    /// the snapshot lacks, so kept until after the commit, a crash in between would leave
+    /// them ahead of the restored log, and the vault would be refused as rolled back. These
+    /// name the snapshot's last entry, which a live log that grew from the snapshot's holds
+    /// too, so they are valid on either side of the commit. (A live log that forked from
+    /// the snapshot's shares no such entry with it: after a crash, restore again.)
+    pub fn pins(&self) -> Pins {
+        self.staged.vault.pins()
+    }
+
+    /// Replaces the live content with the snapshot's rows, atomically, together with the
+    /// restore's audit entry, then unlocks the restored vault with the snapshot's pins (so
+    /// a storage that swaps the content meanwhile is caught).
+    pub fn commit(self) -> Result<RestoreReport, VaultError> {
+        let Staged {
+            vault: staged_vault,
+            audit_cursor: cursor,
+            digest,
+            verification,
+        } = self.staged;
+        let info = &verification.info;
+        // The restore's audit entry, chained onto the snapshot's audit log, goes in with
+        // the rows: the restored vault and its record of the restore appear together.
+        let entry = {
+            let st = staged_vault.state();
+            crate::audit::encode(
+                &st.meta.audit,
+                cursor,
+                &Event {
+                    action: Action::Restore,
+                    ok: true,
+                    target: info.vault_id.as_bytes(),
+                    detail: &format!("rows={} sha256={}", info.rows, info.sha256),
+                    actor: Some(st.session.member_id()),
+                    time: now(),
+                },
+            )
+        };
+        let audit_row = (
+            Table::Audit,
+            Row {
+                key: cursor.next.to_be_bytes().to_vec(),
+                value: entry,
+                version: 0,
+            },
+        );
+        let pins = staged_vault.pins();
+        // A third pass streams the rows into the store; a file changed since the checks
+        // fails at its end, and the replacement rolls back.
+        let rows = self.source.pass(Some(digest))?;
+        self.store
+            .replace_all(&mut rows.chain(std::iter::once(Ok(audit_row))))
+            .map_err(unusable)?;
+        let vault = Vault::open(Arc::clone(self.store))?.unlock_with(
+            self.keyholder,
+            UnlockOptions {
+                member: self.member,
+                pins,
+            },
+        )?;
+        let pins = vault.pins();
+        Ok(RestoreReport {
+            verification,
+            vault,
+            pins,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use strongroom::recovery::RawKek;
 use strongroom::store::{Store, Table};
 use strongroom::{
-    CreateOptions, RestoreOptions, UnlockOptions, Vault, VaultError, restore_snapshot,
-    verify_snapshot,
+    CreateOptions, RestoreOptions, SnapshotFile, UnlockOptions, Vault, VaultError,
+    restore_snapshot, verify_snapshot,
 };
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
@@ -466,4 +466,64 @@ fn snapshots_restore_from_a_fifo() {
     }
     // Other tests may spool at the same time; this test's spools are gone.
     assert!(spools() <= before, "a spool file was left behind");
+}
+
+/// A prepared restore touches nothing until committed, and its pins hold for the live
+/// vault and for the restored one alike: persisted before the commit, they stay valid
+/// whichever side of it a crash falls on, whereas the pins held before would refuse the
+/// restored vault as rolled back.
+#[test]
+fn prepared_restore_pins_hold_on_both_sides_of_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(dir.path(), "live.db");
+    let (vault, kek) = vault_with(&store, 3);
+    let snap = dir.path().join("before-rotation.bin");
+    vault.snapshot_to(&snap, &mut |_| {}).unwrap();
+    vault.rotate_vault_key().unwrap();
+    vault.put("app", "later", b"after the snapshot").unwrap();
+    let pinned = vault.pins();
+    let unlock = |pins: &strongroom::sharing::Pins| {
+        Vault::open(Arc::clone(&store)).unwrap().unlock_with(
+            &kek,
+            UnlockOptions {
+                member: None,
+                pins: pins.clone(),
+            },
+        )
+    };
+
+    let file = SnapshotFile::open(&snap).unwrap();
+    let options = RestoreOptions {
+        unlock: UnlockOptions {
+            member: None,
+            pins: pinned.clone(),
+        },
+        allow_membership_rollback: true,
+        ..RestoreOptions::default()
+    };
+    let prepared = file.prepare_restore(&store, &kek, &options).unwrap();
+    assert!(prepared.verification().membership_rollback);
+    let interim = prepared.pins();
+    assert_ne!(interim, pinned);
+    // Before the commit: the live vault is untouched and opens with the interim pins.
+    let live = unlock(&interim).unwrap();
+    assert_eq!(live.epoch(), vault.epoch());
+    assert!(live.get("app", "later").is_ok());
+
+    let report = prepared.commit().unwrap();
+    assert_eq!(report.pins, interim);
+    // After it: the interim pins open the restored vault; the old ones refuse it.
+    let restored = unlock(&interim).unwrap();
+    assert!(restored.epoch() < vault.epoch());
+    assert!(restored.get("app", "later").is_err());
+    let e = unlock(&pinned).unwrap_err();
+    assert!(e.to_string().contains("rolled it back"), "{e}");
+
+    // A prepared restore that is dropped changes nothing.
+    let again = SnapshotFile::open(&snap).unwrap();
+    let dropped = again
+        .prepare_restore(&store, &kek, &RestoreOptions::default())
+        .unwrap();
+    drop(dropped);
+    assert!(unlock(&interim).unwrap().get("app", "k0").is_ok());
 }
