@@ -139,20 +139,14 @@ fn power_cut_at_every_sync_point_loses_nothing_acknowledged() {
     // A bare file name: the commands run in the watched directory.
     let snapshot_arg = SNAPSHOT.to_owned();
     let ops = vec![
-        Op {
-            between: vec![
-                // The vault is made before its recovery key is added (two commits); a cut
-                // in between leaves a vault the passphrase opens, and no recovery key was
-                // shown yet.
-                content(1, 1, &[]),
-            ],
-            ..op(
-                "init",
-                &["init", "--name", "alice", "--json"],
-                None,
-                content(1, 2, &[]),
-            )
-        },
+        // The vault and both its keyholders (passphrase and recovery key) are one commit:
+        // no cut leaves a vault without the recovery key that was shown.
+        op(
+            "init",
+            &["init", "--name", "alice", "--json"],
+            None,
+            content(1, 2, &[]),
+        ),
         op(
             "put (new secret)",
             &["put", NS, "A", "--stdin"],
