@@ -502,13 +502,53 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
 }
 
 /// `doctor`: exit code 0 healthy, 1 warnings, 2 failures.
+/// The SQLite vault file and SQLite's `-wal`/`-shm` files beside it must be private: a
+/// copy taken by another user of the machine exposes every keyholder to offline guessing.
+fn file_modes(path: &std::path::Path) -> strongroom::Finding {
+    use std::os::unix::fs::PermissionsExt;
+    let mut open = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = std::path::PathBuf::from(p);
+        if let Ok(meta) = std::fs::metadata(&p)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            open.push(format!(
+                "{} (mode {:04o})",
+                p.display(),
+                meta.permissions().mode() & 0o7777
+            ));
+        }
+    }
+    if open.is_empty() {
+        strongroom::Finding {
+            check: "file-mode",
+            level: Level::Ok,
+            message: "the vault's files are readable by their owner only".into(),
+        }
+    } else {
+        strongroom::Finding {
+            check: "file-mode",
+            level: Level::Warn,
+            message: format!(
+                "other users of this machine can read {}: a copy exposes the keyholders to offline guessing; `chmod 600` them",
+                open.join(", ")
+            ),
+        }
+    }
+}
+
 pub(crate) fn doctor(app: &mut App, full: bool) -> Result<u8> {
     let o = app.unlock()?;
-    let report = o.vault.doctor(DoctorOptions {
+    let mut report = o.vault.doctor(DoctorOptions {
         full,
         ..DoctorOptions::default()
     })?;
     finish(app, &o)?;
+    if let crate::location::Location::Sqlite(path) = app.location()? {
+        report.findings.push(file_modes(&path));
+    }
     let worst = report.worst();
     let level = |l: Level| match l {
         Level::Ok => "ok",

@@ -172,3 +172,36 @@ fn commands_on_an_empty_or_wrong_path_change_nothing() {
     assert!(err.contains("is a directory"), "{err}");
     assert!(!err.contains("retry"), "{err}");
 }
+
+/// `doctor` checks that the vault's files are private: a vault made readable by others
+/// (a `chmod`, a copy, an unpacked backup) is a warning naming the file and what to do.
+#[test]
+fn doctor_warns_about_a_vault_file_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = Env::new();
+    e.init();
+    let finding = |e: &Env| {
+        let out = e.sr().args(["doctor", "--json"]).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let f = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "file-mode")
+            .cloned()
+            .expect("doctor checks the file modes");
+        (out.status.code(), f)
+    };
+    let (_, ok) = finding(&e);
+    assert_eq!(ok["level"], "ok", "{ok}");
+    std::fs::set_permissions(&e.vault, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, warn) = finding(&e);
+    assert_eq!(code, Some(1), "a warning");
+    assert_eq!(warn["level"], "warn", "{warn}");
+    let msg = warn["message"].as_str().unwrap();
+    assert!(
+        msg.contains("mode 0644") && msg.contains("chmod 600"),
+        "{msg}"
+    );
+    assert!(msg.contains(&e.vault.display().to_string()), "{msg}");
+}

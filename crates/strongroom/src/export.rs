@@ -357,8 +357,8 @@ fn encode_dotenv(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
                 '\\' => out.extend_from_slice(b"\\\\"),
                 '"' => out.extend_from_slice(b"\\\""),
                 '\n' => out.extend_from_slice(b"\\n"),
-                '\r' => out.extend_from_slice(b"\\r"),
-                '\t' => out.extend_from_slice(b"\\t"),
+                // Tabs and carriage returns stay literal inside the quotes: dotenvy and
+                // docker compose know no `\t` or `\r` escape.
                 '$' => out.extend_from_slice(b"\\$"),
                 c => {
                     let mut buf = [0u8; 4];
@@ -630,6 +630,56 @@ mod tests {
     /// Values spanning lines, as dotenvy, python-dotenv and docker compose read them (a
     /// PEM key in double quotes, literal single quotes, CRLF files), and line numbers that
     /// count the continuation lines.
+    /// The import reads .env files as dotenvy (the reference Rust reader, as used by
+    /// docker compose-style tools) does, on the forms people write: comments, `export`,
+    /// blank lines, quotes of both kinds, escapes, values spanning lines, CRLF. (strongroom
+    /// never expands `$VAR`, so the corpus has none.)
+    #[test]
+    fn dotenv_reads_what_dotenvy_reads() {
+        let corpus = [
+            "A=1\nB=two\n",
+            "# comment\n\nexport TOKEN=abc123\n",
+            "Q=\"double quoted\"\nS='single quoted'\n",
+            "ESC=\"line\\nbreak \\\"quote\\\" back\\\\slash\"\n",
+            "LIT='no \\n escapes here'\n",
+            "PEM=\"-----BEGIN KEY-----\nMIIBxyz\n-----END KEY-----\"\nNEXT=after\n",
+            "SINGLE='first\nsecond'\n",
+            "CRLF=yes\r\nOTHER=\"q\"\r\n",
+            "TRAIL=value # a comment\n",
+            "EMPTY=\nEMPTYQ=\"\"\n",
+            "URL=https://user@host:5432/db?x=1&y=2\n",
+            "EQ=a=b=c\n",
+        ];
+        for input in corpus {
+            let ours: Vec<(String, Vec<u8>)> = parse_dotenv(input.as_bytes())
+                .unwrap_or_else(|e| panic!("{input:?}: {e}"))
+                .into_iter()
+                .map(|(k, v, _)| (k, v.expose_secret().to_vec()))
+                .collect();
+            let theirs: Vec<(String, Vec<u8>)> = dotenvy::from_read_iter(input.as_bytes())
+                .map(|r| {
+                    let (k, v) = r.unwrap_or_else(|e| panic!("dotenvy on {input:?}: {e}"));
+                    (k, v.into_bytes())
+                })
+                .collect();
+            assert_eq!(ours, theirs, "{input:?}");
+        }
+        // And it reads what export writes, whatever the value holds.
+        let tricky = "quo\"te \\ $HOME ${X} \nline2\ttab\r\nend\\";
+        let secrets = [Plain {
+            namespace: "n".into(),
+            name: "TRICKY".into(),
+            value: SecretBytes::from(tricky.as_bytes().to_vec()),
+        }];
+        let text = encode_dotenv(&secrets).unwrap();
+        let read: Vec<(String, String)> = dotenvy::from_read_iter(&text[..])
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(read, [("TRICKY".to_owned(), tricky.to_owned())]);
+        let ours = parse_dotenv(&text).unwrap();
+        assert_eq!(ours[0].1.expose_secret(), tricky.as_bytes());
+    }
+
     #[test]
     fn dotenv_multiline_values() {
         let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"; // pragma: allowlist secret
