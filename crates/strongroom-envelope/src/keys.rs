@@ -3,6 +3,7 @@
 use core::fmt;
 
 use strongroom_crypto::aead::WrapKey;
+use strongroom_crypto::kdf::hkdf_sha256_expand;
 use strongroom_crypto::{CryptoError, Key256, KeyId};
 
 /// A vault-key epoch. Epoch 1 is the first key of a vault; every rotation (or member
@@ -41,6 +42,7 @@ impl fmt::Display for Epoch {
 pub struct VaultKey {
     epoch: Epoch,
     id: KeyId,
+    commitment: [u8; 32],
     key: Key256,
     wrap: WrapKey,
 }
@@ -48,6 +50,8 @@ pub struct VaultKey {
 impl VaultKey {
     /// The HKDF label of vault key ids.
     pub const KEY_ID_LABEL: &'static str = "strongroom/v1/vault-key-id";
+    /// The HKDF label of vault key commitments.
+    pub const COMMITMENT_LABEL: &'static str = "strongroom/v2/vault-key-commitment";
 
     /// A fresh random vault key for `epoch`.
     pub fn generate(epoch: Epoch) -> Result<Self, CryptoError> {
@@ -57,10 +61,14 @@ impl VaultKey {
     /// Wraps existing key material (unwrapped from a keyholder or a member grant).
     pub fn from_key(epoch: Epoch, key: Key256) -> Self {
         let id = KeyId::derive(&key, Self::KEY_ID_LABEL);
+        let mut commitment = [0u8; 32];
+        hkdf_sha256_expand(&key, &[Self::COMMITMENT_LABEL.as_bytes()], &mut commitment)
+            .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 length"));
         let wrap = WrapKey::new(&key);
         Self {
             epoch,
             id,
+            commitment,
             key,
             wrap,
         }
@@ -71,9 +79,18 @@ impl VaultKey {
         self.epoch
     }
 
-    /// The non-secret key id.
+    /// The non-secret key id: 64 bits, for display and to name the key a wrap needs.
     pub fn id(&self) -> KeyId {
         self.id
+    }
+
+    /// The non-secret 256-bit key commitment,
+    /// `HKDF-Expand-SHA256(PRK = key, info = "strongroom/v2/vault-key-commitment", L = 32)`:
+    /// what the signed membership log records for an epoch, so that a key offered by
+    /// storage is accepted only if it is the logged one (finding another key with the same
+    /// commitment takes about 2^128 work; with the 64-bit id alone, about 2^64).
+    pub fn commitment(&self) -> &[u8; 32] {
+        &self.commitment
     }
 
     /// The key material, for wrapping this key to keyholders and members.

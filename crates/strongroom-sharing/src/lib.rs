@@ -16,7 +16,7 @@ pub use identity::{
     Fingerprint, FingerprintConfirmed, Identity, MAX_NAME_LEN, PublicIdentity, SealedIdentity,
 };
 pub use keyholders::{KeyholderInfo, KeyholderRecord, MEMBER_KEY_PURPOSE, list_keyholders};
-pub use log::{EntryBody, FormerMember, LogEntry, Member, Membership, Role};
+pub use log::{EntryBody, FormerMember, KeyBinding, LogEntry, Member, Membership, Role};
 pub use pins::{HighWater, Pins};
 pub use recoverability::{MemberRecoverability, RecoverabilityReport, recoverability};
 pub use session::{

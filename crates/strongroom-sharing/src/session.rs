@@ -13,7 +13,7 @@ use strongroom_store::{
 };
 
 use crate::keyholders::{self, KeyholderInfo, KeyholderRecord};
-use crate::log::{Denied, EntryBody, LogEntry};
+use crate::log::{Denied, EntryBody, KeyBinding, LogEntry};
 use crate::recoverability::{RecoverabilityReport, report, report_with};
 use crate::wrap::{ChainLink, Grant};
 use crate::{
@@ -337,7 +337,7 @@ pub(crate) fn open_keys(
     let key = grant
         .open(vault, identity)
         .ok_or(VerifyError::GrantUnreadable { epoch: current })?;
-    if Some(key.id()) != state.key_id(current) {
+    if !state.key_binding(current).is_some_and(|b| b.matches(&key)) {
         return Err(VerifyError::VaultKeyMismatch { epoch: current }.into());
     }
     let mut keys = BTreeMap::new();
@@ -357,7 +357,10 @@ pub(crate) fn open_keys(
             .open(vault, &keys[&epoch])
             .ok_or(VerifyError::ChainUnreadable { epoch })?;
         let prev_epoch = previous.epoch();
-        if Some(previous.id()) != state.key_id(prev_epoch) {
+        if !state
+            .key_binding(prev_epoch)
+            .is_some_and(|b| b.matches(&previous))
+        {
             return Err(VerifyError::VaultKeyMismatch { epoch: prev_epoch }.into());
         }
         keys.insert(prev_epoch, previous);
@@ -467,7 +470,7 @@ pub fn prepare_create(
         owner,
         EntryBody::Genesis {
             owner: owner.public().clone(),
-            key_id: key.id(),
+            key: KeyBinding::of(&key),
         },
     );
     let state = Membership::genesis(&genesis)?;
@@ -950,7 +953,7 @@ impl Session {
         let key = VaultKey::generate(epoch)?;
         let entry = self.sign(EntryBody::Rekey {
             epoch,
-            key_id: key.id(),
+            key: KeyBinding::of(&key),
         })?;
         self.new_epoch(entry, None, key, epoch)
     }
@@ -1066,7 +1069,7 @@ impl Session {
         let entry = self.sign(EntryBody::Remove {
             member,
             epoch,
-            key_id: key.id(),
+            key: KeyBinding::of(&key),
         })?;
         let remaining = self.state.members().values().filter(|m| m.id() != member);
         let warnings = warning(report(store, remaining)?).into_iter().collect();

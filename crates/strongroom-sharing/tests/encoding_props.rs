@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use strongroom_crypto::{Key256, KeyId, MemberId, VaultId};
 use strongroom_recovery::{KeyholderKind, Stanza};
 use strongroom_sharing::{
-    ChainLink, EntryBody, Epoch, Grant, Identity, KeyholderRecord, LogEntry, Pins, PublicIdentity,
-    Role, SealedIdentity, VaultKey,
+    ChainLink, EntryBody, Epoch, Grant, Identity, KeyBinding, KeyholderRecord, LogEntry, Pins,
+    PublicIdentity, Role, SealedIdentity, VaultKey,
 };
 
 static SIGNER: LazyLock<Identity> = LazyLock::new(|| Identity::generate(&"n".repeat(128)).unwrap());
@@ -20,26 +20,44 @@ fn role() -> impl Strategy<Value = Role> {
     prop::sample::select(Role::ALL.to_vec())
 }
 
+/// A key binding as format v1 (id only) or v2 (id and commitment) logs it: a real key's
+/// commitment cannot be chosen, so arbitrary bytes stand for one in the encoding tests.
+fn binding(id: [u8; 8], commitment: Option<[u8; 32]>) -> KeyBinding {
+    let legacy = KeyBinding::legacy(KeyId::from_bytes(id));
+    match commitment {
+        None => legacy,
+        Some(c) => KeyBinding::from_parts(KeyId::from_bytes(id), c),
+    }
+}
+
 fn body(identity: PublicIdentity) -> impl Strategy<Value = EntryBody> {
     let i2 = identity.clone();
     let i3 = identity.clone();
     prop_oneof![
-        any::<[u8; 8]>().prop_map(move |k| EntryBody::Genesis {
+        (any::<[u8; 8]>(), any::<Option<[u8; 32]>>()).prop_map(move |(k, c)| EntryBody::Genesis {
             owner: identity.clone(),
-            key_id: KeyId::from_bytes(k)
+            key: binding(k, c)
         }),
         role().prop_map(move |role| EntryBody::Add {
             identity: i2.clone(),
             role
         }),
-        (any::<[u8; 16]>(), 1u32.., any::<[u8; 8]>()).prop_map(|(m, e, k)| EntryBody::Remove {
-            member: MemberId::from_bytes(m),
-            epoch: Epoch(e),
-            key_id: KeyId::from_bytes(k)
-        }),
-        (1u32.., any::<[u8; 8]>()).prop_map(|(e, k)| EntryBody::Rekey {
-            epoch: Epoch(e),
-            key_id: KeyId::from_bytes(k)
+        (
+            any::<[u8; 16]>(),
+            1u32..,
+            any::<[u8; 8]>(),
+            any::<Option<[u8; 32]>>()
+        )
+            .prop_map(|(m, e, k, c)| EntryBody::Remove {
+                member: MemberId::from_bytes(m),
+                epoch: Epoch(e),
+                key: binding(k, c)
+            }),
+        (1u32.., any::<[u8; 8]>(), any::<Option<[u8; 32]>>()).prop_map(|(e, k, c)| {
+            EntryBody::Rekey {
+                epoch: Epoch(e),
+                key: binding(k, c),
+            }
         }),
         any::<[u8; 16]>().prop_map(move |m| EntryBody::Regrant {
             member: MemberId::from_bytes(m),
@@ -164,7 +182,7 @@ proptest! {
         longer.push(extra);
         prop_assert!(PublicIdentity::decode(&longer).is_err());
         let e = LogEntry::sign(0, [0; 32], VaultId::from_bytes([1; 16]), &id, EntryBody::Rekey {
-            epoch: Epoch(2), key_id: KeyId::from_bytes([0; 8]) });
+            epoch: Epoch(2), key: KeyBinding::legacy(KeyId::from_bytes([0; 8])) });
         let b = e.encode();
         prop_assert!(LogEntry::decode(&b[..b.len() - cut.min(b.len())]).is_err());
     }

@@ -12,8 +12,8 @@ use strongroom_crypto::{CryptoError, VaultId};
 use strongroom_recovery::secrecy::SecretString;
 use strongroom_recovery::{KeyholderError, PassphraseKeyholder, Profile};
 use strongroom_sharing::{
-    ChainLink, EntryBody, Epoch, Grant, Identity, KeyholderRecord, LogEntry, Pins, Role, Session,
-    SharingError, VaultKey, VerifyError, join, unlock,
+    ChainLink, EntryBody, Epoch, Grant, Identity, KeyBinding, KeyholderRecord, LogEntry, Pins,
+    Role, Session, SharingError, VaultKey, VerifyError, join, unlock,
 };
 use strongroom_store::{
     AdversarialStore, Batch, Expect, MemoryStore, ReadView, Store, Table, Versioned,
@@ -493,7 +493,7 @@ fn a_removed_members_writes_are_refused() {
         &bob.identity,
         EntryBody::Rekey {
             epoch: Epoch(3),
-            key_id: VaultKey::generate(Epoch(3)).unwrap().id(),
+            key: KeyBinding::of(&VaultKey::generate(Epoch(3)).unwrap()),
         },
     );
     let before = copy_store(store.inner());
