@@ -504,7 +504,7 @@ mod tests {
 
     #[test]
     fn calibration_honours_a_low_limit_and_caps_passes() {
-        let p = calibrate_by(Duration::from_secs(3600), 1, model(1.0));
+        let p = calibrate_by(Duration::from_hours(1), 1, model(1.0));
         p.check().unwrap();
         assert_eq!(p.memory_kib, Argon2idParams::FLOOR.memory_kib);
         assert_eq!(p.iterations, Argon2idParams::CEILING.iterations);

@@ -144,7 +144,7 @@ fn read_until(child: &mut Child, mut stop: impl FnMut(&str) -> bool) -> bool {
     let out = child.stdout.as_mut().expect("piped stdout");
     let mut reader = BufReader::new(out);
     let mut line = String::new();
-    let give_up = Instant::now() + Duration::from_secs(120);
+    let give_up = Instant::now() + Duration::from_mins(2);
     loop {
         line.clear();
         let n = reader.read_line(&mut line).expect("read worker output");
