@@ -400,6 +400,10 @@ pub(crate) enum Command {
         /// Pass the variable named by --kek-env (the vault's key) on to the command too.
         #[arg(long)]
         keep_kek_env: bool,
+        /// Pass strongroom's own variable NAME (`STRONGROOM_*`, removed by default because
+        /// they locate or unlock the vault) on to the command; repeat for each.
+        #[arg(long, value_name = "NAME")]
+        keep_env: Vec<String>,
         /// The command and its arguments (after `--`).
         #[arg(trailing_var_arg = true, required = true, value_name = "CMD")]
         command: Vec<std::ffi::OsString>,

@@ -398,7 +398,14 @@ pub(crate) struct RunEnv<'a> {
     pub(crate) allow_override: &'a [String],
     /// Keep the `--kek-env` variable in the child's environment (`--keep-kek-env`).
     pub(crate) keep_kek_env: bool,
+    /// strongroom's own variables to keep (`--keep-env`).
+    pub(crate) keep: &'a [String],
 }
+
+/// The prefix of strongroom's own environment variables (`STRONGROOM_VAULT`,
+/// `STRONGROOM_PASSPHRASE_FILE`, ...): they locate or unlock the vault, so `run` does not
+/// pass them on.
+const OWN_ENV_PREFIX: &str = "STRONGROOM_";
 
 /// `run`: the child's exit code (128+N when killed by signal N).
 pub(crate) fn run(
@@ -436,6 +443,18 @@ pub(crate) fn run(
             "removing the --kek-env variable from the command's environment"
         );
         child.env_remove(var);
+    }
+    // Nor what locates or unlocks it: a command meant to see one namespace must not be able
+    // to open the whole vault with strongroom's own settings.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(OWN_ENV_PREFIX) && !env.keep.iter().any(|k| k == name) {
+            tracing::debug!(
+                var = name,
+                "removing strongroom's variable from the command's environment"
+            );
+            child.env_remove(name);
+        }
     }
     for (name, value) in &vars {
         let bytes = value.expose_secret();

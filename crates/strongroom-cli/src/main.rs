@@ -181,6 +181,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
             namespace,
             allow_env_override,
             keep_kek_env,
+            keep_env,
             command,
         } => cmd_transfer::run(
             app,
@@ -188,6 +189,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
             &cmd_transfer::RunEnv {
                 allow_override: allow_env_override,
                 keep_kek_env: *keep_kek_env,
+                keep: keep_env,
             },
             command,
         ),

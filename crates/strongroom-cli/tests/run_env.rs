@@ -130,3 +130,53 @@ fn secrets_named_like_loader_or_shell_variables_are_refused_unless_allowed() {
     .assert()
     .success();
 }
+
+/// Nothing that can locate or unlock the vault reaches the command: STRONGROOM_VAULT (a
+/// PostgreSQL connection string may carry a password), STRONGROOM_PASSPHRASE_FILE,
+/// STRONGROOM_PKCS11_PIN_FILE, STRONGROOM_STATE_DIR and every other STRONGROOM_* variable
+/// are removed unless kept by name with --keep-env; a secret of the same name still
+/// arrives.
+#[test]
+fn variables_that_locate_or_unlock_the_vault_stay_out_of_the_command() {
+    let e = Env::new();
+    e.init();
+    e.put("core/app", "DB_PASSWORD", "hunter2");
+    let pass = e.pass.display().to_string();
+    let vault = e.vault.display().to_string();
+    let state = e.state.display().to_string();
+    let run = |extra: &[&str], script: &str| {
+        let mut c = e.bare();
+        c.env("STRONGROOM_VAULT", &vault)
+            .env("STRONGROOM_STATE_DIR", &state)
+            .env("STRONGROOM_PASSPHRASE_FILE", &pass)
+            .env("STRONGROOM_PKCS11_PIN_FILE", "/run/secrets/pin")
+            .env("STRONGROOM_SOMETHING_NEW", "x")
+            .args(["--profile", "constrained", "run", "--namespace", "core/app"])
+            .args(extra)
+            .args(["--", "sh", "-c", script]);
+        c
+    };
+    run(
+        &[],
+        "test \"$DB_PASSWORD\" = hunter2 \
+         && test -z \"${STRONGROOM_VAULT+set}\" \
+         && test -z \"${STRONGROOM_STATE_DIR+set}\" \
+         && test -z \"${STRONGROOM_PASSPHRASE_FILE+set}\" \
+         && test -z \"${STRONGROOM_PKCS11_PIN_FILE+set}\" \
+         && test -z \"${STRONGROOM_SOMETHING_NEW+set}\"",
+    )
+    .assert()
+    .success();
+    // kept by name, one at a time
+    run(
+        &["--keep-env", "STRONGROOM_STATE_DIR"],
+        "test -n \"$STRONGROOM_STATE_DIR\" && test -z \"${STRONGROOM_VAULT+set}\"",
+    )
+    .assert()
+    .success();
+    // a secret of the same name still reaches the command
+    e.put("core/app", "STRONGROOM_VAULT", "the-secret-value");
+    run(&[], "test \"$STRONGROOM_VAULT\" = the-secret-value")
+        .assert()
+        .success();
+}
