@@ -138,17 +138,13 @@ impl Vault {
             for_each_row(store, Table::Index, &range, 1000, |row| {
                 let e = IndexEntry::decode(&row.value)?;
                 let (p, _) = open_version(store, st, e.record, e.version)?;
-                if namespace.is_some_and(|ns| ns != p.namespace) {
-                    return Err(VaultError::inconsistent(
-                        "an index entry points at a secret of another namespace",
-                    ));
-                }
+                crate::records::check_index_row(st, &row.key, &p, e.record, namespace)?;
                 out.push(Plain {
                     namespace: p.namespace,
                     name: p.name,
                     value: p.value,
                 });
-                Ok(true)
+                Ok::<_, VaultError>(true)
             })?;
             out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
             Ok(out)

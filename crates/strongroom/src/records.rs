@@ -153,6 +153,26 @@ pub(crate) fn blind(state: &State, namespace: &str, name: &str) -> [u8; 32] {
     out
 }
 
+/// An index row found by a scan names the secret its record holds: the row key is the
+/// blind index of the payload's namespace and name (and, for a scan of one namespace, that
+/// namespace). A storage that points rows at other records is refused, never followed.
+pub(crate) fn check_index_row(
+    state: &State,
+    row_key: &[u8],
+    payload: &OpenedPayload,
+    record: RecordId,
+    namespace: Option<&str>,
+) -> Result<(), VaultError> {
+    if namespace.is_some_and(|ns| ns != payload.namespace)
+        || blind(state, &payload.namespace, &payload.name)[..] != row_key[..]
+    {
+        return Err(VaultError::inconsistent(format!(
+            "index row points at record {record} of another secret"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn ns_prefix(state: &State, namespace: &str) -> [u8; 16] {
     let tag = hmac32(&state.meta.index, &[b"ns", namespace.as_bytes()]);
     let mut out = [0u8; 16];
@@ -751,16 +771,9 @@ impl Vault {
                 |row| {
                     let entry = IndexEntry::decode(&row.value)?;
                     let (p, epoch) = open_version(store, state, entry.record, entry.version)?;
-                    if p.namespace != namespace
-                        || blind(state, &p.namespace, &p.name)[..] != row.key[..]
-                    {
-                        return Err(VaultError::inconsistent(format!(
-                            "index row points at record {} of another secret",
-                            entry.record
-                        )));
-                    }
+                    check_index_row(state, &row.key, &p, entry.record, Some(namespace))?;
                     out.push(meta_of(&p, entry.record, entry.version, epoch));
-                    Ok(true)
+                    Ok::<_, VaultError>(true)
                 },
             )?;
             out.sort_by(|a, b| a.name.cmp(&b.name));

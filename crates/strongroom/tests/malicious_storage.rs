@@ -135,6 +135,33 @@ fn an_index_row_pointed_at_another_record_is_refused() {
     assert_eq!(env.vault.list("app").unwrap().len(), 2);
 }
 
+/// Export and `run`'s variables walk the index like `list`: a row pointed at another
+/// secret's record is refused there too, instead of exporting that secret under its own
+/// name twice or a deleted one again.
+#[test]
+fn export_and_env_vars_refuse_an_index_row_pointed_at_another_record() {
+    let env = setup();
+    let (_, ka) = put(&env, "app", "A", b"value-a");
+    let (_, kb) = put(&env, "app", "B", b"value-b");
+    env.adv.swap_value(Table::Index, &ka, &kb);
+    let err = env.vault.env_vars("app").unwrap_err();
+    assert!(err.to_string().contains("another secret"), "{err}");
+    let mut out = Vec::new();
+    let err = env
+        .vault
+        .export(
+            None,
+            strongroom::ExportFormat::Json,
+            strongroom::ExportTarget::Plaintext,
+            &mut out,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("another secret"), "{err}");
+    assert!(out.is_empty(), "nothing is written");
+    env.adv.clear_rules();
+    assert_eq!(env.vault.env_vars("app").unwrap().len(), 2);
+}
+
 #[test]
 fn an_index_row_moved_to_another_namespace_is_refused() {
     let env = setup();
