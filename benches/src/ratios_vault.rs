@@ -672,23 +672,24 @@ fn raw_rotation(db: &Path, kek: &RawKek, batch: usize) -> (f64, u64) {
         random::fill(&mut nonces).expect("nonces");
         let mut updated = Vec::with_capacity(page.len());
         for ((k, v), nonce) in page.iter().zip(nonces.chunks_exact(24)) {
-            assert_eq!(v.len(), 86, "a wrapped data key");
-            let mut aad = Vec::with_capacity(17 + 14 + 16 + 24);
-            aad.extend_from_slice(b"strongroom/v1/dek");
-            aad.extend_from_slice(&v[..14]);
+            // Wrapped data key format 2: head (50) ‖ nonce (24) ‖ DEK (32) ‖ tag (16).
+            assert_eq!(v.len(), 122, "a wrapped data key");
+            let mut aad = Vec::with_capacity(17 + 50 + 16 + 24);
+            aad.extend_from_slice(b"strongroom/v2/dek");
+            aad.extend_from_slice(&v[..50]);
             aad.extend_from_slice(vault_id.as_bytes());
             aad.extend_from_slice(k);
             let mut dek = [0u8; 32];
-            dek.copy_from_slice(&v[38..70]);
-            old.open_detached(&v[14..38], &aad, &mut dek, &v[70..86])
+            dek.copy_from_slice(&v[74..106]);
+            old.open_detached(&v[50..74], &aad, &mut dek, &v[106..122])
                 .expect("open data key");
             let mut out = v.clone();
             out[2..6].copy_from_slice(&2u32.to_be_bytes());
-            out[14..38].copy_from_slice(nonce);
-            aad[17..31].copy_from_slice(&out[..14]);
+            out[50..74].copy_from_slice(nonce);
+            aad[17..67].copy_from_slice(&out[..50]);
             let tag = new.seal_detached(nonce, &aad, &mut dek).expect("seal");
-            out[38..70].copy_from_slice(&dek);
-            out[70..86].copy_from_slice(&tag);
+            out[74..106].copy_from_slice(&dek);
+            out[106..122].copy_from_slice(&tag);
             dek.zeroize();
             updated.push((k, out));
         }
