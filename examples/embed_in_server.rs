@@ -21,7 +21,7 @@ use std::time::Duration;
 use strongroom::recovery::RawKek;
 use strongroom::recovery::secrecy::ExposeSecret;
 use strongroom::store::Store;
-use strongroom::{CreateOptions, Namespace, Vault, VaultError};
+use strongroom::{CreateOptions, FilePinStore, Namespace, PinStore, Vault, VaultError};
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 /// The application's name: its secrets live in namespace `core/<APP>`.
@@ -60,7 +60,10 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
 
     // Start-up: open the vault file, creating the vault on first start.
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db, SqliteOptions::default())?);
-    let vault = open_or_create(&store, &kek)?;
+    // What this server has verified of the vault's membership: a storage rolled back to an
+    // older copy (a member removal undone) is refused at the next start.
+    let pins: Arc<dyn PinStore> = Arc::new(FilePinStore::new(dir.path().join("pins"))?);
+    let vault = open_or_create(&store, &kek, &pins)?;
     println!(
         "vault {} unlocked with ENCRYPTION_KEY (keyholders: {})",
         vault.id(),
@@ -127,7 +130,7 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
 
     // Another instance of the server (another process in production) unlocks the same
     // file with the same key and sees every write.
-    let other = Vault::open(Arc::clone(&store))?.unlock(&kek)?;
+    let other = Vault::open(Arc::clone(&store))?.unlock_pinned(&kek, Arc::clone(&pins))?;
     let token = other
         .namespace(&format!("core/{APP}"))?
         .get("WEBHOOK_TOKEN")?;
@@ -176,10 +179,15 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Opens the vault in `store`, or creates it there on first start.
-fn open_or_create(store: &Arc<dyn Store>, kek: &RawKek) -> Result<Vault, VaultError> {
+/// Opens the vault in `store` (checked against the pins), or creates it there on first
+/// start (and pins it).
+fn open_or_create(
+    store: &Arc<dyn Store>,
+    kek: &RawKek,
+    pins: &Arc<dyn PinStore>,
+) -> Result<Vault, VaultError> {
     match Vault::open(Arc::clone(store)) {
-        Ok(locked) => locked.unlock(kek),
+        Ok(locked) => locked.unlock_pinned(kek, Arc::clone(pins)),
         Err(VaultError::NoVault) => {
             let options = CreateOptions {
                 member_name: format!("{APP}-service"),
@@ -189,7 +197,7 @@ fn open_or_create(store: &Arc<dyn Store>, kek: &RawKek) -> Result<Vault, VaultEr
             for w in &report.warnings {
                 println!("warning at creation: {w}");
             }
-            Ok(vault)
+            vault.pin_to(Arc::clone(pins))
         }
         Err(e) => Err(e),
     }

@@ -22,6 +22,22 @@ fn main() -> Result<(), Box<dyn Error>> {
     run()
 }
 
+/// Replaces the key file atomically (a new 0600 file, synced, renamed over the old one), so
+/// a crash leaves the old key or the new one, never half a key.
+fn store_key(path: &std::path::Path, kek: &RawKek) -> std::io::Result<()> {
+    use strongroom::recovery::secrecy::ExposeSecret;
+    let tmp = path.with_extension("new");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(kek.to_base64().expose_secret().as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(path.parent().unwrap_or(std::path::Path::new(".")))?.sync_all()
+}
+
 fn value_of(i: usize) -> String {
     format!("token-{i:04}-{}", "x".repeat(i % 17))
 }
@@ -78,8 +94,12 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
         return Err("rotation left records behind".into());
     }
 
-    // 2. Rotate ENCRYPTION_KEY: the new KEK wraps the member key, is checked to unlock,
-    //    then the old stanza is removed. No record is read or written.
+    // 2. Rotate ENCRYPTION_KEY, in an order a crash cannot break: the new key is added as
+    //    a keyholder (the vault opens with either), stored where the next start reads it,
+    //    and only then is the old one removed. A new key that lived only in memory would
+    //    lock the next start out. No record is read or written.
+    let key_file = dir.path().join("encryption.key");
+    store_key(&key_file, &old_kek)?; // the deployment's key file, as before the rotation
     let new_kek = RawKek::generate()?;
     // A raw KEK's stanza id is its key id (non-secret, safe to log).
     let old_id = *old_kek.key_id().as_bytes();
@@ -88,15 +108,19 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
     }
     let started = Instant::now();
     let versions_before = vault.status()?.versions;
-    vault.rotate_keyholder(&old_id, &new_kek)?;
+    vault.add_keyholder(&new_kek)?;
+    store_key(&key_file, &new_kek)?;
+    vault.remove_keyholder(&old_id)?;
     println!(
-        "ENCRYPTION_KEY rotated in {:.1} ms ({} record versions, none touched); deploy the new key now",
+        "ENCRYPTION_KEY rotated in {:.1} ms ({} record versions, none touched); the new key is in {}",
         started.elapsed().as_secs_f64() * 1000.0,
-        versions_before
+        versions_before,
+        key_file.display()
     );
 
-    // 3. A restart with the new key opens everything; the old key is refused.
-    let reopened = Vault::open(Arc::clone(&store))?.unlock(&new_kek)?;
+    // 3. A restart reads the key file and opens everything; the old key is refused.
+    let deployed = RawKek::from_file(&key_file)?;
+    let reopened = Vault::open(Arc::clone(&store))?.unlock(&deployed)?;
     for i in 0..SECRETS {
         let s = reopened.get("core/app", &format!("SECRET_{i:04}"))?;
         if s.expose_secret() != value_of(i).as_bytes() {

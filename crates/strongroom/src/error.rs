@@ -122,6 +122,14 @@ pub enum VaultError {
         /// What is wrong.
         reason: String,
     },
+    /// The pin store holds something unusable.
+    #[error("the pins{} cannot be used: {problem}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    PinStore {
+        /// The pins file, for a file store.
+        path: Option<std::path::PathBuf>,
+        /// What is wrong and what to do.
+        problem: String,
+    },
     /// File I/O failed.
     #[error("{what}: {source}")]
     Io {

@@ -5,11 +5,13 @@
 mod audit;
 mod error;
 mod export;
+mod fsutil;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
 mod members;
 mod meta;
+mod pins;
 mod records;
 mod rotation;
 mod scoped;
@@ -21,6 +23,7 @@ pub use audit::{Action, AuditEntry, AuditReport};
 pub use error::VaultError;
 pub use export::{ExportFormat, ExportReport, ExportTarget, ImportReport, is_env_name};
 pub use members::{ExposedSecret, IdentityFile, MemberInfo, RemovalReport};
+pub use pins::{FilePinStore, MemoryPinStore, PinStatus, PinStore};
 pub use records::{
     MAX_NAME_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN, NewSecret, PutManyReport, Secret, SecretMeta,
     validate_name, validate_namespace,

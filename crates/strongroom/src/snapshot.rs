@@ -23,9 +23,9 @@
 //! stanzas (a passphrase-protected member key is open to offline guessing), so it is
 //! written with mode 0600 like the vault itself.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -38,6 +38,7 @@ use strongroom_store::{
 
 use crate::VaultError;
 use crate::audit::{Action, Cursor, Event, hex};
+use crate::fsutil::{create_private, sync_dir, temp_path};
 use crate::meta::now;
 use crate::records::{IndexEntry, open_rows, parse_version_key};
 use crate::vault::{UnlockOptions, Vault};
@@ -152,7 +153,10 @@ impl Vault {
             &self.id().as_bytes()[..],
             format!("file={name}"),
         )?;
-        let tmp = temp_path(path)?;
+        let tmp = temp_path(path).map_err(|source| VaultError::Io {
+            what: format!("choosing a temporary name beside {}", path.display()),
+            source,
+        })?;
         let io = |what: &str, e: std::io::Error| VaultError::Io {
             what: format!("{what} {}", tmp.display()),
             source: e,
@@ -231,13 +235,7 @@ impl Vault {
         })?;
         // The new name is durable once its directory is synced (`.` for a bare file name:
         // skipping it there left a snapshot that a power cut could take back).
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        let _ = sync_dir(path);
         Ok(info)
     }
 }
@@ -254,27 +252,6 @@ fn exists_error(path: &Path) -> VaultError {
 
 fn table_id(t: Table) -> u8 {
     t.index() as u8 + 1
-}
-
-fn temp_path(path: &Path) -> Result<PathBuf, VaultError> {
-    let rnd: [u8; 6] = random::array()?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| VaultError::invalid("snapshot path", "names a directory"))?;
-    let mut tmp = name.to_os_string();
-    tmp.push(format!(".tmp-{}", hex(&rnd)));
-    Ok(path.with_file_name(tmp))
-}
-
-fn create_private(path: &Path) -> std::io::Result<File> {
-    let mut o = OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    o.open(path)
 }
 
 /// Reads exact byte counts from a snapshot while hashing them.
@@ -611,15 +588,7 @@ impl SnapshotFile {
         }
         let rnd: [u8; 8] = random::array()?;
         let spool_path = std::env::temp_dir().join(format!(".strongroom-snapshot-{}", hex(&rnd)));
-        let mut o = OpenOptions::new();
-        o.read(true).write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            o.mode(0o600);
-        }
-        let mut spool = o
-            .open(&spool_path)
+        let mut spool = create_private(&spool_path)
             .map_err(io(format!("creating {}", spool_path.display())))?;
         std::fs::remove_file(&spool_path)
             .map_err(io(format!("unlinking {}", spool_path.display())))?;

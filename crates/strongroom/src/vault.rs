@@ -1,6 +1,6 @@
 //! Creating, opening and unlocking a vault; the thread-safe [`Vault`] handle.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 use strongroom_crypto::{Key256, MemberId, VaultId, random};
 use strongroom_envelope::{BodyCheck, Epoch, Suite};
@@ -16,6 +16,7 @@ use crate::audit::{self, Action, AuditEvent, Cursor, Event};
 use crate::meta::{
     FAILED_UNLOCK_PREFIX, HEADER_KEY, Header, MetaKeys, find_meta, meta_key_row, now, wrap_meta,
 };
+use crate::pins::{PinStatus, PinStore};
 
 /// Settings of a new vault.
 #[derive(Clone, Debug)]
@@ -113,6 +114,7 @@ impl PendingVault {
                 header,
                 state: RwLock::new(State { session, meta }),
                 audit: Mutex::new(Some(cursor)),
+                pins: OnceLock::new(),
             }),
         };
         Ok((vault, report))
@@ -162,6 +164,8 @@ pub(crate) struct Inner {
     header: Header,
     state: RwLock<State>,
     audit: Mutex<Option<Cursor>>,
+    /// Where the pins go after every change of the membership this handle sees.
+    pins: OnceLock<(Arc<dyn PinStore>, PinStatus)>,
 }
 
 /// An unlocked vault: a cheap, cloneable, thread-safe handle (`Send + Sync`) for server
@@ -394,6 +398,57 @@ impl Vault {
         st.session.refresh(&*view)?;
         let (meta, _) = find_meta(&*view, self.id(), |e| st.session.key(e), st.session.epoch())?;
         st.meta = meta;
+        drop(st);
+        self.save_pins()
+    }
+
+    /// Keeps this vault's pins in `pin_store` from now on (saved now, and after every
+    /// membership change this handle commits or sees): what a vault just created does to
+    /// be unlocked with [`LockedVault::unlock_pinned`] later.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use strongroom::{CreateOptions, MemoryPinStore, PinStatus, Vault, recovery::RawKek, store::MemoryStore};
+    ///
+    /// let (store, pins, kek) = (Arc::new(MemoryStore::new()), Arc::new(MemoryPinStore::new()), RawKek::generate()?);
+    /// let (vault, _) = Vault::create(store.clone(), &kek, &CreateOptions::default())?;
+    /// let vault = vault.pin_to(pins.clone())?;
+    /// let again = Vault::open(store)?.unlock_pinned(&kek, pins)?;
+    /// assert_eq!(again.pin_status(), Some(PinStatus::Verified));
+    /// # Ok::<(), strongroom::VaultError>(())
+    /// ```
+    pub fn pin_to(self, pin_store: Arc<dyn PinStore>) -> Result<Vault, VaultError> {
+        self.attach_pins(pin_store, PinStatus::FirstUse)?;
+        Ok(self)
+    }
+
+    /// How this handle's pins were established: `None` when it keeps no pins
+    /// ([`LockedVault::unlock`]).
+    pub fn pin_status(&self) -> Option<PinStatus> {
+        self.inner.pins.get().map(|(_, status)| *status)
+    }
+
+    fn attach_pins(
+        &self,
+        pin_store: Arc<dyn PinStore>,
+        status: PinStatus,
+    ) -> Result<(), VaultError> {
+        if self.inner.pins.set((pin_store, status)).is_err() {
+            return Err(VaultError::invalid(
+                "pin store",
+                "this handle keeps its pins in a pin store already",
+            ));
+        }
+        self.save_pins()
+    }
+
+    /// Saves the pins, when this handle keeps them in a pin store. Called after the
+    /// membership changes are committed, so the pins never run ahead of the data.
+    pub(crate) fn save_pins(&self) -> Result<(), VaultError> {
+        if let Some((store, _)) = self.inner.pins.get() {
+            let pins = self.state().session.pins().clone();
+            store.save(self.id(), &pins)?;
+        }
         Ok(())
     }
 
@@ -532,6 +587,8 @@ impl Vault {
             match result {
                 Ok(out) => {
                     *guard = Some(next);
+                    drop(guard);
+                    self.save_pins()?;
                     return Ok(out);
                 }
                 Err(SharingError::Store(StoreError::Conflict { table, .. }))
@@ -597,9 +654,67 @@ impl LockedVault {
         self.header.vault_id
     }
 
-    /// Unlocks with `keyholder` (trust on first use: no pins).
+    /// Unlocks with `keyholder`, without pins: the membership log is checked for internal
+    /// consistency only, and trusted as the storage serves it now. Prefer
+    /// [`LockedVault::unlock_pinned`], which refuses a storage rolled back past a member
+    /// removal.
     pub fn unlock(self, keyholder: &dyn Keyholder) -> Result<Vault, VaultError> {
         self.unlock_with(keyholder, UnlockOptions::default())
+    }
+
+    /// Unlocks with `keyholder`, checking the membership log against the pins `pin_store`
+    /// holds for this vault (the genesis signer, and a high-water mark: a log that forks,
+    /// has another signer, or is shorter than what this client verified before is refused
+    /// with an error that says so). On first use the vault is pinned as it is now
+    /// ([`Vault::pin_status`] says [`PinStatus::FirstUse`]). The unlocked handle saves the
+    /// pins after every membership change it commits or sees.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use strongroom::{CreateOptions, MemoryPinStore, PinStatus, Vault, recovery::RawKek, store::MemoryStore};
+    ///
+    /// let store = Arc::new(MemoryStore::new());
+    /// let pins = Arc::new(MemoryPinStore::new());
+    /// let kek = RawKek::generate()?;
+    /// Vault::create(store.clone(), &kek, &CreateOptions::default())?;
+    /// let vault = Vault::open(store.clone())?.unlock_pinned(&kek, pins.clone())?;
+    /// assert_eq!(vault.pin_status(), Some(PinStatus::FirstUse));
+    /// let again = Vault::open(store)?.unlock_pinned(&kek, pins)?;
+    /// assert_eq!(again.pin_status(), Some(PinStatus::Verified));
+    /// # Ok::<(), strongroom::VaultError>(())
+    /// ```
+    pub fn unlock_pinned(
+        self,
+        keyholder: &dyn Keyholder,
+        pin_store: Arc<dyn PinStore>,
+    ) -> Result<Vault, VaultError> {
+        self.unlock_pinned_as(keyholder, None, pin_store)
+    }
+
+    /// [`LockedVault::unlock_pinned`] as `member` (needed when several members keep their
+    /// credentials in this store; `None` picks the only one).
+    pub fn unlock_pinned_as(
+        self,
+        keyholder: &dyn Keyholder,
+        member: Option<MemberId>,
+        pin_store: Arc<dyn PinStore>,
+    ) -> Result<Vault, VaultError> {
+        let saved = pin_store.load(self.id())?;
+        let status = if saved.is_some() {
+            PinStatus::Verified
+        } else {
+            tracing::info!(vault = %self.id(), "no pins for this vault yet: pinning it as the storage serves it");
+            PinStatus::FirstUse
+        };
+        let vault = self.unlock_with(
+            keyholder,
+            UnlockOptions {
+                member,
+                pins: saved.unwrap_or_default(),
+            },
+        )?;
+        vault.attach_pins(pin_store, status)?;
+        Ok(vault)
     }
 
     /// Unlocks with `keyholder`, as `options.member`, checking the membership log against
@@ -645,6 +760,7 @@ impl LockedVault {
                 header: self.header,
                 state: RwLock::new(State { session, meta }),
                 audit: Mutex::new(None),
+                pins: OnceLock::new(),
             }),
         };
         vault.heal_meta_row()?;

@@ -1,7 +1,8 @@
 //! Runs the body of every example in `examples/` (the `[[example]]` targets of this crate),
 //! so an example that stops compiling or starts failing fails the test suite.
 //!
-//! Each example keeps its work in `run()`; `main` only calls it.
+//! Each example keeps its work in `run()`; `main` only calls it. Each runs twice, as a
+//! user copying it would run it again: nothing of the first run may stand in the way.
 
 #[allow(dead_code)] // each example's `main` is its binary's entry point only
 #[path = "../../../examples/embed_in_server.rs"]
@@ -21,20 +22,28 @@ mod recover_lost_passphrase;
 
 #[test]
 fn example_embed_in_server() {
-    embed_in_server::run().unwrap();
+    for _ in 0..2 {
+        embed_in_server::run().unwrap();
+    }
 }
 
 #[test]
 fn example_rotate_vault_key() {
-    rotate_vault_key::run().unwrap();
+    for _ in 0..2 {
+        rotate_vault_key::run().unwrap();
+    }
 }
 
 #[test]
 fn example_share_with_teammate() {
-    share_with_teammate::run().unwrap();
+    for _ in 0..2 {
+        share_with_teammate::run().unwrap();
+    }
 }
 
 #[test]
 fn example_recover_lost_passphrase() {
-    recover_lost_passphrase::run().unwrap();
+    for _ in 0..2 {
+        recover_lost_passphrase::run().unwrap();
+    }
 }
