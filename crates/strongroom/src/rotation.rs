@@ -306,44 +306,26 @@ impl Vault {
                 Err(e) => return Err(e),
             }
         };
-        // A newer epoch (a member removal meanwhile) becomes the target.
-        let current = self.epoch();
-        if current > job.target {
-            job.target = current;
-        }
-        tracing::info!(epoch = %job.target, resumed, kind = ?job.kind, "rotation running");
         let total = self.count_versions()?;
         let mut processed = 0u64;
-        // Passes until one finds nothing left under an older epoch: that last pass is the
-        // proof the older epochs are no longer needed. Only a pass over the whole table
-        // proves it: a resumed pass starts at the cursor, and the rows before it may be
-        // under an older epoch than the target (a member removal while the job waited).
-        let mut clean = false;
-        for i in 0..8 {
-            let whole_table = job.cursor.is_empty();
-            // The first pass reports progress; later passes check (and rarely rewrap) what
-            // the first one already counted, so they add only what they rewrite.
-            let n = if i == 0 {
-                self.pass(&mut job, batch_size, total, progress)?
-            } else {
-                let done = job.done;
-                let n = self.pass(&mut job, batch_size, total, &mut |_| {})?;
-                job.done = done + n;
-                n
-            };
-            processed += n;
-            if n == 0 && whole_table {
-                clean = true;
+        // A member removal while the rotation runs starts a newer epoch that the removed
+        // member does not hold: the rotation moves on to it (a rotation that finished on
+        // the epoch before the removal would leave every record under a key the removed
+        // member has). Checked after every pass and again after the old epochs are
+        // retired, since a removal can commit at any moment.
+        for round in 0..4 {
+            self.retarget(&mut job)?;
+            tracing::info!(epoch = %job.target, resumed, kind = ?job.kind, "rotation running");
+            processed += self.rewrap_until_clean(&mut job, batch_size, total, progress, round)?;
+            self.finish_job(&job)?;
+            self.refresh_if_stale()?;
+            if self.epoch() <= job.target {
                 break;
             }
+            // The job row is gone with the retirement: a new one, toward the newer epoch
+            // (no new key: that epoch exists already).
+            job = self.continue_job(job.kind, self.epoch())?;
         }
-        if !clean {
-            let left = self.pending_rewrap(job.target)?.len();
-            return Err(VaultError::inconsistent(format!(
-                "{left} record versions are still under an older epoch after several passes; run the rotation again"
-            )));
-        }
-        self.finish_job(&job)?;
         Ok(RotationReport {
             epoch: job.target,
             processed,
@@ -360,6 +342,90 @@ impl Vault {
             Ok::<_, VaultError>(true)
         })?;
         Ok(n)
+    }
+
+    /// Passes over the data keys until one finds nothing left under an older epoch than
+    /// the job's target (moving the target to a newer epoch that appears meanwhile).
+    fn rewrap_until_clean(
+        &self,
+        job: &mut Job,
+        batch_size: usize,
+        total: u64,
+        progress: &mut dyn FnMut(Progress),
+        round: usize,
+    ) -> Result<u64, VaultError> {
+        let mut processed = 0u64;
+        // Only a pass over the whole table proves the older epochs are no longer needed: a
+        // resumed pass starts at the cursor, and the rows before it may be under an older
+        // epoch than the target (a member removal while the job waited).
+        for i in 0..8 {
+            let whole_table = job.cursor.is_empty();
+            // The first pass reports progress; later passes check (and rarely rewrap) what
+            // the first one already counted, so they add only what they rewrite.
+            let n = if i == 0 && round == 0 {
+                self.pass(job, batch_size, total, progress)?
+            } else {
+                let done = job.done;
+                let n = self.pass(job, batch_size, total, &mut |_| {})?;
+                job.done = done + n;
+                n
+            };
+            processed += n;
+            self.refresh_if_stale()?;
+            if self.retarget(job)? {
+                continue;
+            }
+            if n == 0 && whole_table {
+                return Ok(processed);
+            }
+        }
+        let left = self.pending_rewrap(job.target)?.len();
+        Err(VaultError::inconsistent(format!(
+            "{left} record versions are still under an older epoch after several passes; run the rotation again"
+        )))
+    }
+
+    /// Moves the job to the current epoch when a newer one appeared (a member removal);
+    /// the next pass then starts over from the beginning of the table.
+    fn retarget(&self, job: &mut Job) -> Result<bool, VaultError> {
+        let current = self.epoch();
+        if current <= job.target {
+            return Ok(false);
+        }
+        tracing::info!(from = %job.target, to = %current, "a newer epoch appeared during the rotation (a member removal?): rotating to it");
+        job.target = current;
+        job.cursor.clear();
+        Ok(true)
+    }
+
+    /// A job row toward `target`, an epoch that exists already (after a retirement found a
+    /// newer epoch than the one it rotated to).
+    fn continue_job(&self, kind: Kind, target: Epoch) -> Result<Job, VaultError> {
+        let job = Job {
+            kind,
+            target,
+            done: 0,
+            started_at: now(),
+            cursor: Vec::new(),
+        };
+        let vault = self.id();
+        self.write(|st, batch| {
+            batch.put(
+                Table::Jobs,
+                JOB_KEY.to_vec(),
+                job.encode(&st.meta, vault),
+                Expect::Absent,
+            );
+            Ok((
+                (),
+                AuditEvent::new(
+                    Action::RotateStart,
+                    target.0.to_be_bytes(),
+                    format!("epoch={target} continued after a newer epoch appeared"),
+                ),
+            ))
+        })?;
+        Ok(job)
     }
 
     /// A new epoch, the metadata key wrapped under it and the job row, in one batch.

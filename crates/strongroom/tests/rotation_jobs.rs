@@ -91,3 +91,70 @@ fn reencrypt_after_an_interrupted_rewrap_really_reencrypts() {
     }
     assert!(store.get(Table::Jobs, b"rotation").unwrap().is_none());
 }
+
+/// A member removal that commits while a rotation runs starts a newer epoch; the rotation
+/// must end on it. Before, the rotation's target was fixed at its start: it rewrapped
+/// everything to the epoch before the removal (one the removed member holds), retired the
+/// older ones and reported success.
+#[test]
+fn a_rotation_racing_a_member_removal_ends_on_the_newest_epoch() {
+    use strongroom::sharing::{Identity, Pins, Role};
+    for remove_at in [1u64, 40] {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let kek = RawKek::generate().unwrap();
+        let (v, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
+        for i in 0..50 {
+            v.put("ns", &format!("k{i}"), format!("v{i}").as_bytes())
+                .unwrap();
+        }
+        let bob = Identity::generate("bob").unwrap();
+        let p = bob.public();
+        v.add_member(
+            p,
+            Role::Member,
+            p.confirm_fingerprint(&p.fingerprint().digits()).unwrap(),
+        )
+        .unwrap();
+        Vault::join(
+            &store,
+            &bob,
+            &[&RawKek::generate().unwrap()],
+            Pins::default(),
+        )
+        .unwrap();
+        // Another handle (another process of the owner) removes bob while the rotation runs.
+        let other = Vault::open(Arc::clone(&store))
+            .unwrap()
+            .unlock_with(
+                &kek,
+                strongroom::UnlockOptions {
+                    member: Some(v.member_id()),
+                    pins: Pins::default(),
+                },
+            )
+            .unwrap();
+        let mut removed = false;
+        let report = v
+            .rotate_vault_key_with(RotateOptions { batch_size: 10 }, &mut |p| {
+                if !removed && p.done >= remove_at {
+                    removed = true;
+                    other.remove_member(bob.member_id()).unwrap();
+                }
+            })
+            .unwrap();
+        assert!(removed);
+        let newest = v.epoch();
+        assert_eq!(newest, Epoch(3), "rotation made 2, the removal 3");
+        assert_eq!(
+            report.epoch, newest,
+            "the rotation ended on the newest epoch"
+        );
+        assert_eq!(v.min_epoch(), newest, "everything older is retired");
+        assert!(v.pending_rewrap(newest).unwrap().is_empty());
+        for i in 0..50 {
+            let s = v.get("ns", &format!("k{i}")).unwrap();
+            assert_eq!(s.meta().epoch, newest, "k{i}");
+        }
+        assert_eq!(v.interrupted_rotation().unwrap(), None);
+    }
+}
