@@ -22,6 +22,9 @@ use strongroom::{
 };
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
+#[path = "../../strongroom-envelope/tests/reference/mod.rs"]
+mod reference;
+
 const WORKER_ENV: &str = "STRONGROOM_CRASH_WORKER";
 const DB_ENV: &str = "STRONGROOM_CRASH_DB";
 const KEK_ENV: &str = "STRONGROOM_CRASH_KEK";
@@ -474,6 +477,133 @@ fn kill_during_rotation_leaves_a_resumable_consistent_vault() {
         states.get("interrupted").copied().unwrap_or(0) > 0,
         "no kill landed inside a rotation: {states:?}"
     );
+}
+
+/// Rewrites every wrapped data key of the vault at `db` in format 1 (as releases before
+/// format 2 wrote them, without a body digest), with the envelope's reference
+/// implementation: the vault this release finds after an upgrade.
+fn downgrade_to_format_1(db: &Path, kek: &RawKek) {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use strongroom::store::{Batch, Expect, ScanRange, scan_all};
+    let store = open_store(db);
+    let vault = unlock(db, kek);
+    let session = strongroom::sharing::unlock(
+        &*store,
+        vault.id(),
+        None,
+        kek,
+        &mut strongroom::sharing::Pins::default(),
+    )
+    .unwrap();
+    let raw = *session
+        .key(vault.epoch())
+        .unwrap()
+        .expose_secret()
+        .expose_secret();
+    let rows = scan_all(&*store, Table::Deks, &ScanRange::all()).unwrap();
+    for chunk in rows.chunks(500) {
+        let mut b = Batch::new();
+        for row in chunk {
+            assert_eq!(row.value[0], 2);
+            let ctx = reference::Ctx {
+                vault: *vault.id().as_bytes(),
+                record: row.key[..16].try_into().unwrap(),
+                version: u64::from_be_bytes(row.key[16..].try_into().unwrap()),
+            };
+            let mut dek = reference::ref_unwrap(&raw, &ctx, &row.value);
+            let mut v1 = vec![1u8, 1];
+            v1.extend_from_slice(&row.value[2..14]);
+            let nonce = [0x5a; 24];
+            let aad = reference::dek_aad(&v1, &ctx);
+            let tag = XChaCha20Poly1305::new((&raw).into())
+                .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut dek)
+                .unwrap();
+            v1.extend_from_slice(&nonce);
+            v1.extend_from_slice(&dek);
+            v1.extend_from_slice(&tag);
+            b.put(
+                Table::Deks,
+                row.key.clone(),
+                v1,
+                Expect::Version(row.version),
+            );
+        }
+        store.commit(&b).unwrap();
+    }
+}
+
+/// The upgrade of format-1 data keys is a rotation: `kill -9` at random points leaves every
+/// record readable, and a re-run finishes with every data key in format 2.
+#[test]
+fn kill_during_upgrade_from_format_1_leaves_a_resumable_consistent_vault() {
+    let dir = tempfile::tempdir().unwrap();
+    let kek = RawKek::generate().unwrap();
+    let template = dir.path().join("template.db");
+    let records = RECORDS / 4;
+    {
+        let (vault, _) =
+            Vault::create(open_store(&template), &kek, &CreateOptions::default()).unwrap();
+        for i in 0..records {
+            vault
+                .put("crash/records", &record_name(i), &record_value(i))
+                .unwrap();
+        }
+    }
+    downgrade_to_format_1(&template, &kek);
+    assert_eq!(
+        unlock(&template, &kek).status().unwrap().pending_rewrap,
+        records as u64
+    );
+    let formats = |db: &Path| -> Vec<u8> {
+        strongroom::store::scan_all(
+            &*open_store(db),
+            Table::Deks,
+            &strongroom::store::ScanRange::all(),
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.value[0])
+        .collect()
+    };
+    let batches = (records / BATCH) as u64;
+    let mut rng = Rng::from_env();
+    let mut mixed = 0;
+    for trial in 0..trials() {
+        let db = dir.path().join(format!("upgrade{trial}.db"));
+        copy_db(&template, &db);
+        let mut child = spawn_worker("rotate", &db, &kek);
+        let k = rng.below(batches);
+        let mut seen = 0;
+        let finished = read_until(&mut child, |l| {
+            if l == "@ready" {
+                return k == 0;
+            }
+            seen += 1;
+            seen >= k
+        });
+        if finished {
+            child.wait().unwrap();
+        } else {
+            kill_after(&mut child, &mut rng, 3000);
+        }
+        let f = formats(&db);
+        if f.contains(&1) && f.contains(&2) {
+            mixed += 1;
+        }
+        let vault = unlock(&db, &kek);
+        check_records(&vault, records);
+        vault
+            .rotate_vault_key_with(RotateOptions { batch_size: 500 }, &mut |_| {})
+            .unwrap();
+        check_rotated(&vault, trial);
+        check_records(&vault, records);
+        assert!(formats(&db).iter().all(|&f| f == 2), "trial {trial}");
+        drop(vault);
+        std::fs::remove_file(&db).unwrap();
+    }
+    eprintln!("upgrade: {mixed} of {} kills landed mid-upgrade", trials());
+    assert!(mixed > 0, "no kill landed inside the upgrade");
 }
 
 #[test]

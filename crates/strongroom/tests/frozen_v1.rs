@@ -98,11 +98,36 @@ fn frozen_v1_vault_still_opens() {
     assert_eq!(names, ["bob", "frozen-owner"]);
     let audit = v.audit_verify().unwrap();
     assert!(audit.entries >= 10);
-    // Still writable by this build.
+    // Still writable by this build; its data keys are wrapped in format 1 (no body digest)
+    // and count as pending until a rotation upgrades them.
     v.put("core/app", "NEW", b"x").unwrap();
+    let formats = |store: &Arc<dyn Store>| -> Vec<u8> {
+        strongroom::store::scan_all(
+            &**store,
+            strongroom::store::Table::Deks,
+            &strongroom::store::ScanRange::all(),
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.value[0])
+        .collect()
+    };
+    assert_eq!(formats(&store).iter().filter(|&&f| f == 1).count(), 5);
+    assert_eq!(v.status().unwrap().pending_rewrap, 5);
     v.rotate_vault_key().unwrap();
+    assert!(
+        formats(&store).iter().all(|&f| f == 2),
+        "every data key upgraded"
+    );
+    assert_eq!(v.status().unwrap().pending_rewrap, 0);
     assert_eq!(
         v.get("core/app", "DB_PASSWORD").unwrap().expose_secret(),
         b"second"
+    );
+    assert_eq!(
+        v.get_version("core/app", "DB_PASSWORD", 1)
+            .unwrap()
+            .expose_secret(),
+        b"first"
     );
 }
