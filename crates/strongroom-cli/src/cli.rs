@@ -290,9 +290,17 @@ pub(crate) enum Command {
     /// data-key exposure). Resumes an interrupted run.
     #[command(after_help = "Example:\n  strongroom reencrypt")]
     Reencrypt(RotateArgs),
-    /// List record versions still under an older vault-key epoch.
+    /// List record versions still under an older vault-key epoch (and those a rotation set
+    /// aside because their data key does not open).
     #[command(after_help = "Example:\n  strongroom pending-rewrap --json")]
     PendingRewrap,
+    /// Delete the record versions a rotation set aside because their data key does not
+    /// open (planted by a former member, or damaged); each is checked again first.
+    #[command(
+        name = "purge-quarantined",
+        after_help = "Example:\n  strongroom pending-rewrap && strongroom purge-quarantined"
+    )]
+    PurgeQuarantined,
     /// Show the vault's state: epochs, keyholders, members, counts, key age.
     #[command(after_help = "Example:\n  strongroom status --json")]
     Status,

@@ -331,6 +331,7 @@ pub(crate) fn rotate(app: &mut App, args: &RotateArgs, deep: bool) -> Result<u8>
             "processed": report.processed,
             "resumed": report.resumed,
             "min_epoch": report.min_epoch.0,
+            "quarantined": report.quarantined,
             "seconds": report.seconds,
         }))?;
     } else {
@@ -349,6 +350,12 @@ pub(crate) fn rotate(app: &mut App, args: &RotateArgs, deep: bool) -> Result<u8>
             report.min_epoch
         );
     }
+    if report.quarantined > 0 {
+        eprintln!(
+            "warning: {} record versions could not be rewrapped (their data key does not open: planted by a former member, or damaged) and were set aside; `strongroom pending-rewrap` lists them, `strongroom purge-quarantined` deletes them",
+            report.quarantined
+        );
+    }
     Ok(0)
 }
 
@@ -357,13 +364,18 @@ pub(crate) fn pending_rewrap(app: &mut App) -> Result<u8> {
     let o = app.unlock()?;
     let epoch = o.vault.epoch();
     let pending = o.vault.pending_rewrap(epoch)?;
+    let quarantined = o.vault.quarantined()?;
     finish(app, &o)?;
     if app.json() {
         let items: Vec<Value> = pending
             .iter()
-            .map(|p| json!({"record_id": p.record_id.to_string(), "version": p.version, "epoch": p.epoch.0}))
+            .map(|p| json!({"record_id": p.record_id.to_string(), "version": p.version, "epoch": p.epoch.0, "quarantined": p.quarantined}))
             .collect();
-        return output::json(json!({"current_epoch": epoch.0, "pending": items})).map(|()| 0);
+        let set_aside: Vec<Value> = quarantined.iter().map(quarantined_json).collect();
+        return output::json(
+            json!({"current_epoch": epoch.0, "pending": items, "quarantined": set_aside}),
+        )
+        .map(|()| 0);
     }
     if pending.is_empty() {
         println!("every record version is under the current epoch {epoch}");
@@ -374,10 +386,56 @@ pub(crate) fn pending_rewrap(app: &mut App) -> Result<u8> {
         );
         for p in &pending {
             println!(
-                "  record {} version {} epoch {}",
-                p.record_id, p.version, p.epoch
+                "  record {} version {} epoch {}{}",
+                p.record_id,
+                p.version,
+                p.epoch,
+                if p.quarantined { " (quarantined)" } else { "" }
             );
         }
+    }
+    for q in &quarantined {
+        println!(
+            "quarantined: row {}: {} (`strongroom purge-quarantined` deletes it)",
+            q.row,
+            printable(&q.reason)
+        );
+    }
+    Ok(0)
+}
+
+fn quarantined_json(q: &strongroom::QuarantinedVersion) -> Value {
+    json!({
+        "record_id": q.record_id.map(|r| r.to_string()),
+        "version": q.version,
+        "epoch": q.epoch.map(|e| e.0),
+        "reason": q.reason,
+        "row": q.row,
+    })
+}
+
+/// `purge-quarantined`.
+pub(crate) fn purge_quarantined(app: &mut App) -> Result<u8> {
+    let o = app.unlock()?;
+    let report = o.vault.purge_quarantined()?;
+    finish(app, &o)?;
+    if app.json() {
+        return output::json(json!({
+            "purged": report.purged.iter().map(quarantined_json).collect::<Vec<_>>(),
+            "kept": report.kept,
+            "heads_moved": report.heads_moved,
+        }))
+        .map(|()| 0);
+    }
+    println!(
+        "purged {} quarantined record versions ({} open again and were kept)",
+        report.purged.len(),
+        report.kept
+    );
+    for r in &report.heads_moved {
+        println!(
+            "  {r}: its current version was purged; it now shows its newest remaining version, or is gone"
+        );
     }
     Ok(0)
 }
@@ -440,6 +498,7 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
             "secrets": s.secrets,
             "versions": s.versions,
             "pending_rewrap": s.pending_rewrap,
+            "quarantined": s.quarantined,
             "interrupted_rotation": s.interrupted_rotation.map(|e| e.0),
             "recoverability": recoverability_json(&s.recoverability),
         }))
@@ -484,6 +543,12 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
         println!(
             "pending rewrap: {} record versions under older epochs",
             s.pending_rewrap
+        );
+    }
+    if s.quarantined > 0 {
+        println!(
+            "quarantined:    {} record versions that no rotation can rewrap: `strongroom purge-quarantined`",
+            s.quarantined
         );
     }
     if let Some(e) = s.interrupted_rotation {

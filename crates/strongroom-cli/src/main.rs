@@ -159,6 +159,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Rotate(args) => cmd_vault::rotate(app, args, false),
         Command::Reencrypt(args) => cmd_vault::rotate(app, args, true),
         Command::PendingRewrap => cmd_vault::pending_rewrap(app),
+        Command::PurgeQuarantined => cmd_vault::purge_quarantined(app),
         Command::Status => cmd_vault::status(app),
         Command::Doctor { full } => cmd_vault::doctor(app, *full),
         Command::Audit(cmd) => cmd_vault::audit(app, cmd),

@@ -582,3 +582,50 @@ fn audit_verify_catches_a_log_cut_short_since_the_last_verification() {
         .code(1)
         .stderr(predicate::str::contains("removed from its end"));
 }
+
+/// A data-key row that does not open (planted or damaged) no longer blocks `rotate`: it
+/// is set aside with a warning, listed by `pending-rewrap` and `status`, failed by
+/// `doctor`, and deleted by `purge-quarantined`.
+#[test]
+fn rotate_sets_aside_a_bad_data_key_and_purge_deletes_it() {
+    let e = Env::new();
+    e.init();
+    for i in 0..5 {
+        e.put("ns", &format!("S{i}"), &format!("value-{i}"));
+    }
+    {
+        let db = rusqlite::Connection::open(&e.vault).unwrap();
+        db.execute(
+            "UPDATE sr_deks SET v = zeroblob(122) WHERE k = (SELECT k FROM sr_deks ORDER BY k LIMIT 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let out = cmd(&e, &["rotate"]).assert().success();
+    assert!(
+        stderr(out.get_output()).contains("1 record versions could not be rewrapped"),
+        "{}",
+        stderr(out.get_output())
+    );
+    let p = json(cmd(&e, &["pending-rewrap"]));
+    assert_eq!(p["quarantined"].as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(p["pending"][0]["quarantined"], true);
+    assert_eq!(json(cmd(&e, &["status"]))["quarantined"], 1);
+    cmd(&e, &["doctor"])
+        .assert()
+        .code(2)
+        .stdout(predicate::str::contains("quarantine"));
+    let r = json(cmd(&e, &["purge-quarantined"]));
+    assert_eq!(r["purged"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(json(cmd(&e, &["status"]))["quarantined"], 0);
+    let remaining = (0..5)
+        .filter(|i| {
+            cmd(&e, &["get", "ns", &format!("S{i}")])
+                .output()
+                .unwrap()
+                .status
+                .success()
+        })
+        .count();
+    assert_eq!(remaining, 4);
+}

@@ -72,10 +72,12 @@ pub enum Action {
     Snapshot,
     /// A snapshot was restored.
     Restore,
+    /// Quarantined data-key rows (that no rotation could rewrap) were deleted.
+    Purge,
 }
 
 impl Action {
-    const ALL: [Action; 19] = [
+    const ALL: [Action; 20] = [
         Action::Create,
         Action::Unlock,
         Action::UnlockFailed,
@@ -95,6 +97,7 @@ impl Action {
         Action::Import,
         Action::Snapshot,
         Action::Restore,
+        Action::Purge,
     ];
 
     /// The id byte.
@@ -131,6 +134,7 @@ impl Action {
             Action::Import => "import",
             Action::Snapshot => "snapshot",
             Action::Restore => "restore",
+            Action::Purge => "purge",
         }
     }
 }

@@ -28,7 +28,9 @@ pub use records::{
     MAX_NAME_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN, NewSecret, PutManyReport, Secret, SecretMeta,
     validate_name, validate_namespace,
 };
-pub use rotation::{PendingRewrap, Progress, RotateOptions, RotationReport};
+pub use rotation::{
+    PendingRewrap, Progress, PurgeReport, QuarantinedVersion, RotateOptions, RotationReport,
+};
 pub use scoped::Namespace;
 pub use snapshot::{
     PreparedRestore, RestoreOptions, RestoreReport, SnapshotFile, SnapshotInfo,

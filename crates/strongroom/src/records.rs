@@ -225,6 +225,78 @@ impl IndexEntry {
     }
 }
 
+/// Index entries to rewrite when record versions are deleted: a secret whose current
+/// version goes names its newest remaining version, or goes when none remains.
+pub(crate) struct HeadMoves {
+    moves: Vec<(Vec<u8>, u64, Option<IndexEntry>)>,
+}
+
+impl HeadMoves {
+    /// Adds the index rewrites to `batch` (each guarded by the version read).
+    pub(crate) fn apply(&self, batch: &mut Batch) {
+        for (key, version, entry) in &self.moves {
+            match entry {
+                Some(e) => batch.put(
+                    Table::Index,
+                    key.clone(),
+                    e.encode(),
+                    Expect::Version(*version),
+                ),
+                None => batch.delete(Table::Index, key.clone(), Expect::Version(*version)),
+            };
+        }
+    }
+
+    /// The records whose current version moved (hex ids).
+    pub(crate) fn records(&self) -> Vec<String> {
+        self.moves
+            .iter()
+            .filter_map(|(_, _, e)| e.map(|e| e.record.to_string()))
+            .chain(
+                self.moves
+                    .iter()
+                    .filter(|(_, _, e)| e.is_none())
+                    .map(|(k, _, _)| crate::audit::hex(k)),
+            )
+            .collect()
+    }
+}
+
+/// The index rewrites that deleting the record versions `gone` needs (a scan of the
+/// index: deletions of this kind are rare).
+pub(crate) fn heads_to_move(
+    vault: &Vault,
+    gone: impl Iterator<Item = (RecordId, u64)>,
+) -> Result<HeadMoves, VaultError> {
+    let gone: std::collections::BTreeSet<(RecordId, u64)> = gone.collect();
+    let mut moves = Vec::new();
+    if gone.is_empty() {
+        return Ok(HeadMoves { moves });
+    }
+    let store = vault.store();
+    for_each_row(store, Table::Index, &ScanRange::all(), 1000, |row| {
+        let Ok(entry) = IndexEntry::decode(&row.value) else {
+            return Ok::<_, VaultError>(true);
+        };
+        if !gone.contains(&(entry.record, entry.version)) {
+            return Ok(true);
+        }
+        let newest = versions_of(store, Table::Deks, entry.record)?
+            .iter()
+            .filter_map(|r| parse_version_key(&r.key))
+            .map(|(_, v)| v)
+            .filter(|v| !gone.contains(&(entry.record, *v)))
+            .max();
+        moves.push((
+            row.key,
+            row.version,
+            newest.map(|version| IndexEntry { version, ..entry }),
+        ));
+        Ok(true)
+    })?;
+    Ok(HeadMoves { moves })
+}
+
 /// Row key of a record version in [`Table::Bodies`] and [`Table::Deks`].
 pub(crate) fn version_key(record: RecordId, version: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(24);

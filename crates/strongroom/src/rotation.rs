@@ -26,6 +26,7 @@ use strongroom_envelope::{
 };
 use strongroom_store::{
     Batch, Cursor as ScanCursor, Expect, ReadView, Row, ScanRange, StoreError, Table, for_each_row,
+    scan_all,
 };
 
 use crate::VaultError;
@@ -168,8 +169,43 @@ pub struct RotationReport {
     pub resumed: bool,
     /// The oldest readable epoch afterwards.
     pub min_epoch: Epoch,
+    /// Record versions set aside because their data key could not be rewrapped (see
+    /// [`Vault::quarantined`]); they stay unreadable, and the rotation finished without
+    /// them.
+    pub quarantined: u64,
     /// Wall-clock seconds.
     pub seconds: f64,
+}
+
+/// A record version a rotation could not rewrap: its wrapped data key does not open under
+/// its epoch's key, names an epoch whose key is gone, or does not parse (planted by a
+/// former member, or damaged). Listed by [`Vault::quarantined`], deleted by
+/// [`Vault::purge_quarantined`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuarantinedVersion {
+    /// The record (`None` when the row's key does not even name one; `row` says which).
+    pub record_id: Option<RecordId>,
+    /// The version.
+    pub version: u64,
+    /// The epoch it claims to be wrapped under, if it parses.
+    pub epoch: Option<Epoch>,
+    /// Why it could not be rewrapped.
+    pub reason: String,
+    /// The data-key row's key (hex).
+    pub row: String,
+}
+
+/// What [`Vault::purge_quarantined`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Record versions deleted (their data key and body).
+    pub purged: Vec<QuarantinedVersion>,
+    /// Quarantined versions that open again now and were kept (their report is dropped;
+    /// the next rotation rewraps them).
+    pub kept: usize,
+    /// Secrets whose current version was purged: their index now names their newest
+    /// remaining version, or the secret is gone when none remains (record ids, hex).
+    pub heads_moved: Vec<String>,
 }
 
 /// One record version still under an older epoch.
@@ -181,6 +217,9 @@ pub struct PendingRewrap {
     pub version: u64,
     /// The epoch its data key is wrapped under.
     pub epoch: Epoch,
+    /// Whether a rotation set it aside because it could not be rewrapped
+    /// ([`Vault::quarantined`] says why).
+    pub quarantined: bool,
 }
 
 impl Vault {
@@ -218,21 +257,135 @@ impl Vault {
     /// Every record version whose data key is wrapped under an epoch older than `epoch`:
     /// an epoch can be retired only when this is empty.
     pub fn pending_rewrap(&self, epoch: Epoch) -> Result<Vec<PendingRewrap>, VaultError> {
+        let quarantined: std::collections::BTreeSet<Vec<u8>> = self
+            .quarantine_rows()?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         let mut out = Vec::new();
         let st = self.state();
-        for_each_dek(self, &mut |row, w| {
-            if needs_rewrap(&st, w, epoch)
-                && let Some((record_id, version)) = parse_version_key(&row.key)
-            {
-                out.push(PendingRewrap {
-                    record_id,
-                    version,
-                    epoch: w.epoch(),
-                });
-            }
-            Ok(())
-        })?;
+        for_each_row(
+            self.store(),
+            Table::Deks,
+            &ScanRange::all(),
+            10_000,
+            |row| {
+                let Some((record_id, version)) = parse_version_key(&row.key) else {
+                    return Ok::<_, VaultError>(true);
+                };
+                let w = WrappedDek::from_bytes(&row.value);
+                if w.as_ref().map_or(true, |w| needs_rewrap(&st, w, epoch)) {
+                    out.push(PendingRewrap {
+                        record_id,
+                        version,
+                        epoch: w.map_or(Epoch(0), |w| w.epoch()),
+                        quarantined: quarantined.contains(&row.key),
+                    });
+                }
+                Ok(true)
+            },
+        )?;
         Ok(out)
+    }
+
+    /// The record versions rotations set aside because their data key could not be
+    /// rewrapped (see [`QuarantinedVersion`]); `doctor` reports them as failures.
+    pub fn quarantined(&self) -> Result<Vec<QuarantinedVersion>, VaultError> {
+        Ok(self
+            .quarantine_rows()?
+            .into_iter()
+            .map(|(key, value)| quarantined_version(&key, &value))
+            .collect())
+    }
+
+    /// The quarantine reports: (data-key row key, report).
+    fn quarantine_rows(&self) -> Result<Vec<QuarantineRow>, VaultError> {
+        Ok(scan_all(
+            self.store(),
+            Table::Jobs,
+            &ScanRange::prefix(QUARANTINE_PREFIX.to_vec()),
+        )?
+        .into_iter()
+        .map(|r| (r.key[QUARANTINE_PREFIX.len()..].to_vec(), r.value))
+        .collect())
+    }
+
+    /// Deletes the record versions rotations quarantined: each is checked again first (a
+    /// version that opens now is kept, and the next rotation rewraps it), then its data
+    /// key and body are deleted, with an audit entry. When a secret's current version is
+    /// purged, its index moves to its newest remaining version (or the secret is removed
+    /// when none remains): a version that never opens cannot be its value.
+    pub fn purge_quarantined(&self) -> Result<PurgeReport, VaultError> {
+        self.require_writer()?;
+        let rows = self.quarantine_rows()?;
+        let mut report = PurgeReport::default();
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let mut batch_rows = Vec::new();
+        for (key, value) in rows {
+            let q = quarantined_version(&key, &value);
+            let dek = self.store().get(Table::Deks, &key)?;
+            let opens = match (q.record_id, &dek) {
+                (Some(record), Some(dek)) => {
+                    let body = self.store().get(Table::Bodies, &key)?;
+                    body.is_some_and(|b| {
+                        crate::records::open_rows(
+                            &self.state(),
+                            record,
+                            q.version,
+                            &b.value,
+                            &dek.value,
+                        )
+                        .is_ok()
+                    })
+                }
+                _ => false,
+            };
+            if opens {
+                report.kept += 1;
+            }
+            batch_rows.push((key, q, dek.map(|d| d.version), opens));
+        }
+        let heads = crate::records::heads_to_move(
+            self,
+            batch_rows
+                .iter()
+                .filter(|(_, q, _, opens)| !opens && q.record_id.is_some())
+                .map(|(_, q, _, _)| (q.record_id.unwrap_or_else(|| unreachable!()), q.version)),
+        )?;
+        let purged = batch_rows.iter().filter(|(_, _, _, opens)| !opens).count();
+        self.write(|_, batch| {
+            for (key, _, dek_version, opens) in &batch_rows {
+                batch.delete(
+                    Table::Jobs,
+                    [QUARANTINE_PREFIX, &key[..]].concat(),
+                    Expect::Any,
+                );
+                if !opens {
+                    if let Some(v) = dek_version {
+                        batch.delete(Table::Deks, key.clone(), Expect::Version(*v));
+                    }
+                    batch.delete(Table::Bodies, key.clone(), Expect::Any);
+                }
+            }
+            heads.apply(batch);
+            Ok((
+                (),
+                AuditEvent::new(
+                    Action::Purge,
+                    Vec::new(),
+                    format!("purged={purged} kept={}", report.kept),
+                ),
+            ))
+        })?;
+        report.heads_moved = heads.records();
+        report.purged = batch_rows
+            .into_iter()
+            .filter(|(_, _, _, opens)| !opens)
+            .map(|(_, q, _, _)| q)
+            .collect();
+        Ok(report)
     }
 
     /// Whether a rotation or re-encryption was interrupted and waits to be resumed, and
@@ -314,7 +467,7 @@ impl Vault {
         // member has). Checked after every pass and again after the old epochs are
         // retired, since a removal can commit at any moment.
         for round in 0..4 {
-            self.retarget(&mut job)?;
+            self.retarget(&mut job);
             tracing::info!(epoch = %job.target, resumed, kind = ?job.kind, "rotation running");
             processed += self.rewrap_until_clean(&mut job, batch_size, total, progress, round)?;
             self.finish_job(&job)?;
@@ -331,6 +484,7 @@ impl Vault {
             processed,
             resumed,
             min_epoch: self.min_epoch(),
+            quarantined: self.quarantine_rows()?.len() as u64,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -372,7 +526,7 @@ impl Vault {
             };
             processed += n;
             self.refresh_if_stale()?;
-            if self.retarget(job)? {
+            if self.retarget(job) {
                 continue;
             }
             if n == 0 && whole_table {
@@ -387,15 +541,15 @@ impl Vault {
 
     /// Moves the job to the current epoch when a newer one appeared (a member removal);
     /// the next pass then starts over from the beginning of the table.
-    fn retarget(&self, job: &mut Job) -> Result<bool, VaultError> {
+    fn retarget(&self, job: &mut Job) -> bool {
         let current = self.epoch();
         if current <= job.target {
-            return Ok(false);
+            return false;
         }
         tracing::info!(from = %job.target, to = %current, "a newer epoch appeared during the rotation (a member removal?): rotating to it");
         job.target = current;
         job.cursor.clear();
-        Ok(true)
+        true
     }
 
     /// A job row toward `target`, an epoch that exists already (after a retirement found a
@@ -534,17 +688,16 @@ impl Vault {
         let old: Vec<&Row> = page
             .rows
             .iter()
-            .filter(|r| {
-                WrappedDek::from_bytes(&r.value).is_ok_and(|w| needs_rewrap(&st, &w, target))
-            })
+            .filter(|r| row_needs_rewrap(&st, r, target))
             .collect();
-        let updates = match kind {
+        let done = match kind {
             Kind::Rewrap => rewrap_rows(self.store(), &st, target, &old)?,
             Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
         };
         Ok(Page {
             scanned: page.rows.len() as u64,
-            updates,
+            updates: done.updates,
+            quarantined: done.quarantined,
             last,
             next: page.next,
         })
@@ -555,22 +708,35 @@ impl Vault {
         st: &State,
         target: Epoch,
         rows: &[&Row],
-    ) -> Result<Vec<Update>, VaultError> {
+    ) -> Result<Rewrapped, VaultError> {
         let new = st.session.key(target).ok_or_else(|| {
             VaultError::inconsistent(format!(
                 "this member has no key for epoch {target}: refresh and retry"
             ))
         })?;
-        let mut out = Vec::with_capacity(rows.len());
+        let mut out = Rewrapped::default();
         for row in rows {
             let Some((record, version)) = parse_version_key(&row.key) else {
+                out.quarantine(row, None, "the row key is not a record version");
                 continue;
             };
             let Some(body) = self.store().get(Table::Bodies, &row.key)? else {
                 continue;
             };
-            let (payload, _) =
-                crate::records::open_rows(st, record, version, &body.value, &row.value)?;
+            let epoch = WrappedDek::from_bytes(&row.value).ok().map(|w| w.epoch());
+            let payload =
+                match crate::records::open_rows(st, record, version, &body.value, &row.value) {
+                    Ok((payload, _)) => payload,
+                    Err(
+                        e @ (VaultError::Record { .. }
+                        | VaultError::RetiredEpoch { .. }
+                        | VaultError::Corrupt { .. }),
+                    ) => {
+                        out.quarantine(row, epoch, e.to_string());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
             let _ = decode_payload;
             let plain = crate::records::Payload {
                 namespace: &payload.namespace,
@@ -593,7 +759,7 @@ impl Vault {
                         source,
                     }
                 })?;
-            out.push(Update {
+            out.updates.push(Update {
                 key: row.key.clone(),
                 dek_version: row.version,
                 dek: sealed.wrapped_dek.as_bytes().to_vec(),
@@ -622,6 +788,9 @@ impl Vault {
         }
         let mut batch = Batch::with_capacity(page.updates.len() * 2 + 2);
         guard_membership(&mut batch, &self.state());
+        for q in &page.quarantined {
+            batch.put(Table::Jobs, q.row_key(), q.encode(), Expect::Any);
+        }
         for u in &page.updates {
             batch.put(
                 Table::Deks,
@@ -689,18 +858,24 @@ impl Vault {
         let st = self.state();
         let old: Vec<&Row> = fresh_rows
             .iter()
-            .filter(|r| {
-                WrappedDek::from_bytes(&r.value).is_ok_and(|w| needs_rewrap(&st, &w, target))
-            })
+            .filter(|r| row_needs_rewrap(&st, r, target))
             .collect();
-        let updates = match kind {
+        let mut done = match kind {
             Kind::Rewrap => rewrap_rows(self.store(), &st, target, &old)?,
             Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
         };
         drop(st);
+        // Rows quarantined when the page was first prepared stay reported.
+        done.quarantined
+            .extend(page.quarantined.iter().map(|q| Quarantined {
+                key: q.key.clone(),
+                epoch: q.epoch,
+                reason: q.reason.clone(),
+            }));
         let again = Page {
             scanned: page.scanned,
-            updates,
+            updates: done.updates,
+            quarantined: done.quarantined,
             last: page.last.clone(),
             next: None,
         };
@@ -754,6 +929,31 @@ impl Vault {
     }
 }
 
+/// A quarantine report row: the data-key row's key and the report.
+type QuarantineRow = (Vec<u8>, Vec<u8>);
+
+/// A quarantine report as listed.
+fn quarantined_version(key: &[u8], value: &[u8]) -> QuarantinedVersion {
+    let parsed = parse_version_key(key);
+    let mut r = Reader::new("quarantine report", value);
+    let epoch = r
+        .version(&[1])
+        .and_then(|_| r.u32("epoch"))
+        .ok()
+        .filter(|e| *e > 0);
+    let reason = r.var_bytes("reason", 4096).map_or_else(
+        |_| "(the report does not parse)".into(),
+        |b| String::from_utf8_lossy(b).into_owned(),
+    );
+    QuarantinedVersion {
+        record_id: parsed.map(|(r, _)| r),
+        version: parsed.map_or(0, |(_, v)| v),
+        epoch: epoch.map(Epoch),
+        reason,
+        row: crate::audit::hex(key),
+    }
+}
+
 struct Update {
     key: Vec<u8>,
     dek_version: u64,
@@ -764,8 +964,62 @@ struct Update {
 struct Page {
     scanned: u64,
     updates: Vec<Update>,
+    /// Rows that could not be rewrapped: set aside, reported, never fatal.
+    quarantined: Vec<Quarantined>,
     last: Option<Vec<u8>>,
     next: Option<ScanCursor>,
+}
+
+/// A data-key row a rotation could not rewrap (it does not open under its epoch's key,
+/// names an epoch whose key is gone, or does not parse): planted by a former member or
+/// damaged. It is set aside so the rotation can finish; `pending_rewrap`, `status` and
+/// `doctor` report it, and [`Vault::purge_quarantined`] deletes it.
+struct Quarantined {
+    key: Vec<u8>,
+    epoch: Option<Epoch>,
+    reason: String,
+}
+
+impl Quarantined {
+    fn row_key(&self) -> Vec<u8> {
+        [QUARANTINE_PREFIX, &self.key[..]].concat()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(8 + self.reason.len());
+        w.u8(1)
+            .u32(self.epoch.map_or(0, |e| e.0))
+            .var_bytes(self.reason.as_bytes());
+        w.into_vec()
+    }
+}
+
+/// Row keys of quarantined data keys in [`Table::Jobs`]: this prefix, then the data-key
+/// row's key. The rows are reports (written by the member that rotated, not
+/// authenticated): purging re-checks that each row still fails before deleting it.
+const QUARANTINE_PREFIX: &[u8] = b"quarantine/";
+
+/// What the rows of a page turned into.
+#[derive(Default)]
+struct Rewrapped {
+    updates: Vec<Update>,
+    quarantined: Vec<Quarantined>,
+}
+
+impl Rewrapped {
+    fn quarantine(&mut self, row: &Row, epoch: Option<Epoch>, reason: impl Into<String>) {
+        let reason = reason.into();
+        tracing::warn!(
+            row = %crate::audit::hex(&row.key),
+            reason,
+            "a data key could not be rewrapped; setting it aside"
+        );
+        self.quarantined.push(Quarantined {
+            key: row.key.clone(),
+            epoch,
+            reason,
+        });
+    }
 }
 
 fn rewrap_rows(
@@ -773,22 +1027,31 @@ fn rewrap_rows(
     st: &State,
     target: Epoch,
     rows: &[&Row],
-) -> Result<Vec<Update>, VaultError> {
+) -> Result<Rewrapped, VaultError> {
     let new = st.session.key(target).ok_or_else(|| {
         VaultError::inconsistent(format!(
             "this member has no key for epoch {target}: refresh and retry"
         ))
     })?;
-    let mut out = Vec::with_capacity(rows.len());
+    let mut out = Rewrapped::default();
     // Group by source epoch so each group is one batched rewrap.
     let mut by_epoch: std::collections::BTreeMap<Epoch, Vec<(&Row, RecordContext)>> =
         std::collections::BTreeMap::new();
     for row in rows {
-        let (Some((record, version)), Ok(w)) = (
-            parse_version_key(&row.key),
-            WrappedDek::from_bytes(&row.value),
-        ) else {
+        let Some((record, version)) = parse_version_key(&row.key) else {
+            out.quarantine(row, None, "the row key is not a record version");
             continue;
+        };
+        let w = match WrappedDek::from_bytes(&row.value) {
+            Ok(w) => w,
+            Err(e) => {
+                out.quarantine(
+                    row,
+                    None,
+                    format!("the wrapped data key does not parse: {e}"),
+                );
+                continue;
+            }
         };
         let ctx = RecordContext {
             vault_id: st.session.vault_id(),
@@ -797,42 +1060,49 @@ fn rewrap_rows(
         };
         if w.version() < 2 {
             // Upgraded to format 2 from the body as stored: its digest is bound now.
-            out.extend(upgrade_row(view, st, new, row, &w, &ctx)?);
+            match upgrade_row(view, st, new, row, &w, &ctx)? {
+                Ok(Some(u)) => out.updates.push(u),
+                Ok(None) => {}
+                Err(reason) => out.quarantine(row, Some(w.epoch()), reason),
+            }
             continue;
         }
         by_epoch.entry(w.epoch()).or_default().push((row, ctx));
     }
     for (epoch, items) in by_epoch {
-        let old = st.session.key(epoch).ok_or(VaultError::RetiredEpoch {
-            record: items
-                .first()
-                .map(|(_, c)| c.record_id.to_string())
-                .unwrap_or_default(),
-            epoch,
-        })?;
+        let Some(old) = st.session.key(epoch) else {
+            for (row, _) in &items {
+                out.quarantine(
+                    row,
+                    Some(epoch),
+                    format!("wrapped under epoch {epoch}, whose key this vault does not have"),
+                );
+            }
+            continue;
+        };
         let results = rewrap_batch(old, new, items.iter().map(|(r, c)| (*c, &r.value[..])))
             .map_err(|source| VaultError::Record {
                 record: String::new(),
                 source,
             })?;
-        for ((row, ctx), res) in items.iter().zip(results) {
-            let w = res.map_err(|source| VaultError::Record {
-                record: ctx.record_id.to_string(),
-                source,
-            })?;
-            out.push(Update {
-                key: row.key.clone(),
-                dek_version: row.version,
-                dek: w.as_bytes().to_vec(),
-                body: None,
-            });
+        for ((row, _), res) in items.iter().zip(results) {
+            match res {
+                Ok(w) => out.updates.push(Update {
+                    key: row.key.clone(),
+                    dek_version: row.version,
+                    dek: w.as_bytes().to_vec(),
+                    body: None,
+                }),
+                Err(e) => out.quarantine(row, Some(epoch), e.to_string()),
+            }
         }
     }
     Ok(out)
 }
 
-/// The format-2 wrap of a format-1 row, made from its body (read here); `None` when the
-/// body is gone (a concurrent delete or prune).
+/// The format-2 wrap of a format-1 row, made from its body (read here); `Ok(None)` when the
+/// body is gone (a concurrent delete or prune), `Err(reason)` when the row cannot be
+/// upgraded (it is quarantined).
 fn upgrade_row(
     view: &dyn ReadView,
     st: &State,
@@ -840,23 +1110,27 @@ fn upgrade_row(
     row: &Row,
     w: &WrappedDek,
     ctx: &RecordContext,
-) -> Result<Option<Update>, VaultError> {
-    let record = ctx.record_id.to_string();
-    let old = st.session.key(w.epoch()).ok_or(VaultError::RetiredEpoch {
-        record: record.clone(),
-        epoch: w.epoch(),
-    })?;
-    let Some(body) = view.get(Table::Bodies, &row.key)? else {
-        return Ok(None);
+) -> Result<Result<Option<Update>, String>, VaultError> {
+    let Some(old) = st.session.key(w.epoch()) else {
+        return Ok(Err(format!(
+            "wrapped under epoch {}, whose key this vault does not have",
+            w.epoch()
+        )));
     };
-    let up = rewrap_with_body(old, new, ctx, &body.value, &row.value)
-        .map_err(|source| VaultError::Record { record, source })?;
-    Ok(Some(Update {
-        key: row.key.clone(),
-        dek_version: row.version,
-        dek: up.as_bytes().to_vec(),
-        body: None,
-    }))
+    let Some(body) = view.get(Table::Bodies, &row.key)? else {
+        return Ok(Ok(None));
+    };
+    Ok(
+        match rewrap_with_body(old, new, ctx, &body.value, &row.value) {
+            Ok(up) => Ok(Some(Update {
+                key: row.key.clone(),
+                dek_version: row.version,
+                dek: up.as_bytes().to_vec(),
+                body: None,
+            })),
+            Err(e) => Err(e.to_string()),
+        },
+    )
 }
 
 /// Whether a wrapped data key must be rewrapped to reach `target`: wrapped under an older
@@ -864,6 +1138,12 @@ fn upgrade_row(
 /// number, another key id: a key the membership log never granted, for instance after an
 /// interrupted operation on replaced content). Epochs newer than the handle's are left
 /// to a refresh.
+/// [`needs_rewrap`] of a stored row: a row whose wrapped data key does not parse needs it
+/// too (it is quarantined).
+fn row_needs_rewrap(st: &State, row: &Row, target: Epoch) -> bool {
+    WrappedDek::from_bytes(&row.value).map_or(true, |w| needs_rewrap(st, &w, target))
+}
+
 pub(crate) fn needs_rewrap(st: &State, w: &WrappedDek, target: Epoch) -> bool {
     // A format-1 wrap carries no body digest: the rotation upgrades it.
     w.version() < 2
@@ -873,26 +1153,4 @@ pub(crate) fn needs_rewrap(st: &State, w: &WrappedDek, target: Epoch) -> bool {
                 .session
                 .key(w.epoch())
                 .is_none_or(|k| k.id() != w.key_id()))
-}
-
-fn for_each_dek(
-    vault: &Vault,
-    f: &mut dyn FnMut(&Row, &WrappedDek) -> Result<(), VaultError>,
-) -> Result<(), VaultError> {
-    for_each_row(
-        vault.store(),
-        Table::Deks,
-        &ScanRange::all(),
-        10_000,
-        |row| {
-            let w = WrappedDek::from_bytes(&row.value).map_err(|source| VaultError::Record {
-                record: parse_version_key(&row.key)
-                    .map(|(r, _)| r.to_string())
-                    .unwrap_or_default(),
-                source,
-            })?;
-            f(&row, &w)?;
-            Ok(true)
-        },
-    )
 }

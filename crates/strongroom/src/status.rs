@@ -89,6 +89,9 @@ pub struct Status {
     pub versions: u64,
     /// Record versions whose data key is under an epoch older than the current one.
     pub pending_rewrap: u64,
+    /// Of those, the versions a rotation set aside because their data key could not be
+    /// rewrapped ([`Vault::quarantined`]).
+    pub quarantined: u64,
     /// A rotation that was interrupted and waits to be resumed (its target epoch).
     pub interrupted_rotation: Option<Epoch>,
     /// Recoverability.
@@ -187,6 +190,7 @@ impl Vault {
     pub fn status(&self) -> Result<Status, VaultError> {
         let store = self.store();
         let (secrets, versions, pending) = self.counts()?;
+        let quarantined = self.quarantined()?.len() as u64;
         let st = self.state();
         let stamp = read_epoch_stamp(self, &st)?;
         let started = match stamp {
@@ -214,6 +218,7 @@ impl Vault {
             secrets,
             versions,
             pending_rewrap: pending,
+            quarantined,
             interrupted_rotation: drop_then(st, || self.interrupted_rotation())?,
             recoverability: self.recoverability()?,
         })
@@ -290,6 +295,16 @@ impl Vault {
             Err(e) => r.push("recoverability", Level::Fail, e.to_string()),
         }
         let status = self.status()?;
+        if status.quarantined > 0 {
+            r.push(
+                "quarantine",
+                Level::Fail,
+                format!(
+                    "{} record versions could not be rewrapped (their data key does not open: planted by a former member, or damaged) and cannot be read: `purge-quarantined` deletes them; `pending-rewrap` lists them",
+                    status.quarantined
+                ),
+            );
+        }
         if let Some(e) = status.interrupted_rotation {
             r.push(
                 "rotation",

@@ -158,3 +158,101 @@ fn a_rotation_racing_a_member_removal_ends_on_the_newest_epoch() {
         assert_eq!(v.interrupted_rotation().unwrap(), None);
     }
 }
+
+/// One bad data-key row (planted by a former member with storage access, or damaged)
+/// aborted every rotation for ever. Now the rotation sets it aside and finishes the rest;
+/// `pending_rewrap`, `status` and `doctor` report it, and `purge_quarantined` deletes it.
+#[test]
+fn a_bad_data_key_row_is_quarantined_instead_of_blocking_every_rotation() {
+    use strongroom::{Action, DoctorOptions, Level, VaultError};
+    let (v, store) = vault(30);
+    let deks = store
+        .scan(Table::Deks, &ScanRange::all(), None, 100)
+        .unwrap()
+        .rows;
+    // A wrap whose tag was changed (it parses, it does not open) and a row that is not a
+    // wrapped data key at all.
+    let bad = &deks[5];
+    let mut flipped = bad.value.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let garbage_key = [vec![0xee; 16], 1u64.to_be_bytes().to_vec()].concat();
+    let mut b = Batch::new();
+    b.put(Table::Deks, bad.key.clone(), flipped, Expect::Any);
+    b.put(
+        Table::Deks,
+        garbage_key.clone(),
+        b"not a wrapped key".to_vec(),
+        Expect::Any,
+    );
+    store.commit(&b).unwrap();
+    let name_of_bad = (0..30)
+        .map(|i| format!("k{i}"))
+        .find(|n| v.get("ns", n).is_err())
+        .expect("the planted row breaks one secret");
+
+    let report = v.rotate_vault_key().unwrap();
+    assert_eq!(report.epoch, Epoch(2));
+    assert_eq!(report.quarantined, 2);
+    assert_eq!(v.min_epoch(), Epoch(2));
+    for i in 0..30 {
+        let n = format!("k{i}");
+        if n != name_of_bad {
+            assert_eq!(v.get("ns", &n).unwrap().meta().epoch, Epoch(2), "{n}");
+        }
+    }
+    let pending = v.pending_rewrap(Epoch(2)).unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.iter().all(|p| p.quarantined));
+    let q = v.quarantined().unwrap();
+    assert_eq!(q.len(), 2);
+    assert!(
+        q.iter().any(|q| q.reason.contains("does not decrypt")),
+        "{q:?}"
+    );
+    assert!(
+        q.iter().any(|q| q.reason.contains("does not parse")),
+        "{q:?}"
+    );
+    assert_eq!(v.status().unwrap().quarantined, 2);
+    let doctor = v.doctor(DoctorOptions::default()).unwrap();
+    assert!(
+        doctor
+            .findings
+            .iter()
+            .any(|f| f.check == "quarantine" && f.level == Level::Fail),
+        "{doctor:?}"
+    );
+    // Later rotations are not blocked either.
+    assert_eq!(v.rotate_vault_key().unwrap().epoch, Epoch(3));
+
+    let purged = v.purge_quarantined().unwrap();
+    assert_eq!((purged.purged.len(), purged.kept), (2, 0));
+    assert_eq!(
+        purged.heads_moved.len(),
+        1,
+        "the broken secret's only version went"
+    );
+    assert_eq!(v.status().unwrap().quarantined, 0);
+    assert!(v.pending_rewrap(v.epoch()).unwrap().is_empty());
+    assert!(
+        v.doctor(DoctorOptions::default())
+            .unwrap()
+            .findings
+            .iter()
+            .all(|f| f.check != "quarantine")
+    );
+    assert!(matches!(
+        v.get("ns", &name_of_bad),
+        Err(VaultError::NotFound { .. })
+    ));
+    assert_eq!(v.list("ns").unwrap().len(), 29);
+    assert!(store.get(Table::Deks, &garbage_key).unwrap().is_none());
+    v.audit_verify().unwrap();
+    let last = v.audit_list(0, 10_000).unwrap().pop().unwrap();
+    assert_eq!(last.action, Action::Purge);
+    // Nothing left to purge.
+    assert_eq!(
+        v.purge_quarantined().unwrap(),
+        strongroom::PurgeReport::default()
+    );
+}
