@@ -645,6 +645,50 @@ impl ReadView for PostgresStore {
         get_on(self.table_sql(table), &mut conn, table, key)
     }
 
+    /// One statement (a `UNION ALL` of point reads, prepared once per shape): one round
+    /// trip and one snapshot, whatever tables the keys are in.
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        let sql = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| {
+                format!(
+                    "SELECT {i}::int4, v, ver FROM {} WHERE k = ${}::bytea",
+                    self.table_sql(*t).qualified,
+                    i + 1
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let conn = &mut *conn;
+        let s = prepared(&mut conn.statements, &mut conn.client, &sql).map_err(pg_err)?;
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = keys
+            .iter()
+            .map(|(_, k)| k as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        let rows = conn.client.query(&s, &params).map_err(pg_err)?;
+        let mut out = vec![None; keys.len()];
+        for r in rows {
+            let i: i32 = column(&r, 0)?;
+            let i = usize::try_from(i)
+                .ok()
+                .filter(|i| *i < keys.len())
+                .ok_or_else(|| StoreError::Corrupt {
+                    table: keys[0].0,
+                    reason: format!("a multi-get row names key {i} of {}", keys.len()),
+                })?;
+            out[i] = Some(Versioned {
+                value: column(&r, 1)?,
+                version: version_from(keys[i].0, column(&r, 2)?)?,
+            });
+        }
+        Ok(out)
+    }
+
     fn scan(
         &self,
         table: Table,

@@ -645,6 +645,25 @@ impl ReadView for SqliteStore {
         get_on(self.table_sql(table), &conn, table, key)
     }
 
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        let conn = self.conn()?;
+        if keys.len() <= 1 {
+            // One statement is one point in time already.
+            return keys
+                .iter()
+                .map(|(t, k)| get_on(self.table_sql(*t), &conn, *t, k))
+                .collect();
+        }
+        // Several statements in one read transaction: one WAL snapshot.
+        conn.execute_batch("BEGIN DEFERRED").map_err(sql_err)?;
+        let out: Result<Vec<_>, _> = keys
+            .iter()
+            .map(|(t, k)| get_on(self.table_sql(*t), &conn, *t, k))
+            .collect();
+        rollback(&conn);
+        out
+    }
+
     fn scan(
         &self,
         table: Table,

@@ -72,6 +72,8 @@ macro_rules! __conformance_list {
             snapshot_sees_a_fixed_state
             snapshot_consistency_under_writers
             scan_never_sees_partial_batch
+            get_many_reads_keys_of_any_tables
+            get_many_never_sees_partial_batch
             concurrent_cas_counter
             log_append_and_head
             log_append_races
@@ -1226,6 +1228,98 @@ pub fn scan_never_sees_partial_batch(store: &dyn Store) {
             assert!(
                 page.rows.iter().all(|r| &r.value == first),
                 "a scan saw half of a batch"
+            );
+            reads += 1;
+        }
+        done.store(true, Ordering::SeqCst);
+    });
+}
+
+/// `get_many` returns one result per key, in order: values and versions across tables,
+/// `None` for missing rows, a key given twice read twice, nothing for no keys.
+pub fn get_many_reads_keys_of_any_tables(store: &dyn Store) {
+    let mut b = Batch::new();
+    b.put(Table::Index, b"k1", b"index-1", Expect::Any)
+        .put(Table::Deks, b"k1", b"dek-1", Expect::Any)
+        .put(Table::Bodies, b"", b"empty key", Expect::Any);
+    ok(store.commit(&b), "commit");
+    ok(
+        put(store, Table::Index, b"k1", b"index-1b", Expect::Any),
+        "put",
+    );
+    let got = ok(
+        store.get_many(&[
+            (Table::Deks, b"k1"),
+            (Table::Index, b"k1"),
+            (Table::Meta, b"k1"),
+            (Table::Bodies, b""),
+            (Table::Index, b"k1"),
+            (Table::Index, b"missing"),
+        ]),
+        "get_many",
+    );
+    let got: Vec<Option<(Vec<u8>, u64)>> = got
+        .into_iter()
+        .map(|v| v.map(|v| (v.value, v.version)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            Some((b"dek-1".to_vec(), 1)),
+            Some((b"index-1b".to_vec(), 2)),
+            None,
+            Some((b"empty key".to_vec(), 1)),
+            Some((b"index-1b".to_vec(), 2)),
+            None,
+        ]
+    );
+    assert!(ok(store.get_many(&[]), "get_many of nothing").is_empty());
+    let view = ok(store.snapshot(), "snapshot");
+    let in_view = ok(view.get_many(&[(Table::Deks, b"k1")]), "snapshot get_many");
+    assert_eq!(
+        in_view[0].as_ref().map(|v| v.value.clone()),
+        Some(b"dek-1".to_vec())
+    );
+}
+
+/// A `get_many` of keys a concurrent writer changes together (one batch over two tables)
+/// sees them all from one batch: one point in time, never half of a batch.
+pub fn get_many_never_sees_partial_batch(store: &dyn Store) {
+    const MAX_WRITES: u64 = 3_000;
+    let write = |n: u64| {
+        let v = n.to_be_bytes();
+        let mut b = Batch::new();
+        b.put(Table::Index, b"pair", v, Expect::Any)
+            .put(Table::Deks, b"pair", v, Expect::Any)
+            .put(Table::Meta, b"pair", v, Expect::Any);
+        ok(store.commit(&b), "writer");
+    };
+    write(0);
+    let done = AtomicBool::new(false);
+    let writes = AtomicU64::new(0);
+    thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::SeqCst) && writes.load(Ordering::SeqCst) < MAX_WRITES {
+                let n = writes.fetch_add(1, Ordering::SeqCst) + 1;
+                write(n);
+            }
+        });
+        let mut reads = 0;
+        while reads < 150
+            || (writes.load(Ordering::SeqCst) < 100 && writes.load(Ordering::SeqCst) < MAX_WRITES)
+        {
+            let got = ok(
+                store.get_many(&[
+                    (Table::Index, b"pair"),
+                    (Table::Deks, b"pair"),
+                    (Table::Meta, b"pair"),
+                ]),
+                "get_many",
+            );
+            let values: Vec<Vec<u8>> = got.into_iter().map(|v| v.unwrap().value).collect();
+            assert!(
+                values.iter().all(|v| v == &values[0]),
+                "a get_many saw half of a batch: {values:?}"
             );
             reads += 1;
         }

@@ -25,7 +25,7 @@ enum Decision {
 
 /// A [`Store`] wrapper that fails chosen operations, for tests of code built on a store.
 ///
-/// Every call through it (`get`, `scan`, `log_head`, `commit`, `snapshot`,
+/// Every call through it (`get`, `get_many`, `scan`, `log_head`, `commit`, `snapshot`,
 /// `schema_version`, and reads through its snapshots) is one *operation*, numbered from
 /// 0 in call order; [`FaultyStore::ops`] is the number of the next one. Faults:
 ///
@@ -191,6 +191,10 @@ impl<S: Store> ReadView for FaultyStore<S> {
         self.run(false, || self.inner.get(table, key))
     }
 
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.run(false, || self.inner.get_many(keys))
+    }
+
     fn scan(
         &self,
         table: Table,
@@ -245,6 +249,10 @@ struct FaultySnapshot<'a, S> {
 impl<S: Store> ReadView for FaultySnapshot<'_, S> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
         self.store.run(false, || self.inner.get(table, key))
+    }
+
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.store.run(false, || self.inner.get_many(keys))
     }
 
     fn scan(

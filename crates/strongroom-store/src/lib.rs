@@ -7,6 +7,8 @@ mod adversarial;
 mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+#[cfg(feature = "testing")]
+mod counting;
 mod error;
 #[cfg(feature = "testing")]
 mod faulty;
@@ -21,6 +23,8 @@ pub use adversarial::{AdversarialStore, ReadHook};
 pub use batch::{
     Batch, Committed, Expect, MAX_KEY_LEN, MAX_VALUE_LEN, Op, check_row, log_key, parse_log_key,
 };
+#[cfg(feature = "testing")]
+pub use counting::{Calls, CountingStore};
 pub use error::StoreError;
 #[cfg(feature = "testing")]
 pub use faulty::FaultyStore;

@@ -135,6 +135,15 @@ impl ReadView for MemoryStore {
         Ok(get_in(&state.tables, table, key))
     }
 
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        // One lock: one point in time.
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(keys
+            .iter()
+            .map(|(t, k)| get_in(&state.tables, *t, k))
+            .collect())
+    }
+
     fn scan(
         &self,
         table: Table,

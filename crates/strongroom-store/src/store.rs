@@ -69,6 +69,17 @@ pub trait ReadView {
     /// The value and version stored at `key`, if any.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError>;
 
+    /// The values at several keys, of any tables, read at one point in time and in one
+    /// call (one statement or round trip where the backend can): the hot path's read of a
+    /// record. Results come in the order of `keys`; a key given twice is read twice.
+    ///
+    /// The default reads key by key, which is one point in time only on a [`Snapshot`]:
+    /// a live store overrides it (the conformance suite checks that a concurrent writer's
+    /// batch is seen whole or not at all).
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        keys.iter().map(|(t, k)| self.get(*t, k)).collect()
+    }
+
     /// Up to `limit` rows of `range` after `resume`, in ascending key order.
     fn scan(
         &self,
@@ -204,6 +215,9 @@ macro_rules! forward_read_view {
         impl<S: ReadView + ?Sized> ReadView for $ty {
             fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
                 (**self).get(table, key)
+            }
+            fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+                (**self).get_many(keys)
             }
             fn scan(
                 &self,

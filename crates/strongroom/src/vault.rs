@@ -780,6 +780,10 @@ impl ReadView for ViewStore<'_> {
         lock(&self.view).get(table, key)
     }
 
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        lock(&self.view).get_many(keys)
+    }
+
     fn scan(
         &self,
         table: Table,

@@ -112,7 +112,10 @@ fn frozen_v1_vault_still_opens() {
         .map(|r| r.value[0])
         .collect()
     };
-    let format_1 = formats(&store).into_iter().filter(|f| *f == 1).collect::<Vec<_>>();
+    let format_1 = formats(&store)
+        .into_iter()
+        .filter(|f| *f == 1)
+        .collect::<Vec<_>>();
     assert_eq!(format_1.len(), 5, "the frozen vault's five versions");
     assert_eq!(v.status().unwrap().pending_rewrap, 5);
     v.rotate_vault_key().unwrap();
