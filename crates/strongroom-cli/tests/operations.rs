@@ -595,11 +595,16 @@ fn rotate_sets_aside_a_bad_data_key_and_purge_deletes_it() {
     }
     {
         let db = rusqlite::Connection::open(&e.vault).unwrap();
-        db.execute(
-            "UPDATE sr_deks SET v = zeroblob(122) WHERE k = (SELECT k FROM sr_deks ORDER BY k LIMIT 1)",
-            [],
-        )
-        .unwrap();
+        // The tag of one head's wrapped data key (bytes 148..164 of its index entry)
+        // zeroed: the entry parses, the key does not open.
+        let (k, mut v): (Vec<u8>, Vec<u8>) = db
+            .query_row("SELECT k, v FROM sr_index ORDER BY k LIMIT 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        v[148..164].fill(0);
+        db.execute("UPDATE sr_index SET v = ?1 WHERE k = ?2", (&v, &k))
+            .unwrap();
     }
     let out = cmd(&e, &["rotate"]).assert().success();
     assert!(

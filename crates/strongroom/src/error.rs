@@ -122,6 +122,15 @@ pub enum VaultError {
         /// What is wrong.
         reason: String,
     },
+    /// A record version has no rows (any more): pruned by a newer write, deleted or
+    /// purged. Reads of a named older version report it as not found.
+    #[error("record {record} version {version} is not stored (pruned, deleted or purged)")]
+    VersionGone {
+        /// The record.
+        record: strongroom_crypto::RecordId,
+        /// The version.
+        version: u64,
+    },
     /// The pin store holds something unusable.
     #[error("the pins{} cannot be used: {problem}", path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
     PinStore {

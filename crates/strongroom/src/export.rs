@@ -18,12 +18,11 @@ use std::str::FromStr;
 use age::secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use strongroom_crypto::SecretBytes;
-use strongroom_store::{ScanRange, Table, for_each_row};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::VaultError;
 use crate::audit::Action;
-use crate::records::{IndexEntry, NewSecret, open_version, validate_name, validate_namespace};
+use crate::records::{NewSecret, validate_name, validate_namespace};
 use crate::vault::Vault;
 
 /// Export and import formats.
@@ -125,30 +124,23 @@ struct Plain {
 
 impl Vault {
     fn collect(&self, namespace: Option<&str>) -> Result<Vec<Plain>, VaultError> {
-        if let Some(ns) = namespace {
-            validate_namespace(ns)?;
-        }
-        self.read(|st| {
-            let store = self.store();
-            let range = match namespace {
-                Some(ns) => ScanRange::prefix(crate::records::ns_prefix(st, ns).to_vec()),
-                None => ScanRange::all(),
-            };
-            let mut out = Vec::new();
-            for_each_row(store, Table::Index, &range, 1000, |row| {
-                let e = IndexEntry::decode(&row.value)?;
-                let (p, _) = open_version(store, st, e.record, e.version)?;
-                crate::records::check_index_row(st, &row.key, &p, e.record, namespace)?;
-                out.push(Plain {
-                    namespace: p.namespace,
-                    name: p.name,
-                    value: p.value,
-                });
-                Ok::<_, VaultError>(true)
-            })?;
-            out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-            Ok(out)
-        })
+        let secrets = match namespace {
+            Some(ns) => self.load(ns)?,
+            None => self.load_all()?,
+        };
+        let mut out: Vec<Plain> = secrets
+            .into_iter()
+            .map(|s| {
+                let meta = s.meta().clone();
+                Plain {
+                    namespace: meta.namespace,
+                    name: meta.name,
+                    value: s.into_value(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        Ok(out)
     }
 
     /// Exports the secrets of `namespace` (or of every namespace, JSON only) in `format`

@@ -9,6 +9,7 @@ mod fsutil;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;
+mod index_entry;
 mod members;
 mod meta;
 mod pins;

@@ -14,7 +14,7 @@ use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 
 use crate::VaultError;
 use crate::audit::{Action, AuditEvent};
-use crate::records::{IndexEntry, open_version, versions_of};
+use crate::records::{IndexEntry, open_version};
 use crate::vault::{LockedVault, Vault};
 
 /// A member as listed.
@@ -158,28 +158,17 @@ impl Vault {
                 1000,
                 |row| -> Result<bool, VaultError> {
                     let entry = IndexEntry::decode(&row.value)?;
-                    let mut versions = Vec::new();
-                    for dek in versions_of(store, Table::Deks, entry.record)? {
-                        let Some((_, v)) = crate::records::parse_version_key(&dek.key) else {
-                            continue;
-                        };
-                        let Ok(w) = strongroom_envelope::WrappedDek::from_bytes(&dek.value) else {
-                            continue;
-                        };
-                        // A version written before the removal is under an epoch <= hi;
-                        // rewrapping it later does not make it unknown to the member.
-                        let sealed_epoch = store
-                            .get(Table::Bodies, &dek.key)?
-                            .and_then(|b| strongroom_envelope::BodyHeader::decode(&b.value).ok())
-                            .map_or(w.epoch(), |h| h.epoch);
-                        if sealed_epoch >= lo && sealed_epoch <= hi {
-                            versions.push(v);
-                        }
-                    }
+                    // A version sealed at an epoch the member held was readable to them;
+                    // rewrapping it later does not make it unknown to them.
+                    let versions: Vec<u64> = crate::records::sealed_epochs(store, &entry)?
+                        .into_iter()
+                        .filter(|(_, sealed)| *sealed >= lo && *sealed <= hi)
+                        .map(|(v, _)| v)
+                        .collect();
                     if versions.is_empty() {
                         return Ok(true);
                     }
-                    let (p, _) = open_version(store, st, entry.record, entry.version)?;
+                    let (p, _) = open_version(store, st, &entry, entry.version)?;
                     out.push(ExposedSecret {
                         namespace: p.namespace,
                         name: p.name,

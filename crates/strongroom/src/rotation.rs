@@ -2,16 +2,20 @@
 //! both crash-safe, resumable and online.
 //!
 //! A rotation is a job row in [`Table::Jobs`] plus a cursor: each batch rewraps one page
-//! of [`Table::Deks`] rows (CAS on each row's version) and advances the cursor in the same
-//! commit, so `kill -9` at any point leaves every record readable and a re-run continues
-//! where the last commit left off. Reads and writes go on meanwhile: writers that started
+//! of rows (CAS on each row's version) and advances the cursor in the same commit, so
+//! `kill -9` at any point leaves every record readable and a re-run continues where the
+//! last commit left off. A pass walks two tables: the heads in [`Table::Index`] (each index
+//! entry holds its head version's wrapped data key; format-1 entries are rewritten in
+//! format 2 on the way) and the older versions in [`Table::Deks`]. Reads and writes go on meanwhile: writers that started
 //! before the new epoch conflict on the membership log and redo their write under the new
 //! key. A final pass proves nothing is left under an older epoch before the old epochs
 //! are retired.
 //!
-//! Job row layout (version 1): `version ‖ kind (1 = rewrap, 2 = re-encrypt) ‖ target
+//! Job row layout (version 2): `version ‖ kind (1 = rewrap, 2 = re-encrypt) ‖ target
 //! epoch (u32) ‖ done (u64) ‖ started at (u64) ‖ cursor (u32 length ‖ last row key done) ‖
-//! HMAC-SHA256(config key, "strongroom/v1/rotation-job" ‖ vault id ‖ all bytes before)`.
+//! phase (1: 0 = index heads, 1 = older versions) ‖ HMAC-SHA256(config key,
+//! "strongroom/v1/rotation-job" ‖ vault id ‖ all bytes before)`. A version-1 row (no
+//! phase; its cursor is in the older versions) resumes with a pass from the start.
 //! The MAC keeps a storage from planting a job that "resumes" instead of rotating; a job
 //! row that fails it, or names an epoch the verified log does not have, is discarded and
 //! a new rotation starts.
@@ -22,7 +26,7 @@ use std::time::Instant;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{RecordId, VaultId};
 use strongroom_envelope::{
-    Epoch, RecordContext, VaultKey, WrappedDek, rewrap_batch, rewrap_with_body, seal,
+    Epoch, RecordContext, VaultKey, WrappedDek, rewrap, rewrap_batch, rewrap_with_body, seal,
 };
 use strongroom_store::{
     Batch, Cursor as ScanCursor, Expect, ReadView, Row, ScanRange, StoreError, Table, for_each_row,
@@ -32,7 +36,9 @@ use strongroom_store::{
 use crate::VaultError;
 use crate::audit::{Action, AuditEvent};
 use crate::meta::{MetaKeys, now};
-use crate::records::{decode_payload, parse_version_key};
+use crate::records::{
+    Head, HeadBody, INLINE_BODY_MAX, IndexEntry, parse_version_key, version_key, versions_of,
+};
 use crate::vault::{State, Vault, guard_membership};
 use strongroom_sharing::Session;
 
@@ -45,12 +51,31 @@ enum Kind {
     Reencrypt = 2,
 }
 
+/// The tables a pass walks, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The index entries, which hold each record's head version.
+    Heads = 0,
+    /// The older versions' wrapped data keys.
+    History = 1,
+}
+
+impl Phase {
+    fn table(self) -> Table {
+        match self {
+            Phase::Heads => Table::Index,
+            Phase::History => Table::Deks,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Job {
     kind: Kind,
     target: Epoch,
     done: u64,
     started_at: u64,
+    phase: Phase,
     cursor: Vec<u8>,
 }
 
@@ -59,12 +84,13 @@ impl Job {
 
     fn encode(&self, meta: &MetaKeys, vault: VaultId) -> Vec<u8> {
         let mut w = Writer::new();
-        w.u8(1)
+        w.u8(2)
             .u8(self.kind as u8)
             .u32(self.target.0)
             .u64(self.done)
             .u64(self.started_at)
-            .var_bytes(&self.cursor);
+            .var_bytes(&self.cursor)
+            .u8(self.phase as u8);
         let mac = meta.mac(
             Self::MAC_LABEL,
             &[vault.as_bytes().as_slice(), w.as_slice()].concat(),
@@ -99,7 +125,7 @@ impl Job {
             source,
         };
         let mut r = Reader::new("rotation job", bytes);
-        r.version(&[1]).map_err(corrupt)?;
+        let format = r.version(&[1, 2]).map_err(corrupt)?;
         let kind = match r.u8("kind").map_err(corrupt)? {
             1 => Kind::Rewrap,
             2 => Kind::Reencrypt,
@@ -108,13 +134,25 @@ impl Job {
         let target = Epoch(r.u32("target epoch").map_err(corrupt)?);
         let done = r.u64("done").map_err(corrupt)?;
         let started_at = r.u64("started at").map_err(corrupt)?;
-        let cursor = r.var_bytes("cursor", 1024).map_err(corrupt)?.to_vec();
+        let mut cursor = r.var_bytes("cursor", 1024).map_err(corrupt)?.to_vec();
+        let phase = if format == 1 {
+            // A job of the release before index heads: start the pass over.
+            cursor.clear();
+            Phase::Heads
+        } else {
+            match r.u8("phase").map_err(corrupt)? {
+                0 => Phase::Heads,
+                1 => Phase::History,
+                _ => return Err(corrupt(r.invalid("phase", "unknown phase"))),
+            }
+        };
         r.finish().map_err(corrupt)?;
         Ok(Self {
             kind,
             target,
             done,
             started_at,
+            phase,
             cursor,
         })
     }
@@ -254,37 +292,30 @@ impl Vault {
         self.run_job(Kind::Reencrypt, options, progress)
     }
 
-    /// Every record version whose data key is wrapped under an epoch older than `epoch`:
-    /// an epoch can be retired only when this is empty.
+    /// Every record version whose data key is wrapped under an epoch older than `epoch`
+    /// (or in format 1, which a rotation upgrades): an epoch can be retired only when this
+    /// is empty.
     pub fn pending_rewrap(&self, epoch: Epoch) -> Result<Vec<PendingRewrap>, VaultError> {
-        let quarantined: std::collections::BTreeSet<Vec<u8>> = self
-            .quarantine_rows()?
+        let quarantined: std::collections::BTreeSet<(u8, Vec<u8>)> = self
+            .quarantine_reports()?
             .into_iter()
-            .map(|(key, _)| key)
+            .map(|q| (q.phase as u8, q.key))
             .collect();
-        let mut out = Vec::new();
         let st = self.state();
-        for_each_row(
-            self.store(),
-            Table::Deks,
-            &ScanRange::all(),
-            10_000,
-            |row| {
-                let Some((record_id, version)) = parse_version_key(&row.key) else {
-                    return Ok::<_, VaultError>(true);
-                };
-                let w = WrappedDek::from_bytes(&row.value);
-                if w.as_ref().map_or(true, |w| needs_rewrap(&st, w, epoch)) {
-                    out.push(PendingRewrap {
-                        record_id,
-                        version,
-                        epoch: w.map_or(Epoch(0), |w| w.epoch()),
-                        quarantined: quarantined.contains(&row.key),
-                    });
-                }
-                Ok(true)
-            },
-        )?;
+        let mut out = Vec::new();
+        for_each_version(self.store(), &mut |phase, key, at, w| {
+            let Some((record_id, version)) = at else {
+                return;
+            };
+            if w.is_none_or(|w| needs_rewrap(&st, w, epoch)) {
+                out.push(PendingRewrap {
+                    record_id,
+                    version,
+                    epoch: w.map_or(Epoch(0), WrappedDek::epoch),
+                    quarantined: quarantined.contains(&(phase as u8, key.to_vec())),
+                });
+            }
+        })?;
         Ok(out)
     }
 
@@ -292,99 +323,99 @@ impl Vault {
     /// rewrapped (see [`QuarantinedVersion`]); `doctor` reports them as failures.
     pub fn quarantined(&self) -> Result<Vec<QuarantinedVersion>, VaultError> {
         Ok(self
-            .quarantine_rows()?
-            .into_iter()
-            .map(|(key, value)| quarantined_version(&key, &value))
+            .quarantine_reports()?
+            .iter()
+            .map(Quarantined::listed)
             .collect())
     }
 
-    /// The quarantine reports: (data-key row key, report).
-    fn quarantine_rows(&self) -> Result<Vec<QuarantineRow>, VaultError> {
+    fn quarantine_reports(&self) -> Result<Vec<Quarantined>, VaultError> {
         Ok(scan_all(
             self.store(),
             Table::Jobs,
             &ScanRange::prefix(QUARANTINE_PREFIX.to_vec()),
         )?
         .into_iter()
-        .map(|r| (r.key[QUARANTINE_PREFIX.len()..].to_vec(), r.value))
+        .map(|r| Quarantined::decode(&r.key, &r.value))
         .collect())
     }
 
     /// Deletes the record versions rotations quarantined: each is checked again first (a
-    /// version that opens now is kept, and the next rotation rewraps it), then its data
-    /// key and body are deleted, with an audit entry. When a secret's current version is
-    /// purged, its index moves to its newest remaining version (or the secret is removed
-    /// when none remains): a version that never opens cannot be its value.
+    /// version that opens now is kept, and the next rotation rewraps it), then deleted, in
+    /// one commit with an audit entry. An older version's data key and body are deleted; a
+    /// quarantined head is replaced by the secret's newest remaining version, or the
+    /// secret is removed when none remains (a version that never opens cannot be its
+    /// value).
     pub fn purge_quarantined(&self) -> Result<PurgeReport, VaultError> {
         self.require_writer()?;
-        let rows = self.quarantine_rows()?;
+        let reports = self.quarantine_reports()?;
         let mut report = PurgeReport::default();
-        if rows.is_empty() {
+        if reports.is_empty() {
             return Ok(report);
         }
-        let mut batch_rows = Vec::new();
-        for (key, value) in rows {
-            let q = quarantined_version(&key, &value);
-            let dek = self.store().get(Table::Deks, &key)?;
-            let opens = match (q.record_id, &dek) {
-                (Some(record), Some(dek)) => {
-                    let body = self.store().get(Table::Bodies, &key)?;
-                    body.is_some_and(|b| {
-                        crate::records::open_rows(
-                            &self.state(),
-                            record,
-                            q.version,
-                            &b.value,
-                            &dek.value,
-                        )
-                        .is_ok()
-                    })
-                }
-                _ => false,
+        let st = self.state();
+        let store = self.store();
+        let mut batch = Batch::new();
+        for q in &reports {
+            batch.delete(Table::Jobs, q.row_key(), Expect::Any);
+            let row = store.get(q.phase.table(), &q.key)?;
+            let Some(row) = row else {
+                continue;
             };
-            if opens {
-                report.kept += 1;
-            }
-            batch_rows.push((key, q, dek.map(|d| d.version), opens));
-        }
-        let heads = crate::records::heads_to_move(
-            self,
-            batch_rows
-                .iter()
-                .filter(|(_, q, _, opens)| !opens && q.record_id.is_some())
-                .map(|(_, q, _, _)| (q.record_id.unwrap_or_else(|| unreachable!()), q.version)),
-        )?;
-        let purged = batch_rows.iter().filter(|(_, _, _, opens)| !opens).count();
-        self.write(|_, batch| {
-            for (key, _, dek_version, opens) in &batch_rows {
-                batch.delete(
-                    Table::Jobs,
-                    [QUARANTINE_PREFIX, &key[..]].concat(),
-                    Expect::Any,
-                );
-                if !opens {
-                    if let Some(v) = dek_version {
-                        batch.delete(Table::Deks, key.clone(), Expect::Version(*v));
+            match q.phase {
+                Phase::History => {
+                    let opens = q.at.is_some_and(|(record, version)| {
+                        store
+                            .get(Table::Bodies, &q.key)
+                            .ok()
+                            .flatten()
+                            .is_some_and(|b| {
+                                crate::records::open_rows(
+                                    &st, record, version, &b.value, &row.value,
+                                )
+                                .is_ok()
+                            })
+                    });
+                    if opens {
+                        report.kept += 1;
+                        continue;
                     }
-                    batch.delete(Table::Bodies, key.clone(), Expect::Any);
+                    batch
+                        .delete(Table::Deks, q.key.clone(), Expect::Version(row.version))
+                        .delete(Table::Bodies, q.key.clone(), Expect::Any);
+                }
+                Phase::Heads => {
+                    let entry = IndexEntry::decode(&row.value).ok();
+                    let opens = entry.as_ref().is_some_and(|e| {
+                        crate::records::open_version(store, &st, e, e.version).is_ok()
+                    });
+                    if opens {
+                        report.kept += 1;
+                        continue;
+                    }
+                    let moved = crate::records::drop_head(
+                        store,
+                        &mut batch,
+                        &q.key,
+                        row.version,
+                        entry.as_ref(),
+                    )?;
+                    report.heads_moved.push(moved);
                 }
             }
-            heads.apply(batch);
+            report.purged.push(q.listed());
+        }
+        drop(st);
+        let detail = format!("purged={} kept={}", report.purged.len(), report.kept);
+        self.write(|_, b| {
+            for op in batch.ops() {
+                b.push(op.clone());
+            }
             Ok((
                 (),
-                AuditEvent::new(
-                    Action::Purge,
-                    Vec::new(),
-                    format!("purged={purged} kept={}", report.kept),
-                ),
+                AuditEvent::new(Action::Purge, Vec::new(), detail.clone()),
             ))
         })?;
-        report.heads_moved = heads.records();
-        report.purged = batch_rows
-            .into_iter()
-            .filter(|(_, _, _, opens)| !opens)
-            .map(|(_, q, _, _)| q)
-            .collect();
         Ok(report)
     }
 
@@ -484,17 +515,14 @@ impl Vault {
             processed,
             resumed,
             min_epoch: self.min_epoch(),
-            quarantined: self.quarantine_rows()?.len() as u64,
+            quarantined: self.quarantine_reports()?.len() as u64,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
 
     fn count_versions(&self) -> Result<u64, VaultError> {
         let mut n = 0u64;
-        for_each_row(self.store(), Table::Deks, &ScanRange::all(), 10_000, |_| {
-            n += 1;
-            Ok::<_, VaultError>(true)
-        })?;
+        for_each_version(self.store(), &mut |_, _, _, _| n += 1)?;
         Ok(n)
     }
 
@@ -513,7 +541,7 @@ impl Vault {
         // resumed pass starts at the cursor, and the rows before it may be under an older
         // epoch than the target (a member removal while the job waited).
         for i in 0..8 {
-            let whole_table = job.cursor.is_empty();
+            let whole_table = job.phase == Phase::Heads && job.cursor.is_empty();
             // The first pass reports progress; later passes check (and rarely rewrap) what
             // the first one already counted, so they add only what they rewrite.
             let n = if i == 0 && round == 0 {
@@ -548,6 +576,7 @@ impl Vault {
         }
         tracing::info!(from = %job.target, to = %current, "a newer epoch appeared during the rotation (a member removal?): rotating to it");
         job.target = current;
+        job.phase = Phase::Heads;
         job.cursor.clear();
         true
     }
@@ -560,6 +589,7 @@ impl Vault {
             target,
             done: 0,
             started_at: now(),
+            phase: Phase::Heads,
             cursor: Vec::new(),
         };
         let vault = self.id();
@@ -597,6 +627,7 @@ impl Vault {
                 target: epoch,
                 done: 0,
                 started_at,
+                phase: Phase::Heads,
                 cursor: Vec::new(),
             };
             change.batch_mut().put(
@@ -616,12 +647,39 @@ impl Vault {
             target,
             done: 0,
             started_at,
+            phase: Phase::Heads,
             cursor: Vec::new(),
         })
     }
 
-    /// One pass from the job's cursor to the end of the table. Returns the rows rewritten.
+    /// One pass from the job's position to the end of the older versions (through the
+    /// index heads first). Returns the rows rewritten.
     fn pass(
+        &self,
+        job: &mut Job,
+        batch_size: usize,
+        total: u64,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64, VaultError> {
+        let mut processed = 0u64;
+        for phase in [Phase::Heads, Phase::History] {
+            if job.phase == Phase::History && phase == Phase::Heads {
+                continue;
+            }
+            if job.phase != phase {
+                job.phase = phase;
+                job.cursor.clear();
+            }
+            processed += self.pass_table(job, batch_size, total, progress)?;
+        }
+        // Wrap around for the next pass.
+        job.phase = Phase::Heads;
+        job.cursor.clear();
+        Ok(processed)
+    }
+
+    /// The rest of the job's phase, from its cursor.
+    fn pass_table(
         &self,
         job: &mut Job,
         batch_size: usize,
@@ -633,14 +691,13 @@ impl Vault {
         // the previous page: I/O and crypto overlap on two cores. The channel holds at
         // most two pages, which bounds memory.
         let start_cursor = (!job.cursor.is_empty()).then(|| ScanCursor::from_bytes(&job.cursor));
-        let target = job.target;
-        let kind = job.kind;
-        let result: Result<(), VaultError> = std::thread::scope(|scope| {
+        let (target, kind, phase) = (job.target, job.kind, job.phase);
+        std::thread::scope(|scope| {
             let (tx, rx) = sync_channel::<Result<Page, VaultError>>(2);
             let reader = scope.spawn(move || {
                 let mut cursor = start_cursor;
                 loop {
-                    let page = self.prepare_page(kind, target, cursor.as_ref(), batch_size);
+                    let page = self.prepare_page(kind, target, phase, cursor.as_ref(), batch_size);
                     let next = match &page {
                         Ok(p) => p.next.clone(),
                         Err(_) => None,
@@ -654,8 +711,7 @@ impl Vault {
             });
             for page in rx {
                 let page = page?;
-                let n = self.commit_page(job, &page, kind)?;
-                processed += n;
+                processed += self.commit_page(job, &page, kind)?;
                 progress(Progress {
                     epoch: target,
                     done: job.done,
@@ -664,12 +720,8 @@ impl Vault {
             }
             reader
                 .join()
-                .map_err(|_| VaultError::inconsistent("rotation reader thread panicked"))?;
-            Ok(())
-        });
-        result?;
-        // Wrap around for the next pass.
-        job.cursor.clear();
+                .map_err(|_| VaultError::inconsistent("rotation reader thread panicked"))
+        })?;
         Ok(processed)
     }
 
@@ -677,23 +729,15 @@ impl Vault {
         &self,
         kind: Kind,
         target: Epoch,
+        phase: Phase,
         cursor: Option<&ScanCursor>,
         limit: usize,
     ) -> Result<Page, VaultError> {
         let page = self
             .store()
-            .scan(Table::Deks, &ScanRange::all(), cursor, limit)?;
+            .scan(phase.table(), &ScanRange::all(), cursor, limit)?;
         let last = page.rows.last().map(|r| r.key.clone());
-        let st = self.state();
-        let old: Vec<&Row> = page
-            .rows
-            .iter()
-            .filter(|r| row_needs_rewrap(&st, r, target))
-            .collect();
-        let done = match kind {
-            Kind::Rewrap => rewrap_rows(self.store(), &st, target, &old)?,
-            Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
-        };
+        let done = self.rework(kind, target, phase, &page.rows)?;
         Ok(Page {
             scanned: page.rows.len() as u64,
             updates: done.updates,
@@ -703,68 +747,246 @@ impl Vault {
         })
     }
 
-    fn reencrypt_rows(
+    /// What the rows of `phase`'s table that need it turn into.
+    fn rework(
         &self,
-        st: &State,
+        kind: Kind,
         target: Epoch,
-        rows: &[&Row],
+        phase: Phase,
+        rows: &[Row],
     ) -> Result<Rewrapped, VaultError> {
+        let st = self.state();
         let new = st.session.key(target).ok_or_else(|| {
             VaultError::inconsistent(format!(
                 "this member has no key for epoch {target}: refresh and retry"
             ))
         })?;
+        match phase {
+            Phase::Heads => {
+                let mut out = Rewrapped::default();
+                for row in rows {
+                    self.rework_head(&st, kind, new, row, &mut out)?;
+                }
+                Ok(out)
+            }
+            Phase::History => {
+                let old: Vec<&Row> = rows
+                    .iter()
+                    .filter(|r| row_needs_rewrap(&st, r, target))
+                    .collect();
+                match kind {
+                    Kind::Rewrap => rewrap_rows(self.store(), &st, new, &old),
+                    Kind::Reencrypt => self.reencrypt_rows(&st, new, &old),
+                }
+            }
+        }
+    }
+
+    /// The index entry `row` rewritten so that its head is under `new` (and in format 2).
+    fn rework_head(
+        &self,
+        st: &State,
+        kind: Kind,
+        new: &VaultKey,
+        row: &Row,
+        out: &mut Rewrapped,
+    ) -> Result<(), VaultError> {
+        let entry = match IndexEntry::decode(&row.value) {
+            Ok(e) => e,
+            Err(e) => {
+                out.quarantine(Phase::Heads, row, None, None, e.to_string());
+                return Ok(());
+            }
+        };
+        let at = Some((entry.record, entry.version));
+        let ctx = RecordContext {
+            vault_id: st.session.vault_id(),
+            record_id: entry.record,
+            version: entry.version,
+        };
+        let head_key = version_key(entry.record, entry.version);
+        match entry.head() {
+            Some(head) if !needs_rewrap(st, &head.dek, new.epoch()) => Ok(()),
+            Some(head) if kind == Kind::Rewrap => {
+                let epoch = head.dek.epoch();
+                let Some(old) = st.session.key(epoch) else {
+                    out.quarantine(Phase::Heads, row, Some(epoch), at, no_key(epoch));
+                    return Ok(());
+                };
+                match rewrap(old, new, &ctx, head.dek.as_bytes()) {
+                    Ok(dek) => {
+                        let mut e = entry.clone();
+                        if let Some((_, h)) = e.layout.as_mut() {
+                            h.dek = dek;
+                        }
+                        out.updates.push(Update::of(Table::Index, row, e.encode()));
+                    }
+                    Err(err) => out.quarantine(Phase::Heads, row, Some(epoch), at, err.to_string()),
+                }
+                Ok(())
+            }
+            // Format 1 (head in rows of its own) or a re-encryption: built from the head's
+            // plaintext or body.
+            _ => {
+                let stored_body = match entry.head().map(|h| &h.body) {
+                    Some(HeadBody::Inline(_)) => None,
+                    _ => self.store().get(Table::Bodies, &head_key)?,
+                };
+                let old_dek = match entry.head() {
+                    Some(h) => Some((h.dek.as_bytes().to_vec(), None)),
+                    None => self
+                        .store()
+                        .get(Table::Deks, &head_key)?
+                        .map(|d| (d.value, Some(d.version))),
+                };
+                let body: Option<&[u8]> = match entry.head().map(|h| &h.body) {
+                    Some(HeadBody::Inline(b)) => Some(b),
+                    _ => stored_body.as_ref().map(|b| b.value.as_slice()),
+                };
+                let (Some(body), Some((dek, dek_row))) = (body, old_dek) else {
+                    // A concurrent delete or prune: the next pass sees what is left.
+                    return Ok(());
+                };
+                let epoch = WrappedDek::from_bytes(&dek).ok().map(|w| w.epoch());
+                let made = match kind {
+                    Kind::Rewrap => Self::upgrade_head(st, new, &ctx, body, &dek),
+                    Kind::Reencrypt => self.reseal(st, new, &ctx, body, &dek),
+                };
+                let (new_dek, new_body) = match made {
+                    Ok(parts) => parts,
+                    Err(reason) => {
+                        out.quarantine(Phase::Heads, row, epoch, at, reason);
+                        return Ok(());
+                    }
+                };
+                let oldest = match entry.oldest() {
+                    Some(o) => o,
+                    None => versions_of(self.store(), Table::Deks, entry.record)?
+                        .iter()
+                        .filter_map(|r| parse_version_key(&r.key).map(|(_, v)| v))
+                        .min()
+                        .unwrap_or(entry.version)
+                        .min(entry.version),
+                };
+                let mut update = Update::of(Table::Index, row, Vec::new());
+                if let Some(v) = dek_row {
+                    update.also.push(Also::Delete(
+                        Table::Deks,
+                        head_key.clone(),
+                        Expect::Version(v),
+                    ));
+                }
+                let inline = new_body.len() <= INLINE_BODY_MAX;
+                let body = if inline {
+                    if let Some(b) = &stored_body {
+                        update.also.push(Also::Delete(
+                            Table::Bodies,
+                            head_key,
+                            Expect::Version(b.version),
+                        ));
+                    }
+                    HeadBody::Inline(new_body)
+                } else {
+                    let expect = stored_body
+                        .as_ref()
+                        .map_or(Expect::Absent, |b| Expect::Version(b.version));
+                    update
+                        .also
+                        .push(Also::Put(Table::Bodies, head_key, new_body, expect));
+                    HeadBody::Stored
+                };
+                update.value = IndexEntry {
+                    layout: Some((oldest, Head { dek: new_dek, body })),
+                    ..entry
+                }
+                .encode();
+                out.updates.push(update);
+                Ok(())
+            }
+        }
+    }
+
+    /// A format-1 head: its wrapped data key upgraded to format 2 from its body.
+    fn upgrade_head(
+        st: &State,
+        new: &VaultKey,
+        ctx: &RecordContext,
+        body: &[u8],
+        dek: &[u8],
+    ) -> Result<(WrappedDek, Vec<u8>), String> {
+        let w = WrappedDek::from_bytes(dek).map_err(|e| e.to_string())?;
+        let old = st.session.key(w.epoch()).ok_or_else(|| no_key(w.epoch()))?;
+        let up = rewrap_with_body(old, new, ctx, body, dek).map_err(|e| e.to_string())?;
+        Ok((up, body.to_vec()))
+    }
+
+    /// A record version sealed again, under a fresh data key wrapped by `new`.
+    fn reseal(
+        &self,
+        st: &State,
+        new: &VaultKey,
+        ctx: &RecordContext,
+        body: &[u8],
+        dek: &[u8],
+    ) -> Result<(WrappedDek, Vec<u8>), String> {
+        let (payload, _) = crate::records::open_rows(st, ctx.record_id, ctx.version, body, dek)
+            .map_err(|e| e.to_string())?;
+        let plain = crate::records::Payload {
+            namespace: &payload.namespace,
+            name: &payload.name,
+            created_at: payload.created_at,
+            updated_at: payload.updated_at,
+            author: payload.author,
+            value: payload.value.expose_secret(),
+        }
+        .encode();
+        let sealed = seal(new, self.header().suite, ctx, plain.expose_secret())
+            .map_err(|e| e.to_string())?;
+        Ok((sealed.wrapped_dek, sealed.body))
+    }
+
+    fn reencrypt_rows(
+        &self,
+        st: &State,
+        new: &VaultKey,
+        rows: &[&Row],
+    ) -> Result<Rewrapped, VaultError> {
         let mut out = Rewrapped::default();
         for row in rows {
             let Some((record, version)) = parse_version_key(&row.key) else {
-                out.quarantine(row, None, "the row key is not a record version");
+                out.quarantine(
+                    Phase::History,
+                    row,
+                    None,
+                    None,
+                    "the row key is not a record version",
+                );
                 continue;
             };
             let Some(body) = self.store().get(Table::Bodies, &row.key)? else {
                 continue;
             };
             let epoch = WrappedDek::from_bytes(&row.value).ok().map(|w| w.epoch());
-            let payload =
-                match crate::records::open_rows(st, record, version, &body.value, &row.value) {
-                    Ok((payload, _)) => payload,
-                    Err(
-                        e @ (VaultError::Record { .. }
-                        | VaultError::RetiredEpoch { .. }
-                        | VaultError::Corrupt { .. }),
-                    ) => {
-                        out.quarantine(row, epoch, e.to_string());
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
-            let _ = decode_payload;
-            let plain = crate::records::Payload {
-                namespace: &payload.namespace,
-                name: &payload.name,
-                created_at: payload.created_at,
-                updated_at: payload.updated_at,
-                author: payload.author,
-                value: payload.value.expose_secret(),
-            }
-            .encode();
             let ctx = RecordContext {
                 vault_id: self.id(),
                 record_id: record,
                 version,
             };
-            let sealed =
-                seal(new, self.header().suite, &ctx, plain.expose_secret()).map_err(|source| {
-                    VaultError::Record {
-                        record: record.to_string(),
-                        source,
-                    }
-                })?;
-            out.updates.push(Update {
-                key: row.key.clone(),
-                dek_version: row.version,
-                dek: sealed.wrapped_dek.as_bytes().to_vec(),
-                body: Some((body.version, sealed.body)),
-            });
+            match self.reseal(st, new, &ctx, &body.value, &row.value) {
+                Ok((dek, sealed_body)) => {
+                    let mut u = Update::of(Table::Deks, row, dek.as_bytes().to_vec());
+                    u.also.push(Also::Put(
+                        Table::Bodies,
+                        row.key.clone(),
+                        sealed_body,
+                        Expect::Version(body.version),
+                    ));
+                    out.updates.push(u);
+                }
+                Err(reason) => {
+                    out.quarantine(Phase::History, row, epoch, Some((record, version)), reason);
+                }
+            }
         }
         Ok(out)
     }
@@ -792,20 +1014,7 @@ impl Vault {
             batch.put(Table::Jobs, q.row_key(), q.encode(), Expect::Any);
         }
         for u in &page.updates {
-            batch.put(
-                Table::Deks,
-                u.key.clone(),
-                u.dek.clone(),
-                Expect::Version(u.dek_version),
-            );
-            if let Some((v, body)) = &u.body {
-                batch.put(
-                    Table::Bodies,
-                    u.key.clone(),
-                    body.clone(),
-                    Expect::Version(*v),
-                );
-            }
+            u.stage(&mut batch);
         }
         batch.put(
             Table::Jobs,
@@ -819,8 +1028,9 @@ impl Vault {
                 Ok(page.updates.len() as u64)
             }
             Err(e) if e.is_conflict() && attempt < 32 => {
-                // A row changed under us (a concurrent delete, a prune, another rotator)
-                // or the membership moved: re-read this page's rows and commit again.
+                // A row changed under us (a concurrent put, delete or prune, another
+                // rotator) or the membership moved: re-read this page's rows and commit
+                // again.
                 tracing::debug!(error = %e, attempt, "rotation batch conflict; redoing the page");
                 if let strongroom_store::StoreError::Conflict {
                     table: Table::MemberLog,
@@ -844,9 +1054,10 @@ impl Vault {
         kind: Kind,
         attempt: u32,
     ) -> Result<u64, VaultError> {
+        let table = job.phase.table();
         let mut fresh_rows = Vec::new();
         for u in &page.updates {
-            if let Some(v) = self.store().get(Table::Deks, &u.key)? {
+            if let Some(v) = self.store().get(table, &u.key)? {
                 fresh_rows.push(Row {
                     key: u.key.clone(),
                     value: v.value,
@@ -854,24 +1065,9 @@ impl Vault {
                 });
             }
         }
-        let target = job.target;
-        let st = self.state();
-        let old: Vec<&Row> = fresh_rows
-            .iter()
-            .filter(|r| row_needs_rewrap(&st, r, target))
-            .collect();
-        let mut done = match kind {
-            Kind::Rewrap => rewrap_rows(self.store(), &st, target, &old)?,
-            Kind::Reencrypt => self.reencrypt_rows(&st, target, &old)?,
-        };
-        drop(st);
+        let mut done = self.rework(kind, job.target, job.phase, &fresh_rows)?;
         // Rows quarantined when the page was first prepared stay reported.
-        done.quarantined
-            .extend(page.quarantined.iter().map(|q| Quarantined {
-                key: q.key.clone(),
-                epoch: q.epoch,
-                reason: q.reason.clone(),
-            }));
+        done.quarantined.extend(page.quarantined.iter().cloned());
         let again = Page {
             scanned: page.scanned,
             updates: done.updates,
@@ -929,36 +1125,47 @@ impl Vault {
     }
 }
 
-/// A quarantine report row: the data-key row's key and the report.
-type QuarantineRow = (Vec<u8>, Vec<u8>);
-
-/// A quarantine report as listed.
-fn quarantined_version(key: &[u8], value: &[u8]) -> QuarantinedVersion {
-    let parsed = parse_version_key(key);
-    let mut r = Reader::new("quarantine report", value);
-    let epoch = r
-        .version(&[1])
-        .and_then(|_| r.u32("epoch"))
-        .ok()
-        .filter(|e| *e > 0);
-    let reason = r.var_bytes("reason", 4096).map_or_else(
-        |_| "(the report does not parse)".into(),
-        |b| String::from_utf8_lossy(b).into_owned(),
-    );
-    QuarantinedVersion {
-        record_id: parsed.map(|(r, _)| r),
-        version: parsed.map_or(0, |(_, v)| v),
-        epoch: epoch.map(Epoch),
-        reason,
-        row: crate::audit::hex(key),
-    }
+/// A row a rotation rewrites: its table, key and the version it read, its new value, and
+/// the other rows of the same change.
+struct Update {
+    table: Table,
+    key: Vec<u8>,
+    row_version: u64,
+    value: Vec<u8>,
+    also: Vec<Also>,
 }
 
-struct Update {
-    key: Vec<u8>,
-    dek_version: u64,
-    dek: Vec<u8>,
-    body: Option<(u64, Vec<u8>)>,
+/// Another row changed together with an [`Update`]'s.
+enum Also {
+    Put(Table, Vec<u8>, Vec<u8>, Expect),
+    Delete(Table, Vec<u8>, Expect),
+}
+
+impl Update {
+    fn of(table: Table, row: &Row, value: Vec<u8>) -> Self {
+        Self {
+            table,
+            key: row.key.clone(),
+            row_version: row.version,
+            value,
+            also: Vec::new(),
+        }
+    }
+
+    fn stage(&self, batch: &mut Batch) {
+        batch.put(
+            self.table,
+            self.key.clone(),
+            self.value.clone(),
+            Expect::Version(self.row_version),
+        );
+        for a in &self.also {
+            match a {
+                Also::Put(t, k, v, e) => batch.put(*t, k.clone(), v.clone(), *e),
+                Also::Delete(t, k, e) => batch.delete(*t, k.clone(), *e),
+            };
+        }
+    }
 }
 
 struct Page {
@@ -970,34 +1177,91 @@ struct Page {
     next: Option<ScanCursor>,
 }
 
-/// A data-key row a rotation could not rewrap (it does not open under its epoch's key,
+/// A row a rotation could not rewrap (its data key does not open under its epoch's key,
 /// names an epoch whose key is gone, or does not parse): planted by a former member or
 /// damaged. It is set aside so the rotation can finish; `pending_rewrap`, `status` and
 /// `doctor` report it, and [`Vault::purge_quarantined`] deletes it.
+#[derive(Clone)]
 struct Quarantined {
+    phase: Phase,
     key: Vec<u8>,
     epoch: Option<Epoch>,
+    at: Option<(RecordId, u64)>,
     reason: String,
 }
 
+/// Row keys of quarantine reports in [`Table::Jobs`]: this prefix, the phase (`0` for an
+/// index head, `1` for an older version's data key), then the row's key. The reports are
+/// written by the member that rotated and not authenticated: purging re-checks each row.
+///
+/// Report layout: `1 ‖ epoch (u32, 0: unknown) ‖ 1 ‖ record id (16) ‖ version (u64)` (or
+/// `0` when the row names no record) `‖ reason (u32 length ‖ UTF-8)`.
+const QUARANTINE_PREFIX: &[u8] = b"quarantine/";
+
 impl Quarantined {
     fn row_key(&self) -> Vec<u8> {
-        [QUARANTINE_PREFIX, &self.key[..]].concat()
+        [QUARANTINE_PREFIX, &[self.phase as u8], &self.key[..]].concat()
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(8 + self.reason.len());
-        w.u8(1)
-            .u32(self.epoch.map_or(0, |e| e.0))
-            .var_bytes(self.reason.as_bytes());
+        let mut w = Writer::with_capacity(40 + self.reason.len());
+        w.u8(1).u32(self.epoch.map_or(0, |e| e.0));
+        match self.at {
+            Some((record, version)) => {
+                w.u8(1).bytes(record.as_bytes()).u64(version);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+        w.var_bytes(self.reason.as_bytes());
         w.into_vec()
     }
-}
 
-/// Row keys of quarantined data keys in [`Table::Jobs`]: this prefix, then the data-key
-/// row's key. The rows are reports (written by the member that rotated, not
-/// authenticated): purging re-checks that each row still fails before deleting it.
-const QUARANTINE_PREFIX: &[u8] = b"quarantine/";
+    /// A report read back (`None` when it does not parse: it is then reported as such).
+    fn decode(row_key: &[u8], value: &[u8]) -> Self {
+        let rest = &row_key[QUARANTINE_PREFIX.len().min(row_key.len())..];
+        let (phase, key) = match rest.split_first() {
+            Some((0, k)) => (Phase::Heads, k.to_vec()),
+            Some((_, k)) => (Phase::History, k.to_vec()),
+            None => (Phase::History, Vec::new()),
+        };
+        let mut r = Reader::new("quarantine report", value);
+        let parsed = (|| {
+            r.version(&[1])?;
+            let epoch = Some(r.u32("epoch")?).filter(|e| *e > 0).map(Epoch);
+            let at = if r.u8("record present")? == 1 {
+                Some((
+                    RecordId::from_bytes(r.array("record id")?),
+                    r.u64("version")?,
+                ))
+            } else {
+                None
+            };
+            let reason = String::from_utf8_lossy(r.var_bytes("reason", 4096)?).into_owned();
+            Ok::<_, strongroom_crypto::DecodeError>((epoch, at, reason))
+        })();
+        let (epoch, at, reason) =
+            parsed.unwrap_or_else(|e| (None, None, format!("(the report does not parse: {e})")));
+        Self {
+            phase,
+            key,
+            epoch,
+            at,
+            reason,
+        }
+    }
+
+    fn listed(&self) -> QuarantinedVersion {
+        QuarantinedVersion {
+            record_id: self.at.map(|(r, _)| r),
+            version: self.at.map_or(0, |(_, v)| v),
+            epoch: self.epoch,
+            reason: self.reason.clone(),
+            row: crate::audit::hex(&self.key),
+        }
+    }
+}
 
 /// What the rows of a page turned into.
 #[derive(Default)]
@@ -1007,7 +1271,14 @@ struct Rewrapped {
 }
 
 impl Rewrapped {
-    fn quarantine(&mut self, row: &Row, epoch: Option<Epoch>, reason: impl Into<String>) {
+    fn quarantine(
+        &mut self,
+        phase: Phase,
+        row: &Row,
+        epoch: Option<Epoch>,
+        at: Option<(RecordId, u64)>,
+        reason: impl Into<String>,
+    ) {
         let reason = reason.into();
         tracing::warn!(
             row = %crate::audit::hex(&row.key),
@@ -1015,39 +1286,50 @@ impl Rewrapped {
             "a data key could not be rewrapped; setting it aside"
         );
         self.quarantined.push(Quarantined {
+            phase,
             key: row.key.clone(),
             epoch,
+            at,
             reason,
         });
     }
 }
 
+fn no_key(epoch: Epoch) -> String {
+    format!("wrapped under epoch {epoch}, whose key this vault does not have")
+}
+
+/// The older versions' rows `rows` rewrapped under `new` (format-1 wraps upgraded from
+/// their bodies), in batches by source epoch.
 fn rewrap_rows(
     view: &dyn ReadView,
     st: &State,
-    target: Epoch,
+    new: &VaultKey,
     rows: &[&Row],
 ) -> Result<Rewrapped, VaultError> {
-    let new = st.session.key(target).ok_or_else(|| {
-        VaultError::inconsistent(format!(
-            "this member has no key for epoch {target}: refresh and retry"
-        ))
-    })?;
     let mut out = Rewrapped::default();
-    // Group by source epoch so each group is one batched rewrap.
     let mut by_epoch: std::collections::BTreeMap<Epoch, Vec<(&Row, RecordContext)>> =
         std::collections::BTreeMap::new();
     for row in rows {
         let Some((record, version)) = parse_version_key(&row.key) else {
-            out.quarantine(row, None, "the row key is not a record version");
+            out.quarantine(
+                Phase::History,
+                row,
+                None,
+                None,
+                "the row key is not a record version",
+            );
             continue;
         };
+        let at = Some((record, version));
         let w = match WrappedDek::from_bytes(&row.value) {
             Ok(w) => w,
             Err(e) => {
                 out.quarantine(
+                    Phase::History,
                     row,
                     None,
+                    at,
                     format!("the wrapped data key does not parse: {e}"),
                 );
                 continue;
@@ -1060,10 +1342,18 @@ fn rewrap_rows(
         };
         if w.version() < 2 {
             // Upgraded to format 2 from the body as stored: its digest is bound now.
-            match upgrade_row(view, st, new, row, &w, &ctx)? {
-                Ok(Some(u)) => out.updates.push(u),
-                Ok(None) => {}
-                Err(reason) => out.quarantine(row, Some(w.epoch()), reason),
+            let Some(old) = st.session.key(w.epoch()) else {
+                out.quarantine(Phase::History, row, Some(w.epoch()), at, no_key(w.epoch()));
+                continue;
+            };
+            let Some(body) = view.get(Table::Bodies, &row.key)? else {
+                continue;
+            };
+            match rewrap_with_body(old, new, &ctx, &body.value, &row.value) {
+                Ok(up) => out
+                    .updates
+                    .push(Update::of(Table::Deks, row, up.as_bytes().to_vec())),
+                Err(e) => out.quarantine(Phase::History, row, Some(w.epoch()), at, e.to_string()),
             }
             continue;
         }
@@ -1071,12 +1361,9 @@ fn rewrap_rows(
     }
     for (epoch, items) in by_epoch {
         let Some(old) = st.session.key(epoch) else {
-            for (row, _) in &items {
-                out.quarantine(
-                    row,
-                    Some(epoch),
-                    format!("wrapped under epoch {epoch}, whose key this vault does not have"),
-                );
+            for (row, ctx) in &items {
+                let at = Some((ctx.record_id, ctx.version));
+                out.quarantine(Phase::History, row, Some(epoch), at, no_key(epoch));
             }
             continue;
         };
@@ -1085,59 +1372,65 @@ fn rewrap_rows(
                 record: String::new(),
                 source,
             })?;
-        for ((row, _), res) in items.iter().zip(results) {
+        for ((row, ctx), res) in items.iter().zip(results) {
             match res {
-                Ok(w) => out.updates.push(Update {
-                    key: row.key.clone(),
-                    dek_version: row.version,
-                    dek: w.as_bytes().to_vec(),
-                    body: None,
-                }),
-                Err(e) => out.quarantine(row, Some(epoch), e.to_string()),
+                Ok(w) => out
+                    .updates
+                    .push(Update::of(Table::Deks, row, w.as_bytes().to_vec())),
+                Err(e) => out.quarantine(
+                    Phase::History,
+                    row,
+                    Some(epoch),
+                    Some((ctx.record_id, ctx.version)),
+                    e.to_string(),
+                ),
             }
         }
     }
     Ok(out)
 }
 
-/// The format-2 wrap of a format-1 row, made from its body (read here); `Ok(None)` when the
-/// body is gone (a concurrent delete or prune), `Err(reason)` when the row cannot be
-/// upgraded (it is quarantined).
-fn upgrade_row(
+/// What [`for_each_version`] calls: the phase, the row key, the record version (when the
+/// row names one) and the wrapped data key (when it parses).
+pub(crate) type VersionVisitor<'a> =
+    dyn FnMut(Phase, &[u8], Option<(RecordId, u64)>, Option<&WrappedDek>) + 'a;
+
+/// Calls `f` on every record version's wrapped data key: the heads in the index entries
+/// (a format-1 entry's head is among the older versions' rows), then the older versions.
+/// `f` gets the phase, the row key, the record version (when the row names one) and the
+/// wrapped key (when it parses).
+pub(crate) fn for_each_version(
     view: &dyn ReadView,
-    st: &State,
-    new: &VaultKey,
-    row: &Row,
-    w: &WrappedDek,
-    ctx: &RecordContext,
-) -> Result<Result<Option<Update>, String>, VaultError> {
-    let Some(old) = st.session.key(w.epoch()) else {
-        return Ok(Err(format!(
-            "wrapped under epoch {}, whose key this vault does not have",
-            w.epoch()
-        )));
-    };
-    let Some(body) = view.get(Table::Bodies, &row.key)? else {
-        return Ok(Ok(None));
-    };
-    Ok(
-        match rewrap_with_body(old, new, ctx, &body.value, &row.value) {
-            Ok(up) => Ok(Some(Update {
-                key: row.key.clone(),
-                dek_version: row.version,
-                dek: up.as_bytes().to_vec(),
-                body: None,
-            })),
-            Err(e) => Err(e.to_string()),
-        },
-    )
+    f: &mut VersionVisitor<'_>,
+) -> Result<(), VaultError> {
+    for_each_row(view, Table::Index, &ScanRange::all(), 10_000, |row| {
+        match IndexEntry::decode(&row.value) {
+            Ok(e) => {
+                if let Some(h) = e.head() {
+                    f(
+                        Phase::Heads,
+                        &row.key,
+                        Some((e.record, e.version)),
+                        Some(&h.dek),
+                    );
+                }
+            }
+            Err(_) => f(Phase::Heads, &row.key, None, None),
+        }
+        Ok::<_, VaultError>(true)
+    })?;
+    for_each_row(view, Table::Deks, &ScanRange::all(), 10_000, |row| {
+        let w = WrappedDek::from_bytes(&row.value).ok();
+        f(
+            Phase::History,
+            &row.key,
+            parse_version_key(&row.key),
+            w.as_ref(),
+        );
+        Ok::<_, VaultError>(true)
+    })
 }
 
-/// Whether a wrapped data key must be rewrapped to reach `target`: wrapped under an older
-/// epoch, or under an epoch this handle knows whose key is a different one (same epoch
-/// number, another key id: a key the membership log never granted, for instance after an
-/// interrupted operation on replaced content). Epochs newer than the handle's are left
-/// to a refresh.
 /// [`needs_rewrap`] of a stored row: a row whose wrapped data key does not parse needs it
 /// too (it is quarantined).
 fn row_needs_rewrap(st: &State, row: &Row, target: Epoch) -> bool {

@@ -745,24 +745,54 @@ fn check_records<R: Read>(
     staging: &dyn Store,
     mut rows: RowStream<R>,
 ) -> Result<(u64, u64), VaultError> {
+    use crate::records::{HeadBody, version_key};
+    let st = vault.state();
+    // Every head: one whose body is in the entry opens now; one whose body is in a row
+    // opens when that row comes by (its data key is the entry's).
     let mut heads = std::collections::BTreeMap::new();
+    let mut stored_heads = std::collections::BTreeMap::new();
+    let mut format1_heads = std::collections::BTreeSet::new();
+    let mut versions = 0u64;
     for row in scan_all(staging, Table::Index, &ScanRange::all())? {
         let e = IndexEntry::decode(&row.value)?;
         heads.insert(e.record, e.version);
+        match e.head() {
+            Some(h) => {
+                versions += 1;
+                match &h.body {
+                    HeadBody::Inline(body) => {
+                        open_rows(&st, e.record, e.version, body, h.dek.as_bytes()).map_err(
+                            |err| {
+                                snap_err(format!(
+                                    "record {} version {} does not decrypt: {err}",
+                                    e.record, e.version
+                                ))
+                            },
+                        )?;
+                    }
+                    HeadBody::Stored => {
+                        stored_heads
+                            .insert(version_key(e.record, e.version), h.dek.as_bytes().to_vec());
+                    }
+                }
+            }
+            // Format 1: the head comes as a body row with its data key row.
+            None => {
+                format1_heads.insert(version_key(e.record, e.version));
+            }
+        }
     }
     let mut deks = 0u64;
     strongroom_store::for_each_row(staging, Table::Deks, &ScanRange::all(), 10_000, |_| {
         deks += 1;
         Ok::<_, StoreError>(true)
     })?;
-    let st = vault.state();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut bodies = 0u64;
+    let mut paired = 0u64;
+    let mut stored_seen = 0usize;
     while let Some((table, b)) = rows.next_row()? {
         if table != Table::Bodies {
             continue;
         }
-        bodies += 1;
         let (record, version) = parse_version_key(&b.key)
             .ok_or_else(|| snap_err("a record row has a malformed key"))?;
         let head = heads
@@ -773,35 +803,45 @@ fn check_records<R: Read>(
                 "record {record} has a version newer than its index entry"
             )));
         }
-        let d = staging.get(Table::Deks, &b.key)?.ok_or_else(|| {
-            snap_err(format!(
-                "record {record} version {version} has no wrapped data key (a row is missing)"
-            ))
-        })?;
-        open_rows(&st, record, version, &b.value, &d.value).map_err(|e| {
+        let dek = if let Some(dek) = stored_heads.get(&b.key) {
+            stored_seen += 1;
+            dek.clone()
+        } else {
+            {
+                paired += 1;
+                format1_heads.remove(&b.key);
+                staging
+                    .get(Table::Deks, &b.key)?
+                    .ok_or_else(|| {
+                        snap_err(format!(
+                            "record {record} version {version} has no wrapped data key (a row is missing)"
+                        ))
+                    })?
+                    .value
+            }
+        };
+        open_rows(&st, record, version, &b.value, &dek).map_err(|e| {
             snap_err(format!(
                 "record {record} version {version} does not decrypt: {e}"
             ))
         })?;
-        if version == *head {
-            seen.insert(record);
-        }
+        versions += 1;
     }
     if rows.info().is_none() {
         return Err(snap_err("the file ended early"));
     }
-    if bodies != deks {
+    if paired != deks {
         return Err(snap_err(
             "record bodies and wrapped data keys do not pair up (a row is missing)",
         ));
     }
-    if seen.len() != heads.len() {
+    if stored_seen != stored_heads.len() || !format1_heads.is_empty() {
         return Err(snap_err(
-            "an index entry points at a record version that is not in the snapshot",
+            "an index entry names a head version whose body is not in the snapshot",
         ));
     }
     drop(st);
-    Ok((heads.len() as u64, bodies))
+    Ok((heads.len() as u64, versions))
 }
 
 /// Verifies a snapshot file without touching any live vault: the integrity hash, the

@@ -1,7 +1,7 @@
 //! `status`, `doctor`, and the audit log API.
 
 use strongroom_crypto::{MemberId, VaultId};
-use strongroom_envelope::{Epoch, WrappedDek};
+use strongroom_envelope::Epoch;
 use strongroom_recovery::KeyholderKind;
 use strongroom_sharing::{KeyholderInfo, RecoverabilityReport, Role};
 use strongroom_store::{Batch, Expect, ScanRange, Table, for_each_row};
@@ -234,14 +234,13 @@ impl Vault {
             Ok::<_, VaultError>(true)
         })?;
         let (mut versions, mut pending) = (0, 0);
-        for_each_row(store, Table::Deks, &ScanRange::all(), 10_000, |row| {
-            versions += 1;
-            if WrappedDek::from_bytes(&row.value)
-                .is_ok_and(|w| crate::rotation::needs_rewrap(&st, &w, current))
-            {
+        crate::rotation::for_each_version(store, &mut |_, _, at, w| {
+            if at.is_some() {
+                versions += 1;
+            }
+            if w.is_none_or(|w| crate::rotation::needs_rewrap(&st, w, current)) {
                 pending += 1;
             }
-            Ok::<_, VaultError>(true)
         })?;
         Ok((secrets, versions, pending))
     }
@@ -376,7 +375,7 @@ impl Vault {
             for_each_row(store, Table::Index, &ScanRange::all(), 1000, |row| {
                 let res = IndexEntry::decode(&row.value).and_then(|e| {
                     let st = self.state();
-                    open_version(store, &st, e.record, e.version).map(|_| ())
+                    open_version(store, &st, &e, e.version).map(|_| ())
                 });
                 match res {
                     Ok(()) => ok += 1,
@@ -412,6 +411,18 @@ impl Vault {
     /// snapshot so a concurrent put does not show up half-written.
     fn check_pairs(&self, r: &mut DoctorReport) -> Result<(), VaultError> {
         let view = self.store().snapshot()?;
+        // A head body too large to be inline has a body row but keeps its data key in the
+        // index entry.
+        let mut stored_heads = std::collections::BTreeSet::new();
+        for_each_row(&*view, Table::Index, &ScanRange::all(), 10_000, |row| {
+            if let Ok(e) = IndexEntry::decode(&row.value)
+                && e.head()
+                    .is_some_and(|h| h.body == crate::records::HeadBody::Stored)
+            {
+                stored_heads.insert(crate::records::version_key(e.record, e.version));
+            }
+            Ok::<_, VaultError>(true)
+        })?;
         let mut bodies = KeyWalk::new(&*view, Table::Bodies);
         let mut deks = KeyWalk::new(&*view, Table::Deks);
         // Counts and the first key of each kind of orphan: memory stays at one page per table.
@@ -430,7 +441,14 @@ impl Vault {
                     bodies.advance();
                     deks.advance();
                 }
-                Ordering::Less => no_key.add(bodies.take()),
+                Ordering::Less => {
+                    let key = bodies.take();
+                    if key.as_ref().is_some_and(|k| stored_heads.contains(k)) {
+                        paired += 1;
+                    } else {
+                        no_key.add(key);
+                    }
+                }
                 Ordering::Greater => no_body.add(deks.take()),
             }
         }

@@ -479,9 +479,11 @@ fn kill_during_rotation_leaves_a_resumable_consistent_vault() {
     );
 }
 
-/// Rewrites every wrapped data key of the vault at `db` in format 1 (as releases before
-/// format 2 wrote them, without a body digest), with the envelope's reference
-/// implementation: the vault this release finds after an upgrade.
+/// Rewrites the vault at `db` as releases before format 2 wrote it: index entries of
+/// format 1 (record id, head version, creation time) with every version, the head
+/// included, in body and data-key rows, and every wrapped data key in format 1 (no body
+/// digest). Done with the envelope's reference implementation and the published layouts,
+/// as a user's old vault would be found by this release.
 fn downgrade_to_format_1(db: &Path, kek: &RawKek) {
     use chacha20poly1305::aead::{AeadInPlace, KeyInit};
     use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -501,36 +503,62 @@ fn downgrade_to_format_1(db: &Path, kek: &RawKek) {
         .unwrap()
         .expose_secret()
         .expose_secret();
-    let rows = scan_all(&*store, Table::Deks, &ScanRange::all()).unwrap();
-    for chunk in rows.chunks(500) {
-        let mut b = Batch::new();
-        for row in chunk {
-            assert_eq!(row.value[0], 2);
-            let ctx = reference::Ctx {
-                vault: *vault.id().as_bytes(),
-                record: row.key[..16].try_into().unwrap(),
-                version: u64::from_be_bytes(row.key[16..].try_into().unwrap()),
-            };
-            let mut dek = reference::ref_unwrap(&raw, &ctx, &row.value);
-            let mut v1 = vec![1u8, 1];
-            v1.extend_from_slice(&row.value[2..14]);
-            let nonce = [0x5a; 24];
-            let aad = reference::dek_aad(&v1, &ctx);
-            let tag = XChaCha20Poly1305::new((&raw).into())
-                .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut dek)
-                .unwrap();
-            v1.extend_from_slice(&nonce);
-            v1.extend_from_slice(&dek);
-            v1.extend_from_slice(&tag);
-            b.put(
-                Table::Deks,
-                row.key.clone(),
-                v1,
-                Expect::Version(row.version),
-            );
-        }
-        store.commit(&b).unwrap();
+    // A format-2 wrapped key (122 bytes) for record version `key`, as a format-1 one.
+    let to_v1 = |key: &[u8], wrapped: &[u8]| -> Vec<u8> {
+        assert_eq!(wrapped[0], 2);
+        let ctx = reference::Ctx {
+            vault: *vault.id().as_bytes(),
+            record: key[..16].try_into().unwrap(),
+            version: u64::from_be_bytes(key[16..].try_into().unwrap()),
+        };
+        let mut dek = reference::ref_unwrap(&raw, &ctx, wrapped);
+        let mut v1 = vec![1u8, 1];
+        v1.extend_from_slice(&wrapped[2..14]);
+        let nonce = [0x5a; 24];
+        let aad = reference::dek_aad(&v1, &ctx);
+        let tag = XChaCha20Poly1305::new((&raw).into())
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, &mut dek)
+            .unwrap();
+        v1.extend_from_slice(&nonce);
+        v1.extend_from_slice(&dek);
+        v1.extend_from_slice(&tag);
+        v1
+    };
+    let mut b = Batch::new();
+    for row in scan_all(&*store, Table::Deks, &ScanRange::all()).unwrap() {
+        b.put(
+            Table::Deks,
+            row.key.clone(),
+            to_v1(&row.key, &row.value),
+            Expect::Version(row.version),
+        );
     }
+    // Index entry format 2: version (1) record (16) head (8) created (8) oldest (8)
+    // placement (1: inline, 2: in a row) wrapped key (122) [body].
+    for row in scan_all(&*store, Table::Index, &ScanRange::all()).unwrap() {
+        let e = &row.value;
+        assert_eq!(e[0], 2);
+        let head_key = e[1..25].to_vec();
+        let wrapped = &e[42..164];
+        b.put(
+            Table::Deks,
+            head_key.clone(),
+            to_v1(&head_key, wrapped),
+            Expect::Absent,
+        );
+        if e[41] == 1 {
+            b.put(Table::Bodies, head_key, e[164..].to_vec(), Expect::Absent);
+        }
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&e[1..33]);
+        b.put(
+            Table::Index,
+            row.key.clone(),
+            v1,
+            Expect::Version(row.version),
+        );
+    }
+    store.commit(&b).unwrap();
 }
 
 /// The upgrade of format-1 data keys is a rotation: `kill -9` at random points leaves every
@@ -544,7 +572,12 @@ fn kill_during_upgrade_from_format_1_leaves_a_resumable_consistent_vault() {
     {
         let (vault, _) =
             Vault::create(open_store(&template), &kek, &CreateOptions::default()).unwrap();
+        // Two versions each: the upgrade rewrites the heads (index entries) and the older
+        // versions' data keys.
         for i in 0..records {
+            vault
+                .put("crash/records", &record_name(i), b"an older value")
+                .unwrap();
             vault
                 .put("crash/records", &record_name(i), &record_value(i))
                 .unwrap();
@@ -553,18 +586,20 @@ fn kill_during_upgrade_from_format_1_leaves_a_resumable_consistent_vault() {
     downgrade_to_format_1(&template, &kek);
     assert_eq!(
         unlock(&template, &kek).status().unwrap().pending_rewrap,
-        records as u64
+        2 * records as u64
     );
+    // The format bytes of the index entries, then of the wrapped data keys.
     let formats = |db: &Path| -> Vec<u8> {
-        strongroom::store::scan_all(
-            &*open_store(db),
-            Table::Deks,
-            &strongroom::store::ScanRange::all(),
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.value[0])
-        .collect()
+        let store = open_store(db);
+        [Table::Index, Table::Deks]
+            .into_iter()
+            .flat_map(|t| {
+                strongroom::store::scan_all(&*store, t, &strongroom::store::ScanRange::all())
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.value[0])
+            })
+            .collect()
     };
     let batches = (records / BATCH) as u64;
     let mut rng = Rng::from_env();
@@ -667,7 +702,10 @@ fn kill_during_puts_leaves_whole_versions_only() {
         })
         .sum();
     assert_eq!(st.versions, expected_rows);
-    // Nothing half-written at the row level either: every body has its data key.
+    // Nothing half-written at the row level either: every older version has its body and
+    // its data key in rows of their own (a head, small here, is whole in its index entry).
+    let heads = PUT_NAMES.min(applied + 1);
+    let expected_rows = expected_rows - heads;
     let store = open_store(&db);
     let count = |t: Table| {
         store

@@ -61,15 +61,17 @@ fn bobs_vault_key(store: &Arc<dyn Store>, vault: &Vault, bob: &Bob, epoch: Epoch
     *key
 }
 
-/// The only record's row key (record id ‖ version), body and wrapped data key.
-fn the_record(store: &dyn ReadView) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let dek = store
-        .scan(Table::Deks, &ScanRange::all(), None, 10)
+/// The only secret's index row: its key and value. In format 2 the entry holds the head
+/// version's wrapped data key at bytes 42..164 and, inline, its body from byte 164.
+fn the_entry(store: &dyn ReadView) -> (Vec<u8>, Vec<u8>) {
+    let row = store
+        .scan(Table::Index, &ScanRange::all(), None, 10)
         .unwrap()
         .rows
         .remove(0);
-    let body = store.get(Table::Bodies, &dek.key).unwrap().unwrap().value;
-    (dek.key, body, dek.value)
+    assert_eq!(row.value[0], 2, "index entry format 2");
+    assert_eq!(row.value[41], 1, "the head body is inline");
+    (row.key, row.value)
 }
 
 /// A record payload as the facade's specification lays it out (format 1).
@@ -88,53 +90,75 @@ fn payload(ns: &str, name: &str, author: &[u8; 16], value: &[u8]) -> Vec<u8> {
 }
 
 /// Attack 1 of format v2: after "remove, then rotate", Bob seals a body of his choice
-/// under the data key he kept and writes it over the real one. Alice must not receive it.
+/// under the data key he kept and writes it over the real one: the head's body (in its
+/// index entry) and an older version's body row. Alice must not receive either.
 #[test]
 fn a_removed_member_cannot_rewrite_a_secret_after_remove_then_rotate() {
     let (alice, store, bob) = vault_with_bob();
-    // While a member, Bob unwraps the data key of db/host.
+    alice.put("db", "host", b"db.internal:6432").unwrap();
+    // While a member, Bob unwraps the data keys of db/host: version 1 (now in rows of its
+    // own) and version 2 (the head, in the index entry).
     let vk1 = bobs_vault_key(&store, &alice, &bob, Epoch(1));
-    let (row_key, body, wrapped) = the_record(&*store);
-    let ctx = reference::Ctx {
+    let (index_key, entry) = the_entry(&*store);
+    let record: [u8; 16] = entry[1..17].try_into().unwrap();
+    let ctx = |version| reference::Ctx {
         vault: *alice.id().as_bytes(),
-        record: row_key[..16].try_into().unwrap(),
-        version: u64::from_be_bytes(row_key[16..].try_into().unwrap()),
+        record,
+        version,
     };
-    let dek = reference::ref_unwrap(&vk1, &ctx, &wrapped);
+    let head_dek = reference::ref_unwrap(&vk1, &ctx(2), &entry[42..164]);
+    let row1 = [&record[..], &1u64.to_be_bytes()].concat();
+    let old_dek = reference::ref_unwrap(
+        &vk1,
+        &ctx(1),
+        &store.get(Table::Deks, &row1).unwrap().unwrap().value,
+    );
 
     // Alice removes Bob and rotates, as SECURITY.md says.
     alice.remove_member(bob.identity.member_id()).unwrap();
     alice.rotate_vault_key().unwrap();
-    let (_, _, rotated) = the_record(&*store);
-    assert_ne!(rotated, wrapped, "the data key was rewrapped");
-
-    // Bob writes his own value, "by alice", over the body.
-    let sealed_epoch = u32::from_be_bytes(body[3..7].try_into().unwrap());
-    let forged = reference::ref_body(
-        sealed_epoch,
-        body[1],
-        &ctx,
-        &dek,
-        &payload(
-            "db",
-            "host",
-            alice.member_id().as_bytes(),
-            b"attacker.example:5432",
-        ),
+    let (_, rotated) = the_entry(&*store);
+    assert_ne!(
+        rotated[42..164],
+        entry[42..164],
+        "the data key was rewrapped"
     );
+
+    // Bob writes his own values, "by alice", over the bodies.
+    let forge = |dek: &[u8; 32], version: u64| {
+        reference::ref_body(
+            1,
+            entry[165],
+            &ctx(version),
+            dek,
+            &payload(
+                "db",
+                "host",
+                alice.member_id().as_bytes(),
+                b"attacker.example:5432",
+            ),
+        )
+    };
     let mut b = Batch::new();
-    b.put(Table::Bodies, row_key, forged, Expect::Any);
+    b.put(
+        Table::Index,
+        index_key,
+        [&rotated[..164], &forge(&head_dek, 2)[..]].concat(),
+        Expect::Any,
+    )
+    .put(Table::Bodies, row1, forge(&old_dek, 1), Expect::Any);
     store.commit(&b).unwrap();
 
-    let got = alice.get("db", "host");
-    match got {
-        Ok(secret) => panic!(
-            "alice received a value written by a removed member: {:?}",
-            secret.expose_str()
-        ),
-        Err(e @ VaultError::Record { .. }) => {
-            assert!(e.to_string().contains("replaced"), "{e}");
+    for got in [alice.get("db", "host"), alice.get_version("db", "host", 1)] {
+        match got {
+            Ok(secret) => panic!(
+                "alice received a value written by a removed member: {:?}",
+                secret.expose_str()
+            ),
+            Err(e @ VaultError::Record { .. }) => {
+                assert!(e.to_string().contains("replaced"), "{e}");
+            }
+            Err(e) => panic!("unexpected error: {e}"),
         }
-        Err(e) => panic!("unexpected error: {e}"),
     }
 }

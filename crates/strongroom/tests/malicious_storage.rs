@@ -72,6 +72,46 @@ fn vkey(meta: &SecretMeta) -> Vec<u8> {
     k
 }
 
+/// Where the head's parts sit in an index entry of format 2 (see the facade's
+/// specification): the wrapped data key, then (inline) the body to the end.
+const HEAD_DEK: std::ops::Range<usize> = 42..164;
+const HEAD_BODY: std::ops::RangeFrom<usize> = 164..;
+
+/// The stored index entry at `key`.
+fn entry(env: &Env, key: &[u8]) -> Vec<u8> {
+    env.adv
+        .inner()
+        .get(Table::Index, key)
+        .unwrap()
+        .unwrap()
+        .value
+}
+
+/// Serves, for the index row `key`, the bytes `value` instead of what is stored.
+fn serve_entry(env: &Env, key: &[u8], value: Vec<u8>) {
+    let key = key.to_vec();
+    env.adv.on_read(move |t, k, seen| {
+        if t == Table::Index && k == key.as_slice() {
+            seen.map(|s| strongroom::store::Versioned {
+                value: value.clone(),
+                version: s.version,
+            })
+        } else {
+            seen
+        }
+    });
+}
+
+/// Entry `a` with the part `range` taken from entry `b` (a head's data key or body moved
+/// from another record).
+fn splice(a: &[u8], b: &[u8], part: &str) -> Vec<u8> {
+    match part {
+        "data key" => [&a[..HEAD_DEK.start], &b[HEAD_DEK], &a[HEAD_DEK.end..]].concat(),
+        "body" => [&a[..HEAD_BODY.start], &b[HEAD_BODY]].concat(),
+        _ => [&a[..HEAD_DEK.start], &b[HEAD_DEK.start..]].concat(),
+    }
+}
+
 /// The read either fails or returns exactly `allowed`; it never returns `forbidden`.
 fn never_leaks(
     got: &Result<strongroom::Secret, VaultError>,
@@ -176,48 +216,94 @@ fn an_index_row_moved_to_another_namespace_is_refused() {
 #[test]
 fn bodies_and_data_keys_swapped_between_records_are_refused() {
     let env = setup();
-    let (a, _) = put(&env, "app", "A", b"value-a");
-    let (b, _) = put(&env, "app", "B", b"value-b");
+    // Two versions each: version 1 in rows of its own, version 2 (the head) in the entry.
+    let (a1, ka) = put(&env, "app", "A", b"value-a1");
+    let (b1, kb) = put(&env, "app", "B", b"value-b1");
+    put(&env, "app", "A", b"value-a");
+    put(&env, "app", "B", b"value-b");
+    // The head's parts moved between index entries.
+    let (ea, eb) = (entry(&env, &ka), entry(&env, &kb));
+    for part in ["data key", "body", "both"] {
+        serve_entry(&env, &ka, splice(&ea, &eb, part));
+        let got = env.vault.get("app", "A");
+        assert!(!never_leaks(&got, &[b"value-a"], b"value-b"), "{part}");
+        let err = got.unwrap_err();
+        assert!(matches!(err, VaultError::Record { .. }), "{part}: {err:?}");
+        assert!(err.to_string().contains("does not decrypt"), "{err}");
+        // The record id in the error is A's (what the caller asked about), not a name.
+        let a_id = a1.record_id.to_string();
+        assert!(err.to_string().contains(&a_id), "{err}");
+        env.adv.clear_rules();
+    }
+    // An older version's rows swapped between records.
     for tables in [
         &[Table::Bodies][..],
         &[Table::Deks],
         &[Table::Bodies, Table::Deks],
     ] {
         for t in tables {
-            env.adv.swap_value(*t, &vkey(&a), &vkey(&b));
+            env.adv.swap_value(*t, &vkey(&a1), &vkey(&b1));
         }
-        let got = env.vault.get("app", "A");
-        assert!(!never_leaks(&got, &[b"value-a"], b"value-b"), "{tables:?}");
+        let got = env.vault.get_version("app", "A", 1);
+        assert!(
+            !never_leaks(&got, &[b"value-a1"], b"value-b1"),
+            "{tables:?}"
+        );
         let err = got.unwrap_err();
         assert!(
             matches!(err, VaultError::Record { .. }),
             "{tables:?}: {err:?}"
         );
         assert!(err.to_string().contains("does not decrypt"), "{err}");
-        // The record id in the error is A's (what the caller asked about), not a name.
-        assert!(err.to_string().contains(&a.record_id.to_string()), "{err}");
+        assert!(err.to_string().contains(&a1.record_id.to_string()), "{err}");
         env.adv.clear_rules();
     }
     assert_eq!(
         env.vault.get("app", "A").unwrap().expose_secret(),
         b"value-a"
     );
+    assert_eq!(
+        env.vault
+            .get_version("app", "A", 1)
+            .unwrap()
+            .expose_secret(),
+        b"value-a1"
+    );
 }
 
 #[test]
 fn a_version_row_served_for_another_version_is_refused() {
     let env = setup();
-    let (v1, _) = put(&env, "app", "A", b"value-a-1");
+    let (v1, ka) = put(&env, "app", "A", b"value-a-1");
     let (v2, _) = put(&env, "app", "A", b"value-a-2");
+    put(&env, "app", "A", b"value-a-3");
     // Version 2 asked for, version 1's rows served: the version is bound into both.
     for t in [Table::Bodies, Table::Deks] {
         env.adv.swap_value(t, &vkey(&v2), &vkey(&v1));
     }
+    let got = env.vault.get_version("app", "A", 2);
+    assert!(matches!(got, Err(VaultError::Record { .. })), "{got:?}");
+    env.adv.clear_rules();
+    // The head (version 3) served with version 2's data key and body in the entry.
+    let inner = env.adv.inner();
+    let (d2, b2) = (
+        inner.get(Table::Deks, &vkey(&v2)).unwrap().unwrap().value,
+        inner.get(Table::Bodies, &vkey(&v2)).unwrap().unwrap().value,
+    );
+    let e = entry(&env, &ka);
+    serve_entry(&env, &ka, [&e[..HEAD_DEK.start], &d2[..], &b2[..]].concat());
     let got = env.vault.get("app", "A");
     assert!(matches!(got, Err(VaultError::Record { .. })), "{got:?}");
     env.adv.clear_rules();
     assert_eq!(
         env.vault.get("app", "A").unwrap().expose_secret(),
+        b"value-a-3"
+    );
+    assert_eq!(
+        env.vault
+            .get_version("app", "A", 2)
+            .unwrap()
+            .expose_secret(),
         b"value-a-2"
     );
 }
@@ -225,17 +311,19 @@ fn a_version_row_served_for_another_version_is_refused() {
 #[test]
 fn an_old_data_key_row_opens_or_fails_cleanly() {
     let env = setup();
-    let (a, _) = put(&env, "app", "A", b"value-a");
-    let (b, _) = put(&env, "app", "B", b"value-b");
+    let (_, ka) = put(&env, "app", "A", b"value-a");
+    let (_, kb) = put(&env, "app", "B", b"value-b");
+    let old_b = entry(&env, &kb);
     // A handle unlocked before the rotation still holds the old epoch's key in memory.
     let early = Vault::open(Arc::clone(&env.store))
         .unwrap()
         .unlock(&env.kek)
         .unwrap();
     env.vault.rotate_vault_key().unwrap();
-    assert_eq!(env.adv.history(Table::Deks, &vkey(&a)).len(), 2);
-    // The storage serves the data key as it was before the rotation.
-    env.adv.serve_stale(Table::Deks, &vkey(&a));
+    assert_eq!(env.adv.history(Table::Index, &ka).len(), 2);
+    // The storage serves A's entry as it was before the rotation (the head's data key
+    // under the old epoch).
+    env.adv.serve_stale(Table::Index, &ka);
     let late = Vault::open(Arc::clone(&env.store))
         .unwrap()
         .unlock(&env.kek)
@@ -255,22 +343,9 @@ fn an_old_data_key_row_opens_or_fails_cleanly() {
     }
     // The handle that did the rotation shredded the old epoch: it refuses.
     assert!(env.vault.get("app", "A").is_err());
-    // B's old data key served for A: refused by every handle.
+    // B's old data key served in A's entry: refused by every handle.
     env.adv.clear_rules();
-    env.adv.on_read({
-        let old_b = env.adv.history(Table::Deks, &vkey(&b))[0].clone();
-        let key_a = vkey(&a);
-        move |t, k, seen| {
-            if t == Table::Deks && k == key_a {
-                seen.map(|s| strongroom::store::Versioned {
-                    value: old_b.value.clone(),
-                    version: s.version,
-                })
-            } else {
-                seen
-            }
-        }
-    });
+    serve_entry(&env, &ka, splice(&entry(&env, &ka), &old_b, "data key"));
     for handle in [&env.vault, &early, &late] {
         let got = handle.get("app", "A");
         assert!(!never_leaks(&got, &[b"value-a"], b"value-b"));
@@ -325,20 +400,29 @@ fn a_record_replayed_from_another_vault_is_refused() {
 #[test]
 fn hidden_and_corrupted_rows_fail_cleanly() {
     let env = setup();
-    let (a, ka) = put(&env, "app", "A", b"value-a");
-    env.adv.hide(Table::Deks, &vkey(&a));
-    let err = env.vault.get("app", "A").unwrap_err();
+    // Version 1 in rows of its own; version 2 (the head) too large to be inline, so its
+    // body has a row and its data key is in the entry.
+    let (a1, _) = put(&env, "app", "A", b"value-a1");
+    let big = vec![b'x'; 20_000];
+    let (a, ka) = put(&env, "app", "A", &big);
+    env.adv.hide(Table::Deks, &vkey(&a1));
+    let err = env.vault.get_version("app", "A", 1).unwrap_err();
     assert!(err.to_string().contains("missing its data key"), "{err}");
+    env.adv.clear_rules();
+    env.adv.hide(Table::Bodies, &vkey(&a1));
+    let err = env.vault.get_version("app", "A", 1).unwrap_err();
+    assert!(err.to_string().contains("missing its body"), "{err}");
     env.adv.clear_rules();
     env.adv.hide(Table::Bodies, &vkey(&a));
     let err = env.vault.get("app", "A").unwrap_err();
     assert!(err.to_string().contains("missing its body"), "{err}");
     env.adv.clear_rules();
-    // One flipped bit anywhere in the body, the data key or the index entry.
-    for (table, key) in [
-        (Table::Bodies, vkey(&a)),
-        (Table::Deks, vkey(&a)),
-        (Table::Index, ka.clone()),
+    // One flipped bit anywhere in a body, a data key or the index entry.
+    for (table, key, version) in [
+        (Table::Bodies, vkey(&a1), Some(1)),
+        (Table::Deks, vkey(&a1), Some(1)),
+        (Table::Bodies, vkey(&a), None),
+        (Table::Index, ka.clone(), None),
     ] {
         let len = env
             .adv
@@ -348,7 +432,8 @@ fn hidden_and_corrupted_rows_fail_cleanly() {
             .unwrap()
             .value
             .len();
-        for pos in [0, 1, len / 2, len - 1] {
+        let want: &[u8] = if version.is_some() { b"value-a1" } else { &big };
+        for pos in [0, 1, 40, 100, len / 2, len - 1] {
             env.adv.clear_rules();
             let key2 = key.clone();
             env.adv.on_read(move |t, k, seen| {
@@ -361,10 +446,14 @@ fn hidden_and_corrupted_rows_fail_cleanly() {
                     seen
                 }
             });
-            let got = env.vault.get("app", "A");
+            let got = match version {
+                Some(v) => env.vault.get_version("app", "A", v),
+                None => env.vault.get("app", "A"),
+            };
             match &got {
-                // The index entry's creation time is not used by a read.
-                Ok(s) if table == Table::Index && s.expose_secret() == b"value-a" => {}
+                // The index entry's creation time and oldest-version field are not used
+                // by a read of the head.
+                Ok(s) if table == Table::Index && s.expose_secret() == want => {}
                 Ok(s) => panic!(
                     "{table:?} byte {pos} flipped but a value came back ({} bytes)",
                     s.expose_secret().len()
@@ -381,8 +470,5 @@ fn hidden_and_corrupted_rows_fail_cleanly() {
         }
     }
     env.adv.clear_rules();
-    assert_eq!(
-        env.vault.get("app", "A").unwrap().expose_secret(),
-        b"value-a"
-    );
+    assert_eq!(env.vault.get("app", "A").unwrap().expose_secret(), &big[..]);
 }

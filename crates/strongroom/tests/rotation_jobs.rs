@@ -161,50 +161,69 @@ fn a_rotation_racing_a_member_removal_ends_on_the_newest_epoch() {
 
 /// One bad data-key row (planted by a former member with storage access, or damaged)
 /// aborted every rotation for ever. Now the rotation sets it aside and finishes the rest;
-/// `pending_rewrap`, `status` and `doctor` report it, and `purge_quarantined` deletes it.
+/// `pending_rewrap`, `status` and `doctor` report it, and `purge_quarantined` deletes it:
+/// an older version's row, and a head (in an index entry) whose data key does not open.
 #[test]
 fn a_bad_data_key_row_is_quarantined_instead_of_blocking_every_rotation() {
     use strongroom::{Action, DoctorOptions, Level, VaultError};
     let (v, store) = vault(30);
+    // A second version of each: version 1 in rows of its own, version 2 in the entry.
+    for i in 0..30 {
+        v.put("ns", &format!("k{i}"), format!("second-{i}").as_bytes())
+            .unwrap();
+    }
     let deks = store
         .scan(Table::Deks, &ScanRange::all(), None, 100)
         .unwrap()
         .rows;
-    // A wrap whose tag was changed (it parses, it does not open) and a row that is not a
-    // wrapped data key at all.
+    let index = store
+        .scan(Table::Index, &ScanRange::all(), None, 100)
+        .unwrap()
+        .rows;
+    // An older version's wrap whose tag was changed (it parses, it does not open), a row
+    // that is not a wrapped data key at all, and a head whose wrapped data key (bytes
+    // 42..164 of its entry) was changed the same way.
     let bad = &deks[5];
     let mut flipped = bad.value.clone();
     *flipped.last_mut().unwrap() ^= 1;
     let garbage_key = [vec![0xee; 16], 1u64.to_be_bytes().to_vec()].concat();
+    let bad_head = &index[9];
+    let mut head = bad_head.value.clone();
+    head[163] ^= 1;
     let mut b = Batch::new();
-    b.put(Table::Deks, bad.key.clone(), flipped, Expect::Any);
-    b.put(
-        Table::Deks,
-        garbage_key.clone(),
-        b"not a wrapped key".to_vec(),
-        Expect::Any,
-    );
+    b.put(Table::Deks, bad.key.clone(), flipped, Expect::Any)
+        .put(
+            Table::Deks,
+            garbage_key.clone(),
+            b"not a wrapped key".to_vec(),
+            Expect::Any,
+        )
+        .put(Table::Index, bad_head.key.clone(), head, Expect::Any);
     store.commit(&b).unwrap();
-    let name_of_bad = (0..30)
+    let old_broken = (0..30)
+        .map(|i| format!("k{i}"))
+        .find(|n| v.get_version("ns", n, 1).is_err())
+        .expect("the planted row breaks one older version");
+    let head_broken = (0..30)
         .map(|i| format!("k{i}"))
         .find(|n| v.get("ns", n).is_err())
-        .expect("the planted row breaks one secret");
+        .expect("the planted head breaks one secret");
 
     let report = v.rotate_vault_key().unwrap();
     assert_eq!(report.epoch, Epoch(2));
-    assert_eq!(report.quarantined, 2);
+    assert_eq!(report.quarantined, 3);
     assert_eq!(v.min_epoch(), Epoch(2));
     for i in 0..30 {
         let n = format!("k{i}");
-        if n != name_of_bad {
+        if n != head_broken {
             assert_eq!(v.get("ns", &n).unwrap().meta().epoch, Epoch(2), "{n}");
         }
     }
     let pending = v.pending_rewrap(Epoch(2)).unwrap();
-    assert_eq!(pending.len(), 2);
+    assert_eq!(pending.len(), 3);
     assert!(pending.iter().all(|p| p.quarantined));
     let q = v.quarantined().unwrap();
-    assert_eq!(q.len(), 2);
+    assert_eq!(q.len(), 3);
     assert!(
         q.iter().any(|q| q.reason.contains("does not decrypt")),
         "{q:?}"
@@ -213,7 +232,7 @@ fn a_bad_data_key_row_is_quarantined_instead_of_blocking_every_rotation() {
         q.iter().any(|q| q.reason.contains("does not parse")),
         "{q:?}"
     );
-    assert_eq!(v.status().unwrap().quarantined, 2);
+    assert_eq!(v.status().unwrap().quarantined, 3);
     let doctor = v.doctor(DoctorOptions::default()).unwrap();
     assert!(
         doctor
@@ -226,12 +245,8 @@ fn a_bad_data_key_row_is_quarantined_instead_of_blocking_every_rotation() {
     assert_eq!(v.rotate_vault_key().unwrap().epoch, Epoch(3));
 
     let purged = v.purge_quarantined().unwrap();
-    assert_eq!((purged.purged.len(), purged.kept), (2, 0));
-    assert_eq!(
-        purged.heads_moved.len(),
-        1,
-        "the broken secret's only version went"
-    );
+    assert_eq!((purged.purged.len(), purged.kept), (3, 0));
+    assert_eq!(purged.heads_moved.len(), 1, "the broken head was replaced");
     assert_eq!(v.status().unwrap().quarantined, 0);
     assert!(v.pending_rewrap(v.epoch()).unwrap().is_empty());
     assert!(
@@ -241,11 +256,18 @@ fn a_bad_data_key_row_is_quarantined_instead_of_blocking_every_rotation() {
             .iter()
             .all(|f| f.check != "quarantine")
     );
+    // The secret whose head was broken shows its newest remaining version again.
+    let i: usize = head_broken[1..].parse().unwrap();
+    let back = v.get("ns", &head_broken).unwrap();
+    assert_eq!(back.expose_secret(), format!("v{i}").as_bytes());
+    assert_eq!(back.meta().version, 1);
+    // The broken older version is gone; the history skips it.
     assert!(matches!(
-        v.get("ns", &name_of_bad),
+        v.get_version("ns", &old_broken, 1),
         Err(VaultError::NotFound { .. })
     ));
-    assert_eq!(v.list("ns").unwrap().len(), 29);
+    assert_eq!(v.history("ns", &old_broken).unwrap().len(), 1);
+    assert_eq!(v.list("ns").unwrap().len(), 30);
     assert!(store.get(Table::Deks, &garbage_key).unwrap().is_none());
     v.audit_verify().unwrap();
     let last = v.audit_list(0, 10_000).unwrap().pop().unwrap();

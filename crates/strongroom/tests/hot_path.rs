@@ -1,0 +1,128 @@
+//! What each operation costs in store calls, counted (not timed): a read of a current
+//! value is one store read, a put one read and one commit, a delete one read and one
+//! commit, a namespace load one scan, reads of several names one call. Run on the
+//! in-memory store, on SQLite and on PostgreSQL (one call is one round trip there, once its
+//! statements are prepared).
+
+use std::sync::Arc;
+
+use strongroom::recovery::RawKek;
+use strongroom::store::{Calls, CountingStore, MemoryStore, Store};
+use strongroom::{CreateOptions, NewSecret, Vault};
+
+fn costs_on<S: Store + 'static>(inner: S) {
+    let counting = Arc::new(CountingStore::new(inner));
+    let store: Arc<dyn Store> = counting.clone();
+    let (v, _) = Vault::create(
+        store,
+        &RawKek::generate().unwrap(),
+        &CreateOptions::default(),
+    )
+    .unwrap();
+    for i in 0..10 {
+        v.put("ns", &format!("k{i}"), b"value").unwrap();
+    }
+    v.put("ns", "big", &vec![7u8; 20_000]).unwrap();
+    // Warm: the audit cursor and the server's prepared statements.
+    v.put("ns", "k0", b"warm").unwrap();
+    v.get("ns", "k0").unwrap();
+    v.get_version("ns", "k0", 1).unwrap();
+    v.load("ns").unwrap();
+    v.get_many("ns", &["k1", "k2"]).unwrap();
+    counting.take();
+
+    let cost = |what: &str, f: &mut dyn FnMut()| -> Calls {
+        f();
+        let c = counting.take();
+        eprintln!(
+            "{}: {what}: {} reads, {} commits",
+            v.backend(),
+            c.reads(),
+            c.commit
+        );
+        c
+    };
+    let c = cost("put of a new version", &mut || {
+        v.put("ns", "k1", b"new").unwrap();
+    });
+    assert_eq!((c.reads(), c.commit, c.total()), (1, 1, 2), "{c:?}");
+    let c = cost("put of a new secret", &mut || {
+        v.put("ns", "fresh", b"new").unwrap();
+    });
+    assert_eq!((c.reads(), c.commit, c.total()), (1, 1, 2), "{c:?}");
+    let c = cost("get", &mut || {
+        v.get("ns", "k1").unwrap();
+    });
+    assert_eq!((c.reads(), c.total()), (1, 1), "{c:?}");
+    let c = cost("get of a value too large to be inline", &mut || {
+        v.get("ns", "big").unwrap();
+    });
+    assert_eq!((c.reads(), c.total()), (2, 2), "{c:?}");
+    let c = cost("get of an older version", &mut || {
+        v.get_version("ns", "k1", 1).unwrap();
+    });
+    assert_eq!((c.reads(), c.total()), (2, 2), "{c:?}");
+    let c = cost("get_many of 3 names", &mut || {
+        let got = v.get_many("ns", &["k2", "k3", "nope"]).unwrap();
+        assert_eq!(got.iter().filter(|s| s.is_some()).count(), 2);
+    });
+    assert_eq!((c.get_many, c.total()), (1, 1), "{c:?}");
+    let c = cost("delete", &mut || {
+        v.delete("ns", "k4").unwrap();
+    });
+    assert_eq!((c.reads(), c.commit, c.total()), (1, 1, 2), "{c:?}");
+    let c = cost("list of a namespace", &mut || {
+        v.list("ns").unwrap();
+    });
+    // One scan of the index; the one body too large to be inline in one more read.
+    assert_eq!((c.scan, c.total()), (1, 2), "{c:?}");
+    let small = |i: usize| format!("s{i}");
+    let secrets: Vec<(String, Vec<u8>)> = (0..100).map(|i| (small(i), vec![b'v'; 100])).collect();
+    let batch: Vec<NewSecret<'_>> = secrets
+        .iter()
+        .map(|(n, val)| NewSecret {
+            namespace: "bulk",
+            name: n,
+            value: val,
+        })
+        .collect();
+    let c = cost("put_many of 100 secrets", &mut || {
+        v.put_many(&batch).unwrap();
+    });
+    assert_eq!((c.reads(), c.commit, c.total()), (1, 1, 2), "{c:?}");
+    let c = cost("load of a namespace of 100 secrets", &mut || {
+        assert_eq!(v.load("bulk").unwrap().len(), 100);
+    });
+    assert_eq!((c.scan, c.total()), (1, 1), "{c:?}");
+    let c = cost("run's environment of 100 secrets", &mut || {
+        assert_eq!(v.env_vars("bulk").unwrap().len(), 100);
+    });
+    assert_eq!(c.total(), 1, "{c:?}");
+}
+
+#[test]
+fn costs_on_memory() {
+    costs_on(MemoryStore::new());
+}
+
+#[test]
+fn costs_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    costs_on(
+        strongroom_sqlite::SqliteStore::open(
+            dir.path().join("v.db"),
+            strongroom_sqlite::SqliteOptions::default(),
+        )
+        .unwrap(),
+    );
+}
+
+#[test]
+fn costs_on_postgres() {
+    // `shared` says loudly why when no server can start, and fails under
+    // STRONGROOM_REQUIRE_PG=1 (CI).
+    let Some(server) = strongroom_postgres::test_server::TestServer::shared() else {
+        return;
+    };
+    costs_on(server.fresh_store());
+}
