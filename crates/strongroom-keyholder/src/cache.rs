@@ -32,7 +32,7 @@ const LABEL: &[u8] = b"strongroom/v1/unwrap-cache";
 /// use strongroom_crypto::Key256;
 /// use strongroom_keyholder::{KeyholderKind, Stanza, UnwrapCache, WrapContext};
 ///
-/// let cache = UnwrapCache::new(16, Duration::from_secs(300));
+/// let cache = UnwrapCache::new(16, Duration::from_mins(5));
 /// let ctx = WrapContext { purpose: "strongroom/v1/member-key", subject: b"vault-1/alice" };
 /// let stanza = Stanza { kind: KeyholderKind::Transit, id: [1; 8], body: vec![1, 2, 3] };
 /// assert!(cache.get(b"scope", &ctx, &stanza).is_none());
@@ -63,7 +63,7 @@ impl UnwrapCache {
     /// The default capacity: 16 keys.
     pub const DEFAULT_CAPACITY: usize = 16;
     /// The default maximum age: 5 minutes.
-    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_mins(5);
 
     /// A cache of at most `capacity` keys, each kept at most `max_age`.
     pub fn new(capacity: usize, max_age: Duration) -> Self {
@@ -199,7 +199,7 @@ mod tests {
 
     #[test]
     fn bounded_and_keyed_by_everything() {
-        let c = UnwrapCache::new(2, Duration::from_secs(60));
+        let c = UnwrapCache::new(2, Duration::from_mins(1));
         let k = Key256::generate().unwrap();
         c.insert(b"a", &CTX, &stanza(1), &k);
         assert!(c.get(b"a", &CTX, &stanza(1)).is_some());
@@ -234,7 +234,7 @@ mod tests {
         assert!(off.is_empty());
         assert_eq!(
             UnwrapCache::default().limits(),
-            (16, Duration::from_secs(300))
+            (16, Duration::from_mins(5))
         );
     }
 }

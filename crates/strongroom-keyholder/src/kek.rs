@@ -192,8 +192,12 @@ mod tests {
 
     #[test]
     fn wrap_unwrap_and_locator() {
-        let kh = KekKeyholder::new(Key256::generate().unwrap(), KeyholderKind::OsKeyring, b"loc")
-            .unwrap();
+        let kh = KekKeyholder::new(
+            Key256::generate().unwrap(),
+            KeyholderKind::OsKeyring,
+            b"loc",
+        )
+        .unwrap();
         let key = Key256::generate().unwrap();
         let s = kh.wrap(&ctx(), &key).unwrap();
         assert_eq!(s.body.len(), 77 + 3);
@@ -213,11 +217,18 @@ mod tests {
             Err(KeyholderError::Crypto(_))
         ));
         assert!(
-            KekKeyholder::new(Key256::generate().unwrap(), KeyholderKind::OsKeyring, &[0; 1025])
-                .is_err()
+            KekKeyholder::new(
+                Key256::generate().unwrap(),
+                KeyholderKind::OsKeyring,
+                &[0; 1025]
+            )
+            .is_err()
         );
         let d = format!("{kh:?}");
-        assert!(d.contains(&kh.key_id().to_string()) && d.contains("redacted"), "{d}");
+        assert!(
+            d.contains(&kh.key_id().to_string()) && d.contains("redacted"),
+            "{d}"
+        );
     }
 
     proptest! {

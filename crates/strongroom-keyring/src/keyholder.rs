@@ -423,8 +423,8 @@ mod tests {
 
     #[test]
     fn stanzas_of_other_kinds_name_no_entry() {
-        let kek = KekKeyholder::new(Key256::generate().unwrap(), KeyholderKind::RawKek, &[])
-            .unwrap();
+        let kek =
+            KekKeyholder::new(Key256::generate().unwrap(), KeyholderKind::RawKek, &[]).unwrap();
         let s = kek.wrap(&ctx(), &Key256::generate().unwrap()).unwrap();
         assert_eq!(KeyringKeyholder::entry_of(&s).unwrap(), None);
         assert!(matches!(

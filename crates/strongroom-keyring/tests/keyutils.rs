@@ -11,10 +11,10 @@ use std::io::Write;
 use std::process::Command;
 
 use strongroom_crypto::Key256;
-use strongroom_keyring::{KeyringEntry, KeyringKeyholder};
 use strongroom_keyholder::{
     CustodyProblem, Keyholder, KeyholderError, Stanza, WrapContext, unwrap_any,
 };
+use strongroom_keyring::{KeyringEntry, KeyringKeyholder};
 use strongroom_recovery::RawKek;
 
 const CHILD: &str = "STRONGROOM_KEYRING_TEST_CHILD";

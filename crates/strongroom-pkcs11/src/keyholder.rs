@@ -492,13 +492,13 @@ fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, KeyholderError> {
         }
     }
     Err(missing(if seen.is_empty() {
-            format!("no token labelled '{label}' (the module has no initialised token)")
-        } else {
-            format!(
-                "no token labelled '{label}' (tokens present: {})",
-                seen.join(", ")
-            )
-        }))
+        format!("no token labelled '{label}' (the module has no initialised token)")
+    } else {
+        format!(
+            "no token labelled '{label}' (tokens present: {})",
+            seen.join(", ")
+        )
+    }))
 }
 
 /// Opens a session on `slot`, logs the user in, runs `f`, logs out. Serialised per module.
@@ -606,7 +606,7 @@ fn backend(reason: String) -> KeyholderError {
     CustodyError::new(KeyholderKind::Pkcs11, CustodyProblem::Failed, reason).into()
 }
 
-fn missing(what: String) -> KeyholderError {
+fn missing(what: impl core::fmt::Display) -> KeyholderError {
     CustodyError::new(
         KeyholderKind::Pkcs11,
         CustodyProblem::Missing,

@@ -14,11 +14,11 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, AttributeType};
 use cryptoki::session::UserType;
 use strongroom_crypto::{CryptoError, Key256};
-use strongroom_pkcs11::{
-    Pkcs11Config, Pkcs11Keyholder, Pkcs11Location, find_softhsm, secrecy::SecretString,
-};
 use strongroom_keyholder::{
     CustodyProblem, Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, unwrap_any,
+};
+use strongroom_pkcs11::{
+    Pkcs11Config, Pkcs11Keyholder, Pkcs11Location, find_softhsm, secrecy::SecretString,
 };
 
 const CHILD: &str = "STRONGROOM_SOFTHSM_TEST_CHILD";

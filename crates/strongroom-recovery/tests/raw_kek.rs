@@ -149,8 +149,12 @@ fn rotation() {
 fn keyring_style_stanza_carries_its_locator() {
     let kek = RawKek::generate().unwrap();
     let id = kek.key_id();
-    let kh =
-        KekKeyholder::new(key_of(&kek), KeyholderKind::OsKeyring, b"strongroom/vault-1").unwrap();
+    let kh = KekKeyholder::new(
+        key_of(&kek),
+        KeyholderKind::OsKeyring,
+        b"strongroom/vault-1",
+    )
+    .unwrap();
     assert_eq!(kh.kind(), KeyholderKind::OsKeyring);
     let key = Key256::generate().unwrap();
     let s = kh.wrap(&ctx(), &key).unwrap();

@@ -79,7 +79,10 @@ fn custody_failures_are_not_failed_unlocks() {
         other => panic!("expected a custody failure, got {other:?}"),
     }
     let msg = err.to_string();
-    assert!(msg.contains("https://127.0.0.1:9"), "names the endpoint: {msg}");
+    assert!(
+        msg.contains("https://127.0.0.1:9"),
+        "names the endpoint: {msg}"
+    );
     assert_eq!(
         err.source().map(ToString::to_string),
         Some("connection refused".to_owned()),

@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use strongroom::crypto::Key256;
-use strongroom::recovery::{
-    Keyholder, KeyholderError, KeyholderKind, RawKek, Stanza, WrapContext,
-};
+use strongroom::recovery::{Keyholder, KeyholderError, KeyholderKind, RawKek, Stanza, WrapContext};
 use strongroom::store::{MemoryStore, Store};
 use strongroom::{CreateOptions, Level, RestoreOptions, Vault, restore_snapshot};
 
@@ -112,7 +110,11 @@ fn a_vault_with_an_unknown_keyholder_kind_still_unlocks() {
         .find(|f| f.message.contains("does not know"))
         .expect("doctor names the unknown keyholder");
     assert_eq!(finding.level, Level::Warn);
-    assert!(finding.message.contains("unknown(200)"), "{}", finding.message);
+    assert!(
+        finding.message.contains("unknown(200)"),
+        "{}",
+        finding.message
+    );
     assert!(
         report.findings.iter().all(|f| f.level != Level::Fail),
         "{:?}",
@@ -120,7 +122,10 @@ fn a_vault_with_an_unknown_keyholder_kind_still_unlocks() {
     );
 
     // A fresh open of the live store unlocks too, and the stranger survives changes.
-    let again = Vault::open(Arc::clone(&store)).unwrap().unlock(&kek()).unwrap();
+    let again = Vault::open(Arc::clone(&store))
+        .unwrap()
+        .unlock(&kek())
+        .unwrap();
     let new_kek = RawKek::generate().unwrap();
     let raw_id = khs.iter().find(|k| k.kind.is_known()).unwrap().id;
     again.rotate_keyholder(&raw_id, &new_kek).unwrap();
@@ -134,7 +139,10 @@ fn a_vault_with_an_unknown_keyholder_kind_still_unlocks() {
             .any(|k| k.kind == KeyholderKind::Unknown(FUTURE_KIND))
     );
     assert_eq!(
-        after.get("core/app", "DB_PASSWORD").unwrap().expose_secret(),
+        after
+            .get("core/app", "DB_PASSWORD")
+            .unwrap()
+            .expose_secret(),
         b"still readable"
     );
 }
