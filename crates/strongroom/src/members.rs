@@ -268,7 +268,7 @@ impl Vault {
                 format!("no keyholder with id {}", crate::audit::hex(old)),
             ));
         }
-        let info = match self.rewrap_or_add_keyholder(old, new) {
+        let info = match self.rewrap_or_add_keyholder(*old, new) {
             Ok(info) => info,
             // A re-run after a crash: the new keyholder was added by the interrupted run.
             Err(VaultError::Sharing(SharingError::KeyholderExists { id, .. })) => existing
@@ -309,17 +309,16 @@ impl Vault {
     /// added.
     fn rewrap_or_add_keyholder(
         &self,
-        old: &[u8; 8],
+        old: [u8; 8],
         new: &dyn Keyholder,
     ) -> Result<KeyholderInfo, VaultError> {
         let mut rewrapped = false;
         let info = self.change(
-            |session| match session.prepare_rewrap_keyholder(self.store(), old, new)? {
-                Some(change) => {
+            |session| {
+                if let Some(change) = session.prepare_rewrap_keyholder(self.store(), &old, new)? {
                     rewrapped = true;
                     Ok(change)
-                }
-                None => {
+                } else {
                     rewrapped = false;
                     session.prepare_add_keyholder(new)
                 }

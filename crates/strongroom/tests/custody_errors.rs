@@ -22,30 +22,29 @@ impl Keyholder for Unreachable {
     }
 
     fn wrap(&self, _: &WrapContext<'_>, _: &Key256) -> Result<Stanza, KeyholderError> {
-        Err(self.down())
+        Err(down())
     }
 
     fn unwrap(&self, _: &WrapContext<'_>, s: &Stanza) -> Result<Option<Key256>, KeyholderError> {
         if s.kind != KeyholderKind::OsKeyring {
             return Ok(None);
         }
-        Err(self.down())
+        Err(down())
     }
 }
 
-impl Unreachable {
-    fn down(&self) -> KeyholderError {
-        CustodyError::new(
-            KeyholderKind::OsKeyring,
-            CustodyProblem::Unreachable,
-            "cannot reach the key service at https://127.0.0.1:9: retry when it is up",
-        )
-        .with_source(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "connection refused",
-        ))
-        .into()
-    }
+/// The service is down.
+fn down() -> KeyholderError {
+    CustodyError::new(
+        KeyholderKind::OsKeyring,
+        CustodyProblem::Unreachable,
+        "cannot reach the key service at https://127.0.0.1:9: retry when it is up",
+    )
+    .with_source(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        "connection refused",
+    ))
+    .into()
 }
 
 fn failed_unlocks(v: &Vault) -> usize {
