@@ -13,6 +13,7 @@ use core::fmt;
 /// | 4 | `os-keyring` | `strongroom-keyring` |
 /// | 5 | `pkcs11` | `strongroom-pkcs11` (HSMs, SoftHSM2, TPM 2.0 through tpm2-pkcs11) |
 /// | 6 | `transit` | `strongroom-transit` (OpenBao / HashiCorp Vault Transit) |
+/// | 7 | `aws-kms` | `strongroom-kms` (AWS KMS) |
 ///
 /// A stanza read from storage may carry an id this release does not know (a newer release
 /// wrote it): it decodes as [`KeyholderKind::Unknown`], no keyholder of this release claims
@@ -33,19 +34,22 @@ pub enum KeyholderKind {
     Pkcs11,
     /// A key of an OpenBao / HashiCorp Vault Transit secrets engine.
     Transit,
+    /// An AWS KMS key.
+    AwsKms,
     /// A kind this release does not know, with its id byte (written by a newer release).
     Unknown(u8),
 }
 
 impl KeyholderKind {
     /// Every kind this release knows, in id order.
-    pub const ALL: [KeyholderKind; 6] = [
+    pub const ALL: [KeyholderKind; 7] = [
         KeyholderKind::Passphrase,
         KeyholderKind::RecoveryKey,
         KeyholderKind::RawKek,
         KeyholderKind::OsKeyring,
         KeyholderKind::Pkcs11,
         KeyholderKind::Transit,
+        KeyholderKind::AwsKms,
     ];
 
     /// The id byte.
@@ -57,6 +61,7 @@ impl KeyholderKind {
             KeyholderKind::OsKeyring => 4,
             KeyholderKind::Pkcs11 => 5,
             KeyholderKind::Transit => 6,
+            KeyholderKind::AwsKms => 7,
             KeyholderKind::Unknown(id) => id,
         }
     }
@@ -77,7 +82,7 @@ impl KeyholderKind {
     }
 
     /// A stable lowercase name (`passphrase`, `recovery-key`, `raw-kek`, `os-keyring`,
-    /// `pkcs11`, `transit`; `unknown` for a kind this release does not know).
+    /// `pkcs11`, `transit`, `aws-kms`; `unknown` for a kind this release does not know).
     pub const fn name(self) -> &'static str {
         match self {
             KeyholderKind::Passphrase => "passphrase",
@@ -86,6 +91,7 @@ impl KeyholderKind {
             KeyholderKind::OsKeyring => "os-keyring",
             KeyholderKind::Pkcs11 => "pkcs11",
             KeyholderKind::Transit => "transit",
+            KeyholderKind::AwsKms => "aws-kms",
             KeyholderKind::Unknown(_) => "unknown",
         }
     }
@@ -114,7 +120,7 @@ mod tests {
         }
         let mut ids: Vec<u8> = KeyholderKind::ALL.iter().map(|k| k.id()).collect();
         ids.dedup();
-        assert_eq!(ids, [1, 2, 3, 4, 5, 6], "ids are frozen");
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7], "ids are frozen");
         assert_eq!(KeyholderKind::from_id(0), None);
         let u = KeyholderKind::from_stored(200);
         assert_eq!(u, KeyholderKind::Unknown(200));
