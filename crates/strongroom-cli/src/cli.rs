@@ -136,7 +136,9 @@ pub(crate) struct KeyholderArgs {
     /// pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH],
     /// transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,token-file=PATH|
     /// token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH,approle-mount=PATH,
-    /// timeout=SECONDS]. Credentials are named by a file or a variable, never given.
+    /// timeout=SECONDS], aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,
+    /// ca-file=PATH,timeout=SECONDS] (AWS credentials from the environment or the shared
+    /// credentials file). Credentials are named by a file or a variable, never given.
     #[arg(long, global = true, value_name = "SPEC")]
     pub(crate) keyholder: Option<String>,
     /// Read the token's user PIN from this file (otherwise it is prompted for).
@@ -157,7 +159,8 @@ pub(crate) struct KeyholderArgs {
 #[command(next_help_heading = "New keyholder")]
 pub(crate) struct NewKeyholderArgs {
     /// The new keyholder as a description KIND[:OPTIONS], the syntax of --keyholder (e.g.
-    /// transit:addr=https://bao:8200,key=strongroom,token-file=/run/secrets/bao-token).
+    /// transit:addr=https://bao:8200,key=strongroom,token-file=/run/secrets/bao-token, or
+    /// aws-kms:key=alias/strongroom,region=eu-west-1).
     #[arg(long, value_name = "SPEC")]
     pub(crate) new_keyholder: Option<String>,
     /// A new passphrase (prompted twice unless --new-passphrase-file/--new-passphrase-stdin).

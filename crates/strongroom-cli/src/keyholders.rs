@@ -10,6 +10,7 @@ use strongroom::recovery::{
     Keyholder, KeyholderError, PassphraseKeyholder, Profile, RawKek, RecoveryKey, calibrate,
 };
 use strongroom_keyring::{KeyringEntry, KeyringKeyholder};
+use strongroom_kms::{AwsCredentials, KmsConfig, KmsKeyholder};
 use strongroom_pkcs11::{Pkcs11Config, Pkcs11Keyholder};
 use strongroom_transit::{TransitAuth, TransitConfig, TransitKeyholder};
 
@@ -160,6 +161,20 @@ pub(crate) enum Spec {
     /// [,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH
     /// [,approle-mount=PATH]][,timeout=SECONDS]`
     Transit(Box<TransitSpec>),
+    /// `aws-kms:key=ID|ARN|alias/NAME[,region=R][,endpoint=URL][,profile=P][,ca-file=PATH]
+    /// [,timeout=SECONDS]`; credentials from the standard chain (environment, shared files).
+    AwsKms(Box<KmsSpec>),
+}
+
+/// The `aws-kms:` description.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KmsSpec {
+    key: String,
+    region: Option<String>,
+    endpoint: Option<String>,
+    profile: Option<String>,
+    ca_file: Option<PathBuf>,
+    timeout: Option<u64>,
 }
 
 /// The `transit:` description.
@@ -178,7 +193,7 @@ pub(crate) struct TransitSpec {
 }
 
 /// The kinds `--keyholder` and `--new-keyholder` take, for help and errors.
-pub(crate) const SPEC_HELP: &str = "passphrase[:file=PATH|stdin], recovery-key[:file=PATH|stdin], raw-kek:file=PATH|env=VAR, os-keyring:SERVICE/ENTRY, pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH], transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH,approle-mount=PATH,timeout=SECONDS]";
+pub(crate) const SPEC_HELP: &str = "passphrase[:file=PATH|stdin], recovery-key[:file=PATH|stdin], raw-kek:file=PATH|env=VAR, os-keyring:SERVICE/ENTRY, pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH], transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH,approle-mount=PATH,timeout=SECONDS], aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,ca-file=PATH,timeout=SECONDS]";
 
 /// Parses a keyholder description `KIND[:OPTIONS]`. Secrets are never part of it: a
 /// token, PIN or key is named by a file or an environment variable.
@@ -271,6 +286,29 @@ pub(crate) fn parse_spec(text: &str) -> Result<Spec> {
                 );
             }
             Spec::Transit(Box::new(t))
+        }
+        "aws-kms" => {
+            for secret in [
+                "secret-access-key",
+                "aws_secret_access_key",
+                "session-token",
+            ] {
+                if take(secret).is_some() {
+                    bail!(
+                        "aws-kms: {secret}= would put a credential on the command line: credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or the shared credentials file (profile=NAME)"
+                    );
+                }
+            }
+            Spec::AwsKms(Box::new(KmsSpec {
+                key: take("key").context("aws-kms: key=ID|ARN|alias/NAME is required")?,
+                region: take("region"),
+                endpoint: take("endpoint"),
+                profile: take("profile"),
+                ca_file: take("ca-file").map(Into::into),
+                timeout: take("timeout")
+                    .map(|t| t.parse().context("aws-kms: timeout is a number of seconds"))
+                    .transpose()?,
+            }))
         }
         other => bail!("unknown keyholder kind {other:?}: one of {SPEC_HELP}"),
     };
@@ -375,15 +413,12 @@ fn spec_of(args: &KeyholderArgs) -> Result<Option<Spec>> {
 
 /// The keyholder chosen by the global options.
 pub(crate) fn from_args(args: &KeyholderArgs, profile: &Profile, mode: Mode) -> Result<Held> {
-    let spec = match spec_of(args)? {
-        Some(s) => s,
-        None => {
-            let default = std::env::var_os("STRONGROOM_PASSPHRASE_FILE")
-                .filter(|v| !v.is_empty())
-                .map_or(Source::Prompt, |f| Source::File(f.into()));
-            Spec::Passphrase(default)
-        }
-    };
+    let spec = spec_of(args)?.unwrap_or_else(|| {
+        let default = std::env::var_os("STRONGROOM_PASSPHRASE_FILE")
+            .filter(|v| !v.is_empty())
+            .map_or(Source::Prompt, |f| Source::File(f.into()));
+        Spec::Passphrase(default)
+    });
     if mode == Mode::Create && matches!(spec, Spec::RecoveryKey(_)) {
         bail!(
             "a recovery key cannot create anything: it is generated for you (init prints one); choose a passphrase, KEK, keyring entry or HSM key"
@@ -553,7 +588,51 @@ pub(crate) fn build(
             pkcs11_keyholder(token, key, module.as_deref(), pin, mode)
         }
         Spec::Transit(t) => transit_keyholder(t, mode),
+        Spec::AwsKms(k) => kms_keyholder(k, mode),
     }
+}
+
+fn kms_keyholder(k: &KmsSpec, mode: Mode) -> Result<Held> {
+    let profile = k.profile.clone();
+    let env = move |name: &str| {
+        if name == "AWS_PROFILE"
+            && let Some(p) = &profile
+        {
+            return Some(p.clone());
+        }
+        std::env::var(name).ok()
+    };
+    let (credentials, chain_region) = AwsCredentials::from_chain(&env)?;
+    let region = k
+        .region
+        .clone()
+        .or(chain_region)
+        .or_else(|| k.key.starts_with("arn:").then(String::new))
+        .context("aws-kms: no region: add region=NAME, or set AWS_REGION")?;
+    let mut config = KmsConfig::new(&k.key, &region, credentials);
+    if let Some(e) = &k.endpoint {
+        config = config.with_endpoint(e);
+    }
+    if let Some(ca) = &k.ca_file {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+        config = config.with_ca_pem(pem);
+    }
+    if let Some(secs) = k.timeout {
+        config = config.with_timeout(Duration::from_secs(secs.clamp(1, 600)));
+    }
+    let kh = match mode {
+        Mode::Unlock => KmsKeyholder::new(config),
+        Mode::Create | Mode::Add => KmsKeyholder::connect(config),
+    }
+    .with_context(|| format!("KMS key {}", k.key))?;
+    let id = if mode == Mode::Unlock && !k.key.starts_with("arn:") {
+        // An alias is resolved at the first unwrap; the id is not needed before.
+        None
+    } else {
+        Some(kh.stanza_id()?)
+    };
+    Ok(Held::new(kh, id))
 }
 
 fn transit_keyholder(t: &TransitSpec, mode: Mode) -> Result<Held> {
@@ -829,12 +908,38 @@ mod tests {
             "transit:addr=https://b,key=k,token-file=/t,colour=blue",
             "transit:addr=https://b,key=k,token-file=/t,token-file=/u",
             "kms:key=x",
+            "aws-kms:region=us-east-1",
+            "aws-kms:key=alias/x,secret-access-key=abc",
         ] {
             let err = parse_spec(bad)
                 .err()
                 .unwrap_or_else(|| panic!("{bad} parsed"));
             assert!(!format!("{err:#}").contains("hvs.secret"), "{err:#}");
         }
+    }
+
+    #[test]
+    fn aws_kms_description() {
+        let Spec::AwsKms(k) = parse_spec(
+            "aws-kms:key=alias/strongroom,region=eu-west-1,endpoint=http://127.0.0.1:5000,profile=ops",
+        )
+        .unwrap() else {
+            panic!("aws-kms");
+        };
+        assert_eq!(
+            (
+                k.key.as_str(),
+                k.region.as_deref(),
+                k.endpoint.as_deref(),
+                k.profile.as_deref()
+            ),
+            (
+                "alias/strongroom",
+                Some("eu-west-1"),
+                Some("http://127.0.0.1:5000"),
+                Some("ops")
+            )
+        );
     }
 
     #[test]
