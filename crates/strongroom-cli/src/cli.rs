@@ -130,15 +130,16 @@ pub(crate) struct KeyholderArgs {
     /// The PKCS#11 module (default: SoftHSM2 in the usual places).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) pkcs11_module: Option<PathBuf>,
-    /// Unlock with the keyholder this description names, KIND[:OPTIONS] (one syntax for
-    /// every kind, the same as --new-keyholder): passphrase[:file=PATH|stdin],
-    /// recovery-key[:file=PATH|stdin], raw-kek:file=PATH|env=VAR, os-keyring:SERVICE/ENTRY,
-    /// pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH],
-    /// transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,token-file=PATH|
-    /// token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH,approle-mount=PATH,
-    /// timeout=SECONDS], aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,
-    /// ca-file=PATH,timeout=SECONDS] (AWS credentials from the environment or the shared
-    /// credentials file). Credentials are named by a file or a variable, never given.
+    /// Unlock with the keyholder this description names, `KIND[:OPTIONS]`: one syntax for
+    /// every kind, the same as --new-keyholder. Kinds: `passphrase[:file=PATH|stdin]`,
+    /// `recovery-key[:file=PATH|stdin]`, `raw-kek:file=PATH|env=VAR`,
+    /// `os-keyring:SERVICE/ENTRY`, `pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH]`,
+    /// `transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,timeout=SECONDS]`
+    /// with `token-file=PATH`, `token-env=VAR` or
+    /// `approle-role-id-file=PATH,approle-secret-id-file=PATH[,approle-mount=PATH]`,
+    /// `aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,ca-file=PATH,timeout=SECONDS]`
+    /// (AWS credentials from the environment or the shared credentials file). Credentials
+    /// are named by a file or a variable, never given.
     #[arg(long, global = true, value_name = "SPEC")]
     pub(crate) keyholder: Option<String>,
     /// Read the token's user PIN from this file (otherwise it is prompted for).
@@ -158,9 +159,9 @@ pub(crate) struct KeyholderArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "New keyholder")]
 pub(crate) struct NewKeyholderArgs {
-    /// The new keyholder as a description KIND[:OPTIONS], the syntax of --keyholder (e.g.
-    /// transit:addr=https://bao:8200,key=strongroom,token-file=/run/secrets/bao-token, or
-    /// aws-kms:key=alias/strongroom,region=eu-west-1).
+    /// The new keyholder as a description `KIND[:OPTIONS]`, the syntax of --keyholder (e.g.
+    /// `transit:addr=https://bao:8200,key=strongroom,token-file=/run/secrets/bao-token` or
+    /// `aws-kms:key=alias/strongroom,region=eu-west-1`).
     #[arg(long, value_name = "SPEC")]
     pub(crate) new_keyholder: Option<String>,
     /// A new passphrase (prompted twice unless --new-passphrase-file/--new-passphrase-stdin).
