@@ -440,7 +440,7 @@ mod tests {
         assert_eq!(KmsKeyholder::key_arn_of(&other).unwrap(), None);
     }
 
-    const ID_VECTOR: &str = "3f82e13cf73a7282";
+    const ID_VECTOR: &str = "3f82e13cf73a7282"; // pragma: allowlist secret
 
     #[test]
     fn malformed_bodies_are_refused() {
