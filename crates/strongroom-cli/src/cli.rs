@@ -130,6 +130,18 @@ pub(crate) struct KeyholderArgs {
     /// The PKCS#11 module (default: SoftHSM2 in the usual places).
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) pkcs11_module: Option<PathBuf>,
+    /// Unlock with the keyholder this description names, `KIND[:OPTIONS]`: one syntax for
+    /// every kind, the same as --new-keyholder. Kinds: `passphrase[:file=PATH|stdin]`,
+    /// `recovery-key[:file=PATH|stdin]`, `raw-kek:file=PATH|env=VAR`,
+    /// `os-keyring:SERVICE/ENTRY`, `pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH]`,
+    /// `transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,timeout=SECONDS]`
+    /// with `token-file=PATH`, `token-env=VAR` or
+    /// `approle-role-id-file=PATH,approle-secret-id-file=PATH[,approle-mount=PATH]`,
+    /// `aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,ca-file=PATH,timeout=SECONDS]`
+    /// (AWS credentials from the environment or the shared credentials file). Credentials
+    /// are named by a file or a variable, never given.
+    #[arg(long, global = true, value_name = "SPEC")]
+    pub(crate) keyholder: Option<String>,
     /// Read the token's user PIN from this file (otherwise it is prompted for).
     #[arg(
         long,
@@ -147,6 +159,11 @@ pub(crate) struct KeyholderArgs {
 #[derive(Debug, Args, Clone, Default)]
 #[command(next_help_heading = "New keyholder")]
 pub(crate) struct NewKeyholderArgs {
+    /// The new keyholder as a description `KIND[:OPTIONS]`, the syntax of --keyholder (e.g.
+    /// `transit:addr=https://bao:8200,key=strongroom,token-file=/run/secrets/bao-token` or
+    /// `aws-kms:key=alias/strongroom,region=eu-west-1`).
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) new_keyholder: Option<String>,
     /// A new passphrase (prompted twice unless --new-passphrase-file/--new-passphrase-stdin).
     #[arg(long)]
     pub(crate) new_passphrase: bool,
@@ -513,7 +530,7 @@ pub(crate) enum KeyholderCommand {
     List,
     /// Add a keyholder (O(1): no record is touched).
     #[command(
-        after_help = "Examples:\n  strongroom keyholder add --new-recovery-key\n  strongroom --passphrase-file pw keyholder add --new-kek-env ENCRYPTION_KEY\n  strongroom keyholder add --new-keyring strongroom/vault-1"
+        after_help = "Examples:\n  strongroom keyholder add --new-recovery-key\n  strongroom --passphrase-file pw keyholder add --new-kek-env ENCRYPTION_KEY\n  strongroom keyholder add --new-keyring strongroom/vault-1\n  strongroom keyholder add --new-keyholder 'transit:addr=https://bao:8200,key=strongroom,ca-file=ca.pem,token-file=bao.token'"
     )]
     Add {
         #[command(flatten)]
@@ -528,7 +545,7 @@ pub(crate) enum KeyholderCommand {
     /// Replace a keyholder with a new one: add, verify, remove the old (O(1)). Re-run it
     /// after an interruption.
     #[command(
-        after_help = "Examples:\n  strongroom --kek-env OLD_KEY keyholder rotate 0123456789abcdef --new-kek-env NEW_KEY\n  strongroom --keyring strongroom/vault keyholder rotate 0123456789abcdef --new-keyring\n  strongroom keyholder rotate 0123456789abcdef --new-passphrase"
+        after_help = "Examples:\n  strongroom --kek-env OLD_KEY keyholder rotate 0123456789abcdef --new-kek-env NEW_KEY\n  strongroom --keyholder \"$TRANSIT\" keyholder rotate 0123456789abcdef --new-keyholder \"$TRANSIT\"   (after a Transit key rotation: rewrapped in the server)\n  strongroom --keyring strongroom/vault keyholder rotate 0123456789abcdef --new-keyring\n  strongroom keyholder rotate 0123456789abcdef --new-passphrase"
     )]
     Rotate {
         /// The keyholder to replace (hex id, from `keyholder list`).

@@ -48,13 +48,19 @@ fn list(app: &mut App) -> Result<u8> {
         if let Some(rk) = recovery_key_id(k) {
             note.push(format!("recovery key {rk}"));
         }
+        if !k.kind.is_known() {
+            note.push(
+                "a kind this strongroom does not know (added by a newer release): kept as is"
+                    .to_owned(),
+            );
+        }
         if o.held.id == Some(k.id) {
             note.push("used for this unlock".to_owned());
         }
         println!(
             "{:16}  {:12}  {:23}  {:23}  {}",
             k.id_hex(),
-            k.kind.name(),
+            k.kind.to_string(),
             output::time(k.created_at),
             k.last_used_at.map_or("never".to_owned(), output::time),
             note.join("; ")

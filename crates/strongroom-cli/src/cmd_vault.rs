@@ -444,6 +444,7 @@ pub(crate) fn keyholder_json(k: &KeyholderInfo) -> Value {
     json!({
         "id": k.id_hex(),
         "kind": k.kind.name(),
+        "kind_id": k.kind.id(),
         "recovery_key_id": recovery_key_id(k),
         "created_at": k.created_at,
         "last_used_at": k.last_used_at,

@@ -1,7 +1,7 @@
 //! Building keyholders from the command line: the one that unlocks (or creates) the vault,
 //! and new ones to add or rotate to.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -10,7 +10,9 @@ use strongroom::recovery::{
     Keyholder, KeyholderError, PassphraseKeyholder, Profile, RawKek, RecoveryKey, calibrate,
 };
 use strongroom_keyring::{KeyringEntry, KeyringKeyholder};
+use strongroom_kms::{AwsCredentials, KmsConfig, KmsKeyholder};
 use strongroom_pkcs11::{Pkcs11Config, Pkcs11Keyholder};
+use strongroom_transit::{TransitAuth, TransitConfig, TransitKeyholder};
 
 use crate::cli::{KeyholderArgs, NewKeyholderArgs};
 use crate::input;
@@ -86,6 +88,8 @@ pub(crate) enum Mode {
     /// Create a vault or identity: a passphrase is prompted twice, a keyring entry or HSM
     /// key is created when missing.
     Create,
+    /// Add a keyholder (or rotate to it): like `Create`, and a recovery key is generated.
+    Add,
 }
 
 /// Parses `--profile`.
@@ -112,84 +116,566 @@ pub(crate) fn profile(text: &str) -> Result<Profile> {
     }
 }
 
-const HINT: &str = "pass --passphrase-file, --passphrase-stdin, --recovery-key-file, --kek-file, --kek-env, --keyring or --pkcs11-token/--pkcs11-key";
+const HINT: &str = "pass --passphrase-file, --passphrase-stdin, --recovery-key-file, --kek-file, --kek-env, --keyring, --pkcs11-token/--pkcs11-key or --keyholder SPEC";
 
-/// The keyholder chosen by the global options.
-pub(crate) fn from_args(args: &KeyholderArgs, profile: &Profile, mode: Mode) -> Result<Held> {
+/// Where a secret the CLI reads comes from: never the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A prompt (no echo).
+    Prompt,
+    /// Standard input.
+    Stdin,
+    /// A file.
+    File(PathBuf),
+    /// The environment variable with this name.
+    Env(String),
+}
+
+/// One description of a keyholder, whatever flag it came from: the unlocking keyholder
+/// (`--keyholder SPEC` or the per-kind flags) and a new one (`--new-keyholder SPEC` or the
+/// `--new-…` flags) are both built from it by [`build`].
+#[derive(Clone, Debug)]
+pub(crate) enum Spec {
+    /// `passphrase[:file=PATH|stdin]`
+    Passphrase(Source),
+    /// `recovery-key[:file=PATH|stdin]`; for a new keyholder, a generated key.
+    RecoveryKey(Source),
+    /// `raw-kek:file=PATH[,allow-world-readable]` or `raw-kek:env=VAR`
+    RawKek {
+        source: Source,
+        allow_world_readable: bool,
+        /// The option it came from, for messages.
+        flag: &'static str,
+    },
+    /// `os-keyring:SERVICE/ENTRY`; empty for a new keyholder: the next generation. With the
+    /// option it came from, for messages.
+    Keyring(String, &'static str),
+    /// `pkcs11:token=LABEL,key=LABEL[,module=PATH][,pin-file=PATH]`
+    Pkcs11 {
+        token: String,
+        key: String,
+        module: Option<PathBuf>,
+        pin_file: Option<PathBuf>,
+    },
+    /// `transit:addr=URL,key=NAME[,mount=PATH][,namespace=NS][,ca-file=PATH]
+    /// [,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH
+    /// [,approle-mount=PATH]][,timeout=SECONDS]`
+    Transit(Box<TransitSpec>),
+    /// `aws-kms:key=ID|ARN|alias/NAME[,region=R][,endpoint=URL][,profile=P][,ca-file=PATH]
+    /// [,timeout=SECONDS]`; credentials from the standard chain (environment, shared files).
+    AwsKms(Box<KmsSpec>),
+}
+
+/// The `aws-kms:` description.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KmsSpec {
+    key: String,
+    region: Option<String>,
+    endpoint: Option<String>,
+    profile: Option<String>,
+    ca_file: Option<PathBuf>,
+    timeout: Option<u64>,
+}
+
+/// The `transit:` description.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TransitSpec {
+    addr: String,
+    key: String,
+    mount: Option<String>,
+    namespace: Option<String>,
+    ca_file: Option<PathBuf>,
+    token: Option<Source>,
+    role_id_file: Option<PathBuf>,
+    secret_id_file: Option<PathBuf>,
+    approle_mount: Option<String>,
+    timeout: Option<u64>,
+}
+
+/// The kinds `--keyholder` and `--new-keyholder` take, for help and errors.
+pub(crate) const SPEC_HELP: &str = "passphrase[:file=PATH|stdin], recovery-key[:file=PATH|stdin], raw-kek:file=PATH|env=VAR, os-keyring:SERVICE/ENTRY, pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH], transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH,approle-mount=PATH,timeout=SECONDS], aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,ca-file=PATH,timeout=SECONDS]";
+
+/// Parses a keyholder description `KIND[:OPTIONS]`. Secrets are never part of it: a
+/// token, PIN or key is named by a file or an environment variable.
+pub(crate) fn parse_spec(text: &str) -> Result<Spec> {
+    let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
+    let mut opts: Vec<(&str, &str)> = Vec::new();
+    if !rest.is_empty() && kind != "os-keyring" {
+        for part in rest.split(',') {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            if opts.iter().any(|(seen, _)| *seen == k) {
+                bail!("{kind}: option {k} is given twice");
+            }
+            opts.push((k.trim(), v.trim()));
+        }
+    }
+    let mut take = |name: &str| -> Option<String> {
+        opts.iter()
+            .position(|(k, _)| *k == name)
+            .map(|i| opts.remove(i).1.to_owned())
+    };
+    let source = |take: &mut dyn FnMut(&str) -> Option<String>| -> Result<Source> {
+        let file = take("file");
+        let stdin = take("stdin").is_some();
+        let env = take("env");
+        Ok(match (file, stdin, env) {
+            (Some(f), false, None) if !f.is_empty() => Source::File(f.into()),
+            (None, true, None) => Source::Stdin,
+            (None, false, Some(v)) if !v.is_empty() => Source::Env(v),
+            (None, false, None) => Source::Prompt,
+            _ => bail!("{kind}: give one of file=PATH, stdin or env=VAR"),
+        })
+    };
+    let spec = match kind {
+        "passphrase" => Spec::Passphrase(source(&mut take)?),
+        "recovery-key" => Spec::RecoveryKey(source(&mut take)?),
+        "raw-kek" => {
+            let allow_world_readable = take("allow-world-readable").is_some();
+            let source = source(&mut take)?;
+            if !matches!(source, Source::File(_) | Source::Env(_)) {
+                bail!("raw-kek: give file=PATH or env=VAR (the variable's NAME)");
+            }
+            Spec::RawKek {
+                source,
+                allow_world_readable,
+                flag: "raw-kek:env",
+            }
+        }
+        "os-keyring" => Spec::Keyring(rest.to_owned(), "os-keyring"),
+        "pkcs11" => Spec::Pkcs11 {
+            token: take("token").context("pkcs11: token=LABEL is required")?,
+            key: take("key").context("pkcs11: key=LABEL is required")?,
+            module: take("module").map(Into::into),
+            pin_file: take("pin-file").map(Into::into),
+        },
+        "transit" => {
+            for secret in ["token", "secret-id", "role-id", "approle-secret-id"] {
+                if take(secret).is_some() {
+                    bail!(
+                        "transit: {secret}= would put a credential on the command line: use token-file=PATH, token-env=VAR or approle-role-id-file=PATH,approle-secret-id-file=PATH"
+                    );
+                }
+            }
+            let token = match (take("token-file"), take("token-env")) {
+                (Some(f), None) => Some(Source::File(f.into())),
+                (None, Some(v)) => Some(Source::Env(v)),
+                (None, None) => None,
+                _ => bail!("transit: give token-file or token-env, not both"),
+            };
+            let t = TransitSpec {
+                addr: take("addr").context("transit: addr=URL is required")?,
+                key: take("key").context("transit: key=NAME is required")?,
+                mount: take("mount"),
+                namespace: take("namespace"),
+                ca_file: take("ca-file").map(Into::into),
+                token,
+                role_id_file: take("approle-role-id-file").map(Into::into),
+                secret_id_file: take("approle-secret-id-file").map(Into::into),
+                approle_mount: take("approle-mount"),
+                timeout: take("timeout")
+                    .map(|t| t.parse().context("transit: timeout is a number of seconds"))
+                    .transpose()?,
+            };
+            let approle = t.role_id_file.is_some() || t.secret_id_file.is_some();
+            if approle && (t.role_id_file.is_none() || t.secret_id_file.is_none()) {
+                bail!("transit: AppRole needs approle-role-id-file and approle-secret-id-file");
+            }
+            if approle == t.token.is_some() {
+                bail!(
+                    "transit: authenticate with token-file=PATH, token-env=VAR or approle-role-id-file=PATH,approle-secret-id-file=PATH (one of them)"
+                );
+            }
+            Spec::Transit(Box::new(t))
+        }
+        "aws-kms" => {
+            for secret in [
+                "secret-access-key",
+                "aws_secret_access_key",
+                "session-token",
+            ] {
+                if take(secret).is_some() {
+                    bail!(
+                        "aws-kms: {secret}= would put a credential on the command line: credentials come from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) or the shared credentials file (profile=NAME)"
+                    );
+                }
+            }
+            Spec::AwsKms(Box::new(KmsSpec {
+                key: take("key").context("aws-kms: key=ID|ARN|alias/NAME is required")?,
+                region: take("region"),
+                endpoint: take("endpoint"),
+                profile: take("profile"),
+                ca_file: take("ca-file").map(Into::into),
+                timeout: take("timeout")
+                    .map(|t| t.parse().context("aws-kms: timeout is a number of seconds"))
+                    .transpose()?,
+            }))
+        }
+        other => bail!("unknown keyholder kind {other:?}: one of {SPEC_HELP}"),
+    };
+    if let Some((k, _)) = opts.first() {
+        bail!("{kind}: unknown option {k:?} (options: {SPEC_HELP})");
+    }
+    Ok(spec)
+}
+
+/// The unlocking keyholder's description from the global options, `None` for the default
+/// (a passphrase from `STRONGROOM_PASSPHRASE_FILE` or a prompt).
+fn spec_of(args: &KeyholderArgs) -> Result<Option<Spec>> {
     let mut chosen = Vec::new();
-    if args.passphrase_file.is_some() {
-        chosen.push("--passphrase-file");
+    let mut spec = None;
+    let mut pick = |flag: &'static str, s: Spec| {
+        chosen.push(flag);
+        spec = Some(s);
+    };
+    if let Some(text) = &args.keyholder {
+        pick("--keyholder", parse_spec(text)?);
+    }
+    if let Some(p) = &args.passphrase_file {
+        pick(
+            "--passphrase-file",
+            Spec::Passphrase(Source::File(p.clone())),
+        );
     }
     if args.passphrase_stdin {
-        chosen.push("--passphrase-stdin");
+        pick("--passphrase-stdin", Spec::Passphrase(Source::Stdin));
     }
     if args.recovery_key {
-        chosen.push("--recovery-key");
+        pick("--recovery-key", Spec::RecoveryKey(Source::Prompt));
     }
-    if args.recovery_key_file.is_some() {
-        chosen.push("--recovery-key-file");
+    if let Some(p) = &args.recovery_key_file {
+        pick(
+            "--recovery-key-file",
+            Spec::RecoveryKey(Source::File(p.clone())),
+        );
     }
     if args.recovery_key_stdin {
-        chosen.push("--recovery-key-stdin");
+        pick("--recovery-key-stdin", Spec::RecoveryKey(Source::Stdin));
     }
-    if args.kek_file.is_some() {
-        chosen.push("--kek-file");
+    if let Some(p) = &args.kek_file {
+        pick(
+            "--kek-file",
+            Spec::RawKek {
+                source: Source::File(p.clone()),
+                allow_world_readable: false,
+                flag: "--kek-file",
+            },
+        );
     }
-    if args.kek_env.is_some() {
-        chosen.push("--kek-env");
+    if let Some(v) = &args.kek_env {
+        pick(
+            "--kek-env",
+            Spec::RawKek {
+                source: Source::Env(v.clone()),
+                allow_world_readable: false,
+                flag: "--kek-env",
+            },
+        );
     }
-    if args.keyring.is_some() {
-        chosen.push("--keyring");
+    if let Some(e) = &args.keyring {
+        pick("--keyring", Spec::Keyring(e.clone(), "--keyring"));
     }
-    if args.pkcs11_token.is_some() {
-        chosen.push("--pkcs11-token");
+    if let (Some(token), Some(key)) = (&args.pkcs11_token, &args.pkcs11_key) {
+        pick(
+            "--pkcs11-token",
+            Spec::Pkcs11 {
+                token: token.clone(),
+                key: key.clone(),
+                module: args.pkcs11_module.clone(),
+                pin_file: args.pkcs11_pin_file.clone(),
+            },
+        );
     }
     if chosen.len() > 1 {
         bail!("choose one keyholder: {} were all given", chosen.join(", "));
     }
-    let is_recovery =
-        args.recovery_key || args.recovery_key_file.is_some() || args.recovery_key_stdin;
-    if is_recovery && mode == Mode::Create {
+    Ok(spec.map(|mut s| {
+        if let Spec::RawKek {
+            allow_world_readable,
+            ..
+        } = &mut s
+        {
+            *allow_world_readable |= args.allow_world_readable_kek;
+        }
+        if let Spec::Pkcs11 {
+            module, pin_file, ..
+        } = &mut s
+        {
+            if module.is_none() {
+                module.clone_from(&args.pkcs11_module);
+            }
+            if pin_file.is_none() {
+                pin_file.clone_from(&args.pkcs11_pin_file);
+            }
+        }
+        s
+    }))
+}
+
+/// The keyholder chosen by the global options.
+pub(crate) fn from_args(args: &KeyholderArgs, profile: &Profile, mode: Mode) -> Result<Held> {
+    let spec = spec_of(args)?.unwrap_or_else(|| {
+        let default = std::env::var_os("STRONGROOM_PASSPHRASE_FILE")
+            .filter(|v| !v.is_empty())
+            .map_or(Source::Prompt, |f| Source::File(f.into()));
+        Spec::Passphrase(default)
+    });
+    if mode == Mode::Create && matches!(spec, Spec::RecoveryKey(_)) {
         bail!(
             "a recovery key cannot create anything: it is generated for you (init prints one); choose a passphrase, KEK, keyring entry or HSM key"
         );
     }
-    if is_recovery {
-        return recovery_key(args).map(held_recovery_key);
-    }
-    if let Some(path) = &args.kek_file {
-        return Ok(kek_keyholder(kek_from_file(
-            path,
-            args.allow_world_readable_kek,
-        )?));
-    }
-    if let Some(var) = &args.kek_env {
-        return Ok(kek_keyholder(kek_from_env(var, "--kek-env")?));
-    }
-    if let Some(spec) = &args.keyring {
-        let entry = keyring_entry(spec, "--keyring")?;
-        return keyring_keyholder(&entry, mode);
-    }
-    if let (Some(token), Some(key)) = (&args.pkcs11_token, &args.pkcs11_key) {
-        let pin = pkcs11_pin(args.pkcs11_pin_file.as_deref(), token)?;
-        return pkcs11_keyholder(token, key, args.pkcs11_module.as_deref(), pin, mode);
-    }
-    let pass = if args.passphrase_stdin {
-        input::secret_from_stdin("passphrase")?
-    } else if let Some(path) = args.passphrase_file.clone().or_else(|| {
-        std::env::var_os("STRONGROOM_PASSPHRASE_FILE")
-            .filter(|v| !v.is_empty())
-            .map(Into::into)
-    }) {
-        input::secret_from_file(&path, "passphrase")?
-    } else if mode == Mode::Create {
-        let p = input::prompt_new("passphrase", HINT)?;
-        input::check_new_passphrase(&p);
-        p
-    } else {
-        input::prompt("passphrase", HINT)?
+    build(&spec, mode, profile, None)
+}
+
+/// The new keyholder named by `--new-keyholder` or the `--new-…` options. `current` is the
+/// unlocking keyholder (for `--new-keyring` without a value).
+pub(crate) fn new_from_args(
+    args: &NewKeyholderArgs,
+    unlock: &KeyholderArgs,
+    current: Option<&Held>,
+    profile: &Profile,
+) -> Result<Held> {
+    let mut chosen = Vec::new();
+    let mut spec = None;
+    let mut pick = |flag: &'static str, s: Spec| {
+        chosen.push(flag);
+        spec = Some(s);
     };
-    passphrase_keyholder(&pass, profile)
+    if let Some(text) = &args.new_keyholder {
+        pick("--new-keyholder", parse_spec(text)?);
+    }
+    if args.new_passphrase || args.new_passphrase_file.is_some() || args.new_passphrase_stdin {
+        let source = if args.new_passphrase_stdin {
+            Source::Stdin
+        } else if let Some(p) = &args.new_passphrase_file {
+            Source::File(p.clone())
+        } else {
+            Source::Prompt
+        };
+        pick("--new-passphrase", Spec::Passphrase(source));
+    }
+    if args.new_recovery_key {
+        pick("--new-recovery-key", Spec::RecoveryKey(Source::Prompt));
+    }
+    if let Some(p) = &args.new_kek_file {
+        pick(
+            "--new-kek-file",
+            Spec::RawKek {
+                source: Source::File(p.clone()),
+                allow_world_readable: unlock.allow_world_readable_kek,
+                flag: "--new-kek-file",
+            },
+        );
+    }
+    if let Some(v) = &args.new_kek_env {
+        pick(
+            "--new-kek-env",
+            Spec::RawKek {
+                source: Source::Env(v.clone()),
+                allow_world_readable: false,
+                flag: "--new-kek-env",
+            },
+        );
+    }
+    if let Some(e) = &args.new_keyring {
+        pick("--new-keyring", Spec::Keyring(e.clone(), "--new-keyring"));
+    }
+    if let (Some(token), Some(key)) = (&args.new_pkcs11_token, &args.new_pkcs11_key) {
+        pick(
+            "--new-pkcs11-token",
+            Spec::Pkcs11 {
+                token: token.clone(),
+                key: key.clone(),
+                module: args.new_pkcs11_module.clone(),
+                pin_file: args
+                    .new_pkcs11_pin_file
+                    .clone()
+                    .or_else(|| unlock.pkcs11_pin_file.clone()),
+            },
+        );
+    }
+    match chosen.len() {
+        0 => bail!(
+            "name the new keyholder: --new-keyholder SPEC, --new-passphrase, --new-recovery-key, --new-kek-file, --new-kek-env, --new-keyring or --new-pkcs11-token/--new-pkcs11-key"
+        ),
+        1 => {}
+        _ => bail!(
+            "choose one new keyholder: {} were all given",
+            chosen.join(", ")
+        ),
+    }
+    let spec = spec.context("no new keyholder")?;
+    build(
+        &spec,
+        Mode::Add,
+        profile,
+        current.and_then(|c| c.keyring.as_ref()),
+    )
+}
+
+/// Builds the keyholder a description names: to unlock (`Mode::Unlock`), or to create a
+/// vault or add a keyholder (`Mode::Create`: a passphrase is asked twice, a recovery key is
+/// generated, a keyring entry or HSM key is created when missing, a Transit key is checked).
+/// `current` is the unlocking keyholder's keyring entry, for a new entry's next generation.
+pub(crate) fn build(
+    spec: &Spec,
+    mode: Mode,
+    profile: &Profile,
+    current: Option<&KeyringEntry>,
+) -> Result<Held> {
+    // A keyholder to add is created like one to create a vault with; a new passphrase from
+    // a file or stdin is checked like a typed one.
+    let adding = mode == Mode::Add;
+    let mode = if adding { Mode::Create } else { mode };
+    match spec {
+        Spec::Passphrase(source) => {
+            let pass = match source {
+                Source::Stdin => input::secret_from_stdin("passphrase")?,
+                Source::File(path) => input::secret_from_file(path, "passphrase")?,
+                Source::Env(_) => bail!("a passphrase is read from a file, stdin or a prompt"),
+                Source::Prompt if mode == Mode::Create => {
+                    let p = input::prompt_new("passphrase", HINT)?;
+                    input::check_new_passphrase(&p);
+                    p
+                }
+                Source::Prompt => input::prompt("passphrase", HINT)?,
+            };
+            if adding && *source != Source::Prompt {
+                input::check_new_passphrase(&pass);
+            }
+            passphrase_keyholder(&pass, profile)
+        }
+        Spec::RecoveryKey(source) => {
+            if adding {
+                if *source != Source::Prompt {
+                    bail!(
+                        "a recovery key cannot be chosen: it is generated for you (init and --new-recovery-key print one)"
+                    );
+                }
+                return generated_recovery_key();
+            }
+            recovery_key_from(source).map(held_recovery_key)
+        }
+        Spec::RawKek {
+            source,
+            allow_world_readable,
+            flag,
+        } => match source {
+            Source::File(path) => Ok(kek_keyholder(kek_from_file(path, *allow_world_readable)?)),
+            Source::Env(var) => Ok(kek_keyholder(kek_from_env(var, flag)?)),
+            _ => bail!("a raw KEK is read from a file or an environment variable"),
+        },
+        Spec::Keyring(text, flag) => {
+            let entry = if text.is_empty() {
+                let Some(old) = current else {
+                    bail!(
+                        "--new-keyring without a value rotates the --keyring entry to its next generation: unlock with --keyring SERVICE/ENTRY, or name the new entry"
+                    );
+                };
+                old.next_generation()
+            } else {
+                keyring_entry(text, flag)?
+            };
+            keyring_keyholder(&entry, mode)
+        }
+        Spec::Pkcs11 {
+            token,
+            key,
+            module,
+            pin_file,
+        } => {
+            let pin = pkcs11_pin(pin_file.as_deref(), token)?;
+            pkcs11_keyholder(token, key, module.as_deref(), pin, mode)
+        }
+        Spec::Transit(t) => transit_keyholder(t, mode),
+        Spec::AwsKms(k) => kms_keyholder(k, mode),
+    }
+}
+
+fn kms_keyholder(k: &KmsSpec, mode: Mode) -> Result<Held> {
+    let profile = k.profile.clone();
+    let env = move |name: &str| {
+        if name == "AWS_PROFILE"
+            && let Some(p) = &profile
+        {
+            return Some(p.clone());
+        }
+        std::env::var(name).ok()
+    };
+    let (credentials, chain_region) = AwsCredentials::from_chain(&env)?;
+    let region = k
+        .region
+        .clone()
+        .or(chain_region)
+        .or_else(|| k.key.starts_with("arn:").then(String::new))
+        .context("aws-kms: no region: add region=NAME, or set AWS_REGION")?;
+    let mut config = KmsConfig::new(&k.key, &region, credentials);
+    if let Some(e) = &k.endpoint {
+        config = config.with_endpoint(e);
+    }
+    if let Some(ca) = &k.ca_file {
+        let pem = std::fs::read(ca)
+            .with_context(|| format!("cannot read the CA file {}", ca.display()))?;
+        config = config.with_ca_pem(pem);
+    }
+    if let Some(secs) = k.timeout {
+        config = config.with_timeout(Duration::from_secs(secs.clamp(1, 600)));
+    }
+    let kh = match mode {
+        Mode::Unlock => KmsKeyholder::new(config),
+        Mode::Create | Mode::Add => KmsKeyholder::connect(config),
+    }
+    .with_context(|| format!("KMS key {}", k.key))?;
+    let id = if mode == Mode::Unlock && !k.key.starts_with("arn:") {
+        // An alias is resolved at the first unwrap; the id is not needed before.
+        None
+    } else {
+        Some(kh.stanza_id()?)
+    };
+    Ok(Held::new(kh, id))
+}
+
+fn transit_keyholder(t: &TransitSpec, mode: Mode) -> Result<Held> {
+    let read =
+        |path: &Path, what: &str| -> Result<SecretString> { input::secret_from_file(path, what) };
+    let auth = match (&t.token, &t.role_id_file, &t.secret_id_file) {
+        (Some(Source::File(p)), _, _) => TransitAuth::Token(read(p, "Transit token")?),
+        (Some(Source::Env(var)), _, _) => {
+            let value = std::env::var(var)
+                .map_err(|_| anyhow::anyhow!("the environment variable {var} is not set"))?;
+            TransitAuth::Token(SecretString::from(value.trim().to_owned()))
+        }
+        (_, Some(role), Some(secret)) => TransitAuth::AppRole {
+            mount: t
+                .approle_mount
+                .clone()
+                .unwrap_or_else(|| "approle".to_owned()),
+            role_id: read(role, "AppRole role id")?,
+            secret_id: read(secret, "AppRole secret id")?,
+        },
+        _ => bail!("transit: no credential given"),
+    };
+    let mut config = TransitConfig::new(&t.addr, &t.key, auth);
+    if let Some(m) = &t.mount {
+        config = config.with_mount(m);
+    }
+    if let Some(ns) = &t.namespace {
+        config = config.with_namespace(ns);
+    }
+    if let Some(ca) = &t.ca_file {
+        config = config.with_ca_file(ca)?;
+    }
+    if let Some(secs) = t.timeout {
+        config = config.with_timeout(Duration::from_secs(secs.clamp(1, 600)));
+    }
+    let kh = match mode {
+        // Unlocking needs no extra round trip: the decrypt is the check.
+        Mode::Unlock => TransitKeyholder::new(config),
+        Mode::Create | Mode::Add => TransitKeyholder::connect(config),
+    }
+    .with_context(|| format!("Transit key {} at {}", t.key, t.addr))?;
+    let id = kh.stanza_id();
+    Ok(Held::new(kh, Some(id)))
 }
 
 fn passphrase_keyholder(pass: &SecretString, profile: &Profile) -> Result<Held> {
@@ -200,15 +686,24 @@ fn passphrase_keyholder(pass: &SecretString, profile: &Profile) -> Result<Held> 
 
 /// Reads the recovery key chosen by the global options (file, stdin or prompt).
 pub(crate) fn recovery_key(args: &KeyholderArgs) -> Result<RecoveryKey> {
-    let text = if let Some(path) = &args.recovery_key_file {
-        input::text(&input::file_bytes(path, "recovery key")?, "recovery key")?
-    } else if args.recovery_key_stdin {
-        input::text(&input::stdin_bytes("recovery key")?, "recovery key")?
-    } else {
-        input::prompt(
+    let source = match spec_of(args)? {
+        Some(Spec::RecoveryKey(source)) => source,
+        _ => Source::Prompt,
+    };
+    recovery_key_from(&source)
+}
+
+fn recovery_key_from(source: &Source) -> Result<RecoveryKey> {
+    let text = match source {
+        Source::File(path) => {
+            input::text(&input::file_bytes(path, "recovery key")?, "recovery key")?
+        }
+        Source::Stdin => input::text(&input::stdin_bytes("recovery key")?, "recovery key")?,
+        Source::Env(_) => bail!("a recovery key is read from a file, stdin or a prompt"),
+        Source::Prompt => input::prompt(
             "recovery key",
             "pass --recovery-key-file or --recovery-key-stdin",
-        )?
+        )?,
     };
     parse_recovery_key(&text)
 }
@@ -272,14 +767,13 @@ pub(crate) fn keyring_entry(spec: &str, flag: &str) -> Result<KeyringEntry> {
 pub(crate) fn keyring_keyholder(entry: &KeyringEntry, mode: Mode) -> Result<Held> {
     let kh = match mode {
         Mode::Unlock => KeyringKeyholder::open(&entry.service, &entry.entry),
-        Mode::Create => {
-            KeyringKeyholder::open_or_create(&entry.service, &entry.entry).map(|(kh, created)| {
+        Mode::Create | Mode::Add => KeyringKeyholder::open_or_create(&entry.service, &entry.entry)
+            .map(|(kh, created)| {
                 if created {
                     eprintln!("created the OS keyring entry {entry}");
                 }
                 kh
-            })
-        }
+            }),
     }
     .with_context(|| format!("OS keyring entry {entry}"))?;
     let id = *kh.key_id().as_bytes();
@@ -314,7 +808,7 @@ fn pkcs11_keyholder(
     };
     let kh = match mode {
         Mode::Unlock => Pkcs11Keyholder::open(config(pin)),
-        Mode::Create => match Pkcs11Keyholder::create_key(config(pin.clone())) {
+        Mode::Create | Mode::Add => match Pkcs11Keyholder::create_key(config(pin.clone())) {
             Err(KeyholderError::AlreadyExists { .. }) => Pkcs11Keyholder::open(config(pin)),
             Ok(kh) => {
                 eprintln!("created the AES key {key:?} in PKCS#11 token {token:?}");
@@ -326,96 +820,6 @@ fn pkcs11_keyholder(
     .with_context(|| format!("PKCS#11 token {token:?} key {key:?}"))?;
     let id = kh.stanza_id();
     Ok(Held::new(kh, Some(id)))
-}
-
-/// The new keyholder named by `--new-…` options. `current` is the unlocking keyholder
-/// (for `--new-keyring` without a value).
-pub(crate) fn new_from_args(
-    args: &NewKeyholderArgs,
-    unlock: &KeyholderArgs,
-    current: Option<&Held>,
-    profile: &Profile,
-) -> Result<Held> {
-    let mut chosen = Vec::new();
-    if args.new_passphrase || args.new_passphrase_file.is_some() || args.new_passphrase_stdin {
-        chosen.push("--new-passphrase");
-    }
-    if args.new_recovery_key {
-        chosen.push("--new-recovery-key");
-    }
-    if args.new_kek_file.is_some() {
-        chosen.push("--new-kek-file");
-    }
-    if args.new_kek_env.is_some() {
-        chosen.push("--new-kek-env");
-    }
-    if args.new_keyring.is_some() {
-        chosen.push("--new-keyring");
-    }
-    if args.new_pkcs11_token.is_some() {
-        chosen.push("--new-pkcs11-token");
-    }
-    match chosen.len() {
-        0 => bail!(
-            "name the new keyholder: --new-passphrase, --new-recovery-key, --new-kek-file, --new-kek-env, --new-keyring or --new-pkcs11-token/--new-pkcs11-key"
-        ),
-        1 => {}
-        _ => bail!(
-            "choose one new keyholder: {} were all given",
-            chosen.join(", ")
-        ),
-    }
-    if args.new_recovery_key {
-        return generated_recovery_key();
-    }
-    if let Some(path) = &args.new_kek_file {
-        return Ok(kek_keyholder(kek_from_file(
-            path,
-            unlock.allow_world_readable_kek,
-        )?));
-    }
-    if let Some(var) = &args.new_kek_env {
-        return Ok(kek_keyholder(kek_from_env(var, "--new-kek-env")?));
-    }
-    if let Some(spec) = &args.new_keyring {
-        let entry = if spec.is_empty() {
-            let Some(old) = current.and_then(|c| c.keyring.as_ref()) else {
-                bail!(
-                    "--new-keyring without a value rotates the --keyring entry to its next generation: unlock with --keyring SERVICE/ENTRY, or name the new entry"
-                );
-            };
-            old.next_generation()
-        } else {
-            keyring_entry(spec, "--new-keyring")?
-        };
-        return keyring_keyholder(&entry, Mode::Create);
-    }
-    if let (Some(token), Some(key)) = (&args.new_pkcs11_token, &args.new_pkcs11_key) {
-        let pin_file = args
-            .new_pkcs11_pin_file
-            .as_deref()
-            .or(unlock.pkcs11_pin_file.as_deref());
-        let pin = pkcs11_pin(pin_file, token)?;
-        return pkcs11_keyholder(
-            token,
-            key,
-            args.new_pkcs11_module.as_deref(),
-            pin,
-            Mode::Create,
-        );
-    }
-    let pass = if args.new_passphrase_stdin {
-        input::secret_from_stdin("new passphrase")?
-    } else if let Some(path) = &args.new_passphrase_file {
-        input::secret_from_file(path, "new passphrase")?
-    } else {
-        input::prompt_new(
-            "passphrase",
-            "pass --new-passphrase-file or --new-passphrase-stdin",
-        )?
-    };
-    input::check_new_passphrase(&pass);
-    passphrase_keyholder(&pass, profile)
 }
 
 /// Parses a keyholder id (16 hex digits).
@@ -445,6 +849,97 @@ mod tests {
             [1, 2, 3, 4, 5, 6, 7, 8]
         );
         assert!(parse_id("0102").is_err());
+    }
+
+    #[test]
+    fn one_description_per_kind() {
+        assert!(matches!(
+            parse_spec("passphrase:file=/p").unwrap(),
+            Spec::Passphrase(Source::File(p)) if p == Path::new("/p")
+        ));
+        assert!(matches!(
+            parse_spec("passphrase").unwrap(),
+            Spec::Passphrase(Source::Prompt)
+        ));
+        assert!(matches!(
+            parse_spec("recovery-key:stdin").unwrap(),
+            Spec::RecoveryKey(Source::Stdin)
+        ));
+        assert!(matches!(
+            parse_spec("raw-kek:env=ENCRYPTION_KEY").unwrap(),
+            Spec::RawKek { source: Source::Env(v), .. } if v == "ENCRYPTION_KEY"
+        ));
+        assert!(parse_spec("raw-kek").is_err());
+        assert!(matches!(
+            parse_spec("os-keyring:strongroom/vault-1").unwrap(),
+            Spec::Keyring(e, _) if e == "strongroom/vault-1"
+        ));
+        assert!(matches!(
+            parse_spec("pkcs11:token=t,key=k,pin-file=/pin").unwrap(),
+            Spec::Pkcs11 { token, key, pin_file: Some(_), module: None } if token == "t" && key == "k"
+        ));
+        let Spec::Transit(t) = parse_spec(
+            "transit:addr=https://bao:8200,key=k,mount=team/transit,namespace=ns,ca-file=/ca.pem,token-env=BAO_TOKEN,timeout=5",
+        )
+        .unwrap() else {
+            panic!("transit");
+        };
+        assert_eq!(
+            (
+                t.addr.as_str(),
+                t.key.as_str(),
+                t.mount.as_deref(),
+                t.timeout
+            ),
+            ("https://bao:8200", "k", Some("team/transit"), Some(5))
+        );
+        assert!(matches!(
+            parse_spec(
+                "transit:addr=https://b,key=k,approle-role-id-file=/r,approle-secret-id-file=/s"
+            ),
+            Ok(Spec::Transit(_))
+        ));
+        for bad in [
+            "transit:addr=https://b,key=k",
+            "transit:addr=https://b,key=k,token=hvs.secret",
+            "transit:addr=https://b,key=k,token-file=/t,approle-role-id-file=/r,approle-secret-id-file=/s",
+            "transit:addr=https://b,key=k,approle-role-id-file=/r,token-file=/t",
+            "transit:key=k,token-file=/t",
+            "transit:addr=https://b,key=k,token-file=/t,colour=blue",
+            "transit:addr=https://b,key=k,token-file=/t,token-file=/u",
+            "kms:key=x",
+            "aws-kms:region=us-east-1",
+            "aws-kms:key=alias/x,secret-access-key=abc",
+        ] {
+            let err = parse_spec(bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} parsed"));
+            assert!(!format!("{err:#}").contains("hvs.secret"), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn aws_kms_description() {
+        let Spec::AwsKms(k) = parse_spec(
+            "aws-kms:key=alias/strongroom,region=eu-west-1,endpoint=http://127.0.0.1:5000,profile=ops",
+        )
+        .unwrap() else {
+            panic!("aws-kms");
+        };
+        assert_eq!(
+            (
+                k.key.as_str(),
+                k.region.as_deref(),
+                k.endpoint.as_deref(),
+                k.profile.as_deref()
+            ),
+            (
+                "alias/strongroom",
+                Some("eu-west-1"),
+                Some("http://127.0.0.1:5000"),
+                Some("ops")
+            )
+        );
     }
 
     #[test]

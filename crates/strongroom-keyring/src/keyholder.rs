@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use keyring_core::{CredentialStore, Entry};
 use strongroom_crypto::{Key256, KeyId};
-use strongroom_recovery::{
-    KekKeyholder, Keyholder, KeyholderError, KeyholderKind, RawKek, Stanza, StanzaInfo, WrapContext,
+use strongroom_keyholder::{
+    CustodyError, CustodyProblem, KekKeyholder, Keyholder, KeyholderError, KeyholderKind, Stanza,
+    WrapContext,
 };
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -18,8 +19,8 @@ pub const ACCESS_HINT: &str = "this process cannot use its session keyring (comm
 
 /// A 32-byte KEK kept in an operating-system keyring entry, used as a keyholder.
 ///
-/// Wraps exactly like a [`RawKek`] (XChaCha20-Poly1305 under HKDF of the KEK, stanza id =
-/// the KEK's [`KeyId`]) with kind [`KeyholderKind::OsKeyring`] and the entry written into
+/// Wraps exactly like a raw KEK ([`KekKeyholder`]: XChaCha20-Poly1305 under HKDF of the KEK,
+/// stanza id = the KEK's [`KeyId`]) with kind [`KeyholderKind::OsKeyring`] and the entry written into
 /// the stanza as its locator ([`KeyringEntry`]), so a stored stanza says which entry to open
 /// ([`KeyringKeyholder::entry_of`]). The entry's secret is the 32 raw bytes of the KEK.
 ///
@@ -43,8 +44,8 @@ impl KeyringKeyholder {
 
     /// Loads the KEK of an existing entry of the default store.
     ///
-    /// Fails with [`KeyholderError::KeyringEntryMissing`] when there is no such entry and
-    /// [`KeyholderError::KeyringAccessDenied`] when the keyring cannot be used.
+    /// Fails with [`KeyholderError::Custody`]: [`CustodyProblem::Missing`] when there is no
+    /// such entry, [`CustodyProblem::Denied`] when the keyring cannot be used.
     pub fn open(service: &str, entry: &str) -> Result<Self, KeyholderError> {
         Self::open_in(&default_store()?, service, entry)
     }
@@ -84,7 +85,7 @@ impl KeyringKeyholder {
             Err(keyring_core::Error::NoEntry) => {}
             Err(err) => return Err(map_error(err, &name)),
         }
-        let kek = RawKek::generate()?;
+        let kek = Key256::generate()?;
         e.set_secret(kek.expose_secret())
             .map_err(|err| map_error(err, &name))?;
         // Read it back: a store that accepts writes but not reads must fail now, not at the
@@ -118,7 +119,7 @@ impl KeyringKeyholder {
     ) -> Result<(Self, bool), KeyholderError> {
         match Self::open_in(store, service, entry) {
             Ok(kh) => Ok((kh, false)),
-            Err(KeyholderError::KeyringEntryMissing { .. }) => {
+            Err(KeyholderError::Custody(c)) if c.problem == CustodyProblem::Missing => {
                 Self::create_in(store, service, entry).map(|kh| (kh, true))
             }
             Err(e) => Err(e),
@@ -165,26 +166,24 @@ impl KeyringKeyholder {
 
     /// The non-secret id of the KEK (also the stanza id).
     pub fn key_id(&self) -> KeyId {
-        self.inner.kek().key_id()
+        self.inner.key_id()
     }
 
     /// The entry an OS-keyring stanza names, read without any key; `None` for a stanza of
     /// another kind.
     pub fn entry_of(stanza: &Stanza) -> Result<Option<KeyringEntry>, KeyholderError> {
-        match StanzaInfo::of(stanza)? {
-            StanzaInfo::Kek {
-                kind: KeyholderKind::OsKeyring,
-                locator,
-                ..
-            } => Ok(Some(KeyringEntry::from_locator(&locator)?)),
-            _ => Ok(None),
+        if stanza.kind != KeyholderKind::OsKeyring {
+            return Ok(None);
         }
+        Ok(Some(KeyringEntry::from_locator(KekKeyholder::locator_of(
+            stanza,
+        )?)?))
     }
 
     fn with(
         store: &Arc<CredentialStore>,
         entry: KeyringEntry,
-        kek: RawKek,
+        kek: Key256,
     ) -> Result<Self, KeyholderError> {
         let inner = KekKeyholder::new(kek, KeyholderKind::OsKeyring, &entry.to_locator())?;
         Ok(Self {
@@ -265,7 +264,7 @@ fn keyring_entry(
     Entry::new_in_store(store, &name.service, &name.entry).map_err(|e| map_error(e, name))
 }
 
-fn read_kek(e: &Entry, name: &KeyringEntry) -> Result<RawKek, KeyholderError> {
+fn read_kek(e: &Entry, name: &KeyringEntry) -> Result<Key256, KeyholderError> {
     let secret = Zeroizing::new(e.get_secret().map_err(|err| map_error(err, name))?);
     let key = Key256::from_slice(&secret).map_err(|_| {
         backend(format!(
@@ -273,14 +272,21 @@ fn read_kek(e: &Entry, name: &KeyringEntry) -> Result<RawKek, KeyholderError> {
             secret.len()
         ))
     })?;
-    Ok(RawKek::from_key(key))
+    Ok(key)
 }
 
 fn backend(reason: String) -> KeyholderError {
-    KeyholderError::Backend {
-        kind: KeyholderKind::OsKeyring,
-        reason,
-    }
+    CustodyError::new(KeyholderKind::OsKeyring, CustodyProblem::Failed, reason).into()
+}
+
+fn denied(source: keyring_core::Error) -> KeyholderError {
+    CustodyError::new(
+        KeyholderKind::OsKeyring,
+        CustodyProblem::Denied,
+        format!("the OS keyring denied access: {ACCESS_HINT}"),
+    )
+    .with_source(source)
+    .into()
 }
 
 /// Maps keyring-core errors to keyholder errors, never carrying secret bytes (keyring-core's
@@ -288,18 +294,25 @@ fn backend(reason: String) -> KeyholderError {
 fn map_error(err: keyring_core::Error, name: &KeyringEntry) -> KeyholderError {
     use keyring_core::Error as E;
     match err {
-        E::NoEntry => KeyholderError::KeyringEntryMissing {
-            entry: name.to_string(),
-        },
-        E::NoStorageAccess(e) => KeyholderError::KeyringAccessDenied {
-            hint: format!("{ACCESS_HINT} (platform: {e})"),
-        },
+        E::NoEntry => CustodyError::new(
+            KeyholderKind::OsKeyring,
+            CustodyProblem::Missing,
+            format!(
+                "the OS keyring has no entry {name}; it may have been deleted, or this is another user or session"
+            ),
+        )
+        .into(),
+        e @ E::NoStorageAccess(_) => denied(e),
         E::PlatformFailure(e) if e.to_string().contains("PermissionDenied") => {
-            KeyholderError::KeyringAccessDenied {
-                hint: format!("{ACCESS_HINT} (platform: {e})"),
-            }
+            denied(E::PlatformFailure(e))
         }
-        E::PlatformFailure(e) => backend(format!("OS keyring entry {name}: {e}")),
+        E::PlatformFailure(e) => CustodyError::new(
+            KeyholderKind::OsKeyring,
+            CustodyProblem::Failed,
+            format!("OS keyring entry {name} could not be used"),
+        )
+        .with_source(E::PlatformFailure(e))
+        .into(),
         E::BadEncoding(_) | E::BadDataFormat(..) => {
             backend(format!("OS keyring entry {name} holds malformed data"))
         }
@@ -331,7 +344,8 @@ mod tests {
         let store = mock();
         assert!(matches!(
             KeyringKeyholder::open_in(&store, "strongroom", "v1"),
-            Err(KeyholderError::KeyringEntryMissing { entry }) if entry == "strongroom/v1"
+            Err(KeyholderError::Custody(c))
+                if c.problem == CustodyProblem::Missing && c.what.contains("strongroom/v1")
         ));
         let kh = KeyringKeyholder::create_in(&store, "strongroom", "v1").unwrap();
         assert!(matches!(
@@ -360,7 +374,7 @@ mod tests {
         assert!(!kh.delete_entry().unwrap());
         assert!(matches!(
             KeyringKeyholder::open_for_in(&store, &s),
-            Err(KeyholderError::KeyringEntryMissing { .. })
+            Err(KeyholderError::Custody(c)) if c.problem == CustodyProblem::Missing
         ));
     }
 
@@ -372,8 +386,10 @@ mod tests {
             &name,
         );
         match &denied {
-            KeyholderError::KeyringAccessDenied { hint } => {
-                assert!(hint.contains("keyctl session -"), "{hint}");
+            KeyholderError::Custody(c) => {
+                assert_eq!(c.problem, CustodyProblem::Denied);
+                assert!(c.what.contains("keyctl session -"), "{}", c.what);
+                assert!(c.source.is_some(), "the platform error is the source");
             }
             e => panic!("{e:?}"),
         }
@@ -381,7 +397,7 @@ mod tests {
             keyring_core::Error::PlatformFailure("PermissionDenied".into()),
             &name,
         );
-        assert!(matches!(perm, KeyholderError::KeyringAccessDenied { .. }));
+        assert!(matches!(perm, KeyholderError::Custody(c) if c.problem == CustodyProblem::Denied));
         let bad = map_error(keyring_core::Error::BadEncoding(b"s3cr3t".to_vec()), &name);
         assert!(!bad.to_string().contains("s3cr3t"));
         assert!(!format!("{bad:?}").contains("115, 51"));
@@ -391,7 +407,7 @@ mod tests {
         );
         assert!(!format!("{bad:?}").contains("115, 51"));
         let other = map_error(keyring_core::Error::NoDefaultStore, &name);
-        assert!(matches!(other, KeyholderError::Backend { .. }));
+        assert!(matches!(other, KeyholderError::Custody(c) if c.problem == CustodyProblem::Failed));
     }
 
     #[test]
@@ -407,7 +423,8 @@ mod tests {
 
     #[test]
     fn stanzas_of_other_kinds_name_no_entry() {
-        let kek = RawKek::generate().unwrap();
+        let kek =
+            KekKeyholder::new(Key256::generate().unwrap(), KeyholderKind::RawKek, &[]).unwrap();
         let s = kek.wrap(&ctx(), &Key256::generate().unwrap()).unwrap();
         assert_eq!(KeyringKeyholder::entry_of(&s).unwrap(), None);
         assert!(matches!(

@@ -15,8 +15,9 @@ use cryptoki::slot::Slot;
 use secrecy::SecretString;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{CryptoError, DecodeError, Key256, kdf, random};
-use strongroom_recovery::{
-    Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, stanza_aad,
+use strongroom_keyholder::{
+    CustodyError, CustodyProblem, Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext,
+    stanza_aad,
 };
 use zeroize::Zeroizing;
 
@@ -218,9 +219,9 @@ pub struct Pkcs11Keyholder {
 impl Pkcs11Keyholder {
     /// Opens the key `config.key_label` in the token `config.token_label`, checking the PIN.
     ///
-    /// Errors: [`KeyholderError::TokenMissing`] (no such token or key),
-    /// [`KeyholderError::WrongPin`], [`KeyholderError::Backend`] (module not loadable, PIN
-    /// locked, other token failures).
+    /// Errors: [`KeyholderError::Custody`] ([`CustodyProblem::Missing`]: no such token or
+    /// key; [`CustodyProblem::Failed`]: module not loadable, PIN locked, other token
+    /// failures), [`KeyholderError::WrongPin`].
     pub fn open(config: Pkcs11Config) -> Result<Self, KeyholderError> {
         let location = config.location()?;
         let module = module(&config.module_path()?)?;
@@ -408,10 +409,13 @@ impl Keyholder for Pkcs11Keyholder {
     }
 
     fn mismatch_error(&self) -> KeyholderError {
-        backend(format!(
-            "the PKCS#11 stanzas here were written by another key than {} (was the key re-created, or is this another token with the same labels?)",
-            self.location
-        ))
+        KeyholderError::WrongKey {
+            kind: KeyholderKind::Pkcs11,
+            key: format!(
+                "PKCS#11 {} (was the key re-created, or is this another token with the same labels?)",
+                self.location
+            ),
+        }
     }
 }
 
@@ -487,16 +491,14 @@ fn find_token(ctx: &Pkcs11, label: &str) -> Result<Slot, KeyholderError> {
             seen.push(format!("'{}'", info.label()));
         }
     }
-    Err(KeyholderError::TokenMissing {
-        what: if seen.is_empty() {
-            format!("no token labelled '{label}' (the module has no initialised token)")
-        } else {
-            format!(
-                "no token labelled '{label}' (tokens present: {})",
-                seen.join(", ")
-            )
-        },
-    })
+    Err(missing(if seen.is_empty() {
+        format!("no token labelled '{label}' (the module has no initialised token)")
+    } else {
+        format!(
+            "no token labelled '{label}' (tokens present: {})",
+            seen.join(", ")
+        )
+    }))
 }
 
 /// Opens a session on `slot`, logs the user in, runs `f`, logs out. Serialised per module.
@@ -552,12 +554,10 @@ fn find_keys(session: &Session, label: &str) -> Result<Vec<ObjectHandle>, Keyhol
 
 fn find_key(session: &Session, location: &Pkcs11Location) -> Result<ObjectHandle, KeyholderError> {
     match find_keys(session, &location.key_label)?.as_slice() {
-        [] => Err(KeyholderError::TokenMissing {
-            what: format!(
-                "no AES key labelled '{}' in token '{}'",
-                location.key_label, location.token_label
-            ),
-        }),
+        [] => Err(missing(format!(
+            "no AES key labelled '{}' in token '{}'",
+            location.key_label, location.token_label
+        ))),
         [one] => Ok(*one),
         many => Err(backend(format!(
             "{} AES keys are labelled '{}' in token '{}': labels must be unique",
@@ -586,13 +586,12 @@ fn token_error(e: CkError, location: &Pkcs11Location) -> KeyholderError {
         CkError::Pkcs11(
             RvError::TokenNotPresent | RvError::DeviceRemoved | RvError::SlotIdInvalid,
             _,
-        ) => KeyholderError::TokenMissing {
-            what: format!("token '{}' is no longer present", location.token_label),
-        },
+        ) => missing(format!(
+            "token '{}' is no longer present",
+            location.token_label
+        )),
         CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _) => {
-            KeyholderError::TokenMissing {
-                what: format!("{location} is no longer present"),
-            }
+            missing(format!("{location} is no longer present"))
         }
         CkError::Pkcs11(rv, f) => backend(format!("{location}: {} failed: {rv}", fn_name(f))),
         other => backend(format!("{location}: {other}")),
@@ -604,10 +603,16 @@ fn fn_name(f: Function) -> String {
 }
 
 fn backend(reason: String) -> KeyholderError {
-    KeyholderError::Backend {
-        kind: KeyholderKind::Pkcs11,
-        reason,
-    }
+    CustodyError::new(KeyholderKind::Pkcs11, CustodyProblem::Failed, reason).into()
+}
+
+fn missing(what: impl core::fmt::Display) -> KeyholderError {
+    CustodyError::new(
+        KeyholderKind::Pkcs11,
+        CustodyProblem::Missing,
+        format!("the PKCS#11 token or key is not available: {what}"),
+    )
+    .into()
 }
 
 #[cfg(test)]
@@ -642,7 +647,10 @@ mod tests {
             .with_module("/nonexistent/libpkcs11.so");
         let err = Pkcs11Keyholder::open(c).unwrap_err();
         let msg = err.to_string();
-        assert!(matches!(err, KeyholderError::Backend { .. }), "{msg}");
+        assert!(
+            matches!(&err, KeyholderError::Custody(c) if c.problem == CustodyProblem::Failed),
+            "{msg}"
+        );
         assert!(msg.contains("/nonexistent/libpkcs11.so"), "{msg}");
     }
 

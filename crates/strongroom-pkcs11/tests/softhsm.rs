@@ -14,11 +14,11 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::object::{Attribute, AttributeType};
 use cryptoki::session::UserType;
 use strongroom_crypto::{CryptoError, Key256};
+use strongroom_keyholder::{
+    CustodyProblem, Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, unwrap_any,
+};
 use strongroom_pkcs11::{
     Pkcs11Config, Pkcs11Keyholder, Pkcs11Location, find_softhsm, secrecy::SecretString,
-};
-use strongroom_recovery::{
-    Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, unwrap_any,
 };
 
 const CHILD: &str = "STRONGROOM_SOFTHSM_TEST_CHILD";
@@ -225,14 +225,16 @@ fn missing_token_and_missing_key() {
         let no_token =
             Pkcs11Config::new("no-such-token", "k", SecretString::from(PIN)).with_module(module());
         match Pkcs11Keyholder::open(no_token).unwrap_err() {
-            KeyholderError::TokenMissing { what } => {
+            KeyholderError::Custody(c) if c.problem == CustodyProblem::Missing => {
+                let what = c.what;
                 assert!(what.contains("no-such-token"), "{what}");
                 assert!(what.contains(TOKEN), "lists the tokens present: {what}");
             }
             e => panic!("{e:?}"),
         }
         match Pkcs11Keyholder::open(config("no-such-key")).unwrap_err() {
-            KeyholderError::TokenMissing { what } => {
+            KeyholderError::Custody(c) if c.problem == CustodyProblem::Missing => {
+                let what = c.what;
                 assert!(
                     what.contains("no-such-key") && what.contains(TOKEN),
                     "{what}"
@@ -246,7 +248,7 @@ fn missing_token_and_missing_key() {
             .with_module(module());
         assert!(matches!(
             Pkcs11Keyholder::open(other),
-            Err(KeyholderError::TokenMissing { .. })
+            Err(KeyholderError::Custody(c)) if c.problem == CustodyProblem::Missing
         ));
     });
 }
@@ -323,13 +325,13 @@ fn recreated_key_and_delete() {
         // The deleted key cannot unwrap any more.
         assert!(matches!(
             first.unwrap(&ctx(), &s),
-            Err(KeyholderError::TokenMissing { .. })
+            Err(KeyholderError::Custody(c)) if c.problem == CustodyProblem::Missing
         ));
         let second = Pkcs11Keyholder::create_key(config("k")).unwrap();
         assert_ne!(second.stanza_id(), first.stanza_id());
         assert!(second.unwrap(&ctx(), &s).unwrap().is_none());
         let err = unwrap_any(&second, &ctx(), &[s]).unwrap_err();
-        assert!(matches!(err, KeyholderError::Backend { .. }), "{err:?}");
+        assert!(matches!(err, KeyholderError::WrongKey { .. }), "{err:?}");
         assert!(err.to_string().contains("another key"), "{err}");
     });
 }

@@ -2,9 +2,10 @@
 
 use strongroom_crypto::{Argon2idParams, DecodeError, KeyId};
 
+use strongroom_keyholder::KekKeyholder;
+
 use crate::keyholder::{KeyholderKind, Stanza};
 use crate::passphrase::PassphraseBody;
-use crate::raw_kek::KekBody;
 use crate::recovery_key::{RecoveryBody, RecoveryKeyId};
 
 /// The non-secret facts of a stanza, read without any key.
@@ -25,7 +26,7 @@ pub enum StanzaInfo {
         /// The id printed next to the recovery key that opens it.
         key_id: RecoveryKeyId,
     },
-    /// A [`KekKeyholder`](crate::KekKeyholder) stanza: a raw KEK or an OS keyring entry.
+    /// A [`KekKeyholder`] stanza: a raw KEK or an OS keyring entry.
     Kek {
         /// [`KeyholderKind::RawKek`] or [`KeyholderKind::OsKeyring`].
         kind: KeyholderKind,
@@ -35,7 +36,7 @@ pub enum StanzaInfo {
         locator: Vec<u8>,
     },
     /// A stanza whose body layout belongs to another crate (PKCS#11: see
-    /// `strongroom-pkcs11`).
+    /// `strongroom-pkcs11`), or of a kind this release does not know.
     Other {
         /// The kind.
         kind: KeyholderKind,
@@ -60,7 +61,7 @@ impl StanzaInfo {
             KeyholderKind::RawKek | KeyholderKind::OsKeyring => StanzaInfo::Kek {
                 kind: stanza.kind,
                 key_id: KeyId::from_bytes(stanza.id),
-                locator: KekBody::parse(&stanza.body)?.locator.to_vec(),
+                locator: KekKeyholder::locator_of(stanza)?.to_vec(),
             },
             kind => StanzaInfo::Other { kind },
         })

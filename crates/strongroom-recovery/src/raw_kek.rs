@@ -1,5 +1,5 @@
-//! Raw key-encryption keys (an application's `ENCRYPTION_KEY`) and the KEK stanza layout
-//! shared with custody keyholders (OS keyring).
+//! Raw key-encryption keys (an application's `ENCRYPTION_KEY`). The KEK stanza layout they
+//! share with custody keyholders (OS keyring) is `strongroom-keyholder`'s [`KekKeyholder`].
 
 use core::fmt;
 use std::io::Read;
@@ -9,20 +9,14 @@ use base64::Engine;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
 use secrecy::SecretString;
-use strongroom_crypto::aead::{WRAPPED_KEY_LEN, WrapKey, unwrap_key, wrap_key};
-use strongroom_crypto::encoding::{Reader, Writer};
-use strongroom_crypto::{CryptoError, DecodeError, Key256, KeyId, kdf};
+use strongroom_crypto::{CryptoError, Key256, KeyId};
+use strongroom_keyholder::KekKeyholder;
 use zeroize::Zeroizing;
 
 use crate::error::LoadKekError;
 use crate::exact;
-use crate::keyholder::{Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext, stanza_aad};
+use crate::keyholder::{Keyholder, KeyholderError, KeyholderKind, Stanza, WrapContext};
 
-const ID_LABEL: &str = "strongroom/v1/kek-id";
-const WRAP_LABEL: &str = "strongroom/v1/kek-wrap";
-pub(crate) const BODY_VERSION: u8 = 1;
-/// The largest locator a KEK stanza carries.
-pub const MAX_LOCATOR: usize = 1024;
 /// The largest key file read.
 const MAX_FILE: u64 = 4096;
 
@@ -36,12 +30,11 @@ const MAX_FILE: u64 = 4096;
 /// The stanza id is the KEK's [`KeyId`] (HKDF-SHA256 under `strongroom/v1/kek-id`), so a
 /// mismatched KEK is recognised before any decryption, and [`crate::unwrap_any`] reports
 /// [`KeyholderError::WrongKek`] with the id of the key that was tried. The stanza layout is
-/// the one of [`KekKeyholder`] with an empty locator.
+/// the one of [`KekKeyholder`] with kind [`KeyholderKind::RawKek`] and an empty locator.
 ///
 /// `Debug` shows only the key id; [`RawKek::to_base64`] returns a [`SecretString`].
 pub struct RawKek {
-    key: Key256,
-    id: KeyId,
+    inner: KekKeyholder,
 }
 
 impl RawKek {
@@ -56,18 +49,19 @@ impl RawKek {
 
     /// Uses an existing key.
     pub fn from_key(key: Key256) -> Self {
-        let id = KeyId::derive(&key, ID_LABEL);
-        Self { key, id }
+        let inner = KekKeyholder::new(key, KeyholderKind::RawKek, &[])
+            .unwrap_or_else(|_| unreachable!("an empty locator is within the limit"));
+        Self { inner }
     }
 
     /// The non-secret id of this KEK (its stanza id), for listings and error messages.
     pub fn key_id(&self) -> KeyId {
-        self.id
+        self.inner.key_id()
     }
 
     /// The key bytes, for custody backends that store them (an OS keyring entry).
     pub fn expose_secret(&self) -> &[u8; 32] {
-        self.key.expose_secret()
+        self.inner.expose_secret()
     }
 
     /// The KEK as standard padded base64 (44 characters).
@@ -78,7 +72,7 @@ impl RawKek {
     /// The base64 text in an allocation of exactly its length (`SecretString::from` would
     /// otherwise reallocate and free an unzeroized copy).
     fn base64_exact(&self) -> String {
-        exact::exact(general_purpose::STANDARD.encode(self.key.expose_secret()))
+        exact::exact(general_purpose::STANDARD.encode(self.expose_secret()))
     }
 
     /// Reads 64 hexadecimal characters (either case); surrounding whitespace is ignored.
@@ -216,139 +210,8 @@ impl RawKek {
 
 impl fmt::Debug for RawKek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RawKek({}, <redacted>)", self.id)
+        write!(f, "RawKek({}, <redacted>)", self.key_id())
     }
-}
-
-/// A KEK bound to a keyholder kind and a locator: the wrapping shared by [`RawKek`] (kind
-/// [`KeyholderKind::RawKek`], empty locator) and custody backends that hold a 32-byte KEK
-/// for the application (kind [`KeyholderKind::OsKeyring`], locator naming the entry).
-///
-/// # Stanza body, version 1 (77 + L bytes)
-///
-/// ```text
-/// offset  size  field
-/// 0       1     body version = 1
-/// 1       4     locator length L (u32 big-endian, L <= 1024)
-/// 5       L     locator: where the KEK is kept (custody-specific, not secret; empty for a
-///               raw KEK)
-/// 5+L     24    XChaCha20-Poly1305 nonce (random per wrap)
-/// 29+L    32    wrapped key
-/// 61+L    16    Poly1305 tag
-/// ```
-///
-/// - Stanza id: the KEK's [`KeyId`], `HKDF-SHA256(ikm = KEK, info = "strongroom/v1/kek-id")[0..8]`.
-/// - Wrapping key: `HKDF-SHA256(ikm = KEK, info = "strongroom/v1/kek-wrap" ‖ 0x00 ‖ kind id)`.
-/// - Associated data: [`stanza_aad`]`(kind, stanza id, body[0..5+L], ctx)`: the locator is
-///   authenticated, so a storage cannot redirect a stanza to another keyring entry.
-pub struct KekKeyholder {
-    kek: RawKek,
-    kind: KeyholderKind,
-    locator: Vec<u8>,
-}
-
-impl KekKeyholder {
-    /// Binds `kek` to `kind` and `locator` (at most [`MAX_LOCATOR`] bytes).
-    pub fn new(kek: RawKek, kind: KeyholderKind, locator: &[u8]) -> Result<Self, KeyholderError> {
-        if locator.len() > MAX_LOCATOR {
-            return Err(DecodeError::TooLong {
-                format: "KEK stanza body",
-                field: "locator",
-                len: locator.len(),
-                max: MAX_LOCATOR,
-            }
-            .into());
-        }
-        Ok(Self {
-            kek,
-            kind,
-            locator: locator.to_vec(),
-        })
-    }
-
-    /// The KEK.
-    pub fn kek(&self) -> &RawKek {
-        &self.kek
-    }
-
-    /// The locator written into new stanzas.
-    pub fn locator(&self) -> &[u8] {
-        &self.locator
-    }
-}
-
-impl fmt::Debug for KekKeyholder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "KekKeyholder({}, {}, <redacted>)",
-            self.kind, self.kek.id
-        )
-    }
-}
-
-/// A parsed KEK stanza body.
-pub(crate) struct KekBody<'a> {
-    pub(crate) header: &'a [u8],
-    pub(crate) locator: &'a [u8],
-    pub(crate) wrapped: &'a [u8],
-}
-
-impl<'a> KekBody<'a> {
-    pub(crate) fn parse(body: &'a [u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new("KEK stanza body", body);
-        r.version(&[BODY_VERSION])?;
-        let locator = r.var_bytes("locator", MAX_LOCATOR)?;
-        let header_len = r.position();
-        let wrapped = r.bytes(WRAPPED_KEY_LEN, "wrapped key")?;
-        r.finish()?;
-        Ok(Self {
-            header: &body[..header_len],
-            locator,
-            wrapped,
-        })
-    }
-}
-
-fn kek_wrap(
-    kek: &RawKek,
-    kind: KeyholderKind,
-    locator: &[u8],
-    ctx: &WrapContext<'_>,
-    key: &Key256,
-) -> Result<Stanza, KeyholderError> {
-    let id = *kek.id.as_bytes();
-    let mut w = Writer::with_capacity(5 + locator.len() + WRAPPED_KEY_LEN);
-    w.u8(BODY_VERSION).var_bytes(locator);
-    let aad = stanza_aad(kind, &id, w.as_slice(), ctx);
-    w.bytes(&wrap_key(&wrap_key_for(kek, kind), &aad, key)?);
-    Ok(Stanza {
-        kind,
-        id,
-        body: w.into_vec(),
-    })
-}
-
-fn kek_unwrap(
-    kek: &RawKek,
-    kind: KeyholderKind,
-    ctx: &WrapContext<'_>,
-    stanza: &Stanza,
-) -> Result<Option<Key256>, KeyholderError> {
-    if stanza.kind != kind || stanza.id != *kek.id.as_bytes() {
-        return Ok(None);
-    }
-    let body = KekBody::parse(&stanza.body)?;
-    let aad = stanza_aad(kind, &stanza.id, body.header, ctx);
-    Ok(Some(unwrap_key(
-        &wrap_key_for(kek, kind),
-        &aad,
-        body.wrapped,
-    )?))
-}
-
-fn wrap_key_for(kek: &RawKek, kind: KeyholderKind) -> WrapKey {
-    WrapKey::new(&kdf::derive_key(&kek.key, WRAP_LABEL, &[&[kind.id()]]))
 }
 
 impl Keyholder for RawKek {
@@ -357,11 +220,11 @@ impl Keyholder for RawKek {
     }
 
     fn describe(&self) -> String {
-        format!("raw-kek {}", self.id)
+        format!("raw-kek {}", self.key_id())
     }
 
     fn wrap(&self, ctx: &WrapContext<'_>, key: &Key256) -> Result<Stanza, KeyholderError> {
-        kek_wrap(self, KeyholderKind::RawKek, &[], ctx, key)
+        self.inner.wrap(ctx, key)
     }
 
     fn unwrap(
@@ -369,39 +232,11 @@ impl Keyholder for RawKek {
         ctx: &WrapContext<'_>,
         stanza: &Stanza,
     ) -> Result<Option<Key256>, KeyholderError> {
-        kek_unwrap(self, KeyholderKind::RawKek, ctx, stanza)
+        self.inner.unwrap(ctx, stanza)
     }
 
     fn mismatch_error(&self) -> KeyholderError {
-        KeyholderError::WrongKek {
-            key_id: self.id.to_string(),
-        }
-    }
-}
-
-impl Keyholder for KekKeyholder {
-    fn kind(&self) -> KeyholderKind {
-        self.kind
-    }
-
-    fn describe(&self) -> String {
-        format!("{} {}", self.kind, self.kek.id)
-    }
-
-    fn wrap(&self, ctx: &WrapContext<'_>, key: &Key256) -> Result<Stanza, KeyholderError> {
-        kek_wrap(&self.kek, self.kind, &self.locator, ctx, key)
-    }
-
-    fn unwrap(
-        &self,
-        ctx: &WrapContext<'_>,
-        stanza: &Stanza,
-    ) -> Result<Option<Key256>, KeyholderError> {
-        kek_unwrap(&self.kek, self.kind, ctx, stanza)
-    }
-
-    fn mismatch_error(&self) -> KeyholderError {
-        self.kek.mismatch_error()
+        self.inner.mismatch_error()
     }
 }
 
@@ -478,11 +313,5 @@ mod tests {
         assert!(d.contains(&k.key_id().to_string()), "{d}");
         assert!(!d.contains("0102"), "{d}");
         assert!(!format!("{:?}", k.to_base64()).contains("AAECAw"));
-    }
-
-    #[test]
-    fn locator_is_limited() {
-        let k = RawKek::generate().unwrap();
-        assert!(KekKeyholder::new(k, KeyholderKind::OsKeyring, &[0; 1025]).is_err());
     }
 }

@@ -85,7 +85,7 @@ fn frozen_raw_kek_vector() {
 
     let locator = bytes(&v, "os_keyring_locator_hex");
     let kh = KekKeyholder::new(
-        RawKek::from_hex(text(&v, "kek_hex")).unwrap(),
+        Key256::from_slice(&bytes(&v, "kek_hex")).unwrap(),
         KeyholderKind::OsKeyring,
         &locator,
     )

@@ -9,6 +9,11 @@ use base64::engine::general_purpose;
 use proptest::prelude::*;
 use secrecy::ExposeSecret;
 use strongroom_crypto::Key256;
+/// The KEK's bytes as a key, for the KEK wrapping shared with custody keyholders.
+fn key_of(kek: &RawKek) -> Key256 {
+    Key256::from_slice(kek.expose_secret()).unwrap()
+}
+
 use strongroom_recovery::{
     KekKeyholder, Keyholder, KeyholderError, KeyholderKind, LoadKekError, RawKek, StanzaInfo,
     WrapContext, unwrap_any,
@@ -102,7 +107,7 @@ fn tampering_and_context_fail() {
     relabelled.kind = KeyholderKind::OsKeyring;
     assert!(kek.unwrap(&ctx(), &relabelled).unwrap().is_none());
     let same_kek = RawKek::from_key(Key256::from_slice(kek.expose_secret()).unwrap());
-    let kh = KekKeyholder::new(same_kek, KeyholderKind::OsKeyring, b"").unwrap();
+    let kh = KekKeyholder::new(key_of(&same_kek), KeyholderKind::OsKeyring, b"").unwrap();
     assert!(matches!(
         kh.unwrap(&ctx(), &relabelled),
         Err(KeyholderError::Crypto(_))
@@ -144,7 +149,12 @@ fn rotation() {
 fn keyring_style_stanza_carries_its_locator() {
     let kek = RawKek::generate().unwrap();
     let id = kek.key_id();
-    let kh = KekKeyholder::new(kek, KeyholderKind::OsKeyring, b"strongroom/vault-1").unwrap();
+    let kh = KekKeyholder::new(
+        key_of(&kek),
+        KeyholderKind::OsKeyring,
+        b"strongroom/vault-1",
+    )
+    .unwrap();
     assert_eq!(kh.kind(), KeyholderKind::OsKeyring);
     let key = Key256::generate().unwrap();
     let s = kh.wrap(&ctx(), &key).unwrap();
@@ -169,14 +179,14 @@ fn keyring_style_stanza_carries_its_locator() {
         Err(KeyholderError::Crypto(_))
     ));
     // A raw KEK of the same bytes does not claim an os-keyring stanza.
-    let raw = RawKek::from_key(Key256::from_slice(kh.kek().expose_secret()).unwrap());
+    let raw = RawKek::from_key(Key256::from_slice(kh.expose_secret()).unwrap());
     assert!(raw.unwrap(&ctx(), &s).unwrap().is_none());
     assert!(matches!(
         unwrap_any(&kh, &ctx(), &[]),
         Err(KeyholderError::NoMatchingStanza { .. })
     ));
     let other =
-        KekKeyholder::new(RawKek::generate().unwrap(), KeyholderKind::OsKeyring, b"x").unwrap();
+        KekKeyholder::new(Key256::generate().unwrap(), KeyholderKind::OsKeyring, b"x").unwrap();
     assert!(matches!(
         unwrap_any(&other, &ctx(), &[s]),
         Err(KeyholderError::WrongKek { .. })
@@ -279,7 +289,7 @@ proptest! {
     fn kek_body_round_trips(locator in proptest::collection::vec(any::<u8>(), 0..64)) {
         let kek = RawKek::generate().unwrap();
         let id = kek.key_id();
-        let kh = KekKeyholder::new(kek, KeyholderKind::OsKeyring, &locator).unwrap();
+        let kh = KekKeyholder::new(key_of(&kek), KeyholderKind::OsKeyring, &locator).unwrap();
         let key = Key256::generate().unwrap();
         let s = kh.wrap(&ctx(), &key).unwrap();
         prop_assert_eq!(s.body.len(), 77 + locator.len());

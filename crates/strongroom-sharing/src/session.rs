@@ -1174,6 +1174,51 @@ impl Session {
         })
     }
 
+    /// Prepares the in-place replacement of keyholder `id` by `keyholder`'s rewrap of its
+    /// stanza ([`Keyholder::rewrap`]: a custody service moves its own stanza to a rotated key
+    /// without the member key leaving it). `Ok(None)` when the keyholder cannot rewrap that
+    /// stanza (another kind or key, or no rewrap operation): wrap instead. The record keeps
+    /// its creation time; the batch replaces it only if it is unchanged since it was read.
+    /// The rewrapped stanza must keep the stanza id.
+    pub fn prepare_rewrap_keyholder(
+        &self,
+        store: &dyn ReadView,
+        id: &[u8; 8],
+        keyholder: &dyn Keyholder,
+    ) -> Result<Option<PendingChange<KeyholderInfo>>, SharingError> {
+        let member = self.member_id();
+        let records = keyholders::load(store, member)?;
+        let Some(old) = records.iter().find(|l| &l.record.stanza.id == id) else {
+            return Err(SharingError::KeyholderNotFound {
+                member,
+                id: keyholders::hex_id(*id),
+            });
+        };
+        let subject = keyholders::subject(self.vault, member);
+        let ctx = keyholders::wrap_context(&subject);
+        let Some(stanza) = keyholder.rewrap(&ctx, &old.record.stanza)? else {
+            return Ok(None);
+        };
+        if stanza.id != *id || stanza.kind != old.record.stanza.kind {
+            return Err(SharingError::InvalidChange {
+                reason: "a rewrapped stanza must keep its kind and id",
+            });
+        }
+        let record = KeyholderRecord {
+            stanza,
+            ..old.record.clone()
+        };
+        let info = record.info();
+        let mut batch = Batch::new();
+        batch.put(
+            Table::Keyholders,
+            keyholders::row_key(member, *id),
+            record.encode(),
+            Expect::Version(old.version),
+        );
+        Ok(Some(PendingChange::rows(batch, info)))
+    }
+
     /// Removes the keyholder with stanza id `id`; refuses to remove the last one. The
     /// batch deletes it only if every other keyholder is still there at the version read
     /// (compare-and-swap checks), so two concurrent removals never leave the member with

@@ -2,7 +2,7 @@
 
 use strongroom_crypto::{CryptoError, DecodeError};
 use strongroom_envelope::{EnvelopeError, Epoch};
-use strongroom_recovery::KeyholderError;
+use strongroom_recovery::{CustodyError, KeyholderError};
 use strongroom_sharing::SharingError;
 use strongroom_store::StoreError;
 
@@ -19,9 +19,15 @@ pub enum VaultError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The keyholder could not unlock the vault (wrong passphrase, wrong recovery key,
-    /// wrong `ENCRYPTION_KEY`, missing keyring entry or HSM token). Nothing was written.
+    /// wrong `ENCRYPTION_KEY`, wrong PIN or custody key, a stanza that fails
+    /// authentication). Nothing was written; the failure is recorded for the audit log.
     #[error("unlock failed: {0}")]
     Unlock(KeyholderError),
+    /// The place a keyholder keeps its key could not be used (keyring entry or HSM token
+    /// missing, KMS unreachable, permission denied): not a failed unlock attempt, and not
+    /// recorded as one. [`CustodyError::is_retryable`] says whether a retry can help.
+    #[error(transparent)]
+    Custody(CustodyError),
     /// A membership operation or the verification of stored membership data failed.
     #[error(transparent)]
     Sharing(SharingError),
@@ -151,8 +157,9 @@ pub enum VaultError {
 }
 
 impl VaultError {
-    /// Whether the error is a failed unlock (wrong passphrase, key, token…), the kind a
-    /// caller counts for an audit or rate limit.
+    /// Whether the error is a failed unlock (wrong passphrase, key, PIN…), the kind a
+    /// caller counts for an audit or rate limit. A custody failure
+    /// ([`VaultError::Custody`]) is not one.
     pub fn is_unlock_failure(&self) -> bool {
         matches!(self, VaultError::Unlock(_))
     }
@@ -174,6 +181,7 @@ impl VaultError {
 impl From<SharingError> for VaultError {
     fn from(e: SharingError) -> Self {
         match e {
+            SharingError::Keyholder(KeyholderError::Custody(c)) => VaultError::Custody(c),
             SharingError::Keyholder(k) => VaultError::Unlock(k),
             SharingError::Store(s) => VaultError::Store(s),
             SharingError::VaultExists => VaultError::VaultExists,

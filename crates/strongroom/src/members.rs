@@ -240,7 +240,10 @@ impl Vault {
 
     /// Replaces keyholder `old` with `new` (a new passphrase, a new recovery key, a new
     /// `ENCRYPTION_KEY`, a new keyring entry or HSM key): adds `new`, checks it opens the
-    /// vault, then removes `old`. O(1): no record is touched. Every step can be re-run after
+    /// vault, then removes `old`. When `new` can rewrap `old`'s stanza in its custody
+    /// service (the same Transit key after a rotation on the server), the stanza is
+    /// rewrapped in place instead, without the member key leaving the service. O(1): no
+    /// record is touched. Every step can be re-run after
     /// a crash: a vault with both keyholders is still fully usable, and `doctor` reports it.
     pub fn rotate_keyholder(
         &self,
@@ -254,7 +257,7 @@ impl Vault {
                 format!("no keyholder with id {}", crate::audit::hex(old)),
             ));
         }
-        let info = match self.add_keyholder(new) {
+        let info = match self.rewrap_or_add_keyholder(*old, new) {
             Ok(info) => info,
             // A re-run after a crash: the new keyholder was added by the interrupted run.
             Err(VaultError::Sharing(SharingError::KeyholderExists { id, .. })) => existing
@@ -286,6 +289,38 @@ impl Vault {
         if &info.id != old {
             self.remove_keyholder(old)?;
         }
+        Ok(info)
+    }
+
+    /// The first step of [`Vault::rotate_keyholder`]: when `new` can rewrap the stanza of
+    /// `old` in its custody service (a Transit key rotated on the server), the stanza is
+    /// replaced in place and the member key never leaves the service; otherwise `new` is
+    /// added.
+    fn rewrap_or_add_keyholder(
+        &self,
+        old: [u8; 8],
+        new: &dyn Keyholder,
+    ) -> Result<KeyholderInfo, VaultError> {
+        let mut rewrapped = false;
+        let info = self.change(
+            |session| {
+                if let Some(change) = session.prepare_rewrap_keyholder(self.store(), &old, new)? {
+                    rewrapped = true;
+                    Ok(change)
+                } else {
+                    rewrapped = false;
+                    session.prepare_add_keyholder(new)
+                }
+            },
+            |_, change| {
+                Ok(AuditEvent::new(
+                    Action::KeyholderAdd,
+                    change.outcome().id,
+                    format!("kind={}", new.kind()),
+                ))
+            },
+        )?;
+        tracing::debug!(rewrapped, "keyholder rotation, first step");
         Ok(info)
     }
 

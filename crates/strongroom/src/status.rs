@@ -511,6 +511,22 @@ impl Vault {
                 );
             }
         }
+        let unknown: Vec<String> = khs
+            .iter()
+            .filter(|k| !k.kind.is_known())
+            .map(|k| format!("{} ({})", k.id_hex(), k.kind))
+            .collect();
+        if !unknown.is_empty() {
+            r.push(
+                "keyholders",
+                Level::Warn,
+                format!(
+                    "{} keyholder(s) of a kind this strongroom does not know, added by a newer release: {}; they are kept, and the other keyholders unlock; upgrade strongroom to use them",
+                    unknown.len(),
+                    unknown.join(", ")
+                ),
+            );
+        }
         let kinds: Vec<String> = khs.iter().map(|k| k.kind.to_string()).collect();
         r.push(
             "keyholders",
