@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod audit;
 mod error;
 mod export;
@@ -20,6 +22,8 @@ mod snapshot;
 mod status;
 mod vault;
 
+#[cfg(feature = "tokio")]
+pub use asynchronous::AsyncVault;
 pub use audit::{Action, AuditEntry, AuditReport};
 pub use error::VaultError;
 pub use export::{ExportFormat, ExportReport, ExportTarget, ImportReport, is_env_name};

@@ -9,6 +9,10 @@
 mod embed_in_server;
 
 #[allow(dead_code)]
+#[path = "../../../examples/http_server.rs"]
+mod http_server;
+
+#[allow(dead_code)]
 #[path = "../../../examples/rotate_vault_key.rs"]
 mod rotate_vault_key;
 
@@ -45,5 +49,12 @@ fn example_share_with_teammate() {
 fn example_recover_lost_passphrase() {
     for _ in 0..2 {
         recover_lost_passphrase::run().unwrap();
+    }
+}
+
+#[test]
+fn example_http_server() {
+    for _ in 0..2 {
+        http_server::run().unwrap();
     }
 }
