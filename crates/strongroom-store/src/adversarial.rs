@@ -384,6 +384,10 @@ impl<S: Store> Store for AdversarialStore<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+
+    fn is_read_only(&self) -> bool {
+        self.inner.is_read_only()
+    }
 }
 
 struct AdversarialSnapshot<'a, S> {
