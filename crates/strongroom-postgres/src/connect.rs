@@ -327,7 +327,9 @@ fn connect_failure(
                 true,
                 format!("the server is not accepting connections yet: {msg}; retry shortly"),
             ),
-            c if c.starts_with("53") || c.starts_with("08") => (true, msg),
+            // Out of connections, a connection failure, or the server shutting down or
+            // terminating the new session: another try may work.
+            c if c.starts_with("53") || c.starts_with("08") || c.starts_with("57P") => (true, msg),
             _ => (false, msg),
         };
     }
