@@ -347,7 +347,17 @@ impl PostgresStore {
     /// One attempt at a batch: `BEGIN` (learning the transaction id, in the same round
     /// trip), the operations, `COMMIT`.
     fn commit_once(&self, conn: &mut PgConn, batch: &Batch) -> Result<Committed, Failure> {
-        let xid = begin(&mut conn.client).map_err(|e| Failure::Pg(e, 0))?;
+        let xid = match begin(&mut conn.client) {
+            Ok(xid) => xid,
+            Err(e) => {
+                // BEGIN may have opened the transaction the SELECT then aborted (a standby
+                // cannot assign transaction ids): close it.
+                if !conn.client.is_closed() && conn.client.batch_execute("ROLLBACK").is_err() {
+                    conn.broken = true;
+                }
+                return Err(Failure::Pg(e, 0));
+            }
+        };
         let applied = {
             let PgConn {
                 client, statements, ..

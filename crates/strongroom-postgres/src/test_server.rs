@@ -475,16 +475,30 @@ impl TestServer {
             ],
         )?;
         standby.append_conf(&format!(
-            "\n# standby {name}\nunix_socket_directories = '{}'\nhot_standby = on\n\
-             primary_conninfo = 'host=127.0.0.1 port={primary_port} user=postgres application_name={name}'\n",
+            "\n# standby {name}\nunix_socket_directories = '{}'\nhot_standby = on\n",
             standby.dir.display()
         ))?;
+        // After the primary_conninfo `-R` wrote into postgresql.auto.conf (read last), so
+        // that this one, naming the standby, wins.
+        let auto = data.join("postgresql.auto.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&auto)
+            .and_then(|mut f| {
+                writeln!(
+                    f,
+                    "primary_conninfo = 'host=127.0.0.1 port={primary_port} user=postgres application_name={name}'"
+                )
+            })
+            .map_err(|e| format!("cannot write {}: {e}", auto.display()))?;
         if mode == Replication::Sync {
-            self.execute(&format!(
-                "ALTER SYSTEM SET synchronous_standby_names = '{name}'; \
-                 ALTER SYSTEM SET synchronous_commit = 'on'; SELECT pg_reload_conf();"
-            ))
-            .map_err(|e| e.to_string())?;
+            for sql in [
+                format!("ALTER SYSTEM SET synchronous_standby_names = '{name}'"),
+                "ALTER SYSTEM SET synchronous_commit = 'on'".to_owned(),
+                "SELECT pg_reload_conf()".to_owned(),
+            ] {
+                self.execute(&sql).map_err(|e| e.to_string())?;
+            }
         }
         standby.start_on_free_port(true)?;
         let want = match mode {
@@ -503,8 +517,10 @@ impl TestServer {
                 return Ok(standby);
             }
             if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(standby.dir.join("server.log")).unwrap_or_default();
                 return Err(format!(
-                    "the standby is not streaming ({want}) after 60 s: {state:?}"
+                    "the standby is not streaming ({want}) after 60 s: {state:?}\nstandby log:\n{log}"
                 ));
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -860,7 +876,13 @@ fn find_bin_dir() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             if has_both(&dir) {
-                return Some(dir);
+                // A symlink in PATH (/usr/local/bin/initdb) points into the directory that
+                // also holds pg_basebackup and the server.
+                return std::fs::canonicalize(dir.join("initdb"))
+                    .ok()
+                    .and_then(|p| p.parent().map(Path::to_path_buf))
+                    .filter(|d| has_both(d))
+                    .or(Some(dir));
             }
         }
     }
