@@ -11,6 +11,7 @@ pub mod fuzzing;
 mod members;
 mod meta;
 mod records;
+mod replica;
 mod rotation;
 mod scoped;
 mod snapshot;
