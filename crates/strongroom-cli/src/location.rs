@@ -99,6 +99,12 @@ fn sqlite_options() -> strongroom_sqlite::SqliteOptions {
 
 #[cfg(feature = "postgres")]
 fn open_postgres(conn: &str) -> Result<Arc<dyn Store>> {
+    Ok(postgres_store(conn)?)
+}
+
+/// Connects to a PostgreSQL vault (TLS, hosts and timeouts as the connection string says).
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres_store(conn: &str) -> Result<Arc<strongroom_postgres::PostgresStore>> {
     tracing::debug!("connecting to the postgres vault");
     let store = strongroom_postgres::PostgresStore::connect(
         conn,

@@ -83,7 +83,8 @@ fn column<'a, T: postgres::types::FromSql<'a>>(
 ///   `StoreError::Conflict`.
 /// - A [`Snapshot`] is a `REPEATABLE READ READ ONLY` transaction on a pooled connection
 ///   of its own, committed when dropped.
-/// - Connections come from an `r2d2` pool and keep their prepared statements.
+/// - Connections come from a small pool and keep their prepared statements; a connection
+///   found dead is replaced (see [`Store::commit`] for what happens to a batch).
 /// - Schema versions are recorded in a `strongroom_migrations` table; a database written
 ///   by a newer strongroom is refused with `StoreError::SchemaTooNew`.
 pub struct PostgresStore {
