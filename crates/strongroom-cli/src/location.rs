@@ -169,6 +169,10 @@ fn looks_like_libpq(v: &str) -> bool {
         "user",
         "password",
         "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "target_session_attrs",
         "application_name",
         "options",
         "connect_timeout",
@@ -443,6 +447,8 @@ mod tests {
             "postgresql://u:pw@h/db", // pragma: allowlist secret
             "host=/run/postgresql dbname=vault",
             "dbname=vault",
+            "sslrootcert=/etc/ca.pem host=db.example dbname=vault",
+            "target_session_attrs=read-write host=a,b dbname=vault",
         ] {
             assert_eq!(
                 Location::parse(Some(pg)).unwrap(),
