@@ -5,12 +5,15 @@
 //! pragmas (WAL, `synchronous=NORMAL`) and the same table shape
 //! (`k BLOB PRIMARY KEY, v BLOB, ver INTEGER`, `WITHOUT ROWID`). PostgreSQL cases run when
 //! a throwaway server can be started (`initdb`/`pg_ctl` installed), against raw `postgres`
-//! prepared statements on the same server.
+//! prepared statements on the same server: once over the unix socket, once over TLS on
+//! loopback (TCP to 127.0.0.1, `verify-full` against a CA made for the run, the raw client
+//! using the same rustls configuration), where every round trip also pays encryption.
 
 use std::cell::Cell;
 use std::time::Duration;
 
-use strongroom_postgres::test_server::TestServer;
+use strongroom_postgres::test_server::{TestPki, TestServer};
+use strongroom_postgres::{PostgresOptions, PostgresStore};
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
 use strongroom_store::{Batch, Expect, ReadView, Store, Table};
 
@@ -97,9 +100,41 @@ fn get_key(i: u64) -> u64 {
 /// All store cases (PostgreSQL ones only when a test server starts).
 pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let mut out = sqlite_cases(budget, rounds);
-    match TestServer::start() {
-        Some(server) => out.extend(postgres_cases(&server, budget, rounds)),
-        None => eprintln!(
+    let pki = TestPki::new();
+    let tls_server = TestServer::builder()
+        .tls(pki.server_tls(&["localhost", "127.0.0.1"]))
+        .hba("hostssl all all 127.0.0.1/32 trust")
+        .start();
+    match (TestServer::start(), tls_server) {
+        (Some(server), Some(tls_server)) => {
+            let socket = Pg {
+                label: "postgres",
+                store: server.fresh_store(),
+                raw: raw_postgres(&server),
+            };
+            out.extend(postgres_cases(socket, budget, rounds));
+            let conninfo = format!(
+                "host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname=postgres sslrootcert={}",
+                tls_server.port().expect("a TCP port"),
+                pki.ca_file().display()
+            );
+            let store = PostgresStore::connect(
+                &conninfo,
+                PostgresOptions {
+                    schema: Some(tls_server.fresh_schema()),
+                    ..PostgresOptions::default()
+                },
+            )
+            .expect("connect over TLS");
+            assert!(store.connection_security().expect("security").is_verified());
+            let tls = Pg {
+                label: "postgres-tls",
+                store,
+                raw: raw_postgres_tls(&tls_server, &pki),
+            };
+            out.extend(postgres_cases(tls, budget, rounds));
+        }
+        _ => eprintln!(
             "note: PostgreSQL store ratios skipped (no PostgreSQL server could be started)"
         ),
     }
@@ -177,8 +212,40 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
 
 /// Raw postgres: a table shaped like strongroom's in its own schema.
 pub fn raw_postgres(server: &TestServer) -> postgres::Client {
-    let mut client =
+    let client =
         postgres::Client::connect(&server.conninfo(), postgres::NoTls).expect("connect raw");
+    raw_table(server, client)
+}
+
+/// Raw postgres over TLS on loopback: rustls (ring) verifying the server's certificate and
+/// host name against the run's CA, as strongroom's `verify-full` does.
+pub fn raw_postgres_tls(server: &TestServer, pki: &TestPki) -> postgres::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(pki.ca_file()).expect("CA file") {
+        roots.add(cert.expect("CA certificate")).expect("CA root");
+    }
+    #[allow(deprecated)] // the workspace's provider is ring (see strongroom-postgres)
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conninfo = format!(
+        "host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname=postgres sslmode=require",
+        server.port().expect("a TCP port")
+    );
+    let client = postgres::Client::connect(
+        &conninfo,
+        tokio_postgres_rustls::MakeRustlsConnect::new(config),
+    )
+    .expect("connect raw over TLS");
+    raw_table(server, client)
+}
+
+fn raw_table(server: &TestServer, mut client: postgres::Client) -> postgres::Client {
     let schema = server.fresh_schema();
     client
         .batch_execute(&format!(
@@ -206,9 +273,21 @@ pub fn raw_postgres_insert_batch(
     tx.commit().expect("commit");
 }
 
-fn postgres_cases(server: &TestServer, budget: Duration, rounds: usize) -> Vec<Ratio> {
-    let store = server.fresh_store();
-    let raw = std::cell::RefCell::new(raw_postgres(server));
+/// One side-by-side set-up: strongroom's store and a raw client on the same server and
+/// transport.
+struct Pg {
+    label: &'static str,
+    store: PostgresStore,
+    raw: postgres::Client,
+}
+
+fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
+    let Pg {
+        label: backend,
+        store,
+        raw,
+    } = pg;
+    let raw = std::cell::RefCell::new(raw);
     let insert = raw
         .borrow_mut()
         .prepare("INSERT INTO t (k, v, ver) VALUES ($1, $2, 1)")
@@ -245,8 +324,12 @@ fn postgres_cases(server: &TestServer, budget: Duration, rounds: usize) -> Vec<R
     );
     out.push(
         Ratio::new(
-            format!("store/postgres/put-batch/{label}"),
-            "postgres-insert-txn",
+            format!("store/{backend}/put-batch/{label}"),
+            if backend == "postgres" {
+                "postgres-insert-txn"
+            } else {
+                "postgres-tls-insert-txn"
+            },
             s,
             r,
             None,
@@ -284,8 +367,12 @@ fn postgres_cases(server: &TestServer, budget: Duration, rounds: usize) -> Vec<R
         },
     );
     out.push(Ratio::new(
-        format!("store/postgres/get/{label}"),
-        "postgres-select",
+        format!("store/{backend}/get/{label}"),
+        if backend == "postgres" {
+            "postgres-select"
+        } else {
+            "postgres-tls-select"
+        },
         s,
         r,
         None,

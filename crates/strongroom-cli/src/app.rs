@@ -17,6 +17,23 @@ pub(crate) struct App {
     pub(crate) global: Global,
     pub(crate) keyholder: KeyholderArgs,
     profile: Option<Profile>,
+    /// The PostgreSQL store last opened, for its connection details.
+    #[cfg(feature = "postgres")]
+    postgres: std::cell::RefCell<Option<Arc<strongroom_postgres::PostgresStore>>>,
+}
+
+/// How a server-backed vault is reached, for `status` and `doctor`.
+pub(crate) struct Connection {
+    /// The server is authenticated (a local socket, or TLS with verify-full).
+    pub(crate) verified: bool,
+    pub(crate) encrypted: bool,
+    pub(crate) server: String,
+    pub(crate) sslmode: &'static str,
+    pub(crate) tls_version: Option<String>,
+    /// The server is a hot standby.
+    pub(crate) standby: bool,
+    /// One line saying all of it.
+    pub(crate) summary: String,
 }
 
 /// An unlocked vault and how it was unlocked.
@@ -31,6 +48,8 @@ impl App {
             global,
             keyholder,
             profile: None,
+            #[cfg(feature = "postgres")]
+            postgres: std::cell::RefCell::new(None),
         }
     }
 
@@ -58,7 +77,37 @@ impl App {
 
     /// Opens the existing vault's store.
     pub(crate) fn store(&self) -> Result<Arc<dyn Store>> {
-        self.location()?.open(false)
+        let location = self.location()?;
+        #[cfg(feature = "postgres")]
+        if let Location::Postgres(conn) = &location {
+            let store = crate::location::postgres_store(conn)?;
+            *self.postgres.borrow_mut() = Some(Arc::clone(&store));
+            return Ok(store);
+        }
+        location.open(false)
+    }
+
+    /// How the PostgreSQL vault opened last is reached (encryption, verification, a
+    /// standby or not); `None` for other vaults.
+    pub(crate) fn connection(&self) -> Option<Result<Connection>> {
+        #[cfg(feature = "postgres")]
+        if let Some(store) = self.postgres.borrow().as_ref() {
+            return Some(
+                store
+                    .connection_security()
+                    .map(|s| Connection {
+                        verified: s.is_verified(),
+                        encrypted: s.is_encrypted(),
+                        server: s.server.clone(),
+                        sslmode: s.ssl_mode.name(),
+                        tls_version: s.tls.as_ref().map(|t| t.version.clone()),
+                        standby: s.server_in_recovery,
+                        summary: s.to_string(),
+                    })
+                    .context("cannot read the PostgreSQL connection's details"),
+            );
+        }
+        None
     }
 
     /// The keyholder given by the global options, for unlocking.

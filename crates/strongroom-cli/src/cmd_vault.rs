@@ -480,6 +480,7 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
     let o = app.unlock()?;
     let s = o.vault.status()?;
     finish(app, &o)?;
+    let connection = app.connection().transpose()?;
     if app.json() {
         return output::json(json!({
             "vault_id": s.vault_id.to_string(),
@@ -502,6 +503,15 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
             "quarantined": s.quarantined,
             "interrupted_rotation": s.interrupted_rotation.map(|e| e.0),
             "recoverability": recoverability_json(&s.recoverability),
+            "read_only": o.vault.is_read_only(),
+            "connection": connection.as_ref().map(|c| json!({
+                "server": c.server,
+                "encrypted": c.encrypted,
+                "verified": c.verified,
+                "sslmode": c.sslmode,
+                "tls_version": c.tls_version,
+                "standby": c.standby,
+            })),
         }))
         .map(|()| 0);
     }
@@ -509,6 +519,19 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
         "vault:          {} ({}, schema {})",
         s.vault_id, s.backend, s.schema_version
     );
+    if let Some(c) = &connection {
+        println!("connection:     {}", c.summary);
+    }
+    if o.vault.is_read_only() {
+        println!(
+            "access:         read-only ({}): reads only; changes go through the primary",
+            if connection.as_ref().is_some_and(|c| c.standby) {
+                "a standby"
+            } else {
+                "the store refuses writes"
+            }
+        );
+    }
     println!("created:        {}", output::time(s.created_at));
     println!(
         "member:         {} ({})",
@@ -605,6 +628,22 @@ fn file_modes(path: &std::path::Path) -> strongroom::Finding {
     }
 }
 
+/// Whether the connection to a server-backed vault is encrypted and the server verified.
+fn connection_finding(c: &crate::app::Connection) -> strongroom::Finding {
+    strongroom::Finding {
+        check: "connection",
+        level: if c.verified { Level::Ok } else { Level::Warn },
+        message: if c.verified || c.encrypted {
+            c.summary.clone()
+        } else {
+            format!(
+                "{}: add sslrootcert=<the server's CA> and drop sslmode=disable/prefer to get the default, sslmode=verify-full",
+                c.summary
+            )
+        },
+    }
+}
+
 pub(crate) fn doctor(app: &mut App, full: bool) -> Result<u8> {
     let o = app.unlock()?;
     let mut report = o.vault.doctor(DoctorOptions {
@@ -614,6 +653,9 @@ pub(crate) fn doctor(app: &mut App, full: bool) -> Result<u8> {
     finish(app, &o)?;
     if let crate::location::Location::Sqlite(path) = app.location()? {
         report.findings.push(file_modes(&path));
+    }
+    if let Some(c) = app.connection().transpose()? {
+        report.findings.push(connection_finding(&c));
     }
     let worst = report.worst();
     let level = |l: Level| match l {

@@ -99,6 +99,12 @@ fn sqlite_options() -> strongroom_sqlite::SqliteOptions {
 
 #[cfg(feature = "postgres")]
 fn open_postgres(conn: &str) -> Result<Arc<dyn Store>> {
+    Ok(postgres_store(conn)?)
+}
+
+/// Connects to a PostgreSQL vault (TLS, hosts and timeouts as the connection string says).
+#[cfg(feature = "postgres")]
+pub(crate) fn postgres_store(conn: &str) -> Result<Arc<strongroom_postgres::PostgresStore>> {
     tracing::debug!("connecting to the postgres vault");
     let store = strongroom_postgres::PostgresStore::connect(
         conn,
@@ -163,6 +169,10 @@ fn looks_like_libpq(v: &str) -> bool {
         "user",
         "password",
         "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "target_session_attrs",
         "application_name",
         "options",
         "connect_timeout",
@@ -437,6 +447,8 @@ mod tests {
             "postgresql://u:pw@h/db", // pragma: allowlist secret
             "host=/run/postgresql dbname=vault",
             "dbname=vault",
+            "sslrootcert=/etc/ca.pem host=db.example dbname=vault",
+            "target_session_attrs=read-write host=a,b dbname=vault",
         ] {
             assert_eq!(
                 Location::parse(Some(pg)).unwrap(),

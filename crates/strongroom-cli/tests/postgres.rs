@@ -168,3 +168,104 @@ fn log_lines(stderr: &str) -> Vec<(String, String)> {
         })
         .collect()
 }
+
+/// `status` and `doctor` say how the PostgreSQL vault is reached: TLS verified for the
+/// host name (ok), TLS without verification (warning), and a read-only standby.
+#[test]
+fn status_and_doctor_report_the_connection() {
+    use strongroom_postgres::test_server::{Replication, TestPki};
+    let pki = TestPki::new();
+    let Some(server) = TestServer::builder()
+        .tls(pki.server_tls(&["localhost", "127.0.0.1"]))
+        .hba("hostssl all all 127.0.0.1/32 trust")
+        .hba("host replication all 127.0.0.1/32 trust")
+        .start()
+    else {
+        return;
+    };
+    let e = Env::new();
+    let port = server.port().unwrap();
+    let verified = format!(
+        "host=localhost hostaddr=127.0.0.1 port={port} user=postgres dbname=postgres sslrootcert={}",
+        pki.ca_file().display()
+    );
+    let pg = |vault: &str| {
+        let mut c = e.clean();
+        c.args(["--vault", vault])
+            .arg("--state-dir")
+            .arg(&e.state)
+            .arg("--passphrase-file")
+            .arg(&e.pass)
+            .args(["--profile", "constrained"]);
+        c
+    };
+    pg(&verified)
+        .args(["init", "--no-recovery-key"])
+        .assert()
+        .success();
+    pg(&verified)
+        .args(["put", "core/app", "DB_PASSWORD", "--stdin"])
+        .write_stdin("hunter2")
+        .assert()
+        .success();
+    pg(&verified)
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("connection:     TLS (TLSv1.3"))
+        .stdout(predicate::str::contains(
+            "server certificate verified for this host name (sslmode=verify-full)",
+        ));
+    let status = json({
+        let mut c = pg(&verified);
+        c.arg("status");
+        c
+    });
+    assert_eq!(status["connection"]["encrypted"], true);
+    assert_eq!(status["connection"]["verified"], true);
+    assert_eq!(status["connection"]["sslmode"], "verify-full");
+    assert_eq!(status["read_only"], false);
+    pg(&verified)
+        .arg("doctor")
+        .assert()
+        .stdout(predicate::str::contains("[ ok ] connection: TLS (TLSv1.3"));
+
+    // Encrypted but not verified: a warning that says why.
+    let unverified =
+        format!("host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=require");
+    pg(&unverified)
+        .arg("doctor")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("[WARN] connection: TLS (TLSv1.3"))
+        .stdout(predicate::str::contains("NOT verified (sslmode=require)"));
+
+    // A standby: reads work, status says read-only, a write is refused clearly.
+    let standby = server.standby("cli", Replication::Async);
+    standby.wait_for_replay(&server);
+    let on_standby = format!(
+        "host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname=postgres sslrootcert={} target_session_attrs=standby",
+        standby.port().unwrap(),
+        pki.ca_file().display()
+    );
+    pg(&on_standby)
+        .args(["get", "core/app", "DB_PASSWORD"])
+        .assert()
+        .success()
+        .stdout("hunter2");
+    pg(&on_standby)
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "access:         read-only (a standby)",
+        ));
+    pg(&on_standby)
+        .args(["put", "core/app", "X", "--stdin"])
+        .write_stdin("x")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "the store is read-only: this vault handle was opened on a store that refuses writes",
+        ));
+}

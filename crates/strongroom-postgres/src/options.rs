@@ -12,7 +12,11 @@ use std::fmt;
 ///     ..PostgresOptions::default()
 /// };
 /// assert_eq!(opts.pool_size, 8);
+/// assert!(!opts.read_only);
 /// ```
+///
+/// Connection settings (TLS, hosts, timeouts) live in the connection string; see
+/// [`PostgresStore::connect`](crate::PostgresStore::connect).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PostgresOptions {
     /// Most connections the pool opens (snapshots hold one each). Default 8.
@@ -21,6 +25,12 @@ pub struct PostgresOptions {
     /// connection's `search_path` (normally `public`). One schema per vault isolates
     /// vaults sharing a database. At most 63 bytes.
     pub schema: Option<String>,
+    /// Refuse every write with [`StoreError::ReadOnly`](strongroom_store::StoreError::ReadOnly)
+    /// without asking the server: a handle for a replica (a hot standby), or for readers
+    /// that must never write. The vault opened on such a store is read-only. A connection
+    /// string with `target_session_attrs=standby` or `read-only` has the same effect.
+    /// Default `false`.
+    pub read_only: bool,
 }
 
 impl Default for PostgresOptions {
@@ -28,6 +38,7 @@ impl Default for PostgresOptions {
         Self {
             pool_size: 8,
             schema: None,
+            read_only: false,
         }
     }
 }
@@ -37,6 +48,7 @@ impl fmt::Debug for PostgresOptions {
         f.debug_struct("PostgresOptions")
             .field("pool_size", &self.pool_size)
             .field("schema", &self.schema)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }

@@ -5,13 +5,11 @@ use std::fmt;
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, GenericClient, NoTls, Statement};
-use r2d2::{ManageConnection, Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
+use postgres::{Client, GenericClient, SimpleQueryMessage, Statement};
 use strongroom_store::{
     Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
     ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, bounds_are_empty,
@@ -19,46 +17,20 @@ use strongroom_store::{
 };
 
 use crate::PostgresOptions;
+use crate::connect::{
+    ConnectionSecurity, Connector, Kind, PgConn, Pool, Pooled, classify, map_error,
+};
+use crate::conninfo::ConnInfo;
 use crate::schema::{self, HeadsSql, MIGRATIONS, MIGRATIONS_TABLE, StoreSql, TableSql};
 
 const BACKEND: &str = "postgres";
 
-/// How long getting a pooled connection may wait before `StoreError::Unavailable`.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// Attempts of a batch that keeps hitting deadlocks or serialization failures.
 const TXN_ATTEMPTS: u32 = 8;
 
-/// A pooled connection with its prepared statements.
-pub(crate) struct PgConn {
-    client: Client,
-    statements: HashMap<String, Statement>,
-}
-
-/// r2d2 manager: `r2d2_postgres`'s, plus a per-connection statement cache.
-struct Manager {
-    inner: PostgresConnectionManager<NoTls>,
-}
-
-impl ManageConnection for Manager {
-    type Connection = PgConn;
-    type Error = postgres::Error;
-
-    fn connect(&self) -> Result<PgConn, postgres::Error> {
-        Ok(PgConn {
-            client: self.inner.connect()?,
-            statements: HashMap::new(),
-        })
-    }
-
-    fn is_valid(&self, conn: &mut PgConn) -> Result<(), postgres::Error> {
-        self.inner.is_valid(&mut conn.client)
-    }
-
-    fn has_broken(&self, conn: &mut PgConn) -> bool {
-        self.inner.has_broken(&mut conn.client)
-    }
-}
+/// How long the outcome of a commit whose connection was lost during `COMMIT` is polled
+/// while the server still reports the transaction in progress.
+const OUTCOME_WAIT: Duration = Duration::from_secs(3);
 
 /// Prepares `sql` once per connection.
 fn prepared<C: GenericClient>(
@@ -74,36 +46,11 @@ fn prepared<C: GenericClient>(
     Ok(s)
 }
 
-/// Maps a PostgreSQL error: connection trouble → `Unavailable`, else `Backend`.
+/// Maps a PostgreSQL error outside a pooled connection: connection trouble →
+/// `Unavailable`, a read-only server → `ReadOnly`, else `Backend`.
+#[allow(clippy::needless_pass_by_value)] // by value to fit `map_err`
 pub(crate) fn pg_err(e: postgres::Error) -> StoreError {
-    let unavailable = e.is_closed()
-        || e.code().is_some_and(|c| {
-            let code = c.code();
-            code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
-        })
-        || (e.code().is_none()
-            && std::error::Error::source(&e)
-                .is_some_and(<dyn std::error::Error>::is::<std::io::Error>));
-    if unavailable {
-        StoreError::Unavailable {
-            reason: format!("PostgreSQL connection failed: {e}"),
-        }
-    } else if let Some(db) = e.as_db_error() {
-        // The server's message, not the driver's bare "db error".
-        let mut msg = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-        if let Some(detail) = db.detail() {
-            msg.push_str(": ");
-            msg.push_str(detail);
-        }
-        if *db.code() == SqlState::INSUFFICIENT_PRIVILEGE {
-            msg.push_str(
-                "; this role lacks a privilege the operation needs: migrations and restores need the schema owner, normal use the grants of PostgresStore::application_grants",
-            );
-        }
-        StoreError::backend(BACKEND, msg)
-    } else {
-        StoreError::backend(BACKEND, e)
-    }
+    map_error(&e, classify(&e), None)
 }
 
 fn is_txn_retryable(e: &postgres::Error) -> bool {
@@ -136,12 +83,12 @@ fn column<'a, T: postgres::types::FromSql<'a>>(
 ///   `StoreError::Conflict`.
 /// - A [`Snapshot`] is a `REPEATABLE READ READ ONLY` transaction on a pooled connection
 ///   of its own, committed when dropped.
-/// - Connections come from an `r2d2` pool and keep their prepared statements.
+/// - Connections come from a small pool and keep their prepared statements; a connection
+///   found dead is replaced (see [`Store::commit`] for what happens to a batch).
 /// - Schema versions are recorded in a `strongroom_migrations` table; a database written
 ///   by a newer strongroom is refused with `StoreError::SchemaTooNew`.
 pub struct PostgresStore {
-    pool: Pool<Manager>,
-    config: postgres::Config,
+    pool: Pool,
     options: PostgresOptions,
     prefix: String,
     sql: Vec<TableSql>,
@@ -154,30 +101,26 @@ impl PostgresStore {
     /// (`postgres://vault@db.example/vault`) connection string, creates the schema and
     /// tables if missing and migrates them to the current version.
     ///
-    /// Only plain connections (unix socket or TCP without TLS) are supported.
+    /// TLS follows libpq's `sslmode` (`disable`, `allow`/`prefer`, `require`, `verify-ca`,
+    /// `verify-full`), `sslrootcert` (a PEM file, or `system`) and `sslcert`/`sslkey` (a
+    /// client certificate); a TCP host defaults to `verify-full` against the system's CA
+    /// roots, and a unix socket needs no TLS. Several hosts (`host=a,b port=5432,5433`)
+    /// are tried in order until one is the kind `target_session_attrs` asks for (`any`,
+    /// `read-write`, `read-only`, `primary`, `standby`, `prefer-standby`). Connecting to one
+    /// host, TLS and authentication included, takes at most `connect_timeout` seconds
+    /// (default 5; `0` waits without limit); an error names each host tried and why it
+    /// failed. See the crate README for the deployment.
+    ///
+    /// Connection failures are [`StoreError::Unavailable`] when retrying may help (the
+    /// server is down, restarting, unreachable) and [`StoreError::Backend`] when it cannot
+    /// (a certificate that does not verify, a refused login).
     pub fn connect(config: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let config: postgres::Config = config.parse().map_err(|e| {
-            StoreError::invalid(format!(
-                "cannot parse the PostgreSQL connection string: {e}"
-            ))
-        })?;
+        let info = ConnInfo::parse(config)?;
         let prefix = match &options.schema {
             Some(name) => format!("{}.", schema::quote_schema(name)?),
             None => String::new(),
         };
-        let max = u32::try_from(options.pool_size.max(1)).unwrap_or(u32::MAX);
-        let pool = Pool::builder()
-            .max_size(max)
-            .min_idle(Some(0))
-            .test_on_check_out(false)
-            .connection_timeout(CONNECTION_TIMEOUT)
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build(Manager {
-                inner: PostgresConnectionManager::new(config.clone(), NoTls),
-            })
-            .map_err(|e| StoreError::Unavailable {
-                reason: format!("cannot create the PostgreSQL pool: {e}"),
-            })?;
+        let pool = Pool::new(Connector::new(info)?, options.pool_size);
         let store = PostgresStore {
             store_sql: StoreSql::new(&prefix),
             heads_sql: HeadsSql::new(&prefix),
@@ -186,7 +129,6 @@ impl PostgresStore {
                 .map(|t| TableSql::new(&prefix, t))
                 .collect(),
             pool,
-            config,
             options,
             prefix,
         };
@@ -219,10 +161,91 @@ impl PostgresStore {
         schema::application_grants(&self.prefix, self.options.schema.as_deref(), role)
     }
 
-    fn conn(&self) -> Result<PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(|e| StoreError::Unavailable {
-            reason: format!("no PostgreSQL connection available: {e}"),
-        })
+    /// How this store's connections reach the server: encrypted or not, what was
+    /// verified, and whether the server is a read-only standby. `doctor` and `status`
+    /// report it.
+    ///
+    /// ```no_run
+    /// # use strongroom_postgres::{PostgresOptions, PostgresStore};
+    /// let store = PostgresStore::connect(
+    ///     "host=db.example dbname=vault user=app sslrootcert=/etc/strongroom/db-ca.pem",
+    ///     PostgresOptions::default(),
+    /// )?;
+    /// let security = store.connection_security()?;
+    /// assert!(security.is_encrypted() && security.is_verified(), "{security}");
+    /// # Ok::<(), strongroom_store::StoreError>(())
+    /// ```
+    pub fn connection_security(&self) -> Result<ConnectionSecurity, StoreError> {
+        self.with_conn(PgConn::security)
+    }
+
+    fn conn(&self) -> Result<Pooled<'_>, StoreError> {
+        self.pool.get()
+    }
+
+    /// Runs a read on a pooled connection; when that connection turns out to be dead (the
+    /// server restarted, the backend was terminated), once more on a new connection.
+    fn with_conn<T>(
+        &self,
+        f: impl Fn(&mut PgConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn()?;
+        let result = f(&mut conn);
+        if result.is_err() && conn.broken {
+            drop(conn);
+            self.pool.flush_idle();
+            let mut conn = self.conn()?;
+            return f(&mut conn);
+        }
+        result
+    }
+
+    /// Refuses a write up front when the store was opened read-only.
+    fn refuse_writes(&self) -> Result<(), StoreError> {
+        if self.options.read_only {
+            return Err(StoreError::ReadOnly {
+                reason: "this PostgreSQL store was opened read-only (PostgresOptions::read_only): open a store on the primary for writes".into(),
+            });
+        }
+        let target = self.pool.connector.info.target;
+        if target.only_read_only() {
+            return Err(StoreError::ReadOnly {
+                reason: format!(
+                    "this PostgreSQL store connects only to read-only servers (target_session_attrs={}): open a store on the primary for writes",
+                    target.name()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the transaction `xid`, whose connection was lost during its `COMMIT`,
+    /// committed (`Ok(true)`) or rolled back (`Ok(false)`); `Err` says why it is unknown.
+    fn commit_outcome(&self, xid: i64) -> Result<bool, String> {
+        let deadline = Instant::now() + OUTCOME_WAIT;
+        loop {
+            let status = self.with_conn(|c| {
+                let row = c
+                    .client
+                    .query_one("SELECT txid_status($1::bigint)", &[&xid])
+                    .map_err(|e| c.fail(e))?;
+                column::<Option<String>>(&row, 0)
+            });
+            match status.as_ref().map(Option::as_deref) {
+                Ok(Some("committed")) => return Ok(true),
+                Ok(Some("aborted")) => return Ok(false),
+                Ok(Some("in progress")) if Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Ok(other) => {
+                    return Err(format!(
+                        "the server reports the transaction as {}",
+                        other.unwrap_or("too old to know")
+                    ));
+                }
+                Err(e) => return Err(format!("asking the server failed: {e}")),
+            }
+        }
     }
 
     fn table_sql(&self, table: Table) -> &TableSql {
@@ -236,7 +259,7 @@ impl PostgresStore {
         let row = conn
             .client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&qualified])
-            .map_err(pg_err)?;
+            .map_err(|e| conn.fail(e))?;
         if !column::<bool>(&row, 0)? {
             return Ok(None);
         }
@@ -246,7 +269,7 @@ impl PostgresStore {
                 &format!("SELECT coalesce(max(version), 0) FROM {qualified}"),
                 &[],
             )
-            .map_err(pg_err)?;
+            .map_err(|e| conn.fail(e))?;
         let found: i32 = column(&row, 0)?;
         u32::try_from(found)
             .map(Some)
@@ -270,7 +293,9 @@ impl PostgresStore {
             }
             _ => {}
         }
-        let mut tx = conn.client.transaction().map_err(pg_err)?;
+        let PgConn { client, server, .. } = &mut *conn;
+        let pg_err = |e: postgres::Error| map_error(&e, classify(&e), Some(server));
+        let mut tx = client.transaction().map_err(pg_err)?;
         let qualified = format!("{}{MIGRATIONS_TABLE}", self.prefix);
         // Serialise concurrent migrations of the same schema.
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&qualified])
@@ -320,13 +345,56 @@ impl PostgresStore {
         Ok(found.max(schema::latest()))
     }
 
+    /// One attempt at a batch: `BEGIN` (learning the transaction id, in the same round
+    /// trip), the operations, `COMMIT`.
     fn commit_once(&self, conn: &mut PgConn, batch: &Batch) -> Result<Committed, Failure> {
-        let PgConn { client, statements } = conn;
-        let mut tx = client.transaction().map_err(|e| Failure::Pg(e, 0))?;
+        let xid = match begin(&mut conn.client) {
+            Ok(xid) => xid,
+            Err(e) => {
+                // BEGIN may have opened the transaction the SELECT then aborted (a standby
+                // cannot assign transaction ids): close it.
+                if !conn.client.is_closed() && conn.client.batch_execute("ROLLBACK").is_err() {
+                    conn.broken = true;
+                }
+                return Err(Failure::Pg(e, 0));
+            }
+        };
+        let applied = {
+            let PgConn {
+                client, statements, ..
+            } = &mut *conn;
+            self.apply(client, statements, batch)
+        };
+        match applied {
+            Ok(versions) => match conn.client.batch_execute("COMMIT") {
+                Ok(()) => Ok(Committed { versions }),
+                Err(error) => Err(Failure::AtCommit {
+                    error,
+                    xid,
+                    versions,
+                }),
+            },
+            Err(f) => {
+                // Ready the connection for its next user; if even that fails, drop it.
+                if !conn.client.is_closed() && conn.client.batch_execute("ROLLBACK").is_err() {
+                    conn.broken = true;
+                }
+                Err(f)
+            }
+        }
+    }
+
+    /// The operations of a batch inside the open transaction; their versions.
+    fn apply(
+        &self,
+        tx: &mut Client,
+        statements: &mut HashMap<String, Statement>,
+        batch: &Batch,
+    ) -> Result<Vec<u64>, Failure> {
         if batch.generation().is_some() {
             // Row-locked until commit: a concurrent replace_all waits for this batch, or
             // this batch waits for it and then reads the new generation.
-            let current = generation_on(statements, &mut tx, &self.store_sql.generation_for_share)
+            let current = generation_on(statements, tx, &self.store_sql.generation_for_share)
                 .map_err(|e| match e {
                     GenerationError::Pg(e) => Failure::Pg(e, 0),
                     GenerationError::Store(e) => Failure::Store(e),
@@ -345,12 +413,12 @@ impl PostgresStore {
                     expect,
                 } => match expect {
                     Expect::Any => {
-                        let s = prepared(statements, &mut tx, &sql.put_any).map_err(pg)?;
+                        let s = prepared(statements, tx, &sql.put_any).map_err(pg)?;
                         let row = tx.query_one(&s, &[key, value]).map_err(pg)?;
                         version_from(*table, column(&row, 0)?)?
                     }
                     Expect::Absent => {
-                        let s = prepared(statements, &mut tx, &sql.put_absent).map_err(pg)?;
+                        let s = prepared(statements, tx, &sql.put_absent).map_err(pg)?;
                         let n = tx.execute(&s, &[key, value]).map_err(pg)?;
                         ensure(n == 1, *table, key)?;
                         1
@@ -359,7 +427,7 @@ impl PostgresStore {
                         // No stored version exceeds i64::MAX: such an expectation fails.
                         let expected = i64::try_from(*v)
                             .map_err(|_| Failure::Store(StoreError::conflict(*table, key)))?;
-                        let s = prepared(statements, &mut tx, &sql.put_version).map_err(pg)?;
+                        let s = prepared(statements, tx, &sql.put_version).map_err(pg)?;
                         let n = tx.execute(&s, &[key, value, &expected]).map_err(pg)?;
                         ensure(n == 1, *table, key)?;
                         v + 1
@@ -368,16 +436,16 @@ impl PostgresStore {
                 Op::Delete { table, key, expect } => {
                     match expect {
                         Expect::Any => {
-                            let s = prepared(statements, &mut tx, &sql.delete_any).map_err(pg)?;
+                            let s = prepared(statements, tx, &sql.delete_any).map_err(pg)?;
                             tx.execute(&s, &[key]).map_err(pg)?;
                         }
                         Expect::Absent => {
                             // As for `Op::Check`: absence must hold until commit.
                             let found = if table.is_log() {
-                                self.log_version(statements, &mut tx, *table, key, true)?
+                                self.log_version(statements, tx, *table, key, true)?
                             } else {
                                 tx.batch_execute(&sql.lock_share).map_err(pg)?;
-                                let s = prepared(statements, &mut tx, &sql.exists).map_err(pg)?;
+                                let s = prepared(statements, tx, &sql.exists).map_err(pg)?;
                                 tx.query_opt(&s, &[key]).map_err(pg)?.map(|_| 1)
                             };
                             ensure(found.is_none(), *table, key)?;
@@ -385,8 +453,7 @@ impl PostgresStore {
                         Expect::Version(v) => {
                             let expected = i64::try_from(*v)
                                 .map_err(|_| Failure::Store(StoreError::conflict(*table, key)))?;
-                            let s =
-                                prepared(statements, &mut tx, &sql.delete_version).map_err(pg)?;
+                            let s = prepared(statements, tx, &sql.delete_version).map_err(pg)?;
                             let n = tx.execute(&s, &[key, &expected]).map_err(pg)?;
                             ensure(n == 1, *table, key)?;
                         }
@@ -396,13 +463,8 @@ impl PostgresStore {
                 Op::Check { table, key, expect } if table.is_log() => {
                     // Log rows never change once appended, and appends move only the head
                     // row: an absence holds until commit when that row is locked.
-                    let current = self.log_version(
-                        statements,
-                        &mut tx,
-                        *table,
-                        key,
-                        *expect == Expect::Absent,
-                    )?;
+                    let current =
+                        self.log_version(statements, tx, *table, key, *expect == Expect::Absent)?;
                     ensure(expect.holds(current), *table, key)?;
                     0
                 }
@@ -414,7 +476,7 @@ impl PostgresStore {
                     if *expect == Expect::Absent {
                         tx.batch_execute(&sql.lock_share).map_err(pg)?;
                     }
-                    let s = prepared(statements, &mut tx, &sql.version_for_share).map_err(pg)?;
+                    let s = prepared(statements, tx, &sql.version_for_share).map_err(pg)?;
                     let row = tx.query_opt(&s, &[key]).map_err(pg)?;
                     let current: Option<i64> = match &row {
                         Some(r) => Some(column(r, 0)?),
@@ -433,10 +495,10 @@ impl PostgresStore {
                     else {
                         return Err(Failure::Store(StoreError::conflict(*table, &key)));
                     };
-                    let s = prepared(statements, &mut tx, &self.heads_sql.advance).map_err(pg)?;
+                    let s = prepared(statements, tx, &self.heads_sql.advance).map_err(pg)?;
                     let n = tx.execute(&s, &[&table.name(), &to, &from]).map_err(pg)?;
                     ensure(n == 1, *table, &key)?;
-                    let s = prepared(statements, &mut tx, &sql.put_absent).map_err(pg)?;
+                    let s = prepared(statements, tx, &sql.put_absent).map_err(pg)?;
                     let n = tx.execute(&s, &[&&key[..], value]).map_err(pg)?;
                     ensure(n == 1, *table, &key)?;
                     1
@@ -444,8 +506,7 @@ impl PostgresStore {
             };
             versions.push(version);
         }
-        tx.commit().map_err(|e| Failure::Pg(e, batch.len() - 1))?;
-        Ok(Committed { versions })
+        Ok(versions)
     }
 }
 
@@ -497,11 +558,40 @@ fn ensure(ok: bool, table: Table, key: &[u8]) -> Result<(), Failure> {
     }
 }
 
-/// An error inside a commit attempt: final, or PostgreSQL's at operation `i` (maybe a
-/// deadlock, retried).
+/// An error inside a commit attempt: final; PostgreSQL's at operation `i`, before `COMMIT`
+/// (maybe a deadlock, retried); or at `COMMIT` itself.
 enum Failure {
     Store(StoreError),
     Pg(postgres::Error, usize),
+    AtCommit {
+        error: postgres::Error,
+        /// The transaction's id, to ask the server what became of it.
+        xid: i64,
+        /// The versions the batch's operations got.
+        versions: Vec<u64>,
+    },
+}
+
+/// `BEGIN` and the new transaction's id (`txid_current()`), in one round trip.
+fn begin(client: &mut Client) -> Result<i64, postgres::Error> {
+    let messages = client.simple_query("BEGIN; SELECT txid_current()")?;
+    let xid = messages.iter().find_map(|m| match m {
+        SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+        _ => None,
+    });
+    // The server always answers the SELECT; -1 is never a transaction id, so a lost
+    // outcome is then reported unknown.
+    Ok(xid.unwrap_or(-1))
+}
+
+/// Adds to the reason of an `Unavailable` error.
+fn amend(e: StoreError, more: &str) -> StoreError {
+    match e {
+        StoreError::Unavailable { reason } => StoreError::Unavailable {
+            reason: format!("{reason}; {more}"),
+        },
+        other => other,
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -512,19 +602,9 @@ impl From<StoreError> for Failure {
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hosts: Vec<String> = self
-            .config
-            .get_hosts()
-            .iter()
-            .map(|h| match h {
-                postgres::config::Host::Tcp(name) => name.clone(),
-                postgres::config::Host::Unix(path) => path.display().to_string(),
-            })
-            .collect();
+        // ConnInfo's Debug leaves the password out.
         f.debug_struct("PostgresStore")
-            .field("hosts", &hosts)
-            .field("user", &self.config.get_user())
-            .field("dbname", &self.config.get_dbname())
+            .field("connection", &self.pool.connector.info)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -536,8 +616,11 @@ fn get_on(
     table: Table,
     key: &[u8],
 ) -> Result<Option<Versioned>, StoreError> {
-    let s = prepared(&mut conn.statements, &mut conn.client, &sql.get).map_err(pg_err)?;
-    let row = conn.client.query_opt(&s, &[&key]).map_err(pg_err)?;
+    let s = prepared(&mut conn.statements, &mut conn.client, &sql.get).map_err(|e| conn.fail(e))?;
+    let row = conn
+        .client
+        .query_opt(&s, &[&key])
+        .map_err(|e| conn.fail(e))?;
     row.map(|r| {
         Ok(Versioned {
             value: column(&r, 0)?,
@@ -566,7 +649,7 @@ fn scan_on(
         &mut conn.client,
         &sql.scan(start, end),
     )
-    .map_err(pg_err)?;
+    .map_err(|e| conn.fail(e))?;
     let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
     let (start_key, end_key);
@@ -579,7 +662,7 @@ fn scan_on(
         params.push(&end_key);
     }
     params.push(&fetch);
-    let rows = conn.client.query(&s, &params).map_err(pg_err)?;
+    let rows = conn.client.query(&s, &params).map_err(|e| conn.fail(e))?;
     let out = rows
         .iter()
         .map(|r| {
@@ -599,8 +682,9 @@ fn log_head_on(sql: &TableSql, conn: &mut PgConn, table: Table) -> Result<Option
             "log_head on table {table}, which is not a log"
         )));
     }
-    let s = prepared(&mut conn.statements, &mut conn.client, &sql.head).map_err(pg_err)?;
-    let row = conn.client.query_opt(&s, &[]).map_err(pg_err)?;
+    let s =
+        prepared(&mut conn.statements, &mut conn.client, &sql.head).map_err(|e| conn.fail(e))?;
+    let row = conn.client.query_opt(&s, &[]).map_err(|e| conn.fail(e))?;
     row.map(|r| {
         let key: Vec<u8> = column(&r, 0)?;
         parse_log_key(table, &key)
@@ -641,8 +725,7 @@ fn generation_on<C: GenericClient>(
 
 impl ReadView for PostgresStore {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-        let mut conn = self.conn()?;
-        get_on(self.table_sql(table), &mut conn, table, key)
+        self.with_conn(|c| get_on(self.table_sql(table), c, table, key))
     }
 
     /// One statement (a `UNION ALL` of point reads, prepared once per shape): one round
@@ -697,56 +780,118 @@ impl ReadView for PostgresStore {
         limit: usize,
     ) -> Result<Page, StoreError> {
         check_scan_limit(limit)?;
-        let mut conn = self.conn()?;
-        scan_on(
-            self.table_sql(table),
-            &mut conn,
-            table,
-            range,
-            resume,
-            limit,
-        )
+        self.with_conn(|c| scan_on(self.table_sql(table), c, table, range, resume, limit))
     }
 
     fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
-        let mut conn = self.conn()?;
-        log_head_on(self.table_sql(table), &mut conn, table)
+        self.with_conn(|c| log_head_on(self.table_sql(table), c, table))
     }
 
     fn generation(&self) -> Result<Generation, StoreError> {
-        let mut conn = self.conn()?;
-        let PgConn { client, statements } = &mut *conn;
-        Ok(generation_on(
-            statements,
-            client,
-            &self.store_sql.generation,
-        )?)
+        self.with_conn(|c| generation_of(c, &self.store_sql.generation))
+    }
+}
+
+/// The generation, read on `conn`.
+fn generation_of(conn: &mut PgConn, sql: &str) -> Result<Generation, StoreError> {
+    let PgConn {
+        client, statements, ..
+    } = &mut *conn;
+    match generation_on(statements, client, sql) {
+        Ok(g) => Ok(g),
+        Err(GenerationError::Pg(e)) => Err(conn.fail(e)),
+        Err(GenerationError::Store(e)) => Err(e),
+    }
+}
+
+impl PostgresStore {
+    /// A new connection to run a batch once more after its connection was lost with
+    /// nothing applied; the second loss is reported.
+    fn reconnect_for_retry(
+        &self,
+        reconnected: &mut bool,
+        lost: StoreError,
+    ) -> Result<Pooled<'_>, StoreError> {
+        if *reconnected {
+            return Err(amend(lost, "nothing of the batch was applied; retry"));
+        }
+        *reconnected = true;
+        tracing::debug!(error = %lost, "postgres connection lost before commit; retrying the batch on a new connection");
+        self.conn()
+            .map_err(|e| amend(e, "nothing of the batch was applied; retry"))
     }
 }
 
 impl Store for PostgresStore {
+    /// Commits the batch in one transaction.
+    ///
+    /// When the connection is lost (the server restarted, the backend was terminated), a
+    /// batch that was not yet committing is rolled back by the server and run once more on
+    /// a new connection. When it is lost during `COMMIT`, the server is asked what became
+    /// of the transaction: committed is success, rolled back is run once more, and an
+    /// answer that cannot be had is [`StoreError::Unavailable`] saying the outcome is
+    /// unknown. A batch is never applied twice.
     fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
         batch.validate()?;
         if batch.is_empty() {
             return Ok(Committed::default());
         }
+        self.refuse_writes()?;
         let mut conn = self.conn()?;
         let mut attempt = 0;
+        let mut reconnected = false;
         loop {
             attempt += 1;
-            match self.commit_once(&mut conn, batch) {
+            let (error, op) = match self.commit_once(&mut conn, batch) {
                 Ok(committed) => return Ok(committed),
                 Err(Failure::Store(e)) => return Err(e),
-                Err(Failure::Pg(e, i)) if is_txn_retryable(&e) => {
-                    if attempt >= TXN_ATTEMPTS {
-                        let op = &batch.ops()[i.min(batch.len() - 1)];
-                        return Err(StoreError::conflict(op.table(), &op.key()));
+                Err(Failure::Pg(e, i)) => (e, i),
+                Err(Failure::AtCommit {
+                    error,
+                    xid,
+                    versions,
+                }) if classify(&error) == Kind::Lost => {
+                    let lost = conn.fail(error);
+                    drop(conn);
+                    self.pool.flush_idle();
+                    match self.commit_outcome(xid) {
+                        Ok(true) => {
+                            tracing::debug!(error = %lost, "the connection was lost during COMMIT; the server committed the batch");
+                            return Ok(Committed { versions });
+                        }
+                        Ok(false) => {}
+                        Err(why) => {
+                            return Err(amend(
+                                lost,
+                                &format!(
+                                    "it was lost during COMMIT and whether the batch was applied is unknown ({why}): re-read before retrying"
+                                ),
+                            ));
+                        }
                     }
-                    tracing::debug!(error = %e, attempt, "postgres transaction retried");
-                    thread::sleep(Duration::from_millis(u64::from(attempt)));
+                    conn = self.reconnect_for_retry(&mut reconnected, lost)?;
+                    continue;
                 }
-                Err(Failure::Pg(e, _)) => return Err(pg_err(e)),
+                // The server refused the COMMIT itself: the transaction is rolled back.
+                Err(Failure::AtCommit { error, .. }) => (error, batch.len() - 1),
+            };
+            if is_txn_retryable(&error) {
+                if attempt >= TXN_ATTEMPTS {
+                    let op = &batch.ops()[op.min(batch.len() - 1)];
+                    return Err(StoreError::conflict(op.table(), &op.key()));
+                }
+                tracing::debug!(error = %error, attempt, "postgres transaction retried");
+                thread::sleep(Duration::from_millis(u64::from(attempt)));
+                continue;
             }
+            let err = conn.fail(error);
+            if !conn.broken {
+                return Err(err);
+            }
+            // Lost before COMMIT: the server rolls the transaction back.
+            drop(conn);
+            self.pool.flush_idle();
+            conn = self.reconnect_for_retry(&mut reconnected, err)?;
         }
     }
 
@@ -754,8 +899,15 @@ impl Store for PostgresStore {
         &self,
         rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
     ) -> Result<u64, StoreError> {
+        self.refuse_writes()?;
         let mut conn = self.conn()?;
-        let PgConn { client, statements } = &mut *conn;
+        let PgConn {
+            client,
+            statements,
+            server,
+            ..
+        } = &mut *conn;
+        let pg_err = |e: postgres::Error| map_error(&e, classify(&e), Some(server));
         // One transaction: an error or a crash rolls the whole replacement back.
         let mut tx = client.transaction().map_err(pg_err)?;
         // The generation row first (batches that require a generation hold it FOR SHARE),
@@ -796,11 +948,22 @@ impl Store for PostgresStore {
     }
 
     fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
-        let mut conn = self.conn()?;
         // The snapshot is taken by the first statement after BEGIN.
-        conn.client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1")
-            .map_err(pg_err)?;
+        let begin = |c: &mut PgConn| {
+            c.client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1")
+                .map_err(|e| c.fail(e))
+        };
+        let mut conn = self.conn()?;
+        if let Err(e) = begin(&mut conn) {
+            if !conn.broken {
+                return Err(e);
+            }
+            drop(conn);
+            self.pool.flush_idle();
+            conn = self.conn()?;
+            begin(&mut conn)?;
+        }
         Ok(Box::new(PgSnapshot {
             store: self,
             conn: Mutex::new(conn),
@@ -808,17 +971,11 @@ impl Store for PostgresStore {
     }
 
     fn schema_version(&self) -> Result<u32, StoreError> {
-        let mut conn = self.conn()?;
-        let row = conn
-            .client
-            .query_one(
-                &format!(
-                    "SELECT coalesce(max(version), 0) FROM {}{MIGRATIONS_TABLE}",
-                    self.prefix
-                ),
-                &[],
-            )
-            .map_err(pg_err)?;
+        let sql = format!(
+            "SELECT coalesce(max(version), 0) FROM {}{MIGRATIONS_TABLE}",
+            self.prefix
+        );
+        let row = self.with_conn(|c| c.client.query_one(&sql, &[]).map_err(|e| c.fail(e)))?;
         let v: i32 = column(&row, 0)?;
         u32::try_from(v).map_err(|_| StoreError::Corrupt {
             table: Table::Meta,
@@ -829,12 +986,22 @@ impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         BACKEND
     }
+
+    fn is_read_only(&self) -> bool {
+        self.options.read_only
+            || self.pool.connector.info.target.only_read_only()
+            || self
+                .pool
+                .connector
+                .server_read_only
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A `REPEATABLE READ READ ONLY` transaction on a dedicated connection.
 struct PgSnapshot<'a> {
     store: &'a PostgresStore,
-    conn: Mutex<PooledConnection<Manager>>,
+    conn: Mutex<Pooled<'a>>,
 }
 
 impl PgSnapshot<'_> {
@@ -867,14 +1034,7 @@ impl ReadView for PgSnapshot<'_> {
     }
 
     fn generation(&self) -> Result<Generation, StoreError> {
-        self.with(|c| {
-            let PgConn { client, statements } = c;
-            Ok(generation_on(
-                statements,
-                client,
-                &self.store.store_sql.generation,
-            )?)
-        })
+        self.with(|c| generation_of(c, &self.store.store_sql.generation))
     }
 }
 
@@ -884,6 +1044,7 @@ impl Drop for PgSnapshot<'_> {
     fn drop(&mut self) {
         let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = conn.client.batch_execute("COMMIT") {
+            conn.broken = true;
             tracing::warn!(error = %e, "ending a postgres snapshot failed");
         }
     }

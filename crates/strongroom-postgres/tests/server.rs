@@ -32,6 +32,7 @@ fn reconnecting_keeps_data_and_migrates_once() {
     let options = PostgresOptions {
         schema: Some(server.fresh_schema()),
         pool_size: 2,
+        ..PostgresOptions::default()
     };
     let first = server.store_with(options.clone());
     put(&first, "k");
@@ -67,6 +68,7 @@ fn concurrent_first_connects_migrate_safely() {
                 let store = server.store_with(PostgresOptions {
                     schema: Some(schema),
                     pool_size: 1,
+                    ..PostgresOptions::default()
                 });
                 assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
             });

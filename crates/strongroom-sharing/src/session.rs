@@ -561,7 +561,8 @@ pub fn unlock(
     }
     let keys = open_keys(store, &state, &identity)?;
 
-    // Record the use; a concurrent touch of the same record is not an error.
+    // Record the use; a concurrent touch of the same record is not an error, nor a store
+    // that refuses writes (a read-only replica cannot record it).
     let loaded = &records[used];
     let touched = KeyholderRecord {
         last_used_at: keyholders::now(),
@@ -577,7 +578,7 @@ pub fn unlock(
     batch.require_generation(generation);
     match store.commit(&batch) {
         Ok(_) => {}
-        Err(e) if e.is_conflict() => {}
+        Err(e) if e.is_conflict() || e.is_read_only() => {}
         Err(e) => return Err(e.into()),
     }
 

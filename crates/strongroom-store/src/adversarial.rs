@@ -244,6 +244,20 @@ impl<S: Store> AdversarialStore<S> {
         self.forge(source, table, key, real)
     }
 
+    /// Reads every key in one `get_many` of the source, so the batch stays as
+    /// atomic as the wrapped store makes it, then applies the rules per key.
+    fn forged_get_many(
+        &self,
+        source: &dyn ReadView,
+        keys: &[(Table, &[u8])],
+    ) -> Result<Vec<Option<Versioned>>, StoreError> {
+        let real = source.get_many(keys)?;
+        keys.iter()
+            .zip(real)
+            .map(|((table, key), real)| self.forge(source, *table, key, real))
+            .collect()
+    }
+
     fn forged_scan(
         &self,
         source: &dyn ReadView,
@@ -337,6 +351,10 @@ impl<S: Store> ReadView for AdversarialStore<S> {
         self.forged_get(&self.inner, table, key)
     }
 
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.forged_get_many(&self.inner, keys)
+    }
+
     fn scan(
         &self,
         table: Table,
@@ -384,6 +402,10 @@ impl<S: Store> Store for AdversarialStore<S> {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+
+    fn is_read_only(&self) -> bool {
+        self.inner.is_read_only()
+    }
 }
 
 struct AdversarialSnapshot<'a, S> {
@@ -394,6 +416,10 @@ struct AdversarialSnapshot<'a, S> {
 impl<S: Store> ReadView for AdversarialSnapshot<'_, S> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
         self.store.forged_get(&*self.inner, table, key)
+    }
+
+    fn get_many(&self, keys: &[(Table, &[u8])]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.store.forged_get_many(&*self.inner, keys)
     }
 
     fn scan(

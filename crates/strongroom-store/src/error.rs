@@ -58,6 +58,14 @@ pub enum StoreError {
         /// What was unavailable.
         reason: String,
     },
+    /// The store refuses writes: it is a read-only replica (a PostgreSQL hot standby), or
+    /// it was opened read-only. Reads work; send writes to the primary. Retrying on the
+    /// same store fails the same way until the server is promoted.
+    #[error("the store is read-only: {reason}")]
+    ReadOnly {
+        /// Why it is read-only and where writes go instead.
+        reason: String,
+    },
     /// The backend reported an error strongroom does not classify.
     #[error("{backend} store error: {source}")]
     Backend {
@@ -115,6 +123,11 @@ impl StoreError {
             }),
             _ => Ok(()),
         }
+    }
+
+    /// Whether this is a [`StoreError::ReadOnly`]: the store refuses writes.
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, StoreError::ReadOnly { .. })
     }
 
     /// Shorthand for [`StoreError::InvalidRequest`].
@@ -195,6 +208,10 @@ mod tests {
             .is_retryable()
         );
         assert!(StoreError::Injected { op: 3 }.is_retryable());
+        let ro = StoreError::ReadOnly {
+            reason: "a standby".into(),
+        };
+        assert!(ro.is_read_only() && !ro.is_retryable(), "{ro}");
         assert!(!StoreError::Injected { op: 3 }.is_conflict());
         let replaced = StoreError::GenerationChanged {
             expected: Generation::from_bytes([1; 16]),

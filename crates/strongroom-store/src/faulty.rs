@@ -233,6 +233,10 @@ impl<S: Store> Store for FaultyStore<S> {
         self.inner.backend()
     }
 
+    fn is_read_only(&self) -> bool {
+        self.inner.is_read_only()
+    }
+
     fn replace_all(
         &self,
         rows: &mut dyn Iterator<Item = Result<crate::TableRow, StoreError>>,

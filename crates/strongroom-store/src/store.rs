@@ -131,6 +131,15 @@ pub trait Store: ReadView + Send + Sync {
     /// The backend's name: `"memory"`, `"sqlite"`, `"postgres"`, ...
     fn backend(&self) -> &'static str;
 
+    /// Whether this store is known to refuse writes (a replica, or a store opened
+    /// read-only): its commits fail with [`StoreError::ReadOnly`]. A hint for layers
+    /// above, which then open read-only handles and read a replica that is behind as
+    /// "not there yet" rather than as a rollback. The default is `false`; a store may
+    /// also learn it only when a commit fails.
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
     /// Replaces the whole content of every table, logs included, with `rows` (each row's
     /// version starts at 1), atomically: a reader sees the old content or the new, never a
     /// mix, and a crash or an error from `rows` leaves the old content. The store gets a
@@ -256,6 +265,9 @@ macro_rules! forward_store {
             }
             fn backend(&self) -> &'static str {
                 (**self).backend()
+            }
+            fn is_read_only(&self) -> bool {
+                (**self).is_read_only()
             }
             fn replace_all(&self, rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>) -> Result<u64, StoreError> {
                 (**self).replace_all(rows)

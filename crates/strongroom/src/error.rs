@@ -145,6 +145,20 @@ pub enum VaultError {
         /// What is wrong and what to do.
         problem: String,
     },
+    /// A read-only handle reads from a replica that has not yet replayed the vault state
+    /// this handle (or the pins it was opened with) already verified: a membership change
+    /// on the primary, such as a rotation or a member removal, has not reached it. Nothing
+    /// is wrong with the data. Retry once the replica has caught up, or read from the
+    /// primary ([`VaultError::is_retryable`]).
+    #[error(
+        "the replica is behind: its membership log has {found} entries but {known} were already verified here; nothing is wrong with the data: retry once it has caught up, or read from the primary"
+    )]
+    ReplicaBehind {
+        /// Entries of the membership log on the replica.
+        found: u64,
+        /// Entries already verified by this handle or its pins.
+        known: u64,
+    },
     /// File I/O failed.
     #[error("{what}: {source}")]
     Io {
@@ -162,6 +176,16 @@ impl VaultError {
     /// ([`VaultError::Custody`]) is not one.
     pub fn is_unlock_failure(&self) -> bool {
         matches!(self, VaultError::Unlock(_))
+    }
+
+    /// Whether the same call may succeed later without anything being fixed: the store
+    /// was unavailable or busy ([`StoreError::is_retryable`]), or a replica was behind.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            VaultError::ReplicaBehind { .. } => true,
+            VaultError::Store(e) => e.is_retryable(),
+            _ => false,
+        }
     }
 
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {

@@ -16,6 +16,7 @@ mod members;
 mod meta;
 mod pins;
 mod records;
+mod replica;
 mod rotation;
 mod scoped;
 mod snapshot;

@@ -349,11 +349,17 @@ impl Vault {
                 ),
             );
         }
-        if store.backend() == "postgres" {
+        if self.is_read_only() {
             r.push(
                 "replica",
                 Level::Ok,
-                "PostgreSQL: point writers at the primary; a read replica that lags is detected by the pins as a rollback, and writes to it fail",
+                "read-only handle (a replica, or a store opened read-only): reads work, changes go through the primary; while the replica is behind what this handle verified, reads say so (retryable)",
+            );
+        } else if store.backend() == "postgres" {
+            r.push(
+                "replica",
+                Level::Ok,
+                "PostgreSQL: writers need the primary (list every host with target_session_attrs=read-write); the pins refuse a promoted standby that would roll the membership log back",
             );
         }
         Ok(r)

@@ -1,5 +1,6 @@
 //! Creating, opening and unlocking a vault; the thread-safe [`Vault`] handle.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
 use strongroom_crypto::{Key256, MemberId, VaultId, random};
@@ -115,6 +116,7 @@ impl PendingVault {
                 state: RwLock::new(State { session, meta }),
                 audit: Mutex::new(Some(cursor)),
                 pins: OnceLock::new(),
+                read_only: AtomicBool::new(false),
             }),
         };
         Ok((vault, report))
@@ -166,6 +168,8 @@ pub(crate) struct Inner {
     audit: Mutex<Option<Cursor>>,
     /// Where the pins go after every change of the membership this handle sees.
     pins: OnceLock<(Arc<dyn PinStore>, PinStatus)>,
+    /// A handle on a store that refuses writes (see `replica.rs`).
+    pub(crate) read_only: AtomicBool,
 }
 
 /// An unlocked vault: a cheap, cloneable, thread-safe handle (`Send + Sync`) for server
@@ -333,6 +337,10 @@ impl Vault {
         &*self.inner.store
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     pub(crate) fn header(&self) -> &Header {
         &self.inner.header
     }
@@ -395,7 +403,9 @@ impl Vault {
         // storage tampering.
         let view = self.store().snapshot()?;
         let mut st = self.state_mut();
-        st.session.refresh(&*view)?;
+        st.session
+            .refresh(&*view)
+            .map_err(|e| crate::replica::behind_or(e.into(), self.is_read_only()))?;
         let (meta, _) = find_meta(&*view, self.id(), |e| st.session.key(e), st.session.epoch())?;
         st.meta = meta;
         drop(st);
@@ -493,10 +503,17 @@ impl Vault {
                 {
                     result = run();
                 }
-                other => return other,
+                // On a replica, the log may have moved on (a rotation retired the epoch)
+                // since this handle last looked.
+                Err(VaultError::RetiredEpoch { .. })
+                    if self.is_read_only() && self.refresh_if_stale()? =>
+                {
+                    result = run();
+                }
+                other => return self.unless_behind(other),
             }
         }
-        result
+        self.unless_behind(result)
     }
 
     /// Runs a write: `f` fills a batch and names the audit event; the audit entry is
@@ -507,6 +524,7 @@ impl Vault {
         mut f: impl FnMut(&State, &mut Batch) -> Result<(T, AuditEvent), VaultError>,
     ) -> Result<T, VaultError> {
         const ATTEMPTS: usize = 64;
+        self.require_writable()?;
         let mut cursor_guard = lock(&self.inner.audit);
         let mut last = None;
         for attempt in 0..ATTEMPTS {
@@ -566,6 +584,7 @@ impl Vault {
         mut prepare: impl FnMut(&Session) -> Result<PendingChange<T>, SharingError>,
         mut rows: impl FnMut(&MetaKeys, &mut PendingChange<T>) -> Result<AuditEvent, VaultError>,
     ) -> Result<T, VaultError> {
+        self.require_writable()?;
         let mut guard = lock(&self.inner.audit);
         for attempt in 0..16 {
             let cursor = match *guard {
@@ -623,6 +642,15 @@ impl Vault {
         target: &[u8],
         detail: String,
     ) -> Result<(), VaultError> {
+        if self.is_read_only() {
+            // The audit log lives on the primary: an export or a snapshot from a replica
+            // goes unrecorded (see `replica.rs`).
+            tracing::info!(
+                action = action.name(),
+                "read-only vault handle: the action is not recorded in the audit log"
+            );
+            return Ok(());
+        }
         let target = target.to_vec();
         self.write(move |_, _| Ok(((), AuditEvent::new(action, target.clone(), detail.clone()))))
     }
@@ -731,6 +759,7 @@ impl LockedVault {
     ) -> Result<Vault, VaultError> {
         let mut pins = options.pins;
         let vault_id = self.header.vault_id;
+        let read_only = self.store.is_read_only();
         // Every read of the unlock comes from one snapshot: a membership change another
         // process commits meanwhile (a rotation's new epoch and the retirement of the old
         // ones) must not make the log, the grants, the key chain and the metadata key
@@ -744,8 +773,8 @@ impl LockedVault {
         let session = match unlocked {
             Ok(s) => s,
             Err(e) => {
-                let err = VaultError::from(e);
-                if err.is_unlock_failure() {
+                let err = crate::replica::behind_or(VaultError::from(e), read_only);
+                if err.is_unlock_failure() && !read_only {
                     record_failed_unlock(&*self.store, keyholder.kind().name(), options.member);
                 }
                 return Err(err);
@@ -761,10 +790,24 @@ impl LockedVault {
                 state: RwLock::new(State { session, meta }),
                 audit: Mutex::new(None),
                 pins: OnceLock::new(),
+                read_only: AtomicBool::new(read_only),
             }),
         };
-        vault.heal_meta_row()?;
-        vault.record_unlock(keyholder.kind().name())?;
+        if read_only {
+            return Ok(vault);
+        }
+        // A server that turns out to refuse writes (a standby reached without saying so)
+        // gives a read-only handle too.
+        match vault
+            .heal_meta_row()
+            .and_then(|()| vault.record_unlock(keyholder.kind().name()))
+        {
+            Err(VaultError::Store(StoreError::ReadOnly { reason })) => {
+                tracing::info!(%reason, "the store refuses writes: the vault handle is read-only");
+                vault.mark_read_only();
+            }
+            other => other?,
+        }
         Ok(vault)
     }
 }
@@ -818,6 +861,10 @@ impl Store for ViewStore<'_> {
 
     fn backend(&self) -> &'static str {
         self.store.backend()
+    }
+
+    fn is_read_only(&self) -> bool {
+        self.store.is_read_only()
     }
 
     fn replace_all(
