@@ -133,13 +133,17 @@ pub(crate) struct KeyholderArgs {
     /// Unlock with the keyholder this description names, `KIND[:OPTIONS]`: one syntax for
     /// every kind, the same as --new-keyholder. Kinds: `passphrase[:file=PATH|stdin]`,
     /// `recovery-key[:file=PATH|stdin]`, `raw-kek:file=PATH|env=VAR`,
-    /// `os-keyring:SERVICE/ENTRY`, `pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH]`,
+    /// `os-keyring:SERVICE/ENTRY`,
+    /// `pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH,mechanism=aes-gcm|rsa-oaep]`
+    /// (rsa-oaep for a TPM 2.0 through tpm2-pkcs11),
     /// `transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,timeout=SECONDS]`
     /// with `token-file=PATH`, `token-env=VAR` or
     /// `approle-role-id-file=PATH,approle-secret-id-file=PATH[,approle-mount=PATH]`,
     /// `aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,ca-file=PATH,timeout=SECONDS]`
-    /// (AWS credentials from the environment or the shared credentials file). Credentials
-    /// are named by a file or a variable, never given.
+    /// (AWS credentials from the environment or the shared credentials file),
+    /// `secret-service:entry=SERVICE/ENTRY[,collection=ALIAS,prompt-timeout=SECONDS]` (GNOME
+    /// Keyring, KWallet; a locked collection is an error unless a prompt is allowed).
+    /// Credentials are named by a file or a variable, never given.
     #[arg(long, global = true, value_name = "SPEC")]
     pub(crate) keyholder: Option<String>,
     /// Read the token's user PIN from this file (otherwise it is prompted for).

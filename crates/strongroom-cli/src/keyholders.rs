@@ -11,7 +11,8 @@ use strongroom::recovery::{
 };
 use strongroom_keyring::{KeyringEntry, KeyringKeyholder};
 use strongroom_kms::{AwsCredentials, KmsConfig, KmsKeyholder};
-use strongroom_pkcs11::{Pkcs11Config, Pkcs11Keyholder};
+use strongroom_pkcs11::{Pkcs11Config, Pkcs11Keyholder, Pkcs11Mechanism};
+use strongroom_secret_service::{SecretServiceEntry, SecretServiceKeyholder, SecretServiceOptions};
 use strongroom_transit::{TransitAuth, TransitConfig, TransitKeyholder};
 
 use crate::cli::{KeyholderArgs, NewKeyholderArgs};
@@ -116,7 +117,7 @@ pub(crate) fn profile(text: &str) -> Result<Profile> {
     }
 }
 
-const HINT: &str = "pass --passphrase-file, --passphrase-stdin, --recovery-key-file, --kek-file, --kek-env, --keyring, --pkcs11-token/--pkcs11-key or --keyholder SPEC";
+const HINT: &str = "pass --passphrase-file, --passphrase-stdin, --recovery-key-file, --kek-file, --kek-env, --keyring, --pkcs11-token/--pkcs11-key or --keyholder SPEC (e.g. secret-service:entry=SERVICE/ENTRY)";
 
 /// Where a secret the CLI reads comes from: never the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,12 +151,14 @@ pub(crate) enum Spec {
     /// `os-keyring:SERVICE/ENTRY`; empty for a new keyholder: the next generation. With the
     /// option it came from, for messages.
     Keyring(String, &'static str),
-    /// `pkcs11:token=LABEL,key=LABEL[,module=PATH][,pin-file=PATH]`
+    /// `pkcs11:token=LABEL,key=LABEL[,module=PATH][,pin-file=PATH][,mechanism=aes-gcm|rsa-oaep]`
+    /// (the mechanism of a key to create; an existing key's type says its own)
     Pkcs11 {
         token: String,
         key: String,
         module: Option<PathBuf>,
         pin_file: Option<PathBuf>,
+        mechanism: Pkcs11Mechanism,
     },
     /// `transit:addr=URL,key=NAME[,mount=PATH][,namespace=NS][,ca-file=PATH]
     /// [,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH
@@ -164,6 +167,11 @@ pub(crate) enum Spec {
     /// `aws-kms:key=ID|ARN|alias/NAME[,region=R][,endpoint=URL][,profile=P][,ca-file=PATH]
     /// [,timeout=SECONDS]`; credentials from the standard chain (environment, shared files).
     AwsKms(Box<KmsSpec>),
+    /// `secret-service:entry=SERVICE/ENTRY[,collection=ALIAS][,prompt-timeout=SECONDS]`
+    SecretService {
+        entry: SecretServiceEntry,
+        prompt_timeout: u64,
+    },
 }
 
 /// The `aws-kms:` description.
@@ -193,7 +201,7 @@ pub(crate) struct TransitSpec {
 }
 
 /// The kinds `--keyholder` and `--new-keyholder` take, for help and errors.
-pub(crate) const SPEC_HELP: &str = "passphrase[:file=PATH|stdin], recovery-key[:file=PATH|stdin], raw-kek:file=PATH|env=VAR, os-keyring:SERVICE/ENTRY, pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH], transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH,approle-mount=PATH,timeout=SECONDS], aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,ca-file=PATH,timeout=SECONDS]";
+pub(crate) const SPEC_HELP: &str = "passphrase[:file=PATH|stdin], recovery-key[:file=PATH|stdin], raw-kek:file=PATH|env=VAR, os-keyring:SERVICE/ENTRY, pkcs11:token=LABEL,key=LABEL[,module=PATH,pin-file=PATH,mechanism=aes-gcm|rsa-oaep], transit:addr=URL,key=NAME[,mount=PATH,namespace=NS,ca-file=PATH,token-file=PATH|token-env=VAR|approle-role-id-file=PATH,approle-secret-id-file=PATH,approle-mount=PATH,timeout=SECONDS], aws-kms:key=ID|ARN|alias/NAME[,region=R,endpoint=URL,profile=P,ca-file=PATH,timeout=SECONDS], secret-service:entry=SERVICE/ENTRY[,collection=ALIAS,prompt-timeout=SECONDS]";
 
 /// Parses a keyholder description `KIND[:OPTIONS]`. Secrets are never part of it: a
 /// token, PIN or key is named by a file or an environment variable.
@@ -247,6 +255,13 @@ pub(crate) fn parse_spec(text: &str) -> Result<Spec> {
             key: take("key").context("pkcs11: key=LABEL is required")?,
             module: take("module").map(Into::into),
             pin_file: take("pin-file").map(Into::into),
+            mechanism: match take("mechanism").as_deref() {
+                None | Some("aes-gcm") => Pkcs11Mechanism::AesGcm,
+                Some("rsa-oaep") => Pkcs11Mechanism::RsaOaep,
+                Some(other) => bail!(
+                    "pkcs11: mechanism is aes-gcm (HSMs, SoftHSM2) or rsa-oaep (a TPM 2.0), not {other:?}"
+                ),
+            },
         },
         "transit" => {
             for secret in ["token", "secret-id", "role-id", "approle-secret-id"] {
@@ -309,6 +324,31 @@ pub(crate) fn parse_spec(text: &str) -> Result<Spec> {
                     .map(|t| t.parse().context("aws-kms: timeout is a number of seconds"))
                     .transpose()?,
             }))
+        }
+        "secret-service" => {
+            let text = take("entry").context(
+                "secret-service: entry=SERVICE/ENTRY is required (e.g. entry=strongroom/vault-1)",
+            )?;
+            let Some((service, entry)) = text.split_once('/') else {
+                bail!("secret-service: entry takes SERVICE/ENTRY, e.g. strongroom/vault-1");
+            };
+            let collection = take("collection")
+                .unwrap_or_else(|| strongroom_secret_service::DEFAULT_COLLECTION.to_owned());
+            let entry = SecretServiceEntry::in_collection(&collection, service, entry)
+                .context("secret-service: invalid collection or entry name")?;
+            let prompt_timeout = take("prompt-timeout")
+                .map(|t| {
+                    t.parse::<u64>()
+                        .ok()
+                        .filter(|t| *t <= 600)
+                        .context("secret-service: prompt-timeout is a number of seconds, 0 to 600")
+                })
+                .transpose()?
+                .unwrap_or(0);
+            Spec::SecretService {
+                entry,
+                prompt_timeout,
+            }
         }
         other => bail!("unknown keyholder kind {other:?}: one of {SPEC_HELP}"),
     };
@@ -382,6 +422,7 @@ fn spec_of(args: &KeyholderArgs) -> Result<Option<Spec>> {
                 key: key.clone(),
                 module: args.pkcs11_module.clone(),
                 pin_file: args.pkcs11_pin_file.clone(),
+                mechanism: Pkcs11Mechanism::default(),
             },
         );
     }
@@ -491,6 +532,7 @@ pub(crate) fn new_from_args(
                     .new_pkcs11_pin_file
                     .clone()
                     .or_else(|| unlock.pkcs11_pin_file.clone()),
+                mechanism: Pkcs11Mechanism::default(),
             },
         );
     }
@@ -583,13 +625,42 @@ pub(crate) fn build(
             key,
             module,
             pin_file,
+            mechanism,
         } => {
             let pin = pkcs11_pin(pin_file.as_deref(), token)?;
-            pkcs11_keyholder(token, key, module.as_deref(), pin, mode)
+            pkcs11_keyholder(token, key, module.as_deref(), pin, *mechanism, mode)
         }
         Spec::Transit(t) => transit_keyholder(t, mode),
         Spec::AwsKms(k) => kms_keyholder(k, mode),
+        Spec::SecretService {
+            entry,
+            prompt_timeout,
+        } => secret_service_keyholder(entry, *prompt_timeout, mode),
     }
+}
+
+/// Opens (or, to create, opens or creates) a Secret Service item.
+fn secret_service_keyholder(
+    entry: &SecretServiceEntry,
+    prompt_timeout: u64,
+    mode: Mode,
+) -> Result<Held> {
+    let options =
+        SecretServiceOptions::default().with_prompt_timeout(Duration::from_secs(prompt_timeout));
+    let kh = match mode {
+        Mode::Unlock => SecretServiceKeyholder::open(entry, &options),
+        Mode::Create | Mode::Add => {
+            SecretServiceKeyholder::open_or_create(entry, &options).map(|(kh, created)| {
+                if created {
+                    eprintln!("created the Secret Service item {entry}");
+                }
+                kh
+            })
+        }
+    }
+    .with_context(|| format!("Secret Service item {entry}"))?;
+    let id = *kh.key_id().as_bytes();
+    Ok(Held::new(kh, Some(id)))
 }
 
 fn kms_keyholder(k: &KmsSpec, mode: Mode) -> Result<Held> {
@@ -797,10 +868,11 @@ fn pkcs11_keyholder(
     key: &str,
     module: Option<&Path>,
     pin: SecretString,
+    mechanism: Pkcs11Mechanism,
     mode: Mode,
 ) -> Result<Held> {
     let config = |pin: SecretString| {
-        let c = Pkcs11Config::new(token, key, pin);
+        let c = Pkcs11Config::new(token, key, pin).with_mechanism(mechanism);
         match module {
             Some(m) => c.with_module(m),
             None => c,
@@ -811,7 +883,13 @@ fn pkcs11_keyholder(
         Mode::Create | Mode::Add => match Pkcs11Keyholder::create_key(config(pin.clone())) {
             Err(KeyholderError::AlreadyExists { .. }) => Pkcs11Keyholder::open(config(pin)),
             Ok(kh) => {
-                eprintln!("created the AES key {key:?} in PKCS#11 token {token:?}");
+                eprintln!(
+                    "created the {} key {key:?} in PKCS#11 token {token:?}",
+                    match mechanism {
+                        Pkcs11Mechanism::RsaOaep => "RSA",
+                        _ => "AES",
+                    }
+                );
                 Ok(kh)
             }
             Err(e) => Err(e),
@@ -876,8 +954,13 @@ mod tests {
         ));
         assert!(matches!(
             parse_spec("pkcs11:token=t,key=k,pin-file=/pin").unwrap(),
-            Spec::Pkcs11 { token, key, pin_file: Some(_), module: None } if token == "t" && key == "k"
+            Spec::Pkcs11 { token, key, pin_file: Some(_), module: None, mechanism: Pkcs11Mechanism::AesGcm } if token == "t" && key == "k"
         ));
+        assert!(matches!(
+            parse_spec("pkcs11:token=tpm,key=k,module=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so,mechanism=rsa-oaep").unwrap(),
+            Spec::Pkcs11 { mechanism: Pkcs11Mechanism::RsaOaep, module: Some(_), .. }
+        ));
+        assert!(parse_spec("pkcs11:token=t,key=k,mechanism=des").is_err());
         let Spec::Transit(t) = parse_spec(
             "transit:addr=https://bao:8200,key=k,mount=team/transit,namespace=ns,ca-file=/ca.pem,token-env=BAO_TOKEN,timeout=5",
         )
@@ -915,6 +998,39 @@ mod tests {
                 .err()
                 .unwrap_or_else(|| panic!("{bad} parsed"));
             assert!(!format!("{err:#}").contains("hvs.secret"), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn secret_service_description() {
+        let Spec::SecretService {
+            entry,
+            prompt_timeout,
+        } = parse_spec(
+            "secret-service:entry=strongroom/vault-1,collection=login,prompt-timeout=30",
+        )
+        .unwrap()
+        else {
+            panic!("secret-service");
+        };
+        assert_eq!(entry.to_string(), "login:strongroom/vault-1");
+        assert_eq!(prompt_timeout, 30);
+        let Spec::SecretService {
+            entry,
+            prompt_timeout,
+        } = parse_spec("secret-service:entry=s/e").unwrap()
+        else {
+            panic!("secret-service");
+        };
+        assert_eq!((entry.collection.as_str(), prompt_timeout), ("default", 0));
+        for bad in [
+            "secret-service",
+            "secret-service:entry=no-slash",
+            "secret-service:entry=s/e,prompt-timeout=forever",
+            "secret-service:entry=s/e,prompt-timeout=100000",
+            "secret-service:entry=s/e,colour=blue",
+        ] {
+            assert!(parse_spec(bad).is_err(), "{bad} parsed");
         }
     }
 

@@ -14,6 +14,7 @@ use core::fmt;
 /// | 5 | `pkcs11` | `strongroom-pkcs11` (HSMs, SoftHSM2, TPM 2.0 through tpm2-pkcs11) |
 /// | 6 | `transit` | `strongroom-transit` (OpenBao / HashiCorp Vault Transit) |
 /// | 7 | `aws-kms` | `strongroom-kms` (AWS KMS) |
+/// | 8 | `secret-service` | `strongroom-secret-service` (freedesktop Secret Service: GNOME Keyring, KWallet) |
 ///
 /// A stanza read from storage may carry an id this release does not know (a newer release
 /// wrote it): it decodes as [`KeyholderKind::Unknown`], no keyholder of this release claims
@@ -36,13 +37,15 @@ pub enum KeyholderKind {
     Transit,
     /// An AWS KMS key.
     AwsKms,
+    /// A key kept in a freedesktop Secret Service collection (GNOME Keyring, KWallet).
+    SecretService,
     /// A kind this release does not know, with its id byte (written by a newer release).
     Unknown(u8),
 }
 
 impl KeyholderKind {
     /// Every kind this release knows, in id order.
-    pub const ALL: [KeyholderKind; 7] = [
+    pub const ALL: [KeyholderKind; 8] = [
         KeyholderKind::Passphrase,
         KeyholderKind::RecoveryKey,
         KeyholderKind::RawKek,
@@ -50,6 +53,7 @@ impl KeyholderKind {
         KeyholderKind::Pkcs11,
         KeyholderKind::Transit,
         KeyholderKind::AwsKms,
+        KeyholderKind::SecretService,
     ];
 
     /// The id byte.
@@ -62,6 +66,7 @@ impl KeyholderKind {
             KeyholderKind::Pkcs11 => 5,
             KeyholderKind::Transit => 6,
             KeyholderKind::AwsKms => 7,
+            KeyholderKind::SecretService => 8,
             KeyholderKind::Unknown(id) => id,
         }
     }
@@ -82,7 +87,7 @@ impl KeyholderKind {
     }
 
     /// A stable lowercase name (`passphrase`, `recovery-key`, `raw-kek`, `os-keyring`,
-    /// `pkcs11`, `transit`, `aws-kms`; `unknown` for a kind this release does not know).
+    /// `pkcs11`, `transit`, `aws-kms`, `secret-service`; `unknown` for a kind this release does not know).
     pub const fn name(self) -> &'static str {
         match self {
             KeyholderKind::Passphrase => "passphrase",
@@ -92,6 +97,7 @@ impl KeyholderKind {
             KeyholderKind::Pkcs11 => "pkcs11",
             KeyholderKind::Transit => "transit",
             KeyholderKind::AwsKms => "aws-kms",
+            KeyholderKind::SecretService => "secret-service", // pragma: allowlist secret
             KeyholderKind::Unknown(_) => "unknown",
         }
     }
@@ -120,7 +126,7 @@ mod tests {
         }
         let mut ids: Vec<u8> = KeyholderKind::ALL.iter().map(|k| k.id()).collect();
         ids.dedup();
-        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7], "ids are frozen");
+        assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8], "ids are frozen");
         assert_eq!(KeyholderKind::from_id(0), None);
         let u = KeyholderKind::from_stored(200);
         assert_eq!(u, KeyholderKind::Unknown(200));

@@ -4,7 +4,10 @@
 
 mod keyholder;
 
-pub use keyholder::{Pkcs11Config, Pkcs11Keyholder, Pkcs11Location, SOFTHSM_PATHS, find_softhsm};
+pub use keyholder::{
+    Pkcs11Config, Pkcs11Keyholder, Pkcs11Location, Pkcs11Mechanism, SOFTHSM_PATHS,
+    TPM2_PKCS11_PATHS, find_softhsm, find_tpm2_pkcs11,
+};
 
 /// Re-exported: the secret wrapper used for the user PIN.
 pub use secrecy;
