@@ -663,6 +663,15 @@ pub(crate) enum MemberCommand {
         #[arg(value_enum)]
         role: RoleArg,
     },
+    /// Upgrade your own classical (X25519) identity to a hybrid post-quantum one (X-Wing):
+    /// a signed log entry; your grants become hybrid and the classical ones are deleted.
+    /// Your fingerprint changes; your keyholders unlock you as before.
+    #[command(after_help = "Example:\n  strongroom --member bob member upgrade-identity")]
+    UpgradeIdentity,
+    /// Require hybrid (X-Wing) grants for every member from now on (owners; once every
+    /// member is hybrid). Classical identities can then not be added or re-granted.
+    #[command(after_help = "Example:\n  strongroom member require-hybrid")]
+    RequireHybrid,
 }
 
 #[derive(Debug, Args)]

@@ -502,6 +502,11 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
             "quarantined": s.quarantined,
             "interrupted_rotation": s.interrupted_rotation.map(|e| e.0),
             "recoverability": recoverability_json(&s.recoverability),
+            "hybrid_required": s.hybrid_required,
+            "classical_members": s.classical_members.iter().map(|m| json!({
+                "id": m.id.to_string(),
+                "name": m.name,
+            })).collect::<Vec<_>>(),
         }))
         .map(|()| 0);
     }
@@ -564,6 +569,26 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
         .collect();
     println!("keyholders:     {}", kinds.join(", "));
     println!("recoverability: {}", s.recoverability.message);
+    if s.classical_members.is_empty() {
+        println!(
+            "post-quantum:   every member has hybrid (X-Wing) grants{}",
+            if s.hybrid_required {
+                "; required by the signed log"
+            } else {
+                ""
+            }
+        );
+    } else {
+        let names: Vec<String> = s
+            .classical_members
+            .iter()
+            .map(|m| format!("{} ({})", m.name, m.id))
+            .collect();
+        println!(
+            "post-quantum:   classical-only (X25519) grants for {}: each runs `strongroom member upgrade-identity`",
+            names.join(", ")
+        );
+    }
     Ok(0)
 }
 
