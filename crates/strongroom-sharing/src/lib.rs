@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod hazmat;
 mod identity;
 mod keyholders;
 mod log;

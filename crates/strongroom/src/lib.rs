@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod age_pq;
 mod audit;
 mod error;
 mod export;
@@ -20,9 +21,12 @@ mod snapshot;
 mod status;
 mod vault;
 
+pub use age_pq::{HybridIdentity, HybridRecipient, is_hybrid_recipient};
 pub use audit::{Action, AuditEntry, AuditReport};
 pub use error::VaultError;
-pub use export::{ExportFormat, ExportReport, ExportTarget, ImportReport, is_env_name};
+pub use export::{
+    ExportFormat, ExportReport, ExportTarget, ImportReport, decrypt_age, is_env_name,
+};
 pub use members::{ExposedSecret, IdentityFile, MemberInfo, RemovalReport};
 pub use pins::{FilePinStore, MemoryPinStore, PinStatus, PinStore};
 pub use records::{
@@ -40,6 +44,9 @@ pub use snapshot::{
 pub use status::{DoctorOptions, DoctorReport, Finding, Level, Status};
 pub use vault::{CreateOptions, CreateReport, LockedVault, PendingVault, UnlockOptions, Vault};
 
+/// Re-exported: the age crate whose recipient and identity traits the hybrid age types
+/// implement.
+pub use age;
 /// Re-exported: the crates whose types appear in this API.
 pub use strongroom_crypto as crypto;
 pub use strongroom_envelope::{Epoch, Suite};
