@@ -245,7 +245,7 @@ impl Vault {
             |_, _| {
                 Ok(AuditEvent::new(
                     Action::RequireHybrid,
-                    &[],
+                    [],
                     "policy=require-hybrid".to_owned(),
                 ))
             },

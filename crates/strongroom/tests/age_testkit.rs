@@ -35,7 +35,7 @@ fn cases() -> Vec<Case> {
         for line in header.lines() {
             let (k, v) = line.split_once(": ").unwrap();
             match k {
-                "expect" => expect = v.to_owned(),
+                "expect" => v.clone_into(&mut expect),
                 "payload" => payload = Some(v.to_owned()),
                 "identity" => identities.push(v.to_owned()),
                 "compressed" => {
