@@ -3,7 +3,12 @@
 //! - `sharing/grant/N`: granting a new epoch key to N members (a rekey: one Ed25519
 //!   signature, one log append and one HPKE wrap per member, committed as one batch to a
 //!   memory store) against the `age` crate encrypting a file key (a 32-byte payload) to the
-//!   same N X25519 recipients, in the same run. Target: ratio >= 0.75.
+//!   same N X25519 recipients, in the same run. Target: ratio >= 0.75. Every member is
+//!   classical (X25519 grants), as the first release made them.
+//! - `sharing/grant-hybrid/N`: the same rekey with N hybrid members (X-Wing grants) against
+//!   N raw HPKE X-Wing seals of a 32-byte key (`strongroom_sharing::hazmat::xwing_seal`:
+//!   the `hpke` crate's SealBase with X-Wing, HKDF-SHA256, ChaCha20-Poly1305, each
+//!   recipient key parsed from its bytes as a grant does), in the same run. Target >= 0.75.
 //! - `sharing/remove/100k-vs-1k-records`: removing a member from a vault whose store holds
 //!   100 000 records against the same removal with 1 000 records. Removal touches no record,
 //!   so the ratio (throughput with 100k / throughput with 1k) should stay near 1; the target
@@ -12,9 +17,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use strongroom_crypto::MemberId;
 use strongroom_crypto::VaultId;
 use strongroom_recovery::RawKek;
-use strongroom_sharing::{FingerprintConfirmed, Identity, Role, Session, create};
+use strongroom_sharing::{FingerprintConfirmed, Identity, KemKind, Role, Session, create};
 use strongroom_store::{Batch, Expect, MemoryStore, Store, Table};
 
 use crate::{Ratio, compare};
@@ -22,14 +28,21 @@ use crate::{Ratio, compare};
 /// Member counts of the grant cases.
 pub const MEMBERS: [usize; 3] = [1, 10, 100];
 
-/// A memory-store vault whose owner session has `members` members in all (owner included).
+/// A memory-store vault whose owner session has `members` members in all (owner included),
+/// hybrid (X-Wing) identities.
 pub fn vault_with_members(members: usize) -> (MemoryStore, Session) {
+    vault_with_members_of(members, KemKind::XWing)
+}
+
+/// A memory-store vault of `members` members whose identities all use `kem`.
+pub fn vault_with_members_of(members: usize, kem: KemKind) -> (MemoryStore, Session) {
     let store = MemoryStore::new();
-    let owner = Identity::generate("owner").unwrap();
+    let owner = Identity::generate_kind(MemberId::generate().unwrap(), "owner", kem).unwrap();
     let kek = RawKek::generate().unwrap();
     let (mut session, _) = create(&store, VaultId::generate().unwrap(), &owner, &[&kek]).unwrap();
     for i in 1..members {
-        let m = Identity::generate(&format!("member {i}")).unwrap();
+        let m = Identity::generate_kind(MemberId::generate().unwrap(), &format!("member {i}"), kem)
+            .unwrap();
         let ok = FingerprintConfirmed::skip_verification_i_accept_the_risk(m.public());
         session
             .add_member(&store, m.public(), Role::Member, ok)
@@ -90,7 +103,7 @@ fn removals_per_sec(store: &MemoryStore, session: &mut Session, budget: Duration
 pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let mut out = Vec::new();
     for n in MEMBERS {
-        let (store, mut session) = vault_with_members(n);
+        let (store, mut session) = vault_with_members_of(n, KemKind::X25519);
         let recipients: Vec<age::x25519::Recipient> = (0..n)
             .map(|_| age::x25519::Identity::generate().to_public())
             .collect();
@@ -103,6 +116,41 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         out.push(
             Ratio::new(format!("sharing/grant/{n}"), "age-x25519", s, r, Some(0.75))
                 .with("members", n.to_string()),
+        );
+    }
+
+    for n in MEMBERS {
+        let (store, mut session) = vault_with_members_of(n, KemKind::XWing);
+        let keys: Vec<Vec<u8>> = session
+            .membership()
+            .members()
+            .values()
+            .map(|m| m.identity().encryption_key().to_vec())
+            .collect();
+        let (s, r) = compare(
+            rounds,
+            budget,
+            || (1, session.rekey(&store).unwrap()),
+            || {
+                let sealed: Vec<_> = keys
+                    .iter()
+                    .map(|k| {
+                        strongroom_sharing::hazmat::xwing_seal(k, b"info", b"aad", &[0x42; 32])
+                            .unwrap()
+                    })
+                    .collect();
+                (1, sealed)
+            },
+        );
+        out.push(
+            Ratio::new(
+                format!("sharing/grant-hybrid/{n}"),
+                "raw-hpke-xwing-seals",
+                s,
+                r,
+                Some(0.75),
+            )
+            .with("members", n.to_string()),
         );
     }
 

@@ -393,7 +393,7 @@ pub(crate) enum Command {
     /// Import secrets from a dotenv or JSON file into a namespace (each one a new version
     /// when it exists; the input is parsed whole before anything is written).
     #[command(
-        after_help = "Examples:\n  strongroom import core/app --format dotenv --in .env\n  age -d -i key.txt app.env.age | strongroom import core/app --format dotenv --in -"
+        after_help = "Examples:\n  strongroom import core/app --format dotenv --in .env\n  strongroom import core/app --format dotenv --in app.env.age --age-identity key.txt\n  age -d -i key.txt app.env.age | strongroom import core/app --format dotenv --in -"
     )]
     Import {
         /// Namespace to import into (JSON entries naming their own namespace keep it).
@@ -404,6 +404,11 @@ pub(crate) enum Command {
         /// Input file, or `-` for stdin.
         #[arg(long = "in", value_name = "FILE|-")]
         input: String,
+        /// The input is an age file: decrypt it with the identities of this age identity
+        /// file (`AGE-SECRET-KEY-PQ-1…` hybrid post-quantum, or `AGE-SECRET-KEY-1…` X25519
+        /// lines). Repeatable.
+        #[arg(long, value_name = "FILE")]
+        age_identity: Vec<PathBuf>,
     },
     /// Run a command with a namespace's secrets as environment variables.
     ///
@@ -493,7 +498,8 @@ pub(crate) struct ExportArgs {
     /// Output format.
     #[arg(long, value_enum)]
     pub(crate) format: FormatArg,
-    /// Encrypt to this age recipient (`age1…`); repeatable.
+    /// Encrypt to this age recipient; repeatable. `age1pq1…` (hybrid post-quantum,
+    /// mlkem768x25519) or `age1…` (X25519), not both kinds in one file.
     #[arg(long, value_name = "RECIPIENT")]
     pub(crate) age_recipient: Vec<String>,
     /// Encrypt with an age passphrase (prompted twice unless --age-passphrase-file).
@@ -667,6 +673,15 @@ pub(crate) enum MemberCommand {
         #[arg(value_enum)]
         role: RoleArg,
     },
+    /// Upgrade your own classical (X25519) identity to a hybrid post-quantum one (X-Wing):
+    /// a signed log entry; your grants become hybrid and the classical ones are deleted.
+    /// Your fingerprint changes; your keyholders unlock you as before.
+    #[command(after_help = "Example:\n  strongroom --member bob member upgrade-identity")]
+    UpgradeIdentity,
+    /// Require hybrid (X-Wing) grants for every member from now on (owners; once every
+    /// member is hybrid). Classical identities can then not be added or re-granted.
+    #[command(after_help = "Example:\n  strongroom member require-hybrid")]
+    RequireHybrid,
 }
 
 #[derive(Debug, Args)]

@@ -257,6 +257,37 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
             println!("{member} is now {}", role(*r));
             Ok(0)
         }
+        MemberCommand::UpgradeIdentity => {
+            let o = app.unlock()?;
+            o.vault.upgrade_identity()?;
+            finish(app, &o)?;
+            let public = o.vault.public_identity();
+            if app.json() {
+                let mut v = public_json(&public);
+                v["kem"] = Value::from(public.kem().name());
+                return output::json(v).map(|()| 0);
+            }
+            println!(
+                "{} ({}) now has a hybrid post-quantum identity (X-Wing); new fingerprint: {}",
+                public.name(),
+                public.member_id(),
+                public.fingerprint()
+            );
+            println!("public identity: {}", public.to_text());
+            Ok(0)
+        }
+        MemberCommand::RequireHybrid => {
+            let o = app.unlock()?;
+            o.vault.require_hybrid()?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(json!({"hybrid_required": true})).map(|()| 0);
+            }
+            println!(
+                "this vault now requires hybrid (X-Wing) grants for every member; classical identities can no longer be added"
+            );
+            Ok(0)
+        }
     }
 }
 
@@ -276,6 +307,8 @@ fn member_list(app: &mut App) -> Result<u8> {
                     "role": m.role.name(),
                     "fingerprint": m.fingerprint.to_string(),
                     "since_epoch": m.since_epoch.0,
+                    "kem": m.kem.name(),
+                    "hybrid": m.kem.is_hybrid(),
                     "you": m.id == me,
                 })
             })
@@ -289,18 +322,28 @@ fn member_list(app: &mut App) -> Result<u8> {
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:w$}  {:32}  {:9}  {:35}  SINCE",
-        "NAME", "ID", "ROLE", "FINGERPRINT"
+        "{:w$}  {:32}  {:9}  {:35}  {:6}  SINCE",
+        "NAME", "ID", "ROLE", "FINGERPRINT", "GRANTS"
     );
     for m in &members {
         println!(
-            "{:w$}  {:32}  {:9}  {:35}  epoch {}{}",
+            "{:w$}  {:32}  {:9}  {:35}  {:6}  epoch {}{}",
             m.name,
             m.id.to_string(),
             m.role.name(),
             m.fingerprint.to_string(),
+            if m.kem.is_hybrid() {
+                "hybrid"
+            } else {
+                "X25519"
+            },
             m.since_epoch,
             if m.id == me { "  (you)" } else { "" }
+        );
+    }
+    if members.iter().any(|m| !m.kem.is_hybrid()) {
+        eprintln!(
+            "note: members with X25519 grants are classical only; each can run `strongroom member upgrade-identity`"
         );
     }
     Ok(0)

@@ -212,11 +212,24 @@ fn check_recipients(recipients: &[String]) -> Result<()> {
                 "--age-recipient #{n}: this is an age identity (a secret key), not a recipient; nothing was exported. Pass its public key (`age-keygen -y KEYFILE` prints it), and treat this key as exposed if it was typed or logged somewhere"
             );
         }
-        if r.parse::<age::x25519::Recipient>().is_err() {
+        if strongroom::is_hybrid_recipient(r) {
+            if let Err(why) = r.parse::<strongroom::HybridRecipient>() {
+                bail!("--age-recipient #{n}: {why}; nothing was exported");
+            }
+        } else if r.parse::<age::x25519::Recipient>().is_err() {
             bail!(
-                "--age-recipient #{n} is not a valid age recipient (an X25519 public key, age1…); nothing was exported"
+                "--age-recipient #{n} is not a valid age recipient (age1pq1… post-quantum, or age1… X25519); nothing was exported"
             );
         }
+    }
+    let hybrid = recipients
+        .iter()
+        .filter(|r| strongroom::is_hybrid_recipient(r))
+        .count();
+    if hybrid != 0 && hybrid != recipients.len() {
+        bail!(
+            "post-quantum (age1pq1…) and X25519 (age1…) recipients cannot share one file: it would only be as strong as its X25519 stanzas; export once per kind"
+        );
     }
     Ok(())
 }
@@ -309,13 +322,32 @@ pub(crate) fn export(app: &mut App, args: &ExportArgs) -> Result<u8> {
 }
 
 /// `import`.
-pub(crate) fn import(app: &mut App, namespace: &str, f: FormatArg, input_spec: &str) -> Result<u8> {
+pub(crate) fn import(
+    app: &mut App,
+    namespace: &str,
+    f: FormatArg,
+    input_spec: &str,
+    age_identities: &[PathBuf],
+) -> Result<u8> {
     strongroom::validate_namespace(namespace)?;
+    // Identity files are read (and checked) before anything is unlocked.
+    let mut identity_text = zeroize::Zeroizing::new(String::new());
+    for path in age_identities {
+        let text = input::secret_from_file(path, "age identity file")?;
+        identity_text.push_str(age::secrecy::ExposeSecret::expose_secret(&text));
+        identity_text.push('\n');
+    }
+    let identity_file = age::secrecy::SecretString::from(core::mem::take(&mut *identity_text));
     let o = app.unlock()?;
-    let bytes = if input_spec == "-" {
+    let raw = if input_spec == "-" {
         input::stdin_bytes("import input")?
     } else {
         input::file_bytes(Path::new(input_spec), "import input")?
+    };
+    let bytes = if age_identities.is_empty() {
+        raw
+    } else {
+        strongroom::decrypt_age(&raw, &identity_file)?
     };
     let report = o.vault.import(namespace, format(f), &bytes)?;
     finish(app, &o)?;

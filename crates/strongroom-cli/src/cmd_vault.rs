@@ -512,6 +512,11 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
                 "tls_version": c.tls_version,
                 "standby": c.standby,
             })),
+            "hybrid_required": s.hybrid_required,
+            "classical_members": s.classical_members.iter().map(|m| json!({
+                "id": m.id.to_string(),
+                "name": m.name,
+            })).collect::<Vec<_>>(),
         }))
         .map(|()| 0);
     }
@@ -587,6 +592,26 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
         .collect();
     println!("keyholders:     {}", kinds.join(", "));
     println!("recoverability: {}", s.recoverability.message);
+    if s.classical_members.is_empty() {
+        println!(
+            "post-quantum:   every member has hybrid (X-Wing) grants{}",
+            if s.hybrid_required {
+                "; required by the signed log"
+            } else {
+                ""
+            }
+        );
+    } else {
+        let names: Vec<String> = s
+            .classical_members
+            .iter()
+            .map(|m| format!("{} ({})", m.name, m.id))
+            .collect();
+        println!(
+            "post-quantum:   classical-only (X25519) grants for {}: each runs `strongroom member upgrade-identity`",
+            names.join(", ")
+        );
+    }
     Ok(0)
 }
 

@@ -177,7 +177,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
             namespace,
             format,
             input,
-        } => cmd_transfer::import(app, namespace, *format, input),
+            age_identity,
+        } => cmd_transfer::import(app, namespace, *format, input, age_identity),
         Command::Run {
             namespace,
             allow_env_override,

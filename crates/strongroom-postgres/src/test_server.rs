@@ -541,8 +541,11 @@ impl TestServer {
 
     /// Waits until this standby has replayed everything `primary` wrote so far.
     pub fn wait_for_replay(&self, primary: &TestServer) {
+        // The insert position, not the write position: with `synchronous_commit = off` a
+        // transaction returns before its commit record is written, so the write position
+        // can still be behind what was committed.
         let lsn = primary
-            .query_value("SELECT pg_current_wal_lsn()")
+            .query_value("SELECT pg_current_wal_insert_lsn()")
             .unwrap_or_else(|e| panic!("cannot read the primary's WAL position: {e}"))
             .expect("a WAL position");
         let deadline = Instant::now() + Duration::from_mins(1);

@@ -339,6 +339,16 @@ pub enum VerifyError {
         /// Epoch the contents name.
         epoch: Epoch,
     },
+    /// A classical grant is stored although the signed log requires hybrid grants.
+    #[error(
+        "the grant of epoch {epoch} to member {member} is classical (X25519) although the membership log requires hybrid grants"
+    )]
+    ClassicalGrant {
+        /// Member.
+        member: MemberId,
+        /// Epoch.
+        epoch: Epoch,
+    },
     /// A current member has no grant for the current epoch.
     #[error("member {member} has no grant for the current epoch {epoch}")]
     MissingGrant {

@@ -16,7 +16,95 @@ use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::SharingError;
 
-pub(crate) type Kem = hpke::kem::X25519HkdfSha256;
+/// The classical KEM: DHKEM(X25519, HKDF-SHA256), RFC 9180 KEM 0x0020.
+pub(crate) type ClassicalKem = hpke::kem::X25519HkdfSha256;
+/// The hybrid KEM: X-Wing (ML-KEM-768 + X25519), KEM 0x647a.
+pub(crate) type HybridKem = hpke::kem::XWing;
+
+/// Length of an X-Wing encapsulation (public) key: ML-KEM-768's 1184 bytes ‖ X25519's 32.
+pub const XWING_PUBLIC_KEY_LEN: usize = 1216;
+
+/// The key-encapsulation mechanism of a member's identity, and so of every grant to them.
+///
+/// | kind | identity version | public key | grant version |
+/// |---|---|---|---|
+/// | [`KemKind::X25519`] (classical) | 1 | X25519, 32 bytes | 1 |
+/// | [`KemKind::XWing`] (hybrid, the default) | 2 | X-Wing, 1216 bytes | 2 |
+///
+/// A hybrid grant stays confidential unless both ML-KEM-768 and X25519 are broken, so a
+/// copy of the database kept until a quantum computer exists does not reveal vault keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum KemKind {
+    /// DHKEM(X25519, HKDF-SHA256): classical only, the first release's identities.
+    X25519,
+    /// X-Wing: ML-KEM-768 and X25519 combined (post-quantum hybrid).
+    XWing,
+}
+
+impl KemKind {
+    /// Whether the KEM resists a quantum adversary (X-Wing).
+    pub const fn is_hybrid(self) -> bool {
+        matches!(self, KemKind::XWing)
+    }
+
+    /// A stable lowercase name (`"x25519"`, `"x-wing"`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            KemKind::X25519 => "x25519",
+            KemKind::XWing => "x-wing",
+        }
+    }
+
+    /// The format version of identities and grants of this kind.
+    pub(crate) const fn version(self) -> u8 {
+        match self {
+            KemKind::X25519 => 1,
+            KemKind::XWing => 2,
+        }
+    }
+}
+
+impl fmt::Display for KemKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A member's public KEM key, as logged.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum PublicKem {
+    X25519([u8; 32]),
+    XWing(Box<[u8; XWING_PUBLIC_KEY_LEN]>),
+}
+
+impl PublicKem {
+    pub(crate) fn kind(&self) -> KemKind {
+        match self {
+            PublicKem::X25519(_) => KemKind::X25519,
+            PublicKem::XWing(_) => KemKind::XWing,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            PublicKem::X25519(k) => k,
+            PublicKem::XWing(k) => &k[..],
+        }
+    }
+}
+
+/// A parsed HPKE public key of either kind.
+pub(crate) enum HpkePublic {
+    X25519(<ClassicalKem as hpke::Kem>::PublicKey),
+    XWing(Box<<HybridKem as hpke::Kem>::PublicKey>),
+}
+
+/// A parsed HPKE private key of either kind.
+pub(crate) enum HpkePrivate {
+    X25519(<ClassicalKem as hpke::Kem>::PrivateKey),
+    XWing(Box<<HybridKem as hpke::Kem>::PrivateKey>),
+}
 
 /// Longest display name, in bytes of UTF-8.
 pub const MAX_NAME_LEN: usize = 128;
@@ -47,64 +135,118 @@ fn read_name(r: &mut Reader<'_>) -> Result<String, DecodeError> {
     Ok(name.to_owned())
 }
 
-/// A member's secret identity: member id, display name, an X25519 key that vault keys are
-/// HPKE-encrypted to, and an Ed25519 key that signs membership-log entries.
+/// A member's secret identity: member id, display name, a KEM key that vault keys are
+/// HPKE-encrypted to (X-Wing by default, X25519 for identities of the first release), and an
+/// Ed25519 key that signs membership-log entries.
 ///
 /// Zeroized on drop; `Debug` shows the member id and name only.
 ///
 /// ```
-/// use strongroom_sharing::Identity;
+/// use strongroom_sharing::{Identity, KemKind};
 /// let alice = Identity::generate("alice")?;
 /// let public = alice.public();
 /// public.verify()?;
 /// assert_eq!(public.name(), "alice");
+/// assert_eq!(public.kem(), KemKind::XWing); // hybrid post-quantum by default
 /// assert!(!format!("{alice:?}").contains("secret"));
 /// # Ok::<(), strongroom_sharing::SharingError>(())
 /// ```
 pub struct Identity {
     public: PublicIdentity,
+    kem: KemKind,
+    /// The X25519 private key, or the 32-byte X-Wing seed.
     encryption: Key256,
     signing: SigningKey,
 }
 
 impl Identity {
-    /// A fresh identity with a random member id.
+    /// A fresh hybrid (X-Wing) identity with a random member id.
     pub fn generate(name: &str) -> Result<Self, SharingError> {
         Self::generate_with_id(MemberId::generate()?, name)
     }
 
-    /// A fresh identity for a given member id (ids are never reused within a vault, so
-    /// this is for applications that allocate ids themselves).
+    /// A fresh hybrid (X-Wing) identity for a given member id (ids are never reused within a
+    /// vault, so this is for applications that allocate ids themselves).
     pub fn generate_with_id(member: MemberId, name: &str) -> Result<Self, SharingError> {
+        Self::generate_kind(member, name, KemKind::XWing)
+    }
+
+    /// A fresh identity of the given KEM kind. [`KemKind::X25519`] makes the classical
+    /// identities of the first release (for tests and for vaults read by older releases);
+    /// grants to them are not protected against a quantum adversary.
+    pub fn generate_kind(member: MemberId, name: &str, kem: KemKind) -> Result<Self, SharingError> {
         check_name(name).map_err(|reason| SharingError::InvalidName { reason })?;
-        let mut ikm: [u8; 32] = random::array()?;
-        let (sk, _) = Kem::derive_keypair(&ikm);
-        ikm.zeroize();
-        let mut sk_bytes: [u8; 32] = sk.to_bytes().into();
-        let encryption = Key256::from_array(&mut sk_bytes);
+        let encryption = generate_kem_secret(kem)?;
         let mut seed: [u8; 32] = random::array()?;
         let signing = SigningKey::from_bytes(&seed);
         seed.zeroize();
-        Ok(Self::assemble(member, name.to_owned(), encryption, signing))
+        Self::assemble(member, name.to_owned(), kem, encryption, signing)
     }
 
-    fn assemble(member: MemberId, name: String, encryption: Key256, signing: SigningKey) -> Self {
-        let sk = hpke_private(&encryption);
-        let enc_pk: [u8; 32] = Kem::sk_to_pk(&sk).to_bytes().into();
+    /// The same member (id, name, Ed25519 signing key) with a fresh hybrid X-Wing key:
+    /// what [`Session::upgrade_identity`](crate::Session::upgrade_identity) logs. Fails for an
+    /// identity that is hybrid already.
+    pub fn upgraded_to_hybrid(&self) -> Result<Self, SharingError> {
+        if self.kem.is_hybrid() {
+            return Err(SharingError::InvalidChange {
+                reason: "the identity is hybrid (X-Wing) already",
+            });
+        }
+        let encryption = generate_kem_secret(KemKind::XWing)?;
+        Self::assemble(
+            self.public.member,
+            self.public.name.clone(),
+            KemKind::XWing,
+            encryption,
+            self.signing.clone(),
+        )
+    }
+
+    fn assemble(
+        member: MemberId,
+        name: String,
+        kem: KemKind,
+        encryption: Key256,
+        signing: SigningKey,
+    ) -> Result<Self, SharingError> {
+        let key = match hpke_private(kem, &encryption)? {
+            HpkePrivate::X25519(sk) => {
+                PublicKem::X25519(ClassicalKem::sk_to_pk(&sk).to_bytes().into())
+            }
+            HpkePrivate::XWing(sk) => {
+                let pk = HybridKem::sk_to_pk(&sk).to_bytes();
+                let mut out = Box::new([0u8; XWING_PUBLIC_KEY_LEN]);
+                out.copy_from_slice(&pk);
+                PublicKem::XWing(out)
+            }
+        };
         let sig_pk = signing.verifying_key().to_bytes();
         let mut public = PublicIdentity {
             member,
             name,
-            encryption_key: enc_pk,
+            encryption_key: key,
             signing_key: sig_pk,
             signature: [0; 64],
         };
         public.signature = signing.sign(&public.binding_message()).to_bytes();
-        Self {
+        Ok(Self {
             public,
+            kem,
             encryption,
             signing,
-        }
+        })
+    }
+
+    /// An identity from given keys (known-answer tests).
+    #[cfg(test)]
+    pub(crate) fn assemble_for_tests(
+        member: MemberId,
+        name: &str,
+        kem: KemKind,
+        encryption: Key256,
+        signing: SigningKey,
+    ) -> Self {
+        Self::assemble(member, name.to_owned(), kem, encryption, signing).unwrap()
     }
 
     /// The member id.
@@ -117,11 +259,17 @@ impl Identity {
         &self.public.name
     }
 
+    /// The KEM of this identity (and of grants to it).
+    pub fn kem(&self) -> KemKind {
+        self.kem
+    }
+
     /// An explicit copy of the secret identity.
     #[must_use]
     pub fn clone_secret(&self) -> Self {
         Self {
             public: self.public.clone(),
+            kem: self.kem,
             encryption: self.encryption.clone_secret(),
             signing: self.signing.clone(),
         }
@@ -132,8 +280,8 @@ impl Identity {
         &self.public
     }
 
-    pub(crate) fn hpke_private(&self) -> <Kem as hpke::Kem>::PrivateKey {
-        hpke_private(&self.encryption)
+    pub(crate) fn hpke_private(&self) -> Result<HpkePrivate, SharingError> {
+        hpke_private(self.kem, &self.encryption)
     }
 
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
@@ -146,9 +294,10 @@ impl Identity {
         vault: VaultId,
         member_key: &Key256,
     ) -> Result<SealedIdentity, SharingError> {
+        let version = self.kem.version();
         let mut plain = Writer::with_capacity(96 + self.public.name.len());
         plain
-            .u8(SealedIdentity::VERSION)
+            .u8(version)
             .bytes(self.public.member.as_bytes())
             .bytes(self.encryption.expose_secret())
             .bytes(self.signing.as_bytes())
@@ -156,6 +305,7 @@ impl Identity {
         let mut buf = Zeroizing::new(plain.into_vec());
         let nonce: [u8; 24] = random::array()?;
         let header = SealedIdentity {
+            version,
             vault,
             member: self.public.member,
             nonce,
@@ -188,7 +338,8 @@ impl Identity {
             &sealed.ciphertext[ct_len..],
         )?;
         let mut r = Reader::new("sealed identity plaintext", &plain);
-        r.version(&[SealedIdentity::VERSION])?;
+        r.version(&[sealed.version])?;
+        let kem = kem_of_version(sealed.version);
         let member = MemberId::from_bytes(r.array("member id")?);
         if member != sealed.member {
             return Err(r
@@ -201,21 +352,54 @@ impl Identity {
         seed.zeroize();
         let name = read_name(&mut r)?;
         r.finish()?;
-        Ok(Self::assemble(member, name, encryption, signing))
+        Self::assemble(member, name, kem, encryption, signing)
     }
 }
 
-fn hpke_private(key: &Key256) -> <Kem as hpke::Kem>::PrivateKey {
-    <Kem as hpke::Kem>::PrivateKey::from_bytes(key.expose_secret())
-        .unwrap_or_else(|_| unreachable!("a 32-byte X25519 private key always parses"))
+fn kem_of_version(version: u8) -> KemKind {
+    if version == KemKind::XWing.version() {
+        KemKind::XWing
+    } else {
+        KemKind::X25519
+    }
+}
+
+/// A fresh KEM secret: an X25519 private key (derived as RFC 9180's DeriveKeyPair does) or
+/// a random 32-byte X-Wing seed (the X-Wing private key, as age's `AGE-SECRET-KEY-PQ-1`).
+fn generate_kem_secret(kem: KemKind) -> Result<Key256, SharingError> {
+    let mut ikm: [u8; 32] = random::array()?;
+    let key = match kem {
+        KemKind::X25519 => {
+            let (sk, _) = ClassicalKem::derive_keypair(&ikm);
+            let mut sk_bytes: [u8; 32] = sk.to_bytes().into();
+            Key256::from_array(&mut sk_bytes)
+        }
+        KemKind::XWing => Key256::from_array(&mut ikm),
+    };
+    ikm.zeroize();
+    Ok(key)
+}
+
+fn hpke_private(kem: KemKind, key: &Key256) -> Result<HpkePrivate, SharingError> {
+    let bytes = key.expose_secret();
+    Ok(match kem {
+        KemKind::X25519 => HpkePrivate::X25519(
+            <ClassicalKem as hpke::Kem>::PrivateKey::from_bytes(bytes)
+                .map_err(|_| strongroom_crypto::CryptoError::Decrypt)?,
+        ),
+        KemKind::XWing => HpkePrivate::XWing(Box::new(
+            <HybridKem as hpke::Kem>::PrivateKey::from_bytes(bytes)
+                .map_err(|_| strongroom_crypto::CryptoError::Decrypt)?,
+        )),
+    })
 }
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "Identity({}, {:?}, <redacted>)",
-            self.public.member, self.public.name
+            "Identity({}, {:?}, {}, <redacted>)",
+            self.public.member, self.public.name, self.kem
         )
     }
 }
@@ -227,7 +411,22 @@ impl fmt::Debug for Identity {
 /// them can be swapped without the signature failing. Compare [`PublicIdentity::fingerprint`]
 /// with its owner over another channel before adding it to a vault.
 ///
-/// Byte layout (version 1):
+/// Byte layout, version 2 (hybrid, what new identities use):
+///
+/// ```text
+/// offset  size  field
+/// 0       1     version = 2
+/// 1       16    member id
+/// 17      1216  X-Wing encapsulation key (ML-KEM-768 1184 ‖ X25519 32; draft-connolly-cfrg-xwing-kem,
+///               HPKE KEM 0x647a of draft-ietf-hpke-pq-03)
+/// 1233    32    Ed25519 public key (RFC 8032)
+/// 1265    4     name length n (big-endian u32, 1 <= n <= 128)
+/// 1269    n     name, UTF-8, no control characters
+/// 1269+n  64    Ed25519 signature over
+///               "strongroom/v1/identity-binding" ‖ 0x00 ‖ bytes[0 .. 1269+n]
+/// ```
+///
+/// Version 1 (classical, still read and accepted everywhere):
 ///
 /// ```text
 /// offset  size  field
@@ -241,22 +440,31 @@ impl fmt::Debug for Identity {
 ///               "strongroom/v1/identity-binding" ‖ 0x00 ‖ bytes[0 .. 85+n]
 /// ```
 ///
+/// The version byte is inside the signed bytes, so a hybrid identity cannot be passed off
+/// as a classical one. [`PublicIdentity::verify`] also checks that an X-Wing key parses
+/// (ML-KEM-768's modulus check).
+///
 /// Text form: `strongroom-identity1:` followed by the unpadded URL-safe base64 of those
-/// bytes (whitespace is ignored when parsing, so it survives line wrapping).
+/// bytes, whatever the version (whitespace is ignored when parsing, so it survives line
+/// wrapping).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PublicIdentity {
     member: MemberId,
     name: String,
-    encryption_key: [u8; 32],
+    encryption_key: PublicKem,
     signing_key: [u8; 32],
     signature: [u8; 64],
 }
 
 impl PublicIdentity {
-    /// The version byte.
+    /// The version byte of classical identities (X25519).
     pub const VERSION: u8 = 1;
+    /// The version byte of hybrid identities (X-Wing).
+    pub const VERSION_HYBRID: u8 = 2;
     /// The prefix of the text form.
     pub const TEXT_PREFIX: &'static str = "strongroom-identity1:";
+    /// The largest encoding (a hybrid identity with a 128-byte name).
+    pub const MAX_LEN: usize = 1269 + MAX_NAME_LEN + 64;
     const FORMAT: &'static str = "public identity";
 
     /// The member id.
@@ -269,8 +477,18 @@ impl PublicIdentity {
         &self.name
     }
 
-    /// The X25519 public key vault keys are encrypted to.
-    pub fn encryption_key(&self) -> &[u8; 32] {
+    /// The KEM vault keys are encrypted to this identity with.
+    pub fn kem(&self) -> KemKind {
+        self.encryption_key.kind()
+    }
+
+    /// The KEM public key vault keys are encrypted to: 32 bytes of X25519, or 1216 bytes of
+    /// X-Wing.
+    pub fn encryption_key(&self) -> &[u8] {
+        self.encryption_key.bytes()
+    }
+
+    pub(crate) fn public_kem(&self) -> &PublicKem {
         &self.encryption_key
     }
 
@@ -280,10 +498,11 @@ impl PublicIdentity {
     }
 
     fn unsigned_encoding(&self) -> Writer {
-        let mut w = Writer::with_capacity(150 + self.name.len());
-        w.u8(Self::VERSION)
+        let mut w =
+            Writer::with_capacity(150 + self.encryption_key.bytes().len() + self.name.len());
+        w.u8(self.kem().version())
             .bytes(self.member.as_bytes())
-            .bytes(&self.encryption_key)
+            .bytes(self.encryption_key.bytes())
             .bytes(&self.signing_key)
             .var_bytes(self.name.as_bytes());
         w
@@ -297,7 +516,8 @@ impl PublicIdentity {
         m
     }
 
-    /// Checks the binding signature (and that the signing key is a valid Ed25519 point).
+    /// Checks the binding signature (and that the signing key is a valid Ed25519 point and
+    /// an X-Wing key a valid encapsulation key).
     pub fn verify(&self) -> Result<(), SharingError> {
         let key = self
             .verifying_key()
@@ -306,16 +526,27 @@ impl PublicIdentity {
             &self.binding_message(),
             &Signature::from_bytes(&self.signature),
         )
-        .map_err(|_| SharingError::BadIdentitySignature)
+        .map_err(|_| SharingError::BadIdentitySignature)?;
+        self.hpke_public()
+            .map(|_| ())
+            .ok_or(SharingError::BadIdentitySignature)
     }
 
     pub(crate) fn verifying_key(&self) -> Option<VerifyingKey> {
         VerifyingKey::from_bytes(&self.signing_key).ok()
     }
 
-    pub(crate) fn hpke_public(&self) -> <Kem as hpke::Kem>::PublicKey {
-        <Kem as hpke::Kem>::PublicKey::from_bytes(&self.encryption_key)
-            .unwrap_or_else(|_| unreachable!("a 32-byte X25519 public key always parses"))
+    /// The parsed HPKE public key; `None` for an X-Wing key that is not a valid ML-KEM-768
+    /// encapsulation key.
+    pub(crate) fn hpke_public(&self) -> Option<HpkePublic> {
+        match &self.encryption_key {
+            PublicKem::X25519(k) => <ClassicalKem as hpke::Kem>::PublicKey::from_bytes(k)
+                .ok()
+                .map(HpkePublic::X25519),
+            PublicKem::XWing(k) => <HybridKem as hpke::Kem>::PublicKey::from_bytes(&k[..])
+                .ok()
+                .map(|pk| HpkePublic::XWing(Box::new(pk))),
+        }
     }
 
     /// The binary encoding.
@@ -335,9 +566,15 @@ impl PublicIdentity {
     }
 
     pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.version(&[Self::VERSION])?;
+        let version = r.version(&[Self::VERSION, Self::VERSION_HYBRID])?;
         let member = MemberId::from_bytes(r.array("member id")?);
-        let encryption_key = r.array("encryption key")?;
+        let encryption_key = if version == Self::VERSION_HYBRID {
+            let mut k = Box::new([0u8; XWING_PUBLIC_KEY_LEN]);
+            k.copy_from_slice(r.bytes(XWING_PUBLIC_KEY_LEN, "X-Wing encryption key")?);
+            PublicKem::XWing(k)
+        } else {
+            PublicKem::X25519(r.array("encryption key")?)
+        };
         let signing_key = r.array("signing key")?;
         let name = read_name(r)?;
         let signature = r.array("signature")?;
@@ -509,11 +746,11 @@ impl FingerprintConfirmed {
 /// A member's secret identity sealed under their random member key (XChaCha20-Poly1305),
 /// stored in the vault so the member unlocks with a keyholder alone.
 ///
-/// Byte layout (version 1):
+/// Byte layout (version 1 for a classical identity, 2 for a hybrid one; the same layout):
 ///
 /// ```text
 /// offset  size  field
-/// 0       1     version = 1
+/// 0       1     version = 1 (X25519) or 2 (X-Wing)
 /// 1       16    vault id
 /// 17      16    member id
 /// 33      24    nonce (random)
@@ -521,11 +758,12 @@ impl FingerprintConfirmed {
 /// 61      n     XChaCha20-Poly1305 ciphertext ‖ 16-byte tag
 /// ```
 ///
-/// Associated data: `"strongroom/v1/sealed-identity" ‖ 0x00 ‖ bytes[0..33]`. The
-/// plaintext is `version (1) ‖ member id (16) ‖ X25519 secret (32) ‖ Ed25519 seed (32) ‖
-/// u32 name length ‖ name`.
+/// Associated data: `"strongroom/v1/sealed-identity" ‖ 0x00 ‖ bytes[0..33]` (so the version
+/// is authenticated). The plaintext is `version (1) ‖ member id (16) ‖ KEM secret (32: the
+/// X25519 private key, or the X-Wing seed) ‖ Ed25519 seed (32) ‖ u32 name length ‖ name`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SealedIdentity {
+    version: u8,
     vault: VaultId,
     member: MemberId,
     nonce: [u8; 24],
@@ -533,8 +771,10 @@ pub struct SealedIdentity {
 }
 
 impl SealedIdentity {
-    /// The version byte.
+    /// The version byte of a sealed classical identity.
     pub const VERSION: u8 = 1;
+    /// The version byte of a sealed hybrid identity.
+    pub const VERSION_HYBRID: u8 = 2;
     const MAX_CIPHERTEXT: usize = 1024;
     const FORMAT: &'static str = "sealed identity";
 
@@ -548,10 +788,15 @@ impl SealedIdentity {
         self.member
     }
 
+    /// The KEM of the identity sealed inside.
+    pub fn kem(&self) -> KemKind {
+        kem_of_version(self.version)
+    }
+
     fn aad(&self) -> Vec<u8> {
         let mut aad = Vec::with_capacity(SEALED_AAD_DOMAIN.len() + 33);
         aad.extend_from_slice(SEALED_AAD_DOMAIN);
-        aad.push(Self::VERSION);
+        aad.push(self.version);
         aad.extend_from_slice(self.vault.as_bytes());
         aad.extend_from_slice(self.member.as_bytes());
         aad
@@ -560,7 +805,7 @@ impl SealedIdentity {
     /// The binary encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(61 + self.ciphertext.len());
-        w.u8(Self::VERSION)
+        w.u8(self.version)
             .bytes(self.vault.as_bytes())
             .bytes(self.member.as_bytes())
             .bytes(&self.nonce)
@@ -571,7 +816,7 @@ impl SealedIdentity {
     /// Parses the binary encoding.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(Self::FORMAT, bytes);
-        r.version(&[Self::VERSION])?;
+        let version = r.version(&[Self::VERSION, Self::VERSION_HYBRID])?;
         let vault = VaultId::from_bytes(r.array("vault id")?);
         let member = MemberId::from_bytes(r.array("member id")?);
         let nonce = r.array("nonce")?;
@@ -582,6 +827,7 @@ impl SealedIdentity {
         let ciphertext = ciphertext.to_vec();
         r.finish()?;
         Ok(Self {
+            version,
             vault,
             member,
             nonce,
@@ -606,9 +852,75 @@ impl fmt::Debug for SealedIdentity {
 mod tests {
     use super::*;
 
+    fn classical(name: &str) -> Identity {
+        Identity::generate_kind(MemberId::generate().unwrap(), name, KemKind::X25519).unwrap()
+    }
+
+    #[test]
+    fn hybrid_identity_round_trips_binds_its_kem_and_upgrades() {
+        let id = Identity::generate("alice").unwrap();
+        assert_eq!(id.kem(), KemKind::XWing);
+        let public = id.public().clone();
+        public.verify().unwrap();
+        let bytes = public.encode();
+        assert_eq!(bytes[0], PublicIdentity::VERSION_HYBRID);
+        assert_eq!(bytes.len(), 1269 + 5 + 64);
+        assert_eq!(PublicIdentity::decode(&bytes).unwrap(), public);
+        assert_eq!(
+            PublicIdentity::from_text(&public.to_text()).unwrap(),
+            public
+        );
+        // The version byte, the X-Wing key and the name are all signed.
+        for offset in [0usize, 1, 17, 1200, 1232, 1233, 1269] {
+            let mut bad = bytes.clone();
+            bad[offset] ^= 1;
+            if let Ok(p) = PublicIdentity::decode(&bad) {
+                assert!(p.verify().is_err(), "offset {offset}");
+            }
+        }
+        // An ML-KEM key with a coefficient above the modulus fails verification even when
+        // signed (0xff bytes encode 12-bit values of 4095 > 3328).
+        let mut invalid = public.clone();
+        if let PublicKem::XWing(k) = &mut invalid.encryption_key {
+            k[..3].copy_from_slice(&[0xff; 3]);
+        }
+        let signer = SigningKey::from_bytes(id.signing.as_bytes());
+        invalid.signature = signer.sign(&invalid.binding_message()).to_bytes();
+        assert!(invalid.hpke_public().is_none());
+        assert!(matches!(
+            invalid.verify(),
+            Err(SharingError::BadIdentitySignature)
+        ));
+
+        // Sealed and opened, the hybrid identity comes back with the same keys.
+        let vault = VaultId::generate().unwrap();
+        let key = Key256::generate().unwrap();
+        let sealed = id.seal(vault, &key).unwrap();
+        assert_eq!(sealed.kem(), KemKind::XWing);
+        assert_eq!(sealed.encode()[0], SealedIdentity::VERSION_HYBRID);
+        let opened =
+            Identity::open(&SealedIdentity::decode(&sealed.encode()).unwrap(), &key).unwrap();
+        assert_eq!(opened.public(), id.public());
+        // A sealed identity relabelled as classical no longer opens (the version is in the AAD).
+        let mut relabelled = sealed.encode();
+        relabelled[0] = SealedIdentity::VERSION;
+        assert!(Identity::open(&SealedIdentity::decode(&relabelled).unwrap(), &key).is_err());
+
+        // Upgrading keeps the member id, name and signing key, and replaces the KEM key.
+        let old = classical("bob");
+        let up = old.upgraded_to_hybrid().unwrap();
+        assert_eq!(up.kem(), KemKind::XWing);
+        assert_eq!(up.member_id(), old.member_id());
+        assert_eq!(up.name(), old.name());
+        assert_eq!(up.public().signing_key(), old.public().signing_key());
+        assert_ne!(up.public().encryption_key(), old.public().encryption_key());
+        up.public().verify().unwrap();
+        assert!(up.upgraded_to_hybrid().is_err());
+    }
+
     #[test]
     fn public_identity_round_trips_and_binds_fields() {
-        let id = Identity::generate("alice").unwrap();
+        let id = classical("alice");
         let public = id.public().clone();
         public.verify().unwrap();
         let bytes = public.encode();
@@ -632,7 +944,7 @@ mod tests {
             }
         }
         let mut other = public.clone();
-        other.encryption_key = *Identity::generate("eve").unwrap().public().encryption_key();
+        other.encryption_key = classical("eve").public().encryption_key.clone();
         assert!(matches!(
             other.verify(),
             Err(SharingError::BadIdentitySignature)

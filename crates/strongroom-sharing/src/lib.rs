@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod hazmat;
 mod identity;
 mod keyholders;
 mod log;
@@ -13,7 +14,8 @@ mod wrap;
 
 pub use error::{SharingError, VerifyError};
 pub use identity::{
-    Fingerprint, FingerprintConfirmed, Identity, MAX_NAME_LEN, PublicIdentity, SealedIdentity,
+    Fingerprint, FingerprintConfirmed, Identity, KemKind, MAX_NAME_LEN, PublicIdentity,
+    SealedIdentity, XWING_PUBLIC_KEY_LEN,
 };
 pub use keyholders::{KeyholderInfo, KeyholderRecord, MEMBER_KEY_PURPOSE, list_keyholders};
 pub use log::{EntryBody, FormerMember, KeyBinding, LogEntry, Member, Membership, Role};
@@ -22,7 +24,7 @@ pub use recoverability::{MemberRecoverability, RecoverabilityReport, recoverabil
 pub use session::{
     PendingChange, PendingCreate, Removal, Session, Warning, create, join, prepare_create, unlock,
 };
-pub use wrap::{ChainLink, Grant, recipient_key_hash};
+pub use wrap::{ChainLink, Grant, XWING_ENC_LEN, recipient_key_hash};
 
 /// Re-exported: the epoch and vault-key types of the keys a [`Session`] holds.
 pub use strongroom_envelope::{Epoch, VaultKey};

@@ -139,6 +139,18 @@ pub enum EntryBody {
         /// The oldest epoch still readable.
         below: Epoch,
     },
+    /// A member replaces their classical (X25519) identity by a hybrid (X-Wing) one with the
+    /// same member id, name and Ed25519 key, signing it themselves. From this entry on,
+    /// grants to them are hybrid only: their classical grants are deleted in the same batch,
+    /// and any classical grant found later is refused.
+    Upgrade {
+        /// The member's new, hybrid public identity.
+        identity: PublicIdentity,
+    },
+    /// The vault requires hybrid grants for every member from this entry on (signed by an
+    /// owner, once every current member is hybrid): classical identities can no longer be
+    /// added or re-granted, and a classical grant anywhere is refused.
+    RequireHybrid,
 }
 
 /// How the signed log names an epoch's vault key: its 64-bit id (for display, and to name
@@ -233,6 +245,8 @@ impl EntryBody {
             EntryBody::Regrant { .. } => 5,
             EntryBody::RoleChange { .. } => 6,
             EntryBody::Retire { .. } => 7,
+            EntryBody::Upgrade { .. } => 11,
+            EntryBody::RequireHybrid => 12,
         }
     }
 
@@ -246,6 +260,8 @@ impl EntryBody {
             EntryBody::Regrant { .. } => "re-grant a member",
             EntryBody::RoleChange { .. } => "change a role",
             EntryBody::Retire { .. } => "retire old vault keys",
+            EntryBody::Upgrade { .. } => "upgrade an identity to hybrid",
+            EntryBody::RequireHybrid => "require hybrid grants",
         }
     }
 
@@ -276,6 +292,10 @@ impl EntryBody {
             EntryBody::Retire { below } => {
                 w.u32(below.get());
             }
+            EntryBody::Upgrade { identity } => {
+                w.var_bytes(&identity.encode());
+            }
+            EntryBody::RequireHybrid => {}
         }
     }
 
@@ -310,12 +330,16 @@ impl EntryBody {
             7 => EntryBody::Retire {
                 below: read_epoch(r)?,
             },
+            11 => EntryBody::Upgrade {
+                identity: read_identity(r)?,
+            },
+            12 => EntryBody::RequireHybrid,
             _ => return Err(r.invalid("kind", "unknown entry kind")),
         })
     }
 }
 
-const MAX_IDENTITY_LEN: usize = 85 + crate::identity::MAX_NAME_LEN + 64;
+const MAX_IDENTITY_LEN: usize = PublicIdentity::MAX_LEN;
 
 fn read_identity(r: &mut Reader<'_>) -> Result<PublicIdentity, DecodeError> {
     let bytes = r.var_bytes("identity", MAX_IDENTITY_LEN)?;
@@ -346,6 +370,8 @@ fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
 ///                 5 Regrant    member id (16) ‖ u32 len ‖ new public identity
 ///                 6 RoleChange member id (16) ‖ role (1)
 ///                 7 Retire     oldest readable epoch (u32)
+///                11 Upgrade    u32 len ‖ the signer's new hybrid public identity
+///                12 RequireHybrid (no body)
 ///               key binding = key id (8) ‖ key commitment (32)
 ///               Read only (format v1 logs, written before key commitments): kinds
 ///                 1 Genesis, 3 Remove and 4 Rekey, laid out as 8, 9 and 10 with a key
@@ -360,6 +386,9 @@ fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
 /// only if both match ([`KeyBinding::matches`], constant time); for an epoch a format-v1
 /// entry started, only the id is there to match (64 bits): rotate to move a vault to
 /// commitment-bound epochs.
+///
+/// Public identities inside entries are of version 1 (classical X25519) or 2 (hybrid X-Wing),
+/// see [`PublicIdentity`].
 ///
 /// Roles: 1 owner, 2 admin, 3 member, 4 read-only. The log is stored with
 /// `Batch::append(Table::MemberLog, seq, bytes)`, in the same batch as the wraps it implies.
@@ -632,11 +661,27 @@ pub struct Membership {
     former: BTreeMap<MemberId, FormerMember>,
     epoch: Epoch,
     retired_below: Epoch,
+    hybrid_required: bool,
     keys: BTreeMap<Epoch, KeyBinding>,
     hashes: Vec<[u8; 32]>,
 }
 
 impl Membership {
+    /// Whether a signed [`EntryBody::RequireHybrid`] made hybrid grants mandatory.
+    pub fn hybrid_required(&self) -> bool {
+        self.hybrid_required
+    }
+
+    /// The current members whose identity (and so every grant to them) is still classical
+    /// X25519: a copy of the database kept until a quantum computer exists would reveal the
+    /// vault keys granted to them. Each can [`upgrade`](crate::Session::upgrade_identity).
+    pub fn classical_members(&self) -> Vec<&Member> {
+        self.members
+            .values()
+            .filter(|m| !m.identity.kem().is_hybrid())
+            .collect()
+    }
+
     /// The vault.
     pub fn vault_id(&self) -> VaultId {
         self.vault
@@ -743,6 +788,11 @@ impl Membership {
         if self.key_in_use(identity) {
             return Err(Denied::Invalid("the identity reuses another member's key"));
         }
+        if self.hybrid_required && !identity.kem().is_hybrid() {
+            return Err(Denied::Invalid(
+                "the vault requires hybrid (X-Wing) identities; the new member must make a hybrid identity",
+            ));
+        }
         Ok(())
     }
 
@@ -804,6 +854,52 @@ impl Membership {
                 if *below <= self.retired_below || *below > self.epoch {
                     return Err(Denied::Invalid(
                         "retirement must move forward and keep the current epoch",
+                    ));
+                }
+                Ok(())
+            }
+            EntryBody::Upgrade { identity } => {
+                if identity.member_id() != signer {
+                    return Err(Denied::Invalid(
+                        "a member upgrades only their own identity (the new key's secret is theirs)",
+                    ));
+                }
+                if actor.identity.kem().is_hybrid() {
+                    return Err(Denied::Invalid("the identity is hybrid already"));
+                }
+                if !identity.kem().is_hybrid() {
+                    return Err(Denied::Invalid(
+                        "an upgrade must bring a hybrid (X-Wing) key",
+                    ));
+                }
+                if identity.verify().is_err() {
+                    return Err(Denied::BadIdentity);
+                }
+                if identity.signing_key() != actor.identity.signing_key()
+                    || identity.name() != actor.identity.name()
+                {
+                    return Err(Denied::Invalid(
+                        "an upgrade keeps the member's name and Ed25519 key and changes only the encryption key",
+                    ));
+                }
+                let reused = |p: &PublicIdentity| p.encryption_key() == identity.encryption_key();
+                if self.members.values().any(|m| reused(&m.identity))
+                    || self.former.values().any(|m| reused(&m.identity))
+                {
+                    return Err(Denied::Invalid("the identity reuses another member's key"));
+                }
+                Ok(())
+            }
+            EntryBody::RequireHybrid => {
+                if actor.role != Role::Owner {
+                    return Err(Denied::Role(actor.role));
+                }
+                if self.hybrid_required {
+                    return Err(Denied::Invalid("hybrid grants are required already"));
+                }
+                if !self.classical_members().is_empty() {
+                    return Err(Denied::Invalid(
+                        "some members still have classical identities: each must upgrade first",
                     ));
                 }
                 Ok(())
@@ -879,6 +975,14 @@ impl Membership {
             EntryBody::Retire { below } => {
                 self.retired_below = *below;
             }
+            EntryBody::Upgrade { identity } => {
+                if let Some(m) = self.members.get_mut(&identity.member_id()) {
+                    m.identity = identity.clone();
+                }
+            }
+            EntryBody::RequireHybrid => {
+                self.hybrid_required = true;
+            }
         }
     }
 
@@ -935,6 +1039,7 @@ impl Membership {
             former: BTreeMap::new(),
             epoch: Epoch::FIRST,
             retired_below: Epoch::FIRST,
+            hybrid_required: false,
             keys,
             hashes: vec![entry.hash()],
         })

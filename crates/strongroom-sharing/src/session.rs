@@ -111,6 +111,7 @@ pub struct PendingChange<T> {
     new_key: Option<VaultKey>,
     retire_below: Option<Epoch>,
     new_keyholder: Option<[u8; 8]>,
+    new_identity: Option<Identity>,
     outcome: T,
 }
 
@@ -123,6 +124,7 @@ impl<T> PendingChange<T> {
             new_key: None,
             retire_below: None,
             new_keyholder: None,
+            new_identity: None,
             outcome,
         }
     }
@@ -272,6 +274,9 @@ pub(crate) fn audit_grants(store: &dyn ReadView, state: &Membership) -> Result<(
         }
         if !grant.is_addressed_to(identity) {
             return Err(VerifyError::GrantKeyMismatch { member, epoch }.into());
+        }
+        if state.hybrid_required() && !grant.kem().is_hybrid() {
+            return Err(VerifyError::ClassicalGrant { member, epoch }.into());
         }
         if epoch == current {
             holders.insert(member);
@@ -821,9 +826,13 @@ impl Session {
             new_key,
             retire_below,
             new_keyholder,
+            new_identity,
             outcome,
         } = change;
         self.commit_batch(store, batch, new_keyholder)?;
+        if let Some(identity) = new_identity {
+            self.identity = identity;
+        }
         if let Some(entry) = &entry {
             // `sign` checked the entry against this state and signed it here.
             self.state.apply_own(entry);
@@ -1132,6 +1141,89 @@ impl Session {
                 Expect::Any,
             );
         delete_credentials(store, &mut change.batch, old)?;
+        Ok(change)
+    }
+
+    /// Upgrades this member's classical (X25519) identity to a hybrid (X-Wing) one: a new
+    /// X-Wing key with the same member id, name and Ed25519 key, logged by an
+    /// [`EntryBody::Upgrade`] entry this member signs. In the same batch the current epoch is
+    /// granted to the new key (hybrid), every classical grant to this member is deleted, and
+    /// the sealed credentials are replaced (the keyholders still unlock them: the member key
+    /// is unchanged). From then on grants to this member are hybrid only.
+    pub fn upgrade_identity(&mut self, store: &dyn Store) -> Result<(), SharingError> {
+        let change = self.prepare_upgrade_identity(store)?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::upgrade_identity`].
+    pub fn prepare_upgrade_identity(
+        &self,
+        store: &dyn ReadView,
+    ) -> Result<PendingChange<()>, SharingError> {
+        let new = self.identity.upgraded_to_hybrid()?;
+        let entry = self.sign(EntryBody::Upgrade {
+            identity: new.public().clone(),
+        })?;
+        let member = self.member_id();
+        let grant = Grant::seal(self.vault, self.current_key(), new.public())?;
+        let sealed = new.seal(self.vault, &self.member_key)?;
+        let mut change = PendingChange::logged(entry, ());
+        for row in strongroom_store::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))?
+        {
+            if let Ok(old) = Grant::decode(&row.value)
+                && old.member_id() == member
+                && old.epoch() != self.state.epoch()
+            {
+                change
+                    .batch
+                    .delete(Table::Wraps, row.key, Expect::Version(row.version));
+            }
+        }
+        change
+            .batch
+            .put(
+                Table::Wraps,
+                grant_row_key(grant.epoch(), member),
+                grant.encode(),
+                Expect::Any,
+            )
+            .put(
+                Table::Identities,
+                identity_row_key(member),
+                sealed.encode(),
+                Expect::Any,
+            );
+        change.new_identity = Some(new);
+        Ok(change)
+    }
+
+    /// Makes hybrid grants mandatory for this vault (owners only, once every current member
+    /// is hybrid: [`Membership::classical_members`] is empty): a signed
+    /// [`EntryBody::RequireHybrid`] entry, and in the same batch every classical grant left
+    /// over (to former members, for epochs they could read) is deleted. Afterwards classical
+    /// identities cannot be added or re-granted and every client refuses a classical grant.
+    pub fn require_hybrid(&mut self, store: &dyn Store) -> Result<(), SharingError> {
+        let change = self.prepare_require_hybrid(store)?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::require_hybrid`].
+    pub fn prepare_require_hybrid(
+        &self,
+        store: &dyn ReadView,
+    ) -> Result<PendingChange<()>, SharingError> {
+        let entry = self.sign(EntryBody::RequireHybrid)?;
+        let mut change = PendingChange::logged(entry, ());
+        for row in strongroom_store::scan_all(store, Table::Wraps, &ScanRange::prefix(vec![b'g']))?
+        {
+            if let Ok(grant) = Grant::decode(&row.value)
+                && !grant.kem().is_hybrid()
+            {
+                change
+                    .batch
+                    .delete(Table::Wraps, row.key, Expect::Version(row.version));
+            }
+        }
         Ok(change)
     }
 

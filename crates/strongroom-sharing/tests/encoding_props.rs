@@ -6,14 +6,22 @@ use proptest::prelude::*;
 use strongroom_crypto::{Key256, KeyId, MemberId, VaultId};
 use strongroom_recovery::{KeyholderKind, Stanza};
 use strongroom_sharing::{
-    ChainLink, EntryBody, Epoch, Grant, Identity, KeyBinding, KeyholderRecord, LogEntry, Pins,
-    PublicIdentity, Role, SealedIdentity, VaultKey,
+    ChainLink, EntryBody, Epoch, Grant, Identity, KemKind, KeyBinding, KeyholderRecord, LogEntry,
+    Pins, PublicIdentity, Role, SealedIdentity, VaultKey,
 };
 
 static SIGNER: LazyLock<Identity> = LazyLock::new(|| Identity::generate(&"n".repeat(128)).unwrap());
 
 fn name() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9 ._@-]{0,40}[a-z]".prop_map(|s| s.chars().take(128).collect())
+}
+
+fn kem() -> impl Strategy<Value = KemKind> {
+    prop::sample::select(vec![KemKind::X25519, KemKind::XWing])
+}
+
+fn identity(name: &str, kem: KemKind) -> Identity {
+    Identity::generate_kind(MemberId::generate().unwrap(), name, kem).unwrap()
 }
 
 fn role() -> impl Strategy<Value = Role> {
@@ -33,6 +41,7 @@ fn binding(id: [u8; 8], commitment: Option<[u8; 32]>) -> KeyBinding {
 fn body(identity: PublicIdentity) -> impl Strategy<Value = EntryBody> {
     let i2 = identity.clone();
     let i3 = identity.clone();
+    let i4 = identity.clone();
     prop_oneof![
         (any::<[u8; 8]>(), any::<Option<[u8; 32]>>()).prop_map(move |(k, c)| EntryBody::Genesis {
             owner: identity.clone(),
@@ -67,6 +76,11 @@ fn body(identity: PublicIdentity) -> impl Strategy<Value = EntryBody> {
             member: MemberId::from_bytes(m),
             role
         }),
+        (1u32..).prop_map(|e| EntryBody::Retire { below: Epoch(e) }),
+        Just(()).prop_map(move |()| EntryBody::Upgrade {
+            identity: i4.clone()
+        }),
+        Just(EntryBody::RequireHybrid),
     ]
 }
 
@@ -74,8 +88,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn public_identity_round_trips(name in name()) {
-        let id = Identity::generate(&name).unwrap();
+    fn public_identity_round_trips(name in name(), kem in kem()) {
+        let id = identity(&name, kem);
         let p = id.public();
         prop_assert_eq!(&PublicIdentity::decode(&p.encode()).unwrap(), p);
         prop_assert_eq!(&PublicIdentity::from_text(&p.to_text()).unwrap(), p);
@@ -84,8 +98,8 @@ proptest! {
     }
 
     #[test]
-    fn sealed_identity_round_trips(name in name(), vault in any::<[u8; 16]>()) {
-        let id = Identity::generate(&name).unwrap();
+    fn sealed_identity_round_trips(name in name(), vault in any::<[u8; 16]>(), kem in kem()) {
+        let id = identity(&name, kem);
         let key = Key256::generate().unwrap();
         let sealed = id.seal(VaultId::from_bytes(vault), &key).unwrap();
         let back = SealedIdentity::decode(&sealed.encode()).unwrap();
@@ -111,12 +125,17 @@ proptest! {
     }
 
     #[test]
-    fn grants_and_links_round_trip(vault in any::<[u8; 16]>(), epoch in 2u32..1_000_000) {
+    fn grants_and_links_round_trip(
+        vault in any::<[u8; 16]>(),
+        epoch in 2u32..1_000_000,
+        kem in kem(),
+    ) {
         let vault = VaultId::from_bytes(vault);
-        let id = Identity::generate("m").unwrap();
+        let id = identity("m", kem);
         let vk = VaultKey::generate(Epoch(epoch)).unwrap();
         let prev = VaultKey::generate(Epoch(epoch - 1)).unwrap();
         let g = Grant::seal(vault, &vk, id.public()).unwrap();
+        prop_assert_eq!(g.kem(), kem);
         prop_assert_eq!(&Grant::decode(&g.encode()).unwrap(), &g);
         prop_assert_eq!(g.open(vault, &id).unwrap().id(), vk.id());
         let l = ChainLink::seal(vault, &vk, &prev).unwrap();
@@ -158,7 +177,7 @@ proptest! {
     }
 
     #[test]
-    fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+    fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1400)) {
         let _ = PublicIdentity::decode(&bytes);
         let _ = SealedIdentity::decode(&bytes);
         let _ = LogEntry::decode(&bytes);

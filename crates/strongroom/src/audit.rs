@@ -74,10 +74,14 @@ pub enum Action {
     Restore,
     /// Quarantined data-key rows (that no rotation could rewrap) were deleted.
     Purge,
+    /// A member upgraded their identity to hybrid (X-Wing) grants.
+    MemberUpgrade,
+    /// The vault started requiring hybrid grants.
+    RequireHybrid,
 }
 
 impl Action {
-    const ALL: [Action; 20] = [
+    const ALL: [Action; 22] = [
         Action::Create,
         Action::Unlock,
         Action::UnlockFailed,
@@ -98,6 +102,8 @@ impl Action {
         Action::Snapshot,
         Action::Restore,
         Action::Purge,
+        Action::MemberUpgrade,
+        Action::RequireHybrid,
     ];
 
     /// The id byte.
@@ -135,6 +141,8 @@ impl Action {
             Action::Snapshot => "snapshot",
             Action::Restore => "restore",
             Action::Purge => "purge",
+            Action::MemberUpgrade => "member-upgrade",
+            Action::RequireHybrid => "require-hybrid",
         }
     }
 }

@@ -1,8 +1,12 @@
 //! Export, import and environment injection.
 //!
-//! Exports are encrypted by default: to age recipients (`age1…` X25519 keys) or to a
-//! passphrase (age's scrypt recipient), as standard age files that the `age` command-line
-//! tool decrypts. Plaintext exports exist only as an explicit target.
+//! Exports are encrypted by default: to age recipients — hybrid post-quantum `age1pq1…`
+//! (`mlkem768x25519`, see [`HybridRecipient`](crate::HybridRecipient)) or classical
+//! `age1…` X25519 keys — or to a passphrase (age's scrypt recipient), as standard age files
+//! that age tools decrypt. A file goes to hybrid or to classical recipients, never both.
+//! Plaintext exports exist only as an explicit target. [`decrypt_age`] opens an age file
+//! with identity-file text (`AGE-SECRET-KEY-PQ-1…` and `AGE-SECRET-KEY-1…` lines) for
+//! import.
 //!
 //! Formats:
 //! - dotenv: `NAME="value"` lines of one namespace; names must be valid environment
@@ -36,7 +40,8 @@ pub enum ExportFormat {
 
 /// Where an export goes.
 pub enum ExportTarget {
-    /// An age file encrypted to these recipients (`age1…` strings).
+    /// An age file encrypted to these recipients: `age1pq1…` (hybrid post-quantum) or
+    /// `age1…` (X25519) strings, all of one kind.
     AgeRecipients(Vec<String>),
     /// An age file encrypted to a passphrase (scrypt).
     AgePassphrase(SecretString),
@@ -170,21 +175,7 @@ impl Vault {
         // Recipients are checked first, then the export is audited, then written: no
         // export leaves without its entry, and no entry is made for a refused one.
         let recipients = match &target {
-            ExportTarget::AgeRecipients(list) => {
-                if list.is_empty() {
-                    return Err(transfer("export", "no age recipient given"));
-                }
-                list.iter()
-                    .map(|r| {
-                        age::x25519::Recipient::from_str(r.trim()).map_err(|_| {
-                            transfer(
-                                "export",
-                                "an age recipient is not a valid X25519 recipient (age1…)",
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?
-            }
+            ExportTarget::AgeRecipients(list) => parse_recipients(list)?,
             _ => Vec::new(),
         };
         let n = secrets.len();
@@ -208,10 +199,8 @@ impl Vault {
                 None
             }
             ExportTarget::AgeRecipients(_) => Some(
-                age::Encryptor::with_recipients(
-                    recipients.iter().map(|r| r as &dyn age::Recipient),
-                )
-                .map_err(|e| transfer("export", e.to_string()))?,
+                age::Encryptor::with_recipients(recipients.iter().map(|r| &**r))
+                    .map_err(|e| transfer("export", e.to_string()))?,
             ),
             ExportTarget::AgePassphrase(pass) => Some(age::Encryptor::with_user_passphrase(pass)),
         };
@@ -306,6 +295,120 @@ impl Vault {
         }
         Ok(secrets.into_iter().map(|s| (s.name, s.value)).collect())
     }
+}
+
+/// Parses `--age-recipient` values: all hybrid (`age1pq1…`) or all X25519 (`age1…`).
+fn parse_recipients(list: &[String]) -> Result<Vec<Box<dyn age::Recipient>>, VaultError> {
+    if list.is_empty() {
+        return Err(transfer("export", "no age recipient given"));
+    }
+    let hybrid = list
+        .iter()
+        .filter(|r| crate::age_pq::is_hybrid_recipient(r))
+        .count();
+    if hybrid != 0 && hybrid != list.len() {
+        return Err(transfer(
+            "export",
+            "post-quantum recipients (age1pq1…) cannot be mixed with X25519 recipients (age1…) in one file: the file would only be as strong as its classical stanzas; export once per kind",
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| -> Result<Box<dyn age::Recipient>, VaultError> {
+            if hybrid != 0 {
+                let r = crate::HybridRecipient::from_str(r).map_err(|why| {
+                    transfer("export", format!("age recipient #{}: {why}", i + 1))
+                })?;
+                Ok(Box::new(r))
+            } else {
+                let r = age::x25519::Recipient::from_str(r.trim()).map_err(|_| {
+                    transfer(
+                        "export",
+                        format!(
+                            "age recipient #{} is not a valid recipient (age1pq1… or age1…)",
+                            i + 1
+                        ),
+                    )
+                })?;
+                Ok(Box::new(r))
+            }
+        })
+        .collect()
+}
+
+/// Decrypts an age file (binary or armored) with the identities of an age identity file:
+/// one per line, `AGE-SECRET-KEY-PQ-1…` (hybrid `mlkem768x25519`) or `AGE-SECRET-KEY-1…`
+/// (X25519); blank lines and `#` comments are skipped. Errors name a line by its number,
+/// never by its text.
+pub fn decrypt_age(
+    input: &[u8],
+    identity_file: &SecretString,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    use age::secrecy::ExposeSecret as _;
+    use std::io::Read as _;
+    let mut identities: Vec<Box<dyn age::Identity>> = Vec::new();
+    for (i, line) in identity_file.expose_secret().lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("AGE-SECRET-KEY-PQ-1") {
+            let id = crate::HybridIdentity::from_str(line).map_err(|why| {
+                transfer("import", format!("identity file line {}: {why}", i + 1))
+            })?;
+            identities.push(Box::new(id));
+        } else if upper.starts_with("AGE-SECRET-KEY-1") {
+            let id = age::x25519::Identity::from_str(line).map_err(|_| {
+                transfer(
+                    "import",
+                    format!(
+                        "identity file line {}: not a valid AGE-SECRET-KEY-1… identity",
+                        i + 1
+                    ),
+                )
+            })?;
+            identities.push(Box::new(id));
+        } else {
+            return Err(transfer(
+                "import",
+                format!(
+                    "identity file line {}: not an age identity (AGE-SECRET-KEY-PQ-1… or AGE-SECRET-KEY-1…)",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    if identities.is_empty() {
+        return Err(transfer(
+            "import",
+            "the identity file holds no age identity",
+        ));
+    }
+    let fail = |e: age::DecryptError| {
+        let why = match e {
+            age::DecryptError::NoMatchingKeys => {
+                "none of the identities opens this age file".to_owned()
+            }
+            age::DecryptError::InvalidHeader | age::DecryptError::InvalidMac => {
+                "the age file's header is invalid or was modified".to_owned()
+            }
+            age::DecryptError::UnknownFormat => {
+                "not an age file, or its header is malformed".to_owned()
+            }
+            other => format!("cannot decrypt the age file: {other}"),
+        };
+        transfer("import", why)
+    };
+    let reader = age::armor::ArmoredReader::new(input);
+    let decryptor = age::Decryptor::new_buffered(reader).map_err(fail)?;
+    let mut r = decryptor
+        .decrypt(identities.iter().map(|i| &**i))
+        .map_err(fail)?;
+    let mut out = Zeroizing::new(Vec::new());
+    r.read_to_end(&mut out)
+        .map_err(|e| transfer("import", format!("the age payload does not decrypt: {e}")))?;
+    Ok(out)
 }
 
 /// Parses an import document (fuzzing entry point).

@@ -7,8 +7,9 @@ use strongroom_crypto::{Key256, MemberId, RecordId, VaultId};
 use strongroom_envelope::Epoch;
 use strongroom_recovery::{Keyholder, Stanza, WrapContext, unwrap_any};
 use strongroom_sharing::{
-    Fingerprint, FingerprintConfirmed, Identity, KeyholderInfo, MEMBER_KEY_PURPOSE, Membership,
-    Pins, PublicIdentity, RecoverabilityReport, Role, SealedIdentity, SharingError, Warning,
+    Fingerprint, FingerprintConfirmed, Identity, KemKind, KeyholderInfo, MEMBER_KEY_PURPOSE,
+    Member, Membership, Pins, PublicIdentity, RecoverabilityReport, Role, SealedIdentity,
+    SharingError, Warning,
 };
 use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 
@@ -30,6 +31,22 @@ pub struct MemberInfo {
     pub fingerprint: Fingerprint,
     /// First epoch the member could read (history is readable through the key chain).
     pub since_epoch: Epoch,
+    /// The KEM of the member's identity and grants: [`KemKind::XWing`] (hybrid,
+    /// post-quantum) or [`KemKind::X25519`] (classical only: the member should upgrade).
+    pub kem: KemKind,
+}
+
+impl MemberInfo {
+    pub(crate) fn of(m: &Member) -> Self {
+        Self {
+            id: m.id(),
+            name: m.name().to_owned(),
+            role: m.role(),
+            fingerprint: m.fingerprint(),
+            since_epoch: m.since_epoch(),
+            kem: m.identity().kem(),
+        }
+    }
 }
 
 /// What [`Vault::remove_member`] did.
@@ -66,13 +83,7 @@ impl Vault {
             .membership()
             .members()
             .values()
-            .map(|m| MemberInfo {
-                id: m.id(),
-                name: m.name().to_owned(),
-                role: m.role(),
-                fingerprint: m.fingerprint(),
-                since_epoch: m.since_epoch(),
-            })
+            .map(MemberInfo::of)
             .collect()
     }
 
@@ -204,6 +215,58 @@ impl Vault {
                 ))
             },
         )
+    }
+
+    /// Upgrades this member's classical (X25519) identity to a hybrid (X-Wing) one: a signed
+    /// log entry, the current epoch granted with X-Wing and the classical grants deleted, in
+    /// one commit with its audit entry. The fingerprint changes (co-members see the upgrade
+    /// in the log); the keyholders unlock as before. Identity files made before keep the
+    /// classical key: after an upgrade, unlock with the vault's keyholders.
+    pub fn upgrade_identity(&self) -> Result<(), VaultError> {
+        let member = self.member_id();
+        self.change(
+            |session| session.prepare_upgrade_identity(self.store()),
+            |_, _| {
+                Ok(AuditEvent::new(
+                    Action::MemberUpgrade,
+                    member.as_bytes(),
+                    "kem=x-wing".to_owned(),
+                ))
+            },
+        )
+    }
+
+    /// Requires hybrid (X-Wing) grants for every member from now on (owners only, once no
+    /// member is classical): classical identities can no longer be added or re-granted, and
+    /// every client refuses a classical grant.
+    pub fn require_hybrid(&self) -> Result<(), VaultError> {
+        self.change(
+            |session| session.prepare_require_hybrid(self.store()),
+            |_, _| {
+                Ok(AuditEvent::new(
+                    Action::RequireHybrid,
+                    [],
+                    "policy=require-hybrid".to_owned(),
+                ))
+            },
+        )
+    }
+
+    /// The members whose grants are still classical (X25519 only): a copy of the database
+    /// kept until a quantum computer exists would reveal the vault keys granted to them.
+    pub fn classical_members(&self) -> Vec<MemberInfo> {
+        self.state()
+            .session
+            .membership()
+            .classical_members()
+            .into_iter()
+            .map(MemberInfo::of)
+            .collect()
+    }
+
+    /// Whether the signed log requires hybrid grants for every member.
+    pub fn hybrid_required(&self) -> bool {
+        self.state().session.membership().hybrid_required()
     }
 
     /// Who can recover the vault, and whether it has a single point of failure.
@@ -368,17 +431,7 @@ impl LockedVault {
                 "the membership log belongs to another vault",
             ));
         }
-        Ok(membership
-            .members()
-            .values()
-            .map(|m| MemberInfo {
-                id: m.id(),
-                name: m.name().to_owned(),
-                role: m.role(),
-                fingerprint: m.fingerprint(),
-                since_epoch: m.since_epoch(),
-            })
-            .collect())
+        Ok(membership.members().values().map(MemberInfo::of).collect())
     }
 
     /// Lists who has credentials stored in this vault (to pick the member to unlock as).

@@ -16,11 +16,14 @@
 //! also makes the index honest: an index row pointed at another record opens a payload with
 //! another name, and is refused.
 
+use std::fmt;
+
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
 use strongroom_envelope::{Epoch, RecordContext, WrappedDek, open_with, seal};
 use strongroom_store::{
-    Batch, Expect, MAX_SCAN_LIMIT, ReadView, Row, ScanRange, Table, Versioned, scan_all,
+    Batch, Cursor, Expect, MAX_SCAN_LIMIT, ReadView, Row, ScanRange, Snapshot, Table, Versioned,
+    scan_all,
 };
 
 use crate::VaultError;
@@ -913,6 +916,47 @@ impl Vault {
         }
     }
 
+    /// Streams every secret of a namespace with its current value, from one point in time,
+    /// in bounded memory: the store is read through a snapshot, [`SECRETS_PAGE`] index
+    /// entries at a time, and only one page of decrypted secrets is held at once. Writes
+    /// made while the stream runs are not seen. Secrets come in storage order (by blinded
+    /// name, which says nothing about the names); sort them yourself, or use
+    /// [`Vault::load`] for a sorted `Vec`, if order matters.
+    ///
+    /// The stream borrows the vault: hold it only as long as you read. On SQLite and
+    /// PostgreSQL the snapshot is an open read transaction.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strongroom::{CreateOptions, Vault, recovery::RawKek, store::MemoryStore};
+    /// # let (vault, _) = Vault::create(Arc::new(MemoryStore::new()), &RawKek::generate()?, &CreateOptions::default())?;
+    /// vault.put("core/billing", "DB_PASSWORD", b"hunter2")?;
+    /// vault.put("core/billing", "STRIPE_KEY", b"sk_live_123")?;
+    /// let mut names = Vec::new();
+    /// for secret in vault.secrets("core/billing")? {
+    ///     let secret = secret?;
+    ///     names.push(secret.meta().name.clone());
+    /// }
+    /// names.sort();
+    /// assert_eq!(names, ["DB_PASSWORD", "STRIPE_KEY"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn secrets(&self, namespace: &str) -> Result<Secrets<'_>, VaultError> {
+        validate_namespace(namespace)?;
+        let range =
+            self.read(|state| Ok(ScanRange::prefix(ns_prefix(state, namespace).to_vec())))?;
+        let view = self.store().snapshot()?;
+        Ok(Secrets {
+            vault: self,
+            view,
+            namespace: namespace.to_owned(),
+            range,
+            cursor: None,
+            page: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+
     /// Every secret of every namespace, read from one point in time (export of the whole
     /// vault).
     pub(crate) fn load_all(&self) -> Result<Vec<Secret>, VaultError> {
@@ -995,6 +1039,77 @@ impl Vault {
 
 /// Opens the heads of the index rows `rows` (a page of `namespace`, or of the whole index)
 /// into `out`, checking each row against the secret it points at.
+/// Index entries read per store call by [`Vault::secrets`]: the most decrypted secrets
+/// a stream holds at once.
+pub const SECRETS_PAGE: usize = 256;
+
+/// The secrets of one namespace, streamed from one point in time: see [`Vault::secrets`].
+///
+/// Yields `Err` once for a page that cannot be read or opened (damaged rows, a store
+/// failure), then ends.
+pub struct Secrets<'a> {
+    vault: &'a Vault,
+    view: Box<dyn Snapshot + 'a>,
+    namespace: String,
+    range: ScanRange,
+    cursor: Option<Cursor>,
+    page: std::vec::IntoIter<Secret>,
+    done: bool,
+}
+
+impl Secrets<'_> {
+    /// Reads and opens the next page of index entries.
+    fn fill(&mut self) -> Result<(), VaultError> {
+        let page = self.view.scan(
+            Table::Index,
+            &self.range,
+            self.cursor.as_ref(),
+            SECRETS_PAGE,
+        )?;
+        let view: &dyn ReadView = &*self.view;
+        let opened = self.vault.read(|state| {
+            let mut out = Vec::with_capacity(page.rows.len());
+            secrets_of(view, state, &page.rows, Some(&self.namespace), &mut out)?;
+            Ok(out)
+        })?;
+        self.page = opened.into_iter();
+        match page.next {
+            Some(c) => self.cursor = Some(c),
+            None => self.done = true,
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Secrets<'_> {
+    type Item = Result<Secret, VaultError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(s) = self.page.next() {
+                return Some(Ok(s));
+            }
+            if self.done {
+                return None;
+            }
+            if let Err(e) = self.fill() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Secrets<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Secrets")
+            .field("namespace", &self.namespace)
+            .field("buffered", &self.page.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) fn secrets_of(
     view: &dyn ReadView,
     state: &State,

@@ -96,6 +96,10 @@ pub struct Status {
     pub interrupted_rotation: Option<Epoch>,
     /// Recoverability.
     pub recoverability: RecoverabilityReport,
+    /// Members whose grants are still classical (X25519 only), who should upgrade.
+    pub classical_members: Vec<crate::MemberInfo>,
+    /// Whether the signed log requires hybrid grants for every member.
+    pub hybrid_required: bool,
 }
 
 /// How thorough `doctor` is.
@@ -221,6 +225,8 @@ impl Vault {
             quarantined,
             interrupted_rotation: drop_then(st, || self.interrupted_rotation())?,
             recoverability: self.recoverability()?,
+            classical_members: self.classical_members(),
+            hybrid_required: self.hybrid_required(),
         })
     }
 
@@ -294,6 +300,32 @@ impl Vault {
             Err(e) => r.push("recoverability", Level::Fail, e.to_string()),
         }
         let status = self.status()?;
+        if status.classical_members.is_empty() {
+            r.push(
+                "post-quantum",
+                Level::Ok,
+                if status.hybrid_required {
+                    "every grant is hybrid (X-Wing), and the signed log requires it".to_owned()
+                } else {
+                    "every member has hybrid (X-Wing) grants; an owner can make that mandatory with `member require-hybrid`".to_owned()
+                },
+            );
+        } else {
+            let names: Vec<String> = status
+                .classical_members
+                .iter()
+                .map(|m| format!("{} ({})", m.name, m.id))
+                .collect();
+            r.push(
+                "post-quantum",
+                Level::Warn,
+                format!(
+                    "{} member(s) still have classical-only (X25519) grants, which a copy of the database could reveal to a future quantum computer: {}; each of them runs `strongroom member upgrade-identity`",
+                    names.len(),
+                    names.join(", ")
+                ),
+            );
+        }
         if status.quarantined > 0 {
             r.push(
                 "quarantine",

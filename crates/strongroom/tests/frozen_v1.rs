@@ -135,3 +135,78 @@ fn frozen_v1_vault_still_opens() {
         b"first"
     );
 }
+
+/// The frozen vault's members are classical (X25519, the first release's identities):
+/// status and doctor name them, the owner upgrades to a hybrid identity and keeps every
+/// secret, and the vault requires hybrid grants once no classical member is left.
+#[test]
+fn frozen_v1_members_upgrade_to_hybrid_grants() {
+    use strongroom::sharing::KemKind;
+    use strongroom::{DoctorOptions, Level};
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let v = restore_snapshot(
+        &store,
+        &data("vault.snapshot"),
+        &kek(),
+        &RestoreOptions::default(),
+    )
+    .unwrap()
+    .vault;
+    let classical = |v: &Vault| -> Vec<String> {
+        let mut n: Vec<String> = v
+            .status()
+            .unwrap()
+            .classical_members
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(classical(&v), ["bob", "frozen-owner"]);
+    let pq = |v: &Vault| {
+        v.doctor(DoctorOptions::default())
+            .unwrap()
+            .findings
+            .into_iter()
+            .find(|f| f.check == "post-quantum")
+            .unwrap()
+    };
+    let finding = pq(&v);
+    assert_eq!(finding.level, Level::Warn);
+    assert!(finding.message.contains("bob") && finding.message.contains("upgrade-identity"));
+    assert!(v.require_hybrid().is_err(), "classical members are left");
+
+    v.upgrade_identity().unwrap();
+    assert_eq!(v.public_identity().kem(), KemKind::XWing);
+    assert_eq!(classical(&v), ["bob"]);
+    // Reopened with the same keyholder, the upgraded owner reads old and new secrets.
+    let v = Vault::open(Arc::clone(&store))
+        .unwrap()
+        .unlock(&kek())
+        .unwrap();
+    assert_eq!(v.public_identity().kem(), KemKind::XWing);
+    assert_eq!(
+        v.get_version("core/app", "DB_PASSWORD", 1)
+            .unwrap()
+            .expose_secret(),
+        b"first"
+    );
+    assert!(v.require_hybrid().is_err(), "bob is still classical");
+    let bob = v.members().into_iter().find(|m| m.name == "bob").unwrap();
+    assert_eq!(bob.kem, KemKind::X25519);
+    v.remove_member(bob.id).unwrap();
+    v.require_hybrid().unwrap();
+    assert!(v.hybrid_required());
+    let finding = pq(&v);
+    assert_eq!(finding.level, Level::Ok, "{}", finding.message);
+    let v = Vault::open(Arc::clone(&store))
+        .unwrap()
+        .unlock(&kek())
+        .unwrap();
+    assert!(v.status().unwrap().hybrid_required);
+    assert_eq!(
+        v.get("core/app", "AFTER_ROTATION").unwrap().expose_secret(),
+        b"epoch-2"
+    );
+}

@@ -98,6 +98,61 @@ fn costs_on<S: Store + 'static>(inner: S) {
         assert_eq!(v.env_vars("bulk").unwrap().len(), 100);
     });
     assert_eq!(c.total(), 1, "{c:?}");
+    let c = cost("stream of a namespace of 100 secrets", &mut || {
+        assert_eq!(v.secrets("bulk").unwrap().count(), 100);
+    });
+    assert_eq!((c.snapshot, c.scan, c.total()), (1, 1, 2), "{c:?}");
+}
+
+/// A stream reads a page of index entries per call, sees one point in time, and yields
+/// every secret once.
+#[test]
+fn a_stream_pages_through_a_fixed_point_in_time() {
+    let counting = Arc::new(CountingStore::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = counting.clone();
+    let (v, _) = Vault::create(
+        store,
+        &RawKek::generate().unwrap(),
+        &CreateOptions::default(),
+    )
+    .unwrap();
+    let n = 2 * strongroom::SECRETS_PAGE + 88;
+    let secrets: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("s{i:04}"), format!("v{i}").into_bytes()))
+        .collect();
+    let batch: Vec<NewSecret<'_>> = secrets
+        .iter()
+        .map(|(name, value)| NewSecret {
+            namespace: "big",
+            name,
+            value,
+        })
+        .collect();
+    v.put_many(&batch).unwrap();
+    v.put("other", "s0000", b"elsewhere").unwrap();
+    counting.take();
+
+    let mut stream = v.secrets("big").unwrap();
+    let first = stream.next().unwrap().unwrap();
+    // Written after the stream started: not seen by it.
+    v.put("big", "late", b"late").unwrap();
+    v.put("big", &first.meta().name, b"changed").unwrap();
+    let mut seen = vec![first];
+    seen.extend(stream.map(Result::unwrap));
+    let c = counting.take();
+    // One snapshot, three pages, and the two puts' one read and one commit each.
+    assert_eq!((c.snapshot, c.scan, c.commit), (1, 3, 2), "{c:?}");
+    assert_eq!(seen.len(), n);
+    let mut names: Vec<String> = seen.iter().map(|s| s.meta().name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n, "each secret once");
+    for s in &seen {
+        let i: usize = s.meta().name[1..].parse().unwrap();
+        assert_eq!(s.meta().namespace, "big");
+        assert_eq!(s.expose_secret(), format!("v{i}").as_bytes());
+    }
+    assert_eq!(v.get("big", "late").unwrap().expose_secret(), b"late");
 }
 
 #[test]

@@ -29,6 +29,14 @@ impl Person {
         }
     }
 
+    pub(crate) fn with_identity(identity: Identity) -> Self {
+        Self {
+            identity,
+            kek: kek(),
+            pins: Pins::new(),
+        }
+    }
+
     pub(crate) fn id(&self) -> strongroom_crypto::MemberId {
         self.identity.member_id()
     }
