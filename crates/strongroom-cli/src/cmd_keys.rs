@@ -7,6 +7,7 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use strongroom::recovery::{KeyholderKind, RawKek};
 use strongroom_keyring::KeyringKeyholder;
+use strongroom_secret_service::{SecretServiceEntry, SecretServiceKeyholder};
 
 use crate::app::App;
 use crate::cli::{KekCommand, KeyholderCommand, NewKeyholderArgs, RecoveryKeyCommand};
@@ -149,10 +150,12 @@ fn rotate(app: &mut App, old_id: &str, args: &NewKeyholderArgs) -> Result<u8> {
     let info = vault.rotate_keyholder(&old, new.keyholder())?;
     app.save_pins(&vault)?;
     let deleted = delete_old_keyring_entry(&held, old)?;
+    let deleted_item = delete_old_secret_service_item(&held, &new, old)?;
     if app.json() {
         let mut v = keyholder_json(&info);
         v["replaced"] = Value::from(hex::encode(old));
         v["deleted_keyring_entry"] = deleted.map_or(Value::Null, Value::from);
+        v["deleted_secret_service_item"] = deleted_item.map_or(Value::Null, Value::from);
         v["recovery_key"] = new
             .recovery
             .as_ref()
@@ -167,6 +170,9 @@ fn rotate(app: &mut App, old_id: &str, args: &NewKeyholderArgs) -> Result<u8> {
     );
     if let Some(entry) = deleted {
         println!("deleted the old OS keyring entry {entry}");
+    }
+    if let Some(item) = deleted_item {
+        println!("deleted the old Secret Service item {item}");
     }
     match info.kind {
         KeyholderKind::RawKek => eprintln!(
@@ -235,6 +241,23 @@ fn delete_old_keyring_entry(held: &Held, old: [u8; 8]) -> Result<Option<String>>
         Some(entry) if held.id == Some(old) => {
             KeyringKeyholder::delete(&entry.service, &entry.entry)
                 .with_context(|| format!("the rotation is complete, but the old OS keyring entry {entry} could not be deleted; delete it by hand"))?;
+            Ok(Some(entry.to_string()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Deletes the unlocking Secret Service item when it was the keyholder just replaced (its
+/// key wraps nothing any more). An item the new keyholder also uses is kept.
+fn delete_old_secret_service_item(held: &Held, new: &Held, old: [u8; 8]) -> Result<Option<String>> {
+    let kept = |entry: &SecretServiceEntry| {
+        new.id == Some(old) || new.secret_service.as_ref().is_some_and(|(e, _)| e == entry)
+    };
+    match &held.secret_service {
+        Some((entry, options)) if held.id == Some(old) && !kept(entry) => {
+            SecretServiceKeyholder::delete(entry, options).with_context(|| {
+                format!("the rotation is complete, but the old Secret Service item {entry} could not be deleted; delete it by hand (secret-tool clear)")
+            })?;
             Ok(Some(entry.to_string()))
         }
         _ => Ok(None),

@@ -25,6 +25,8 @@ pub(crate) struct Held {
     pub(crate) id: Option<[u8; 8]>,
     /// The keyring entry, for a keyring keyholder.
     pub(crate) keyring: Option<KeyringEntry>,
+    /// The Secret Service item (and how to reach it), for a Secret Service keyholder.
+    pub(crate) secret_service: Option<(SecretServiceEntry, SecretServiceOptions)>,
     /// A generated recovery key, to print once.
     pub(crate) recovery: Option<RecoveryText>,
 }
@@ -68,6 +70,7 @@ impl Held {
             kh: Box::new(kh),
             id,
             keyring: None,
+            secret_service: None,
             recovery: None,
         }
     }
@@ -660,7 +663,9 @@ fn secret_service_keyholder(
     }
     .with_context(|| format!("Secret Service item {entry}"))?;
     let id = *kh.key_id().as_bytes();
-    Ok(Held::new(kh, Some(id)))
+    let mut held = Held::new(kh, Some(id));
+    held.secret_service = Some((entry.clone(), options));
+    Ok(held)
 }
 
 fn kms_keyholder(k: &KmsSpec, mode: Mode) -> Result<Held> {

@@ -203,6 +203,11 @@ fn secret_service_keyholder_lifecycle() {
     let rotated = json(c);
     let new_id = rotated["id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, id);
+    // the replaced item held a key that wraps nothing any more: it is deleted
+    assert_eq!(
+        rotated["deleted_secret_service_item"], "default:strongroom/vault-1",
+        "{rotated}"
+    );
     let mut c = e.bare();
     bus(&mut c);
     c.args([
@@ -214,12 +219,41 @@ fn secret_service_keyholder_lifecycle() {
     ]);
     c.assert().success().stdout("tok-123");
 
-    // the replaced item's key no longer opens the vault: a wrong key, exit code 1
+    // the replaced item is gone, and named
     let mut c = e.bare();
     bus(&mut c);
     c.args([
         "--keyholder",
         "secret-service:entry=strongroom/vault-1",
+        "get",
+        "core/app",
+        "API_TOKEN",
+    ]);
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        env::stderr(&out).contains("default:strongroom/vault-1"),
+        "{}",
+        env::stderr(&out)
+    );
+
+    // another vault's item: its key does not open this vault (a wrong key, exit code 1)
+    let other = Env::new();
+    other.init();
+    let mut c = other.sr();
+    bus(&mut c);
+    c.args([
+        "keyholder",
+        "add",
+        "--new-keyholder",
+        "secret-service:entry=strongroom/other-vault",
+    ]);
+    c.assert().success();
+    let mut c = e.bare();
+    bus(&mut c);
+    c.args([
+        "--keyholder",
+        "secret-service:entry=strongroom/other-vault",
         "get",
         "core/app",
         "API_TOKEN",
