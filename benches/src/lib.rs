@@ -10,6 +10,22 @@
 //!
 //! Ratios, not absolute numbers, are what is compared across machines: both sides see the
 //! same CPU, the same noise and the same build.
+//!
+//! # How a ratio is measured, and when not to trust it
+//!
+//! [`compare`] runs the two sides in interleaved rounds, alternating which side goes first
+//! (raw, strongroom; strongroom, raw; …), so that drift of a noisy machine (frequency
+//! scaling, another process) falls on both. Each round gives one ratio; the printed
+//! throughputs and ratio are the **medians** over the rounds, and `spread` is
+//! `(max − min) / median` of the per-round ratios.
+//!
+//! Most baselines do a *subset* of strongroom's work (the raw AEAD under a seal, the raw
+//! SQLite statement under a put), so a ratio above 1.0 against one of them cannot be real:
+//! it is a measurement bug (a baseline doing more than it should, a cache only one side
+//! hits, noise). Such a case, and any case whose rounds disagree by more than 25 %, is
+//! printed with `"suspect":true`; do not quote its figure. Cases against a *peer* (another
+//! crate doing comparable work, such as `cocoon` or `age`) carry `"peer":true` and may
+//! exceed 1.0 legitimately.
 
 pub mod ratios_envelope;
 pub mod ratios_sharing;
@@ -38,6 +54,11 @@ pub struct Ratio {
     pub target: Option<f64>,
     /// Extra fields printed verbatim (already JSON-encoded values).
     pub extra: Vec<(&'static str, String)>,
+    /// strongroom / raw of each interleaved round (empty when not measured by [`compare`]).
+    pub rounds: Vec<f64>,
+    /// Whether the baseline is a peer doing comparable work (a ratio above 1.0 is then
+    /// possible) rather than a subset of strongroom's work.
+    pub peer: bool,
 }
 
 impl Ratio {
@@ -56,7 +77,43 @@ impl Ratio {
             baseline,
             target,
             extra: Vec::new(),
+            rounds: Vec::new(),
+            peer: false,
         }
+    }
+
+    /// Records the per-round ratios of a [`compare`] measurement.
+    #[must_use]
+    pub fn with_rounds(mut self, m: &Measured) -> Self {
+        self.rounds.clone_from(&m.round_ratios);
+        self
+    }
+
+    /// Marks the baseline as a peer doing comparable work, not a subset of strongroom's.
+    #[must_use]
+    pub fn peer(mut self) -> Self {
+        self.peer = true;
+        self
+    }
+
+    /// `(max − min) / median` of the per-round ratios, if there were at least two rounds.
+    pub fn spread(&self) -> Option<f64> {
+        if self.rounds.len() < 2 {
+            return None;
+        }
+        let med = median(&self.rounds);
+        if med <= 0.0 {
+            return None;
+        }
+        let max = self.rounds.iter().copied().fold(f64::MIN, f64::max);
+        let min = self.rounds.iter().copied().fold(f64::MAX, f64::min);
+        Some((max - min) / med)
+    }
+
+    /// Whether the figure should not be trusted: a ratio above 1.0 against a baseline
+    /// doing a subset of the work, or rounds more than 25 % apart.
+    pub fn suspect(&self) -> bool {
+        (!self.peer && self.ratio() > 1.0) || self.spread().is_some_and(|s| s > 0.25)
     }
 
     /// strongroom / raw.
@@ -96,6 +153,19 @@ impl Ratio {
                 ",\"target\":{t},\"meets_target\":{}",
                 self.meets_target()
             );
+        }
+        if !self.rounds.is_empty() {
+            let rounds: Vec<String> = self.rounds.iter().map(|r| format!("{r:.3}")).collect();
+            let _ = write!(s, ",\"rounds\":[{}]", rounds.join(","));
+        }
+        if let Some(spread) = self.spread() {
+            let _ = write!(s, ",\"spread\":{spread:.3}");
+        }
+        if self.peer {
+            s.push_str(",\"peer\":true");
+        }
+        if self.suspect() {
+            s.push_str(",\"suspect\":true");
         }
         for (k, v) in &self.extra {
             let _ = write!(s, ",{}:{v}", json_str(k));
@@ -145,21 +215,62 @@ pub fn ops_per_sec<T>(budget: Duration, mut op: impl FnMut() -> (usize, T)) -> f
     }
 }
 
-/// Measures two sides interleaved (A, B, A, B, …, `rounds` times each) and returns the best
-/// throughput of each side, which cancels most of the drift of a noisy machine.
+/// The result of [`compare`]: median throughputs and the ratio of each round.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Median operations per second through strongroom.
+    pub strongroom_ops_s: f64,
+    /// Median operations per second of the baseline.
+    pub raw_ops_s: f64,
+    /// strongroom / baseline of each round, in order.
+    pub round_ratios: Vec<f64>,
+}
+
+/// The median of `xs` (the mean of the two middle values for an even count; 0 when empty).
+pub fn median(xs: &[f64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len().is_multiple_of(2) {
+        f64::midpoint(v[mid - 1], v[mid])
+    } else {
+        v[mid]
+    }
+}
+
+/// Measures two sides in `rounds` interleaved rounds, alternating which side runs first,
+/// and returns the median throughput of each side with the ratio of every round (see the
+/// crate documentation).
 pub fn compare<T, U>(
     rounds: usize,
     budget: Duration,
     mut strongroom: impl FnMut() -> (usize, T),
     mut raw: impl FnMut() -> (usize, U),
-) -> (f64, f64) {
-    let mut best_s = 0f64;
-    let mut best_r = 0f64;
-    for _ in 0..rounds.max(1) {
-        best_r = best_r.max(ops_per_sec(budget, &mut raw));
-        best_s = best_s.max(ops_per_sec(budget, &mut strongroom));
+) -> Measured {
+    let rounds = rounds.max(1);
+    let mut s_all = Vec::with_capacity(rounds);
+    let mut r_all = Vec::with_capacity(rounds);
+    let mut round_ratios = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let (s, r) = if i % 2 == 0 {
+            let r = ops_per_sec(budget, &mut raw);
+            (ops_per_sec(budget, &mut strongroom), r)
+        } else {
+            let s = ops_per_sec(budget, &mut strongroom);
+            (s, ops_per_sec(budget, &mut raw))
+        };
+        s_all.push(s);
+        r_all.push(r);
+        round_ratios.push(if r > 0.0 { s / r } else { 0.0 });
     }
-    (best_s, best_r)
+    Measured {
+        strongroom_ops_s: median(&s_all),
+        raw_ops_s: median(&r_all),
+        round_ratios,
+    }
 }
 
 /// Human size label used in case names: `64B`, `1KiB`, `64KiB`, `1MiB`.
@@ -193,6 +304,72 @@ mod tests {
             line,
             "{\"case\":\"a/\\\"b\\\"\",\"strongroom_ops_s\":10.0,\"raw_ops_s\":20.0,\"ratio\":0.500,\"baseline\":\"raw\",\"target\":0.4,\"meets_target\":true,\"rss_mib\":12}"
         );
+    }
+
+    #[test]
+    fn medians() {
+        assert!(median(&[]).abs() < f64::EPSILON);
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < f64::EPSILON);
+        assert!((median(&[4.0, 1.0, 3.0, 2.0]) - 2.5).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn spread_and_suspect() {
+        let m = Measured {
+            strongroom_ops_s: 85.0,
+            raw_ops_s: 100.0,
+            round_ratios: vec![0.80, 0.85, 0.90],
+        };
+        let r = Ratio::new("c", "raw", m.strongroom_ops_s, m.raw_ops_s, None).with_rounds(&m);
+        assert!((r.ratio() - 0.85).abs() < 1e-12);
+        assert!((r.spread().unwrap() - 0.10 / 0.85).abs() < 1e-12);
+        assert!(!r.suspect());
+        let line = r.to_json_line();
+        assert!(line.contains("\"rounds\":[0.800,0.850,0.900]"), "{line}");
+        assert!(line.contains("\"spread\":0.118"), "{line}");
+        assert!(!line.contains("suspect"), "{line}");
+
+        // Above 1.0 against a subset baseline: a measurement bug, flagged.
+        let over = Ratio::new("c", "raw", 110.0, 100.0, None);
+        assert!(over.suspect());
+        assert!(over.to_json_line().ends_with(",\"suspect\":true}"));
+        // The same against a peer is possible.
+        assert!(!over.clone().peer().suspect());
+        // Rounds too far apart.
+        let noisy = Measured {
+            strongroom_ops_s: 50.0,
+            raw_ops_s: 100.0,
+            round_ratios: vec![0.40, 0.50, 0.70],
+        };
+        assert!(
+            Ratio::new("c", "raw", 50.0, 100.0, None)
+                .with_rounds(&noisy)
+                .suspect()
+        );
+    }
+
+    #[test]
+    fn compare_interleaves_and_counts_every_round() {
+        let mut order = Vec::new();
+        let order_cell = std::cell::RefCell::new(&mut order);
+        let m = compare(
+            4,
+            Duration::from_millis(2),
+            || {
+                order_cell.borrow_mut().push('s');
+                (1, ())
+            },
+            || {
+                order_cell.borrow_mut().push('r');
+                (1, ())
+            },
+        );
+        assert_eq!(m.round_ratios.len(), 4);
+        assert!(m.strongroom_ops_s > 0.0 && m.raw_ops_s > 0.0);
+        // Collapse each side's run of calls: rounds alternate which side goes first.
+        let mut runs: Vec<char> = order.clone();
+        runs.dedup();
+        assert_eq!(runs.iter().collect::<String>(), "rsrsr");
     }
 
     #[test]

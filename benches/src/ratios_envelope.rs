@@ -89,24 +89,28 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
 
     for &n in &SIZES {
         let pt = vec![0x5au8; n];
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || (1, seal(&vk, Suite::Aes256Gcm, &c, &pt).unwrap()),
             || (1, raw_seal(&rng, &kek, &pt)),
         );
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         let target = (n == 1024).then_some(0.70);
-        out.push(Ratio::new(
-            format!("envelope/seal/{}", size_label(n)),
-            "raw-composed(ring-aes256gcm+xchacha-wrap)",
-            s,
-            r,
-            target,
-        ));
+        out.push(
+            Ratio::new(
+                format!("envelope/seal/{}", size_label(n)),
+                "raw-composed(ring-aes256gcm+xchacha-wrap)",
+                s,
+                r,
+                target,
+            )
+            .with_rounds(&m),
+        );
         if n == 1024 {
             // The stricter limit: the raw composition with the fastest XChaCha here.
             let k = *vk.expose_secret().expose_secret();
-            let (s, r) = compare(
+            let m = compare(
                 rounds,
                 budget,
                 || (1, seal(&vk, Suite::Aes256Gcm, &c, &pt).unwrap()),
@@ -127,13 +131,17 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                     (1, (body, ring_xchacha_seal(&k, &n, &mut dek)))
                 },
             );
-            out.push(Ratio::new(
-                "envelope/seal/1KiB-vs-ring-xchacha",
-                "raw-composed(ring-aes256gcm+hchacha20+ring-chacha20poly1305)",
-                s,
-                r,
-                None,
-            ));
+            let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+            out.push(
+                Ratio::new(
+                    "envelope/seal/1KiB-vs-ring-xchacha",
+                    "raw-composed(ring-aes256gcm+hchacha20+ring-chacha20poly1305)",
+                    s,
+                    r,
+                    None,
+                )
+                .with_rounds(&m),
+            );
         }
     }
 
@@ -165,7 +173,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         // The common read: a record sealed since the last member removal, whose data key
         // only current members ever held (no body digest to check).
         let trusted = BodyCheck::SealedBefore(Epoch::FIRST);
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || {
@@ -174,17 +182,21 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             },
             raw_open,
         );
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         let target = (n == 64 * 1024).then_some(0.60);
-        out.push(Ratio::new(
-            format!("envelope/open/{}", size_label(n)),
-            "ring-aes256gcm-open",
-            s,
-            r,
-            target,
-        ));
+        out.push(
+            Ratio::new(
+                format!("envelope/open/{}", size_label(n)),
+                "ring-aes256gcm-open",
+                s,
+                r,
+                target,
+            )
+            .with_rounds(&m),
+        );
         // A record sealed before a member removal: its body digest (SHA-256 of the body)
         // is checked too.
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || {
@@ -195,13 +207,17 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             },
             raw_open,
         );
-        out.push(Ratio::new(
-            format!("envelope/open-digest-checked/{}", size_label(n)),
-            "ring-aes256gcm-open",
-            s,
-            r,
-            None,
-        ));
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+        out.push(
+            Ratio::new(
+                format!("envelope/open-digest-checked/{}", size_label(n)),
+                "ring-aes256gcm-open",
+                s,
+                r,
+                None,
+            )
+            .with_rounds(&m),
+        );
     }
 
     {
@@ -214,7 +230,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             .encrypt_in_place_detached(XNonce::from_slice(&[3; 24]), b"", &mut raw_blob[24..56])
             .unwrap();
         raw_blob[56..].copy_from_slice(&tag);
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || (1, rewrap(&vk, &vk2, &c, &w).unwrap()),
@@ -236,13 +252,17 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 (1, (k, t))
             },
         );
-        out.push(Ratio::new(
-            "envelope/rewrap",
-            "raw-xchacha20poly1305-open+seal",
-            s,
-            r,
-            Some(0.80),
-        ));
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+        out.push(
+            Ratio::new(
+                "envelope/rewrap",
+                "raw-xchacha20poly1305-open+seal",
+                s,
+                r,
+                Some(0.80),
+            )
+            .with_rounds(&m),
+        );
 
         // The stricter limit: the same open+seal on the fastest raw XChaCha here.
         let k1 = *vk.expose_secret().expose_secret();
@@ -250,7 +270,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         let mut sealed_raw = [7u8; 32];
         let tag = ring_xchacha_seal(&k1, &[3; 24], &mut sealed_raw);
         let tag_bytes: [u8; 16] = tag.as_ref().try_into().unwrap();
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || (1, rewrap(&vk, &vk2, &c, &w).unwrap()),
@@ -262,13 +282,17 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 (1, ring_xchacha_seal(&k2, &n, &mut k))
             },
         );
-        out.push(Ratio::new(
-            "envelope/rewrap-vs-ring-xchacha",
-            "raw-hchacha20+ring-chacha20poly1305-open+seal",
-            s,
-            r,
-            None,
-        ));
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+        out.push(
+            Ratio::new(
+                "envelope/rewrap-vs-ring-xchacha",
+                "raw-hchacha20+ring-chacha20poly1305-open+seal",
+                s,
+                r,
+                None,
+            )
+            .with_rounds(&m),
+        );
     }
 
     // Peer: cocoon's MiniCocoon (one key, AES-256-GCM, no per-record DEK, no rotation).
@@ -276,22 +300,27 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         let pt = vec![0x5au8; n];
         let mut mini = cocoon::MiniCocoon::from_key(&[7; 32], &[8; 32])
             .with_cipher(cocoon::CocoonCipher::Aes256Gcm);
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || (1, seal(&vk, Suite::Aes256Gcm, &c, &pt).unwrap()),
             || (1, mini.wrap(black_box(&pt)).unwrap()),
         );
-        out.push(Ratio::new(
-            format!("envelope/seal-vs-cocoon/{}", size_label(n)),
-            "cocoon-minicocoon-wrap",
-            s,
-            r,
-            None,
-        ));
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+        out.push(
+            Ratio::new(
+                format!("envelope/seal-vs-cocoon/{}", size_label(n)),
+                "cocoon-minicocoon-wrap",
+                s,
+                r,
+                None,
+            )
+            .with_rounds(&m)
+            .peer(),
+        );
         let sealed = seal(&vk, Suite::Aes256Gcm, &c, &pt).unwrap();
         let container = mini.wrap(&pt).unwrap();
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || {
@@ -302,13 +331,18 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             },
             || (1, mini.unwrap(black_box(&container)).unwrap()),
         );
-        out.push(Ratio::new(
-            format!("envelope/open-vs-cocoon/{}", size_label(n)),
-            "cocoon-minicocoon-unwrap",
-            s,
-            r,
-            None,
-        ));
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+        out.push(
+            Ratio::new(
+                format!("envelope/open-vs-cocoon/{}", size_label(n)),
+                "cocoon-minicocoon-unwrap",
+                s,
+                r,
+                None,
+            )
+            .with_rounds(&m)
+            .peer(),
+        );
     }
     out
 }

@@ -107,14 +107,17 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         let recipients: Vec<age::x25519::Recipient> = (0..n)
             .map(|_| age::x25519::Identity::generate().to_public())
             .collect();
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || (1, session.rekey(&store).unwrap()),
             || (1, age_encrypt(&recipients)),
         );
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         out.push(
             Ratio::new(format!("sharing/grant/{n}"), "age-x25519", s, r, Some(0.75))
+                .with_rounds(&m)
+                .peer()
                 .with("members", n.to_string()),
         );
     }
@@ -127,7 +130,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             .values()
             .map(|m| m.identity().encryption_key().to_vec())
             .collect();
-        let (s, r) = compare(
+        let m = compare(
             rounds,
             budget,
             || (1, session.rekey(&store).unwrap()),
@@ -142,6 +145,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 (1, sealed)
             },
         );
+        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         out.push(
             Ratio::new(
                 format!("sharing/grant-hybrid/{n}"),
@@ -150,6 +154,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 r,
                 Some(0.75),
             )
+            .with_rounds(&m)
             .with("members", n.to_string()),
         );
     }

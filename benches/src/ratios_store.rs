@@ -10,12 +10,16 @@
 //! using the same rustls configuration), where every round trip also pays encryption.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
+
+use strongroom::recovery::RawKek;
+use strongroom::{CreateOptions, NewSecret, Vault};
 
 use strongroom_postgres::test_server::{TestPki, TestServer};
 use strongroom_postgres::{PostgresOptions, PostgresStore};
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
-use strongroom_store::{Batch, Expect, ReadView, Store, Table};
+use strongroom_store::{Batch, Expect, ReadView, ScanRange, Store, Table};
 
 use crate::{Ratio, compare, size_label};
 
@@ -113,6 +117,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 raw: raw_postgres(&server),
             };
             out.extend(postgres_cases(socket, budget, rounds));
+            out.push(vault_postgres_get(&server, budget, rounds));
             let conninfo = format!(
                 "host=localhost hostaddr=127.0.0.1 port={} user=postgres dbname=postgres sslrootcert={}",
                 tls_server.port().expect("a TCP port"),
@@ -152,7 +157,7 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
 
     let next_s = Cell::new(0u64);
     let next_r = Cell::new(0u64);
-    let (s, r) = compare(
+    let m = compare(
         rounds,
         budget,
         || {
@@ -166,6 +171,7 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (BATCH_ROWS, ())
         },
     );
+    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
     out.push(
         Ratio::new(
             format!("store/sqlite/put-batch/{label}"),
@@ -174,6 +180,7 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             r,
             Some(0.80),
         )
+        .with_rounds(&m)
         .with("rows_per_batch", BATCH_ROWS.to_string()),
     );
 
@@ -184,7 +191,7 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     );
     let i_s = Cell::new(0u64);
     let i_r = Cell::new(0u64);
-    let (s, r) = compare(
+    let m = compare(
         rounds,
         budget,
         || {
@@ -200,13 +207,17 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, raw_sqlite_get(&raw, get_key(i_r.get())))
         },
     );
-    out.push(Ratio::new(
-        format!("store/sqlite/get/{label}"),
-        "rusqlite-select",
-        s,
-        r,
-        Some(0.80),
-    ));
+    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+    out.push(
+        Ratio::new(
+            format!("store/sqlite/get/{label}"),
+            "rusqlite-select",
+            s,
+            r,
+            Some(0.80),
+        )
+        .with_rounds(&m),
+    );
     out
 }
 
@@ -273,6 +284,83 @@ pub fn raw_postgres_insert_batch(
     tx.commit().expect("commit");
 }
 
+/// `vault/postgres/get/1KiB`: `Vault::get` on PostgreSQL over the unix socket (one round
+/// trip: the index entry carries the head version) against a raw prepared select of a row
+/// of the same size on the same server.
+fn vault_postgres_get(server: &TestServer, budget: Duration, rounds: usize) -> Ratio {
+    const SECRETS: u64 = 1000;
+    let store: Arc<dyn Store> = Arc::new(server.fresh_store());
+    let kek = RawKek::generate().expect("kek");
+    let (vault, _) =
+        Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).expect("create");
+    let value = vec![0x5au8; VALUE_SIZE];
+    let names: Vec<String> = (0..SECRETS).map(|i| format!("g{i}")).collect();
+    let preload: Vec<NewSecret<'_>> = names
+        .iter()
+        .map(|name| NewSecret {
+            namespace: "bench/get",
+            name,
+            value: &value,
+        })
+        .collect();
+    vault.put_many(&preload).expect("preload");
+    let entry_len = store
+        .scan(Table::Index, &ScanRange::all(), None, 1)
+        .expect("scan")
+        .rows[0]
+        .value
+        .len();
+    let mut raw = raw_postgres(server);
+    let insert = raw
+        .prepare("INSERT INTO t (k, v, ver) VALUES ($1, $2, 1)")
+        .expect("prepare insert");
+    raw_postgres_insert_batch(
+        &mut raw,
+        &insert,
+        0,
+        SECRETS as usize,
+        &vec![0xa5u8; entry_len],
+    );
+    let select = raw
+        .prepare("SELECT v, ver FROM t WHERE k = $1")
+        .expect("prepare select");
+    let raw = std::cell::RefCell::new(raw);
+    let i_s = Cell::new(0u64);
+    let i_r = Cell::new(0u64);
+    let m = compare(
+        rounds,
+        budget,
+        || {
+            i_s.set(i_s.get() + 1);
+            let name = &names[(i_s.get().wrapping_mul(7919) % SECRETS) as usize];
+            let got = vault.get("bench/get", name).expect("get");
+            (1, got.expose_secret().len())
+        },
+        || {
+            i_r.set(i_r.get() + 1);
+            let row = raw
+                .borrow_mut()
+                .query_one(
+                    &select,
+                    &[&&key(i_r.get().wrapping_mul(7919) % SECRETS)[..]],
+                )
+                .expect("select");
+            let v: Vec<u8> = row.get(0);
+            (1, v.len())
+        },
+    );
+    Ratio::new(
+        format!("vault/postgres/get/{}", size_label(VALUE_SIZE)),
+        "postgres-select",
+        m.strongroom_ops_s,
+        m.raw_ops_s,
+        Some(0.6),
+    )
+    .with_rounds(&m)
+    .with("round_trips_per_get", "1")
+    .with("index_entry_bytes", entry_len.to_string())
+}
+
 /// One side-by-side set-up: strongroom's store and a raw client on the same server and
 /// transport.
 struct Pg {
@@ -302,7 +390,7 @@ fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
 
     let next_s = Cell::new(0u64);
     let next_r = Cell::new(0u64);
-    let (s, r) = compare(
+    let m = compare(
         rounds,
         budget,
         || {
@@ -322,6 +410,7 @@ fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
             (BATCH_ROWS, ())
         },
     );
+    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
     out.push(
         Ratio::new(
             format!("store/{backend}/put-batch/{label}"),
@@ -334,6 +423,7 @@ fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
             r,
             None,
         )
+        .with_rounds(&m)
         .with("rows_per_batch", BATCH_ROWS.to_string()),
     );
 
@@ -344,7 +434,7 @@ fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
     );
     let i_s = Cell::new(0u64);
     let i_r = Cell::new(0u64);
-    let (s, r) = compare(
+    let m = compare(
         rounds,
         budget,
         || {
@@ -366,16 +456,20 @@ fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, (v, ver))
         },
     );
-    out.push(Ratio::new(
-        format!("store/{backend}/get/{label}"),
-        if backend == "postgres" {
-            "postgres-select"
-        } else {
-            "postgres-tls-select"
-        },
-        s,
-        r,
-        None,
-    ));
+    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+    out.push(
+        Ratio::new(
+            format!("store/{backend}/get/{label}"),
+            if backend == "postgres" {
+                "postgres-select"
+            } else {
+                "postgres-tls-select"
+            },
+            s,
+            r,
+            None,
+        )
+        .with_rounds(&m),
+    );
     out
 }

@@ -2,22 +2,26 @@
 //! against raw `rusqlite` (and the raw AEAD) doing the same storage work in the same run.
 //!
 //! - `vault/sqlite/put/1KiB`: `Vault::put` of a new 1 KiB secret against one raw insert
-//!   transaction of a row the size of its sealed body, with the pragmas strongroom-sqlite
-//!   uses (WAL, `synchronous=NORMAL`, `journal_size_limit`, `trusted_schema=OFF`). Extra
-//!   fields break the put down: rows per put, a raw transaction with the same number of
-//!   rows and checks, the crypto alone, `Vault::put` on the in-memory store.
-//! - `vault/sqlite/get/1KiB`: `Vault::get` against a prepared select of a row of the same
-//!   size.
+//!   transaction of a row the size of its index entry (which carries the sealed body
+//!   inline), with the pragmas strongroom-sqlite uses (WAL, `synchronous=NORMAL`,
+//!   `journal_size_limit`, `trusted_schema=OFF`). Extra fields break the put down: rows
+//!   per put, a raw transaction with the same rows and checks (an index read, then the
+//!   membership-log guard, the index entry and the audit entry in one transaction), the
+//!   crypto alone, `Vault::put` on the in-memory store. `…-vs-same-rows` is the put
+//!   against that raw transaction.
+//! - `vault/sqlite/get/1KiB`: `Vault::get` (one read: the index entry carries the head
+//!   version whole) against a prepared select of a row of the same size.
 //! - `vault/sqlite/rotate/<N>`: `Vault::rotate_vault_key` of N records (`ROTATE_N`, default
 //!   1 000 000; a comma-separated list runs several sizes) against the raw floor on an
-//!   identical copy of the database: a keyset-paginated scan of the wrapped-DEK rows, an
-//!   XChaCha20-Poly1305 open and seal of every data key (the same composition strongroom
-//!   uses, [`strongroom_crypto::aead::WrapKey`]) and batched `UPDATE`s of the same batch
-//!   size. Each side runs in a fresh child process (the `ratios` binary re-executed with
+//!   identical copy of the database: a keyset-paginated scan of the index rows, an
+//!   XChaCha20-Poly1305 open and seal of the head's data key each carries (the same
+//!   composition strongroom uses, [`strongroom_crypto::aead::WrapKey`]) and batched
+//!   `UPDATE`s of the same batch size. Each side runs in a fresh child process (the `ratios` binary re-executed with
 //!   [`ROTATE_CHILD_ARG`]), which reports its seconds and peak RSS.
 //!
 //! The records of the rotation case are written as rows by [`Loader`], exactly as
-//! `Vault::put` writes them (blind index entry, sealed body, wrapped data key), because a
+//! `Vault::put` writes them (a format-2 blind index entry carrying the head's wrapped data
+//! key and sealed body), because a
 //! million puts would take longer than the measurement; the crate's tests check that the
 //! vault reads such rows back.
 
@@ -32,8 +36,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use strongroom::recovery::RawKek;
 use strongroom::sharing::{Pins, Session};
-use strongroom::store::{Batch, Expect, MemoryStore, ReadView as _, Store, Table};
-use strongroom::{CreateOptions, RotateOptions, Suite, Vault};
+use strongroom::store::{Batch, Expect, MemoryStore, ReadView as _, ScanRange, Store, Table};
+use strongroom::{AsyncVault, CreateOptions, NewSecret, RotateOptions, Suite, Vault};
 use strongroom_crypto::aead::{Aead, WrapKey, unwrap_key};
 use strongroom_crypto::encoding::Writer;
 use strongroom_crypto::kdf::derive_key;
@@ -59,6 +63,8 @@ pub const ROTATE_CHILD_ARG: &str = "--vault-rotate-child";
 /// Namespace of the bulk-loaded records.
 pub const BULK_NAMESPACE: &str = "bench/rotate";
 
+/// Where the head's wrapped data key starts in a format-2 index entry.
+const ENTRY_DEK_OFFSET: usize = 42;
 const SQLITE_JOURNAL_SIZE_LIMIT: i64 = 64 << 20;
 
 /// The name of bulk-loaded secret `i`.
@@ -150,10 +156,10 @@ pub fn raw_select(conn: &rusqlite::Connection, n: u64) -> (Vec<u8>, i64) {
 }
 
 /// Raw: the statements a vault put issues, without the crypto: a read of the index row,
-/// then in one transaction the membership-log check, the index, body and data-key inserts
-/// (at scattered keys, as the vault's random ids are) and the audit append (with its check
-/// of the previous entry).
-fn raw_put_shaped(conn: &rusqlite::Connection, n: u64, body: &[u8], dek: &[u8], audit: &[u8]) {
+/// then in one transaction the membership-log check, the index entry insert (at a scattered
+/// key, as the vault's blind index is) and the audit append (with its check of the previous
+/// entry).
+fn raw_put_shaped(conn: &rusqlite::Connection, n: u64, entry: &[u8], audit: &[u8]) {
     let key = scattered_key(n);
     let _: Option<i64> = conn
         .prepare_cached("SELECT ver FROM t WHERE k = ?1")
@@ -168,13 +174,9 @@ fn raw_put_shaped(conn: &rusqlite::Connection, n: u64, body: &[u8], dek: &[u8], 
         .expect("prepare")
         .query_row([&b"log/next"[..]], |r| r.get(0))
         .ok();
-    for (prefix, v) in [(b'i', &body[..33]), (b'b', body), (b'd', dek)] {
-        let mut k = key.to_vec();
-        k[0] = prefix;
-        conn.prepare_cached("INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)")
-            .and_then(|mut s| s.execute(rusqlite::params![k, v]))
-            .expect("insert");
-    }
+    conn.prepare_cached("INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)")
+        .and_then(|mut s| s.execute(rusqlite::params![&key[..], entry]))
+        .expect("insert");
     let mut k = key.to_vec();
     k[0] = b'a';
     conn.prepare_cached(
@@ -206,9 +208,10 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Writes records as rows, exactly as `Vault::put` writes a first version (index entry,
-/// body sealed under a fresh data key, data key wrapped under the current vault key), in
-/// large batches and without one audit entry per record.
+/// Writes records as rows, exactly as `Vault::put` writes a first version (a format-2
+/// index entry carrying the body sealed under a fresh data key inline and that data key
+/// wrapped under the current vault key; see `strongroom/src/index_entry.rs`), in large
+/// batches and without one audit entry per record.
 ///
 /// The layouts are the facade's (see `strongroom/src/records.rs` and `meta.rs`): the
 /// blind index is `HMAC(index key, "ns" ‖ ns)[..16] ‖ HMAC(index key, "name" ‖
@@ -279,29 +282,30 @@ impl Loader {
             version: 1,
         };
         let sealed = seal(self.session.current_key(), self.suite, &ctx, &payload).expect("seal");
-        let mut index = Writer::with_capacity(33);
-        index.u8(1).bytes(record.as_bytes()).u64(1).u64(t);
-        let mut vkey = record.as_bytes().to_vec();
-        vkey.extend_from_slice(&1u64.to_be_bytes());
-        batch
-            .put(
-                Table::Index,
-                self.blind(namespace, name).to_vec(),
-                index.into_vec(),
-                Expect::Absent,
-            )
-            .put(Table::Bodies, vkey.clone(), sealed.body, Expect::Absent)
-            .put(
-                Table::Deks,
-                vkey,
-                sealed.wrapped_dek.as_bytes().to_vec(),
-                Expect::Absent,
-            );
+        // Index entry format 2: version, record id, head version, created at, oldest
+        // stored version, placement 1 (inline), the head's wrapped data key, its body.
+        let wrapped = sealed.wrapped_dek.as_bytes();
+        let mut index = Writer::with_capacity(ENTRY_DEK_OFFSET + wrapped.len() + sealed.body.len());
+        index
+            .u8(2)
+            .bytes(record.as_bytes())
+            .u64(1)
+            .u64(t)
+            .u64(1)
+            .u8(1)
+            .bytes(wrapped)
+            .bytes(&sealed.body);
+        batch.put(
+            Table::Index,
+            self.blind(namespace, name).to_vec(),
+            index.into_vec(),
+            Expect::Absent,
+        );
     }
 
     /// Loads secrets `first..first + n` ([`secret_name`], [`secret_value`]) in batches.
     pub fn load(&self, store: &dyn Store, first: u64, n: u64, value_len: usize, batch: usize) {
-        let mut b = Batch::with_capacity(batch * 3);
+        let mut b = Batch::with_capacity(batch);
         for i in first..first + n {
             self.add(
                 &mut b,
@@ -309,9 +313,9 @@ impl Loader {
                 &secret_name(i),
                 &secret_value(i, value_len),
             );
-            if b.len() >= batch * 3 {
+            if b.len() >= batch {
                 store.commit(&b).expect("bulk commit");
-                b = Batch::with_capacity(batch * 3);
+                b = Batch::with_capacity(batch);
             }
         }
         if !b.is_empty() {
@@ -333,6 +337,7 @@ pub fn populated_vault(path: &Path, n: u64, value_len: usize) -> RawKek {
 /// All vault cases.
 pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let mut out = put_get_cases(budget, rounds);
+    out.extend(bulk_cases(budget, rounds));
     let sizes = std::env::var("ROTATE_N").unwrap_or_else(|_| DEFAULT_ROTATE_N.to_string());
     for n in sizes
         .split(',')
@@ -354,21 +359,19 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let value = vec![0x5au8; VALUE_SIZE];
     let label = size_label(VALUE_SIZE);
 
-    // The raw row is as large as the body a vault put stores.
-    let probe = vault.put("bench/probe", "probe", &value).expect("put");
-    let mut vkey = probe.record_id.as_bytes().to_vec();
-    vkey.extend_from_slice(&1u64.to_be_bytes());
-    let body_len = store
-        .get(Table::Bodies, &vkey)
-        .expect("get")
-        .expect("body")
-        .value
-        .len();
-    let raw_value = vec![0xa5u8; body_len];
+    // The raw row is as large as the index entry a vault put stores (its head inline).
+    vault.put("bench/probe", "probe", &value).expect("put");
+    let entries = store
+        .scan(Table::Index, &ScanRange::all(), None, 2)
+        .expect("scan")
+        .rows;
+    assert_eq!(entries.len(), 1, "one index entry");
+    let entry_len = entries[0].value.len();
+    let raw_value = vec![0xa5u8; entry_len];
 
     let next_s = Cell::new(0u64);
     let next_r = Cell::new(0u64);
-    let (s, r) = compare(
+    let m = compare(
         rounds,
         budget,
         || {
@@ -384,7 +387,8 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, ())
         },
     );
-    let breakdown = put_breakdown(budget, rounds, &dir.path().join("shaped.db"), body_len);
+    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
+    let breakdown = put_breakdown(budget, rounds, &dir.path().join("shaped.db"), entry_len);
     let mut put = Ratio::new(
         format!("vault/sqlite/put/{label}"),
         "rusqlite-insert-1-row-txn",
@@ -392,11 +396,12 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         r,
         Some(0.6),
     )
-    .with("body_bytes", body_len.to_string())
-    .with("rows_per_put", "4")
+    .with_rounds(&m)
+    .with("index_entry_bytes", entry_len.to_string())
+    .with("rows_per_put", "2")
     .with(
         "rows_per_put_detail",
-        crate::json_str("index+body+dek+audit, plus a membership-log check and an index read"),
+        crate::json_str("index entry+audit, plus a membership-log check and an index read"),
     );
     let shaped_put_us = breakdown
         .iter()
@@ -407,11 +412,11 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     }
     let mut out = vec![put];
     // The same put against the raw floor of what a put must write: one rusqlite
-    // transaction with the same rows and checks (index, body, data key, audit entry).
+    // transaction with the same rows and checks (index read; guard, index entry, audit).
     if let Some(us) = shaped_put_us {
         out.push(Ratio::new(
             format!("vault/sqlite/put/{label}-vs-same-rows"),
-            "rusqlite-txn-of-the-same-4-rows",
+            "rusqlite-txn-of-the-same-2-rows",
             s,
             1e6 / us,
             Some(0.6),
@@ -435,7 +440,7 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     tx.commit().expect("commit");
     let i_s = Cell::new(0u64);
     let i_r = Cell::new(0u64);
-    let (s, r) = compare(
+    let m = compare(
         rounds,
         budget,
         || {
@@ -450,16 +455,7 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, raw_select(&raw, (1 << 40) + n).0.len())
         },
     );
-    // What a get reads: three rows (index entry, body, wrapped data key), each a select.
-    let k = Cell::new(0u64);
-    let shaped = best_of(rounds, budget, || {
-        k.set(k.get() + 1);
-        let n = (1 << 40) + k.get().wrapping_mul(7919) % GET_SECRETS;
-        let a = raw_select(&raw, n).0.len();
-        let b = raw_select(&raw, n ^ 1).0.len();
-        let c = raw_select(&raw, n ^ 2).0.len();
-        (1, a + b + c)
-    });
+    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
     let mem: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let (mem_vault, _) =
         Vault::create(Arc::clone(&mem), &kek, &CreateOptions::default()).expect("create");
@@ -468,10 +464,10 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             .put("bench/get", &format!("g{i}"), &value)
             .expect("preload put");
     }
-    let m = Cell::new(0u64);
+    let i_m = Cell::new(0u64);
     let memory = best_of(rounds, budget, || {
-        m.set(m.get() + 1);
-        let n = m.get().wrapping_mul(7919) % GET_SECRETS;
+        i_m.set(i_m.get() + 1);
+        let n = i_m.get().wrapping_mul(7919) % GET_SECRETS;
         let got = mem_vault.get("bench/get", &format!("g{n}")).expect("get");
         (1, got.expose_secret().len())
     });
@@ -483,18 +479,197 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             r,
             Some(0.6),
         )
-        .with("rows_per_get", "3")
-        .with("raw_3_selects_us", format!("{:.1}", 1e6 / shaped))
+        .with_rounds(&m)
+        .with("rows_per_get", "1")
         .with("vault_get_memory_store_us", format!("{:.1}", 1e6 / memory)),
     );
-    // The same get against the raw floor of what a get must read: three rusqlite selects.
-    out.push(Ratio::new(
-        format!("vault/sqlite/get/{label}-vs-same-rows"),
-        "rusqlite-3-selects",
-        s,
-        shaped,
-        Some(0.6),
-    ));
+    out
+}
+
+/// Secrets of the namespace-load case.
+pub const LOAD_SECRETS: usize = 100;
+/// Secrets per `put_many` in the bulk-import case (`BULK_N` overrides).
+pub const DEFAULT_BULK_N: usize = 100_000;
+/// Sequential gets per `block_on` in the async case (one runtime entry per batch, as a
+/// server task awaiting one get after another).
+const ASYNC_GETS_PER_BLOCK: usize = 100;
+
+/// Namespace load, bulk import and the async handle, each against its floor in the same
+/// run:
+/// - `vault/sqlite/load-namespace/100`: `Vault::load` of a namespace of 100 secrets of
+///   1 KiB (one consistent read) against a raw range scan of 100 rows of the same size.
+/// - `vault/sqlite/put-many/<N>`: `Vault::put_many` of N new 1 KiB secrets (one commit)
+///   against one raw transaction inserting N rows of the same size (N = `BULK_N`,
+///   default 100,000; counted in secrets per second).
+/// - `vault/async/get/1KiB`: `AsyncVault::get` awaited in sequence on a tokio runtime
+///   against `Vault::get` of the same vault (the handle's cost: a hop to the blocking
+///   pool and back).
+fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kek = RawKek::generate().expect("kek");
+    let store = open_sqlite(&dir.path().join("vault.db"));
+    let (vault, _) =
+        Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).expect("create");
+    let raw = raw_connection(&dir.path().join("raw.db"));
+    raw_table(&raw);
+    let value = vec![0x5au8; VALUE_SIZE];
+    let names: Vec<String> = (0..LOAD_SECRETS).map(|i| format!("s{i:03}")).collect();
+    let preload: Vec<NewSecret<'_>> = names
+        .iter()
+        .map(|name| NewSecret {
+            namespace: "bench/load",
+            name,
+            value: &value,
+        })
+        .collect();
+    vault.put_many(&preload).expect("preload");
+    let entry_len = store
+        .scan(Table::Index, &ScanRange::all(), None, 1)
+        .expect("scan")
+        .rows[0]
+        .value
+        .len();
+    let raw_value = vec![0xa5u8; entry_len];
+    let tx = raw.unchecked_transaction().expect("begin");
+    for i in 0..LOAD_SECRETS as u64 {
+        tx.execute(
+            "INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)",
+            rusqlite::params![&raw_key((2 << 40) + i)[..], &raw_value],
+        )
+        .expect("preload insert");
+    }
+    tx.commit().expect("commit");
+    let (lo, hi) = (raw_key(2 << 40), raw_key((2 << 40) + LOAD_SECRETS as u64));
+    let m = compare(
+        rounds,
+        budget,
+        || {
+            let all = vault.load("bench/load").expect("load");
+            assert_eq!(all.len(), LOAD_SECRETS);
+            (1, all)
+        },
+        || {
+            let rows: Vec<(Vec<u8>, Vec<u8>, i64)> = raw
+                .prepare_cached("SELECT k, v, ver FROM t WHERE k >= ?1 AND k < ?2 ORDER BY k")
+                .expect("prepare")
+                .query_map([&lo[..], &hi[..]], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .expect("scan")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            assert_eq!(rows.len(), LOAD_SECRETS);
+            (1, rows)
+        },
+    );
+    let mut out = vec![
+        Ratio::new(
+            format!("vault/sqlite/load-namespace/{LOAD_SECRETS}"),
+            "rusqlite-range-scan",
+            m.strongroom_ops_s,
+            m.raw_ops_s,
+            Some(0.6),
+        )
+        .with_rounds(&m)
+        .with("index_entry_bytes", entry_len.to_string()),
+    ];
+
+    let bulk_n = std::env::var("BULK_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_BULK_N);
+    let bulk_names: Vec<String> = (0..bulk_n).map(|i| format!("b{i:07}")).collect();
+    let run = Cell::new(0u64);
+    let raw_run = Cell::new(0u64);
+    let m = compare(
+        rounds,
+        budget,
+        || {
+            run.set(run.get() + 1);
+            let namespace = format!("bench/bulk{}", run.get());
+            let batch: Vec<NewSecret<'_>> = bulk_names
+                .iter()
+                .map(|name| NewSecret {
+                    namespace: &namespace,
+                    name,
+                    value: &value,
+                })
+                .collect();
+            let report = vault.put_many(&batch).expect("put_many");
+            assert_eq!(report.written.len(), bulk_n);
+            (bulk_n, ())
+        },
+        || {
+            raw_run.set(raw_run.get() + 1);
+            let first = (3 + raw_run.get()) << 40;
+            let tx = raw.unchecked_transaction().expect("begin");
+            {
+                let mut insert = tx
+                    .prepare_cached("INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)")
+                    .expect("prepare");
+                for i in 0..bulk_n as u64 {
+                    insert
+                        .execute(rusqlite::params![&scattered_key(first + i)[..], &raw_value])
+                        .expect("insert");
+                }
+            }
+            tx.commit().expect("commit");
+            (bulk_n, ())
+        },
+    );
+    out.push(
+        Ratio::new(
+            format!("vault/sqlite/put-many/{bulk_n}"),
+            "rusqlite-batched-insert-txn",
+            m.strongroom_ops_s,
+            m.raw_ops_s,
+            Some(0.5),
+        )
+        .with_rounds(&m)
+        .with("secrets", bulk_n.to_string()),
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .expect("tokio runtime");
+    let handle = AsyncVault::new(vault);
+    let i_a = Cell::new(0usize);
+    let i_s = Cell::new(0usize);
+    let m = compare(
+        rounds,
+        budget,
+        || {
+            let got = runtime.block_on(async {
+                let mut total = 0;
+                for _ in 0..ASYNC_GETS_PER_BLOCK {
+                    i_a.set(i_a.get() + 1);
+                    let name = names[i_a.get().wrapping_mul(37) % LOAD_SECRETS].clone();
+                    let s = handle.get("bench/load", name).await.expect("async get");
+                    total += s.expose_secret().len();
+                }
+                total
+            });
+            (ASYNC_GETS_PER_BLOCK, got)
+        },
+        || {
+            i_s.set(i_s.get() + 1);
+            let name = &names[i_s.get().wrapping_mul(37) % LOAD_SECRETS];
+            let s = handle.vault().get("bench/load", name).expect("get");
+            (1, s.expose_secret().len())
+        },
+    );
+    out.push(
+        Ratio::new(
+            format!("vault/async/get/{}", size_label(VALUE_SIZE)),
+            "vault-sync-get",
+            m.strongroom_ops_s,
+            m.raw_ops_s,
+            Some(0.8),
+        )
+        .with_rounds(&m)
+        .with("gets_per_block_on", ASYNC_GETS_PER_BLOCK.to_string()),
+    );
     out
 }
 
@@ -505,13 +680,12 @@ fn put_breakdown(
     budget: Duration,
     rounds: usize,
     path: &Path,
-    body_len: usize,
+    entry_len: usize,
 ) -> Vec<(&'static str, f64)> {
     let us = |ops_s: f64| if ops_s > 0.0 { 1e6 / ops_s } else { 0.0 };
     let conn = raw_connection(path);
     raw_table(&conn);
-    let body = vec![0x11u8; body_len];
-    let dek = vec![0x22u8; 86];
+    let entry = vec![0x11u8; entry_len];
     let audit = vec![0x33u8; 180];
     let n = Cell::new(0u64);
     let mem: Arc<dyn Store> = Arc::new(MemoryStore::new());
@@ -519,23 +693,24 @@ fn put_breakdown(
     let (mem_vault, _) =
         Vault::create(Arc::clone(&mem), &kek, &CreateOptions::default()).expect("create");
     let value = vec![0x5au8; VALUE_SIZE];
-    let m = Cell::new(0u64);
-    let (memory, shaped) = compare(
+    let i_m = Cell::new(0u64);
+    let m = compare(
         rounds,
         budget,
         || {
-            m.set(m.get() + 1);
+            i_m.set(i_m.get() + 1);
             let r = mem_vault
-                .put("bench/put", &format!("k{}", m.get()), &value)
+                .put("bench/put", &format!("k{}", i_m.get()), &value)
                 .expect("put");
             (1, r.version)
         },
         || {
             n.set(n.get() + 1);
-            raw_put_shaped(&conn, n.get(), &body, &dek, &audit);
+            raw_put_shaped(&conn, n.get(), &entry, &audit);
             (1, ())
         },
     );
+    let (memory, shaped) = (m.strongroom_ops_s, m.raw_ops_s);
     // The same rows and checks through strongroom-sqlite's Store (no crypto): what the
     // store layer adds over raw SQL.
     let store_path = path.with_extension("store.db");
@@ -546,20 +721,13 @@ fn put_breakdown(
         seq.set(i + 1);
         let key = scattered_key(i);
         let index = store.get(Table::Index, &key).expect("get");
-        let mut b = Batch::with_capacity(5);
+        let mut b = Batch::with_capacity(3);
         b.check(
             Table::MemberLog,
             7u64.to_be_bytes().to_vec(),
             Expect::Absent,
         )
-        .put(
-            Table::Index,
-            key.to_vec(),
-            body[..33].to_vec(),
-            Expect::Absent,
-        )
-        .put(Table::Bodies, key.to_vec(), body.clone(), Expect::Absent)
-        .put(Table::Deks, key.to_vec(), dek.clone(), Expect::Absent)
+        .put(Table::Index, key.to_vec(), entry.clone(), Expect::Absent)
         .append(Table::Audit, i, audit.clone());
         store.commit(&b).expect("commit");
         (1, index.is_some())
@@ -656,7 +824,7 @@ fn raw_rotation(db: &Path, kek: &RawKek, batch: usize) -> (f64, u64) {
     loop {
         let page: Vec<(Vec<u8>, Vec<u8>)> = {
             let mut stmt = conn
-                .prepare_cached("SELECT k, v FROM sr_deks WHERE k > ?1 ORDER BY k LIMIT ?2")
+                .prepare_cached("SELECT k, v FROM sr_index WHERE k > ?1 ORDER BY k LIMIT ?2")
                 .expect("prepare");
             stmt.query_map(
                 rusqlite::params![last, i64::try_from(batch).expect("batch size")],
@@ -672,31 +840,37 @@ fn raw_rotation(db: &Path, kek: &RawKek, batch: usize) -> (f64, u64) {
         random::fill(&mut nonces).expect("nonces");
         let mut updated = Vec::with_capacity(page.len());
         for ((k, v), nonce) in page.iter().zip(nonces.chunks_exact(24)) {
-            // Wrapped data key format 2: head (50) ‖ nonce (24) ‖ DEK (32) ‖ tag (16).
-            assert_eq!(v.len(), 122, "a wrapped data key");
+            // Index entry format 2 (version 2, head inline): the head's wrapped data key
+            // (format 2: head (50) ‖ nonce (24) ‖ DEK (32) ‖ tag (16)) at offset 42; the
+            // record id and head version (bytes 1..25) end its associated data.
+            assert!(
+                v.len() >= ENTRY_DEK_OFFSET + 122 && v[0] == 2,
+                "a format-2 index entry"
+            );
+            let mut out = v.clone();
+            let w = &mut out[ENTRY_DEK_OFFSET..ENTRY_DEK_OFFSET + 122];
             let mut aad = Vec::with_capacity(17 + 50 + 16 + 24);
             aad.extend_from_slice(b"strongroom/v2/dek");
-            aad.extend_from_slice(&v[..50]);
+            aad.extend_from_slice(&w[..50]);
             aad.extend_from_slice(vault_id.as_bytes());
-            aad.extend_from_slice(k);
+            aad.extend_from_slice(&v[1..25]);
             let mut dek = [0u8; 32];
-            dek.copy_from_slice(&v[74..106]);
-            old.open_detached(&v[50..74], &aad, &mut dek, &v[106..122])
+            dek.copy_from_slice(&w[74..106]);
+            old.open_detached(&w[50..74], &aad, &mut dek, &w[106..122])
                 .expect("open data key");
-            let mut out = v.clone();
-            out[2..6].copy_from_slice(&2u32.to_be_bytes());
-            out[50..74].copy_from_slice(nonce);
-            aad[17..67].copy_from_slice(&out[..50]);
+            w[2..6].copy_from_slice(&2u32.to_be_bytes());
+            w[50..74].copy_from_slice(nonce);
+            aad[17..67].copy_from_slice(&w[..50]);
             let tag = new.seal_detached(nonce, &aad, &mut dek).expect("seal");
-            out[74..106].copy_from_slice(&dek);
-            out[106..122].copy_from_slice(&tag);
+            w[74..106].copy_from_slice(&dek);
+            w[106..122].copy_from_slice(&tag);
             dek.zeroize();
             updated.push((k, out));
         }
         let tx = conn.unchecked_transaction().expect("begin");
         {
             let mut stmt = tx
-                .prepare_cached("UPDATE sr_deks SET v = ?2, ver = ver + 1 WHERE k = ?1")
+                .prepare_cached("UPDATE sr_index SET v = ?2, ver = ver + 1 WHERE k = ?1")
                 .expect("prepare");
             for (k, v) in &updated {
                 stmt.execute(rusqlite::params![k, v]).expect("update");
@@ -855,7 +1029,7 @@ mod tests {
         let conn = raw_connection(&db);
         let moved: i64 = conn
             .query_row(
-                "SELECT count(*) FROM sr_deks WHERE substr(v, 3, 4) = x'00000002'",
+                "SELECT count(*) FROM sr_index WHERE substr(v, 45, 4) = x'00000002'",
                 [],
                 |r| r.get(0),
             )
