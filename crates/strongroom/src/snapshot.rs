@@ -757,25 +757,21 @@ fn check_records<R: Read>(
         let e = IndexEntry::decode(&row.value)?;
         heads.insert(e.record, e.version);
         match e.head() {
-            Some(h) => {
-                versions += 1;
-                match &h.body {
-                    HeadBody::Inline(body) => {
-                        open_rows(&st, e.record, e.version, body, h.dek.as_bytes()).map_err(
-                            |err| {
-                                snap_err(format!(
-                                    "record {} version {} does not decrypt: {err}",
-                                    e.record, e.version
-                                ))
-                            },
-                        )?;
-                    }
-                    HeadBody::Stored => {
-                        stored_heads
-                            .insert(version_key(e.record, e.version), h.dek.as_bytes().to_vec());
-                    }
+            Some(h) => match &h.body {
+                HeadBody::Inline(body) => {
+                    versions += 1;
+                    open_rows(&st, e.record, e.version, body, h.dek.as_bytes()).map_err(|err| {
+                        snap_err(format!(
+                            "record {} version {} does not decrypt: {err}",
+                            e.record, e.version
+                        ))
+                    })?;
                 }
-            }
+                HeadBody::Stored => {
+                    stored_heads
+                        .insert(version_key(e.record, e.version), h.dek.as_bytes().to_vec());
+                }
+            },
             // Format 1: the head comes as a body row with its data key row.
             None => {
                 format1_heads.insert(version_key(e.record, e.version));
