@@ -7,6 +7,7 @@ pub mod encoding;
 mod error;
 mod ids;
 pub mod kdf;
+pub mod labels;
 pub mod random;
 mod secret;
 
