@@ -6,7 +6,7 @@
 //! The test binary re-executes itself: with `STRONGROOM_CRASH_WORKER` set, the
 //! `crash_worker` test is the child process that works until it is killed
 //! (`std::process::Child::kill` sends SIGKILL). `STRONGROOM_CRASH_TRIALS` sets the number
-//! of kills per scenario (default 20), `STRONGROOM_CRASH_SEED` replays a run.
+//! of kills per scenario (default 50), `STRONGROOM_CRASH_SEED` replays a run.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -46,7 +46,7 @@ fn trials() -> usize {
     std::env::var("STRONGROOM_CRASH_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(50)
 }
 
 /// xorshift64*: reproducible from the printed seed.
