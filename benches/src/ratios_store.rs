@@ -14,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strongroom::recovery::RawKek;
-use strongroom::{CreateOptions, NewSecret, Vault};
+use strongroom::{CreateOptions, Vault};
 
 use strongroom_postgres::test_server::{TestPki, TestServer};
 use strongroom_postgres::{PostgresOptions, PostgresStore};
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
-use strongroom_store::{Batch, Expect, ReadView, ScanRange, Store, Table};
+use strongroom_store::{Batch, Expect, ReadView, Store, Table};
 
 use crate::{Ratio, compare, size_label};
 
@@ -295,21 +295,7 @@ fn vault_postgres_get(server: &TestServer, budget: Duration, rounds: usize) -> R
         Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).expect("create");
     let value = vec![0x5au8; VALUE_SIZE];
     let names: Vec<String> = (0..SECRETS).map(|i| format!("g{i}")).collect();
-    let preload: Vec<NewSecret<'_>> = names
-        .iter()
-        .map(|name| NewSecret {
-            namespace: "bench/get",
-            name,
-            value: &value,
-        })
-        .collect();
-    vault.put_many(&preload).expect("preload");
-    let entry_len = store
-        .scan(Table::Index, &ScanRange::all(), None, 1)
-        .expect("scan")
-        .rows[0]
-        .value
-        .len();
+    let entry_len = crate::ratios_vault::preload(&vault, &*store, "bench/get", &names, &value);
     let mut raw = raw_postgres(server);
     let insert = raw
         .prepare("INSERT INTO t (k, v, ver) VALUES ($1, $2, 1)")

@@ -348,14 +348,47 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     out
 }
 
-fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// A vault on a fresh SQLite file in `dir` and a raw connection to another file there
+/// with the same pragmas and a `t (k, v, ver)` table.
+fn sqlite_pair(dir: &Path) -> (Arc<dyn Store>, RawKek, Vault, rusqlite::Connection) {
     let kek = RawKek::generate().expect("kek");
-    let store = open_sqlite(&dir.path().join("vault.db"));
+    let store = open_sqlite(&dir.join("vault.db"));
     let (vault, _) =
         Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).expect("create");
-    let raw = raw_connection(&dir.path().join("raw.db"));
+    let raw = raw_connection(&dir.join("raw.db"));
     raw_table(&raw);
+    (store, kek, vault, raw)
+}
+
+/// Writes `names` = `value` into `namespace` with one `put_many`, and returns the length
+/// of an index entry of `store` (the row a raw baseline should match in size).
+pub fn preload(
+    vault: &Vault,
+    store: &dyn Store,
+    namespace: &str,
+    names: &[String],
+    value: &[u8],
+) -> usize {
+    let secrets: Vec<NewSecret<'_>> = names
+        .iter()
+        .map(|name| NewSecret {
+            namespace,
+            name,
+            value,
+        })
+        .collect();
+    vault.put_many(&secrets).expect("preload");
+    store
+        .scan(Table::Index, &ScanRange::all(), None, 1)
+        .expect("scan")
+        .rows[0]
+        .value
+        .len()
+}
+
+fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, kek, vault, raw) = sqlite_pair(dir.path());
     let value = vec![0x5au8; VALUE_SIZE];
     let label = size_label(VALUE_SIZE);
 
@@ -506,29 +539,10 @@ const ASYNC_GETS_PER_BLOCK: usize = 100;
 ///   pool and back).
 fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let kek = RawKek::generate().expect("kek");
-    let store = open_sqlite(&dir.path().join("vault.db"));
-    let (vault, _) =
-        Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).expect("create");
-    let raw = raw_connection(&dir.path().join("raw.db"));
-    raw_table(&raw);
+    let (store, _, vault, raw) = sqlite_pair(dir.path());
     let value = vec![0x5au8; VALUE_SIZE];
     let names: Vec<String> = (0..LOAD_SECRETS).map(|i| format!("s{i:03}")).collect();
-    let preload: Vec<NewSecret<'_>> = names
-        .iter()
-        .map(|name| NewSecret {
-            namespace: "bench/load",
-            name,
-            value: &value,
-        })
-        .collect();
-    vault.put_many(&preload).expect("preload");
-    let entry_len = store
-        .scan(Table::Index, &ScanRange::all(), None, 1)
-        .expect("scan")
-        .rows[0]
-        .value
-        .len();
+    let entry_len = preload(&vault, &*store, "bench/load", &names, &value);
     let raw_value = vec![0xa5u8; entry_len];
     let tx = raw.unchecked_transaction().expect("begin");
     for i in 0..LOAD_SECRETS as u64 {
