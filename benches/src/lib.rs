@@ -82,11 +82,17 @@ impl Ratio {
         }
     }
 
-    /// Records the per-round ratios of a [`compare`] measurement.
-    #[must_use]
-    pub fn with_rounds(mut self, m: &Measured) -> Self {
-        self.rounds.clone_from(&m.round_ratios);
-        self
+    /// Builds a case from a [`compare`] measurement: its median throughputs and the ratio
+    /// of each round (so the spread is reported and checked).
+    pub fn measured(
+        case: impl Into<String>,
+        baseline: &'static str,
+        m: &Measured,
+        target: Option<f64>,
+    ) -> Self {
+        let mut r = Self::new(case, baseline, m.strongroom_ops_s, m.raw_ops_s, target);
+        r.rounds.clone_from(&m.round_ratios);
+        r
     }
 
     /// Marks the baseline as a peer doing comparable work, not a subset of strongroom's.
@@ -320,7 +326,7 @@ mod tests {
             raw_ops_s: 100.0,
             round_ratios: vec![0.80, 0.85, 0.90],
         };
-        let r = Ratio::new("c", "raw", m.strongroom_ops_s, m.raw_ops_s, None).with_rounds(&m);
+        let r = Ratio::measured("c", "raw", &m, None);
         assert!((r.ratio() - 0.85).abs() < 1e-12);
         assert!((r.spread().unwrap() - 0.10 / 0.85).abs() < 1e-12);
         assert!(!r.suspect());
@@ -341,11 +347,7 @@ mod tests {
             raw_ops_s: 100.0,
             round_ratios: vec![0.40, 0.50, 0.70],
         };
-        assert!(
-            Ratio::new("c", "raw", 50.0, 100.0, None)
-                .with_rounds(&noisy)
-                .suspect()
-        );
+        assert!(Ratio::measured("c", "raw", &noisy, None).suspect());
     }
 
     #[test]

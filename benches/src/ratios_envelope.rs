@@ -95,18 +95,13 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             || (1, seal(&vk, Suite::Aes256Gcm, &c, &pt).unwrap()),
             || (1, raw_seal(&rng, &kek, &pt)),
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         let target = (n == 1024).then_some(0.70);
-        out.push(
-            Ratio::new(
-                format!("envelope/seal/{}", size_label(n)),
-                "raw-composed(ring-aes256gcm+xchacha-wrap)",
-                s,
-                r,
-                target,
-            )
-            .with_rounds(&m),
-        );
+        out.push(Ratio::measured(
+            format!("envelope/seal/{}", size_label(n)),
+            "raw-composed(ring-aes256gcm+xchacha-wrap)",
+            &m,
+            target,
+        ));
         if n == 1024 {
             // The stricter limit: the raw composition with the fastest XChaCha here.
             let k = *vk.expose_secret().expose_secret();
@@ -131,17 +126,12 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                     (1, (body, ring_xchacha_seal(&k, &n, &mut dek)))
                 },
             );
-            let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
-            out.push(
-                Ratio::new(
-                    "envelope/seal/1KiB-vs-ring-xchacha",
-                    "raw-composed(ring-aes256gcm+hchacha20+ring-chacha20poly1305)",
-                    s,
-                    r,
-                    None,
-                )
-                .with_rounds(&m),
-            );
+            out.push(Ratio::measured(
+                "envelope/seal/1KiB-vs-ring-xchacha",
+                "raw-composed(ring-aes256gcm+hchacha20+ring-chacha20poly1305)",
+                &m,
+                None,
+            ));
         }
     }
 
@@ -182,18 +172,13 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             },
             raw_open,
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         let target = (n == 64 * 1024).then_some(0.60);
-        out.push(
-            Ratio::new(
-                format!("envelope/open/{}", size_label(n)),
-                "ring-aes256gcm-open",
-                s,
-                r,
-                target,
-            )
-            .with_rounds(&m),
-        );
+        out.push(Ratio::measured(
+            format!("envelope/open/{}", size_label(n)),
+            "ring-aes256gcm-open",
+            &m,
+            target,
+        ));
         // A record sealed before a member removal: its body digest (SHA-256 of the body)
         // is checked too.
         let m = compare(
@@ -207,17 +192,12 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             },
             raw_open,
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
-        out.push(
-            Ratio::new(
-                format!("envelope/open-digest-checked/{}", size_label(n)),
-                "ring-aes256gcm-open",
-                s,
-                r,
-                None,
-            )
-            .with_rounds(&m),
-        );
+        out.push(Ratio::measured(
+            format!("envelope/open-digest-checked/{}", size_label(n)),
+            "ring-aes256gcm-open",
+            &m,
+            None,
+        ));
     }
 
     {
@@ -252,17 +232,12 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 (1, (k, t))
             },
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
-        out.push(
-            Ratio::new(
-                "envelope/rewrap",
-                "raw-xchacha20poly1305-open+seal",
-                s,
-                r,
-                Some(0.80),
-            )
-            .with_rounds(&m),
-        );
+        out.push(Ratio::measured(
+            "envelope/rewrap",
+            "raw-xchacha20poly1305-open+seal",
+            &m,
+            Some(0.80),
+        ));
 
         // The stricter limit: the same open+seal on the fastest raw XChaCha here.
         let k1 = *vk.expose_secret().expose_secret();
@@ -282,17 +257,12 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 (1, ring_xchacha_seal(&k2, &n, &mut k))
             },
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
-        out.push(
-            Ratio::new(
-                "envelope/rewrap-vs-ring-xchacha",
-                "raw-hchacha20+ring-chacha20poly1305-open+seal",
-                s,
-                r,
-                None,
-            )
-            .with_rounds(&m),
-        );
+        out.push(Ratio::measured(
+            "envelope/rewrap-vs-ring-xchacha",
+            "raw-hchacha20+ring-chacha20poly1305-open+seal",
+            &m,
+            None,
+        ));
     }
 
     // Peer: cocoon's MiniCocoon (one key, AES-256-GCM, no per-record DEK, no rotation).
@@ -306,16 +276,13 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             || (1, seal(&vk, Suite::Aes256Gcm, &c, &pt).unwrap()),
             || (1, mini.wrap(black_box(&pt)).unwrap()),
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         out.push(
-            Ratio::new(
+            Ratio::measured(
                 format!("envelope/seal-vs-cocoon/{}", size_label(n)),
                 "cocoon-minicocoon-wrap",
-                s,
-                r,
+                &m,
                 None,
             )
-            .with_rounds(&m)
             .peer(),
         );
         let sealed = seal(&vk, Suite::Aes256Gcm, &c, &pt).unwrap();
@@ -331,16 +298,13 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             },
             || (1, mini.unwrap(black_box(&container)).unwrap()),
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         out.push(
-            Ratio::new(
+            Ratio::measured(
                 format!("envelope/open-vs-cocoon/{}", size_label(n)),
                 "cocoon-minicocoon-unwrap",
-                s,
-                r,
+                &m,
                 None,
             )
-            .with_rounds(&m)
             .peer(),
         );
     }

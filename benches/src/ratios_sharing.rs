@@ -113,10 +113,8 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             || (1, session.rekey(&store).unwrap()),
             || (1, age_encrypt(&recipients)),
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         out.push(
-            Ratio::new(format!("sharing/grant/{n}"), "age-x25519", s, r, Some(0.75))
-                .with_rounds(&m)
+            Ratio::measured(format!("sharing/grant/{n}"), "age-x25519", &m, Some(0.75))
                 .peer()
                 .with("members", n.to_string()),
         );
@@ -145,16 +143,13 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 (1, sealed)
             },
         );
-        let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
         out.push(
-            Ratio::new(
+            Ratio::measured(
                 format!("sharing/grant-hybrid/{n}"),
                 "raw-hpke-xwing-seals",
-                s,
-                r,
+                &m,
                 Some(0.75),
             )
-            .with_rounds(&m)
             .with("members", n.to_string()),
         );
     }

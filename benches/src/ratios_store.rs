@@ -171,16 +171,13 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (BATCH_ROWS, ())
         },
     );
-    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
     out.push(
-        Ratio::new(
+        Ratio::measured(
             format!("store/sqlite/put-batch/{label}"),
             "rusqlite-insert-txn",
-            s,
-            r,
+            &m,
             Some(0.80),
         )
-        .with_rounds(&m)
         .with("rows_per_batch", BATCH_ROWS.to_string()),
     );
 
@@ -207,17 +204,12 @@ fn sqlite_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, raw_sqlite_get(&raw, get_key(i_r.get())))
         },
     );
-    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
-    out.push(
-        Ratio::new(
-            format!("store/sqlite/get/{label}"),
-            "rusqlite-select",
-            s,
-            r,
-            Some(0.80),
-        )
-        .with_rounds(&m),
-    );
+    out.push(Ratio::measured(
+        format!("store/sqlite/get/{label}"),
+        "rusqlite-select",
+        &m,
+        Some(0.80),
+    ));
     out
 }
 
@@ -335,14 +327,12 @@ fn vault_postgres_get(server: &TestServer, budget: Duration, rounds: usize) -> R
             (1, v.len())
         },
     );
-    Ratio::new(
+    Ratio::measured(
         format!("vault/postgres/get/{}", size_label(VALUE_SIZE)),
         "postgres-select",
-        m.strongroom_ops_s,
-        m.raw_ops_s,
+        &m,
         Some(0.6),
     )
-    .with_rounds(&m)
     .with("round_trips_per_get", "1")
     .with("index_entry_bytes", entry_len.to_string())
 }
@@ -396,20 +386,17 @@ fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
             (BATCH_ROWS, ())
         },
     );
-    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
     out.push(
-        Ratio::new(
+        Ratio::measured(
             format!("store/{backend}/put-batch/{label}"),
             if backend == "postgres" {
                 "postgres-insert-txn"
             } else {
                 "postgres-tls-insert-txn"
             },
-            s,
-            r,
+            &m,
             None,
         )
-        .with_rounds(&m)
         .with("rows_per_batch", BATCH_ROWS.to_string()),
     );
 
@@ -442,20 +429,15 @@ fn postgres_cases(pg: Pg, budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, (v, ver))
         },
     );
-    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
-    out.push(
-        Ratio::new(
-            format!("store/{backend}/get/{label}"),
-            if backend == "postgres" {
-                "postgres-select"
-            } else {
-                "postgres-tls-select"
-            },
-            s,
-            r,
-            None,
-        )
-        .with_rounds(&m),
-    );
+    out.push(Ratio::measured(
+        format!("store/{backend}/get/{label}"),
+        if backend == "postgres" {
+            "postgres-select"
+        } else {
+            "postgres-tls-select"
+        },
+        &m,
+        None,
+    ));
     out
 }

@@ -147,6 +147,20 @@ pub fn raw_insert(conn: &rusqlite::Connection, n: u64, value: &[u8]) {
         .expect("commit");
 }
 
+/// Raw: rows `raw_key(first) .. raw_key(first + n)` = `value`, in one transaction (set-up,
+/// not measured).
+fn raw_preload(conn: &rusqlite::Connection, first: u64, n: u64, value: &[u8]) {
+    let tx = conn.unchecked_transaction().expect("begin");
+    for i in first..first + n {
+        tx.execute(
+            "INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)",
+            rusqlite::params![&raw_key(i)[..], value],
+        )
+        .expect("preload insert");
+    }
+    tx.commit().expect("commit");
+}
+
 /// Raw: a prepared select of one row.
 pub fn raw_select(conn: &rusqlite::Connection, n: u64) -> (Vec<u8>, i64) {
     conn.prepare_cached("SELECT v, ver FROM t WHERE k = ?1")
@@ -420,16 +434,13 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, ())
         },
     );
-    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
     let breakdown = put_breakdown(budget, rounds, &dir.path().join("shaped.db"), entry_len);
-    let mut put = Ratio::new(
+    let mut put = Ratio::measured(
         format!("vault/sqlite/put/{label}"),
         "rusqlite-insert-1-row-txn",
-        s,
-        r,
+        &m,
         Some(0.6),
     )
-    .with_rounds(&m)
     .with("index_entry_bytes", entry_len.to_string())
     .with("rows_per_put", "2")
     .with(
@@ -450,7 +461,7 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         out.push(Ratio::new(
             format!("vault/sqlite/put/{label}-vs-same-rows"),
             "rusqlite-txn-of-the-same-2-rows",
-            s,
+            m.strongroom_ops_s,
             1e6 / us,
             Some(0.6),
         ));
@@ -462,15 +473,7 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             .put("bench/get", &format!("g{i}"), &value)
             .expect("preload put");
     }
-    let tx = raw.unchecked_transaction().expect("begin");
-    for i in 0..GET_SECRETS {
-        tx.execute(
-            "INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)",
-            rusqlite::params![&raw_key((1 << 40) + i)[..], &raw_value],
-        )
-        .expect("preload insert");
-    }
-    tx.commit().expect("commit");
+    raw_preload(&raw, 1 << 40, GET_SECRETS, &raw_value);
     let i_s = Cell::new(0u64);
     let i_r = Cell::new(0u64);
     let m = compare(
@@ -488,7 +491,6 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, raw_select(&raw, (1 << 40) + n).0.len())
         },
     );
-    let (s, r) = (m.strongroom_ops_s, m.raw_ops_s);
     let mem: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let (mem_vault, _) =
         Vault::create(Arc::clone(&mem), &kek, &CreateOptions::default()).expect("create");
@@ -505,14 +507,12 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         (1, got.expose_secret().len())
     });
     out.push(
-        Ratio::new(
+        Ratio::measured(
             format!("vault/sqlite/get/{label}"),
             "rusqlite-select",
-            s,
-            r,
+            &m,
             Some(0.6),
         )
-        .with_rounds(&m)
         .with("rows_per_get", "1")
         .with("vault_get_memory_store_us", format!("{:.1}", 1e6 / memory)),
     );
@@ -544,15 +544,7 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let names: Vec<String> = (0..LOAD_SECRETS).map(|i| format!("s{i:03}")).collect();
     let entry_len = preload(&vault, &*store, "bench/load", &names, &value);
     let raw_value = vec![0xa5u8; entry_len];
-    let tx = raw.unchecked_transaction().expect("begin");
-    for i in 0..LOAD_SECRETS as u64 {
-        tx.execute(
-            "INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)",
-            rusqlite::params![&raw_key((2 << 40) + i)[..], &raw_value],
-        )
-        .expect("preload insert");
-    }
-    tx.commit().expect("commit");
+    raw_preload(&raw, 2 << 40, LOAD_SECRETS as u64, &raw_value);
     let (lo, hi) = (raw_key(2 << 40), raw_key((2 << 40) + LOAD_SECRETS as u64));
     let m = compare(
         rounds,
@@ -577,14 +569,12 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         },
     );
     let mut out = vec![
-        Ratio::new(
+        Ratio::measured(
             format!("vault/sqlite/load-namespace/{LOAD_SECRETS}"),
             "rusqlite-range-scan",
-            m.strongroom_ops_s,
-            m.raw_ops_s,
+            &m,
             Some(0.6),
         )
-        .with_rounds(&m)
         .with("index_entry_bytes", entry_len.to_string()),
     ];
 
@@ -632,14 +622,12 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         },
     );
     out.push(
-        Ratio::new(
+        Ratio::measured(
             format!("vault/sqlite/put-many/{bulk_n}"),
             "rusqlite-batched-insert-txn",
-            m.strongroom_ops_s,
-            m.raw_ops_s,
+            &m,
             Some(0.5),
         )
-        .with_rounds(&m)
         .with("secrets", bulk_n.to_string()),
     );
 
@@ -674,14 +662,12 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         },
     );
     out.push(
-        Ratio::new(
+        Ratio::measured(
             format!("vault/async/get/{}", size_label(VALUE_SIZE)),
             "vault-sync-get",
-            m.strongroom_ops_s,
-            m.raw_ops_s,
+            &m,
             Some(0.8),
         )
-        .with_rounds(&m)
         .with("gets_per_block_on", ASYNC_GETS_PER_BLOCK.to_string()),
     );
     out
