@@ -10,7 +10,7 @@
 //! created at (unix seconds)        8
 //! store schema version             4 (u32 BE)
 //! rows, each:
-//!   table id (1 + Table::index)    1
+//!   table id (TABLE_IDS)           1
 //!   key                            u32 BE length ‖ bytes
 //!   value                          u32 BE length ‖ bytes
 //! end marker = 0                   1
@@ -177,12 +177,13 @@ impl Vault {
             w.put(&created_at.to_be_bytes()).map_err(write_err)?;
             w.put(&schema.to_be_bytes()).map_err(write_err)?;
             let mut rows = 0u64;
-            for table in Table::ALL {
+            // Tables in ascending id order: the reader checks the order.
+            for (table, id) in TABLE_IDS {
                 let mut cursor = None;
                 loop {
                     let page = view.scan(table, &ScanRange::all(), cursor.as_ref(), 1000)?;
                     for row in &page.rows {
-                        w.put(&[table_id(table)]).map_err(write_err)?;
+                        w.put(&[id]).map_err(write_err)?;
                         w.field(&row.key).map_err(write_err)?;
                         w.field(&row.value).map_err(write_err)?;
                         rows += 1;
@@ -250,8 +251,27 @@ fn exists_error(path: &Path) -> VaultError {
     }
 }
 
-fn table_id(t: Table) -> u8 {
-    t.index() as u8 + 1
+/// The stable id of each table in a snapshot file. These bytes are part of the file
+/// format: an id never changes meaning and is never reused, whatever order [`Table`]
+/// declares its variants in. A new table takes the next free id.
+const TABLE_IDS: [(Table, u8); 10] = [
+    (Table::Meta, 1),
+    (Table::Keyholders, 2),
+    (Table::Identities, 3),
+    (Table::Wraps, 4),
+    (Table::Bodies, 5),
+    (Table::Deks, 6),
+    (Table::Index, 7),
+    (Table::Jobs, 8),
+    (Table::MemberLog, 9),
+    (Table::Audit, 10),
+];
+
+fn table_from_id(id: u8) -> Option<Table> {
+    TABLE_IDS
+        .iter()
+        .find(|(_, i)| *i == id)
+        .map(|(table, _)| *table)
 }
 
 /// Reads exact byte counts from a snapshot while hashing them.
@@ -365,14 +385,11 @@ impl<R: Read> RowStream<R> {
             self.finish()?;
             return Ok(None);
         }
-        let table = Table::ALL
-            .get(usize::from(tag) - 1)
-            .copied()
-            .ok_or_else(|| {
-                snap_err(format!(
-                    "unknown table id {tag}: corrupt, or written by a newer strongroom"
-                ))
-            })?;
+        let table = table_from_id(tag).ok_or_else(|| {
+            snap_err(format!(
+                "unknown table id {tag}: corrupt, or written by a newer strongroom"
+            ))
+        })?;
         let key = self.r.field("key")?;
         let value = self.r.field("value")?;
         if let Some((last_tag, last_key)) = &self.last
@@ -1006,6 +1023,34 @@ mod tests {
     use super::*;
     use crate::CreateOptions;
     use strongroom_recovery::RawKek;
+
+    #[test]
+    fn table_ids_are_total_unique_ascending_and_frozen() {
+        for t in Table::ALL {
+            let (_, id) = TABLE_IDS.iter().find(|(table, _)| *table == t).unwrap();
+            assert_eq!(table_from_id(*id), Some(t));
+        }
+        assert!(TABLE_IDS.windows(2).all(|w| w[0].1 < w[1].1));
+        // The file format: these bytes never change meaning.
+        let frozen: Vec<(&str, u8)> = TABLE_IDS.iter().map(|(t, id)| (t.name(), *id)).collect();
+        assert_eq!(
+            frozen,
+            [
+                ("meta", 1),
+                ("keyholders", 2),
+                ("identities", 3),
+                ("wraps", 4),
+                ("bodies", 5),
+                ("deks", 6),
+                ("index", 7),
+                ("jobs", 8),
+                ("member_log", 9),
+                ("audit", 10),
+            ]
+        );
+        assert_eq!(table_from_id(0), None);
+        assert_eq!(table_from_id(11), None);
+    }
 
     fn snapshot_bytes() -> Vec<u8> {
         let (vault, _) = Vault::create(
