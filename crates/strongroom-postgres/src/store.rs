@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, SimpleQueryMessage, Statement};
+use strongroom_store::backend::{
+    ScanPlan, check_log_table, check_row, check_scan_limit, plan_scan, require, version_from_sql,
+};
 use strongroom_store::{
     Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
-    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, bounds_are_empty,
-    check_row, check_scan_limit, log_key, parse_log_key,
+    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, log_key, parse_log_key,
 };
 
 use crate::PostgresOptions;
@@ -56,13 +58,6 @@ pub(crate) fn pg_err(e: postgres::Error) -> StoreError {
 fn is_txn_retryable(e: &postgres::Error) -> bool {
     e.code().is_some_and(|c| {
         *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
-    })
-}
-
-fn version_from(table: Table, raw: i64) -> Result<u64, StoreError> {
-    u64::try_from(raw).map_err(|_| StoreError::Corrupt {
-        table,
-        reason: format!("negative row version {raw}"),
     })
 }
 
@@ -415,12 +410,12 @@ impl PostgresStore {
                     Expect::Any => {
                         let s = prepared(statements, tx, &sql.put_any).map_err(pg)?;
                         let row = tx.query_one(&s, &[key, value]).map_err(pg)?;
-                        version_from(*table, column(&row, 0)?)?
+                        version_from_sql(*table, column(&row, 0)?)?
                     }
                     Expect::Absent => {
                         let s = prepared(statements, tx, &sql.put_absent).map_err(pg)?;
                         let n = tx.execute(&s, &[key, value]).map_err(pg)?;
-                        ensure(n == 1, *table, key)?;
+                        require(n == 1, *table, key)?;
                         1
                     }
                     Expect::Version(v) => {
@@ -429,7 +424,7 @@ impl PostgresStore {
                             .map_err(|_| Failure::Store(StoreError::conflict(*table, key)))?;
                         let s = prepared(statements, tx, &sql.put_version).map_err(pg)?;
                         let n = tx.execute(&s, &[key, value, &expected]).map_err(pg)?;
-                        ensure(n == 1, *table, key)?;
+                        require(n == 1, *table, key)?;
                         v + 1
                     }
                 },
@@ -448,14 +443,14 @@ impl PostgresStore {
                                 let s = prepared(statements, tx, &sql.exists).map_err(pg)?;
                                 tx.query_opt(&s, &[key]).map_err(pg)?.map(|_| 1)
                             };
-                            ensure(found.is_none(), *table, key)?;
+                            require(found.is_none(), *table, key)?;
                         }
                         Expect::Version(v) => {
                             let expected = i64::try_from(*v)
                                 .map_err(|_| Failure::Store(StoreError::conflict(*table, key)))?;
                             let s = prepared(statements, tx, &sql.delete_version).map_err(pg)?;
                             let n = tx.execute(&s, &[key, &expected]).map_err(pg)?;
-                            ensure(n == 1, *table, key)?;
+                            require(n == 1, *table, key)?;
                         }
                     }
                     0
@@ -465,7 +460,7 @@ impl PostgresStore {
                     // row: an absence holds until commit when that row is locked.
                     let current =
                         self.log_version(statements, tx, *table, key, *expect == Expect::Absent)?;
-                    ensure(expect.holds(current), *table, key)?;
+                    require(expect.holds(current), *table, key)?;
                     0
                 }
                 Op::Check { table, key, expect } => {
@@ -482,8 +477,8 @@ impl PostgresStore {
                         Some(r) => Some(column(r, 0)?),
                         None => None,
                     };
-                    let current = current.map(|c| version_from(*table, c)).transpose()?;
-                    ensure(expect.holds(current), *table, key)?;
+                    let current = current.map(|c| version_from_sql(*table, c)).transpose()?;
+                    require(expect.holds(current), *table, key)?;
                     0
                 }
                 Op::Append { table, seq, value } => {
@@ -497,10 +492,10 @@ impl PostgresStore {
                     };
                     let s = prepared(statements, tx, &self.heads_sql.advance).map_err(pg)?;
                     let n = tx.execute(&s, &[&table.name(), &to, &from]).map_err(pg)?;
-                    ensure(n == 1, *table, &key)?;
+                    require(n == 1, *table, &key)?;
                     let s = prepared(statements, tx, &sql.put_absent).map_err(pg)?;
                     let n = tx.execute(&s, &[&&key[..], value]).map_err(pg)?;
-                    ensure(n == 1, *table, &key)?;
+                    require(n == 1, *table, &key)?;
                     1
                 }
             };
@@ -544,17 +539,9 @@ impl PostgresStore {
             .query_opt(&s, &[&key])
             .map_err(|e| Failure::Pg(e, 0))?;
         match row {
-            Some(r) => Ok(Some(version_from(table, column(&r, 1)?)?)),
+            Some(r) => Ok(Some(version_from_sql(table, column(&r, 1)?)?)),
             None => Ok(None),
         }
-    }
-}
-
-fn ensure(ok: bool, table: Table, key: &[u8]) -> Result<(), Failure> {
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::Store(StoreError::conflict(table, key)))
     }
 }
 
@@ -624,7 +611,7 @@ fn get_on(
     row.map(|r| {
         Ok(Versioned {
             value: column(&r, 0)?,
-            version: version_from(table, column(&r, 1)?)?,
+            version: version_from_sql(table, column(&r, 1)?)?,
         })
     })
     .transpose()
@@ -638,19 +625,15 @@ fn scan_on(
     resume: Option<&Cursor>,
     limit: usize,
 ) -> Result<Page, StoreError> {
-    check_scan_limit(limit)?;
-    let start = range.resume_start(resume);
-    let end = range.end();
-    if bounds_are_empty(start, end) {
+    let Some(ScanPlan { start, end, fetch }) = plan_scan(range, resume, limit)? else {
         return Ok(Page::default());
-    }
+    };
     let s = prepared(
         &mut conn.statements,
         &mut conn.client,
         &sql.scan(start, end),
     )
     .map_err(|e| conn.fail(e))?;
-    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(3);
     let (start_key, end_key);
     if let Bound::Included(k) | Bound::Excluded(k) = start {
@@ -669,7 +652,7 @@ fn scan_on(
             Ok(Row {
                 key: column(r, 0)?,
                 value: column(r, 1)?,
-                version: version_from(table, column(r, 2)?)?,
+                version: version_from_sql(table, column(r, 2)?)?,
             })
         })
         .collect::<Result<Vec<Row>, StoreError>>()?;
@@ -677,11 +660,7 @@ fn scan_on(
 }
 
 fn log_head_on(sql: &TableSql, conn: &mut PgConn, table: Table) -> Result<Option<u64>, StoreError> {
-    if !table.is_log() {
-        return Err(StoreError::invalid(format!(
-            "log_head on table {table}, which is not a log"
-        )));
-    }
+    check_log_table(table)?;
     let s =
         prepared(&mut conn.statements, &mut conn.client, &sql.head).map_err(|e| conn.fail(e))?;
     let row = conn.client.query_opt(&s, &[]).map_err(|e| conn.fail(e))?;
@@ -766,7 +745,7 @@ impl ReadView for PostgresStore {
                 })?;
             out[i] = Some(Versioned {
                 value: column(&r, 1)?,
-                version: version_from(keys[i].0, column(&r, 2)?)?,
+                version: version_from_sql(keys[i].0, column(&r, 2)?)?,
             });
         }
         Ok(out)

@@ -9,10 +9,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+use strongroom_store::backend::{
+    ScanPlan, check_log_table, check_row, check_scan_limit, plan_scan, require, version_from_sql,
+    version_to_sql,
+};
 use strongroom_store::{
     Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
-    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, bounds_are_empty,
-    check_row, check_scan_limit, log_key, parse_log_key,
+    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, log_key, parse_log_key,
 };
 
 use crate::SqliteOptions;
@@ -48,18 +51,6 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     )
-}
-
-fn version_from(table: Table, raw: i64) -> Result<u64, StoreError> {
-    u64::try_from(raw).map_err(|_| StoreError::Corrupt {
-        table,
-        reason: format!("negative row version {raw}"),
-    })
-}
-
-fn version_to_sql(table: Table, key: &[u8], version: u64) -> Result<i64, StoreError> {
-    // No stored version can exceed i64::MAX, so such an expectation cannot match.
-    i64::try_from(version).map_err(|_| StoreError::conflict(table, key))
 }
 
 /// A strongroom [`Store`] in one SQLite file (bundled SQLite, WAL mode).
@@ -310,7 +301,7 @@ impl SqliteStore {
                             .query_row(params![key], |r| r.get(0))
                             .optional()?;
                         if let Some(raw) = current {
-                            let next = version_from(*table, raw)? + 1;
+                            let next = version_from_sql(*table, raw)? + 1;
                             let next_sql = version_to_sql(*table, key, next)?;
                             conn.prepare_cached(&sql.put_set)?
                                 .execute(params![key, value, next_sql])?;
@@ -319,7 +310,7 @@ impl SqliteStore {
                             let n = conn
                                 .prepare_cached(&sql.put_absent)?
                                 .execute(params![key, value])?;
-                            ensure(n == 1, *table, key)?;
+                            require(n == 1, *table, key)?;
                             1
                         }
                     }
@@ -327,7 +318,7 @@ impl SqliteStore {
                         let n = conn
                             .prepare_cached(&sql.put_absent)?
                             .execute(params![key, value])?;
-                        ensure(n == 1, *table, key)?;
+                        require(n == 1, *table, key)?;
                         1
                     }
                     Expect::Version(v) => {
@@ -335,7 +326,7 @@ impl SqliteStore {
                         let n = conn
                             .prepare_cached(&sql.put_version)?
                             .execute(params![key, value, expected])?;
-                        ensure(n == 1, *table, key)?;
+                        require(n == 1, *table, key)?;
                         v + 1
                     }
                 },
@@ -351,14 +342,14 @@ impl SqliteStore {
                                 .query_row(params![key], |_| Ok(()))
                                 .optional()?
                                 .is_some();
-                            ensure(!exists, *table, key)?;
+                            require(!exists, *table, key)?;
                         }
                         Expect::Version(v) => {
                             let expected = version_to_sql(*table, key, *v)?;
                             let n = conn
                                 .prepare_cached(&sql.delete_version)?
                                 .execute(params![key, expected])?;
-                            ensure(n == 1, *table, key)?;
+                            require(n == 1, *table, key)?;
                         }
                     }
                     0
@@ -370,8 +361,8 @@ impl SqliteStore {
                         .prepare_cached(&sql.version)?
                         .query_row(params![key], |r| r.get(0))
                         .optional()?;
-                    let current = current.map(|c| version_from(*table, c)).transpose()?;
-                    ensure(expect.holds(current), *table, key)?;
+                    let current = current.map(|c| version_from_sql(*table, c)).transpose()?;
+                    require(expect.holds(current), *table, key)?;
                     0
                 }
                 Op::Append { table, seq, value } => {
@@ -383,7 +374,7 @@ impl SqliteStore {
                         *seq == 0,
                         &prev[..]
                     ])?;
-                    ensure(n == 1, *table, &key)?;
+                    require(n == 1, *table, &key)?;
                     1
                 }
             };
@@ -398,14 +389,6 @@ fn rollback(conn: &Connection) {
         && let Err(e) = conn.execute_batch("ROLLBACK")
     {
         tracing::warn!(error = %e, "sqlite rollback failed; the connection is discarded");
-    }
-}
-
-fn ensure(ok: bool, table: Table, key: &[u8]) -> Result<(), Failure> {
-    if ok {
-        Ok(())
-    } else {
-        Err(Failure::Store(StoreError::conflict(table, key)))
     }
 }
 
@@ -566,7 +549,7 @@ fn get_on(
     row.map(|(value, raw)| {
         Ok(Versioned {
             value,
-            version: version_from(table, raw)?,
+            version: version_from_sql(table, raw)?,
         })
     })
     .transpose()
@@ -580,12 +563,9 @@ fn scan_on(
     resume: Option<&Cursor>,
     limit: usize,
 ) -> Result<Page, StoreError> {
-    check_scan_limit(limit)?;
-    let start = range.resume_start(resume);
-    let end = range.end();
-    if bounds_are_empty(start, end) {
+    let Some(ScanPlan { start, end, fetch }) = plan_scan(range, resume, limit)? else {
         return Ok(Page::default());
-    }
+    };
     let text = sql.scan(start, end);
     let mut stmt = conn.prepare_cached(&text).map_err(sql_err)?;
     let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(3);
@@ -595,7 +575,6 @@ fn scan_on(
     if let Bound::Included(k) | Bound::Excluded(k) = &end {
         params.push(k);
     }
-    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     params.push(&fetch);
     let mut rows = stmt.query(params.as_slice()).map_err(sql_err)?;
     let mut out = Vec::with_capacity(limit.min(1024) + 1);
@@ -606,18 +585,14 @@ fn scan_on(
         out.push(Row {
             key,
             value,
-            version: version_from(table, raw)?,
+            version: version_from_sql(table, raw)?,
         });
     }
     Ok(Page::from_overfetch(out, limit))
 }
 
 fn log_head_on(sql: &TableSql, conn: &Connection, table: Table) -> Result<Option<u64>, StoreError> {
-    if !table.is_log() {
-        return Err(StoreError::invalid(format!(
-            "log_head on table {table}, which is not a log"
-        )));
-    }
+    check_log_table(table)?;
     let key: Option<Vec<u8>> = conn
         .prepare_cached(&sql.head)
         .and_then(|mut s| s.query_row([], |r| r.get(0)).optional())

@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use crate::backend::check_scan_limit;
 use crate::{
     Batch, Committed, Cursor, Op, Page, ReadView, Row, ScanRange, Snapshot, Store, StoreError,
-    Table, Versioned, check_scan_limit, parse_log_key,
+    Table, Versioned, parse_log_key,
 };
 
 /// A read hook: given the table, the key and what the store would return, gives what the

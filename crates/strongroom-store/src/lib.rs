@@ -4,6 +4,7 @@
 
 #[cfg(feature = "testing")]
 mod adversarial;
+pub mod backend;
 mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -20,9 +21,7 @@ mod table;
 
 #[cfg(feature = "testing")]
 pub use adversarial::{AdversarialStore, ReadHook};
-pub use batch::{
-    Batch, Committed, Expect, MAX_KEY_LEN, MAX_VALUE_LEN, Op, check_row, log_key, parse_log_key,
-};
+pub use batch::{Batch, Committed, Expect, MAX_KEY_LEN, MAX_VALUE_LEN, Op, log_key, parse_log_key};
 #[cfg(feature = "testing")]
 pub use counting::{Calls, CountingStore};
 pub use error::StoreError;
@@ -30,7 +29,7 @@ pub use error::StoreError;
 pub use faulty::FaultyStore;
 pub use generation::Generation;
 pub use memory::MemoryStore;
-pub use scan::{Cursor, MAX_SCAN_LIMIT, Page, ScanRange, bounds_are_empty, check_scan_limit};
+pub use scan::{Cursor, MAX_SCAN_LIMIT, Page, ScanRange};
 pub use store::{
     ReadView, Row, SCHEMA_VERSION, Snapshot, Store, TableRow, Versioned, for_each_row, scan_all,
 };

@@ -6,10 +6,10 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use crate::backend::{ScanPlan, check_log_table, check_row, plan_scan};
 use crate::{
     Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
-    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, bounds_are_empty,
-    check_row, check_scan_limit, log_key, parse_log_key,
+    ScanRange, Snapshot, Store, StoreError, Table, TableRow, Versioned, log_key, parse_log_key,
 };
 
 #[derive(Clone)]
@@ -98,12 +98,9 @@ fn scan_in(
     resume: Option<&Cursor>,
     limit: usize,
 ) -> Result<Page, StoreError> {
-    check_scan_limit(limit)?;
-    let start = range.resume_start(resume);
-    let end = range.end();
-    if bounds_are_empty(start, end) {
+    let Some(ScanPlan { start, end, .. }) = plan_scan(range, resume, limit)? else {
         return Ok(Page::default());
-    }
+    };
     let rows = tables[table.index()]
         .range::<[u8], (Bound<&[u8]>, Bound<&[u8]>)>((start, end))
         .take(limit + 1)
@@ -117,11 +114,7 @@ fn scan_in(
 }
 
 fn log_head_in(tables: &Tables, table: Table) -> Result<Option<u64>, StoreError> {
-    if !table.is_log() {
-        return Err(StoreError::invalid(format!(
-            "log_head on table {table}, which is not a log"
-        )));
-    }
+    check_log_table(table)?;
     tables[table.index()]
         .keys()
         .next_back()
