@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use strongroom::recovery::RawKek;
-use strongroom::sharing::{Pins, Session};
 use strongroom::store::{Batch, Expect, MemoryStore, ReadView as _, ScanRange, Store, Table};
 use strongroom::{AsyncVault, CreateOptions, NewSecret, RotateOptions, Suite, Vault};
 use strongroom_crypto::aead::{Aead, WrapKey, unwrap_key};
@@ -44,6 +43,7 @@ use strongroom_crypto::kdf::derive_key;
 use strongroom_crypto::zeroize::{Zeroize as _, Zeroizing};
 use strongroom_crypto::{Key256, RecordId, VaultId, random};
 use strongroom_envelope::{RecordContext, seal};
+use strongroom_sharing::{Pins, Session};
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 use crate::{Ratio, compare, size_label};
@@ -243,7 +243,7 @@ impl Loader {
     pub fn new(store: &dyn Store, vault_id: VaultId, kek: &RawKek) -> Loader {
         let mut pins = Pins::default();
         let session =
-            strongroom::sharing::unlock(store, vault_id, None, kek, &mut pins).expect("unlock");
+            strongroom_sharing::unlock(store, vault_id, None, kek, &mut pins).expect("unlock");
         let vk = session.current_key();
         let mut row = b"m".to_vec();
         row.extend_from_slice(&vk.epoch().0.to_be_bytes());
@@ -809,7 +809,7 @@ fn raw_rotation(db: &Path, kek: &RawKek, batch: usize) -> (f64, u64) {
         let vault_id = locked.id();
         let mut pins = Pins::default();
         let session =
-            strongroom::sharing::unlock(&*store, vault_id, None, kek, &mut pins).expect("unlock");
+            strongroom_sharing::unlock(&*store, vault_id, None, kek, &mut pins).expect("unlock");
         (
             WrapKey::new(session.current_key().expose_secret()),
             vault_id,

@@ -56,5 +56,36 @@ pub use age;
 pub use strongroom_crypto as crypto;
 pub use strongroom_envelope::{Epoch, Suite};
 pub use strongroom_recovery as recovery;
-pub use strongroom_sharing as sharing;
 pub use strongroom_store as store;
+
+/// Re-exported with the `sqlite` feature (on by default): the embedded SQLite backend,
+/// so `strongroom::sqlite::SqliteStore` opens a vault file without another dependency.
+#[cfg(feature = "sqlite")]
+pub use strongroom_sqlite as sqlite;
+
+/// Re-exported with the `postgres` feature: the PostgreSQL backend.
+#[cfg(feature = "postgres")]
+pub use strongroom_postgres as postgres;
+
+/// The membership types of the [`Vault`] API: identities, roles, pins, reports and errors.
+///
+/// Only what the facade's signatures use. The session-level operations of
+/// `strongroom-sharing` (creating a vault, joining, unlocking a session) bypass the
+/// facade's records, audit log and pins; a program that really needs them depends on
+/// `strongroom-sharing` itself.
+///
+/// ```
+/// use strongroom::sharing::{Identity, Role};
+///
+/// let bob = Identity::generate("bob")?;
+/// assert_eq!(Role::Member.name(), "member");
+/// # let _ = bob.public();
+/// # Ok::<(), strongroom::sharing::SharingError>(())
+/// ```
+pub mod sharing {
+    pub use strongroom_sharing::{
+        Fingerprint, FingerprintConfirmed, HighWater, Identity, KemKind, KeyholderInfo,
+        MAX_NAME_LEN, MemberRecoverability, Pins, PublicIdentity, RecoverabilityReport, Role,
+        SharingError, VerifyError, Warning,
+    };
+}

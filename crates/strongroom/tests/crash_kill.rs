@@ -490,7 +490,7 @@ fn downgrade_to_format_1(db: &Path, kek: &RawKek) {
     use strongroom::store::{Batch, Expect, ScanRange, scan_all};
     let store = open_store(db);
     let vault = unlock(db, kek);
-    let session = strongroom::sharing::unlock(
+    let session = strongroom_sharing::unlock(
         &*store,
         vault.id(),
         None,

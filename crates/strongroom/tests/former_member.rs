@@ -49,7 +49,7 @@ fn vault_with_bob() -> (Vault, Arc<dyn Store>, Bob) {
 
 /// What Bob can take with him while he is a member: the vault key of `epoch`.
 fn bobs_vault_key(store: &Arc<dyn Store>, vault: &Vault, bob: &Bob, epoch: Epoch) -> [u8; 32] {
-    let session = strongroom::sharing::unlock(
+    let session = strongroom_sharing::unlock(
         &**store,
         vault.id(),
         Some(bob.identity.member_id()),
