@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use strongroom::recovery::RawKek;
 use strongroom::recovery::secrecy::ExposeSecret;
+use strongroom::sqlite::{SqliteOptions, SqliteStore};
 use strongroom::store::Store;
 use strongroom::{CreateOptions, FilePinStore, Namespace, PinStore, Vault, VaultError};
-use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 /// The application's name: its secrets live in namespace `core/<APP>`.
 const APP: &str = "billing";

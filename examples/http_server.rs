@@ -17,9 +17,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use strongroom::recovery::RawKek;
+use strongroom::sqlite::{SqliteOptions, SqliteStore};
 use strongroom::store::Store;
 use strongroom::{AsyncVault, CreateOptions, MemoryPinStore, Vault};
-use strongroom_sqlite::{SqliteOptions, SqliteStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn main() -> Result<(), Box<dyn Error>> {

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use strongroom::recovery::secrecy::{ExposeSecret, SecretString};
 use strongroom::recovery::{KeyholderKind, PassphraseKeyholder, Profile, RecoveryKey};
 use strongroom::sharing::{Pins, Role};
+use strongroom::sqlite::{SqliteOptions, SqliteStore};
 use strongroom::store::Store;
 use strongroom::{CreateOptions, IdentityFile, UnlockOptions, Vault};
-use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 fn main() -> Result<(), Box<dyn Error>> {
     run()

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use strongroom::recovery::RawKek;
+use strongroom::sqlite::{SqliteOptions, SqliteStore};
 use strongroom::store::Store;
 use strongroom::{CreateOptions, Progress, RotateOptions, Vault};
-use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 const SECRETS: usize = 300;
 

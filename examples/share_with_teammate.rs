@@ -16,9 +16,9 @@ use std::sync::Arc;
 use strongroom::recovery::secrecy::SecretString;
 use strongroom::recovery::{PassphraseKeyholder, Profile, RawKek};
 use strongroom::sharing::{Pins, PublicIdentity, Role};
+use strongroom::sqlite::{SqliteOptions, SqliteStore};
 use strongroom::store::Store;
 use strongroom::{CreateOptions, IdentityFile, UnlockOptions, Vault};
-use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 fn main() -> Result<(), Box<dyn Error>> {
     run()

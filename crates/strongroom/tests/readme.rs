@@ -8,8 +8,8 @@ use std::error::Error;
 use std::path::Path;
 use std::sync::Arc;
 
+use strongroom::sqlite::{SqliteOptions, SqliteStore};
 use strongroom::{CreateOptions, FilePinStore, Vault, VaultError, recovery::RawKek};
-use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
 /// The README's example. `in_dir` stands for the working directory, `env_var` for
 /// `std::env::var`.
