@@ -154,7 +154,7 @@ mod tests {
         assert!(plan_scan(&all, None, 0).is_err());
         assert!(plan_scan(&all, None, MAX_SCAN_LIMIT + 1).is_err());
         let plan = plan_scan(&all, None, MAX_SCAN_LIMIT).unwrap().unwrap();
-        assert_eq!(plan.fetch, MAX_SCAN_LIMIT as i64 + 1);
+        assert_eq!(plan.fetch, i64::try_from(MAX_SCAN_LIMIT + 1).unwrap());
         assert_eq!((plan.start, plan.end), (Bound::Unbounded, Bound::Unbounded));
 
         let range = ScanRange::range(b"a".to_vec(), b"c".to_vec());

@@ -62,9 +62,7 @@ impl AsyncVault {
         match tokio::task::spawn_blocking(move || f(&vault)).await {
             Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(VaultError::inconsistent(
-                "the runtime shut down before the call finished: it may or may not have happened; read again",
-            )),
+            Err(_) => Err(VaultError::OutcomeUnknown),
         }
     }
 

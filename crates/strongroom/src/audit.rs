@@ -27,8 +27,8 @@ use strongroom_crypto::{Key256, MemberId};
 use strongroom_store::{Batch, ReadView, ScanRange, Table, for_each_row};
 use subtle::ConstantTimeEq;
 
-use crate::VaultError;
 use crate::meta::hmac32;
+use crate::{AuditTamper, Inconsistency, VaultError};
 
 /// A privileged action.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -251,10 +251,16 @@ impl Cursor {
             Some(head) => {
                 let row = store
                     .get(Table::Audit, &head.to_be_bytes())?
-                    .ok_or_else(|| VaultError::inconsistent("the audit log head is missing"))?;
+                    .ok_or_else(|| {
+                        VaultError::inconsistent(
+                            Inconsistency::MissingRow,
+                            "the audit log head is missing",
+                        )
+                    })?;
                 Ok(Cursor {
                     next: head.checked_add(1).ok_or_else(|| {
                         VaultError::inconsistent(
+                            Inconsistency::Exhausted,
                             "the audit log head is at the largest sequence number",
                         )
                     })?,
@@ -373,15 +379,15 @@ pub(crate) fn list(
         return Ok(out);
     }
     for_each_row(store, Table::Audit, &range, limit.min(1000), |row| {
-        let d = decode(key, &row.value).map_err(|e| VaultError::AuditTampered {
-            seq: seq_of(&row.key),
-            reason: e.to_string(),
+        let d = decode(key, &row.value).map_err(|e| {
+            VaultError::audit(seq_of(&row.key), AuditTamper::Malformed, e.to_string())
         })?;
         if !d.mac_ok {
-            return Err(VaultError::AuditTampered {
-                seq: d.entry.seq,
-                reason: "MAC mismatch: the entry was modified or forged".into(),
-            });
+            return Err(VaultError::audit(
+                d.entry.seq,
+                AuditTamper::Forged,
+                "MAC mismatch: the entry was modified or forged",
+            ));
         }
         out.push(d.entry);
         Ok(out.len() < limit)
@@ -420,24 +426,30 @@ pub(crate) fn verify_since(
     let mut prev = [0u8; 32];
     for_each_row(store, Table::Audit, &ScanRange::all(), 1000, |row| {
         let row_seq = seq_of(&row.key);
-        let tampered = |reason: &str| VaultError::AuditTampered {
-            seq: expected,
-            reason: reason.to_owned(),
-        };
+        let tampered = |kind, detail: &str| VaultError::audit(expected, kind, detail);
         if row_seq != expected {
-            return Err(tampered(&format!(
-                "expected entry {expected}, found {row_seq}: entries were removed"
-            )));
+            return Err(tampered(
+                AuditTamper::Removed,
+                &format!("expected entry {expected}, found {row_seq}: entries were removed"),
+            ));
         }
-        let d = decode(key, &row.value).map_err(|e| tampered(&e.to_string()))?;
+        let d = decode(key, &row.value)
+            .map_err(|e| tampered(AuditTamper::Malformed, &e.to_string()))?;
         if !d.mac_ok {
-            return Err(tampered("MAC mismatch: the entry was modified or forged"));
+            return Err(tampered(
+                AuditTamper::Forged,
+                "MAC mismatch: the entry was modified or forged",
+            ));
         }
         if d.entry.seq != expected {
-            return Err(tampered("the entry was moved from another position"));
+            return Err(tampered(
+                AuditTamper::Moved,
+                "the entry was moved from another position",
+            ));
         }
         if d.prev_hash != prev {
             return Err(tampered(
+                AuditTamper::ChainBroken,
                 "hash chain broken: an earlier entry was modified, removed or reordered",
             ));
         }
@@ -447,24 +459,25 @@ pub(crate) fn verify_since(
             && e.entries == expected
         {
             if hex(&prev) != e.head_hash {
-                return Err(VaultError::AuditTampered {
-                    seq: expected - 1,
-                    reason: "the log was rewritten since it was last verified (the entry differs)"
-                        .into(),
-                });
+                return Err(VaultError::audit(
+                    expected - 1,
+                    AuditTamper::Rewritten,
+                    "the log was rewritten since it was last verified (the entry differs)",
+                ));
             }
             earlier_seen = true;
         }
         Ok(true)
     })?;
     if !earlier_seen {
-        return Err(VaultError::AuditTampered {
-            seq: expected,
-            reason: format!(
+        return Err(VaultError::audit(
+            expected,
+            AuditTamper::Removed,
+            format!(
                 "the log has {expected} entries but had {} when last verified: entries were removed from its end",
                 earlier.map_or(0, |e| e.entries)
             ),
-        });
+        ));
     }
     Ok(AuditReport {
         entries: expected,
@@ -543,13 +556,34 @@ mod tests {
             Some(v)
         });
         let e = verify(&s, &key).unwrap_err();
-        assert!(matches!(e, VaultError::AuditTampered { seq: 2, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                VaultError::AuditTampered {
+                    seq: 2,
+                    kind: AuditTamper::Forged,
+                    ..
+                }
+            ),
+            "{e}"
+        );
 
         // removed: entry 3 disappears
         let s = adv(6);
         s.hide(Table::Audit, &3u64.to_be_bytes());
         let e = verify(&s, &key).unwrap_err();
         assert!(e.to_string().contains("removed"), "{e}");
+        assert!(
+            matches!(
+                e,
+                VaultError::AuditTampered {
+                    seq: 3,
+                    kind: AuditTamper::Removed,
+                    ..
+                }
+            ),
+            "{e}"
+        );
 
         // reordered: entries 1 and 4 swapped
         let s = adv(6);
@@ -557,7 +591,11 @@ mod tests {
         s.swap_value(Table::Audit, &4u64.to_be_bytes(), &1u64.to_be_bytes());
         assert!(matches!(
             verify(&s, &key),
-            Err(VaultError::AuditTampered { seq: 1, .. })
+            Err(VaultError::AuditTampered {
+                seq: 1,
+                kind: AuditTamper::Moved,
+                ..
+            })
         ));
 
         // forged with another key

@@ -3,7 +3,7 @@
 use strongroom_crypto::{CryptoError, DecodeError};
 use strongroom_envelope::{EnvelopeError, Epoch};
 use strongroom_recovery::{CustodyError, KeyholderError};
-use strongroom_sharing::SharingError;
+use strongroom_sharing::{Role, SharingError};
 use strongroom_store::StoreError;
 
 /// A vault operation failed.
@@ -12,6 +12,37 @@ use strongroom_store::StoreError;
 /// secret value or key material. Names of secrets appear only where the caller gave them
 /// ([`VaultError::NotFound`], invalid names in imports and `env_vars`); errors about stored
 /// data name record ids instead.
+///
+/// # Where errors of the lower crates go
+///
+/// Every error of the crates below the facade lands in exactly one variant:
+///
+/// | source | variant |
+/// |---|---|
+/// | [`StoreError`] (any) | [`VaultError::Store`] |
+/// | [`SharingError::Store`] | [`VaultError::Store`] |
+/// | [`SharingError::Keyholder`] with [`KeyholderError::Custody`] | [`VaultError::Custody`] |
+/// | [`SharingError::Keyholder`], any other | [`VaultError::Unlock`] |
+/// | [`SharingError::VaultExists`] | [`VaultError::VaultExists`] |
+/// | every other [`SharingError`] (membership rules, log verification, pins, grants) | [`VaultError::Sharing`] |
+/// | [`EnvelopeError`] while opening a record | [`VaultError::Record`], with the record id |
+/// | [`DecodeError`] of a stored row | [`VaultError::Corrupt`], naming the row kind |
+/// | [`CryptoError`] (randomness, a primitive) | [`VaultError::Crypto`] |
+/// | [`std::io::Error`] of a file the facade writes (snapshots, pins) | [`VaultError::Io`] or [`VaultError::PinStore`] |
+///
+/// Errors the facade finds itself carry typed fields: [`Inconsistency`],
+/// [`SnapshotProblem`], [`AuditTamper`], [`TransferProblem`], the refused [`Role`].
+/// [`VaultError::is_retryable`] and [`VaultError::is_unlock_failure`] are the two
+/// questions a caller usually asks.
+///
+/// ```
+/// use strongroom::{VaultError, sharing::Role};
+///
+/// let e = VaultError::PermissionDenied { role: Some(Role::ReadOnly) };
+/// assert_eq!(e.to_string(), "permission denied: read-only members cannot write secrets");
+/// assert!(!e.is_retryable() && !e.is_unlock_failure());
+/// assert!(VaultError::Busy { operation: "put" }.is_retryable());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VaultError {
@@ -49,12 +80,30 @@ pub enum VaultError {
         #[source]
         source: DecodeError,
     },
-    /// Stored data is inconsistent (a row points somewhere it should not).
-    #[error("inconsistent vault data: {reason}")]
+    /// Stored data is inconsistent: a row is missing, points somewhere it should not, or
+    /// fails a MAC. `kind` says which; `detail` names the rows (never a secret).
+    #[error("inconsistent vault data: {detail}")]
     Inconsistent {
-        /// What is wrong (never secret).
-        reason: String,
+        /// What kind of inconsistency.
+        kind: Inconsistency,
+        /// Which rows, and what to do.
+        detail: String,
     },
+    /// Other writers kept winning the race for the same rows: the operation gave up after
+    /// its retries and wrote nothing. Retryable ([`VaultError::is_retryable`]).
+    #[error(
+        "{operation}: too many concurrent writers, gave up after several retries; nothing was written, retry later"
+    )]
+    Busy {
+        /// The operation (`put`, `membership change`, `audit append`).
+        operation: &'static str,
+    },
+    /// The call was cut off before its outcome was known (the async runtime shut down
+    /// under it): it may or may not have happened. Read again to find out.
+    #[error(
+        "the runtime shut down before the call finished: it may or may not have happened; read again"
+    )]
+    OutcomeUnknown,
     /// A primitive failed.
     #[error(transparent)]
     Crypto(#[from] CryptoError),
@@ -90,11 +139,16 @@ pub enum VaultError {
         /// The name (names are not secret to the caller who asked).
         name: String,
     },
-    /// The acting member may not do this.
-    #[error("permission denied: {reason}")]
+    /// The acting member may not do this: a read-only member (`role` is
+    /// `Some(Role::ReadOnly)`) cannot write secrets, and a former member (`role` is `None`)
+    /// cannot do anything.
+    #[error("permission denied: {}", match role {
+        Some(r) => format!("{} members cannot write secrets", r.name()),
+        None => "this member is no longer a member of the vault".to_owned(),
+    })]
     PermissionDenied {
-        /// Why.
-        reason: String,
+        /// The member's role; `None` for a former member.
+        role: Option<Role>,
     },
     /// A record is sealed under an epoch that has been retired.
     #[error(
@@ -107,26 +161,32 @@ pub enum VaultError {
         epoch: Epoch,
     },
     /// The audit log failed verification.
-    #[error("audit log verification failed at entry {seq}: {reason}")]
+    #[error("audit log verification failed at entry {seq}: {detail}")]
     AuditTampered {
         /// The first bad entry.
         seq: u64,
-        /// What is wrong.
-        reason: String,
+        /// What was done to the log.
+        kind: AuditTamper,
+        /// What is wrong, in words.
+        detail: String,
     },
     /// A snapshot file is unusable.
-    #[error("snapshot refused: {reason}; the live vault was not touched")]
+    #[error("snapshot refused: {detail}; the live vault was not touched")]
     Snapshot {
-        /// What is wrong.
-        reason: String,
+        /// Why it was refused.
+        kind: SnapshotProblem,
+        /// What is wrong, in words.
+        detail: String,
     },
     /// Export or import failed.
-    #[error("{op} failed: {reason}")]
+    #[error("{op} failed: {detail}")]
     Transfer {
-        /// `export` or `import`.
-        op: &'static str,
-        /// What is wrong.
-        reason: String,
+        /// Export or import.
+        op: TransferOp,
+        /// What failed.
+        kind: TransferProblem,
+        /// What is wrong, in words.
+        detail: String,
     },
     /// A record version has no rows (any more): pruned by a newer write, deleted or
     /// purged. Reads of a named older version report it as not found.
@@ -182,7 +242,7 @@ impl VaultError {
     /// was unavailable or busy ([`StoreError::is_retryable`]), or a replica was behind.
     pub fn is_retryable(&self) -> bool {
         match self {
-            VaultError::ReplicaBehind { .. } => true,
+            VaultError::ReplicaBehind { .. } | VaultError::Busy { .. } => true,
             VaultError::Store(e) => e.is_retryable(),
             _ => false,
         }
@@ -195,9 +255,37 @@ impl VaultError {
         }
     }
 
-    pub(crate) fn inconsistent(reason: impl Into<String>) -> Self {
+    pub(crate) fn inconsistent(kind: Inconsistency, detail: impl Into<String>) -> Self {
         VaultError::Inconsistent {
-            reason: reason.into(),
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn snapshot(kind: SnapshotProblem, detail: impl Into<String>) -> Self {
+        VaultError::Snapshot {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn audit(seq: u64, kind: AuditTamper, detail: impl Into<String>) -> Self {
+        VaultError::AuditTampered {
+            seq,
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn transfer(
+        op: TransferOp,
+        kind: TransferProblem,
+        detail: impl Into<String>,
+    ) -> Self {
+        VaultError::Transfer {
+            op,
+            kind,
+            detail: detail.into(),
         }
     }
 }
@@ -212,4 +300,116 @@ impl From<SharingError> for VaultError {
             other => VaultError::Sharing(other),
         }
     }
+}
+
+/// What kind of inconsistency [`VaultError::Inconsistent`] found in stored data.
+///
+/// Every kind means the store holds something strongroom did not write that way: a
+/// damaged or partly restored database, or storage tampering. None is fixed by retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Inconsistency {
+    /// A membership log without a vault header: creating the vault was interrupted.
+    InterruptedCreate,
+    /// A row another row points at is missing: a record version's body or wrapped data
+    /// key, the audit log's head, a listed keyholder.
+    MissingRow,
+    /// A row points at a row of another secret or another vault.
+    Misdirected,
+    /// A MAC over vault metadata (settings, the epoch timestamp, a job row) does not
+    /// verify: modified outside strongroom.
+    MacMismatch,
+    /// A stored row is shorter than its format.
+    Truncated,
+    /// A counter (a secret's version, the audit sequence) is at its largest value.
+    Exhausted,
+    /// A key the data needs is not available to this member (the metadata key of every
+    /// readable epoch, the key of a rotation's target epoch).
+    MissingKey,
+    /// A rotation pass left record versions under an older epoch: run it again.
+    Unfinished,
+    /// A keyholder that was just added does not unlock the vault; the old one was kept.
+    KeyholderUnusable,
+    /// An internal failure (a worker thread panicked).
+    Internal,
+}
+
+/// What was done to the audit log ([`VaultError::AuditTampered`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditTamper {
+    /// Entries are missing: a gap, or entries removed from its end.
+    Removed,
+    /// An entry does not parse.
+    Malformed,
+    /// An entry's MAC does not verify: modified or forged.
+    Forged,
+    /// An entry was moved from another position.
+    Moved,
+    /// The hash chain is broken: an earlier entry was modified, removed or reordered.
+    ChainBroken,
+    /// The log differs from the one verified earlier at the same length.
+    Rewritten,
+}
+
+/// Why a snapshot was refused ([`VaultError::Snapshot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SnapshotProblem {
+    /// Not a strongroom snapshot file (or a directory).
+    NotASnapshot,
+    /// Written by a newer strongroom (file format or store schema).
+    TooNew,
+    /// Damaged: truncated, bad lengths, rows out of order, unknown tables, bad counts.
+    Corrupt,
+    /// The integrity hash does not match: the file was modified or damaged.
+    Modified,
+    /// The file changed while it was being read.
+    ChangedWhileRead,
+    /// The rows hold no usable vault, or records that do not decrypt or pair up.
+    Unreadable,
+    /// Its membership log is not the one this client verified: another genesis signer,
+    /// a fork, or a header naming another vault.
+    Forged,
+    /// Its membership log is older than the one this client verified: restoring it would
+    /// undo membership changes.
+    Older,
+    /// A snapshot of another vault than the one the store holds.
+    OtherVault,
+}
+
+/// Export or import ([`VaultError::Transfer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransferOp {
+    /// Writing secrets out.
+    Export,
+    /// Reading secrets in.
+    Import,
+}
+
+impl std::fmt::Display for TransferOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TransferOp::Export => "export",
+            TransferOp::Import => "import",
+        })
+    }
+}
+
+/// What failed in an export or import ([`VaultError::Transfer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransferProblem {
+    /// The request does not fit the format (e.g. dotenv of several namespaces, no
+    /// recipient given).
+    Request,
+    /// An age recipient or identity is invalid.
+    Key,
+    /// The input does not parse as the format.
+    Input,
+    /// The age payload does not decrypt.
+    Decrypt,
+    /// Writing or encoding the output failed.
+    Output,
 }

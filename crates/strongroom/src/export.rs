@@ -24,10 +24,10 @@ use serde::{Deserialize, Serialize};
 use strongroom_crypto::SecretBytes;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::VaultError;
 use crate::audit::Action;
 use crate::records::{NewSecret, validate_name, validate_namespace};
 use crate::vault::Vault;
+use crate::{TransferOp, TransferProblem, VaultError};
 
 /// Export and import formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,11 +77,8 @@ pub struct ImportReport {
     pub unchanged: usize,
 }
 
-fn transfer(op: &'static str, reason: impl Into<String>) -> VaultError {
-    VaultError::Transfer {
-        op,
-        reason: reason.into(),
-    }
+fn transfer(op: TransferOp, kind: TransferProblem, detail: impl Into<String>) -> VaultError {
+    VaultError::transfer(op, kind, detail)
 }
 
 /// Whether `name` is a valid environment variable name (`[A-Za-z_][A-Za-z0-9_]*`).
@@ -161,7 +158,11 @@ impl Vault {
         let plain = match format {
             ExportFormat::Dotenv => {
                 if namespace.is_none() {
-                    return Err(transfer("export", "dotenv holds one namespace: name it"));
+                    return Err(transfer(
+                        TransferOp::Export,
+                        TransferProblem::Request,
+                        "dotenv holds one namespace: name it",
+                    ));
                 }
                 encode_dotenv(&secrets)?
             }
@@ -192,15 +193,22 @@ impl Vault {
             }
         );
         self.audit_only(Action::Export, &[], detail)?;
-        let io = |e: std::io::Error| transfer("export", format!("writing the output: {e}"));
+        let io = |e: std::io::Error| {
+            transfer(
+                TransferOp::Export,
+                TransferProblem::Output,
+                format!("writing the output: {e}"),
+            )
+        };
         let encryptor = match target {
             ExportTarget::Plaintext => {
                 out.write_all(&plain).map_err(io)?;
                 None
             }
             ExportTarget::AgeRecipients(_) => Some(
-                age::Encryptor::with_recipients(recipients.iter().map(|r| &**r))
-                    .map_err(|e| transfer("export", e.to_string()))?,
+                age::Encryptor::with_recipients(recipients.iter().map(|r| &**r)).map_err(|e| {
+                    transfer(TransferOp::Export, TransferProblem::Key, e.to_string())
+                })?,
             ),
             ExportTarget::AgePassphrase(pass) => Some(age::Encryptor::with_user_passphrase(pass)),
         };
@@ -252,7 +260,8 @@ impl Vault {
         }
         if !duplicates.is_empty() {
             return Err(transfer(
-                "import",
+                TransferOp::Import,
+                TransferProblem::Input,
                 format!(
                     "the input gives these secrets more than once: {}; keep one of each (nothing was imported)",
                     duplicates.join(", ")
@@ -300,7 +309,11 @@ impl Vault {
 /// Parses `--age-recipient` values: all hybrid (`age1pq1…`) or all X25519 (`age1…`).
 fn parse_recipients(list: &[String]) -> Result<Vec<Box<dyn age::Recipient>>, VaultError> {
     if list.is_empty() {
-        return Err(transfer("export", "no age recipient given"));
+        return Err(transfer(
+            TransferOp::Export,
+            TransferProblem::Request,
+            "no age recipient given",
+        ));
     }
     let hybrid = list
         .iter()
@@ -308,7 +321,8 @@ fn parse_recipients(list: &[String]) -> Result<Vec<Box<dyn age::Recipient>>, Vau
         .count();
     if hybrid != 0 && hybrid != list.len() {
         return Err(transfer(
-            "export",
+            TransferOp::Export,
+            TransferProblem::Request,
             "post-quantum recipients (age1pq1…) cannot be mixed with X25519 recipients (age1…) in one file: the file would only be as strong as its classical stanzas; export once per kind",
         ));
     }
@@ -317,13 +331,18 @@ fn parse_recipients(list: &[String]) -> Result<Vec<Box<dyn age::Recipient>>, Vau
         .map(|(i, r)| -> Result<Box<dyn age::Recipient>, VaultError> {
             if hybrid != 0 {
                 let r = crate::HybridRecipient::from_str(r).map_err(|why| {
-                    transfer("export", format!("age recipient #{}: {why}", i + 1))
+                    transfer(
+                        TransferOp::Export,
+                        TransferProblem::Key,
+                        format!("age recipient #{}: {why}", i + 1),
+                    )
                 })?;
                 Ok(Box::new(r))
             } else {
                 let r = age::x25519::Recipient::from_str(r.trim()).map_err(|_| {
                     transfer(
-                        "export",
+                        TransferOp::Export,
+                        TransferProblem::Key,
                         format!(
                             "age recipient #{} is not a valid recipient (age1pq1… or age1…)",
                             i + 1
@@ -355,13 +374,18 @@ pub fn decrypt_age(
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("AGE-SECRET-KEY-PQ-1") {
             let id = crate::HybridIdentity::from_str(line).map_err(|why| {
-                transfer("import", format!("identity file line {}: {why}", i + 1))
+                transfer(
+                    TransferOp::Import,
+                    TransferProblem::Key,
+                    format!("identity file line {}: {why}", i + 1),
+                )
             })?;
             identities.push(Box::new(id));
         } else if upper.starts_with("AGE-SECRET-KEY-1") {
             let id = age::x25519::Identity::from_str(line).map_err(|_| {
                 transfer(
-                    "import",
+                    TransferOp::Import,
+                    TransferProblem::Key,
                     format!(
                         "identity file line {}: not a valid AGE-SECRET-KEY-1… identity",
                         i + 1
@@ -371,7 +395,8 @@ pub fn decrypt_age(
             identities.push(Box::new(id));
         } else {
             return Err(transfer(
-                "import",
+                TransferOp::Import,
+                TransferProblem::Key,
                 format!(
                     "identity file line {}: not an age identity (AGE-SECRET-KEY-PQ-1… or AGE-SECRET-KEY-1…)",
                     i + 1
@@ -381,7 +406,8 @@ pub fn decrypt_age(
     }
     if identities.is_empty() {
         return Err(transfer(
-            "import",
+            TransferOp::Import,
+            TransferProblem::Key,
             "the identity file holds no age identity",
         ));
     }
@@ -398,7 +424,7 @@ pub fn decrypt_age(
             }
             other => format!("cannot decrypt the age file: {other}"),
         };
-        transfer("import", why)
+        transfer(TransferOp::Import, TransferProblem::Decrypt, why)
     };
     let reader = age::armor::ArmoredReader::new(input);
     let decryptor = age::Decryptor::new_buffered(reader).map_err(fail)?;
@@ -406,8 +432,13 @@ pub fn decrypt_age(
         .decrypt(identities.iter().map(|i| &**i))
         .map_err(fail)?;
     let mut out = Zeroizing::new(Vec::new());
-    r.read_to_end(&mut out)
-        .map_err(|e| transfer("import", format!("the age payload does not decrypt: {e}")))?;
+    r.read_to_end(&mut out).map_err(|e| {
+        transfer(
+            TransferOp::Import,
+            TransferProblem::Decrypt,
+            format!("the age payload does not decrypt: {e}"),
+        )
+    })?;
     Ok(out)
 }
 
@@ -431,13 +462,15 @@ fn encode_dotenv(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     for s in secrets {
         if !is_env_name(&s.name) {
             return Err(transfer(
-                "export",
+                TransferOp::Export,
+                TransferProblem::Request,
                 format!("{:?} is not a dotenv name; export as JSON", s.name),
             ));
         }
         let value = core::str::from_utf8(s.value.expose_secret()).map_err(|_| {
             transfer(
-                "export",
+                TransferOp::Export,
+                TransferProblem::Request,
                 format!("{:?} is not UTF-8; export as JSON", s.name),
             )
         })?;
@@ -490,7 +523,8 @@ fn encode_json(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
             .map(|s| 96 + 6 * (s.namespace.len() + s.name.len() + s.value.len()))
             .sum::<usize>();
     let mut out = Zeroizing::new(Vec::with_capacity(bound));
-    serde_json::to_writer_pretty(&mut *out, &doc).map_err(|e| transfer("export", e.to_string()))?;
+    serde_json::to_writer_pretty(&mut *out, &doc)
+        .map_err(|e| transfer(TransferOp::Export, TransferProblem::Output, e.to_string()))?;
     out.push(b'\n');
     Ok(out)
 }
@@ -501,8 +535,13 @@ fn encode_json(secrets: &[Plain]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
 /// PEM key as dotenvy, python-dotenv and docker compose read it); its line breaks are kept
 /// as `\n`. No variable substitution is done. Returns each entry with its line number.
 fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes, usize)>, VaultError> {
-    let text = core::str::from_utf8(input)
-        .map_err(|_| transfer("import", "the dotenv input is not UTF-8"))?;
+    let text = core::str::from_utf8(input).map_err(|_| {
+        transfer(
+            TransferOp::Import,
+            TransferProblem::Input,
+            "the dotenv input is not UTF-8",
+        )
+    })?;
     let mut out = Vec::new();
     let mut lines = text
         .split('\n')
@@ -515,13 +554,18 @@ fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes, usize)>, Vault
             continue;
         }
         let line = line.strip_prefix("export ").map_or(line, str::trim_start);
-        let (name, rest) = line
-            .split_once('=')
-            .ok_or_else(|| transfer("import", format!("line {line_no}: expected NAME=value")))?;
+        let (name, rest) = line.split_once('=').ok_or_else(|| {
+            transfer(
+                TransferOp::Import,
+                TransferProblem::Input,
+                format!("line {line_no}: expected NAME=value"),
+            )
+        })?;
         let name = name.trim();
         if !is_env_name(name) {
             return Err(transfer(
-                "import",
+                TransferOp::Import,
+                TransferProblem::Input,
                 format!("line {line_no}: {name:?} is not a valid name"),
             ));
         }
@@ -538,7 +582,8 @@ fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes, usize)>, Vault
                 let Some((_, next)) = lines.next() else {
                     let kind = if quote == '"' { "double" } else { "single" };
                     return Err(transfer(
-                        "import",
+                        TransferOp::Import,
+                        TransferProblem::Input,
                         format!(
                             "line {line_no}: unterminated {kind} quote (the value of {name} never closes)"
                         ),
@@ -550,7 +595,8 @@ fn parse_dotenv(input: &[u8]) -> Result<Vec<(String, SecretBytes, usize)>, Vault
             let tail = body[end + 1..].trim();
             if !(tail.is_empty() || tail.starts_with('#')) {
                 return Err(transfer(
-                    "import",
+                    TransferOp::Import,
+                    TransferProblem::Input,
                     format!("line {line_no}: text after the closing quote of {name}"),
                 ));
             }
@@ -623,7 +669,8 @@ fn parse_json(
     use base64::Engine as _;
     let doc: JsonDoc = serde_json::from_slice(input).map_err(|e| {
         transfer(
-            "import",
+            TransferOp::Import,
+            TransferProblem::Input,
             format!(
                 "not a strongroom JSON export (line {}, column {})",
                 e.line(),
@@ -632,7 +679,11 @@ fn parse_json(
         )
     })?;
     if doc.format != "strongroom-export" || doc.version != 1 {
-        return Err(transfer("import", "not a strongroom JSON export version 1"));
+        return Err(transfer(
+            TransferOp::Import,
+            TransferProblem::Input,
+            "not a strongroom JSON export version 1",
+        ));
     }
     let mut out = Vec::with_capacity(doc.secrets.len());
     for s in &doc.secrets {
@@ -640,7 +691,13 @@ fn parse_json(
             JsonValue::Text(t) => t.as_bytes().to_vec(),
             JsonValue::Binary { base64 } => base64::engine::general_purpose::STANDARD
                 .decode(base64)
-                .map_err(|_| transfer("import", format!("{:?}: invalid base64 value", s.name)))?,
+                .map_err(|_| {
+                    transfer(
+                        TransferOp::Import,
+                        TransferProblem::Input,
+                        format!("{:?}: invalid base64 value", s.name),
+                    )
+                })?,
         };
         out.push((
             s.namespace.clone().unwrap_or_else(|| default_ns.to_owned()),

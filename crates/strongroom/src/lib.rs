@@ -28,7 +28,9 @@ pub use age_pq::{HybridIdentity, HybridRecipient, is_hybrid_recipient};
 #[cfg(feature = "tokio")]
 pub use asynchronous::AsyncVault;
 pub use audit::{Action, AuditEntry, AuditReport};
-pub use error::VaultError;
+pub use error::{
+    AuditTamper, Inconsistency, SnapshotProblem, TransferOp, TransferProblem, VaultError,
+};
 pub use export::{
     ExportFormat, ExportReport, ExportTarget, ImportReport, decrypt_age, is_env_name,
 };

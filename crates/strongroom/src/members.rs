@@ -13,10 +13,10 @@ use strongroom_sharing::{
 };
 use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 
-use crate::VaultError;
 use crate::audit::{Action, AuditEvent};
 use crate::records::{IndexEntry, open_version};
 use crate::vault::{LockedVault, Vault};
+use crate::{Inconsistency, VaultError};
 
 /// A member as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -329,9 +329,10 @@ impl Vault {
                 .find(|k| k.id_hex() == id)
                 .copied()
                 .ok_or_else(|| {
-                    VaultError::inconsistent(format!(
-                        "keyholder {id} is reported present but is not listed"
-                    ))
+                    VaultError::inconsistent(
+                        Inconsistency::MissingRow,
+                        format!("keyholder {id} is reported present but is not listed"),
+                    )
                 })?,
             Err(e) => return Err(e),
         };
@@ -345,9 +346,12 @@ impl Vault {
             &mut pins,
         );
         if let Err(e) = check {
-            return Err(VaultError::inconsistent(format!(
-                "the new keyholder was added but does not unlock the vault ({e}); the old keyholder was kept"
-            )));
+            return Err(VaultError::inconsistent(
+                Inconsistency::KeyholderUnusable,
+                format!(
+                    "the new keyholder was added but does not unlock the vault ({e}); the old keyholder was kept"
+                ),
+            ));
         }
         if &info.id != old {
             self.remove_keyholder(old)?;
@@ -428,6 +432,7 @@ impl LockedVault {
             .map_err(|e| VaultError::from(SharingError::from(e)))?;
         if membership.vault_id() != self.id() {
             return Err(VaultError::inconsistent(
+                Inconsistency::Misdirected,
                 "the membership log belongs to another vault",
             ));
         }

@@ -17,7 +17,7 @@ use strongroom_envelope::{Epoch, Suite, VaultKey};
 use strongroom_store::{ReadView, ScanRange, Table};
 use subtle::ConstantTimeEq;
 
-use crate::VaultError;
+use crate::{Inconsistency, VaultError};
 
 /// Row key of the vault header in [`Table::Meta`].
 pub(crate) const HEADER_KEY: &[u8] = b"vault";
@@ -137,6 +137,7 @@ impl Header {
             Ok(())
         } else {
             Err(VaultError::inconsistent(
+                Inconsistency::MacMismatch,
                 "the vault header's settings were modified outside strongroom (MAC mismatch)",
             ))
         }
@@ -243,6 +244,7 @@ pub(crate) fn find_meta<'k>(
     }
     let (epoch, blob) = best.ok_or_else(|| {
         VaultError::inconsistent(
+            Inconsistency::MissingKey,
             "the vault's metadata key is missing for every epoch this member can read",
         )
     })?;
@@ -253,9 +255,10 @@ pub(crate) fn find_meta<'k>(
         &blob,
     )
     .map_err(|_| {
-        VaultError::inconsistent(format!(
-            "the metadata key wrapped under epoch {epoch} does not open (modified?)"
-        ))
+        VaultError::inconsistent(
+            Inconsistency::MacMismatch,
+            format!("the metadata key wrapped under epoch {epoch} does not open (modified?)"),
+        )
     })?;
     Ok((MetaKeys::from_root(root), epoch))
 }

@@ -26,13 +26,13 @@ use strongroom_store::{
     scan_all,
 };
 
-use crate::VaultError;
 use crate::audit::{Action, AuditEvent};
 pub(crate) use crate::index_entry::{
     Head, HeadBody, INLINE_BODY_MAX, IndexEntry, parse_version_key, version_key,
 };
 use crate::meta::{hmac32, now};
 use crate::vault::{State, Vault};
+use crate::{Inconsistency, VaultError};
 
 /// Longest namespace, in bytes.
 pub const MAX_NAMESPACE_LEN: usize = 255;
@@ -176,9 +176,10 @@ pub(crate) fn check_index_row(
     if namespace.is_some_and(|ns| ns != payload.namespace)
         || blind(state, &payload.namespace, &payload.name)[..] != row_key[..]
     {
-        return Err(VaultError::inconsistent(format!(
-            "index row points at record {record} of another secret"
-        )));
+        return Err(VaultError::inconsistent(
+            Inconsistency::Misdirected,
+            format!("index row points at record {record} of another secret"),
+        ));
     }
     Ok(())
 }
@@ -313,9 +314,10 @@ pub(crate) fn open_version(
             HeadBody::Inline(body) => open_rows(state, record, version, body, head.dek.as_bytes()),
             HeadBody::Stored => {
                 let body = view.get(Table::Bodies, &key)?.ok_or_else(|| {
-                    VaultError::inconsistent(format!(
-                        "record {record} version {version} is missing its body"
-                    ))
+                    VaultError::inconsistent(
+                        Inconsistency::MissingRow,
+                        format!("record {record} version {version} is missing its body"),
+                    )
                 })?;
                 open_rows(state, record, version, &body.value, head.dek.as_bytes())
             }
@@ -331,9 +333,10 @@ pub(crate) fn open_version(
         [None, Some(_)] => "its body",
         [Some(_), None] => "its data key",
     };
-    Err(VaultError::inconsistent(format!(
-        "record {record} version {version} is missing {missing}"
-    )))
+    Err(VaultError::inconsistent(
+        Inconsistency::MissingRow,
+        format!("record {record} version {version} is missing {missing}"),
+    ))
 }
 
 /// The heads of the index rows `rows` (a page of a scan), opened with at most one more
@@ -371,10 +374,13 @@ pub(crate) fn open_heads(
     }
     .into_iter();
     let missing = |e: &IndexEntry| {
-        VaultError::inconsistent(format!(
-            "record {} version {} is missing its body or data key",
-            e.record, e.version
-        ))
+        VaultError::inconsistent(
+            Inconsistency::MissingRow,
+            format!(
+                "record {} version {} is missing its body or data key",
+                e.record, e.version
+            ),
+        )
     };
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
@@ -607,7 +613,10 @@ impl Vault {
             Some(row) => {
                 let old = IndexEntry::decode(&row.value)?;
                 let version = old.version.checked_add(1).ok_or_else(|| {
-                    VaultError::inconsistent("the secret's version counter is exhausted")
+                    VaultError::inconsistent(
+                        Inconsistency::Exhausted,
+                        "the secret's version counter is exhausted",
+                    )
                 })?;
                 (
                     old.record,
@@ -1337,9 +1346,12 @@ fn check_names(
     record: RecordId,
 ) -> Result<(), VaultError> {
     if p.namespace != namespace || p.name != name {
-        return Err(VaultError::inconsistent(format!(
-            "the index entry for this name points at record {record}, which holds another secret (storage tampering?)"
-        )));
+        return Err(VaultError::inconsistent(
+            Inconsistency::Misdirected,
+            format!(
+                "the index entry for this name points at record {record}, which holds another secret (storage tampering?)"
+            ),
+        ));
     }
     Ok(())
 }

@@ -33,13 +33,13 @@ use strongroom_store::{
     scan_all,
 };
 
-use crate::VaultError;
 use crate::audit::{Action, AuditEvent};
 use crate::meta::{MetaKeys, now};
 use crate::records::{
     Head, HeadBody, INLINE_BODY_MAX, IndexEntry, parse_version_key, version_key, versions_of,
 };
 use crate::vault::{State, Vault, guard_membership};
+use crate::{Inconsistency, VaultError};
 use strongroom_sharing::Session;
 
 const JOB_KEY: &[u8] = b"rotation";
@@ -103,6 +103,7 @@ impl Job {
     fn decode(bytes: &[u8], meta: &MetaKeys, vault: VaultId) -> Result<Self, VaultError> {
         let Some(body_len) = bytes.len().checked_sub(32) else {
             return Err(VaultError::inconsistent(
+                Inconsistency::Truncated,
                 "the rotation job row is truncated",
             ));
         };
@@ -113,6 +114,7 @@ impl Job {
         );
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&want[..], mac)) {
             return Err(VaultError::inconsistent(
+                Inconsistency::MacMismatch,
                 "the rotation job row was not written by a member of this vault (MAC mismatch)",
             ));
         }
@@ -562,9 +564,12 @@ impl Vault {
             }
         }
         let left = self.pending_rewrap(job.target)?.len();
-        Err(VaultError::inconsistent(format!(
-            "{left} record versions are still under an older epoch after several passes; run the rotation again"
-        )))
+        Err(VaultError::inconsistent(
+            Inconsistency::Unfinished,
+            format!(
+                "{left} record versions are still under an older epoch after several passes; run the rotation again"
+            ),
+        ))
     }
 
     /// Moves the job to the current epoch when a newer one appeared (a member removal);
@@ -718,9 +723,9 @@ impl Vault {
                     total: total.max(job.done),
                 });
             }
-            reader
-                .join()
-                .map_err(|_| VaultError::inconsistent("rotation reader thread panicked"))
+            reader.join().map_err(|_| {
+                VaultError::inconsistent(Inconsistency::Internal, "rotation reader thread panicked")
+            })
         })?;
         Ok(processed)
     }
@@ -757,9 +762,10 @@ impl Vault {
     ) -> Result<Rewrapped, VaultError> {
         let st = self.state();
         let new = st.session.key(target).ok_or_else(|| {
-            VaultError::inconsistent(format!(
-                "this member has no key for epoch {target}: refresh and retry"
-            ))
+            VaultError::inconsistent(
+                Inconsistency::MissingKey,
+                format!("this member has no key for epoch {target}: refresh and retry"),
+            )
         })?;
         match phase {
             Phase::Heads => {

@@ -36,12 +36,12 @@ use strongroom_store::{
     MemoryStore, Row, SCHEMA_VERSION, ScanRange, Store, StoreError, Table, TableRow, scan_all,
 };
 
-use crate::VaultError;
 use crate::audit::{Action, Cursor, Event, hex};
 use crate::fsutil::{create_private, sync_dir, temp_path};
 use crate::meta::now;
 use crate::records::{IndexEntry, open_rows, parse_version_key};
 use crate::vault::{UnlockOptions, Vault};
+use crate::{SnapshotProblem, VaultError};
 
 const MAGIC: &[u8; 19] = b"strongroom-snapshot";
 const VERSION: u8 = 1;
@@ -102,10 +102,8 @@ pub struct RestoreReport {
     pub pins: Pins,
 }
 
-fn snap_err(reason: impl Into<String>) -> VaultError {
-    VaultError::Snapshot {
-        reason: reason.into(),
-    }
+fn snap_err(kind: SnapshotProblem, detail: impl Into<String>) -> VaultError {
+    VaultError::snapshot(kind, detail)
 }
 
 /// Writes through to a file and a running SHA-256.
@@ -284,15 +282,17 @@ struct HashingReader<R> {
 impl<R: Read> HashingReader<R> {
     fn take(&mut self, n: usize, what: &str) -> Result<Vec<u8>, VaultError> {
         if n as u64 > self.limit {
-            return Err(snap_err(format!(
-                "a {what} claims {n} bytes, more than the file holds: corrupt"
-            )));
+            return Err(snap_err(
+                SnapshotProblem::Corrupt,
+                format!("a {what} claims {n} bytes, more than the file holds: corrupt"),
+            ));
         }
         let mut b = vec![0u8; n];
         self.inner.read_exact(&mut b).map_err(|_| {
-            snap_err(format!(
-                "the file is truncated (at {what}): not a complete snapshot"
-            ))
+            snap_err(
+                SnapshotProblem::Corrupt,
+                format!("the file is truncated (at {what}): not a complete snapshot"),
+            )
         })?;
         self.hash.update(&b);
         Ok(b)
@@ -308,7 +308,10 @@ impl<R: Read> HashingReader<R> {
     fn field(&mut self, what: &str) -> Result<Vec<u8>, VaultError> {
         let len = u32::from_be_bytes(self.array(what)?) as usize;
         if len > MAX_FIELD {
-            return Err(snap_err(format!("a {what} is {len} bytes long: corrupt")));
+            return Err(snap_err(
+                SnapshotProblem::Corrupt,
+                format!("a {what} is {len} bytes long: corrupt"),
+            ));
         }
         self.take(len, what)
     }
@@ -331,6 +334,8 @@ pub(crate) struct RowStream<R> {
     /// Set once every row was read and checked: the header and the integrity hash.
     end: Option<(SnapshotInfo, [u8; 32])>,
     failed: bool,
+    /// Why the stream ended early, kept for [`RowStream::unusable`].
+    failure: Option<VaultError>,
 }
 
 impl<R: Read> RowStream<R> {
@@ -342,21 +347,30 @@ impl<R: Read> RowStream<R> {
             limit: bytes_total,
         };
         if r.take(MAGIC.len(), "the magic")? != MAGIC {
-            return Err(snap_err("not a strongroom snapshot file"));
+            return Err(snap_err(
+                SnapshotProblem::NotASnapshot,
+                "not a strongroom snapshot file",
+            ));
         }
         let [version] = r.array::<1>("the version")?;
         if version != VERSION {
-            return Err(snap_err(format!(
-                "snapshot format version {version}, this build reads version {VERSION}: use a matching strongroom"
-            )));
+            return Err(snap_err(
+                SnapshotProblem::TooNew,
+                format!(
+                    "snapshot format version {version}, this build reads version {VERSION}: use a matching strongroom"
+                ),
+            ));
         }
         let vault_id = VaultId::from_bytes(r.array("the vault id")?);
         let created_at = u64::from_be_bytes(r.array("the creation time")?);
         let schema = u32::from_be_bytes(r.array("the schema version")?);
         if schema == 0 || schema > SCHEMA_VERSION {
-            return Err(snap_err(format!(
-                "it was taken from a store of schema version {schema}; this build knows versions 1 to {SCHEMA_VERSION}: restore it with a strongroom at least as new as the one that wrote it"
-            )));
+            return Err(snap_err(
+                SnapshotProblem::TooNew,
+                format!(
+                    "it was taken from a store of schema version {schema}; this build knows versions 1 to {SCHEMA_VERSION}: restore it with a strongroom at least as new as the one that wrote it"
+                ),
+            ));
         }
         Ok(Self {
             r,
@@ -368,6 +382,7 @@ impl<R: Read> RowStream<R> {
             last: None,
             end: None,
             failed: false,
+            failure: None,
         })
     }
 
@@ -386,9 +401,10 @@ impl<R: Read> RowStream<R> {
             return Ok(None);
         }
         let table = table_from_id(tag).ok_or_else(|| {
-            snap_err(format!(
-                "unknown table id {tag}: corrupt, or written by a newer strongroom"
-            ))
+            snap_err(
+                SnapshotProblem::Corrupt,
+                format!("unknown table id {tag}: corrupt, or written by a newer strongroom"),
+            )
         })?;
         let key = self.r.field("key")?;
         let value = self.r.field("value")?;
@@ -396,6 +412,7 @@ impl<R: Read> RowStream<R> {
             && (*last_tag, last_key.as_slice()) >= (tag, key.as_slice())
         {
             return Err(snap_err(
+                SnapshotProblem::Corrupt,
                 "rows are out of order or repeated: corrupt (a snapshot lists each table once, keys ascending)",
             ));
         }
@@ -415,30 +432,40 @@ impl<R: Read> RowStream<R> {
         let count = u64::from_be_bytes(self.r.array("the row count")?);
         let digest: [u8; 32] = self.r.hash.clone().finalize().into();
         let mut stored = [0u8; 32];
-        self.r
-            .inner
-            .read_exact(&mut stored)
-            .map_err(|_| snap_err("the file is truncated (at the integrity hash)"))?;
+        self.r.inner.read_exact(&mut stored).map_err(|_| {
+            snap_err(
+                SnapshotProblem::Corrupt,
+                "the file is truncated (at the integrity hash)",
+            )
+        })?;
         let mut extra = [0u8; 1];
         let more = self.r.inner.read(&mut extra).map_err(|e| VaultError::Io {
             what: "reading the snapshot".into(),
             source: e,
         })?;
         if more != 0 {
-            return Err(snap_err("bytes follow the integrity hash: corrupt"));
+            return Err(snap_err(
+                SnapshotProblem::Corrupt,
+                "bytes follow the integrity hash: corrupt",
+            ));
         }
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&digest[..], &stored[..])) {
             return Err(snap_err(
+                SnapshotProblem::Modified,
                 "integrity hash mismatch: the file was modified or damaged",
             ));
         }
         if self.expect.is_some_and(|e| e != digest) {
             return Err(snap_err(
+                SnapshotProblem::ChangedWhileRead,
                 "the file changed while it was being read: restore from a file nothing writes to",
             ));
         }
         if count != self.rows {
-            return Err(snap_err("the row count does not match the rows"));
+            return Err(snap_err(
+                SnapshotProblem::Corrupt,
+                "the row count does not match the rows",
+            ));
         }
         let info = SnapshotInfo {
             vault_id: self.vault_id,
@@ -464,12 +491,10 @@ impl<R: Read> Iterator for RowStream<R> {
             Err(e) => {
                 self.failed = true;
                 // Through the store's error type (replace_all rolls back on it);
-                // `unusable` turns it back into the snapshot's error.
-                let reason = match e {
-                    VaultError::Snapshot { reason } => reason,
-                    other => other.to_string(),
-                };
-                Some(Err(StoreError::invalid(format!("{UNUSABLE}{reason}"))))
+                // `unusable` gives back the snapshot's own error.
+                let text = e.to_string();
+                self.failure = Some(e);
+                Some(Err(StoreError::invalid(format!("{UNUSABLE}{text}"))))
             }
         }
     }
@@ -486,7 +511,7 @@ pub(crate) fn parse_snapshot(
     stream
         .info()
         .cloned()
-        .ok_or_else(|| snap_err("the file ended early"))
+        .ok_or_else(|| snap_err(SnapshotProblem::Corrupt, "the file ended early"))
 }
 
 /// A snapshot file opened for verification or restore, which read it several times.
@@ -598,10 +623,10 @@ impl SnapshotFile {
             return Ok((file, meta.len(), false));
         }
         if meta.is_dir() {
-            return Err(snap_err(format!(
-                "{} is a directory, not a snapshot file",
-                path.display()
-            )));
+            return Err(snap_err(
+                SnapshotProblem::NotASnapshot,
+                format!("{} is a directory, not a snapshot file", path.display()),
+            ));
         }
         let rnd: [u8; 8] = random::array()?;
         let spool_path = std::env::temp_dir().join(format!(".strongroom-snapshot-{}", hex(&rnd)));
@@ -664,18 +689,23 @@ fn stage(
 ) -> Result<Staged, VaultError> {
     let staging: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let mut stream = source.pass(None)?;
-    staging
-        .replace_all(&mut (&mut stream).filter(|r| !matches!(r, Ok((Table::Bodies, _)))))
-        .map_err(unusable)?;
+    let loaded =
+        staging.replace_all(&mut (&mut stream).filter(|r| !matches!(r, Ok((Table::Bodies, _)))));
+    loaded.map_err(|e| stream.unusable(e))?;
     let (info, digest) = stream
         .end
         .clone()
-        .ok_or_else(|| snap_err("the file ended early"))?;
+        .ok_or_else(|| snap_err(SnapshotProblem::Corrupt, "the file ended early"))?;
     let audit_cursor = audit_cursor(&*staging)?;
-    let locked = Vault::open(Arc::clone(&staging))
-        .map_err(|e| snap_err(format!("it holds no usable vault ({e})")))?;
+    let locked = Vault::open(Arc::clone(&staging)).map_err(|e| {
+        snap_err(
+            SnapshotProblem::Unreadable,
+            format!("it holds no usable vault ({e})"),
+        )
+    })?;
     if locked.id() != info.vault_id {
         return Err(snap_err(
+            SnapshotProblem::Forged,
             "the header names another vault than the rows hold",
         ));
     }
@@ -694,6 +724,7 @@ fn stage(
         let log = st.session.membership();
         if options.pins.genesis_signer() != Some(log.genesis_signer()) {
             return Err(snap_err(
+                SnapshotProblem::Forged,
                 "its membership log has another genesis signer than the one pinned: a forged vault",
             ));
         }
@@ -702,6 +733,7 @@ fn stage(
                 Some(hash) if hash == hw.head => {}
                 Some(_) => {
                     return Err(snap_err(
+                        SnapshotProblem::Forged,
                         "its membership log forks from the one this client has verified (a forged or foreign history)",
                     ));
                 }
@@ -723,13 +755,18 @@ fn stage(
     })
 }
 
-/// A store error raised while reading the snapshot into a store, as a snapshot error.
-fn unusable(e: StoreError) -> VaultError {
-    match e {
-        StoreError::InvalidRequest { reason } if reason.starts_with(UNUSABLE) => {
-            snap_err(&reason[UNUSABLE.len()..])
+impl<R> RowStream<R> {
+    /// The error of a `replace_all` fed by this stream: the stream's own error when a row
+    /// read failed (it crossed the store as a store error), otherwise the store's.
+    fn unusable(&mut self, e: StoreError) -> VaultError {
+        match (e, self.failure.take()) {
+            (StoreError::InvalidRequest { reason }, Some(failure))
+                if reason.starts_with(UNUSABLE) =>
+            {
+                failure
+            }
+            (other, _) => other.into(),
         }
-        other => other.into(),
     }
 }
 
@@ -746,7 +783,7 @@ fn audit_cursor(store: &dyn Store) -> Result<Cursor, VaultError> {
         Some(seq) => {
             let last = store
                 .get(Table::Audit, &seq.to_be_bytes())?
-                .ok_or_else(|| snap_err("its audit log has a gap"))?;
+                .ok_or_else(|| snap_err(SnapshotProblem::Corrupt, "its audit log has a gap"))?;
             Cursor {
                 next: seq + 1,
                 prev_hash: Sha256::digest(&last.value).into(),
@@ -778,10 +815,13 @@ fn check_records<R: Read>(
                 HeadBody::Inline(body) => {
                     versions += 1;
                     open_rows(&st, e.record, e.version, body, h.dek.as_bytes()).map_err(|err| {
-                        snap_err(format!(
-                            "record {} version {} does not decrypt: {err}",
-                            e.record, e.version
-                        ))
+                        snap_err(
+                            SnapshotProblem::Unreadable,
+                            format!(
+                                "record {} version {} does not decrypt: {err}",
+                                e.record, e.version
+                            ),
+                        )
                     })?;
                 }
                 HeadBody::Stored => {
@@ -806,15 +846,20 @@ fn check_records<R: Read>(
         if table != Table::Bodies {
             continue;
         }
-        let (record, version) = parse_version_key(&b.key)
-            .ok_or_else(|| snap_err("a record row has a malformed key"))?;
-        let head = heads
-            .get(&record)
-            .ok_or_else(|| snap_err(format!("record {record} has no index entry")))?;
+        let (record, version) = parse_version_key(&b.key).ok_or_else(|| {
+            snap_err(SnapshotProblem::Corrupt, "a record row has a malformed key")
+        })?;
+        let head = heads.get(&record).ok_or_else(|| {
+            snap_err(
+                SnapshotProblem::Unreadable,
+                format!("record {record} has no index entry"),
+            )
+        })?;
         if version > *head {
-            return Err(snap_err(format!(
-                "record {record} has a version newer than its index entry"
-            )));
+            return Err(snap_err(
+                SnapshotProblem::Unreadable,
+                format!("record {record} has a version newer than its index entry"),
+            ));
         }
         let dek = if let Some(dek) = stored_heads.get(&b.key) {
             stored_seen += 1;
@@ -826,7 +871,7 @@ fn check_records<R: Read>(
                 staging
                     .get(Table::Deks, &b.key)?
                     .ok_or_else(|| {
-                        snap_err(format!(
+                        snap_err(SnapshotProblem::Unreadable, format!(
                             "record {record} version {version} has no wrapped data key (a row is missing)"
                         ))
                     })?
@@ -834,22 +879,25 @@ fn check_records<R: Read>(
             }
         };
         open_rows(&st, record, version, &b.value, &dek).map_err(|e| {
-            snap_err(format!(
-                "record {record} version {version} does not decrypt: {e}"
-            ))
+            snap_err(
+                SnapshotProblem::Unreadable,
+                format!("record {record} version {version} does not decrypt: {e}"),
+            )
         })?;
         versions += 1;
     }
     if rows.info().is_none() {
-        return Err(snap_err("the file ended early"));
+        return Err(snap_err(SnapshotProblem::Corrupt, "the file ended early"));
     }
     if paired != deks {
         return Err(snap_err(
+            SnapshotProblem::Unreadable,
             "record bodies and wrapped data keys do not pair up (a row is missing)",
         ));
     }
     if stored_seen != stored_heads.len() || !format1_heads.is_empty() {
         return Err(snap_err(
+            SnapshotProblem::Unreadable,
             "an index entry names a head version whose body is not in the snapshot",
         ));
     }
@@ -895,15 +943,19 @@ fn prepare<'a>(
     let vault_id = staged.verification.info.vault_id;
     if staged.verification.membership_rollback && !options.allow_membership_rollback {
         return Err(snap_err(
+            SnapshotProblem::Older,
             "its membership log is older than the one this client has verified: restoring it would undo membership changes made since (a removed member would be a member again); restore with the membership-rollback option, then check the members and rotate the vault key",
         ));
     }
     match Vault::open(Arc::clone(store)) {
         Ok(live) if live.id() != vault_id && !options.allow_other_vault => {
-            return Err(snap_err(format!(
-                "it is a snapshot of vault {vault_id}, but this store holds vault {}; pass the option to replace another vault deliberately",
-                live.id()
-            )));
+            return Err(snap_err(
+                SnapshotProblem::OtherVault,
+                format!(
+                    "it is a snapshot of vault {vault_id}, but this store holds vault {}; pass the option to replace another vault deliberately",
+                    live.id()
+                ),
+            ));
         }
         Ok(_) | Err(VaultError::NoVault) => {}
         Err(e) => {
@@ -998,10 +1050,11 @@ impl PreparedRestore<'_> {
         let pins = staged_vault.pins();
         // A third pass streams the rows into the store; a file changed since the checks
         // fails at its end, and the replacement rolls back.
-        let rows = self.source.pass(Some(digest))?;
-        self.store
-            .replace_all(&mut rows.chain(std::iter::once(Ok(audit_row))))
-            .map_err(unusable)?;
+        let mut rows = self.source.pass(Some(digest))?;
+        let replaced = self
+            .store
+            .replace_all(&mut (&mut rows).chain(std::iter::once(Ok(audit_row))));
+        replaced.map_err(|e| rows.unusable(e))?;
         let vault = Vault::open(Arc::clone(self.store))?.unlock_with(
             self.keyholder,
             UnlockOptions {
@@ -1111,9 +1164,10 @@ mod tests {
         let cut = &bytes[..bytes.len() - 40];
         let mut stream = RowStream::open(cut, bytes.len() as u64).unwrap();
         let store = MemoryStore::new();
-        let e = unusable(store.replace_all(&mut stream).unwrap_err());
+        let failed = store.replace_all(&mut stream).unwrap_err();
+        let e = stream.unusable(failed);
         assert!(
-            matches!(&e, VaultError::Snapshot { reason } if reason.contains("truncated")),
+            matches!(&e, VaultError::Snapshot { kind: SnapshotProblem::Corrupt, detail } if detail.contains("truncated")),
             "{e}"
         );
         assert!(stream.next().is_none(), "a failed stream stays ended");

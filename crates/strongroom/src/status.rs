@@ -7,11 +7,11 @@ use strongroom_sharing::{KeyholderInfo, RecoverabilityReport, Role};
 use strongroom_store::{Batch, Expect, ScanRange, Table, for_each_row};
 use subtle::ConstantTimeEq;
 
-use crate::VaultError;
 use crate::audit::{self, AuditEntry, AuditReport};
 use crate::meta::{MetaKeys, now};
 use crate::records::{IndexEntry, open_version, parse_version_key};
 use crate::vault::{State, Vault};
+use crate::{Inconsistency, VaultError};
 
 const EPOCH_STAMP_KEY: &[u8] = b"epoch-started";
 
@@ -44,6 +44,7 @@ fn read_epoch_stamp(vault: &Vault, st: &State) -> Result<Option<(Epoch, u64)>, V
     );
     if !bool::from(want.ct_eq(&v[12..])) {
         return Err(VaultError::inconsistent(
+            Inconsistency::MacMismatch,
             "the epoch timestamp was modified outside strongroom (MAC mismatch)",
         ));
     }

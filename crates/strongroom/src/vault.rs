@@ -12,12 +12,12 @@ use strongroom_store::{
     StoreError, Table, TableRow, Versioned,
 };
 
-use crate::VaultError;
 use crate::audit::{self, Action, AuditEvent, Cursor, Event};
 use crate::meta::{
     FAILED_UNLOCK_PREFIX, HEADER_KEY, Header, MetaKeys, find_meta, meta_key_row, now, wrap_meta,
 };
 use crate::pins::{PinStatus, PinStore};
+use crate::{Inconsistency, VaultError};
 
 /// Settings of a new vault.
 #[derive(Clone, Debug)]
@@ -323,6 +323,7 @@ impl Vault {
         let Some(row) = store.get(Table::Meta, HEADER_KEY)? else {
             return Err(if store.log_head(Table::MemberLog)?.is_some() {
                 VaultError::inconsistent(
+                    Inconsistency::InterruptedCreate,
                     "the store has a membership log but no vault header: vault creation was interrupted; create the vault again in an empty store",
                 )
             } else {
@@ -477,11 +478,9 @@ impl Vault {
         match self.role() {
             Some(Role::Owner | Role::Admin | Role::Member) => Ok(()),
             Some(Role::ReadOnly) => Err(VaultError::PermissionDenied {
-                reason: "read-only members cannot write secrets".into(),
+                role: Some(Role::ReadOnly),
             }),
-            Some(_) | None => Err(VaultError::PermissionDenied {
-                reason: "this member is no longer a member of the vault".into(),
-            }),
+            Some(_) | None => Err(VaultError::PermissionDenied { role: None }),
         }
     }
 
@@ -566,10 +565,7 @@ impl Vault {
                 }
             }
         }
-        Err(last.map_or_else(
-            || VaultError::inconsistent("write retries exhausted"),
-            VaultError::Store,
-        ))
+        Err(last.map_or_else(|| VaultError::Busy { operation: "put" }, VaultError::Store))
     }
 
     /// Runs a change the sharing layer stages (`prepare`: a membership change or a
@@ -629,9 +625,9 @@ impl Vault {
                 }
             }
         }
-        Err(VaultError::inconsistent(
-            "membership change retries exhausted",
-        ))
+        Err(VaultError::Busy {
+            operation: "membership change",
+        })
     }
 
     /// Appends an audit entry on its own (for actions whose changes were committed by
@@ -983,8 +979,8 @@ impl Vault {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(VaultError::inconsistent(
-            "could not append to the audit log: too many concurrent writers",
-        ))
+        Err(VaultError::Busy {
+            operation: "audit append",
+        })
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use strongroom::recovery::RawKek;
 use strongroom::store::{Store, Table};
 use strongroom::{
-    CreateOptions, RestoreOptions, SnapshotFile, UnlockOptions, Vault, VaultError,
+    CreateOptions, RestoreOptions, SnapshotFile, SnapshotProblem, UnlockOptions, Vault, VaultError,
     restore_snapshot, verify_snapshot,
 };
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
@@ -356,7 +356,7 @@ fn a_snapshot_of_an_unknown_schema_is_refused() {
         std::fs::write(&p, rehash(b)).unwrap();
         let e = verify_snapshot(&p, &kek, &UnlockOptions::default()).unwrap_err();
         assert!(
-            matches!(&e, VaultError::Snapshot { reason } if reason.contains(&format!("schema version {schema}"))),
+            matches!(&e, VaultError::Snapshot { kind: SnapshotProblem::TooNew, detail } if detail.contains(&format!("schema version {schema}"))),
             "{e}"
         );
     }
@@ -407,7 +407,7 @@ fn reordered_or_repeated_rows_are_refused() {
         std::fs::write(&p, build(&rows)).unwrap();
         let e = verify_snapshot(&p, &kek, &UnlockOptions::default()).unwrap_err();
         assert!(
-            matches!(&e, VaultError::Snapshot { reason } if reason.contains("out of order or repeated")),
+            matches!(&e, VaultError::Snapshot { kind: SnapshotProblem::Corrupt, detail } if detail.contains("out of order or repeated")),
             "{what}: {e}"
         );
     }

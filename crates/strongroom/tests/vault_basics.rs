@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use strongroom::recovery::{PassphraseKeyholder, Profile, RawKek, RecoveryKey};
-use strongroom::sharing::{FingerprintConfirmed, Identity, Pins, Role};
+use strongroom::sharing::{FingerprintConfirmed, Identity, Pins, Role, SharingError};
 use strongroom::store::{MemoryStore, Store};
 use strongroom::{Action, CreateOptions, DoctorOptions, Level, Vault, VaultError};
 
@@ -435,4 +435,53 @@ fn full_doctor_finds_bodies_without_data_keys_and_back() {
         "{bad:?}"
     );
     assert!(bad.message.contains("version 1"), "{bad:?}");
+}
+
+/// The permission error says, in a typed field, which role was refused: a read-only member
+/// cannot write, and a handle of a member removed since cannot either.
+#[test]
+fn writes_refused_by_role_name_the_role() {
+    let (owner, store, _) = new_vault();
+    let bob = Identity::generate("bob").unwrap();
+    let kek = RawKek::generate().unwrap();
+    let public = bob.public();
+    let confirmed = public
+        .confirm_fingerprint(&public.fingerprint().digits())
+        .unwrap();
+    owner.add_member(public, Role::ReadOnly, confirmed).unwrap();
+    let reader = Vault::join(&store, &bob, &[&kek], Pins::default()).unwrap();
+    owner.put("core/app", "TOKEN", b"t").unwrap();
+    assert_eq!(
+        reader.get("core/app", "TOKEN").unwrap().expose_secret(),
+        b"t"
+    );
+    let e = reader.put("core/app", "TOKEN", b"mine").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VaultError::PermissionDenied {
+                role: Some(Role::ReadOnly)
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "permission denied: read-only members cannot write secrets"
+    );
+    assert!(!e.is_retryable());
+
+    // Removed since: the handle still refuses by its role, and a refresh says why.
+    owner.remove_member(bob.member_id()).unwrap();
+    let e = reader.put("core/app", "TOKEN", b"mine").unwrap_err();
+    assert!(matches!(e, VaultError::PermissionDenied { .. }), "{e:?}");
+    let e = reader.refresh().unwrap_err();
+    assert!(
+        matches!(e, VaultError::Sharing(SharingError::NotAMember { .. })),
+        "{e:?}"
+    );
+    assert_eq!(
+        owner.get("core/app", "TOKEN").unwrap().expose_secret(),
+        b"t"
+    );
 }
