@@ -23,6 +23,8 @@
 //! assert!(err.is_err());
 //! # Ok::<(), strongroom_crypto::DecodeError>(())
 //! ```
+//!
+//! The conventions of every format are in `docs/spec/README.md`.
 
 use crate::DecodeError;
 

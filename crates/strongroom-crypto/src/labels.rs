@@ -23,6 +23,8 @@
 //! assert_eq!(dek.uses, &[Use::AeadAad]);
 //! assert!(LABELS.iter().all(|l| l.label.starts_with("strongroom/v")));
 //! ```
+//!
+//! Specified in `docs/spec/labels.md`.
 
 /// What a label separates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,10 @@
 //! (`strongroom_crypto::labels`) exactly once, and every registry entry is still used.
 //! Code under `#[cfg(test)]` at the end of a file is not scanned: tests may spell labels to
 //! check them.
+//!
+//! The written specification stays in step: `docs/spec/labels.md` names exactly the
+//! registered labels, every page of `docs/spec/` is linked from its index and every link
+//! there resolves, and `fuzz/README.md` lists every fuzz target.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,4 +135,125 @@ fn the_scanner_finds_labels_and_nothing_else() {
         labels_in(code),
         ["strongroom/v1/grant", "strongroom/v2/dek"]
     );
+}
+
+/// The repository root (two levels above this crate).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The `strongroom/v<digits>/<name>` labels written between backticks in a Markdown text.
+fn labels_in_markdown(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|span| {
+            let mut parts = span.splitn(3, '/');
+            parts.next() == Some("strongroom")
+                && parts
+                    .next()
+                    .is_some_and(|v| v.len() > 1 && v[1..].chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_labels_page_lists_exactly_the_registry() {
+    let path = repo_root().join("docs/spec/labels.md");
+    let page = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mentioned = labels_in_markdown(&page);
+    let missing: Vec<_> = LABELS
+        .iter()
+        .filter(|l| !mentioned.iter().any(|m| m == l.label))
+        .map(|l| l.label)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "registered labels missing from docs/spec/labels.md: {missing:?}"
+    );
+    let unknown: Vec<_> = mentioned.iter().filter(|m| lookup(m).is_none()).collect();
+    assert!(
+        unknown.is_empty(),
+        "docs/spec/labels.md names labels that are not registered: {unknown:?}"
+    );
+}
+
+/// The relative Markdown links of `text` (`[text](target)`), without any `#fragment`.
+fn relative_links(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("](") {
+        let tail = &rest[i + 2..];
+        let end = tail.find(')').unwrap_or(tail.len());
+        let target = tail[..end].split('#').next().unwrap_or_default();
+        if !target.is_empty() && !target.contains("://") && !target.starts_with('<') {
+            out.push(target.to_owned());
+        }
+        rest = &tail[end..];
+    }
+    out
+}
+
+#[test]
+fn every_spec_page_is_indexed_and_every_link_resolves() {
+    let dir = repo_root().join("docs/spec");
+    let index = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let indexed = relative_links(&index);
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|n| n != "README.md")
+        .collect();
+    pages.sort();
+    assert!(pages.len() >= 10, "the spec pages: {pages:?}");
+    let unindexed: Vec<_> = pages.iter().filter(|p| !indexed.contains(p)).collect();
+    assert!(
+        unindexed.is_empty(),
+        "pages not linked from docs/spec/README.md: {unindexed:?}"
+    );
+    for page in pages.iter().map(String::as_str).chain(["README.md"]) {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        let broken: Vec<_> = relative_links(&text)
+            .into_iter()
+            .filter(|l| !dir.join(l).is_file())
+            .collect();
+        assert!(
+            broken.is_empty(),
+            "docs/spec/{page} links to missing files: {broken:?}"
+        );
+    }
+}
+
+#[test]
+fn the_fuzz_readme_lists_every_fuzz_target() {
+    let fuzz = repo_root().join("fuzz");
+    let readme = std::fs::read_to_string(fuzz.join("README.md")).unwrap();
+    let mut targets: Vec<String> = std::fs::read_dir(fuzz.join("fuzz_targets"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".rs").map(str::to_owned)
+        })
+        .collect();
+    targets.sort();
+    assert!(!targets.is_empty());
+    let unlisted: Vec<_> = targets
+        .iter()
+        .filter(|t| !readme.contains(&format!("`{t}`")))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "fuzz targets missing from fuzz/README.md: {unlisted:?}"
+    );
+}
+
+#[test]
+fn the_markdown_helpers_find_labels_and_links() {
+    let text =
+        "see `strongroom/v1/stanza` and `strongroom/vault-1`, [a](a.md#x), [w](https://x/y.md)";
+    assert_eq!(labels_in_markdown(text), ["strongroom/v1/stanza"]);
+    assert_eq!(relative_links(text), ["a.md"]);
 }

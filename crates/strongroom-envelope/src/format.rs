@@ -1,4 +1,6 @@
 //! Byte layouts of the two stored parts of a record: the body header and the wrapped DEK.
+//!
+//! Specified in `docs/spec/envelope.md`.
 
 use strongroom_crypto::aead::Suite;
 use strongroom_crypto::encoding::Reader;

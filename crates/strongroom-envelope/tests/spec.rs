@@ -1,6 +1,7 @@
-//! Checks the crate against the independent implementation of the README's specification
-//! in `reference/`, in both directions, for the current format (wrapped data key version
-//! 2) and the frozen version 1. If the README and the code ever disagree, this test fails.
+//! Checks the crate against the independent implementation of the specification
+//! (`docs/spec/envelope.md`) in `reference/`, in both directions, for the current format
+//! (wrapped data key version 2) and the frozen version 1. If the specification and the
+//! code ever disagree, this test fails.
 
 mod reference;
 

@@ -1,5 +1,7 @@
 //! The KEK stanza layout, shared by the raw KEK and by custody backends that keep a 32-byte
 //! key-encryption key for the application (the OS keyring, Secret Service).
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 

@@ -1,4 +1,6 @@
 //! The registry of keyholder kinds and their persisted id bytes.
+//!
+//! The kind ids are listed in `docs/spec/README.md` and `docs/spec/stanza.md`.
 
 use core::fmt;
 

@@ -1,4 +1,6 @@
 //! The [`Stanza`] format every keyholder writes, and what a wrap is bound to.
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 

@@ -1,5 +1,7 @@
 //! Naming of keyring entries: the locator written into stanzas, and generations for
 //! rotation.
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 
@@ -17,7 +19,7 @@ const LOCATOR_FORMAT: &str = "os-keyring locator";
 ///
 /// # Locator layout, version 1
 ///
-/// Stored as the locator of a `KekKeyholder` stanza body (see `strongroom-recovery`):
+/// Stored as the locator of a `KekKeyholder` stanza body (see `strongroom-keyholder`):
 ///
 /// ```text
 /// offset  size  field

@@ -1,4 +1,6 @@
 //! The AWS KMS keyholder and its stanza body.
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 use std::sync::OnceLock;

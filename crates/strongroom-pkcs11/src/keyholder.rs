@@ -1,4 +1,6 @@
 //! The PKCS#11 keyholder: a non-extractable AES-256 key in a token wraps with AES-GCM.
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 use std::collections::HashMap;

@@ -1,4 +1,6 @@
 //! The passphrase keyholder: Argon2id (RFC 9106) with an enforced floor, then HKDF.
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! Raw key-encryption keys (an application's `ENCRYPTION_KEY`). The KEK stanza layout they
 //! share with custody keyholders (OS keyring) is `strongroom-keyholder`'s [`KekKeyholder`].
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 use std::io::Read;

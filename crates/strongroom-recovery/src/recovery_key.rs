@@ -1,4 +1,6 @@
 //! The one-time recovery key: 256 random bits, a checksummed text form, a 24-word form.
+//!
+//! The stanza body is specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 use core::str::FromStr;

@@ -1,5 +1,7 @@
 //! Naming of Secret Service items: the locator written into stanzas, and generations for
 //! rotation.
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 

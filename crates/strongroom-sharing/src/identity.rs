@@ -1,5 +1,7 @@
 //! Member identities: the secret [`Identity`], its [`PublicIdentity`], the [`Fingerprint`]
 //! users compare out of band, and the [`SealedIdentity`] kept in the store.
+//!
+//! Specified in `docs/spec/identity.md`.
 
 use core::fmt;
 use core::fmt::Write as _;

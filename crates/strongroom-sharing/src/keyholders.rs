@@ -1,5 +1,7 @@
 //! A member's keyholders: records in [`Table::Keyholders`], each a [`Stanza`] wrapping the
 //! member key, with creation and last-use times.
+//!
+//! Specified in `docs/spec/stanza.md` (keyholder records).
 
 use core::fmt;
 use core::fmt::Write as _;
@@ -64,7 +66,7 @@ pub(crate) fn row_key(member: MemberId, id: [u8; 8]) -> Vec<u8> {
 /// 1       8     created at (Unix seconds, big-endian u64)
 /// 9       8     last used at (Unix seconds, 0 = never)
 /// 17      4     stanza length n (big-endian u32)
-/// 21      n     the keyholder's Stanza (strongroom-recovery format), wrapping the member
+/// 21      n     the keyholder's Stanza (strongroom-keyholder format), wrapping the member
 ///               key with purpose "strongroom/v1/member-key", subject vault id ‖ member id
 /// ```
 #[derive(Clone, PartialEq, Eq)]

@@ -1,5 +1,7 @@
 //! The membership log: signed, hash-chained entries and their verification into a
 //! [`Membership`] state.
+//!
+//! Specified in `docs/spec/membership-log.md`.
 
 use core::fmt;
 use std::collections::BTreeMap;

@@ -1,5 +1,7 @@
 //! [`Pins`]: what a client remembers between loads to detect a storage that rolls back,
 //! forks or replaces the membership log.
+//!
+//! Specified in `docs/spec/pins.md`.
 
 use core::fmt;
 

@@ -1,6 +1,8 @@
 //! Vault keys for members: HPKE [`Grant`]s of an epoch key to a member's logged KEM key
 //! (X-Wing for hybrid identities, X25519 for classical ones), and the [`ChainLink`] by which
 //! each epoch key wraps the one before it.
+//!
+//! Specified in `docs/spec/grant.md` and `docs/spec/chain-link.md`.
 
 use core::fmt;
 

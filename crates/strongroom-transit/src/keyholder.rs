@@ -1,4 +1,6 @@
 //! The Transit keyholder and its stanza body.
+//!
+//! Specified in `docs/spec/stanza.md`.
 
 use core::fmt;
 

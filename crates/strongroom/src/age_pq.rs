@@ -18,6 +18,8 @@
 //! Files encrypted to a hybrid recipient carry the age label `postquantum`, so the `age`
 //! crate refuses to mix them with classical recipients in one file (the file would only be
 //! as strong as its weakest stanza).
+//!
+//! Specified in `docs/spec/age-mlkem768x25519.md`.
 
 use core::fmt;
 use std::collections::HashSet;

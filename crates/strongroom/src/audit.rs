@@ -20,6 +20,8 @@
 //! Verification walks the chain: a modified entry fails its MAC, a removed or reordered
 //! entry breaks the sequence or the hash link. An entry appended by someone without the
 //! audit key (a storage) fails its MAC.
+//!
+//! Specified in `docs/spec/audit-entry.md`.
 
 use sha2::{Digest, Sha256};
 use strongroom_crypto::encoding::{Reader, Writer};

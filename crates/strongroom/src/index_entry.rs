@@ -23,6 +23,8 @@
 //! version (u64) ‖ created at (u64)`; every version, the head included, in `Bodies` and
 //! `Deks`. A rotation rewrites format-1 entries in format 2 (and their format-1 wrapped
 //! data keys in format 2).
+//!
+//! Specified in `docs/spec/index-entry.md`.
 
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, RecordId};

@@ -1,11 +1,14 @@
-//! Vault-level rows: the header in [`Table::Meta`], the vault's metadata key wrapped under
-//! each epoch in [`Table::Wraps`], and the retirement mark.
+//! Vault-level rows: the header in [`Table::Meta`] and the vault's metadata key wrapped under
+//! each epoch in [`Table::Wraps`].
 //!
 //! The metadata key is a random 256-bit key made at creation. It never changes with
 //! vault-key rotation (it is rewrapped under every new epoch), so the blind name index and
-//! the audit log stay readable after old epochs are retired. Keys derived from it:
-//! `index = HKDF(meta, "strongroom/v1/index")`, `audit = HKDF(meta, "strongroom/v1/audit")`,
-//! `config = HKDF(meta, "strongroom/v1/config")`.
+//! the audit log stay readable after old epochs are retired. Keys derived from it
+//! (`derive_key`: HKDF-SHA256, `info = label ‖ 0x00`): `index` under
+//! `"strongroom/v1/index"`, `audit` under `"strongroom/v1/audit"`, `config` under
+//! `"strongroom/v1/config"`.
+//!
+//! Specified in `docs/spec/meta.md`.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -6,6 +6,8 @@
 //! [`FilePinStore`] keeps one small file per vault in a directory of the application's
 //! state (mode 0600, written atomically and durably); [`MemoryPinStore`] is for tests and
 //! for processes that only want pins while they run.
+//!
+//! The pins file holds the encoding specified in `docs/spec/pins.md`.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -15,6 +15,9 @@
 //! namespace, never a namespace or a name. Names live only inside the sealed payload, which
 //! also makes the index honest: an index row pointed at another record opens a payload with
 //! another name, and is refused.
+//!
+//! Specified in `docs/spec/payload.md` (the record payload) and `docs/spec/index-entry.md`
+//! (the blind index).
 
 use std::fmt;
 

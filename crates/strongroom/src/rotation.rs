@@ -19,6 +19,8 @@
 //! The MAC keeps a storage from planting a job that "resumes" instead of rotating; a job
 //! row that fails it, or names an epoch the verified log does not have, is discarded and
 //! a new rotation starts.
+//!
+//! Specified in `docs/spec/job-row.md`.
 
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;

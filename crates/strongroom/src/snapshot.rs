@@ -22,6 +22,8 @@
 //! encrypted or public. The file holds no plaintext, but it does hold the keyholder
 //! stanzas (a passphrase-protected member key is open to offline guessing), so it is
 //! written with mode 0600 like the vault itself.
+//!
+//! Specified in `docs/spec/snapshot.md`.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};

@@ -1,4 +1,6 @@
 //! `status`, `doctor`, and the audit log API.
+//!
+//! The epoch timestamp is specified in `docs/spec/meta.md`.
 
 use strongroom_crypto::{MemberId, VaultId};
 use strongroom_envelope::Epoch;

@@ -1,4 +1,4 @@
-//! An independent implementation of the envelope specification in the crate README,
+//! An independent implementation of the envelope specification in `docs/spec/envelope.md`,
 //! written directly on `ring`, `hkdf`, `sha2` and `chacha20poly1305` (no strongroom code):
 //! used by `tests/spec.rs` to check the crate in both directions, and by other crates' tests
 //! to act as someone who knows keys (a former member) without any private helper.
@@ -115,7 +115,7 @@ pub fn ref_seal_v2(
     (body, w)
 }
 
-/// Reference seal of format version 1 (frozen), following the README step by step.
+/// Reference seal of format version 1 (frozen), following the specification step by step.
 pub fn ref_seal(
     vk: &[u8; 32],
     epoch: u32,
@@ -170,7 +170,7 @@ pub fn ref_body(epoch: u32, suite: u8, c: &Ctx, dek: &[u8; 32], pt: &[u8]) -> Ve
     body
 }
 
-/// Reference open of either wrap version, following the README's order of checks.
+/// Reference open of either wrap version, following the specification's order of checks.
 pub fn ref_open(vk: &[u8; 32], c: &Ctx, body: &[u8], w: &[u8]) -> Vec<u8> {
     let head_len = match w[0] {
         1 => 14,
