@@ -189,10 +189,7 @@ fn open_or_create(
     match Vault::open(Arc::clone(store)) {
         Ok(locked) => locked.unlock_pinned(kek, Arc::clone(pins)),
         Err(VaultError::NoVault) => {
-            let options = CreateOptions {
-                member_name: format!("{APP}-service"),
-                ..CreateOptions::default()
-            };
+            let options = CreateOptions::default().with_member_name(format!("{APP}-service"));
             let (vault, report) = Vault::create(Arc::clone(store), kek, &options)?;
             for w in &report.warnings {
                 println!("warning at creation: {w}");

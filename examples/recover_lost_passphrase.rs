@@ -43,10 +43,7 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
 
     // --- 1. Lost passphrase, recovery key at hand -----------------------------------
     let old_passphrase = passphrase("a passphrase that will be forgotten")?;
-    let options = CreateOptions {
-        member_name: "alice".into(),
-        ..CreateOptions::default()
-    };
+    let options = CreateOptions::default().with_member_name("alice".into());
     let (vault, report) = Vault::create(Arc::clone(&store), &old_passphrase, &options)?;
     for w in &report.warnings {
         println!("warning: {w}");
@@ -93,10 +90,9 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
     }
     let again = Vault::open(Arc::clone(&store))?.unlock_with(
         &new_passphrase,
-        UnlockOptions {
-            member: Some(member),
-            pins: vault.pins(),
-        },
+        UnlockOptions::default()
+            .with_member(Some(member))
+            .with_pins(vault.pins()),
     )?;
     println!("the new passphrase unlocks");
 

@@ -83,7 +83,8 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
             );
         }
     };
-    let report = vault.rotate_vault_key_with(RotateOptions { batch_size: 64 }, &mut bar)?;
+    let report =
+        vault.rotate_vault_key_with(RotateOptions::default().with_batch_size(64), &mut bar)?;
     println!(
         "vault key rotated: epoch {}, {} data keys rewrapped in {:.2} s, epochs below {} retired",
         report.epoch, report.processed, report.seconds, report.min_epoch

@@ -35,10 +35,7 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
     // Alice creates the vault (her keyholder here is a key file; a passphrase works the
     // same way) and stores the team's credentials.
     let alice_key = RawKek::generate()?;
-    let options = CreateOptions {
-        member_name: "alice".into(),
-        ..CreateOptions::default()
-    };
+    let options = CreateOptions::default().with_member_name("alice".into());
     let (alice, _) = Vault::create(Arc::clone(&store), &alice_key, &options)?;
     alice.put(
         "team/infra",
@@ -118,10 +115,9 @@ pub(crate) fn run() -> Result<(), Box<dyn Error>> {
     // Bob's credentials were deleted with his membership: his passphrase opens nothing.
     let attempt = Vault::open(Arc::clone(&store))?.unlock_with(
         &bob_passphrase,
-        UnlockOptions {
-            member: Some(bob_identity.member_id()),
-            pins: bob_pins,
-        },
+        UnlockOptions::default()
+            .with_member(Some(bob_identity.member_id()))
+            .with_pins(bob_pins),
     );
     match attempt {
         Err(e) => println!("bob can no longer unlock: {e}"),

@@ -125,10 +125,7 @@ pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             );
             let store = PostgresStore::connect(
                 &conninfo,
-                PostgresOptions {
-                    schema: Some(tls_server.fresh_schema()),
-                    ..PostgresOptions::default()
-                },
+                PostgresOptions::default().with_schema(Some(tls_server.fresh_schema())),
             )
             .expect("connect over TLS");
             assert!(store.connection_security().expect("security").is_verified());

@@ -787,7 +787,7 @@ pub fn rotate_child(args: &[String]) {
                 .expect("unlock");
             let start = Instant::now();
             let report = vault
-                .rotate_vault_key_with(RotateOptions { batch_size: batch }, &mut |_| {})
+                .rotate_vault_key_with(RotateOptions::default().with_batch_size(batch), &mut |_| {})
                 .expect("rotate");
             (start.elapsed().as_secs_f64(), report.processed)
         }
@@ -1005,10 +1005,11 @@ mod tests {
             2
         );
         let doctor = vault
-            .doctor(strongroom::DoctorOptions {
-                full: true,
-                sample: 0,
-            })
+            .doctor(
+                strongroom::DoctorOptions::default()
+                    .with_full(true)
+                    .with_sample(0),
+            )
             .unwrap();
         assert!(
             doctor.worst() <= strongroom::Level::Warn,

@@ -117,9 +117,7 @@ fn bench_rotation(c: &mut Criterion) {
         b.iter(|| {
             vault
                 .rotate_vault_key_with(
-                    RotateOptions {
-                        batch_size: ROTATE_BATCH,
-                    },
+                    RotateOptions::default().with_batch_size(ROTATE_BATCH),
                     &mut |_| {},
                 )
                 .expect("rotate")

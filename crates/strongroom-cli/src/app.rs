@@ -146,7 +146,7 @@ impl App {
         let pins = state.load_pins(vault_id)?;
         tracing::info!(vault = %vault_id, keyholder = %held.describe(), "unlocking");
         let vault = locked
-            .unlock_with(held.keyholder(), UnlockOptions { member, pins })
+            .unlock_with(held.keyholder(), UnlockOptions::default().with_member(member).with_pins(pins))
             .map_err(|e| {
                 let ambiguous = matches!(
                     &e,

@@ -93,7 +93,10 @@ pub(crate) fn verify_snapshot(app: &mut App, file: &Path) -> Result<u8> {
     let held = app.unlock_keyholder()?;
     tracing::info!(file = %file.display(), keyholder = %held.describe(), "verifying snapshot");
     let bar = output::spinner("verifying snapshot");
-    let v = snapshot.verify(held.keyholder(), &UnlockOptions { member, pins });
+    let v = snapshot.verify(
+        held.keyholder(),
+        &UnlockOptions::default().with_member(member).with_pins(pins),
+    );
     bar.finish_and_clear();
     let v = v.with_context(|| format!("snapshot {} failed verification", file.display()))?;
     if v.membership_rollback {
@@ -145,11 +148,10 @@ pub(crate) fn restore(app: &mut App, file: &Path, args: &RestoreArgs) -> Result<
         .prepare_restore(
             &store,
             held.keyholder(),
-            &RestoreOptions {
-                unlock: UnlockOptions { member, pins },
-                allow_other_vault: args.allow_other_vault,
-                allow_membership_rollback: args.allow_membership_rollback,
-            },
+            &RestoreOptions::default()
+                .with_unlock(UnlockOptions::default().with_member(member).with_pins(pins))
+                .with_allow_other_vault(args.allow_other_vault)
+                .with_allow_membership_rollback(args.allow_membership_rollback),
         )
         .map_err(cannot)?;
     let state = app.state()?;

@@ -51,16 +51,15 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "owner".to_owned())
         });
-    let options = CreateOptions {
-        member_name: member_name.clone(),
-        suite: match args.suite {
+    let options = CreateOptions::default()
+        .with_member_name(member_name.clone())
+        .with_suite(match args.suite {
             Some(SuiteArg::Aes) => Suite::Aes256Gcm,
             Some(SuiteArg::Chacha) => Suite::ChaCha20Poly1305,
             None => Suite::preferred(),
-        },
-        history: args.history,
-        rotation_days: args.rotation_days,
-    };
+        })
+        .with_history(args.history)
+        .with_rotation_days(args.rotation_days);
     // Before anything is created: a recovery key must have somewhere to be shown.
     let mut out = if args.no_recovery_key {
         None
@@ -314,9 +313,7 @@ pub(crate) fn rotate(app: &mut App, args: &RotateArgs, deep: bool) -> Result<u8>
         bar.set_length(p.total.max(p.done));
         bar.set_position(p.done);
     };
-    let options = RotateOptions {
-        batch_size: args.batch_size,
-    };
+    let options = RotateOptions::default().with_batch_size(args.batch_size);
     let report = if deep {
         o.vault.reencrypt_all(options, &mut on_progress)
     } else {
@@ -636,29 +633,29 @@ fn file_modes(path: &std::path::Path) -> strongroom::Finding {
         }
     }
     if open.is_empty() {
-        strongroom::Finding {
-            check: "file-mode",
-            level: Level::Ok,
-            message: "the vault's files are readable by their owner only".into(),
-        }
+        strongroom::Finding::new(
+            "file-mode",
+            Level::Ok,
+            "the vault's files are readable by their owner only",
+        )
     } else {
-        strongroom::Finding {
-            check: "file-mode",
-            level: Level::Warn,
-            message: format!(
+        strongroom::Finding::new(
+            "file-mode",
+            Level::Warn,
+            format!(
                 "other users of this machine can read {}: a copy exposes the keyholders to offline guessing; `chmod 600` them",
                 open.join(", ")
             ),
-        }
+        )
     }
 }
 
 /// Whether the connection to a server-backed vault is encrypted and the server verified.
 fn connection_finding(c: &crate::app::Connection) -> strongroom::Finding {
-    strongroom::Finding {
-        check: "connection",
-        level: if c.verified { Level::Ok } else { Level::Warn },
-        message: if c.verified || c.encrypted {
+    strongroom::Finding::new(
+        "connection",
+        if c.verified { Level::Ok } else { Level::Warn },
+        if c.verified || c.encrypted {
             c.summary.clone()
         } else {
             format!(
@@ -666,15 +663,12 @@ fn connection_finding(c: &crate::app::Connection) -> strongroom::Finding {
                 c.summary
             )
         },
-    }
+    )
 }
 
 pub(crate) fn doctor(app: &mut App, full: bool) -> Result<u8> {
     let o = app.unlock()?;
-    let mut report = o.vault.doctor(DoctorOptions {
-        full,
-        ..DoctorOptions::default()
-    })?;
+    let mut report = o.vault.doctor(DoctorOptions::default().with_full(full))?;
     finish(app, &o)?;
     if let crate::location::Location::Sqlite(path) = app.location()? {
         report.findings.push(file_modes(&path));

@@ -91,10 +91,8 @@ impl Location {
 /// default `NORMAL`, a power cut could take the commit back while the pins stay ahead, and
 /// every later command would report the vault as rolled back.
 fn sqlite_options() -> strongroom_sqlite::SqliteOptions {
-    strongroom_sqlite::SqliteOptions {
-        synchronous: strongroom_sqlite::Synchronous::Full,
-        ..strongroom_sqlite::SqliteOptions::default()
-    }
+    strongroom_sqlite::SqliteOptions::default()
+        .with_synchronous(strongroom_sqlite::Synchronous::Full)
 }
 
 #[cfg(feature = "postgres")]
@@ -354,10 +352,7 @@ impl StateDir {
         let entries = entries
             .parse()
             .with_context(|| format!("the audit pin {} is corrupt", path.display()))?;
-        Ok(Some(strongroom::AuditReport {
-            entries,
-            head_hash: head.to_owned(),
-        }))
+        Ok(Some(strongroom::AuditReport::new(entries, head)))
     }
 
     /// Saves the audit verification `report` of `vault` (0600, atomically).

@@ -139,6 +139,7 @@ impl fmt::Display for Pkcs11Mechanism {
 
 /// How to reach the token and key. Passed in by the application (this crate reads no
 /// environment variables). `Debug` leaves the PIN out.
+#[non_exhaustive]
 pub struct Pkcs11Config {
     /// The PKCS#11 module (shared library); `None` looks for SoftHSM2 in [`SOFTHSM_PATHS`].
     pub module: Option<PathBuf>,

@@ -7,10 +7,7 @@ use std::fmt;
 /// ```
 /// use strongroom_postgres::PostgresOptions;
 ///
-/// let opts = PostgresOptions {
-///     schema: Some("vault_a".into()),
-///     ..PostgresOptions::default()
-/// };
+/// let opts = PostgresOptions::default().with_schema(Some("vault_a".into()));
 /// assert_eq!(opts.pool_size, 8);
 /// assert!(!opts.read_only);
 /// ```
@@ -18,6 +15,7 @@ use std::fmt;
 /// Connection settings (TLS, hosts, timeouts) live in the connection string; see
 /// [`PostgresStore::connect`](crate::PostgresStore::connect).
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PostgresOptions {
     /// Most connections the pool opens (snapshots hold one each). Default 8.
     pub pool_size: usize,
@@ -31,6 +29,29 @@ pub struct PostgresOptions {
     /// string with `target_session_attrs=standby` or `read-only` has the same effect.
     /// Default `false`.
     pub read_only: bool,
+}
+
+impl PostgresOptions {
+    /// Sets [`PostgresOptions::pool_size`].
+    #[must_use]
+    pub fn with_pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Sets [`PostgresOptions::schema`].
+    #[must_use]
+    pub fn with_schema(mut self, schema: Option<String>) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Sets [`PostgresOptions::read_only`].
+    #[must_use]
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
 }
 
 impl Default for PostgresOptions {

@@ -148,7 +148,7 @@ impl PostgresStore {
     /// ```no_run
     /// # use strongroom_postgres::{PostgresOptions, PostgresStore};
     /// let owner = PostgresStore::connect("host=/run/postgresql user=vault_owner dbname=vault",
-    ///     PostgresOptions { schema: Some("team_a".into()), ..PostgresOptions::default() })?;
+    ///     PostgresOptions::default().with_schema(Some("team_a".into())))?;
     /// println!("{}", owner.application_grants("vault_app"));
     /// # Ok::<(), strongroom_store::StoreError>(())
     /// ```

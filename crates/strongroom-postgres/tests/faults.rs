@@ -16,11 +16,9 @@ use strongroom_postgres::{PostgresOptions, PostgresStore};
 use strongroom_store::{Batch, Expect, ReadView, Store, StoreError, Table};
 
 fn options(pool_size: usize) -> PostgresOptions {
-    PostgresOptions {
-        schema: Some(format!("faults_{}", std::process::id())),
-        pool_size,
-        ..PostgresOptions::default()
-    }
+    PostgresOptions::default()
+        .with_schema(Some(format!("faults_{}", std::process::id())))
+        .with_pool_size(pool_size)
 }
 
 /// A port on 127.0.0.1 with nothing listening.

@@ -7,11 +7,9 @@ use strongroom_postgres::{PostgresOptions, PostgresStore};
 use strongroom_store::{Batch, Expect, ReadView, Store, StoreError, Table};
 
 fn options() -> PostgresOptions {
-    PostgresOptions {
-        schema: Some("replicated".into()),
-        pool_size: 2,
-        ..PostgresOptions::default()
-    }
+    PostgresOptions::default()
+        .with_schema(Some("replicated".into()))
+        .with_pool_size(2)
 }
 
 fn put(store: &dyn Store, key: &str) -> Result<(), StoreError> {
@@ -57,14 +55,7 @@ fn a_standby_serves_reads_and_refuses_writes_clearly() {
     assert!(security.server_in_recovery && security.server_read_only);
 
     // Asked for read-only: refused up front, without asking the server.
-    let ro = PostgresStore::connect(
-        &tcp(&primary, ""),
-        PostgresOptions {
-            read_only: true,
-            ..options()
-        },
-    )
-    .unwrap();
+    let ro = PostgresStore::connect(&tcp(&primary, ""), options().with_read_only(true)).unwrap();
     assert!(ro.is_read_only());
     let e = put(&ro, "nope").unwrap_err();
     assert!(e.to_string().contains("opened read-only"), "{e}");

@@ -29,11 +29,9 @@ fn reconnecting_keeps_data_and_migrates_once() {
     let Some(server) = TestServer::shared() else {
         return;
     };
-    let options = PostgresOptions {
-        schema: Some(server.fresh_schema()),
-        pool_size: 2,
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default()
+        .with_schema(Some(server.fresh_schema()))
+        .with_pool_size(2);
     let first = server.store_with(options.clone());
     put(&first, "k");
     let second = server.store_with(options.clone());
@@ -65,11 +63,11 @@ fn concurrent_first_connects_migrate_safely() {
         for _ in 0..4 {
             let schema = schema.clone();
             s.spawn(move || {
-                let store = server.store_with(PostgresOptions {
-                    schema: Some(schema),
-                    pool_size: 1,
-                    ..PostgresOptions::default()
-                });
+                let store = server.store_with(
+                    PostgresOptions::default()
+                        .with_schema(Some(schema))
+                        .with_pool_size(1),
+                );
                 assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
             });
         }
@@ -82,10 +80,7 @@ fn newer_schema_is_refused() {
         return;
     };
     let schema = server.fresh_schema();
-    let options = PostgresOptions {
-        schema: Some(schema.clone()),
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default().with_schema(Some(schema.clone()));
     drop(server.store_with(options.clone()));
     let mut raw = postgres::Client::connect(&server.conninfo(), postgres::NoTls).unwrap();
     raw.batch_execute(&format!(
@@ -142,10 +137,7 @@ fn bad_requests_are_invalid() {
         Err(StoreError::InvalidRequest { .. })
     ));
     for bad in ["", &"x".repeat(64)] {
-        let options = PostgresOptions {
-            schema: Some(bad.to_owned()),
-            ..PostgresOptions::default()
-        };
+        let options = PostgresOptions::default().with_schema(Some(bad.to_owned()));
         assert!(matches!(
             PostgresStore::connect("host=/tmp user=x", options),
             Err(StoreError::InvalidRequest { .. })
@@ -206,10 +198,7 @@ fn a_version_1_schema_is_migrated_in_place() {
     );
     raw.batch_execute(&ddl).unwrap();
 
-    let store = server.store_with(PostgresOptions {
-        schema: Some(schema.clone()),
-        ..PostgresOptions::default()
-    });
+    let store = server.store_with(PostgresOptions::default().with_schema(Some(schema.clone())));
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(store.get(Table::Meta, b"kept").unwrap().unwrap().version, 4);
     assert_eq!(store.log_head(Table::Audit).unwrap(), Some(2));

@@ -45,15 +45,13 @@ fn connect(conninfo: &str) -> Result<PostgresStore, StoreError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     PostgresStore::connect(
         conninfo,
-        PostgresOptions {
-            schema: Some(format!(
+        PostgresOptions::default()
+            .with_schema(Some(format!(
                 "tls_{}_{}",
                 std::process::id(),
                 NEXT.fetch_add(1, Ordering::Relaxed)
-            )),
-            pool_size: 2,
-            ..PostgresOptions::default()
-        },
+            )))
+            .with_pool_size(2),
     )
 }
 

@@ -37,10 +37,7 @@ fn second_connection_never_sees_half_a_batch() {
         return;
     };
     let schema = server.fresh_schema();
-    let options = PostgresOptions {
-        schema: Some(schema.clone()),
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default().with_schema(Some(schema.clone()));
     let writer_store = server.store_with(options.clone());
     write(&writer_store, 0);
     // A second store (its own pool) and a raw client: two more connections.
@@ -145,10 +142,7 @@ fn replace_all_is_isolated_from_a_transaction_in_flight() {
         return;
     };
     let schema = server.fresh_schema();
-    let store = server.store_with(PostgresOptions {
-        schema: Some(schema.clone()),
-        ..PostgresOptions::default()
-    });
+    let store = server.store_with(PostgresOptions::default().with_schema(Some(schema.clone())));
     let mut seed = Batch::new();
     seed.put(Table::Index, "old", "1", Expect::Absent);
     store.commit(&seed).unwrap();

@@ -23,6 +23,7 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// desktop tool may allow a few tens of seconds, after which the prompt is abandoned and the
 /// same error is returned. Every other call fails after [`CALL_TIMEOUT`] without an answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SecretServiceOptions {
     /// How long an unlock prompt may wait for the user (whole seconds; zero: no prompt).
     pub prompt_timeout: Duration,

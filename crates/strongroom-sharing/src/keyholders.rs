@@ -133,6 +133,7 @@ impl fmt::Debug for KeyholderRecord {
 
 /// A keyholder as listed: no secret, no stanza body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct KeyholderInfo {
     /// The kind.
     pub kind: KeyholderKind,

@@ -28,6 +28,7 @@ pub struct MemberRecoverability {
 /// gone. With two or more members, a member who loses everything is restored by an owner
 /// or admin ([`Session::regrant`](crate::Session::regrant)).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RecoverabilityReport {
     /// Number of current members.
     pub members: usize,

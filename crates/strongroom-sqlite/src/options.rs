@@ -31,14 +31,13 @@ impl Synchronous {
 /// use std::time::Duration;
 /// use strongroom_sqlite::{SqliteOptions, Synchronous};
 ///
-/// let durable = SqliteOptions {
-///     synchronous: Synchronous::Full,
-///     busy_timeout: Duration::from_secs(10),
-///     ..SqliteOptions::default()
-/// };
+/// let durable = SqliteOptions::default()
+///     .with_synchronous(Synchronous::Full)
+///     .with_busy_timeout(Duration::from_secs(10));
 /// assert_eq!(durable.pool_size, 4);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SqliteOptions {
     /// Durability of commits; see [`Synchronous`]. Default `Normal`.
     pub synchronous: Synchronous,
@@ -48,6 +47,29 @@ pub struct SqliteOptions {
     /// Connections kept open for reuse. More may be opened while many threads work at
     /// once; the extra ones are closed when done. Default 4 (at least 1 is kept).
     pub pool_size: usize,
+}
+
+impl SqliteOptions {
+    /// Sets [`SqliteOptions::synchronous`].
+    #[must_use]
+    pub fn with_synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// Sets [`SqliteOptions::busy_timeout`].
+    #[must_use]
+    pub fn with_busy_timeout(mut self, busy_timeout: Duration) -> Self {
+        self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// Sets [`SqliteOptions::pool_size`].
+    #[must_use]
+    pub fn with_pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
 }
 
 impl Default for SqliteOptions {

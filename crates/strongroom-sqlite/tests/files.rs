@@ -107,10 +107,7 @@ fn backup_while_writers_run_holds_whole_batches() {
 fn data_survives_reopen_with_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
-    let opts = SqliteOptions {
-        synchronous: Synchronous::Full,
-        ..SqliteOptions::default()
-    };
+    let opts = SqliteOptions::default().with_synchronous(Synchronous::Full);
     {
         let store = SqliteStore::open(&path, opts.clone()).unwrap();
         assert_eq!(store.options().synchronous, Synchronous::Full);
@@ -281,10 +278,7 @@ fn readers_open_while_a_writer_holds_the_lock() {
     put(&store, "k", "v");
     let writer = rusqlite::Connection::open(&path).unwrap();
     writer.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let opts = SqliteOptions {
-        busy_timeout: std::time::Duration::ZERO,
-        ..SqliteOptions::default()
-    };
+    let opts = SqliteOptions::default().with_busy_timeout(std::time::Duration::ZERO);
     let reader = SqliteStore::open_existing(&path, opts).unwrap();
     assert_eq!(reader.get(Table::Meta, b"k").unwrap().unwrap().value, b"v");
     writer.execute_batch("ROLLBACK").unwrap();
@@ -316,10 +310,7 @@ fn unwritable_file_is_reported_as_such() {
 fn two_stores_on_one_file_and_a_tiny_pool() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vault.db");
-    let opts = SqliteOptions {
-        pool_size: 1,
-        ..SqliteOptions::default()
-    };
+    let opts = SqliteOptions::default().with_pool_size(1);
     let a = SqliteStore::open(&path, opts.clone()).unwrap();
     let b = SqliteStore::open(&path, opts).unwrap();
     thread::scope(|s| {

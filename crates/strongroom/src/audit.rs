@@ -403,12 +403,26 @@ fn seq_of(key: &[u8]) -> u64 {
 
 /// The result of [`Vault::audit_verify`](crate::Vault::audit_verify).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuditReport {
     /// Entries checked.
     pub entries: u64,
     /// Hash of the last entry (hex), to compare with an earlier report: a log that is
     /// later shorter or different at the same length was truncated or rewritten.
     pub head_hash: String,
+}
+
+impl AuditReport {
+    /// A report kept from an earlier verification (e.g. read back from where the caller
+    /// stored `entries` and `head_hash`), to pass to [`Vault::audit_verify_since`].
+    ///
+    /// [`Vault::audit_verify_since`]: crate::Vault::audit_verify_since
+    pub fn new(entries: u64, head_hash: impl Into<String>) -> Self {
+        Self {
+            entries,
+            head_hash: head_hash.into(),
+        }
+    }
 }
 
 /// Verifies the whole chain.

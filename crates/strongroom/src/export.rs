@@ -61,6 +61,7 @@ impl core::fmt::Debug for ExportTarget {
 
 /// What an export wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ExportReport {
     /// Secrets exported.
     pub secrets: usize,
@@ -68,6 +69,7 @@ pub struct ExportReport {
 
 /// What an import wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ImportReport {
     /// Secrets in the input.
     pub secrets: usize,

@@ -20,6 +20,7 @@ use crate::{Inconsistency, VaultError};
 
 /// A member as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct MemberInfo {
     /// Member id.
     pub id: MemberId,
@@ -51,6 +52,7 @@ impl MemberInfo {
 
 /// What [`Vault::remove_member`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemovalReport {
     /// The removed member.
     pub member: MemberId,

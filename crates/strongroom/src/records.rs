@@ -292,6 +292,7 @@ impl core::fmt::Debug for NewSecret<'_> {
 
 /// What [`Vault::put_many`] did.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PutManyReport {
     /// The versions written, in input order.
     pub written: Vec<SecretMeta>,

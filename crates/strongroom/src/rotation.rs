@@ -178,9 +178,19 @@ pub(crate) fn fuzz_decode(data: &[u8]) {
 
 /// Tuning of a rotation.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RotateOptions {
     /// Rows rewrapped per commit (default 2000; memory stays bounded by a few pages).
     pub batch_size: usize,
+}
+
+impl RotateOptions {
+    /// Sets [`RotateOptions::batch_size`].
+    #[must_use]
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size;
+        self
+    }
 }
 
 impl Default for RotateOptions {
@@ -191,6 +201,7 @@ impl Default for RotateOptions {
 
 /// Progress of a running rotation, for a progress bar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Progress {
     /// The epoch records are moved to.
     pub epoch: Epoch,
@@ -202,6 +213,7 @@ pub struct Progress {
 
 /// The outcome of a rotation or re-encryption.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RotationReport {
     /// The new current epoch.
     pub epoch: Epoch,
@@ -239,6 +251,7 @@ pub struct QuarantinedVersion {
 
 /// What [`Vault::purge_quarantined`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PurgeReport {
     /// Record versions deleted (their data key and body).
     pub purged: Vec<QuarantinedVersion>,

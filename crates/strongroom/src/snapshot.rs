@@ -51,6 +51,7 @@ const MAX_FIELD: usize = 256 << 20;
 
 /// What a snapshot file holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SnapshotInfo {
     /// The vault it is a copy of.
     pub vault_id: VaultId,
@@ -66,6 +67,7 @@ pub struct SnapshotInfo {
 
 /// What [`verify_snapshot`] checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SnapshotVerification {
     /// The file.
     pub info: SnapshotInfo,
@@ -80,6 +82,7 @@ pub struct SnapshotVerification {
 
 /// Options of [`restore_snapshot`].
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct RestoreOptions {
     /// How to unlock the snapshot's vault (member, and pins: the genesis signer pinned
     /// there must match the snapshot's).
@@ -92,8 +95,32 @@ pub struct RestoreOptions {
     pub allow_membership_rollback: bool,
 }
 
+impl RestoreOptions {
+    /// Sets [`RestoreOptions::unlock`].
+    #[must_use]
+    pub fn with_unlock(mut self, unlock: UnlockOptions) -> Self {
+        self.unlock = unlock;
+        self
+    }
+
+    /// Sets [`RestoreOptions::allow_other_vault`].
+    #[must_use]
+    pub fn with_allow_other_vault(mut self, allow_other_vault: bool) -> Self {
+        self.allow_other_vault = allow_other_vault;
+        self
+    }
+
+    /// Sets [`RestoreOptions::allow_membership_rollback`].
+    #[must_use]
+    pub fn with_allow_membership_rollback(mut self, allow_membership_rollback: bool) -> Self {
+        self.allow_membership_rollback = allow_membership_rollback;
+        self
+    }
+}
+
 /// What [`restore_snapshot`] did.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RestoreReport {
     /// The verification of the snapshot.
     pub verification: SnapshotVerification,
@@ -531,7 +558,7 @@ pub(crate) fn parse_snapshot(
 /// # let kek = RawKek::generate()?;
 /// let file = SnapshotFile::open(Path::new("/dev/stdin"))?;   // e.g. `zstd -d < s.zst |`
 /// let pins = pins_saved_for(file.vault_id());
-/// let checked = file.verify(&kek, &UnlockOptions { pins, ..UnlockOptions::default() })?;
+/// let checked = file.verify(&kek, &UnlockOptions::default().with_pins(pins))?;
 /// println!("{} secrets decrypt", checked.secrets);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

@@ -57,6 +57,7 @@ fn read_epoch_stamp(vault: &Vault, st: &State) -> Result<Option<(Epoch, u64)>, V
 
 /// A vault's state at a glance.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Status {
     /// Vault id.
     pub vault_id: VaultId,
@@ -107,11 +108,28 @@ pub struct Status {
 
 /// How thorough `doctor` is.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct DoctorOptions {
     /// Decrypt every secret instead of a sample.
     pub full: bool,
     /// Secrets decrypted when not `full` (default 100).
     pub sample: usize,
+}
+
+impl DoctorOptions {
+    /// Sets [`DoctorOptions::full`].
+    #[must_use]
+    pub fn with_full(mut self, full: bool) -> Self {
+        self.full = full;
+        self
+    }
+
+    /// Sets [`DoctorOptions::sample`].
+    #[must_use]
+    pub fn with_sample(mut self, sample: usize) -> Self {
+        self.sample = sample;
+        self
+    }
 }
 
 impl Default for DoctorOptions {
@@ -136,6 +154,7 @@ pub enum Level {
 
 /// One doctor finding.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Finding {
     /// Short check name (`audit-chain`, `recoverability`…).
     pub check: &'static str,
@@ -145,8 +164,21 @@ pub struct Finding {
     pub message: String,
 }
 
+impl Finding {
+    /// A finding, for tools that add their own checks to a [`DoctorReport`] (the CLI adds
+    /// file-mode and connection checks).
+    pub fn new(check: &'static str, level: Level, message: impl Into<String>) -> Self {
+        Self {
+            check,
+            level,
+            message: message.into(),
+        }
+    }
+}
+
 /// The result of [`Vault::doctor`].
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct DoctorReport {
     /// Every finding, in check order.
     pub findings: Vec<Finding>,

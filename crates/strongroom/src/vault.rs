@@ -21,6 +21,7 @@ use crate::{Inconsistency, VaultError};
 
 /// Settings of a new vault.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct CreateOptions {
     /// Display name of the first member (the owner), e.g. `"alice"` or `"billing-service"`.
     pub member_name: String,
@@ -32,6 +33,36 @@ pub struct CreateOptions {
     /// Rotation policy: the vault key is reported past due after this many days
     /// (default 90; 0 disables the check).
     pub rotation_days: u32,
+}
+
+impl CreateOptions {
+    /// Sets [`CreateOptions::member_name`].
+    #[must_use]
+    pub fn with_member_name(mut self, member_name: String) -> Self {
+        self.member_name = member_name;
+        self
+    }
+
+    /// Sets [`CreateOptions::suite`].
+    #[must_use]
+    pub fn with_suite(mut self, suite: Suite) -> Self {
+        self.suite = suite;
+        self
+    }
+
+    /// Sets [`CreateOptions::history`].
+    #[must_use]
+    pub fn with_history(mut self, history: u32) -> Self {
+        self.history = history;
+        self
+    }
+
+    /// Sets [`CreateOptions::rotation_days`].
+    #[must_use]
+    pub fn with_rotation_days(mut self, rotation_days: u32) -> Self {
+        self.rotation_days = rotation_days;
+        self
+    }
 }
 
 impl Default for CreateOptions {
@@ -47,6 +78,7 @@ impl Default for CreateOptions {
 
 /// How to unlock.
 #[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct UnlockOptions {
     /// Which member to unlock as; `None` when the store holds one member's credentials.
     pub member: Option<MemberId>,
@@ -54,6 +86,22 @@ pub struct UnlockOptions {
     /// [`Vault::pins`] after unlocking so a rolled-back or forked membership log is
     /// detected next time.
     pub pins: Pins,
+}
+
+impl UnlockOptions {
+    /// Sets [`UnlockOptions::member`].
+    #[must_use]
+    pub fn with_member(mut self, member: Option<MemberId>) -> Self {
+        self.member = member;
+        self
+    }
+
+    /// Sets [`UnlockOptions::pins`].
+    #[must_use]
+    pub fn with_pins(mut self, pins: Pins) -> Self {
+        self.pins = pins;
+        self
+    }
 }
 
 /// A vault creation prepared by [`Vault::prepare_create`]: nothing is written until
@@ -125,6 +173,7 @@ impl PendingVault {
 
 /// What [`Vault::create`] tells the caller besides the vault.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct CreateReport {
     /// The new vault's id.
     pub vault_id: VaultId,

@@ -42,9 +42,10 @@ fn sixty_four_tasks_read_and_write_while_a_rotation_runs() {
         let work = async {
             let rotation = {
                 let v = vault.clone();
-                tokio::spawn(
-                    async move { v.rotate_vault_key(RotateOptions { batch_size: 10 }).await },
-                )
+                tokio::spawn(async move {
+                    v.rotate_vault_key(RotateOptions::default().with_batch_size(10))
+                        .await
+                })
             };
             let tasks: Vec<_> = (0..64)
                 .map(|t| {

@@ -117,7 +117,7 @@ fn rotate_n(vault: &Vault) -> Vec<Epoch> {
     (0..ROTATIONS)
         .map(|_| {
             vault
-                .rotate_vault_key_with(RotateOptions { batch_size: BATCH }, &mut |_| {})
+                .rotate_vault_key_with(RotateOptions::default().with_batch_size(BATCH), &mut |_| {})
                 .unwrap()
                 .epoch
         })
@@ -164,10 +164,11 @@ fn check_end(path: &Path, kek: &RawKek, written: &[Written], rotations: usize) {
         );
     }
     let doctor = vault
-        .doctor(strongroom::DoctorOptions {
-            full: true,
-            sample: 0,
-        })
+        .doctor(
+            strongroom::DoctorOptions::default()
+                .with_full(true)
+                .with_sample(0),
+        )
         .unwrap();
     assert!(
         doctor
@@ -264,7 +265,7 @@ fn unlocks_and_reads_succeed_while_the_vault_key_rotates() {
         s.spawn(|| {
             for _ in 0..rotations {
                 vault
-                    .rotate_vault_key_with(RotateOptions { batch_size: 8 }, &mut |_| {})
+                    .rotate_vault_key_with(RotateOptions::default().with_batch_size(8), &mut |_| {})
                     .unwrap();
             }
             done.store(true, Ordering::SeqCst);

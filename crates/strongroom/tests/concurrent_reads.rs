@@ -17,10 +17,7 @@ fn vault(history: u32) -> (Vault, tempfile::TempDir) {
     let (v, _) = Vault::create(
         store,
         &RawKek::generate().unwrap(),
-        &CreateOptions {
-            history,
-            ..CreateOptions::default()
-        },
+        &CreateOptions::default().with_history(history),
     )
     .unwrap();
     (v, dir)
@@ -62,7 +59,7 @@ fn reads_survive_a_reencryption() {
         let r = v.clone();
         let stop = &stop;
         s.spawn(move || {
-            r.reencrypt_all(RotateOptions { batch_size: 16 }, &mut |_| {})
+            r.reencrypt_all(RotateOptions::default().with_batch_size(16), &mut |_| {})
                 .unwrap();
             stop.store(true, Ordering::SeqCst);
         });

@@ -81,10 +81,9 @@ fn confirm(who: &Identity) -> FingerprintConfirmed {
 fn unlock_with(env: &Env, kek: &RawKek) -> Result<Vault, VaultError> {
     Vault::open(Arc::clone(&env.store))?.unlock_with(
         kek,
-        UnlockOptions {
-            member: Some(env.owner),
-            pins: Pins::default(),
-        },
+        UnlockOptions::default()
+            .with_member(Some(env.owner))
+            .with_pins(Pins::default()),
     )
 }
 
@@ -296,7 +295,7 @@ fn rotation_survives_every_fault() {
         with_bob: false,
         op: |env| {
             env.vault
-                .rotate_vault_key_with(RotateOptions { batch_size: 7 }, &mut |_| {})
+                .rotate_vault_key_with(RotateOptions::default().with_batch_size(7), &mut |_| {})
                 .map(drop)
         },
         after: |_, v, ctx| {
@@ -306,7 +305,7 @@ fn rotation_survives_every_fault() {
             }
         },
         retry: |_, v| {
-            v.rotate_vault_key_with(RotateOptions { batch_size: 7 }, &mut |_| {})
+            v.rotate_vault_key_with(RotateOptions::default().with_batch_size(7), &mut |_| {})
                 .map(drop)
         },
         done: |_, v, ctx| {
@@ -388,10 +387,9 @@ fn member_remove_survives_every_fault() {
             assert_eq!(v.epoch(), Epoch(2), "{ctx}");
             let bob = Vault::open(Arc::clone(&env.store)).unwrap().unlock_with(
                 &env.bob_kek,
-                UnlockOptions {
-                    member: Some(env.bob.member_id()),
-                    pins: Pins::default(),
-                },
+                UnlockOptions::default()
+                    .with_member(Some(env.bob.member_id()))
+                    .with_pins(Pins::default()),
             );
             assert!(bob.is_err(), "{ctx}: bob still unlocks");
             // Writes after the removal are under the new epoch.

@@ -192,7 +192,7 @@ fn say(line: &str) {
 fn worker_rotate(vault: &Vault) {
     say("@ready");
     vault
-        .rotate_vault_key_with(RotateOptions { batch_size: BATCH }, &mut |p| {
+        .rotate_vault_key_with(RotateOptions::default().with_batch_size(BATCH), &mut |p| {
             say(&format!("@progress {}", p.done));
         })
         .unwrap();
@@ -390,10 +390,7 @@ fn check_put_prefix(vault: &Vault, audit_before: usize, ctx: &str) -> u64 {
 }
 
 fn put_options() -> CreateOptions {
-    CreateOptions {
-        history: PUT_HISTORY,
-        ..CreateOptions::default()
-    }
+    CreateOptions::default().with_history(PUT_HISTORY)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -446,7 +443,7 @@ fn kill_during_rotation_leaves_a_resumable_consistent_vault() {
         check_records(&vault, RECORDS);
         let was = vault.interrupted_rotation().unwrap();
         let report = vault
-            .rotate_vault_key_with(RotateOptions { batch_size: 500 }, &mut |_| {})
+            .rotate_vault_key_with(RotateOptions::default().with_batch_size(500), &mut |_| {})
             .unwrap();
         if let Some(target) = was {
             assert!(
@@ -629,7 +626,7 @@ fn kill_during_upgrade_from_format_1_leaves_a_resumable_consistent_vault() {
         let vault = unlock(&db, &kek);
         check_records(&vault, records);
         vault
-            .rotate_vault_key_with(RotateOptions { batch_size: 500 }, &mut |_| {})
+            .rotate_vault_key_with(RotateOptions::default().with_batch_size(500), &mut |_| {})
             .unwrap();
         check_rotated(&vault, trial);
         check_records(&vault, records);

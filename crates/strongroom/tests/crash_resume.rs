@@ -40,7 +40,7 @@ fn interrupted_after_last_batch() -> (Vault, Arc<dyn Store>, Identity) {
     .unwrap();
     vault.refresh().unwrap();
     let stopped = catch_unwind(AssertUnwindSafe(|| {
-        vault.rotate_vault_key_with(RotateOptions { batch_size: 8 }, &mut |p| {
+        vault.rotate_vault_key_with(RotateOptions::default().with_batch_size(8), &mut |p| {
             // Unwinding out of the callback stops the rotation where a kill would.
             assert!(p.done < SECRETS as u64, "stop after the last batch");
         })

@@ -32,10 +32,7 @@ fn generate() {
     let (v, _) = Vault::create(
         Arc::clone(&store),
         &kek(),
-        &CreateOptions {
-            member_name: "frozen-owner".into(),
-            ..CreateOptions::default()
-        },
+        &CreateOptions::default().with_member_name("frozen-owner".into()),
     )
     .unwrap();
     v.put("core/app", "DB_PASSWORD", b"first").unwrap();

@@ -12,10 +12,7 @@ use strongroom::{CreateOptions, Vault};
 fn members_are_listed_before_unlock() {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let kek = RawKek::generate().unwrap();
-    let options = CreateOptions {
-        member_name: "alice".into(),
-        ..CreateOptions::default()
-    };
+    let options = CreateOptions::default().with_member_name("alice".into());
     let (vault, _) = Vault::create(Arc::clone(&store), &kek, &options).unwrap();
     let bob = Identity::generate("bob").unwrap();
     let confirmed = bob
@@ -55,10 +52,9 @@ fn members_are_listed_before_unlock() {
         .unwrap()
         .unlock_with(
             &kek,
-            strongroom::UnlockOptions {
-                member: Some(alice.id),
-                pins: Pins::default(),
-            },
+            strongroom::UnlockOptions::default()
+                .with_member(Some(alice.id))
+                .with_pins(Pins::default()),
         )
         .unwrap();
     assert_eq!(again.member_id(), alice.id);

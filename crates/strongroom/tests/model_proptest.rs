@@ -69,10 +69,7 @@ fn not_found<T>(r: &Result<T, VaultError>) -> bool {
 fn run(ops: &[Op]) -> Result<(), TestCaseError> {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let kek = RawKek::generate().unwrap();
-    let options = CreateOptions {
-        history: HISTORY,
-        ..CreateOptions::default()
-    };
+    let options = CreateOptions::default().with_history(HISTORY);
     let (mut vault, _) = Vault::create(Arc::clone(&store), &kek, &options).unwrap();
     let mut model = Model {
         epoch: 1,
@@ -146,7 +143,10 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             }
             Op::Rotate(batch) => {
                 let report = vault
-                    .rotate_vault_key_with(RotateOptions { batch_size: *batch }, &mut |_| {})
+                    .rotate_vault_key_with(
+                        RotateOptions::default().with_batch_size(*batch),
+                        &mut |_| {},
+                    )
                     .unwrap();
                 model.epoch += 1;
                 prop_assert_eq!(report.epoch, Epoch(model.epoch));

@@ -79,10 +79,9 @@ fn a_storage_rolled_back_past_a_removal_is_refused_by_a_pinned_unlock() {
         .unwrap()
         .unlock_with(
             &kek,
-            strongroom::UnlockOptions {
-                member: Some(vault.member_id()),
-                pins: Pins::default(),
-            },
+            strongroom::UnlockOptions::default()
+                .with_member(Some(vault.member_id()))
+                .with_pins(Pins::default()),
         )
         .unwrap();
     assert_eq!(unpinned.members().len(), 2, "the rollback brought bob back");

@@ -16,10 +16,7 @@ fn store(server: &TestServer) -> Arc<dyn Store> {
     Arc::new(
         PostgresStore::connect(
             &format!("{} sslmode=disable", server.tcp_conninfo()),
-            PostgresOptions {
-                schema: Some("vault".into()),
-                ..PostgresOptions::default()
-            },
+            PostgresOptions::default().with_schema(Some("vault".into())),
         )
         .unwrap(),
     )
@@ -55,7 +52,7 @@ fn a_rotation_interrupted_by_a_server_stop_resumes_when_it_is_back() {
     // way through the rewrap.
     let mut stopped = false;
     let e = vault
-        .rotate_vault_key_with(RotateOptions { batch_size: 100 }, &mut |p| {
+        .rotate_vault_key_with(RotateOptions::default().with_batch_size(100), &mut |p| {
             if !stopped && p.done >= SECRETS as u64 / 3 {
                 stopped = true;
                 server.stop_fast();

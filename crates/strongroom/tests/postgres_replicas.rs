@@ -36,18 +36,19 @@ fn store_at(conninfo: &str) -> Arc<dyn Store> {
     Arc::new(
         PostgresStore::connect(
             conninfo,
-            PostgresOptions {
-                schema: Some("vault".into()),
-                pool_size: 2,
-                ..PostgresOptions::default()
-            },
+            PostgresOptions::default()
+                .with_schema(Some("vault".into()))
+                .with_pool_size(2),
         )
         .unwrap(),
     )
 }
 
 fn unlock(store: Arc<dyn Store>, kek: &RawKek, pins: Pins) -> Result<Vault, VaultError> {
-    Vault::open(store)?.unlock_with(kek, UnlockOptions { member: None, pins })
+    Vault::open(store)?.unlock_with(
+        kek,
+        UnlockOptions::default().with_member(None).with_pins(pins),
+    )
 }
 
 /// A vault on `primary` with SECRETS secrets (`k0`… of `app`, two versions each) and a

@@ -33,10 +33,7 @@ fn an_application_role_with_dml_rights_runs_a_vault() {
     };
     let schema = server.fresh_schema();
     let role = format!("app_{schema}");
-    let options = PostgresOptions {
-        schema: Some(schema.clone()),
-        ..PostgresOptions::default()
-    };
+    let options = PostgresOptions::default().with_schema(Some(schema.clone()));
     // The owner (here the superuser) creates the schema and grants the application role.
     let owner = server.store_with(options.clone());
     sql(server, "postgres", &format!("CREATE ROLE \"{role}\" LOGIN")).unwrap();

@@ -77,13 +77,14 @@ fn restore_during_rotation(store: &Arc<dyn Store>, dir: &Path) {
             restore_snapshot(store, snap, kek, &RestoreOptions::default()).unwrap();
             done_tx.send(()).unwrap();
         });
-        let result = vault.rotate_vault_key_with(RotateOptions { batch_size: 1 }, &mut |p| {
-            if !signalled && p.done > 0 {
-                signalled = true;
-                go_tx.send(()).unwrap();
-                done_rx.recv().unwrap();
-            }
-        });
+        let result =
+            vault.rotate_vault_key_with(RotateOptions::default().with_batch_size(1), &mut |p| {
+                if !signalled && p.done > 0 {
+                    signalled = true;
+                    go_tx.send(()).unwrap();
+                    done_rx.recv().unwrap();
+                }
+            });
         drop(go_tx);
         let _ = restorer.join();
         result

@@ -62,7 +62,7 @@ fn reencrypt_after_an_interrupted_rewrap_really_reencrypts() {
     let (v, store) = vault(50);
     // Interrupt a rewrap after its first committed page.
     let interrupted = catch_unwind(AssertUnwindSafe(|| {
-        v.rotate_vault_key_with(RotateOptions { batch_size: 10 }, &mut |p| {
+        v.rotate_vault_key_with(RotateOptions::default().with_batch_size(10), &mut |p| {
             assert!(p.done < 10, "stop");
         })
     }));
@@ -127,15 +127,14 @@ fn a_rotation_racing_a_member_removal_ends_on_the_newest_epoch() {
             .unwrap()
             .unlock_with(
                 &kek,
-                strongroom::UnlockOptions {
-                    member: Some(v.member_id()),
-                    pins: Pins::default(),
-                },
+                strongroom::UnlockOptions::default()
+                    .with_member(Some(v.member_id()))
+                    .with_pins(Pins::default()),
             )
             .unwrap();
         let mut removed = false;
         let report = v
-            .rotate_vault_key_with(RotateOptions { batch_size: 10 }, &mut |p| {
+            .rotate_vault_key_with(RotateOptions::default().with_batch_size(10), &mut |p| {
                 if !removed && p.done >= remove_at {
                     removed = true;
                     other.remove_member(bob.member_id()).unwrap();

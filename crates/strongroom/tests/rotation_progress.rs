@@ -19,7 +19,7 @@ fn progress_rises_to_the_total_once() {
     for round in 0..2 {
         let mut seen = Vec::new();
         vault
-            .rotate_vault_key_with(RotateOptions { batch_size: 16 }, &mut |p| {
+            .rotate_vault_key_with(RotateOptions::default().with_batch_size(16), &mut |p| {
                 seen.push((p.done, p.total));
             })
             .unwrap();

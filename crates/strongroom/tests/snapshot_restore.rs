@@ -178,10 +178,7 @@ fn a_snapshot_of_another_vault_is_refused_unless_asked() {
         &live,
         &snap,
         &okek,
-        &RestoreOptions {
-            allow_other_vault: true,
-            ..RestoreOptions::default()
-        },
+        &RestoreOptions::default().with_allow_other_vault(true),
     )
     .unwrap();
     assert_eq!(r.vault.id(), ov.id());
@@ -228,13 +225,11 @@ fn membership_rollback_needs_consent_and_forks_are_refused() {
     vault.snapshot_to(&before_removal, &mut |_| {}).unwrap();
     vault.remove_member(mallory.member_id()).unwrap();
     let pins = vault.pins();
-    let with_pins = RestoreOptions {
-        unlock: UnlockOptions {
-            member: None,
-            pins: pins.clone(),
-        },
-        ..RestoreOptions::default()
-    };
+    let with_pins = RestoreOptions::default().with_unlock(
+        UnlockOptions::default()
+            .with_member(None)
+            .with_pins(pins.clone()),
+    );
 
     // Verification reports the rollback; a restore refuses it without consent.
     let ver = verify_snapshot(&before_removal, &kek, &with_pins.unlock).unwrap();
@@ -255,10 +250,7 @@ fn membership_rollback_needs_consent_and_forks_are_refused() {
     );
 
     // With consent it is restored (and mallory is back, as the caller was warned).
-    let consent = RestoreOptions {
-        allow_membership_rollback: true,
-        ..with_pins.clone()
-    };
+    let consent = with_pins.clone().with_allow_membership_rollback(true);
     let r = restore_snapshot(&store, &before_removal, &kek, &consent).unwrap();
     assert!(r.verification.membership_rollback);
     assert!(r.vault.members().iter().any(|m| m.name == "mallory"));
@@ -281,14 +273,13 @@ fn membership_rollback_needs_consent_and_forks_are_refused() {
         fr.vault.snapshot_to(&p, &mut |_| {}).unwrap();
         p
     };
-    let pinned_on_main = RestoreOptions {
-        unlock: UnlockOptions {
-            member: None,
-            pins: r.vault.pins(),
-        },
-        allow_membership_rollback: true,
-        ..RestoreOptions::default()
-    };
+    let pinned_on_main = RestoreOptions::default()
+        .with_unlock(
+            UnlockOptions::default()
+                .with_member(None)
+                .with_pins(r.vault.pins()),
+        )
+        .with_allow_membership_rollback(true);
     let e = restore_snapshot(&store, &other_branch, &kek, &pinned_on_main).unwrap_err();
     assert!(e.to_string().contains("forks"), "{e}");
 }
@@ -485,22 +476,20 @@ fn prepared_restore_pins_hold_on_both_sides_of_the_commit() {
     let unlock = |pins: &strongroom::sharing::Pins| {
         Vault::open(Arc::clone(&store)).unwrap().unlock_with(
             &kek,
-            UnlockOptions {
-                member: None,
-                pins: pins.clone(),
-            },
+            UnlockOptions::default()
+                .with_member(None)
+                .with_pins(pins.clone()),
         )
     };
 
     let file = SnapshotFile::open(&snap).unwrap();
-    let options = RestoreOptions {
-        unlock: UnlockOptions {
-            member: None,
-            pins: pinned.clone(),
-        },
-        allow_membership_rollback: true,
-        ..RestoreOptions::default()
-    };
+    let options = RestoreOptions::default()
+        .with_unlock(
+            UnlockOptions::default()
+                .with_member(None)
+                .with_pins(pinned.clone()),
+        )
+        .with_allow_membership_rollback(true);
     let prepared = file.prepare_restore(&store, &kek, &options).unwrap();
     assert!(prepared.verification().membership_rollback);
     let interim = prepared.pins();

@@ -56,10 +56,7 @@ fn generate() {
     let (v, _) = Vault::create(
         Arc::clone(&store),
         &kek(),
-        &CreateOptions {
-            member_name: "owner".into(),
-            ..CreateOptions::default()
-        },
+        &CreateOptions::default().with_member_name("owner".into()),
     )
     .unwrap();
     v.put("core/app", "DB_PASSWORD", b"still readable").unwrap();

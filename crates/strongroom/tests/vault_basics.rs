@@ -186,9 +186,12 @@ fn rotation_rewraps_everything_and_retires_old_epochs() {
     }
     let mut seen = Vec::new();
     let report = vault
-        .rotate_vault_key_with(strongroom::RotateOptions { batch_size: 64 }, &mut |p| {
-            seen.push(p.done);
-        })
+        .rotate_vault_key_with(
+            strongroom::RotateOptions::default().with_batch_size(64),
+            &mut |p| {
+                seen.push(p.done);
+            },
+        )
         .unwrap();
     assert_eq!(report.epoch, strongroom::Epoch(2));
     assert_eq!(report.processed, 250);
@@ -233,10 +236,7 @@ fn rotation_rewraps_everything_and_retires_old_epochs() {
     let st = v2.status().unwrap();
     assert_eq!((st.secrets, st.versions, st.pending_rewrap), (250, 250, 0));
     let doc = v2
-        .doctor(DoctorOptions {
-            full: true,
-            sample: 0,
-        })
+        .doctor(DoctorOptions::default().with_full(true).with_sample(0))
         .unwrap();
     assert!(
         doc.findings
@@ -334,10 +334,9 @@ fn sharing_and_removal_with_exposure() {
             .unwrap()
             .unlock_with(
                 &bob_kek,
-                strongroom::UnlockOptions {
-                    member: Some(bob.member_id()),
-                    pins: Pins::default()
-                }
+                strongroom::UnlockOptions::default()
+                    .with_member(Some(bob.member_id()))
+                    .with_pins(Pins::default())
             )
             .is_err()
     );
@@ -354,10 +353,9 @@ fn sharing_and_removal_with_exposure() {
         .unwrap()
         .unlock_with(
             &alice_kek,
-            strongroom::UnlockOptions {
-                member: Some(alice_vault.member_id()),
-                pins: alice_vault.pins(),
-            },
+            strongroom::UnlockOptions::default()
+                .with_member(Some(alice_vault.member_id()))
+                .with_pins(alice_vault.pins()),
         )
         .unwrap();
     assert_eq!(again.get("team", "shared").unwrap().expose_secret(), b"s1");
@@ -378,10 +376,7 @@ fn full_doctor_finds_bodies_without_data_keys_and_back() {
         v.put("ns", &format!("s{i}"), b"second").unwrap();
     }
     v.put("ns", "large", &vec![7u8; 20_000]).unwrap();
-    let full = DoctorOptions {
-        full: true,
-        sample: 0,
-    };
+    let full = DoctorOptions::default().with_full(true).with_sample(0);
     let pairs = |v: &Vault| {
         v.doctor(full)
             .unwrap()
