@@ -613,25 +613,7 @@ impl Vault {
     ) -> Result<SecretMeta, VaultError> {
         let now = now();
         let keep = u64::from(self.header().history.max(1));
-        let (record, version, created_at, previous, expect) = match existing {
-            Some(row) => {
-                let old = IndexEntry::decode(&row.value)?;
-                let version = old.version.checked_add(1).ok_or_else(|| {
-                    VaultError::inconsistent(
-                        Inconsistency::Exhausted,
-                        "the secret's version counter is exhausted",
-                    )
-                })?;
-                (
-                    old.record,
-                    version,
-                    old.created_at,
-                    Some(old),
-                    Expect::Version(row.version),
-                )
-            }
-            None => (RecordId::generate()?, 1, now, None, Expect::Absent),
-        };
+        let (record, version, created_at, previous, expect) = next_version(existing, now)?;
         let author = state.session.member_id();
         let payload = Payload {
             namespace,
@@ -659,17 +641,7 @@ impl Vault {
         if let Some(old) = &previous {
             stage_history(batch, old, oldest);
         }
-        let body = if sealed.body.len() <= INLINE_BODY_MAX {
-            HeadBody::Inline(sealed.body)
-        } else {
-            batch.put(
-                Table::Bodies,
-                version_key(record, version),
-                sealed.body,
-                Expect::Absent,
-            );
-            HeadBody::Stored
-        };
+        let body = place_body(batch, record, version, sealed.body);
         let entry = IndexEntry {
             record,
             version,
@@ -1213,6 +1185,51 @@ fn stage_history(batch: &mut Batch, old: &IndexEntry, oldest: u64) {
                 );
             }
         }
+    }
+}
+
+/// Where a put's new version goes: the existing record's next version (the index row
+/// must still be at the version read), or version 1 of a new record (the row must still
+/// be absent). Returns the record, version, creation time, previous entry and the
+/// expectation on the index row.
+fn next_version(
+    existing: Option<&Versioned>,
+    now: u64,
+) -> Result<(RecordId, u64, u64, Option<IndexEntry>, Expect), VaultError> {
+    Ok(match existing {
+        Some(row) => {
+            let old = IndexEntry::decode(&row.value)?;
+            let version = old.version.checked_add(1).ok_or_else(|| {
+                VaultError::inconsistent(
+                    Inconsistency::Exhausted,
+                    "the secret's version counter is exhausted",
+                )
+            })?;
+            (
+                old.record,
+                version,
+                old.created_at,
+                Some(old),
+                Expect::Version(row.version),
+            )
+        }
+        None => (RecordId::generate()?, 1, now, None, Expect::Absent),
+    })
+}
+
+/// A head body of at most [`INLINE_BODY_MAX`] bytes goes inline in the index entry (one
+/// read per get); a larger one into its own `Bodies` row.
+fn place_body(batch: &mut Batch, record: RecordId, version: u64, body: Vec<u8>) -> HeadBody {
+    if body.len() <= INLINE_BODY_MAX {
+        HeadBody::Inline(body)
+    } else {
+        batch.put(
+            Table::Bodies,
+            version_key(record, version),
+            body,
+            Expect::Absent,
+        );
+        HeadBody::Stored
     }
 }
 

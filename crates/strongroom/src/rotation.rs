@@ -457,56 +457,7 @@ impl Vault {
         let started = Instant::now();
         self.require_writer()?;
         let batch_size = options.batch_size.clamp(1, 10_000);
-        let mut resumed = false;
-        let mut job = loop {
-            if let Some(row) = self.store().get(Table::Jobs, JOB_KEY)? {
-                self.refresh_if_stale()?;
-                let decoded = {
-                    let st = self.state();
-                    Job::decode(&row.value, &st.meta, self.id())
-                };
-                match decoded {
-                    Ok(job) if job.target <= self.epoch() && job.target >= self.min_epoch() => {
-                        if job.kind != kind {
-                            // Finish the interrupted job of the other kind first, then run
-                            // the one asked for: a re-encryption is never silently a rewrap.
-                            tracing::info!(pending = ?job.kind, asked = ?kind, "finishing an interrupted job first");
-                            self.run_job(job.kind, options, &mut |_| {})?;
-                            continue;
-                        }
-                        resumed = true;
-                        break job;
-                    }
-                    other => {
-                        let reason = other.err().map_or_else(
-                            || "it names an epoch this vault does not have".to_owned(),
-                            |e| e.to_string(),
-                        );
-                        tracing::warn!(
-                            reason,
-                            "discarding an invalid rotation job row and starting a new rotation"
-                        );
-                        let mut b = Batch::new();
-                        b.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Version(row.version));
-                        b.require_generation(self.state().session.generation());
-                        match self.store().commit(&b) {
-                            Ok(_) => {}
-                            Err(e) if e.is_conflict() => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                        continue;
-                    }
-                }
-            }
-            match self.start_job(kind) {
-                Ok(job) => break job,
-                // Another process started a rotation first: resume that one.
-                Err(VaultError::Store(StoreError::Conflict {
-                    table: Table::Jobs, ..
-                })) => {}
-                Err(e) => return Err(e),
-            }
-        };
+        let (mut job, resumed) = self.claim_job(kind, options)?;
         let total = self.count_versions()?;
         let mut processed = 0u64;
         // A member removal while the rotation runs starts a newer epoch that the removed
@@ -535,6 +486,64 @@ impl Vault {
             quarantined: self.quarantine_reports()?.len() as u64,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The job to run: the interrupted one (`true`: resumed), after finishing an
+    /// interrupted job of the other kind and discarding an invalid row, or a new one.
+    fn claim_job(&self, kind: Kind, options: RotateOptions) -> Result<(Job, bool), VaultError> {
+        loop {
+            if let Some(row) = self.store().get(Table::Jobs, JOB_KEY)? {
+                self.refresh_if_stale()?;
+                let decoded = {
+                    let st = self.state();
+                    Job::decode(&row.value, &st.meta, self.id())
+                };
+                match decoded {
+                    Ok(job) if job.target <= self.epoch() && job.target >= self.min_epoch() => {
+                        if job.kind != kind {
+                            // Finish the interrupted job of the other kind first, then run
+                            // the one asked for: a re-encryption is never silently a rewrap.
+                            tracing::info!(pending = ?job.kind, asked = ?kind, "finishing an interrupted job first");
+                            self.run_job(job.kind, options, &mut |_| {})?;
+                            continue;
+                        }
+                        return Ok((job, true));
+                    }
+                    other => {
+                        let reason = other.err().map_or_else(
+                            || "it names an epoch this vault does not have".to_owned(),
+                            |e| e.to_string(),
+                        );
+                        tracing::warn!(
+                            reason,
+                            "discarding an invalid rotation job row and starting a new rotation"
+                        );
+                        self.discard_job_row(row.version)?;
+                        continue;
+                    }
+                }
+            }
+            match self.start_job(kind) {
+                Ok(job) => return Ok((job, false)),
+                // Another process started a rotation first: resume that one.
+                Err(VaultError::Store(StoreError::Conflict {
+                    table: Table::Jobs, ..
+                })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Deletes a job row that does not decode or names an epoch this vault does not have
+    /// (a concurrent delete is fine).
+    fn discard_job_row(&self, version: u64) -> Result<(), VaultError> {
+        let mut b = Batch::new();
+        b.delete(Table::Jobs, JOB_KEY.to_vec(), Expect::Version(version));
+        b.require_generation(self.state().session.generation());
+        match self.store().commit(&b) {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn count_versions(&self) -> Result<u64, VaultError> {

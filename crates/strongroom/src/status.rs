@@ -291,6 +291,24 @@ impl Vault {
     /// [`DoctorReport::worst`] gives the overall result.
     pub fn doctor(&self, options: DoctorOptions) -> Result<DoctorReport, VaultError> {
         let mut r = DoctorReport::default();
+        self.check_schema(&mut r);
+        self.check_membership(&mut r);
+        self.check_audit_chain(&mut r);
+        self.check_decrypt(&mut r, options)?;
+        if options.full {
+            self.check_pairs(&mut r)?;
+        }
+        self.check_keyholders(&mut r)?;
+        self.check_recoverability(&mut r);
+        let status = self.status()?;
+        check_post_quantum(&mut r, &status);
+        check_rotation(&mut r, &status);
+        self.check_replica(&mut r);
+        Ok(r)
+    }
+
+    /// The store answers and names its schema version.
+    fn check_schema(&self, r: &mut DoctorReport) {
         let store = self.store();
         match store.schema_version() {
             Ok(v) => r.push(
@@ -300,6 +318,10 @@ impl Vault {
             ),
             Err(e) => r.push("schema", Level::Fail, e.to_string()),
         }
+    }
+
+    /// The membership log verifies and the grants are audited (a refresh).
+    fn check_membership(&self, r: &mut DoctorReport) {
         match self.refresh() {
             Ok(()) => r.push(
                 "membership",
@@ -311,6 +333,10 @@ impl Vault {
             ),
             Err(e) => r.push("membership", Level::Fail, format!("{e}")),
         }
+    }
+
+    /// The audit log's hash chain and MACs verify.
+    fn check_audit_chain(&self, r: &mut DoctorReport) {
         match self.audit_verify() {
             Ok(a) => r.push(
                 "audit-chain",
@@ -319,11 +345,10 @@ impl Vault {
             ),
             Err(e) => r.push("audit-chain", Level::Fail, e.to_string()),
         }
-        self.check_decrypt(&mut r, options)?;
-        if options.full {
-            self.check_pairs(&mut r)?;
-        }
-        self.check_keyholders(&mut r)?;
+    }
+
+    /// Whether losing one keyholder would lock the vault, and whether a recovery key exists.
+    fn check_recoverability(&self, r: &mut DoctorReport) {
         match self.recoverability() {
             Ok(rep) if rep.single_point_of_failure => r.push("recoverability", Level::Warn, rep.message),
             Ok(rep) if rep.members_with_recovery_key == 0 => r.push(
@@ -334,88 +359,11 @@ impl Vault {
             Ok(rep) => r.push("recoverability", Level::Ok, rep.message),
             Err(e) => r.push("recoverability", Level::Fail, e.to_string()),
         }
-        let status = self.status()?;
-        if status.classical_members.is_empty() {
-            r.push(
-                "post-quantum",
-                Level::Ok,
-                if status.hybrid_required {
-                    "every grant is hybrid (X-Wing), and the signed log requires it".to_owned()
-                } else {
-                    "every member has hybrid (X-Wing) grants; an owner can make that mandatory with `member require-hybrid`".to_owned()
-                },
-            );
-        } else {
-            let names: Vec<String> = status
-                .classical_members
-                .iter()
-                .map(|m| format!("{} ({})", m.name, m.id))
-                .collect();
-            r.push(
-                "post-quantum",
-                Level::Warn,
-                format!(
-                    "{} member(s) still have classical-only (X25519) grants, which a copy of the database could reveal to a future quantum computer: {}; each of them runs `strongroom member upgrade-identity`",
-                    names.len(),
-                    names.join(", ")
-                ),
-            );
-        }
-        if status.quarantined > 0 {
-            r.push(
-                "quarantine",
-                Level::Fail,
-                format!(
-                    "{} record versions could not be rewrapped (their data key does not open: planted by a former member, or damaged) and cannot be read: `purge-quarantined` deletes them; `pending-rewrap` lists them",
-                    status.quarantined
-                ),
-            );
-        }
-        if let Some(e) = status.interrupted_rotation {
-            r.push(
-                "rotation",
-                Level::Warn,
-                format!(
-                    "a rotation toward epoch {e} was interrupted: run `rotate` again to finish it"
-                ),
-            );
-        } else if status.pending_rewrap > 0 {
-            r.push(
-                "rotation",
-                Level::Warn,
-                format!(
-                    "{} record versions are still under older epochs (after a member removal?): run `rotate` to rewrap them and retire the old keys",
-                    status.pending_rewrap
-                ),
-            );
-        } else if status.rotation_due {
-            r.push(
-                "rotation",
-                Level::Warn,
-                format!(
-                    "the vault key is {} days old, past the {}-day policy: run `rotate`",
-                    status.key_age_days.unwrap_or(0),
-                    status.rotation_policy_days
-                ),
-            );
-        } else if status.key_age_days.is_none() && status.rotation_policy_days > 0 {
-            r.push(
-                "rotation",
-                Level::Warn,
-                "the vault key's age is unknown (its timestamp is missing or was removed): run `rotate` to start a dated epoch",
-            );
-        } else {
-            r.push(
-                "rotation",
-                Level::Ok,
-                format!(
-                    "vault key age {} days",
-                    status
-                        .key_age_days
-                        .map_or("unknown".into(), |d| d.to_string())
-                ),
-            );
-        }
+    }
+
+    /// Whether this handle is read-only, and where PostgreSQL writers must go.
+    fn check_replica(&self, r: &mut DoctorReport) {
+        let store = self.store();
         if self.is_read_only() {
             r.push(
                 "replica",
@@ -429,7 +377,6 @@ impl Vault {
                 "PostgreSQL: writers need the primary (list every host with target_session_attrs=read-write); the pins refuse a promoted standby that would roll the membership log back",
             );
         }
-        Ok(r)
     }
 
     fn check_decrypt(
@@ -671,5 +618,92 @@ impl<'a> KeyWalk<'a> {
     /// The key [`peek`](Self::peek) returned, consumed.
     fn take(&mut self) -> Option<Vec<u8>> {
         self.page.pop_front()
+    }
+}
+
+/// Which members still have classical-only grants.
+fn check_post_quantum(r: &mut DoctorReport, status: &Status) {
+    if status.classical_members.is_empty() {
+        r.push(
+            "post-quantum",
+            Level::Ok,
+            if status.hybrid_required {
+                "every grant is hybrid (X-Wing), and the signed log requires it".to_owned()
+            } else {
+                "every member has hybrid (X-Wing) grants; an owner can make that mandatory with `member require-hybrid`".to_owned()
+            },
+        );
+    } else {
+        let names: Vec<String> = status
+            .classical_members
+            .iter()
+            .map(|m| format!("{} ({})", m.name, m.id))
+            .collect();
+        r.push(
+            "post-quantum",
+            Level::Warn,
+            format!(
+                "{} member(s) still have classical-only (X25519) grants, which a copy of the database could reveal to a future quantum computer: {}; each of them runs `strongroom member upgrade-identity`",
+                names.len(),
+                names.join(", ")
+            ),
+        );
+    }
+}
+
+/// Quarantined versions, interrupted or pending rotations, and the key's age.
+fn check_rotation(r: &mut DoctorReport, status: &Status) {
+    if status.quarantined > 0 {
+        r.push(
+            "quarantine",
+            Level::Fail,
+            format!(
+                "{} record versions could not be rewrapped (their data key does not open: planted by a former member, or damaged) and cannot be read: `purge-quarantined` deletes them; `pending-rewrap` lists them",
+                status.quarantined
+            ),
+        );
+    }
+    if let Some(e) = status.interrupted_rotation {
+        r.push(
+            "rotation",
+            Level::Warn,
+            format!("a rotation toward epoch {e} was interrupted: run `rotate` again to finish it"),
+        );
+    } else if status.pending_rewrap > 0 {
+        r.push(
+            "rotation",
+            Level::Warn,
+            format!(
+                "{} record versions are still under older epochs (after a member removal?): run `rotate` to rewrap them and retire the old keys",
+                status.pending_rewrap
+            ),
+        );
+    } else if status.rotation_due {
+        r.push(
+            "rotation",
+            Level::Warn,
+            format!(
+                "the vault key is {} days old, past the {}-day policy: run `rotate`",
+                status.key_age_days.unwrap_or(0),
+                status.rotation_policy_days
+            ),
+        );
+    } else if status.key_age_days.is_none() && status.rotation_policy_days > 0 {
+        r.push(
+            "rotation",
+            Level::Warn,
+            "the vault key's age is unknown (its timestamp is missing or was removed): run `rotate` to start a dated epoch",
+        );
+    } else {
+        r.push(
+            "rotation",
+            Level::Ok,
+            format!(
+                "vault key age {} days",
+                status
+                    .key_age_days
+                    .map_or("unknown".into(), |d| d.to_string())
+            ),
+        );
     }
 }
