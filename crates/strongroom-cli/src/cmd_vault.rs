@@ -5,26 +5,62 @@ use std::io::{IsTerminal, Write};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use strongroom::crypto::{MemberId, VaultId};
 use strongroom::recovery::KeyholderKind;
 use strongroom::sharing::{KeyholderInfo, RecoverabilityReport, Warning};
 use strongroom::{
-    CreateOptions, DoctorOptions, Level, RotateOptions, SecretMeta, Suite, Vault, VaultError,
+    CreateOptions, DoctorOptions, Level, RotateOptions, SecretMeta, Status, Suite, Vault,
+    VaultError,
 };
 
-use crate::app::{App, Opened};
+use crate::app::{App, Connection, Opened};
 use crate::cli::{AuditCommand, InitArgs, RotateArgs, SuiteArg, ValueSource};
 use crate::input;
 use crate::keyholders::{self, Mode};
+use crate::location::Location;
 use crate::output;
 
 /// `init`.
 pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
     let location = app.location()?;
-    let exists = match &location {
+    refuse_existing_vault(&location)?;
+    let profile = app.profile()?;
+    let held = keyholders::from_args(&app.keyholder, &profile, Mode::Create)?;
+    let options = create_options(app, args);
+    let (mut out, recovery) = recovery_key(args)?;
+    // One commit creates the vault with every keyholder; it happens only after the
+    // recovery key was shown (a key that could not be shown leaves nothing behind).
+    let pending = prepare_vault(&location, &held, recovery.as_ref(), &options)?;
+    let created = Created {
+        json: app.json(),
+        vault_id: pending.vault_id(),
+        member_id: pending.member_id(),
+        member_name: &options.member_name,
+        location: &location,
+        held: &held,
+        recovery_key: recovery.as_ref().and_then(|r| r.recovery.as_ref()),
+        warnings: pending.warnings().iter().map(ToString::to_string).collect(),
+    };
+    if let Some(out) = &mut out {
+        created.show(out).context(
+            "the recovery key could not be shown, so no vault was created: run `strongroom init` again where its output can be read",
+        )?;
+        commit_vault(app, &location, pending)?;
+    } else {
+        commit_vault(app, &location, pending)?;
+        created.show(&mut std::io::stdout().lock())?;
+    }
+    print_init_warnings(&created.warnings, recovery.is_some());
+    Ok(0)
+}
+
+/// Refuses to `init` over a vault: an existing store must hold none.
+fn refuse_existing_vault(location: &Location) -> Result<()> {
+    let exists = match location {
         // An empty file holds no vault (a power cut during an earlier init can leave one):
         // init makes the vault in it.
-        crate::location::Location::Sqlite(p) => std::fs::metadata(p).is_ok_and(|m| m.len() > 0),
-        crate::location::Location::Postgres(_) => true,
+        Location::Sqlite(p) => std::fs::metadata(p).is_ok_and(|m| m.len() > 0),
+        Location::Postgres(_) => true,
     };
     if exists {
         let store = location.open(false)?;
@@ -38,9 +74,12 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
             Err(e) => return Err(e).context("cannot check the existing store"),
         }
     }
-    let profile = app.profile()?;
-    let held = keyholders::from_args(&app.keyholder, &profile, Mode::Create)?;
-    // `init --name alice`, or `--member alice` (the member being created).
+    Ok(())
+}
+
+/// The vault `init` creates: its member's name (`init --name alice`, or `--member alice`,
+/// else `$USER`), suite, history and rotation policy.
+fn create_options(app: &App, args: &InitArgs) -> CreateOptions {
     let member_name = args
         .name
         .clone()
@@ -51,17 +90,22 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
                 .filter(|u| !u.is_empty())
                 .unwrap_or_else(|| "owner".to_owned())
         });
-    let options = CreateOptions::default()
-        .with_member_name(member_name.clone())
+    CreateOptions::default()
+        .with_member_name(member_name)
         .with_suite(match args.suite {
             Some(SuiteArg::Aes) => Suite::Aes256Gcm,
             Some(SuiteArg::Chacha) => Suite::ChaCha20Poly1305,
             None => Suite::preferred(),
         })
         .with_history(args.history)
-        .with_rotation_days(args.rotation_days);
-    // Before anything is created: a recovery key must have somewhere to be shown.
-    let mut out = if args.no_recovery_key {
+        .with_rotation_days(args.rotation_days)
+}
+
+/// The recovery key `init` generates (none with `--no-recovery-key`), and where it is
+/// shown. The output is opened first: a recovery key must have somewhere to be shown
+/// before anything is created.
+fn recovery_key(args: &InitArgs) -> Result<(Option<output::SecretOut>, Option<keyholders::Held>)> {
+    let out = if args.no_recovery_key {
         None
     } else {
         Some(output::SecretOut::open()?)
@@ -70,59 +114,82 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
         .is_some()
         .then(keyholders::generated_recovery_key)
         .transpose()?;
+    Ok((out, recovery))
+}
+
+/// Opens (creating) the store and prepares the vault with every keyholder, uncommitted.
+fn prepare_vault(
+    location: &Location,
+    held: &keyholders::Held,
+    recovery: Option<&keyholders::Held>,
+    options: &CreateOptions,
+) -> Result<strongroom::PendingVault> {
     let store = location.open(true)?;
     let mut all = vec![held.keyholder()];
-    all.extend(recovery.as_ref().map(keyholders::Held::keyholder));
-    // One commit creates the vault with every keyholder; it happens only after the
-    // recovery key was shown (a key that could not be shown leaves nothing behind).
-    let pending = Vault::prepare_create(store, &all, &options)
-        .with_context(|| format!("cannot create a vault in {}", location.describe()))?;
-    let (vault_id, member_id) = (pending.vault_id(), pending.member_id());
-    let recovery_text = recovery.as_ref().and_then(|r| r.recovery.as_ref());
-    let show = |out: &mut dyn Write, warnings: &[String]| -> Result<()> {
-        if app.json() {
+    all.extend(recovery.map(keyholders::Held::keyholder));
+    Vault::prepare_create(store, &all, options)
+        .with_context(|| format!("cannot create a vault in {}", location.describe()))
+}
+
+/// What `init` reports about the vault it creates.
+struct Created<'a> {
+    json: bool,
+    vault_id: VaultId,
+    member_id: MemberId,
+    member_name: &'a str,
+    location: &'a Location,
+    held: &'a keyholders::Held,
+    recovery_key: Option<&'a keyholders::RecoveryText>,
+    warnings: Vec<String>,
+}
+
+impl Created<'_> {
+    /// Writes the report (with the recovery key, shown once) to `out`.
+    fn show(&self, out: &mut dyn Write) -> Result<()> {
+        if self.json {
             return output::json_to(
                 out,
                 json!({
-                    "vault_id": vault_id.to_string(),
-                    "member_id": member_id.to_string(),
-                    "member": member_name,
-                    "vault": location.describe(),
-                    "keyholder": held.describe(),
-                    "recovery_key": recovery_text.map(output::recovery_key_json),
-                    "warnings": warnings,
+                    "vault_id": self.vault_id.to_string(),
+                    "member_id": self.member_id.to_string(),
+                    "member": self.member_name,
+                    "vault": self.location.describe(),
+                    "keyholder": self.held.describe(),
+                    "recovery_key": self.recovery_key.map(output::recovery_key_json),
+                    "warnings": self.warnings,
                 }),
             );
         }
-        writeln!(out, "created vault {vault_id} in {}", location.describe())?;
-        writeln!(out, "owner: {member_name} ({member_id})")?;
-        writeln!(out, "keyholder: {}", held.describe())?;
-        if let Some(rk) = recovery_text {
+        let vault_id = self.vault_id;
+        writeln!(
+            out,
+            "created vault {vault_id} in {}",
+            self.location.describe()
+        )?;
+        writeln!(out, "owner: {} ({})", self.member_name, self.member_id)?;
+        writeln!(out, "keyholder: {}", self.held.describe())?;
+        if let Some(rk) = self.recovery_key {
             output::recovery_key(out, rk, &format!("vault {vault_id}"))?;
         }
         out.flush()?;
         Ok(())
-    };
-    let warnings: Vec<String> = pending.warnings().iter().map(ToString::to_string).collect();
-    let create = |pending: strongroom::PendingVault| -> Result<()> {
-        let (vault, _) = pending
-            .commit()
-            .with_context(|| format!("cannot create a vault in {}", location.describe()))?;
-        app.save_pins(&vault)
-    };
-    if let Some(out) = &mut out {
-        show(out, &warnings).context(
-            "the recovery key could not be shown, so no vault was created: run `strongroom init` again where its output can be read",
-        )?;
-        create(pending)?;
-    } else {
-        create(pending)?;
-        show(&mut std::io::stdout().lock(), &warnings)?;
     }
-    for w in &warnings {
+}
+
+/// Commits the vault `init` prepared, and saves its pins.
+fn commit_vault(app: &App, location: &Location, pending: strongroom::PendingVault) -> Result<()> {
+    let (vault, _) = pending
+        .commit()
+        .with_context(|| format!("cannot create a vault in {}", location.describe()))?;
+    app.save_pins(&vault)
+}
+
+/// The creation's warnings on stderr, and a loud one when no recovery key was made.
+fn print_init_warnings(warnings: &[String], with_recovery_key: bool) {
+    for w in warnings {
         eprintln!("warning: {w}");
     }
-    if recovery.is_none() {
+    if !with_recovery_key {
         eprintln!(
             "WARNING: no recovery key was created (--no-recovery-key). If the only keyholder is lost"
         );
@@ -131,7 +198,6 @@ pub(crate) fn init(app: &mut App, args: &InitArgs) -> Result<u8> {
         );
         eprintln!("WARNING: add one later with `strongroom recovery-key new`.");
     }
-    Ok(0)
 }
 
 pub(crate) fn print_warnings(warnings: &[Warning]) {
@@ -478,56 +544,69 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
     let s = o.vault.status()?;
     finish(app, &o)?;
     let connection = app.connection().transpose()?;
+    let read_only = o.vault.is_read_only();
     if app.json() {
-        return output::json(json!({
-            "vault_id": s.vault_id.to_string(),
-            "backend": s.backend,
-            "schema_version": s.schema_version,
-            "created_at": s.created_at,
-            "member": s.member.to_string(),
-            "role": s.role.map(strongroom::sharing::Role::name),
-            "epoch": s.epoch.0,
-            "min_epoch": s.min_epoch.0,
-            "epoch_started_at": s.epoch_started_at,
-            "key_age_days": s.key_age_days,
-            "rotation_policy_days": s.rotation_policy_days,
-            "rotation_due": s.rotation_due,
-            "members": s.members,
-            "keyholders": s.keyholders.iter().map(keyholder_json).collect::<Vec<_>>(),
-            "secrets": s.secrets,
-            "versions": s.versions,
-            "pending_rewrap": s.pending_rewrap,
-            "quarantined": s.quarantined,
-            "interrupted_rotation": s.interrupted_rotation.map(|e| e.0),
-            "recoverability": recoverability_json(&s.recoverability),
-            "read_only": o.vault.is_read_only(),
-            "connection": connection.as_ref().map(|c| json!({
-                "server": c.server,
-                "encrypted": c.encrypted,
-                "verified": c.verified,
-                "sslmode": c.sslmode,
-                "tls_version": c.tls_version,
-                "standby": c.standby,
-            })),
-            "hybrid_required": s.hybrid_required,
-            "classical_members": s.classical_members.iter().map(|m| json!({
-                "id": m.id.to_string(),
-                "name": m.name,
-            })).collect::<Vec<_>>(),
-        }))
-        .map(|()| 0);
+        return output::json(status_json(&s, read_only, connection.as_ref())).map(|()| 0);
     }
+    print_vault_status(&s, read_only, connection.as_ref());
+    print_key_status(&s);
+    print_custody_status(&s);
+    Ok(0)
+}
+
+/// `status --json`.
+fn status_json(s: &Status, read_only: bool, connection: Option<&Connection>) -> Value {
+    json!({
+        "vault_id": s.vault_id.to_string(),
+        "backend": s.backend,
+        "schema_version": s.schema_version,
+        "created_at": s.created_at,
+        "member": s.member.to_string(),
+        "role": s.role.map(strongroom::sharing::Role::name),
+        "epoch": s.epoch.0,
+        "min_epoch": s.min_epoch.0,
+        "epoch_started_at": s.epoch_started_at,
+        "key_age_days": s.key_age_days,
+        "rotation_policy_days": s.rotation_policy_days,
+        "rotation_due": s.rotation_due,
+        "members": s.members,
+        "keyholders": s.keyholders.iter().map(keyholder_json).collect::<Vec<_>>(),
+        "secrets": s.secrets,
+        "versions": s.versions,
+        "pending_rewrap": s.pending_rewrap,
+        "quarantined": s.quarantined,
+        "interrupted_rotation": s.interrupted_rotation.map(|e| e.0),
+        "recoverability": recoverability_json(&s.recoverability),
+        "read_only": read_only,
+        "connection": connection.map(|c| json!({
+            "server": c.server,
+            "encrypted": c.encrypted,
+            "verified": c.verified,
+            "sslmode": c.sslmode,
+            "tls_version": c.tls_version,
+            "standby": c.standby,
+        })),
+        "hybrid_required": s.hybrid_required,
+        "classical_members": s.classical_members.iter().map(|m| json!({
+            "id": m.id.to_string(),
+            "name": m.name,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The vault, how it is reached, this member and what the vault holds.
+fn print_vault_status(s: &Status, read_only: bool, connection: Option<&Connection>) {
     println!(
         "vault:          {} ({}, schema {})",
         s.vault_id, s.backend, s.schema_version
     );
-    if let Some(c) = &connection {
+    if let Some(c) = connection {
         println!("connection:     {}", c.summary);
     }
-    if o.vault.is_read_only() {
+    if read_only {
         println!(
             "access:         read-only ({}): reads only; changes go through the primary",
-            if connection.as_ref().is_some_and(|c| c.standby) {
+            if connection.is_some_and(|c| c.standby) {
                 "a standby"
             } else {
                 "the store refuses writes"
@@ -545,6 +624,10 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
         "secrets:        {} ({} versions stored)",
         s.secrets, s.versions
     );
+}
+
+/// The vault key: its epoch and age, the rotation policy, and the work a rotation left.
+fn print_key_status(s: &Status) {
     println!(
         "vault key:      epoch {} (oldest readable {}), age {}",
         s.epoch,
@@ -582,6 +665,10 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
             "interrupted:    a rotation toward epoch {e}: run `strongroom rotate` to finish it"
         );
     }
+}
+
+/// This member's keyholders, the vault's recoverability and its post-quantum state.
+fn print_custody_status(s: &Status) {
     let kinds: Vec<String> = s
         .keyholders
         .iter()
@@ -609,10 +696,8 @@ pub(crate) fn status(app: &mut App) -> Result<u8> {
             names.join(", ")
         );
     }
-    Ok(0)
 }
 
-/// `doctor`: exit code 0 healthy, 1 warnings, 2 failures.
 /// The SQLite vault file and SQLite's `-wal`/`-shm` files beside it must be private: a
 /// copy taken by another user of the machine exposes every keyholder to offline guessing.
 fn file_modes(path: &std::path::Path) -> strongroom::Finding {
@@ -666,11 +751,12 @@ fn connection_finding(c: &crate::app::Connection) -> strongroom::Finding {
     )
 }
 
+/// `doctor`: exit code 0 healthy, 1 warnings, 2 failures.
 pub(crate) fn doctor(app: &mut App, full: bool) -> Result<u8> {
     let o = app.unlock()?;
     let mut report = o.vault.doctor(DoctorOptions::default().with_full(full))?;
     finish(app, &o)?;
-    if let crate::location::Location::Sqlite(path) = app.location()? {
+    if let Location::Sqlite(path) = app.location()? {
         report.findings.push(file_modes(&path));
     }
     if let Some(c) = app.connection().transpose()? {

@@ -12,6 +12,7 @@ use postgres::types::ToSql;
 use postgres::{Client, GenericClient, SimpleQueryMessage, Statement};
 use strongroom_store::backend::{
     ScanPlan, check_log_table, check_row, check_scan_limit, plan_scan, require, version_from_sql,
+    version_to_sql,
 };
 use strongroom_store::{
     Batch, Committed, Cursor, Expect, Generation, Op, Page, ReadView, Row, SCHEMA_VERSION,
@@ -387,121 +388,229 @@ impl PostgresStore {
         batch: &Batch,
     ) -> Result<Vec<u64>, Failure> {
         if batch.generation().is_some() {
-            // Row-locked until commit: a concurrent replace_all waits for this batch, or
-            // this batch waits for it and then reads the new generation.
-            let current = generation_on(statements, tx, &self.store_sql.generation_for_share)
-                .map_err(|e| match e {
-                    GenerationError::Pg(e) => Failure::Pg(e, 0),
-                    GenerationError::Store(e) => Failure::Store(e),
-                })?;
-            StoreError::check_generation(batch, current)?;
+            self.check_generation(tx, statements, batch)?;
         }
         let mut versions = Vec::with_capacity(batch.len());
         for (i, op) in batch.ops().iter().enumerate() {
-            let pg = |e| Failure::Pg(e, i);
-            let sql = self.table_sql(op.table());
+            let mut txn = BatchTxn {
+                store: self,
+                client: &mut *tx,
+                statements: &mut *statements,
+                op: i,
+            };
             let version = match op {
                 Op::Put {
                     table,
                     key,
                     value,
                     expect,
-                } => match expect {
-                    Expect::Any => {
-                        let s = prepared(statements, tx, &sql.put_any).map_err(pg)?;
-                        let row = tx.query_one(&s, &[key, value]).map_err(pg)?;
-                        version_from_sql(*table, column(&row, 0)?)?
-                    }
-                    Expect::Absent => {
-                        let s = prepared(statements, tx, &sql.put_absent).map_err(pg)?;
-                        let n = tx.execute(&s, &[key, value]).map_err(pg)?;
-                        require(n == 1, *table, key)?;
-                        1
-                    }
-                    Expect::Version(v) => {
-                        // No stored version exceeds i64::MAX: such an expectation fails.
-                        let expected = i64::try_from(*v)
-                            .map_err(|_| Failure::Store(StoreError::conflict(*table, key)))?;
-                        let s = prepared(statements, tx, &sql.put_version).map_err(pg)?;
-                        let n = tx.execute(&s, &[key, value, &expected]).map_err(pg)?;
-                        require(n == 1, *table, key)?;
-                        v + 1
-                    }
-                },
+                } => txn.put(*table, key, value, *expect)?,
                 Op::Delete { table, key, expect } => {
-                    match expect {
-                        Expect::Any => {
-                            let s = prepared(statements, tx, &sql.delete_any).map_err(pg)?;
-                            tx.execute(&s, &[key]).map_err(pg)?;
-                        }
-                        Expect::Absent => {
-                            // As for `Op::Check`: absence must hold until commit.
-                            let found = if table.is_log() {
-                                self.log_version(statements, tx, *table, key, true)?
-                            } else {
-                                tx.batch_execute(&sql.lock_share).map_err(pg)?;
-                                let s = prepared(statements, tx, &sql.exists).map_err(pg)?;
-                                tx.query_opt(&s, &[key]).map_err(pg)?.map(|_| 1)
-                            };
-                            require(found.is_none(), *table, key)?;
-                        }
-                        Expect::Version(v) => {
-                            let expected = i64::try_from(*v)
-                                .map_err(|_| Failure::Store(StoreError::conflict(*table, key)))?;
-                            let s = prepared(statements, tx, &sql.delete_version).map_err(pg)?;
-                            let n = tx.execute(&s, &[key, &expected]).map_err(pg)?;
-                            require(n == 1, *table, key)?;
-                        }
-                    }
-                    0
-                }
-                Op::Check { table, key, expect } if table.is_log() => {
-                    // Log rows never change once appended, and appends move only the head
-                    // row: an absence holds until commit when that row is locked.
-                    let current =
-                        self.log_version(statements, tx, *table, key, *expect == Expect::Absent)?;
-                    require(expect.holds(current), *table, key)?;
+                    txn.delete(*table, key, *expect)?;
                     0
                 }
                 Op::Check { table, key, expect } => {
-                    // A present row is locked FOR SHARE until commit. Absence cannot be
-                    // locked row by row under READ COMMITTED, so an Absent check first
-                    // takes the table in SHARE mode: writers of that table wait for this
-                    // batch, and the check below sees every committed insert.
-                    if *expect == Expect::Absent {
-                        tx.batch_execute(&sql.lock_share).map_err(pg)?;
-                    }
-                    let s = prepared(statements, tx, &sql.version_for_share).map_err(pg)?;
-                    let row = tx.query_opt(&s, &[key]).map_err(pg)?;
-                    let current: Option<i64> = match &row {
-                        Some(r) => Some(column(r, 0)?),
-                        None => None,
-                    };
-                    let current = current.map(|c| version_from_sql(*table, c)).transpose()?;
-                    require(expect.holds(current), *table, key)?;
+                    txn.check(*table, key, *expect)?;
                     0
                 }
                 Op::Append { table, seq, value } => {
-                    let key = log_key(*seq);
-                    // Only at the head: the head row moves from seq-1 to seq (racing
-                    // appends wait on that row; the loser finds it moved).
-                    let (Ok(to), Ok(from)) =
-                        (i64::try_from(*seq), i64::try_from(*seq).map(|s| s - 1))
-                    else {
-                        return Err(Failure::Store(StoreError::conflict(*table, &key)));
-                    };
-                    let s = prepared(statements, tx, &self.heads_sql.advance).map_err(pg)?;
-                    let n = tx.execute(&s, &[&table.name(), &to, &from]).map_err(pg)?;
-                    require(n == 1, *table, &key)?;
-                    let s = prepared(statements, tx, &sql.put_absent).map_err(pg)?;
-                    let n = tx.execute(&s, &[&&key[..], value]).map_err(pg)?;
-                    require(n == 1, *table, &key)?;
+                    txn.append(*table, *seq, value)?;
                     1
                 }
             };
             versions.push(version);
         }
         Ok(versions)
+    }
+
+    /// Checks the batch's expected generation against the store's, which stays locked
+    /// until commit.
+    fn check_generation(
+        &self,
+        tx: &mut Client,
+        statements: &mut HashMap<String, Statement>,
+        batch: &Batch,
+    ) -> Result<(), Failure> {
+        // Row-locked until commit: a concurrent replace_all waits for this batch, or
+        // this batch waits for it and then reads the new generation.
+        let current = generation_on(statements, tx, &self.store_sql.generation_for_share).map_err(
+            |e| match e {
+                GenerationError::Pg(e) => Failure::Pg(e, 0),
+                GenerationError::Store(e) => Failure::Store(e),
+            },
+        )?;
+        StoreError::check_generation(batch, current)?;
+        Ok(())
+    }
+}
+
+/// A batch's open transaction while it runs operation `op`: a PostgreSQL error is
+/// `Failure::Pg(_, op)`, so the conflict reported after the last retry names that operation.
+struct BatchTxn<'a> {
+    store: &'a PostgresStore,
+    client: &'a mut Client,
+    statements: &'a mut HashMap<String, Statement>,
+    op: usize,
+}
+
+impl BatchTxn<'_> {
+    /// `Op::Put` under `expect`: the row's new version.
+    fn put(
+        &mut self,
+        table: Table,
+        key: &[u8],
+        value: &[u8],
+        expect: Expect,
+    ) -> Result<u64, Failure> {
+        let sql = self.store.table_sql(table);
+        match expect {
+            Expect::Any => {
+                let row = self.query_one(&sql.put_any, &[&key, &value])?;
+                Ok(version_from_sql(table, column(&row, 0)?)?)
+            }
+            Expect::Absent => {
+                let n = self.execute(&sql.put_absent, &[&key, &value])?;
+                require(n == 1, table, key)?;
+                Ok(1)
+            }
+            Expect::Version(v) => {
+                // No stored version exceeds i64::MAX: such an expectation fails.
+                let expected = version_to_sql(table, key, v)?;
+                let n = self.execute(&sql.put_version, &[&key, &value, &expected])?;
+                require(n == 1, table, key)?;
+                Ok(v + 1)
+            }
+        }
+    }
+
+    /// `Op::Delete` under `expect`.
+    fn delete(&mut self, table: Table, key: &[u8], expect: Expect) -> Result<(), Failure> {
+        let sql = self.store.table_sql(table);
+        match expect {
+            Expect::Any => {
+                self.execute(&sql.delete_any, &[&key])?;
+            }
+            Expect::Absent => {
+                // As for `Op::Check`: absence must hold until commit.
+                let found = if table.is_log() {
+                    self.log_version(table, key, true)?
+                } else {
+                    self.batch_execute(&sql.lock_share)?;
+                    self.query_opt(&sql.exists, &[&key])?.map(|_| 1)
+                };
+                require(found.is_none(), table, key)?;
+            }
+            Expect::Version(v) => {
+                let expected = version_to_sql(table, key, v)?;
+                let n = self.execute(&sql.delete_version, &[&key, &expected])?;
+                require(n == 1, table, key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `Op::Check`: `expect` holds for the row, and goes on holding until commit.
+    fn check(&mut self, table: Table, key: &[u8], expect: Expect) -> Result<(), Failure> {
+        let current = if table.is_log() {
+            // Log rows never change once appended, and appends move only the head row: an
+            // absence holds until commit when that row is locked.
+            self.log_version(table, key, expect == Expect::Absent)?
+        } else {
+            self.row_version_for_share(table, key, expect)?
+        };
+        require(expect.holds(current), table, key)?;
+        Ok(())
+    }
+
+    /// The version of a table row (not a log's) for `Op::Check`. A present row is locked
+    /// FOR SHARE until commit. Absence cannot be locked row by row under READ COMMITTED, so
+    /// an Absent check first takes the table in SHARE mode: writers of that table wait for
+    /// this batch, and the read below sees every committed insert.
+    fn row_version_for_share(
+        &mut self,
+        table: Table,
+        key: &[u8],
+        expect: Expect,
+    ) -> Result<Option<u64>, Failure> {
+        let sql = self.store.table_sql(table);
+        if expect == Expect::Absent {
+            self.batch_execute(&sql.lock_share)?;
+        }
+        let row = self.query_opt(&sql.version_for_share, &[&key])?;
+        let current: Option<i64> = match &row {
+            Some(r) => Some(column(r, 0)?),
+            None => None,
+        };
+        Ok(current.map(|c| version_from_sql(table, c)).transpose()?)
+    }
+
+    /// `Op::Append`: only at the head. The head row moves from seq-1 to seq (racing appends
+    /// wait on that row; the loser finds it moved), then the entry is inserted.
+    fn append(&mut self, table: Table, seq: u64, value: &[u8]) -> Result<(), Failure> {
+        let key = log_key(seq);
+        let (Ok(to), Ok(from)) = (i64::try_from(seq), i64::try_from(seq).map(|s| s - 1)) else {
+            return Err(Failure::Store(StoreError::conflict(table, &key)));
+        };
+        let n = self.execute(&self.store.heads_sql.advance, &[&table.name(), &to, &from])?;
+        require(n == 1, table, &key)?;
+        let n = self.execute(
+            &self.store.table_sql(table).put_absent,
+            &[&&key[..], &value],
+        )?;
+        require(n == 1, table, &key)?;
+        Ok(())
+    }
+
+    /// [`PostgresStore::log_version`] in this transaction.
+    fn log_version(
+        &mut self,
+        table: Table,
+        key: &[u8],
+        lock: bool,
+    ) -> Result<Option<u64>, Failure> {
+        self.store
+            .log_version(self.statements, self.client, table, key, lock)
+    }
+
+    /// Maps a PostgreSQL error of this operation.
+    fn pg(&self, e: postgres::Error) -> Failure {
+        Failure::Pg(e, self.op)
+    }
+
+    /// `sql`, prepared once per connection.
+    fn prepare(&mut self, sql: &str) -> Result<Statement, Failure> {
+        prepared(self.statements, self.client, sql).map_err(|e| self.pg(e))
+    }
+
+    /// Runs `sql` (prepared); the number of rows it changed.
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, Failure> {
+        let s = self.prepare(sql)?;
+        self.client.execute(&s, params).map_err(|e| self.pg(e))
+    }
+
+    /// Runs `sql` (prepared), which returns one row.
+    fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<postgres::Row, Failure> {
+        let s = self.prepare(sql)?;
+        self.client.query_one(&s, params).map_err(|e| self.pg(e))
+    }
+
+    /// Runs `sql` (prepared), which returns at most one row.
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<postgres::Row>, Failure> {
+        let s = self.prepare(sql)?;
+        self.client.query_opt(&s, params).map_err(|e| self.pg(e))
+    }
+
+    /// Runs `sql` unprepared (a `LOCK TABLE`).
+    fn batch_execute(&mut self, sql: &str) -> Result<(), Failure> {
+        self.client.batch_execute(sql).map_err(|e| self.pg(e))
     }
 }
 
@@ -557,6 +666,65 @@ enum Failure {
         /// The versions the batch's operations got.
         versions: Vec<u64>,
     },
+}
+
+/// A failed attempt at a batch that `commit` does not give up on.
+enum Failed {
+    /// A deadlock or serialization failure rolled the transaction back: run the batch again
+    /// on the same connection.
+    Retry,
+    /// The connection was lost before `COMMIT` (the server rolls the transaction back): run
+    /// the batch again on a new connection.
+    LostBeforeCommit(StoreError),
+    /// The connection was lost during `COMMIT`: the server is asked whether transaction
+    /// `xid` committed (then the batch got `versions`) before the batch is run again.
+    LostAtCommit {
+        lost: StoreError,
+        xid: i64,
+        versions: Vec<u64>,
+    },
+}
+
+/// What a failed attempt at `batch` leaves to do: a final error (`Err`), or the
+/// [`Failed`] case that `commit` goes on with. A deadlock or serialization failure
+/// waits a little before its retry, up to `TXN_ATTEMPTS` attempts.
+fn after_failure(
+    conn: &mut PgConn,
+    batch: &Batch,
+    attempt: u32,
+    failure: Failure,
+) -> Result<Failed, StoreError> {
+    let (error, op) = match failure {
+        Failure::Store(e) => return Err(e),
+        Failure::Pg(e, i) => (e, i),
+        Failure::AtCommit {
+            error,
+            xid,
+            versions,
+        } if classify(&error) == Kind::Lost => {
+            return Ok(Failed::LostAtCommit {
+                lost: conn.fail(error),
+                xid,
+                versions,
+            });
+        }
+        // The server refused the COMMIT itself: the transaction is rolled back.
+        Failure::AtCommit { error, .. } => (error, batch.len() - 1),
+    };
+    if is_txn_retryable(&error) {
+        if attempt >= TXN_ATTEMPTS {
+            let op = &batch.ops()[op.min(batch.len() - 1)];
+            return Err(StoreError::conflict(op.table(), &op.key()));
+        }
+        tracing::debug!(error = %error, attempt, "postgres transaction retried");
+        thread::sleep(Duration::from_millis(u64::from(attempt)));
+        return Ok(Failed::Retry);
+    }
+    let err = conn.fail(error);
+    if !conn.broken {
+        return Err(err);
+    }
+    Ok(Failed::LostBeforeCommit(err))
 }
 
 /// `BEGIN` and the new transaction's id (`txid_current()`), in one round trip.
@@ -821,16 +989,23 @@ impl Store for PostgresStore {
         let mut reconnected = false;
         loop {
             attempt += 1;
-            let (error, op) = match self.commit_once(&mut conn, batch) {
+            let failed = match self.commit_once(&mut conn, batch) {
                 Ok(committed) => return Ok(committed),
-                Err(Failure::Store(e)) => return Err(e),
-                Err(Failure::Pg(e, i)) => (e, i),
-                Err(Failure::AtCommit {
-                    error,
+                Err(failure) => after_failure(&mut conn, batch, attempt, failure)?,
+            };
+            let lost = match failed {
+                Failed::Retry => continue,
+                // Lost before COMMIT: the server rolls the transaction back.
+                Failed::LostBeforeCommit(lost) => {
+                    drop(conn);
+                    self.pool.flush_idle();
+                    lost
+                }
+                Failed::LostAtCommit {
+                    lost,
                     xid,
                     versions,
-                }) if classify(&error) == Kind::Lost => {
-                    let lost = conn.fail(error);
+                } => {
                     drop(conn);
                     self.pool.flush_idle();
                     match self.commit_outcome(xid) {
@@ -838,7 +1013,7 @@ impl Store for PostgresStore {
                             tracing::debug!(error = %lost, "the connection was lost during COMMIT; the server committed the batch");
                             return Ok(Committed { versions });
                         }
-                        Ok(false) => {}
+                        Ok(false) => lost,
                         Err(why) => {
                             return Err(amend(
                                 lost,
@@ -848,29 +1023,9 @@ impl Store for PostgresStore {
                             ));
                         }
                     }
-                    conn = self.reconnect_for_retry(&mut reconnected, lost)?;
-                    continue;
                 }
-                // The server refused the COMMIT itself: the transaction is rolled back.
-                Err(Failure::AtCommit { error, .. }) => (error, batch.len() - 1),
             };
-            if is_txn_retryable(&error) {
-                if attempt >= TXN_ATTEMPTS {
-                    let op = &batch.ops()[op.min(batch.len() - 1)];
-                    return Err(StoreError::conflict(op.table(), &op.key()));
-                }
-                tracing::debug!(error = %error, attempt, "postgres transaction retried");
-                thread::sleep(Duration::from_millis(u64::from(attempt)));
-                continue;
-            }
-            let err = conn.fail(error);
-            if !conn.broken {
-                return Err(err);
-            }
-            // Lost before COMMIT: the server rolls the transaction back.
-            drop(conn);
-            self.pool.flush_idle();
-            conn = self.reconnect_for_retry(&mut reconnected, err)?;
+            conn = self.reconnect_for_retry(&mut reconnected, lost)?;
         }
     }
 

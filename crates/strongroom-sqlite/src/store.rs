@@ -278,6 +278,7 @@ impl SqliteStore {
         }
     }
 
+    /// The operations of a batch inside the open transaction; their versions.
     fn apply(&self, conn: &Connection, batch: &Batch) -> Result<Committed, Failure> {
         if batch.generation().is_some() {
             StoreError::check_generation(batch, generation_on(conn)?)?;
@@ -291,90 +292,17 @@ impl SqliteStore {
                     key,
                     value,
                     expect,
-                } => match expect {
-                    Expect::Any => {
-                        // Read the version, then update or insert: under the write lock
-                        // of `BEGIN IMMEDIATE` nothing changes in between, and two plain
-                        // statements cost less than an `UPSERT … RETURNING`.
-                        let current: Option<i64> = conn
-                            .prepare_cached(&sql.version)?
-                            .query_row(params![key], |r| r.get(0))
-                            .optional()?;
-                        if let Some(raw) = current {
-                            let next = version_from_sql(*table, raw)? + 1;
-                            let next_sql = version_to_sql(*table, key, next)?;
-                            conn.prepare_cached(&sql.put_set)?
-                                .execute(params![key, value, next_sql])?;
-                            next
-                        } else {
-                            let n = conn
-                                .prepare_cached(&sql.put_absent)?
-                                .execute(params![key, value])?;
-                            require(n == 1, *table, key)?;
-                            1
-                        }
-                    }
-                    Expect::Absent => {
-                        let n = conn
-                            .prepare_cached(&sql.put_absent)?
-                            .execute(params![key, value])?;
-                        require(n == 1, *table, key)?;
-                        1
-                    }
-                    Expect::Version(v) => {
-                        let expected = version_to_sql(*table, key, *v)?;
-                        let n = conn
-                            .prepare_cached(&sql.put_version)?
-                            .execute(params![key, value, expected])?;
-                        require(n == 1, *table, key)?;
-                        v + 1
-                    }
-                },
+                } => put(conn, sql, *table, key, value, *expect)?,
                 Op::Delete { table, key, expect } => {
-                    match expect {
-                        Expect::Any => {
-                            conn.prepare_cached(&sql.delete_any)?
-                                .execute(params![key])?;
-                        }
-                        Expect::Absent => {
-                            let exists = conn
-                                .prepare_cached(&sql.exists)?
-                                .query_row(params![key], |_| Ok(()))
-                                .optional()?
-                                .is_some();
-                            require(!exists, *table, key)?;
-                        }
-                        Expect::Version(v) => {
-                            let expected = version_to_sql(*table, key, *v)?;
-                            let n = conn
-                                .prepare_cached(&sql.delete_version)?
-                                .execute(params![key, expected])?;
-                            require(n == 1, *table, key)?;
-                        }
-                    }
+                    delete(conn, sql, *table, key, *expect)?;
                     0
                 }
                 Op::Check { table, key, expect } => {
-                    // BEGIN IMMEDIATE holds the write lock: the row cannot change before
-                    // this batch commits.
-                    let current: Option<i64> = conn
-                        .prepare_cached(&sql.version)?
-                        .query_row(params![key], |r| r.get(0))
-                        .optional()?;
-                    let current = current.map(|c| version_from_sql(*table, c)).transpose()?;
-                    require(expect.holds(current), *table, key)?;
+                    check(conn, sql, *table, key, *expect)?;
                     0
                 }
                 Op::Append { table, seq, value } => {
-                    let key = log_key(*seq);
-                    let prev = log_key(seq.wrapping_sub(1));
-                    let n = conn.prepare_cached(&sql.append)?.execute(params![
-                        &key[..],
-                        value,
-                        *seq == 0,
-                        &prev[..]
-                    ])?;
-                    require(n == 1, *table, &key)?;
+                    append(conn, sql, *table, *seq, value)?;
                     1
                 }
             };
@@ -382,6 +310,135 @@ impl SqliteStore {
         }
         Ok(Committed { versions })
     }
+}
+
+/// `Op::Put` under `expect`: the row's new version.
+fn put(
+    conn: &Connection,
+    sql: &TableSql,
+    table: Table,
+    key: &[u8],
+    value: &[u8],
+    expect: Expect,
+) -> Result<u64, Failure> {
+    match expect {
+        Expect::Any => {
+            // Read the version, then update or insert: under the write lock of
+            // `BEGIN IMMEDIATE` nothing changes in between, and two plain statements cost
+            // less than an `UPSERT … RETURNING`.
+            if let Some(raw) = version_on(conn, sql, key)? {
+                let next = version_from_sql(table, raw)? + 1;
+                let next_sql = version_to_sql(table, key, next)?;
+                conn.prepare_cached(&sql.put_set)?
+                    .execute(params![key, value, next_sql])?;
+                Ok(next)
+            } else {
+                insert_absent(conn, sql, table, key, value)?;
+                Ok(1)
+            }
+        }
+        Expect::Absent => {
+            insert_absent(conn, sql, table, key, value)?;
+            Ok(1)
+        }
+        Expect::Version(v) => {
+            let expected = version_to_sql(table, key, v)?;
+            let n = conn
+                .prepare_cached(&sql.put_version)?
+                .execute(params![key, value, expected])?;
+            require(n == 1, table, key)?;
+            Ok(v + 1)
+        }
+    }
+}
+
+/// Inserts a row that must not exist yet (version 1).
+fn insert_absent(
+    conn: &Connection,
+    sql: &TableSql,
+    table: Table,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), Failure> {
+    let n = conn
+        .prepare_cached(&sql.put_absent)?
+        .execute(params![key, value])?;
+    require(n == 1, table, key)?;
+    Ok(())
+}
+
+/// `Op::Delete` under `expect`.
+fn delete(
+    conn: &Connection,
+    sql: &TableSql,
+    table: Table,
+    key: &[u8],
+    expect: Expect,
+) -> Result<(), Failure> {
+    match expect {
+        Expect::Any => {
+            conn.prepare_cached(&sql.delete_any)?
+                .execute(params![key])?;
+        }
+        Expect::Absent => {
+            let exists = conn
+                .prepare_cached(&sql.exists)?
+                .query_row(params![key], |_| Ok(()))
+                .optional()?
+                .is_some();
+            require(!exists, table, key)?;
+        }
+        Expect::Version(v) => {
+            let expected = version_to_sql(table, key, v)?;
+            let n = conn
+                .prepare_cached(&sql.delete_version)?
+                .execute(params![key, expected])?;
+            require(n == 1, table, key)?;
+        }
+    }
+    Ok(())
+}
+
+/// `Op::Check`: `expect` holds for the row now. `BEGIN IMMEDIATE` holds the write lock, so
+/// the row cannot change before this batch commits.
+fn check(
+    conn: &Connection,
+    sql: &TableSql,
+    table: Table,
+    key: &[u8],
+    expect: Expect,
+) -> Result<(), Failure> {
+    let current = version_on(conn, sql, key)?
+        .map(|c| version_from_sql(table, c))
+        .transpose()?;
+    require(expect.holds(current), table, key)?;
+    Ok(())
+}
+
+/// `Op::Append`: the log row at `seq`, only at the head (no row at `seq`, and `seq` is 0 or
+/// follows a row at `seq - 1`).
+fn append(
+    conn: &Connection,
+    sql: &TableSql,
+    table: Table,
+    seq: u64,
+    value: &[u8],
+) -> Result<(), Failure> {
+    let key = log_key(seq);
+    let prev = log_key(seq.wrapping_sub(1));
+    let n =
+        conn.prepare_cached(&sql.append)?
+            .execute(params![&key[..], value, seq == 0, &prev[..]])?;
+    require(n == 1, table, &key)?;
+    Ok(())
+}
+
+/// The stored (SQL) version of row `key`, if the row exists.
+fn version_on(conn: &Connection, sql: &TableSql, key: &[u8]) -> Result<Option<i64>, Failure> {
+    Ok(conn
+        .prepare_cached(&sql.version)?
+        .query_row(params![key], |r| r.get(0))
+        .optional()?)
 }
 
 fn rollback(conn: &Connection) {
