@@ -58,10 +58,10 @@ impl fmt::Debug for Row {
 ///   which is `Ord` of `[u8]`; empty keys and empty values are valid.
 /// - `scan` returns rows with keys in `range` and strictly after `resume` (use
 ///   [`ScanRange::resume_start`]), ascending, at most `limit` of them; reject a `limit`
-///   of 0 or above [`MAX_SCAN_LIMIT`](crate::MAX_SCAN_LIMIT) with
-///   [`check_scan_limit`](crate::check_scan_limit). Fetch `limit + 1` rows and build the
-///   page with [`Page::from_overfetch`] so `next` is `None` exactly when the range is
-///   exhausted. One page is read atomically.
+///   of 0 or above [`MAX_SCAN_LIMIT`](crate::MAX_SCAN_LIMIT).
+///   [`backend::plan_scan`](crate::backend::plan_scan) does both and says how many rows
+///   to fetch (`limit + 1`); build the page with [`Page::from_overfetch`] so `next` is
+///   `None` exactly when the range is exhausted. One page is read atomically.
 /// - `log_head` on a table that is not a log is [`StoreError::InvalidRequest`]; a log
 ///   key that is not 8 bytes is [`StoreError::Corrupt`] (see
 ///   [`parse_log_key`](crate::parse_log_key)).
