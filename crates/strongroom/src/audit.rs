@@ -329,7 +329,11 @@ fn decode(key: &Key256, bytes: &[u8]) -> Result<Decoded, strongroom_crypto::Deco
     let actor: [u8; 16] = r.array("actor")?;
     let action =
         Action::from_id(r.u8("action")?).ok_or_else(|| r.invalid("action", "unknown action"))?;
-    let outcome = r.u8("outcome")?;
+    let ok = match r.u8("outcome")? {
+        0 => true,
+        1 => false,
+        _ => return Err(r.invalid("outcome", "neither 0 (ok) nor 1 (failed)")),
+    };
     let target = r.var_bytes("target", MAX_TARGET)?;
     let detail = r.var_bytes("detail", MAX_DETAIL)?;
     let body_len = r.position();
@@ -342,7 +346,7 @@ fn decode(key: &Key256, bytes: &[u8]) -> Result<Decoded, strongroom_crypto::Deco
             time,
             actor: (actor != [0; 16]).then(|| MemberId::from_bytes(actor)),
             action,
-            ok: outcome == 0,
+            ok,
             target: hex(target),
             detail: String::from_utf8_lossy(detail).into_owned(),
         },
@@ -627,6 +631,37 @@ mod tests {
             verify(&s, &key),
             Err(VaultError::AuditTampered { seq: 2, .. })
         ));
+    }
+
+    /// The outcome byte is 0 or 1: any other value is refused, even under a valid MAC
+    /// (as a holder of the audit key could write).
+    #[test]
+    fn an_outcome_byte_other_than_0_or_1_is_refused() {
+        let key = Key256::generate().unwrap();
+        let store = MemoryStore::new();
+        write(&store, &key, 1);
+        let row = store
+            .get(Table::Audit, &0u64.to_be_bytes())
+            .unwrap()
+            .unwrap();
+        let mut bytes = row.value.clone();
+        // version 1, seq 8, prev hash 32, time 8, actor 16, action 1: the outcome is at 66.
+        assert_eq!(bytes[66], 0);
+        assert!(decode(&key, &bytes).unwrap().entry.ok);
+        for (outcome, ok) in [(1u8, Some(false)), (2, None), (255, None)] {
+            bytes[66] = outcome;
+            let body = bytes.len() - 32;
+            let mac = hmac32(&key, &[b"strongroom/v1/audit", &bytes[..body]]);
+            bytes[body..].copy_from_slice(&mac[..]);
+            match (decode(&key, &bytes), ok) {
+                (Ok(d), Some(want)) => assert!(d.mac_ok && d.entry.ok == want),
+                (Err(e), None) => assert!(e.to_string().contains("outcome"), "{e}"),
+                (got, want) => panic!(
+                    "outcome {outcome}: {:?} (wanted {want:?})",
+                    got.map(|d| d.entry)
+                ),
+            }
+        }
     }
 
     #[test]

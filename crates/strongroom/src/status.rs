@@ -38,7 +38,13 @@ fn read_epoch_stamp(vault: &Vault, st: &State) -> Result<Option<(Epoch, u64)>, V
     };
     let v = row.value;
     if v.len() != 44 {
-        return Ok(None);
+        return Err(VaultError::inconsistent(
+            Inconsistency::Truncated,
+            format!(
+                "the epoch timestamp row is {} bytes, not 44: modified outside strongroom; `rotate` writes a new one",
+                v.len()
+            ),
+        ));
     }
     let want = st.meta.mac(
         b"strongroom/v1/epoch-started",

@@ -480,3 +480,68 @@ fn writes_refused_by_role_name_the_role() {
         b"t"
     );
 }
+
+/// The epoch timestamp (the key-age policy's clock) is MACed: a modified or truncated row
+/// is an error naming it, and a deleted one makes the age unknown, which `doctor` reports.
+#[test]
+fn a_tampered_epoch_timestamp_is_reported() {
+    use strongroom::store::{Batch, Expect, Table};
+    use strongroom::{Inconsistency, Level};
+
+    let (vault, store, _) = new_vault();
+    // After a rotation (at the first epoch the vault's creation time stands in).
+    vault.rotate_vault_key().unwrap();
+    assert!(vault.status().unwrap().key_age_days.is_some());
+    let row = store.get(Table::Meta, b"epoch-started").unwrap().unwrap();
+    let write = |value: Option<Vec<u8>>| {
+        let mut b = Batch::new();
+        match value {
+            Some(v) => b.put(Table::Meta, b"epoch-started".to_vec(), v, Expect::Any),
+            None => b.delete(Table::Meta, b"epoch-started".to_vec(), Expect::Any),
+        };
+        store.commit(&b).unwrap();
+    };
+
+    // An older start time, to hide that the key is past its rotation policy.
+    let mut older = row.value.clone();
+    older[4..12].copy_from_slice(&1_000_000_000u64.to_be_bytes());
+    write(Some(older));
+    let e = vault.status().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VaultError::Inconsistent {
+                kind: Inconsistency::MacMismatch,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    write(Some(row.value[..40].to_vec()));
+    let e = vault.status().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VaultError::Inconsistent {
+                kind: Inconsistency::Truncated,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("40 bytes"), "{e}");
+
+    write(None);
+    assert_eq!(vault.status().unwrap().key_age_days, None);
+    let report = vault.doctor(DoctorOptions::default()).unwrap();
+    assert!(
+        report.findings.iter().any(|f| f.check == "rotation"
+            && f.level == Level::Warn
+            && f.message.contains("unknown")),
+        "{report:?}"
+    );
+
+    write(Some(row.value));
+    assert!(vault.status().unwrap().key_age_days.is_some());
+}
