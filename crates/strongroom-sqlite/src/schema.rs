@@ -15,7 +15,9 @@ pub(crate) const APPLICATION_ID: i32 = 0x5352_6d31;
 ///
 /// Every table has `k BLOB PRIMARY KEY, v BLOB NOT NULL, ver INTEGER NOT NULL`. Bodies,
 /// whose values are large, live in a rowid table (the primary key is a separate index, so
-/// B-tree pages of the key index stay small); the others are `WITHOUT ROWID`.
+/// B-tree pages of the key index stay small); the others are `WITHOUT ROWID`, except the
+/// index table, which version 1 created `WITHOUT ROWID` and [`upgrade_layout`] rebuilds as
+/// a rowid table after the migrations (its entries now carry small bodies inline).
 ///
 /// Version 2 adds `sr_store`, one row holding the store's generation (16 random bytes,
 /// replaced by every `replace_all`).
@@ -43,6 +45,46 @@ pub(crate) const MIGRATIONS: &[(u32, &str)] = &[
     ",
     ),
 ];
+
+/// The physical layout of the index table: a rowid table, like `sr_bodies`.
+///
+/// Index entries carry the head version's wrapped data key and, up to 8 KiB, its body
+/// inline (one read per get). Rows that large overflow the pages of a `WITHOUT ROWID`
+/// B-tree, whose cells hold at most about a quarter of a page: a 1 KiB secret then costs
+/// an overflow page on every read and three times the file size. Stores created before
+/// have `sr_index` as `WITHOUT ROWID`; [`upgrade_layout`] rebuilds it. Both layouts hold
+/// the same rows and answer the same statements, so the layout is not a schema version: a
+/// store in either opens in every release.
+const INDEX_TABLE_LAYOUT: &str = "
+    CREATE TABLE sr_index_rowid (k BLOB PRIMARY KEY NOT NULL, v BLOB NOT NULL, ver INTEGER NOT NULL) STRICT;
+    INSERT INTO sr_index_rowid (k, v, ver) SELECT k, v, ver FROM sr_index ORDER BY k;
+    DROP TABLE sr_index;
+    ALTER TABLE sr_index_rowid RENAME TO sr_index;
+";
+
+/// Whether `sr_index` has the current layout (read-only; true for a store without one).
+pub(crate) fn layout_is_current(conn: &Connection) -> Result<bool, StoreError> {
+    let sql: Option<String> = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'sr_index'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql_err)?;
+    Ok(sql.is_none_or(|s| !s.to_ascii_uppercase().contains("WITHOUT ROWID")))
+}
+
+/// Rebuilds `sr_index` in the current layout, inside the caller's write transaction (all
+/// or nothing: a crash leaves the old table). Does nothing when it is current.
+pub(crate) fn upgrade_layout(conn: &Connection) -> Result<bool, StoreError> {
+    if layout_is_current(conn)? {
+        return Ok(false);
+    }
+    tracing::info!("rebuilding the sqlite index table as a rowid table (one time)");
+    conn.execute_batch(INDEX_TABLE_LAYOUT).map_err(sql_err)?;
+    Ok(true)
+}
 
 /// Reads the store's generation.
 pub(crate) const GET_GENERATION: &str = "SELECT generation FROM sr_store WHERE id = 1";
@@ -109,6 +151,7 @@ fn migrate_in_transaction(conn: &Connection) -> Result<u32, StoreError> {
                 .map_err(sql_err)?;
         }
     }
+    upgrade_layout(conn)?;
     conn.pragma_update(None, "application_id", APPLICATION_ID)
         .map_err(sql_err)?;
     user_version(conn)

@@ -129,11 +129,42 @@ impl SqliteStore {
             } else {
                 store.switch_to_wal(conn)?
             };
+            if found > 0 && !schema::layout_is_current(&conn)? {
+                store.try_upgrade_layout(&conn)?;
+            }
             store.release(conn);
             found
         };
         tracing::debug!(path = %store.path.display(), version, "opened strongroom sqlite store");
         Ok(store)
+    }
+
+    /// Rebuilds an index table of an older layout ([`schema::upgrade_layout`]) if the write
+    /// lock is free right now. An open never waits for it: while another connection
+    /// writes, the store opens in the old layout (which works) and a later open upgrades.
+    fn try_upgrade_layout(&self, conn: &Connection) -> Result<(), StoreError> {
+        conn.busy_timeout(Duration::ZERO).map_err(sql_err)?;
+        let upgraded = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                let done = schema::upgrade_layout(conn);
+                let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                let ended = conn.execute_batch(end).map_err(sql_err);
+                if ended.is_err() {
+                    rollback(conn);
+                }
+                done.and_then(|d| ended.map(|()| d))
+            }
+            Err(e) if is_busy(&e) => {
+                tracing::debug!(
+                    "the write lock is taken: the index table layout is upgraded at a later open"
+                );
+                Ok(false)
+            }
+            Err(e) => Err(sql_err(e)),
+        };
+        conn.busy_timeout(self.options.busy_timeout)
+            .map_err(sql_err)?;
+        upgraded.map(|_| ())
     }
 
     /// Switches the database to WAL mode. Switching a new file takes an exclusive lock
