@@ -10,7 +10,8 @@
 //!   limit, resumes after the cursor, says when the range is empty (no query needed) and
 //!   how many rows to fetch; [`Page::from_overfetch`](crate::Page::from_overfetch) turns
 //!   the fetched rows into the page;
-//! - [`check_log_table`] before reading a log head;
+//! - [`check_log_table`] before reading a log head, [`log_key`] / [`parse_log_key`] for
+//!   the 8-byte big-endian keys of log rows;
 //! - [`version_from_sql`] / [`version_to_sql`] where row versions live in a signed 64-bit
 //!   column;
 //! - [`require`] for each compare-and-swap whose row count or read decides.
@@ -37,7 +38,7 @@ use std::ops::Bound;
 
 use crate::{Cursor, ScanRange, StoreError, Table};
 
-pub use crate::batch::check_row;
+pub use crate::batch::{check_row, log_key, parse_log_key};
 pub use crate::scan::{bounds_are_empty, check_scan_limit};
 
 /// A row version read from a signed 64-bit column: a negative value is a corrupt row.
