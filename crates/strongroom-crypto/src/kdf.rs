@@ -116,10 +116,10 @@ impl Argon2idParams {
         {
             return Err(CryptoError::KdfBelowFloor { params: *self });
         }
+        // (Argon2's own rule m >= 8p holds for everything above the floor: 19 MiB >= 8 * 64.)
         if self.memory_kib > c.memory_kib
             || self.iterations > c.iterations
             || self.parallelism > c.parallelism
-            || self.memory_kib < 8 * self.parallelism
         {
             return Err(CryptoError::KdfAboveCeiling { params: *self });
         }

@@ -1,6 +1,8 @@
 //! RFC 5869 appendix A: the HKDF-SHA256 test cases 1-3, through strongroom's HKDF.
 
-use strongroom_crypto::kdf::hkdf_sha256;
+use strongroom_crypto::CryptoError;
+use strongroom_crypto::Key256;
+use strongroom_crypto::kdf::{hkdf_sha256, hkdf_sha256_expand};
 
 struct Case {
     ikm: &'static str,
@@ -56,5 +58,43 @@ fn info_parts_are_concatenated() {
 #[test]
 fn overlong_output_is_an_error() {
     let mut okm = vec![0u8; 255 * 32 + 1];
-    assert!(hkdf_sha256(None, b"ikm", &[], &mut okm).is_err());
+    let too_long = |e| {
+        matches!(
+            e,
+            CryptoError::InvalidLength {
+                expected: 8160,
+                got: 8161,
+                ..
+            }
+        )
+    };
+    assert!(hkdf_sha256(None, b"ikm", &[], &mut okm).is_err_and(too_long));
+    let prk = Key256::init_with(|k| k.fill(7));
+    assert!(hkdf_sha256_expand(&prk, &[], &mut okm).is_err_and(too_long));
+    // The longest output is fine.
+    assert!(hkdf_sha256(None, b"ikm", &[], &mut okm[..8160]).is_ok());
+}
+
+/// Expand alone (section 2.3), from the PRKs of test cases 1 and 3: what the DEK and
+/// vault-key derivations use.
+#[test]
+fn rfc5869_expand_only_from_the_published_prk() {
+    for (prk, info, okm) in [
+        (
+            "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5",
+            "f0f1f2f3f4f5f6f7f8f9",
+            CASES[0].okm,
+        ),
+        (
+            "19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04",
+            "",
+            CASES[2].okm,
+        ),
+    ] {
+        let prk = Key256::from_slice(&hex::decode(prk).unwrap()).unwrap();
+        let info = hex::decode(info).unwrap();
+        let mut out = vec![0u8; okm.len() / 2];
+        hkdf_sha256_expand(&prk, &[&info], &mut out).unwrap();
+        assert_eq!(hex::encode(&out), okm);
+    }
 }
