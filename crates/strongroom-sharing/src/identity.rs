@@ -296,6 +296,17 @@ impl Identity {
         vault: VaultId,
         member_key: &Key256,
     ) -> Result<SealedIdentity, SharingError> {
+        self.seal_with_nonce(vault, member_key, random::array()?)
+    }
+
+    /// [`Identity::seal`] with a given nonce (fresh and random in production; fixed by the
+    /// known-answer vectors).
+    pub(crate) fn seal_with_nonce(
+        &self,
+        vault: VaultId,
+        member_key: &Key256,
+        nonce: [u8; 24],
+    ) -> Result<SealedIdentity, SharingError> {
         let version = self.kem.version();
         let mut plain = Writer::with_capacity(96 + self.public.name.len());
         plain
@@ -305,7 +316,6 @@ impl Identity {
             .bytes(self.signing.as_bytes())
             .var_bytes(self.public.name.as_bytes());
         let mut buf = Zeroizing::new(plain.into_vec());
-        let nonce: [u8; 24] = random::array()?;
         let header = SealedIdentity {
             version,
             vault,

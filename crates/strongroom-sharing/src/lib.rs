@@ -5,6 +5,8 @@
 mod error;
 pub mod hazmat;
 mod identity;
+#[cfg(test)]
+mod kat;
 mod keyholders;
 mod log;
 mod pins;

@@ -266,7 +266,7 @@ impl Grant {
         Ok(grant)
     }
 
-    fn info(&self, recipient_key: &PublicKem) -> Vec<u8> {
+    pub(crate) fn info(&self, recipient_key: &PublicKem) -> Vec<u8> {
         let mut info = Vec::with_capacity(GRANT_INFO_DOMAIN_HYBRID.len() + 68);
         match self.kem {
             KemKind::X25519 => info.extend_from_slice(GRANT_INFO_DOMAIN),
@@ -282,7 +282,7 @@ impl Grant {
         info
     }
 
-    fn header(&self) -> Vec<u8> {
+    pub(crate) fn header(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(Self::HEADER_LEN);
         w.u8(self.kem.version())
             .bytes(self.vault.as_bytes())
@@ -537,7 +537,7 @@ impl fmt::Debug for ChainLink {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An RNG that returns fixed bytes: the test seam that fixes HPKE's encapsulation
