@@ -167,3 +167,41 @@ proptest! {
         prop_assert!(open(&vk, &ctx(), &body, &wrapped).is_err());
     }
 }
+
+/// A wrapped key of the wrong length names how it is wrong: the bytes missing, or the
+/// number of bytes too many; and its `Debug` shows the version, epoch and key id only.
+#[test]
+fn wrapped_key_lengths_are_reported_exactly() {
+    use strongroom_crypto::DecodeError;
+    use strongroom_envelope::WrappedDek;
+
+    let vk = VaultKey::generate(Epoch(7)).unwrap();
+    let s = seal(&vk, Suite::ChaCha20Poly1305, &ctx(), b"v").unwrap();
+    let w = s.wrapped_dek.as_bytes().to_vec();
+    assert_eq!(w.len(), WrappedDek::LEN);
+    assert!(WrappedDek::from_bytes(&w).is_ok());
+    for extra in [1usize, 3] {
+        let mut long = w.clone();
+        long.extend(std::iter::repeat_n(0, extra));
+        assert!(
+            matches!(
+                WrappedDek::from_bytes(&long),
+                Err(EnvelopeError::Decode(DecodeError::TrailingBytes { count, .. })) if count == extra
+            ),
+            "{extra} extra bytes"
+        );
+    }
+    assert!(matches!(
+        WrappedDek::from_bytes(&w[..w.len() - 1]),
+        Err(EnvelopeError::Decode(DecodeError::Truncated {
+            needed: 122,
+            available: 121,
+            ..
+        }))
+    ));
+    let shown = format!("{:?}", s.wrapped_dek);
+    assert_eq!(
+        shown,
+        format!("WrappedDek(v2, epoch {}, key {})", Epoch(7), vk.id())
+    );
+}
