@@ -305,7 +305,9 @@ pub(crate) enum Command {
     /// Rotate the vault key: new epoch, every data key rewrapped, old keys retired.
     ///
     /// Resumes an interrupted rotation. Online: other processes keep working.
-    #[command(after_help = "Example:\n  strongroom rotate --batch-size 5000")]
+    #[command(
+        after_help = "Examples:\n  strongroom rotate --batch-size 5000\n  strongroom rotate --new-metadata-key"
+    )]
     Rotate(RotateArgs),
     /// Deep re-encryption: fresh data keys and bodies for every record (after a suspected
     /// data-key exposure). Resumes an interrupted run.
@@ -486,6 +488,10 @@ pub(crate) struct RotateArgs {
     /// Records rewrapped per commit.
     #[arg(long, default_value_t = 2000)]
     pub(crate) batch_size: usize,
+    /// Also replace the metadata key (blind index, audit and settings keys), as a member
+    /// removal does: for a metadata key thought leaked otherwise. Every index row moves.
+    #[arg(long)]
+    pub(crate) new_metadata_key: bool,
 }
 
 // Command-line flags are booleans by nature.

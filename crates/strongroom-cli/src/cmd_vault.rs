@@ -379,7 +379,9 @@ pub(crate) fn rotate(app: &mut App, args: &RotateArgs, deep: bool) -> Result<u8>
         bar.set_length(p.total.max(p.done));
         bar.set_position(p.done);
     };
-    let options = RotateOptions::default().with_batch_size(args.batch_size);
+    let options = RotateOptions::default()
+        .with_batch_size(args.batch_size)
+        .with_new_metadata_key(args.new_metadata_key);
     let report = if deep {
         o.vault.reencrypt_all(options, &mut on_progress)
     } else {
@@ -576,6 +578,7 @@ fn status_json(s: &Status, read_only: bool, connection: Option<&Connection>) -> 
         "pending_rewrap": s.pending_rewrap,
         "quarantined": s.quarantined,
         "interrupted_rotation": s.interrupted_rotation.map(|e| e.0),
+        "older_metadata_keys": s.older_metadata_keys,
         "recoverability": recoverability_json(&s.recoverability),
         "read_only": read_only,
         "connection": connection.map(|c| json!({
@@ -663,6 +666,11 @@ fn print_key_status(s: &Status) {
     if let Some(e) = s.interrupted_rotation {
         println!(
             "interrupted:    a rotation toward epoch {e}: run `strongroom rotate` to finish it"
+        );
+    }
+    if s.older_metadata_keys > 0 {
+        println!(
+            "metadata key:   replaced by a member removal; the blind index moves to it at the next `strongroom rotate`"
         );
     }
 }

@@ -80,10 +80,13 @@ pub enum Action {
     MemberUpgrade,
     /// The vault started requiring hybrid grants.
     RequireHybrid,
+    /// The metadata key was replaced (a member removal): this entry is the first one under
+    /// the new audit key, and its hash link covers every entry before it.
+    MetaKeyReplace,
 }
 
 impl Action {
-    const ALL: [Action; 22] = [
+    const ALL: [Action; 23] = [
         Action::Create,
         Action::Unlock,
         Action::UnlockFailed,
@@ -106,6 +109,7 @@ impl Action {
         Action::Purge,
         Action::MemberUpgrade,
         Action::RequireHybrid,
+        Action::MetaKeyReplace,
     ];
 
     /// The id byte.
@@ -145,6 +149,7 @@ impl Action {
             Action::Purge => "purge",
             Action::MemberUpgrade => "member-upgrade",
             Action::RequireHybrid => "require-hybrid",
+            Action::MetaKeyReplace => "metadata-key-replace",
         }
     }
 }
@@ -219,16 +224,28 @@ impl AuditEvent {
         state: &crate::vault::State,
         cursor: Cursor,
     ) -> Cursor {
+        self.append_with(batch, &state.meta.audit, state.session.member_id(), cursor)
+    }
+
+    /// [`AuditEvent::append`] under a given audit key (a change that replaces the
+    /// metadata key appends under the new one).
+    pub(crate) fn append_with(
+        &self,
+        batch: &mut Batch,
+        key: &Key256,
+        actor: MemberId,
+        cursor: Cursor,
+    ) -> Cursor {
         append(
             batch,
-            &state.meta.audit,
+            key,
             cursor,
             &Event {
                 action: self.action,
                 ok: true,
                 target: &self.target,
                 detail: &self.detail,
-                actor: Some(state.session.member_id()),
+                actor: Some(actor),
                 time: crate::meta::now(),
             },
         )
@@ -384,20 +401,30 @@ pub(crate) fn list(
     if limit == 0 {
         return Ok(out);
     }
+    let mut unproven = Vec::new();
     for_each_row(store, Table::Audit, &range, limit.min(1000), |row| {
         let d = decode(key, &row.value).map_err(|e| {
             VaultError::audit(seq_of(&row.key), AuditTamper::Malformed, e.to_string())
         })?;
         if !d.mac_ok {
+            unproven.push(d.entry.seq);
+        }
+        out.push(d.entry);
+        Ok::<_, VaultError>(out.len() < limit)
+    })?;
+    if !unproven.is_empty() {
+        // Entries from before a metadata-key replacement are under an older audit key:
+        // they stand if the hash chain links them to the replacement's entry.
+        let link = last_link(store, key)?;
+        if let Some(&seq) = unproven.iter().find(|s| link.is_none_or(|l| **s >= l)) {
             return Err(VaultError::audit(
-                d.entry.seq,
+                seq,
                 AuditTamper::Forged,
                 "MAC mismatch: the entry was modified or forged",
             ));
         }
-        out.push(d.entry);
-        Ok(out.len() < limit)
-    })?;
+        verify(store, key)?;
+    }
     Ok(out)
 }
 
@@ -429,6 +456,22 @@ impl AuditReport {
     }
 }
 
+/// The seq of the last `metadata-key-replace` entry under `key`: the entries before it
+/// were written under an older audit key and are covered by its hash link.
+fn last_link(store: &dyn ReadView, key: &Key256) -> Result<Option<u64>, VaultError> {
+    let mut last = None;
+    for_each_row(store, Table::Audit, &ScanRange::all(), 1000, |row| {
+        if let Ok(d) = decode(key, &row.value)
+            && d.mac_ok
+            && d.entry.action == Action::MetaKeyReplace
+        {
+            last = Some(d.entry.seq);
+        }
+        Ok::<_, VaultError>(true)
+    })?;
+    Ok(last)
+}
+
 /// Verifies the whole chain.
 pub(crate) fn verify(store: &dyn ReadView, key: &Key256) -> Result<AuditReport, VaultError> {
     verify_since(store, key, None)
@@ -436,6 +479,10 @@ pub(crate) fn verify(store: &dyn ReadView, key: &Key256) -> Result<AuditReport, 
 
 /// Verifies the whole chain and, given an earlier report, that the log still holds the
 /// entries that report covered, unchanged: a log cut short or rewritten since is refused.
+///
+/// Every entry must carry a MAC under `key` (the current audit key), or come before a
+/// `metadata-key-replace` entry that does: the hash chain then covers it, and the older
+/// audit key it was written under (which a removed member may hold) proves nothing.
 pub(crate) fn verify_since(
     store: &dyn ReadView,
     key: &Key256,
@@ -443,6 +490,7 @@ pub(crate) fn verify_since(
 ) -> Result<AuditReport, VaultError> {
     let mut earlier_seen = earlier.is_none_or(|e| e.entries == 0);
     let mut expected = 0u64;
+    let link = last_link(store, key)?;
     let mut prev = [0u8; 32];
     for_each_row(store, Table::Audit, &ScanRange::all(), 1000, |row| {
         let row_seq = seq_of(&row.key);
@@ -455,7 +503,7 @@ pub(crate) fn verify_since(
         }
         let d = decode(key, &row.value)
             .map_err(|e| tampered(AuditTamper::Malformed, &e.to_string()))?;
-        if !d.mac_ok {
+        if !d.mac_ok && link.is_none_or(|l| expected >= l) {
             return Err(tampered(
                 AuditTamper::Forged,
                 "MAC mismatch: the entry was modified or forged",
@@ -662,6 +710,118 @@ mod tests {
                 ),
             }
         }
+    }
+
+    /// A log whose first `before` entries are under `old` and the rest, from a
+    /// replacement entry on, under `new`.
+    fn replaced_log(store: &dyn Store, old: &Key256, new: &Key256, before: usize, after: usize) {
+        write_to(store, old, before);
+        let mut c = Cursor::load(store).unwrap();
+        let mut b = Batch::new();
+        c = append(
+            &mut b,
+            new,
+            c,
+            &ev(Action::MetaKeyReplace, &2u32.to_be_bytes()),
+        );
+        for i in 0..after {
+            c = append(&mut b, new, c, &ev(Action::Put, &[i as u8; 16]));
+        }
+        store.commit(&b).unwrap();
+    }
+
+    #[test]
+    fn entries_before_a_replacement_are_covered_by_its_hash_link() {
+        let (old, new) = (Key256::generate().unwrap(), Key256::generate().unwrap());
+        let store = MemoryStore::new();
+        replaced_log(&store, &old, &new, 4, 3);
+        assert_eq!(verify(&store, &new).unwrap().entries, 8);
+        assert_eq!(list(&store, &new, 0, 100).unwrap().len(), 8);
+        assert_eq!(list(&store, &new, 5, 100).unwrap().len(), 3);
+        // The old key alone proves nothing after the replacement.
+        assert!(matches!(
+            verify(&store, &old),
+            Err(VaultError::AuditTampered {
+                seq: 4,
+                kind: AuditTamper::Forged,
+                ..
+            })
+        ));
+
+        let adv = || {
+            let s = strongroom_store::AdversarialStore::new(MemoryStore::new());
+            replaced_log(&s, &old, &new, 4, 3);
+            s
+        };
+        // An entry before the link rewritten with a valid MAC under the old key: the link
+        // no longer follows from it.
+        let s = adv();
+        let first = s.get(Table::Audit, &0u64.to_be_bytes()).unwrap().unwrap();
+        let forged = encode(
+            &old,
+            Cursor {
+                next: 1,
+                prev_hash: Sha256::digest(&first.value).into(),
+            },
+            &ev(Action::Delete, &[9; 16]),
+        );
+        s.on_read(move |t, k, v| {
+            let mut v = v?;
+            if t == Table::Audit && k == 1u64.to_be_bytes() {
+                v.value.clone_from(&forged);
+            }
+            Some(v)
+        });
+        for e in [
+            verify(&s, &new).unwrap_err(),
+            list(&s, &new, 0, 100).unwrap_err(),
+        ] {
+            assert!(
+                matches!(
+                    e,
+                    VaultError::AuditTampered {
+                        seq: 2,
+                        kind: AuditTamper::ChainBroken,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+
+        // Entries appended after the link under the old key.
+        let s = MemoryStore::new();
+        replaced_log(&s, &old, &new, 4, 1);
+        write_to(&s, &old, 2);
+        for e in [
+            verify(&s, &new).unwrap_err(),
+            list(&s, &new, 0, 100).unwrap_err(),
+        ] {
+            assert!(
+                matches!(
+                    e,
+                    VaultError::AuditTampered {
+                        seq: 6,
+                        kind: AuditTamper::Forged,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+
+        // A replacement entry under the old key (a forged link) links nothing.
+        let s = MemoryStore::new();
+        replaced_log(&s, &old, &old, 4, 1);
+        write_to(&s, &new, 1);
+        assert!(matches!(
+            verify(&s, &new),
+            Err(VaultError::AuditTampered {
+                seq: 0,
+                kind: AuditTamper::Forged,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -131,12 +131,16 @@ impl Vault {
         )
     }
 
-    /// Removes a member: a new epoch wrapped to the remaining members only. No record is
+    /// Removes a member: a new epoch wrapped to the remaining members only, with a new
+    /// metadata key (the blind index, audit and settings keys) under it. No record is
     /// re-encrypted (the cost does not depend on the number of records); the removed
     /// member keeps what they could already read: [`Vault::exposure`] lists it, and
-    /// [`Vault::rotate_vault_key`] retires the older epochs.
+    /// [`Vault::rotate_vault_key`] retires the older epochs and moves every index row to
+    /// its blind index under the new metadata key. Until then, reads look a name up under
+    /// both keys (still one store call).
     pub fn remove_member(&self, member: MemberId) -> Result<RemovalReport, VaultError> {
-        let removal = self.change(
+        let removal = self.change_with(
+            crate::vault::MetaKey::Replace,
             |session| session.prepare_remove_member(self.store(), member),
             |_, change| {
                 Ok(AuditEvent::new(

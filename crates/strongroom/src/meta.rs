@@ -1,9 +1,12 @@
 //! Vault-level rows: the header in [`Table::Meta`] and the vault's metadata key wrapped under
 //! each epoch in [`Table::Wraps`].
 //!
-//! The metadata key is a random 256-bit key made at creation. It never changes with
-//! vault-key rotation (it is rewrapped under every new epoch), so the blind name index and
-//! the audit log stay readable after old epochs are retired. Keys derived from it
+//! The metadata key is a random 256-bit key made at creation. An ordinary vault-key
+//! rotation keeps it (it is rewrapped under every new epoch). A member removal replaces it
+//! (a new key under the new epoch, which the removed member does not hold): the header and
+//! the epoch timestamp are authenticated again under the new key in the same batch, the
+//! audit log continues under it after a link entry, and the rotation that follows moves
+//! every index row to its new blind key. Keys derived from it
 //! (`derive_key`: HKDF-SHA256, `info = label ‖ 0x00`): `index` under
 //! `"strongroom/v1/index"`, `audit` under `"strongroom/v1/audit"`, `config` under
 //! `"strongroom/v1/config"`.
@@ -133,6 +136,18 @@ impl Header {
         })
     }
 
+    /// The same settings, authenticated under `keys` (a replaced metadata key).
+    pub(crate) fn remac(&self, keys: &MetaKeys) -> Self {
+        Self::new(
+            self.vault_id,
+            self.created_at,
+            self.suite,
+            self.history,
+            self.rotation_days,
+            keys,
+        )
+    }
+
     /// Checks the MAC (after unlock).
     pub(crate) fn verify(&self, keys: &MetaKeys) -> Result<(), VaultError> {
         let want = keys.mac(b"strongroom/v1/vault-header", &self.body());
@@ -220,38 +235,54 @@ pub(crate) fn wrap_meta(
     .to_vec())
 }
 
-/// Finds the metadata key under the newest epoch that has a row and a key.
+/// The vault's metadata keys as one member reads them: the current generation (under the
+/// newest epoch) and the older generations whose epochs are not retired yet.
+pub(crate) struct MetaGenerations {
+    pub(crate) current: MetaKeys,
+    /// Older metadata keys, newest first, none equal to `current`: after a replacement
+    /// (a member removal), index rows may still be under their blind keys until the
+    /// rotation that follows moves them (and retires the epochs whose rows hold them).
+    pub(crate) older: Vec<MetaKeys>,
+}
+
+/// Finds the metadata key under the newest epoch that has a row and a key, and the older
+/// keys still wrapped under epochs this member holds.
+///
+/// An older row that does not open is skipped (with a warning): only the current one
+/// decides what this member trusts, and the older ones only help find index rows that a
+/// rotation has not moved yet.
 pub(crate) fn find_meta<'k>(
     store: &dyn ReadView,
     vault: VaultId,
     keys: impl Fn(Epoch) -> Option<&'k VaultKey>,
     current: Epoch,
-) -> Result<(MetaKeys, Epoch), VaultError> {
+) -> Result<MetaGenerations, VaultError> {
     let page = store.scan(
         Table::Wraps,
         &ScanRange::prefix(b"m".to_vec()),
         None,
         10_000,
     )?;
-    let mut best: Option<(Epoch, Vec<u8>)> = None;
-    for row in page.rows {
-        if row.key.len() != 5 {
-            continue;
-        }
-        let e = Epoch(u32::from_be_bytes([
-            row.key[1], row.key[2], row.key[3], row.key[4],
-        ]));
-        if e <= current && keys(e).is_some() && best.as_ref().is_none_or(|(b, _)| e > *b) {
-            best = Some((e, row.value));
-        }
-    }
-    let (epoch, blob) = best.ok_or_else(|| {
+    let mut rows: Vec<(Epoch, &VaultKey, Vec<u8>)> = page
+        .rows
+        .into_iter()
+        .filter(|row| row.key.len() == 5)
+        .filter_map(|row| {
+            let e = Epoch(u32::from_be_bytes([
+                row.key[1], row.key[2], row.key[3], row.key[4],
+            ]));
+            let vk = keys(e).filter(|_| e <= current)?;
+            Some((e, vk, row.value))
+        })
+        .collect();
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    let mut rows = rows.into_iter();
+    let (epoch, vk, blob) = rows.next().ok_or_else(|| {
         VaultError::inconsistent(
             Inconsistency::MissingKey,
             "the vault's metadata key is missing for every epoch this member can read",
         )
     })?;
-    let vk = keys(epoch).unwrap_or_else(|| unreachable!("checked above"));
     let root = unwrap_key(
         &WrapKey::new(vk.expose_secret()),
         &meta_wrap_aad(vault, epoch),
@@ -263,7 +294,29 @@ pub(crate) fn find_meta<'k>(
             format!("the metadata key wrapped under epoch {epoch} does not open (modified?)"),
         )
     })?;
-    Ok((MetaKeys::from_root(root), epoch))
+    let mut older: Vec<MetaKeys> = Vec::new();
+    for (e, vk, blob) in rows {
+        match unwrap_key(
+            &WrapKey::new(vk.expose_secret()),
+            &meta_wrap_aad(vault, e),
+            &blob,
+        ) {
+            Ok(old) => {
+                let known = bool::from(old.ct_eq(&root))
+                    || older.iter().any(|m| bool::from(m.root.ct_eq(&old)));
+                if !known {
+                    older.push(MetaKeys::from_root(old));
+                }
+            }
+            Err(_) => {
+                tracing::warn!(epoch = %e, "an older metadata-key row does not open: ignored");
+            }
+        }
+    }
+    Ok(MetaGenerations {
+        current: MetaKeys::from_root(root),
+        older,
+    })
 }
 
 /// Seconds since the Unix epoch.

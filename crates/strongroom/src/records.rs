@@ -33,7 +33,7 @@ use crate::audit::{Action, AuditEvent};
 pub(crate) use crate::index_entry::{
     Head, HeadBody, INLINE_BODY_MAX, IndexEntry, parse_version_key, version_key,
 };
-use crate::meta::{hmac32, now};
+use crate::meta::{MetaKeys, hmac32, now};
 use crate::vault::{State, Vault};
 use crate::{Inconsistency, VaultError};
 
@@ -153,17 +153,103 @@ impl core::fmt::Debug for Secret {
     }
 }
 
-/// The blind index row key of `namespace`/`name`.
+/// The blind index row key of `namespace`/`name` (under the current metadata key).
 pub(crate) fn blind(state: &State, namespace: &str, name: &str) -> [u8; 32] {
+    blind_with(&state.meta, namespace, name)
+}
+
+/// The blind index row key of `namespace`/`name` under the metadata keys `meta`.
+pub(crate) fn blind_with(meta: &MetaKeys, namespace: &str, name: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
-    out[..16].copy_from_slice(&ns_prefix(state, namespace));
+    out[..16].copy_from_slice(&ns_prefix_with(meta, namespace));
     let ns_len = (namespace.len() as u32).to_be_bytes();
     let tag = hmac32(
-        &state.meta.index,
+        &meta.index,
         &[b"name", &ns_len, namespace.as_bytes(), name.as_bytes()],
     );
     out[16..].copy_from_slice(&tag[..16]);
     out
+}
+
+/// Where a secret's index row is: `key`, its blind index under the current metadata key,
+/// or (until the rotation after a metadata-key replacement moves it) the blind index under
+/// an older one.
+pub(crate) struct Located {
+    /// Where the row belongs.
+    pub(crate) key: [u8; 32],
+    /// The row and the key it was found under.
+    pub(crate) found: Option<([u8; 32], Versioned)>,
+}
+
+impl Located {
+    fn row(&self) -> Option<&Versioned> {
+        self.found.as_ref().map(|(_, row)| row)
+    }
+}
+
+/// Reads the index rows of `names` in one store call: the current blind index of each, and
+/// while older metadata keys are in use, theirs too (the current one wins).
+pub(crate) fn locate_many<'n>(
+    store: &dyn ReadView,
+    state: &State,
+    names: impl Iterator<Item = (&'n str, &'n str)>,
+) -> Result<Vec<Located>, VaultError> {
+    let generations = 1 + state.older_meta.len();
+    let keys: Vec<[u8; 32]> = names
+        .flat_map(|(ns, name)| {
+            state
+                .meta_generations()
+                .map(move |m| blind_with(m, ns, name))
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(1000 * generations) {
+        let wanted: Vec<(Table, &[u8])> = chunk.iter().map(|k| (Table::Index, &k[..])).collect();
+        rows.extend(store.get_many(&wanted)?);
+    }
+    let mut rows = rows.into_iter();
+    Ok(keys
+        .chunks(generations)
+        .map(|ks| {
+            let mut found = None;
+            for (k, row) in ks.iter().zip(rows.by_ref().take(generations)) {
+                if found.is_none()
+                    && let Some(row) = row
+                {
+                    found = Some((*k, row));
+                }
+            }
+            Located { key: ks[0], found }
+        })
+        .collect())
+}
+
+/// [`locate_many`] for one name: one store read.
+pub(crate) fn locate(
+    store: &dyn ReadView,
+    state: &State,
+    namespace: &str,
+    name: &str,
+) -> Result<Located, VaultError> {
+    if state.older_meta.is_empty() {
+        let key = blind(state, namespace, name);
+        let found = store.get(Table::Index, &key)?.map(|row| (key, row));
+        return Ok(Located { key, found });
+    }
+    Ok(
+        locate_many(store, state, std::iter::once((namespace, name)))?
+            .pop()
+            .unwrap_or_else(|| unreachable!("one name, one result")),
+    )
+}
+
+/// The scan ranges of a namespace's index rows: under the current metadata key, then the
+/// older ones still in use.
+fn ns_ranges(state: &State, namespace: &str) -> Vec<ScanRange> {
+    state
+        .meta_generations()
+        .map(|m| ScanRange::prefix(ns_prefix_with(m, namespace).to_vec()))
+        .collect()
 }
 
 /// An index row found by a scan names the secret its record holds: the row key is the
@@ -177,7 +263,9 @@ pub(crate) fn check_index_row(
     namespace: Option<&str>,
 ) -> Result<(), VaultError> {
     if namespace.is_some_and(|ns| ns != payload.namespace)
-        || blind(state, &payload.namespace, &payload.name)[..] != row_key[..]
+        || !state
+            .meta_generations()
+            .any(|m| blind_with(m, &payload.namespace, &payload.name)[..] == row_key[..])
     {
         return Err(VaultError::inconsistent(
             Inconsistency::Misdirected,
@@ -187,8 +275,8 @@ pub(crate) fn check_index_row(
     Ok(())
 }
 
-pub(crate) fn ns_prefix(state: &State, namespace: &str) -> [u8; 16] {
-    let tag = hmac32(&state.meta.index, &[b"ns", namespace.as_bytes()]);
+fn ns_prefix_with(meta: &MetaKeys, namespace: &str) -> [u8; 16] {
+    let tag = hmac32(&meta.index, &[b"ns", namespace.as_bytes()]);
     let mut out = [0u8; 16];
     out.copy_from_slice(&tag[..16]);
     out
@@ -485,10 +573,8 @@ impl Vault {
         }
         self.require_writer()?;
         self.write(|state, batch| {
-            let key = blind(state, namespace, name);
-            let existing = self.store().get(Table::Index, &key)?;
-            let meta =
-                self.stage_put(state, batch, key, existing.as_ref(), namespace, name, value)?;
+            let at = locate(self.store(), state, namespace, name)?;
+            let meta = self.stage_put(state, batch, &at, namespace, name, value)?;
             let event = AuditEvent::new(
                 Action::Put,
                 meta.record_id.as_bytes(),
@@ -549,32 +635,15 @@ impl Vault {
             let mut written = Vec::with_capacity(secrets.len());
             let mut unchanged = 0;
             // Every index row in one read (in chunks, for very large imports).
-            let keys: Vec<[u8; 32]> = secrets
-                .iter()
-                .map(|s| blind(state, s.namespace, s.name))
-                .collect();
-            let mut rows = Vec::with_capacity(keys.len());
-            for chunk in keys.chunks(1000) {
-                let wanted: Vec<(Table, &[u8])> =
-                    chunk.iter().map(|k| (Table::Index, &k[..])).collect();
-                rows.extend(store.get_many(&wanted)?);
-            }
-            for ((s, key), existing) in secrets.iter().zip(keys).zip(rows) {
-                if let Some(row) = &existing
+            let located = locate_many(store, state, secrets.iter().map(|s| (s.namespace, s.name)))?;
+            for (s, at) in secrets.iter().zip(located) {
+                if let Some(row) = at.row()
                     && self.current_value_is(state, row, s)?
                 {
                     unchanged += 1;
                     continue;
                 }
-                written.push(self.stage_put(
-                    state,
-                    batch,
-                    key,
-                    existing.as_ref(),
-                    s.namespace,
-                    s.name,
-                    s.value,
-                )?);
+                written.push(self.stage_put(state, batch, &at, s.namespace, s.name, s.value)?);
             }
             let detail = format!("written={} unchanged={unchanged}", written.len());
             let event = AuditEvent::new(Action::Import, Vec::new(), detail);
@@ -599,21 +668,27 @@ impl Vault {
     /// Adds a new version of `namespace`/`name` (index row `key`, currently `existing`) to
     /// `batch`: the new head goes into the index entry (its body too when small), the
     /// previous head moves to rows of its own, and versions that fall out of the history
-    /// are deleted. No read: what the rows hold follows from the entry.
-    #[allow(clippy::too_many_arguments)]
+    /// are deleted. No read: what the rows hold follows from the entry. An index row found
+    /// under an older metadata key moves to its current blind index.
     fn stage_put(
         &self,
         state: &State,
         batch: &mut Batch,
-        key: [u8; 32],
-        existing: Option<&Versioned>,
+        at: &Located,
         namespace: &str,
         name: &str,
         value: &[u8],
     ) -> Result<SecretMeta, VaultError> {
         let now = now();
         let keep = u64::from(self.header().history.max(1));
-        let (record, version, created_at, previous, expect) = next_version(existing, now)?;
+        let (record, version, created_at, previous, mut expect) = next_version(at.row(), now)?;
+        if let Some((found, row)) = &at.found
+            && *found != at.key
+        {
+            batch.delete(Table::Index, found.to_vec(), Expect::Version(row.version));
+            expect = Expect::Absent;
+        }
+        let key = at.key;
         let author = state.session.member_id();
         let payload = Payload {
             namespace,
@@ -716,6 +791,15 @@ impl Vault {
                 ) if attempt < 3 => {
                     attempt += 1;
                 }
+                // A name not found under the keys this handle has: found again after a
+                // refresh if the index moved to a new metadata key meanwhile.
+                Ok(got)
+                    if attempt < 3
+                        && got.iter().any(Option::is_none)
+                        && self.refresh_if_stale()? =>
+                {
+                    attempt += 1;
+                }
                 other => return other,
             }
         }
@@ -728,14 +812,11 @@ impl Vault {
     ) -> Result<Vec<Option<Secret>>, VaultError> {
         self.read(|state| {
             let store = self.store();
-            let keys: Vec<[u8; 32]> = names.iter().map(|n| blind(state, namespace, n)).collect();
-            let wanted: Vec<(Table, &[u8])> = keys.iter().map(|k| (Table::Index, &k[..])).collect();
-            let got = store.get_many(&wanted)?;
+            let got = locate_many(store, state, names.iter().map(|n| (namespace, *n)))?;
             let rows: Vec<Row> = got
                 .iter()
-                .zip(&keys)
-                .filter_map(|(v, k)| {
-                    v.as_ref().map(|v| Row {
+                .filter_map(|at| {
+                    at.found.as_ref().map(|(k, v)| Row {
                         key: k.to_vec(),
                         value: v.value.clone(),
                         version: v.version,
@@ -747,7 +828,7 @@ impl Vault {
             let mut opened = opened.into_iter();
             Ok(got
                 .iter()
-                .map(|v| v.as_ref().and_then(|_| opened.next()))
+                .map(|at| at.found.as_ref().and_then(|_| opened.next()))
                 .collect())
         })
     }
@@ -792,8 +873,8 @@ impl Vault {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         };
-        let row = store
-            .get(Table::Index, &blind(state, namespace, name))?
+        let (_, row) = locate(store, state, namespace, name)?
+            .found
             .ok_or_else(not_found)?;
         let entry = IndexEntry::decode(&row.value)?;
         let v = version.unwrap_or(entry.version);
@@ -823,9 +904,8 @@ impl Vault {
         self.require_writer()?;
         self.write(|state, batch| {
             let store = self.store();
-            let key = blind(state, namespace, name);
-            let row = store
-                .get(Table::Index, &key)?
+            let (key, row) = locate(store, state, namespace, name)?
+                .found
                 .ok_or_else(|| VaultError::NotFound {
                     namespace: namespace.to_owned(),
                     name: name.to_owned(),
@@ -928,14 +1008,20 @@ impl Vault {
     /// ```
     pub fn secrets(&self, namespace: &str) -> Result<Secrets<'_>, VaultError> {
         validate_namespace(namespace)?;
-        let range =
-            self.read(|state| Ok(ScanRange::prefix(ns_prefix(state, namespace).to_vec())))?;
+        self.refresh_if_stale()?;
+        let mut ranges = self
+            .read(|state| Ok(ns_ranges(state, namespace)))?
+            .into_iter();
+        let range = ranges
+            .next()
+            .unwrap_or_else(|| unreachable!("the current metadata key's range"));
         let view = self.store().snapshot()?;
         Ok(Secrets {
             vault: self,
             view,
             namespace: namespace.to_owned(),
             range,
+            more: ranges,
             cursor: None,
             page: Vec::new().into_iter(),
             done: false,
@@ -945,6 +1031,7 @@ impl Vault {
     /// Every secret of every namespace, read from one point in time (export of the whole
     /// vault).
     pub(crate) fn load_all(&self) -> Result<Vec<Secret>, VaultError> {
+        self.refresh_if_stale()?;
         self.read(|state| {
             let view = self.store().snapshot()?;
             let mut out = Vec::new();
@@ -961,27 +1048,36 @@ impl Vault {
     }
 
     fn load_once(&self, namespace: &str) -> Result<Vec<Secret>, VaultError> {
+        // A scan under a metadata key that was replaced would miss the rows moved since:
+        // one store call checks that the membership log is where this handle saw it.
+        self.refresh_if_stale()?;
         self.read(|state| {
             let store = self.store();
-            let range = ScanRange::prefix(ns_prefix(state, namespace).to_vec());
-            let first = store.scan(Table::Index, &range, None, MAX_SCAN_LIMIT)?;
+            let ranges = ns_ranges(state, namespace);
+            let first = store.scan(Table::Index, &ranges[0], None, MAX_SCAN_LIMIT)?;
             let mut out = Vec::with_capacity(first.rows.len());
-            if first.next.is_none() {
+            if first.next.is_none() && ranges.len() == 1 {
                 secrets_of(store, state, &first.rows, Some(namespace), &mut out)?;
             } else {
-                // More than one page: read them all from one point in time.
+                // More than one page (or rows still under an older metadata key): read
+                // them all from one point in time.
                 let view = store.snapshot()?;
-                let mut cursor = None;
-                loop {
-                    let page = view.scan(Table::Index, &range, cursor.as_ref(), 1000)?;
-                    secrets_of(&*view, state, &page.rows, Some(namespace), &mut out)?;
-                    match page.next {
-                        Some(c) => cursor = Some(c),
-                        None => break,
+                for range in &ranges {
+                    let mut cursor = None;
+                    loop {
+                        let page = view.scan(Table::Index, range, cursor.as_ref(), 1000)?;
+                        secrets_of(&*view, state, &page.rows, Some(namespace), &mut out)?;
+                        match page.next {
+                            Some(c) => cursor = Some(c),
+                            None => break,
+                        }
                     }
                 }
             }
+            // Stable: a name found under the current key and an older one (planted) keeps
+            // the current one.
             out.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+            out.dedup_by(|later, first| later.meta.name == first.meta.name);
             Ok(out)
         })
     }
@@ -992,8 +1088,8 @@ impl Vault {
         validate_name(name)?;
         self.read(|state| {
             let store = self.store();
-            let row = store
-                .get(Table::Index, &blind(state, namespace, name))?
+            let (_, row) = locate(store, state, namespace, name)?
+                .found
                 .ok_or_else(|| VaultError::NotFound {
                     namespace: namespace.to_owned(),
                     name: name.to_owned(),
@@ -1037,6 +1133,8 @@ pub struct Secrets<'a> {
     view: Box<dyn Snapshot + 'a>,
     namespace: String,
     range: ScanRange,
+    /// The ranges under older metadata keys, after `range`.
+    more: std::vec::IntoIter<ScanRange>,
     cursor: Option<Cursor>,
     page: std::vec::IntoIter<Secret>,
     done: bool,
@@ -1058,9 +1156,13 @@ impl Secrets<'_> {
             Ok(out)
         })?;
         self.page = opened.into_iter();
-        match page.next {
-            Some(c) => self.cursor = Some(c),
-            None => self.done = true,
+        match (page.next, self.more.next()) {
+            (Some(c), _) => self.cursor = Some(c),
+            (None, Some(range)) => {
+                self.range = range;
+                self.cursor = None;
+            }
+            (None, None) => self.done = true,
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ use crate::meta::{MetaKeys, now};
 use crate::records::{
     Head, HeadBody, INLINE_BODY_MAX, IndexEntry, parse_version_key, version_key, versions_of,
 };
-use crate::vault::{State, Vault, guard_membership};
+use crate::vault::{MetaKey, State, Vault, guard_membership};
 use crate::{Inconsistency, VaultError};
 use strongroom_sharing::Session;
 
@@ -176,12 +176,33 @@ pub(crate) fn fuzz_decode(data: &[u8]) {
     }
 }
 
+/// Decodes a job row written under the current metadata key, or under an older one (a job
+/// interrupted before a member removal replaced the key); the next commit rewrites it
+/// under the current one.
+fn decode_job(st: &State, bytes: &[u8], vault: VaultId) -> Result<Job, VaultError> {
+    let mut first_error = None;
+    for meta in st.meta_generations() {
+        match Job::decode(bytes, meta, vault) {
+            Ok(job) => return Ok(job),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| unreachable!("the current metadata key is tried")))
+}
+
 /// Tuning of a rotation.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct RotateOptions {
     /// Rows rewrapped per commit (default 2000; memory stays bounded by a few pages).
     pub batch_size: usize,
+    /// Also replace the metadata key (the blind index, audit and settings keys), as a
+    /// member removal does (default `false`): for a metadata key that may have leaked
+    /// otherwise. Every index row moves to its new blind index, which opens each head
+    /// version to learn its name. Applies when the rotation starts, not when it resumes.
+    pub new_metadata_key: bool,
 }
 
 impl RotateOptions {
@@ -191,11 +212,32 @@ impl RotateOptions {
         self.batch_size = batch_size;
         self
     }
+
+    /// Sets [`RotateOptions::new_metadata_key`].
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strongroom::{CreateOptions, RotateOptions, Vault, recovery::RawKek, store::MemoryStore};
+    /// # let (vault, _) = Vault::create(Arc::new(MemoryStore::new()), &RawKek::generate()?, &CreateOptions::default())?;
+    /// vault.put("core/app", "DB_PASSWORD", b"hunter2")?;
+    /// let options = RotateOptions::default().with_new_metadata_key(true);
+    /// vault.rotate_vault_key_with(options, &mut |_| {})?;
+    /// assert_eq!(vault.get("core/app", "DB_PASSWORD")?.expose_secret(), b"hunter2");
+    /// # Ok::<(), strongroom::VaultError>(())
+    /// ```
+    #[must_use]
+    pub fn with_new_metadata_key(mut self, new_metadata_key: bool) -> Self {
+        self.new_metadata_key = new_metadata_key;
+        self
+    }
 }
 
 impl Default for RotateOptions {
     fn default() -> Self {
-        Self { batch_size: 2000 }
+        Self {
+            batch_size: 2000,
+            new_metadata_key: false,
+        }
     }
 }
 
@@ -439,11 +481,9 @@ impl Vault {
     /// Whether a rotation or re-encryption was interrupted and waits to be resumed, and
     /// toward which epoch.
     pub fn interrupted_rotation(&self) -> Result<Option<Epoch>, VaultError> {
+        self.refresh_if_stale()?;
         Ok(match self.store().get(Table::Jobs, JOB_KEY)? {
-            Some(row) => {
-                let st = self.state();
-                Some(Job::decode(&row.value, &st.meta, self.id())?.target)
-            }
+            Some(row) => Some(decode_job(&self.state(), &row.value, self.id())?.target),
             None => None,
         })
     }
@@ -494,10 +534,7 @@ impl Vault {
         loop {
             if let Some(row) = self.store().get(Table::Jobs, JOB_KEY)? {
                 self.refresh_if_stale()?;
-                let decoded = {
-                    let st = self.state();
-                    Job::decode(&row.value, &st.meta, self.id())
-                };
+                let decoded = decode_job(&self.state(), &row.value, self.id());
                 match decoded {
                     Ok(job) if job.target <= self.epoch() && job.target >= self.min_epoch() => {
                         if job.kind != kind {
@@ -523,7 +560,7 @@ impl Vault {
                     }
                 }
             }
-            match self.start_job(kind) {
+            match self.start_job(kind, options.new_metadata_key) {
                 Ok(job) => return Ok((job, false)),
                 // Another process started a rotation first: resume that one.
                 Err(VaultError::Store(StoreError::Conflict {
@@ -641,15 +678,21 @@ impl Vault {
         Ok(job)
     }
 
-    /// A new epoch, the metadata key wrapped under it and the job row, in one batch.
-    fn start_job(&self, kind: Kind) -> Result<Job, VaultError> {
+    /// A new epoch, the metadata key (`replace_meta`: a new one) wrapped under it and the
+    /// job row, in one batch.
+    fn start_job(&self, kind: Kind, replace_meta: bool) -> Result<Job, VaultError> {
         let vault = self.id();
         let started_at = now();
         let what = match kind {
             Kind::Rewrap => "rewrap",
             Kind::Reencrypt => "reencrypt",
         };
-        let target = self.change(Session::prepare_rekey, |meta, change| {
+        let meta_key = if replace_meta {
+            MetaKey::Replace
+        } else {
+            MetaKey::Keep
+        };
+        let target = self.change_with(meta_key, Session::prepare_rekey, |meta, change| {
             let epoch = *change.outcome();
             let job = Job {
                 kind,
@@ -829,6 +872,17 @@ impl Vault {
             }
         };
         let at = Some((entry.record, entry.version));
+        let moved_to = match self.reindex(st, &entry, row) {
+            Ok(to) => to,
+            Err(reason) => {
+                out.quarantine(Phase::Heads, row, None, at, reason);
+                return Ok(());
+            }
+        };
+        let update = |value: Vec<u8>| Update {
+            moved_to: moved_to.clone(),
+            ..Update::of(Table::Index, row, value)
+        };
         let ctx = RecordContext {
             vault_id: st.session.vault_id(),
             record_id: entry.record,
@@ -836,7 +890,12 @@ impl Vault {
         };
         let head_key = version_key(entry.record, entry.version);
         match entry.head() {
-            Some(head) if !needs_rewrap(st, &head.dek, new.epoch()) => Ok(()),
+            Some(head) if !needs_rewrap(st, &head.dek, new.epoch()) => {
+                if moved_to.is_some() {
+                    out.updates.push(update(row.value.clone()));
+                }
+                Ok(())
+            }
             Some(head) if kind == Kind::Rewrap => {
                 let epoch = head.dek.epoch();
                 let Some(old) = st.session.key(epoch) else {
@@ -849,7 +908,7 @@ impl Vault {
                         if let Some((_, h)) = e.layout.as_mut() {
                             h.dek = dek;
                         }
-                        out.updates.push(Update::of(Table::Index, row, e.encode()));
+                        out.updates.push(update(e.encode()));
                     }
                     Err(err) => out.quarantine(Phase::Heads, row, Some(epoch), at, err.to_string()),
                 }
@@ -898,7 +957,7 @@ impl Vault {
                         .unwrap_or(entry.version)
                         .min(entry.version),
                 };
-                let mut update = Update::of(Table::Index, row, Vec::new());
+                let mut update = update(Vec::new());
                 if let Some(v) = dek_row {
                     update.also.push(Also::Delete(
                         Table::Deks,
@@ -933,6 +992,37 @@ impl Vault {
                 out.updates.push(update);
                 Ok(())
             }
+        }
+    }
+
+    /// Where the index row `row` of `entry` moves while older metadata keys are in use: its
+    /// blind index under the current key (`None`: it is there already). The name comes
+    /// from the head version's payload; a row that matches its secret under no metadata
+    /// key is not moved (an error: it is quarantined).
+    fn reindex(
+        &self,
+        st: &State,
+        entry: &IndexEntry,
+        row: &Row,
+    ) -> Result<Option<Vec<u8>>, String> {
+        if st.older_meta.is_empty() {
+            return Ok(None);
+        }
+        let (payload, _) = crate::records::open_version(self.store(), st, entry, entry.version)
+            .map_err(|e| format!("the head version does not open to re-index it: {e}"))?;
+        let key = crate::records::blind(st, &payload.namespace, &payload.name);
+        if key[..] == row.key[..] {
+            return Ok(None);
+        }
+        if st.older_meta.iter().any(|m| {
+            crate::records::blind_with(m, &payload.namespace, &payload.name)[..] == row.key[..]
+        }) {
+            Ok(Some(key.to_vec()))
+        } else {
+            Err(format!(
+                "the index row points at record {} of another secret",
+                entry.record
+            ))
         }
     }
 
@@ -1162,6 +1252,9 @@ struct Update {
     key: Vec<u8>,
     row_version: u64,
     value: Vec<u8>,
+    /// The row's new key (an index row moving to its blind index under a replaced
+    /// metadata key): the row at `key` is deleted.
+    moved_to: Option<Vec<u8>>,
     also: Vec<Also>,
 }
 
@@ -1178,17 +1271,27 @@ impl Update {
             key: row.key.clone(),
             row_version: row.version,
             value,
+            moved_to: None,
             also: Vec::new(),
         }
     }
 
     fn stage(&self, batch: &mut Batch) {
-        batch.put(
-            self.table,
-            self.key.clone(),
-            self.value.clone(),
-            Expect::Version(self.row_version),
-        );
+        match &self.moved_to {
+            None => batch.put(
+                self.table,
+                self.key.clone(),
+                self.value.clone(),
+                Expect::Version(self.row_version),
+            ),
+            Some(to) => batch
+                .delete(
+                    self.table,
+                    self.key.clone(),
+                    Expect::Version(self.row_version),
+                )
+                .put(self.table, to.clone(), self.value.clone(), Expect::Absent),
+        };
         for a in &self.also {
             match a {
                 Also::Put(t, k, v, e) => batch.put(*t, k.clone(), v.clone(), *e),

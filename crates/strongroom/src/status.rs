@@ -104,6 +104,9 @@ pub struct Status {
     pub quarantined: u64,
     /// A rotation that was interrupted and waits to be resumed (its target epoch).
     pub interrupted_rotation: Option<Epoch>,
+    /// Older metadata keys the index may still be under (after a member removal replaced
+    /// the key, until a rotation moves the index rows and retires the older epochs).
+    pub older_metadata_keys: usize,
     /// Recoverability.
     pub recoverability: RecoverabilityReport,
     /// Members whose grants are still classical (X25519 only), who should upgrade.
@@ -212,6 +215,8 @@ impl DoctorReport {
 impl Vault {
     /// Lists audit entries from `from` (at most `limit`), checking each entry's MAC.
     pub fn audit_list(&self, from: u64, limit: usize) -> Result<Vec<AuditEntry>, VaultError> {
+        // Under the audit key of now (a member removal replaces it).
+        self.refresh_if_stale()?;
         let st = self.state();
         audit::list(self.store(), &st.meta.audit, from, limit)
     }
@@ -219,6 +224,7 @@ impl Vault {
     /// Verifies the whole audit chain: a modified, removed, reordered or forged entry is an
     /// error naming the first bad entry.
     pub fn audit_verify(&self) -> Result<AuditReport, VaultError> {
+        self.refresh_if_stale()?;
         let st = self.state();
         audit::verify(self.store(), &st.meta.audit)
     }
@@ -227,12 +233,14 @@ impl Vault {
     /// entries an earlier report covered: keep the last report (the CLI keeps it next to
     /// the pins) to detect a storage that cuts the end of the log or rewrites it.
     pub fn audit_verify_since(&self, earlier: &AuditReport) -> Result<AuditReport, VaultError> {
+        self.refresh_if_stale()?;
         let st = self.state();
         audit::verify_since(self.store(), &st.meta.audit, Some(earlier))
     }
 
     /// The vault's state: epochs, keyholders, members, counts, pending rotation, key age.
     pub fn status(&self) -> Result<Status, VaultError> {
+        self.refresh_if_stale()?;
         let store = self.store();
         let (secrets, versions, pending) = self.counts()?;
         let quarantined = self.quarantined()?.len() as u64;
@@ -264,6 +272,7 @@ impl Vault {
             versions,
             pending_rewrap: pending,
             quarantined,
+            older_metadata_keys: st.older_meta.len(),
             interrupted_rotation: drop_then(st, || self.interrupted_rotation())?,
             recoverability: self.recoverability()?,
             classical_members: self.classical_members(),
@@ -680,9 +689,15 @@ fn check_rotation(r: &mut DoctorReport, status: &Status) {
             "rotation",
             Level::Warn,
             format!(
-                "{} record versions are still under older epochs (after a member removal?): run `rotate` to rewrap them and retire the old keys",
+                "{} record versions are still under older epochs (after a member removal?): run `rotate` to rewrap them, move the blind index to the current metadata key and retire the old keys",
                 status.pending_rewrap
             ),
+        );
+    } else if status.older_metadata_keys > 0 {
+        r.push(
+            "rotation",
+            Level::Warn,
+            "the metadata key was replaced (a member removal) and the blind index may still be under the old one, which the removed member holds: run `rotate` to move it",
         );
     } else if status.rotation_due {
         r.push(

@@ -161,7 +161,11 @@ impl PendingVault {
             inner: Arc::new(Inner {
                 store,
                 header,
-                state: RwLock::new(State { session, meta }),
+                state: RwLock::new(State {
+                    session,
+                    meta,
+                    older_meta: Vec::new(),
+                }),
                 audit: Mutex::new(Some(cursor)),
                 pins: OnceLock::new(),
                 read_only: AtomicBool::new(false),
@@ -185,10 +189,19 @@ pub struct CreateReport {
 
 pub(crate) struct State {
     pub(crate) session: Session,
+    /// The current metadata key's derived keys.
     pub(crate) meta: MetaKeys,
+    /// Older metadata keys whose blind index rows a rotation has not moved yet (empty but
+    /// for the time between a member removal and the end of the rotation after it).
+    pub(crate) older_meta: Vec<MetaKeys>,
 }
 
 impl State {
+    /// The metadata keys the index may be under: the current one first.
+    pub(crate) fn meta_generations(&self) -> impl Iterator<Item = &MetaKeys> {
+        std::iter::once(&self.meta).chain(&self.older_meta)
+    }
+
     /// The oldest readable epoch (the signed retirement floor of the membership log).
     pub(crate) fn min_epoch(&self) -> Epoch {
         self.session.membership().retired_below()
@@ -456,8 +469,9 @@ impl Vault {
         st.session
             .refresh(&*view)
             .map_err(|e| crate::replica::behind_or(e.into(), self.is_read_only()))?;
-        let (meta, _) = find_meta(&*view, self.id(), |e| st.session.key(e), st.session.epoch())?;
-        st.meta = meta;
+        let generations = find_meta(&*view, self.id(), |e| st.session.key(e), st.session.epoch())?;
+        st.meta = generations.current;
+        st.older_meta = generations.older;
         drop(st);
         self.save_pins()
     }
@@ -535,6 +549,10 @@ impl Vault {
 
     /// Runs a read, retrying after a refresh when the vault moved to keys this handle does
     /// not have yet (as long as the membership log keeps moving, a few times at most).
+    ///
+    /// A secret not found is retried too when the log moved: a member removal replaces the
+    /// metadata key, and the rotation after it moves every index row to a blind index this
+    /// handle cannot compute yet. The check costs one store call, on a miss only.
     pub(crate) fn read<T>(
         &self,
         f: impl Fn(&State) -> Result<T, VaultError>,
@@ -546,9 +564,11 @@ impl Vault {
         let mut result = run();
         for _ in 0..8 {
             match result {
-                Err(VaultError::Record { .. } | VaultError::Inconsistent { .. })
-                    if self.refresh_if_stale()? =>
-                {
+                Err(
+                    VaultError::Record { .. }
+                    | VaultError::Inconsistent { .. }
+                    | VaultError::NotFound { .. },
+                ) if self.refresh_if_stale()? => {
                     result = run();
                 }
                 // On a replica, the log may have moved on (a rotation retired the epoch)
@@ -626,6 +646,20 @@ impl Vault {
     /// when the audit head or the membership log moved; other conflicts are returned.
     pub(crate) fn change<T>(
         &self,
+        prepare: impl FnMut(&Session) -> Result<PendingChange<T>, SharingError>,
+        rows: impl FnMut(&MetaKeys, &mut PendingChange<T>) -> Result<AuditEvent, VaultError>,
+    ) -> Result<T, VaultError> {
+        self.change_with(MetaKey::Keep, prepare, rows)
+    }
+
+    /// [`Vault::change`], replacing the metadata key when `meta` says so and the change
+    /// starts an epoch (a member removal): the new key is wrapped under the new epoch only,
+    /// the vault header and the epoch timestamp are authenticated under it, and the audit
+    /// log continues under it after a `metadata-key-replace` entry, whose hash link covers
+    /// every entry before it. `rows` gets the new keys.
+    pub(crate) fn change_with<T>(
+        &self,
+        meta: MetaKey,
         mut prepare: impl FnMut(&Session) -> Result<PendingChange<T>, SharingError>,
         mut rows: impl FnMut(&MetaKeys, &mut PendingChange<T>) -> Result<AuditEvent, VaultError>,
     ) -> Result<T, VaultError> {
@@ -638,21 +672,62 @@ impl Vault {
             };
             let mut st = self.state_mut();
             let mut change = prepare(&st.session)?;
+            let replaced = match change.new_key() {
+                Some(_) if meta == MetaKey::Replace => {
+                    Some(MetaKeys::from_root(Key256::generate()?))
+                }
+                _ => None,
+            };
+            let keys = replaced.as_ref().unwrap_or(&st.meta);
+            let mut cursor = cursor;
             if let Some(vk) = change.new_key() {
-                let (epoch, wrapped) = (vk.epoch(), wrap_meta(self.id(), vk, st.meta.root())?);
+                let (epoch, wrapped) = (vk.epoch(), wrap_meta(self.id(), vk, keys.root())?);
                 let batch = change.batch_mut();
                 batch.put(Table::Wraps, meta_key_row(epoch), wrapped, Expect::Any);
-                crate::status::stamp_epoch(batch, &st.meta, self.id(), epoch);
+                crate::status::stamp_epoch(batch, keys, self.id(), epoch);
+                if replaced.is_some() {
+                    batch.put(
+                        Table::Meta,
+                        HEADER_KEY.to_vec(),
+                        self.header().remac(keys).encode(),
+                        Expect::Any,
+                    );
+                    cursor = audit::append(
+                        batch,
+                        &keys.audit,
+                        cursor,
+                        &Event {
+                            action: Action::MetaKeyReplace,
+                            ok: true,
+                            target: &epoch.0.to_be_bytes(),
+                            detail: &format!("epoch={epoch}"),
+                            actor: Some(st.session.member_id()),
+                            time: now(),
+                        },
+                    );
+                }
             }
-            let event = rows(&st.meta, &mut change)?;
-            let next = event.append(change.batch_mut(), &st, cursor);
+            let event = rows(keys, &mut change)?;
+            let next = event.append_with(
+                change.batch_mut(),
+                &keys.audit,
+                st.session.member_id(),
+                cursor,
+            );
+            let had_older = !st.older_meta.is_empty();
             let result = st.session.commit(self.store(), change);
             drop(st);
             match result {
                 Ok(out) => {
                     *guard = Some(next);
                     drop(guard);
-                    self.save_pins()?;
+                    if replaced.is_some() || had_older {
+                        // The metadata keys in use changed: the new key, and the old ones
+                        // for the rows not moved yet (none once their epochs retire).
+                        self.refresh()?;
+                    } else {
+                        self.save_pins()?;
+                    }
                     return Ok(out);
                 }
                 Err(SharingError::Store(StoreError::Conflict { table, .. }))
@@ -699,6 +774,13 @@ impl Vault {
         let target = target.to_vec();
         self.write(move |_, _| Ok(((), AuditEvent::new(action, target.clone(), detail.clone()))))
     }
+}
+
+/// Whether a change keeps the metadata key or replaces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MetaKey {
+    Keep,
+    Replace,
 }
 
 /// Adds the check that the membership log has not moved past what `state` verified.
@@ -825,14 +907,18 @@ impl LockedVault {
                 return Err(err);
             }
         };
-        let (meta, _) = find_meta(&view, vault_id, |e| session.key(e), session.epoch())?;
+        let generations = find_meta(&view, vault_id, |e| session.key(e), session.epoch())?;
         drop(view);
-        self.header.verify(&meta)?;
+        self.header.verify(&generations.current)?;
         let vault = Vault {
             inner: Arc::new(Inner {
                 store: self.store,
                 header: self.header,
-                state: RwLock::new(State { session, meta }),
+                state: RwLock::new(State {
+                    session,
+                    meta: generations.current,
+                    older_meta: generations.older,
+                }),
                 audit: Mutex::new(None),
                 pins: OnceLock::new(),
                 read_only: AtomicBool::new(read_only),
@@ -1003,7 +1089,9 @@ impl Vault {
                 );
                 batch.delete(Table::Meta, row.key.clone(), Expect::Version(row.version));
             }
-            batch.require_generation(st.session.generation());
+            // Only while the membership (and so the metadata key) is what this handle saw:
+            // an entry under a replaced audit key would read as forged.
+            guard_membership(&mut batch, &st);
             let detail = format!("keyholder={kind}");
             cursor = audit::append(
                 &mut batch,
@@ -1023,6 +1111,12 @@ impl Vault {
                 Ok(_) => {
                     *cursor_guard = Some(cursor);
                     return Ok(());
+                }
+                Err(StoreError::Conflict {
+                    table: Table::MemberLog,
+                    ..
+                }) => {
+                    self.refresh()?;
                 }
                 Err(e) if e.is_conflict() => {}
                 Err(e) => return Err(e.into()),

@@ -1,5 +1,6 @@
-//! `kill -9` at random points of a vault-key rotation, of a stream of puts and of a snapshot
-//! restore, on a SQLite vault: afterwards the vault opens, every record opens with its
+//! `kill -9` at random points of a vault-key rotation (every other one also replacing the
+//! metadata key, so that index rows move), of a stream of puts and of a snapshot restore,
+//! on a SQLite vault: afterwards the vault opens, every record opens with its
 //! exact value, the state is the old one, the new one or a resumable rotation (never a
 //! mix), and a re-run completes.
 //!
@@ -188,11 +189,15 @@ fn say(line: &str) {
     let _ = out.flush();
 }
 
-/// Child: rotates the vault key with small batches, reporting each batch.
-fn worker_rotate(vault: &Vault) {
+/// Child: rotates the vault key with small batches, reporting each batch; with
+/// `new_metadata_key`, also replaces the metadata key (every index row moves).
+fn worker_rotate(vault: &Vault, new_metadata_key: bool) {
     say("@ready");
+    let options = RotateOptions::default()
+        .with_batch_size(BATCH)
+        .with_new_metadata_key(new_metadata_key);
     vault
-        .rotate_vault_key_with(RotateOptions::default().with_batch_size(BATCH), &mut |p| {
+        .rotate_vault_key_with(options, &mut |p| {
             say(&format!("@progress {}", p.done));
         })
         .unwrap();
@@ -232,7 +237,8 @@ fn crash_worker() {
         let db = PathBuf::from(std::env::var(DB_ENV).unwrap());
         let kek = RawKek::from_hex(&std::env::var(KEK_ENV).unwrap()).unwrap();
         match mode.as_str() {
-            "rotate" => worker_rotate(&unlock(&db, &kek)),
+            "rotate" => worker_rotate(&unlock(&db, &kek), false),
+            "rotate-metadata-key" => worker_rotate(&unlock(&db, &kek), true),
             "puts" => worker_puts(&unlock(&db, &kek), 1_000_000),
             "restore" => {
                 let snapshot = PathBuf::from(std::env::var(SNAPSHOT_ENV).unwrap());
@@ -252,7 +258,8 @@ fn crash_worker() {
             .put("crash/records", &record_name(i), &record_value(i))
             .unwrap();
     }
-    worker_rotate(&vault);
+    worker_rotate(&vault, true);
+    check_records(&vault, 50);
     let audit_before = vault.audit_list(0, 10_000).unwrap().len();
     worker_puts(&vault, 2 * PUT_NAMES + 5);
     drop(vault);
@@ -418,8 +425,14 @@ fn kill_during_rotation_leaves_a_resumable_consistent_vault() {
         copy_db(&template, &db);
         // One or two kills before looking: the second child resumes the first one's job.
         let kills = 1 + rng.below(2);
+        // Every other trial also replaces the metadata key: the index rows move too.
+        let mode = if trial % 2 == 0 {
+            "rotate"
+        } else {
+            "rotate-metadata-key"
+        };
         for _ in 0..kills {
-            let mut child = spawn_worker("rotate", &db, &kek);
+            let mut child = spawn_worker(mode, &db, &kek);
             // Kill right after start-up (rekey, job row) or after k committed batches.
             let k = rng.below(batches * 3 / 4);
             let mut seen = 0;
