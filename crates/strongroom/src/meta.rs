@@ -251,11 +251,19 @@ pub(crate) struct MetaGenerations {
 /// An older row that does not open is skipped (with a warning): only the current one
 /// decides what this member trusts, and the older ones only help find index rows that a
 /// rotation has not moved yet.
+///
+/// `current_is_bound`: the current epoch was started by this format (its key is bound by a
+/// 256-bit commitment in the signed log), so its row was written in the same batch as the
+/// epoch and must be there. Falling back to an older row would let a storage that deleted
+/// it (a removed member, who holds the older metadata key) bring back the key the removal
+/// replaced. Epochs of earlier releases may lack their row: the older one is used and the
+/// row written again at unlock.
 pub(crate) fn find_meta<'k>(
     store: &dyn ReadView,
     vault: VaultId,
     keys: impl Fn(Epoch) -> Option<&'k VaultKey>,
     current: Epoch,
+    current_is_bound: bool,
 ) -> Result<MetaGenerations, VaultError> {
     let page = store.scan(
         Table::Wraps,
@@ -276,6 +284,14 @@ pub(crate) fn find_meta<'k>(
         })
         .collect();
     rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    if current_is_bound && rows.first().is_some_and(|(e, _, _)| *e != current) {
+        return Err(VaultError::inconsistent(
+            Inconsistency::MissingKey,
+            format!(
+                "the metadata key of the current epoch {current} is missing from storage (deleted?); it cannot be made again: restore the vault from a snapshot"
+            ),
+        ));
+    }
     let mut rows = rows.into_iter();
     let (epoch, vk, blob) = rows.next().ok_or_else(|| {
         VaultError::inconsistent(

@@ -469,7 +469,13 @@ impl Vault {
         st.session
             .refresh(&*view)
             .map_err(|e| crate::replica::behind_or(e.into(), self.is_read_only()))?;
-        let generations = find_meta(&*view, self.id(), |e| st.session.key(e), st.session.epoch())?;
+        let generations = find_meta(
+            &*view,
+            self.id(),
+            |e| st.session.key(e),
+            st.session.epoch(),
+            current_is_bound(&st.session),
+        )?;
         st.meta = generations.current;
         st.older_meta = generations.older;
         drop(st);
@@ -776,6 +782,15 @@ impl Vault {
     }
 }
 
+/// Whether the signed log binds the current epoch's key by a 256-bit commitment: the epoch
+/// was started by this format, in one batch with its metadata-key row.
+fn current_is_bound(session: &Session) -> bool {
+    session
+        .membership()
+        .key_binding(session.epoch())
+        .is_some_and(|b| b.commitment().is_some())
+}
+
 /// Whether a change keeps the metadata key or replaces it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MetaKey {
@@ -907,7 +922,13 @@ impl LockedVault {
                 return Err(err);
             }
         };
-        let generations = find_meta(&view, vault_id, |e| session.key(e), session.epoch())?;
+        let generations = find_meta(
+            &view,
+            vault_id,
+            |e| session.key(e),
+            session.epoch(),
+            current_is_bound(&session),
+        )?;
         drop(view);
         self.header.verify(&generations.current)?;
         let vault = Vault {

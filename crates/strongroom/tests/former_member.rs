@@ -508,3 +508,38 @@ fn the_index_moves_to_the_new_metadata_key_between_removal_and_rotation() {
     fresh.refresh().unwrap();
     check_all(&fresh, &want, "the other handle after the rotation");
 }
+
+/// The removal's new metadata key is wrapped under the new epoch only. Bob cannot forge
+/// that row, but he can delete it and re-MAC the header under the key he kept: a reader
+/// must not fall back to the older row and so bring his key back.
+#[test]
+fn a_removed_member_cannot_bring_back_the_replaced_metadata_key() {
+    let kek = RawKek::generate().unwrap();
+    let (alice, store, bob) = vault_with_bob_for(&kek);
+    let vk1 = bobs_vault_key(&store, &alice, &bob, Epoch(1));
+    let root = bobs_metadata_key(&*store, &alice, &vk1, 1);
+    alice.remove_member(bob.identity.member_id()).unwrap();
+    let current = alice.epoch().0;
+    let mut header = store.get(Table::Meta, b"vault").unwrap().unwrap().value;
+    let mac = hmac(
+        &derived(&root, "strongroom/v1/config"),
+        &[b"strongroom/v1/vault-header", &header[..34]],
+    );
+    header[34..].copy_from_slice(&mac);
+    let mut b = Batch::new();
+    b.delete(
+        Table::Wraps,
+        [&b"m"[..], &current.to_be_bytes()].concat(),
+        Expect::Any,
+    )
+    .put(Table::Meta, b"vault".to_vec(), header, Expect::Any);
+    store.commit(&b).unwrap();
+    drop(alice);
+    match Vault::open(Arc::clone(&store)).unwrap().unlock(&kek) {
+        Err(VaultError::Inconsistent { detail, .. }) => {
+            assert!(detail.contains("metadata key"), "{detail}");
+        }
+        Err(e) => panic!("unexpected error: {e}"),
+        Ok(_) => panic!("the metadata key a removed member holds came back"),
+    }
+}
