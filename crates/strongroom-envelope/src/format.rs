@@ -337,6 +337,18 @@ impl BodyDigest {
     }
 }
 
+/// Hashing what is written: lets `io::copy` feed a body to the digest.
+impl std::io::Write for BodyDigest {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Associated data of every body segment:
 /// `"strongroom/v1/body" ‖ header (47) ‖ vault id (16) ‖ record id (16)`.
 pub(crate) fn body_aad(header: &[u8; BodyHeader::LEN], ctx: &RecordContext) -> [u8; 97] {

@@ -213,25 +213,17 @@ impl<R: Read> StreamOpener<R> {
     ) -> Result<Self, EnvelopeError> {
         let wrapped = WrappedDek::from_bytes(wrapped_dek)?;
         let mut head = [0u8; BodyHeader::LEN];
-        read_full(&mut inner, &mut head)
-            .and_then(|n| {
-                if n == head.len() {
-                    Ok(())
-                } else {
-                    Err(io::Error::from(io::ErrorKind::UnexpectedEof))
-                }
-            })
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => {
-                    EnvelopeError::Decode(strongroom_crypto::DecodeError::Truncated {
-                        format: "record body v1",
-                        field: "header",
-                        needed: BodyHeader::LEN,
-                        available: 0,
-                    })
-                }
-                _ => EnvelopeError::Io(e),
-            })?;
+        let got = read_full(&mut inner, &mut head)?;
+        if got < head.len() {
+            return Err(EnvelopeError::Decode(
+                strongroom_crypto::DecodeError::Truncated {
+                    format: "record body v1",
+                    field: "header",
+                    needed: BodyHeader::LEN,
+                    available: got,
+                },
+            ));
+        }
         let header = header_for_context(&head, ctx)?;
         let dek = unwrap_dek(vault_key, ctx, &wrapped)?;
         // The epoch check now; the digest once every segment went through it.
@@ -308,18 +300,18 @@ impl<R: Read> StreamOpener<R> {
 
 impl<R: Read> Read for StreamOpener<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        loop {
-            if self.pos < self.seg.len() {
-                let n = out.len().min(self.seg.len() - self.pos);
-                out[..n].copy_from_slice(&self.seg[self.pos..self.pos + n]);
-                self.pos += n;
-                return Ok(n);
-            }
+        if self.pos == self.seg.len() {
             if self.done || out.is_empty() {
                 return Ok(0);
             }
+            // Every segment but the last is full, and an empty last one is the end: after
+            // this, either there are bytes to return or the body is complete.
             self.next_segment()?;
         }
+        let n = out.len().min(self.seg.len() - self.pos);
+        out[..n].copy_from_slice(&self.seg[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -397,14 +389,7 @@ impl<R: Read + Seek> SegmentReader<R> {
         if let Some(want) = wrapped.body_digest().filter(|_| check.applies_to(&wrapped)) {
             inner.seek(SeekFrom::Start(0))?;
             let mut d = BodyDigest::new();
-            let mut buf = vec![0u8; SEGMENT_CT_LEN];
-            loop {
-                let n = read_full(&mut inner, &mut buf)?;
-                d.update(&buf[..n]);
-                if n < buf.len() {
-                    break;
-                }
-            }
+            io::copy(&mut inner, &mut d)?;
             if !bool::from(d.finish().ct_eq(&want)) {
                 return Err(EnvelopeError::BodyMismatch);
             }
