@@ -69,4 +69,27 @@ mod tests {
         push(&mut empty, '\u{1F511}');
         assert_eq!(empty.as_str(), "\u{1F511}");
     }
+
+    #[test]
+    fn push_grows_only_when_full_and_to_an_exact_size() {
+        // Room for the character: the buffer stays where it is.
+        let mut b = Zeroizing::new(String::with_capacity(3));
+        push(&mut b, 'a');
+        let ptr = b.as_ptr();
+        push(&mut b, '\u{e9}');
+        assert_eq!(b.as_ptr(), ptr, "grew although the character fitted");
+        assert_eq!(b.capacity(), 3);
+        // Full: it grows by hand to twice the capacity, never through `String`'s own
+        // reallocation (which would round up to at least 8 bytes and free the old buffer
+        // unwiped).
+        let mut b = Zeroizing::new(String::with_capacity(2));
+        push(&mut b, 'a');
+        push(&mut b, '\u{e9}');
+        assert_eq!(b.as_str(), "a\u{e9}");
+        assert_eq!(b.capacity(), 4);
+        // A character longer than twice the capacity: exactly what it needs.
+        let mut b = Zeroizing::new(String::with_capacity(1));
+        push(&mut b, '\u{1F511}');
+        assert_eq!(b.capacity(), 4);
+    }
 }

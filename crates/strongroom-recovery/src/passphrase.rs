@@ -519,4 +519,32 @@ mod tests {
         p.check().unwrap();
         assert_eq!(p.memory_kib, Argon2idParams::FLOOR.memory_kib);
     }
+
+    #[test]
+    fn calibration_measures_its_estimate_then_corrects_it() {
+        // The probe (64 MiB, t = 2) takes 125 ms and the target is 1 s: 8x the work. The
+        // memory limit (128 MiB) takes 2x of it, so the estimate is t = 2 · 4 = 8 passes; it
+        // is measured (2 s, say: the machine is slower at that size) and corrected to
+        // t = 8 · 1 / 2 = 4.
+        for (second, want_t) in [(2.0, 4), (0.0, 8)] {
+            let mut asked = Vec::new();
+            let p = calibrate_by(Duration::from_secs(1), 128 * 1024, |p| {
+                asked.push(*p);
+                Duration::from_secs_f64(if asked.len() == 1 { 0.125 } else { second })
+            });
+            assert_eq!(asked.len(), 2);
+            assert_eq!(asked[0], PROBE);
+            assert_eq!(PROBE.memory_kib, 64 * 1024);
+            assert_eq!(
+                (
+                    asked[1].memory_kib,
+                    asked[1].iterations,
+                    asked[1].parallelism
+                ),
+                (128 * 1024, 8, 4)
+            );
+            // A second measurement of zero (a clock too coarse) keeps the estimate.
+            assert_eq!((p.memory_kib, p.iterations), (128 * 1024, want_t), "{p}");
+        }
+    }
 }

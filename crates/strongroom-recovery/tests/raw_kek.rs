@@ -297,3 +297,39 @@ proptest! {
         prop_assert!(bool::from(kh.unwrap(&ctx(), &s).unwrap().unwrap().ct_eq(&key)));
     }
 }
+
+#[test]
+fn an_overlong_key_text_reports_the_bytes_it_would_decode_to() {
+    // Up to 88 characters are decoded: 86 characters and padding decode to 64 bytes.
+    let text = format!("{}==", "A".repeat(86));
+    match RawKek::from_base64(&text) {
+        Err(LoadKekError::WrongLength { got }) => assert_eq!(got, 64),
+        other => panic!("{other:?}"),
+    }
+    // Longer texts are refused before decoding, with the length they stand for.
+    for (len, got) in [(89, 66), (100, 75), (400, 300)] {
+        match RawKek::from_base64(&"A".repeat(len)) {
+            Err(LoadKekError::WrongLength { got: g }) => assert_eq!(g, got, "{len} characters"),
+            other => panic!("{len} characters: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_key_file_of_exactly_the_size_limit_is_read_whole() {
+    // 4096 bytes: the key (hex) at the very end, after blank lines, so a read one byte
+    // short would cut it.
+    let kek = RawKek::generate().unwrap();
+    let text = hex::encode(kek.expose_secret());
+    let contents = format!("{}{text}", "\n".repeat(4096 - text.len()));
+    assert_eq!(contents.len(), 4096);
+    let f = key_file(&contents, 0o600);
+    let loaded = RawKek::from_file(f.path()).unwrap();
+    assert_eq!(loaded.expose_secret(), kek.expose_secret());
+    // One byte more is refused.
+    let f = key_file(&format!("\n{contents}"), 0o600);
+    assert!(matches!(
+        RawKek::from_file(f.path()),
+        Err(LoadKekError::FileTooLarge { max: 4096, .. })
+    ));
+}

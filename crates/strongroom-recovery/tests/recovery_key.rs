@@ -418,3 +418,51 @@ proptest! {
         let _ = RecoveryKey::parse(&t);
     }
 }
+
+#[test]
+fn a_recovery_key_id_shows_as_its_printed_form() {
+    let id: RecoveryKeyId = "abcd 12-34".parse().unwrap();
+    assert_eq!(id.to_string(), "ABCD-1234");
+    assert_eq!(format!("{id:?}"), "RecoveryKeyId(ABCD-1234)");
+}
+
+#[test]
+fn a_valid_bech32m_text_of_the_wrong_length_is_refused() {
+    // Checksummed text with the recovery key's prefix but 38 bytes instead of 37.
+    let mut payload = [7u8; 38];
+    payload[0] = 1;
+    let text =
+        bech32::encode::<bech32::Bech32m>(bech32::Hrp::parse("srk").unwrap(), &payload).unwrap();
+    match RecoveryKey::parse(&text) {
+        Err(ParseRecoveryKeyError::WrongLength { got, .. }) => assert_eq!(got, text.len()),
+        other => panic!("{:?}", other.map(|k| k.key_id())),
+    }
+}
+
+#[test]
+fn only_words_of_three_letters_or_more_look_like_the_word_form() {
+    for text in [
+        "ab cd ef gh ij kl mn op qr st uv wx",
+        "abc1 def2 ghi3 jkl4 mno5 pqr6 stu7 vwx8 yza9 bcd1 efg2 hij3",
+    ] {
+        assert!(
+            matches!(
+                RecoveryKey::parse(text),
+                Err(ParseRecoveryKeyError::NotARecoveryKey)
+            ),
+            "{text}"
+        );
+    }
+    for text in [
+        "abandon ability able about above absent absorb abstract absurd abuse access accident",
+        "act add age aim air all and ant any ape arm art",
+    ] {
+        assert!(
+            matches!(
+                RecoveryKey::parse(text),
+                Err(ParseRecoveryKeyError::LooksLikeWords)
+            ),
+            "{text}"
+        );
+    }
+}
