@@ -206,10 +206,7 @@ impl Read for FailingReader<'_> {
                 None => Ok(0),
             };
         }
-        let n = self.bytes.len().min(buf.len());
-        buf[..n].copy_from_slice(&self.bytes[..n]);
-        self.bytes = &self.bytes[n..];
-        Ok(n)
+        self.bytes.read(buf)
     }
 }
 
@@ -247,10 +244,8 @@ impl Read for TricklingReader<'_> {
         if self.calls % 2 == 1 {
             return Err(io::ErrorKind::Interrupted.into());
         }
-        let n = self.bytes.len().min(buf.len()).min(1000);
-        buf[..n].copy_from_slice(&self.bytes[..n]);
-        self.bytes = &self.bytes[n..];
-        Ok(n)
+        let piece = buf.len().min(1000);
+        self.bytes.read(&mut buf[..piece])
     }
 }
 
