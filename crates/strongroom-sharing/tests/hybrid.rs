@@ -44,6 +44,12 @@ fn new_identities_get_hybrid_grants_and_mix_with_classical_members() {
     let store = MemoryStore::new();
     let mut alice = Person::new("alice");
     assert_eq!(alice.identity.kem(), KemKind::XWing);
+    assert_eq!(alice.identity.name(), "alice");
+    assert_eq!(alice.identity.public().name(), "alice");
+    assert_eq!(
+        (KemKind::XWing.to_string(), KemKind::X25519.to_string()),
+        ("x-wing".to_owned(), "x25519".to_owned())
+    );
     let (vault, mut a) = new_vault(&store, &mut alice);
     assert_eq!(
         grant_at(&store, 1, alice.id()).unwrap().kem(),
@@ -308,4 +314,33 @@ fn owners_require_hybrid_grants_once_everyone_is_hybrid() {
         ),
         "{err}"
     );
+}
+
+/// The largest identity (hybrid, a name of `MAX_NAME_LEN` bytes) encodes to exactly
+/// `PublicIdentity::MAX_LEN` bytes, and a log entry adding it fits `LogEntry::MAX_LEN`.
+#[test]
+fn the_largest_identity_and_the_entry_adding_it_fit_their_limits() {
+    let name = "n".repeat(strongroom_sharing::MAX_NAME_LEN);
+    let id = Identity::generate(&name).unwrap();
+    assert_eq!(id.kem(), KemKind::XWing);
+    let bytes = id.public().encode();
+    assert_eq!(bytes.len(), strongroom_sharing::PublicIdentity::MAX_LEN);
+    assert_eq!(
+        strongroom_sharing::PublicIdentity::decode(&bytes).unwrap(),
+        *id.public()
+    );
+    let owner = Identity::generate("owner").unwrap();
+    let entry = LogEntry::sign(
+        1,
+        [0; 32],
+        strongroom_crypto::VaultId::generate().unwrap(),
+        &owner,
+        EntryBody::Add {
+            identity: id.public().clone(),
+            role: Role::Member,
+        },
+    );
+    let encoded = entry.encode();
+    assert!(encoded.len() <= LogEntry::MAX_LEN, "{}", encoded.len());
+    assert_eq!(LogEntry::decode(&encoded).unwrap(), entry);
 }

@@ -191,7 +191,7 @@ fn rekey_and_refresh() {
 
     // Alice's session is behind: her next change conflicts, refresh catches up.
     let err = a.rekey(&store).unwrap_err();
-    assert!(err.is_conflict(), "{err}");
+    assert!(err.is_conflict() && !err.is_tampering(), "{err}");
     a.refresh(&store).unwrap();
     r.refresh(&store).unwrap();
     assert!(same_keys(&a, &b) && same_keys(&a, &r));
@@ -246,6 +246,7 @@ fn roles_are_enforced() {
         matches!(err, SharingError::PermissionDenied { .. }),
         "{err}"
     );
+    assert!(!err.is_conflict() && !err.is_tampering(), "{err}");
     let err = a.set_role(&store, alice.id(), Role::Admin).unwrap_err();
     assert!(matches!(err, SharingError::LastOwner), "{err}");
     let err = a.remove_member(&store, alice.id()).unwrap_err();

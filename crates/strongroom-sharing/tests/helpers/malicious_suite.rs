@@ -35,7 +35,13 @@ fn person(name: &str) -> Person {
 fn refused(result: Result<Session, SharingError>) -> VerifyError {
     match result {
         Ok(s) => panic!("tampering accepted: {s:?}"),
-        Err(SharingError::Verify(v)) => v,
+        Err(err @ SharingError::Verify(_)) => {
+            assert!(err.is_tampering() && !err.is_conflict(), "{err}");
+            let SharingError::Verify(v) = err else {
+                unreachable!()
+            };
+            v
+        }
         Err(other) => panic!("expected a verification error, got {other}"),
     }
 }
