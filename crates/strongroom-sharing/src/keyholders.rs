@@ -252,6 +252,34 @@ mod tests {
         assert!(KeyholderRecord::decode(&b[..b.len() - 1]).is_err());
         let info = r.info();
         assert_eq!(info.last_used_at, None);
+
+        // The largest stanza fits; a length field one byte beyond it is refused by the
+        // record's own bound, before the stanza is parsed.
+        let largest = KeyholderRecord {
+            stanza: Stanza {
+                kind: KeyholderKind::RawKek,
+                id: [4; 8],
+                body: vec![7; Stanza::MAX_BODY],
+            },
+            created_at: 1,
+            last_used_at: 2,
+        };
+        let b = largest.encode();
+        assert_eq!(b.len(), 21 + 14 + Stanza::MAX_BODY);
+        assert_eq!(KeyholderRecord::decode(&b).unwrap(), largest);
+        let mut over = b[..17].to_vec();
+        over.extend_from_slice(&(Stanza::MAX_BODY as u32 + 15).to_be_bytes());
+        over.extend_from_slice(&b[21..]);
+        over.push(0);
+        assert_eq!(
+            KeyholderRecord::decode(&over).unwrap_err(),
+            DecodeError::TooLong {
+                format: "keyholder record",
+                field: "stanza",
+                len: Stanza::MAX_BODY + 15,
+                max: Stanza::MAX_BODY + 14,
+            }
+        );
         assert_eq!(info.id_hex(), "0303030303030303");
         assert_eq!(info.kind, KeyholderKind::RecoveryKey);
     }

@@ -4,7 +4,7 @@
 #[path = "helpers/common.rs"]
 mod common;
 
-use common::{Person, add_and_join, confirmed, new_vault};
+use common::{Person, add_and_join, confirmed, kek, new_vault};
 use strongroom_crypto::VaultId;
 use strongroom_recovery::secrecy::SecretString;
 use strongroom_recovery::{
@@ -438,11 +438,36 @@ fn keyholders_add_list_touch_remove() {
     assert!(matches!(err, SharingError::KeyholderExists { .. }), "{err}");
     let listed = a.keyholders(&store).unwrap();
     assert_eq!(listed.len(), 3);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     assert!(
         listed
             .iter()
-            .all(|i| i.last_used_at.is_none() && i.created_at > 0)
+            .all(|i| i.last_used_at.is_none() && i.created_at.abs_diff(now) < 600),
+        "{listed:?}"
     );
+
+    // A vault created with two keyholders records both; the same keyholder twice is refused.
+    let other = MemoryStore::new();
+    let second = kek();
+    let (two, _) = create(
+        &other,
+        VaultId::generate().unwrap(),
+        &alice.identity,
+        &[&alice.kek, &second],
+    )
+    .unwrap();
+    assert_eq!(two.keyholders(&other).unwrap().len(), 2);
+    let err = create(
+        &MemoryStore::new(),
+        VaultId::generate().unwrap(),
+        &alice.identity,
+        &[&second, &second],
+    )
+    .unwrap_err();
+    assert!(matches!(err, SharingError::KeyholderExists { .. }), "{err}");
 
     // Changing the passphrase is O(1): a new stanza, the old one removed.
     let mut pins = alice.pins.clone();
