@@ -160,3 +160,19 @@ fn debug_output_names_the_value_and_redacts_every_key() {
         assert!(!everything.contains(&format!("{secret:?}")));
     }
 }
+
+/// Role names are part of the CLI's output and of error messages: stable, lowercase.
+#[test]
+fn roles_have_stable_names_and_ids() {
+    let shown: Vec<(u8, &str, String)> = Role::ALL
+        .iter()
+        .map(|r| (r.id(), r.name(), r.to_string()))
+        .collect();
+    let expected = [(1, "owner"), (2, "admin"), (3, "member"), (4, "read-only")];
+    for ((id, name, display), (want_id, want)) in shown.iter().zip(expected) {
+        assert_eq!((*id, *name, display.as_str()), (want_id, want, want));
+        assert_eq!(Role::from_id(*id).unwrap().name(), want);
+    }
+    assert_eq!(Role::from_id(0), None);
+    assert_eq!(Role::from_id(5), None);
+}
