@@ -537,6 +537,40 @@ fn recoverability_report() {
     let alice_row = r.details.iter().find(|d| d.member == alice.id()).unwrap();
     assert!(alice_row.has_recovery_key);
     assert_eq!(alice_row.keyholders.len(), 2);
+    assert_eq!(
+        (alice_row.name.as_str(), alice_row.role),
+        ("alice", Role::Owner)
+    );
+    let bob_row = r.details.iter().find(|d| d.member == bob.id()).unwrap();
+    assert_eq!((bob_row.name.as_str(), bob_row.role), ("bob", Role::Member));
+    assert!(!bob_row.has_recovery_key);
+    assert!(
+        r.message
+            .starts_with("2 members can open this vault; 1 of them have"),
+        "{}",
+        r.message
+    );
+    // A second manager: the warning about a single one goes.
+    a.set_role(&store, bob.id(), Role::Admin).unwrap();
+    let r = a.recoverability(&store).unwrap();
+    assert!(!r.message.contains("second owner"), "{}", r.message);
+
+    // A single member with a recovery key is told there is no escrow, by name.
+    let solo = MemoryStore::new();
+    let mut carol = Person::new("carol");
+    let (_, c) = new_vault(&solo, &mut carol);
+    c.add_keyholder(&solo, &RecoveryKey::generate().unwrap())
+        .unwrap();
+    let r = recoverability(&solo).unwrap();
+    assert!(r.single_point_of_failure);
+    assert_eq!((r.members, r.members_with_recovery_key), (1, 1));
+    assert!(
+        r.message
+            .starts_with("Only one member (carol) can open this vault. If both")
+            && r.message.contains("no escrow"),
+        "{}",
+        r.message
+    );
     assert!(matches!(
         recoverability(&MemoryStore::new()),
         Err(SharingError::NoVault { .. })
