@@ -1557,4 +1557,70 @@ mod tests {
             Some(real.commitment())
         );
     }
+
+    /// Each kind's id and the name errors give its action.
+    #[test]
+    fn entry_kinds_and_actions() {
+        let id = Identity::generate("someone").unwrap();
+        let (member, public) = (id.member_id(), id.public().clone());
+        let key = KeyBinding::legacy(kid(1));
+        let bodies = [
+            (
+                EntryBody::Genesis {
+                    owner: public.clone(),
+                    key,
+                },
+                "create the vault",
+            ),
+            (
+                EntryBody::Add {
+                    identity: public.clone(),
+                    role: Role::Member,
+                },
+                "add a member",
+            ),
+            (
+                EntryBody::Remove {
+                    member,
+                    epoch: Epoch(2),
+                    key,
+                },
+                "remove a member",
+            ),
+            (
+                EntryBody::Rekey {
+                    epoch: Epoch(2),
+                    key,
+                },
+                "rotate the vault key",
+            ),
+            (
+                EntryBody::Regrant {
+                    member,
+                    identity: public.clone(),
+                },
+                "re-grant a member",
+            ),
+            (
+                EntryBody::RoleChange {
+                    member,
+                    role: Role::Admin,
+                },
+                "change a role",
+            ),
+            (
+                EntryBody::Retire { below: Epoch(2) },
+                "retire old vault keys",
+            ),
+            (
+                EntryBody::Upgrade { identity: public },
+                "upgrade an identity to hybrid",
+            ),
+            (EntryBody::RequireHybrid, "require hybrid grants"),
+        ];
+        for (i, (body, action)) in bodies.iter().enumerate() {
+            assert_eq!(body.action(), *action);
+            assert_eq!(usize::from(body.kind()), if i < 7 { i + 1 } else { i + 4 });
+        }
+    }
 }

@@ -223,7 +223,7 @@ fn roles_are_enforced() {
             err,
             SharingError::PermissionDenied {
                 role: Role::Admin,
-                ..
+                action: "add a member",
             }
         ),
         "{err}"
