@@ -1,0 +1,179 @@
+//! Staged changes: `prepare_create` and `Session::prepare_*` return the rows of a change
+//! before anything is written, the application adds its own rows to the same batch, and the
+//! commit writes all of them or none. Also the membership state a session reports after
+//! each step (sequence numbers, hashes, former members).
+
+#[path = "helpers/common.rs"]
+mod common;
+
+use common::{Person, add_and_join, kek, new_vault};
+use strongroom_crypto::VaultId;
+use strongroom_sharing::{Epoch, Role, Warning, prepare_create};
+use strongroom_store::{Expect, MemoryStore, ReadView, Store, Table};
+
+fn app_row(store: &dyn ReadView, key: &[u8]) -> Option<Vec<u8>> {
+    store.get(Table::Meta, key).unwrap().map(|r| r.value)
+}
+
+#[test]
+fn a_staged_create_commits_the_applications_rows_with_the_vault() {
+    let store = MemoryStore::new();
+    let alice = Person::new("alice");
+    let vault = VaultId::generate().unwrap();
+    let mut pending = prepare_create(&store, vault, &alice.identity, &[&alice.kek]).unwrap();
+    assert_eq!(pending.member_id(), alice.id());
+    assert_eq!(pending.first_key().epoch(), Epoch(1));
+    let first = pending.first_key().id();
+    assert!(matches!(
+        pending.warnings(),
+        [Warning::SinglePointOfFailure(r)] if r.members == 1
+    ));
+    pending.batch_mut().put(
+        Table::Meta,
+        b"app/settings".to_vec(),
+        b"v1".to_vec(),
+        Expect::Absent,
+    );
+    // Nothing is written before the commit.
+    assert!(app_row(&store, b"app/settings").is_none());
+    assert!(
+        store
+            .get(Table::MemberLog, &0u64.to_be_bytes())
+            .unwrap()
+            .is_none()
+    );
+
+    let (session, warnings) = pending.commit(&store).unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(session.current_key().id(), first);
+    assert_eq!(app_row(&store, b"app/settings").unwrap(), b"v1");
+    assert_eq!(session.generation(), store.generation().unwrap());
+
+    // An application row that conflicts makes the whole creation fail.
+    let other = MemoryStore::new();
+    other
+        .commit(&{
+            let mut b = strongroom_store::Batch::new();
+            b.put(
+                Table::Meta,
+                b"app/settings".to_vec(),
+                b"x".to_vec(),
+                Expect::Any,
+            );
+            b
+        })
+        .unwrap();
+    let mut pending = prepare_create(&other, vault, &alice.identity, &[&alice.kek]).unwrap();
+    pending.batch_mut().put(
+        Table::Meta,
+        b"app/settings".to_vec(),
+        b"v1".to_vec(),
+        Expect::Absent,
+    );
+    assert!(pending.commit(&other).is_err());
+    assert!(
+        other
+            .get(Table::MemberLog, &0u64.to_be_bytes())
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn a_staged_rekey_exposes_its_key_entry_and_outcome_before_the_commit() {
+    let store = MemoryStore::new();
+    let mut alice = Person::new("alice");
+    let (_, mut a) = new_vault(&store, &mut alice);
+    let before = a.membership().clone();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before.hash_at(0), Some(before.head()));
+    assert_eq!(before.hash_at(1), None);
+    assert_eq!(
+        before.genesis_signer(),
+        alice.identity.public().signing_key()
+    );
+    assert_eq!(a.pins().genesis_signer(), Some(before.genesis_signer()));
+
+    let mut change = a.prepare_rekey().unwrap();
+    let new_key = change.new_key().unwrap();
+    assert_eq!(new_key.epoch(), Epoch(2));
+    let new_id = new_key.id();
+    assert_eq!(*change.outcome(), Epoch(2));
+    let entry = change.entry().unwrap().clone();
+    assert_eq!(entry.seq(), 1);
+    assert_eq!(entry.prev_hash(), &before.head());
+    assert_eq!(entry.signer(), alice.id());
+    assert!(!change.batch().is_empty());
+    change.batch_mut().put(
+        Table::Meta,
+        b"app/epoch".to_vec(),
+        b"2".to_vec(),
+        Expect::Absent,
+    );
+    assert!(app_row(&store, b"app/epoch").is_none());
+    assert_eq!(a.epoch(), Epoch(1));
+
+    assert_eq!(a.commit(&store, change).unwrap(), Epoch(2));
+    assert_eq!(a.current_key().id(), new_id);
+    assert_eq!(app_row(&store, b"app/epoch").unwrap(), b"2");
+    let after = a.membership();
+    assert_eq!(after.len(), 2);
+    assert_eq!(after.hash_at(0), Some(before.head()));
+    assert_eq!(after.hash_at(1), Some(entry.hash()));
+    assert_eq!(after.head(), entry.hash());
+}
+
+#[test]
+fn members_and_former_members_record_when_they_came_and_left() {
+    let store = MemoryStore::new();
+    let mut alice = Person::new("alice");
+    let (vault, mut a) = new_vault(&store, &mut alice);
+    let mut bob = Person::new("bob");
+    add_and_join(&store, vault, &mut a, &mut bob, Role::Member);
+    a.rekey(&store).unwrap();
+    let added = a.membership().member(bob.id()).unwrap().clone();
+    assert_eq!(added.added_at(), 1);
+    assert_eq!(added.since_epoch(), Epoch(1));
+    assert_eq!(a.membership().member(alice.id()).unwrap().added_at(), 0);
+
+    let removal_seq = a.membership().len();
+    a.remove_member(&store, bob.id()).unwrap();
+    let former = &a.membership().former_members()[&bob.id()];
+    assert_eq!(former.left_at(), removal_seq);
+    assert_eq!(
+        (former.first_epoch(), former.last_epoch()),
+        (Epoch(1), Epoch(2))
+    );
+    assert_eq!(former.role(), Role::Member);
+    assert_eq!(former.replaced_by(), None);
+}
+
+/// A keyholder that cannot rewrap a stanza in place (here a raw KEK) makes
+/// `prepare_rewrap_keyholder` answer `None` (wrap instead); an unknown id is an error.
+#[test]
+fn rewrap_in_place_is_offered_only_by_keyholders_that_can() {
+    let store = MemoryStore::new();
+    let mut alice = Person::new("alice");
+    let (_, a) = new_vault(&store, &mut alice);
+    let id = a.keyholders(&store).unwrap()[0].id;
+    assert!(
+        a.prepare_rewrap_keyholder(&store, &id, &alice.kek)
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        a.prepare_rewrap_keyholder(&store, &id, &kek())
+            .unwrap()
+            .is_none()
+    );
+    let err = a
+        .prepare_rewrap_keyholder(&store, &[0xee; 8], &alice.kek)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            strongroom_sharing::SharingError::KeyholderNotFound { .. }
+        ),
+        "{err}"
+    );
+}
