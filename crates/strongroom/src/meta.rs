@@ -13,6 +13,9 @@
 //!
 //! Specified in `docs/spec/meta.md`.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use strongroom_crypto::aead::{WrapKey, unwrap_key, wrap_key};
@@ -176,7 +179,14 @@ pub(crate) struct MetaKeys {
     pub(crate) index: Key256,
     pub(crate) audit: Key256,
     config: Key256,
+    /// The blind index's namespace prefixes computed so far under `index`. They are not
+    /// secret (storage sees each one as the first 16 bytes of a row key): remembering
+    /// them saves every read, write and scan of a known namespace one of its two HMACs.
+    ns_prefixes: Mutex<HashMap<String, [u8; 16]>>,
 }
+
+/// Namespaces whose prefix a [`MetaKeys`] remembers; past this the memo starts over.
+const NS_PREFIX_MEMO: usize = 256;
 
 impl MetaKeys {
     pub(crate) fn from_root(root: Key256) -> Self {
@@ -185,7 +195,32 @@ impl MetaKeys {
             audit: derive_key(&root, "strongroom/v1/audit", &[]),
             config: derive_key(&root, "strongroom/v1/config", &[]),
             root,
+            ns_prefixes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The blind index's prefix of `namespace`: the first 16 bytes of
+    /// HMAC-SHA256(index key, `"ns" ‖ namespace`) (`docs/spec/index-entry.md`).
+    pub(crate) fn ns_prefix(&self, namespace: &str) -> [u8; 16] {
+        // A poisoned lock only means a panic elsewhere while the map was held; every entry
+        // in it is still a correct prefix.
+        let memo = || {
+            self.ns_prefixes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if let Some(prefix) = memo().get(namespace) {
+            return *prefix;
+        }
+        let tag = hmac32(&self.index, &[b"ns", namespace.as_bytes()]);
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&tag[..16]);
+        let mut memo = memo();
+        if memo.len() >= NS_PREFIX_MEMO {
+            memo.clear();
+        }
+        memo.insert(namespace.to_owned(), prefix);
+        prefix
     }
 
     pub(crate) fn root(&self) -> &Key256 {
@@ -346,6 +381,35 @@ pub(crate) fn now() -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The memo answers what the HMAC does, for each key apart, and stays bounded.
+    #[test]
+    fn namespace_prefixes_are_the_hmac_and_the_memo_is_bounded() {
+        let keys = MetaKeys::from_root(Key256::init_with(|k| k.fill(1)));
+        let other = MetaKeys::from_root(Key256::init_with(|k| k.fill(2)));
+        let direct =
+            |m: &MetaKeys, ns: &str| hmac32(&m.index, &[b"ns", ns.as_bytes()])[..16].to_vec();
+        for round in 0..2 {
+            for i in 0..NS_PREFIX_MEMO + 10 {
+                let ns = format!("app{i}/config");
+                assert_eq!(
+                    keys.ns_prefix(&ns).to_vec(),
+                    direct(&keys, &ns),
+                    "{round} {ns}"
+                );
+                assert_eq!(other.ns_prefix(&ns).to_vec(), direct(&other, &ns));
+                assert_ne!(keys.ns_prefix(&ns), other.ns_prefix(&ns));
+                let len = keys.ns_prefixes.lock().unwrap().len();
+                assert!((1..=NS_PREFIX_MEMO).contains(&len), "{len}");
+            }
+        }
+        // The prefix of "ns" ‖ namespace, not of anything shifted between the two.
+        assert_eq!(
+            keys.ns_prefix("a/b").to_vec(),
+            hmac32(&keys.index, &[b"nsa/b"])[..16].to_vec()
+        );
+        assert_ne!(keys.ns_prefix("a/b"), keys.ns_prefix("a/c"));
+    }
 
     proptest! {
         #[test]

@@ -161,7 +161,7 @@ pub(crate) fn blind(state: &State, namespace: &str, name: &str) -> [u8; 32] {
 /// The blind index row key of `namespace`/`name` under the metadata keys `meta`.
 pub(crate) fn blind_with(meta: &MetaKeys, namespace: &str, name: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
-    out[..16].copy_from_slice(&ns_prefix_with(meta, namespace));
+    out[..16].copy_from_slice(&meta.ns_prefix(namespace));
     let ns_len = (namespace.len() as u32).to_be_bytes();
     let tag = hmac32(
         &meta.index,
@@ -248,7 +248,7 @@ pub(crate) fn locate(
 fn ns_ranges(state: &State, namespace: &str) -> Vec<ScanRange> {
     state
         .meta_generations()
-        .map(|m| ScanRange::prefix(ns_prefix_with(m, namespace).to_vec()))
+        .map(|m| ScanRange::prefix(m.ns_prefix(namespace).to_vec()))
         .collect()
 }
 
@@ -273,13 +273,6 @@ pub(crate) fn check_index_row(
         ));
     }
     Ok(())
-}
-
-fn ns_prefix_with(meta: &MetaKeys, namespace: &str) -> [u8; 16] {
-    let tag = hmac32(&meta.index, &[b"ns", namespace.as_bytes()]);
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&tag[..16]);
-    out
 }
 
 /// The plaintext sealed in a body.
