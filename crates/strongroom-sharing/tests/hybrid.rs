@@ -343,4 +343,32 @@ fn the_largest_identity_and_the_entry_adding_it_fit_their_limits() {
     let encoded = entry.encode();
     assert!(encoded.len() <= LogEntry::MAX_LEN, "{}", encoded.len());
     assert_eq!(LogEntry::decode(&encoded).unwrap(), entry);
+
+    // The largest entry: a genesis naming that identity and a 256-bit key commitment.
+    let genesis = LogEntry::sign(
+        0,
+        [0; 32],
+        strongroom_crypto::VaultId::generate().unwrap(),
+        &id,
+        EntryBody::Genesis {
+            owner: id.public().clone(),
+            key: strongroom_sharing::KeyBinding::of(
+                &strongroom_sharing::VaultKey::generate(strongroom_sharing::Epoch(1)).unwrap(),
+            ),
+        },
+    );
+    let encoded = genesis.encode();
+    assert!(encoded.len() > bytes.len() + 170, "{}", encoded.len());
+    assert!(encoded.len() <= LogEntry::MAX_LEN, "{}", encoded.len());
+    assert_eq!(LogEntry::decode(&encoded).unwrap(), genesis);
+
+    // The size limit is checked first, at exactly MAX_LEN.
+    let too_long = |len: usize| {
+        matches!(
+            LogEntry::decode(&vec![1; len]),
+            Err(strongroom_crypto::DecodeError::TooLong { field: "entry", .. })
+        )
+    };
+    assert!(!too_long(LogEntry::MAX_LEN));
+    assert!(too_long(LogEntry::MAX_LEN + 1));
 }

@@ -133,6 +133,7 @@ fn members_and_former_members_record_when_they_came_and_left() {
     a.rekey(&store).unwrap();
     let added = a.membership().member(bob.id()).unwrap().clone();
     assert_eq!(added.added_at(), 1);
+    assert_eq!(added.name(), "bob");
     assert_eq!(added.since_epoch(), Epoch(1));
     assert_eq!(a.membership().member(alice.id()).unwrap().added_at(), 0);
 
