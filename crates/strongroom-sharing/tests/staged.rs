@@ -118,6 +118,20 @@ fn a_staged_rekey_exposes_its_key_entry_and_outcome_before_the_commit() {
     assert_eq!(app_row(&store, b"app/epoch").unwrap(), b"2");
     let after = a.membership();
     assert_eq!(after.len(), 2);
+    assert!(!after.is_empty());
+    assert_eq!(after.key_id(Epoch(2)), Some(new_id));
+    assert_eq!(after.key_id(Epoch(3)), None);
+    let binding = after.key_binding(Epoch(2)).unwrap();
+    assert_eq!(binding.id(), new_id);
+    assert!(binding.matches(a.current_key()) && binding.commitment().is_some());
+    assert!(
+        !after
+            .key_binding(Epoch(1))
+            .unwrap()
+            .matches(a.current_key())
+    );
+    assert_eq!(after.key_binding(Epoch(3)), None);
+    assert_eq!(after.retired_below(), Epoch(1));
     assert_eq!(after.hash_at(0), Some(before.head()));
     assert_eq!(after.hash_at(1), Some(entry.hash()));
     assert_eq!(after.head(), entry.hash());
