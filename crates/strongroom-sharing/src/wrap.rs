@@ -540,6 +540,23 @@ impl fmt::Debug for ChainLink {
 pub(crate) mod tests {
     use super::*;
 
+    /// Each draw of the production RNG is fresh kernel randomness, whichever width is asked
+    /// for (three equal 32-bit draws in a row: probability 2^-64).
+    #[test]
+    fn the_kernel_rng_draws_fresh_values_of_every_width() {
+        use hpke::rand_core::Rng as _;
+        let mut rng = kernel_rng();
+        let u32s = [rng.next_u32(), rng.next_u32(), rng.next_u32()];
+        assert!(u32s[0] != u32s[1] || u32s[1] != u32s[2], "{u32s:?}");
+        let u64s = [rng.next_u64(), rng.next_u64()];
+        assert_ne!(u64s[0], u64s[1]);
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        rng.fill_bytes(&mut a);
+        rng.fill_bytes(&mut b);
+        assert_ne!(a, b);
+        assert_ne!(a, [0; 32]);
+    }
+
     /// An RNG that returns fixed bytes: the test seam that fixes HPKE's encapsulation
     /// randomness (DHKEM draws exactly `ikmE`, X-Wing its 64 bytes of `eseed`).
     pub(crate) struct FixedRng(pub(crate) Vec<u8>);
