@@ -45,6 +45,11 @@ fn a_staged_create_commits_the_applications_rows_with_the_vault() {
 
     let (session, warnings) = pending.commit(&store).unwrap();
     assert_eq!(warnings.len(), 1);
+    let Warning::SinglePointOfFailure(report) = &warnings[0] else {
+        panic!("{:?}", warnings[0]);
+    };
+    assert_eq!(warnings[0].to_string(), report.message);
+    assert!(report.message.starts_with("Only one member (alice)"));
     assert_eq!(session.current_key().id(), first);
     assert_eq!(app_row(&store, b"app/settings").unwrap(), b"v1");
     assert_eq!(session.generation(), store.generation().unwrap());
@@ -104,6 +109,13 @@ fn a_staged_rekey_exposes_its_key_entry_and_outcome_before_the_commit() {
     assert_eq!(entry.prev_hash(), &before.head());
     assert_eq!(entry.signer(), alice.id());
     assert!(!change.batch().is_empty());
+    assert_eq!(
+        format!("{change:?}"),
+        format!(
+            "PendingChange {{ entry: Some(1), new_epoch: Some(Epoch(2)), ops: {}, .. }}",
+            change.batch().len()
+        )
+    );
     change.batch_mut().put(
         Table::Meta,
         b"app/epoch".to_vec(),
