@@ -771,3 +771,100 @@ fn retire_shreds_old_epochs_and_unlock_stops_at_the_floor() {
         alice.pins.high_water().map(|h| h.seq)
     );
 }
+
+/// Unlock records the keyholder's use in the same store; a record that loses a race with
+/// another unlock (conflict) or a store that refuses writes (a read-only replica) does not
+/// fail the unlock, any other write error does.
+#[test]
+fn unlock_tolerates_only_a_lost_race_or_a_read_only_store_when_recording_its_use() {
+    use std::sync::Mutex;
+    use strongroom_store::{
+        Batch, Committed, Cursor, Generation, Page, ScanRange, Snapshot, Store, StoreError,
+        TableRow, Versioned,
+    };
+
+    /// Reads from `inner`; commits fail with the error `refuse` makes while it is set.
+    struct Refusing {
+        inner: MemoryStore,
+        refuse: Mutex<Option<fn() -> StoreError>>,
+    }
+    impl ReadView for Refusing {
+        fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
+            self.inner.get(table, key)
+        }
+        fn scan(
+            &self,
+            table: Table,
+            range: &ScanRange,
+            resume: Option<&Cursor>,
+            limit: usize,
+        ) -> Result<Page, StoreError> {
+            self.inner.scan(table, range, resume, limit)
+        }
+        fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
+            self.inner.log_head(table)
+        }
+        fn generation(&self) -> Result<Generation, StoreError> {
+            self.inner.generation()
+        }
+    }
+    impl Store for Refusing {
+        fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
+            match *self.refuse.lock().unwrap() {
+                Some(make) => Err(make()),
+                None => self.inner.commit(batch),
+            }
+        }
+        fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
+            self.inner.snapshot()
+        }
+        fn schema_version(&self) -> Result<u32, StoreError> {
+            self.inner.schema_version()
+        }
+        fn backend(&self) -> &'static str {
+            "refusing"
+        }
+        fn replace_all(
+            &self,
+            rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
+        ) -> Result<u64, StoreError> {
+            self.inner.replace_all(rows)
+        }
+    }
+
+    let store = Refusing {
+        inner: MemoryStore::new(),
+        refuse: Mutex::new(None),
+    };
+    let mut alice = Person::new("alice");
+    let (vault, _) = new_vault(&store, &mut alice);
+    let member = alice.id();
+    let unused = |store: &Refusing| {
+        list_keyholders(store, member)
+            .unwrap()
+            .iter()
+            .all(|k| k.last_used_at.is_none())
+    };
+    let tolerated: [fn() -> StoreError; 2] = [
+        || StoreError::Conflict {
+            table: Table::Keyholders,
+            key: vec![1],
+        },
+        || StoreError::ReadOnly {
+            reason: "a replica".to_owned(),
+        },
+    ];
+    for make in tolerated {
+        *store.refuse.lock().unwrap() = Some(make);
+        let s = alice.unlock(&store, vault).unwrap();
+        assert_eq!(s.member_id(), alice.id());
+        assert!(unused(&store));
+    }
+    *store.refuse.lock().unwrap() = Some(|| StoreError::Injected { op: 7 });
+    let err = alice.unlock(&store, vault).unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    assert!(unused(&store));
+    *store.refuse.lock().unwrap() = None;
+    alice.unlock(&store, vault).unwrap();
+    assert!(!unused(&store));
+}
