@@ -1623,4 +1623,69 @@ mod tests {
             assert_eq!(usize::from(body.kind()), if i < 7 { i + 1 } else { i + 4 });
         }
     }
+
+    /// An identity added under a new member id must not reuse the encryption key or the
+    /// signing key of a current or a former member.
+    #[test]
+    fn a_new_identity_reusing_any_members_key_is_refused() {
+        use crate::KemKind;
+        use strongroom_crypto::Key256;
+        let keys = |seed: u8| {
+            (
+                Key256::init_with(|k| k.fill(seed)),
+                ed25519_dalek::SigningKey::from_bytes(&[seed; 32]),
+            )
+        };
+        let made = |enc: u8, sig: u8| {
+            let (e, _) = keys(enc);
+            let (_, s) = keys(sig);
+            Identity::assemble_for_tests(MemberId::generate().unwrap(), "m", KemKind::XWing, e, s)
+        };
+        let owner = Identity::generate("owner").unwrap();
+        let bob = made(1, 1);
+        let add = |log: &mut Log, who: &Identity| {
+            log.push(
+                &owner,
+                EntryBody::Add {
+                    identity: who.public().clone(),
+                    role: Role::Member,
+                },
+            );
+            let verified = log.verify();
+            if verified.is_err() {
+                log.entries.pop();
+            }
+            verified
+        };
+        let reused = |r: Result<Membership, VerifyError>| {
+            matches!(
+                r,
+                Err(VerifyError::InvalidEntry {
+                    reason: "the identity reuses another member's key",
+                    ..
+                })
+            )
+        };
+        let mut log = Log::new(&owner);
+        add(&mut log, &bob).unwrap();
+        // Of a current member: the encryption key, the signing key, or both.
+        assert!(reused(add(&mut log, &made(1, 2))));
+        assert!(reused(add(&mut log, &made(2, 1))));
+        assert!(reused(add(&mut log, &made(1, 1))));
+        // Of a former member, once Bob is removed.
+        log.push(
+            &owner,
+            EntryBody::Remove {
+                member: bob.member_id(),
+                epoch: Epoch(2),
+                key: KeyBinding::legacy(kid(2)),
+            },
+        );
+        let state = log.verify().unwrap();
+        assert!(!state.is_empty() && state.former_members().contains_key(&bob.member_id()));
+        assert!(reused(add(&mut log, &made(1, 3))));
+        assert!(reused(add(&mut log, &made(3, 1))));
+        // Keys nobody used are fine.
+        add(&mut log, &made(3, 3)).unwrap();
+    }
 }
