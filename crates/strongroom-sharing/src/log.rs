@@ -1309,6 +1309,26 @@ mod tests {
             s.check(admin.member_id(), &promote),
             Err(Denied::Role(Role::Admin))
         );
+        // An admin changes no owner's role; a member and a read-only member change none.
+        let demote_owner = EntryBody::RoleChange {
+            member: owner.member_id(),
+            role: Role::Member,
+        };
+        assert_eq!(
+            s.check(admin.member_id(), &demote_owner),
+            Err(Denied::Role(Role::Admin))
+        );
+        let promote_ro = EntryBody::RoleChange {
+            member: ro.member_id(),
+            role: Role::Member,
+        };
+        assert!(s.check(admin.member_id(), &promote_ro).is_ok());
+        for (who, role) in [(&member, Role::Member), (&ro, Role::ReadOnly)] {
+            assert_eq!(
+                s.check(who.member_id(), &promote_ro),
+                Err(Denied::Role(role))
+            );
+        }
         let regrant_self = EntryBody::Regrant {
             member: admin.member_id(),
             identity: x.public().clone(),
@@ -1687,5 +1707,96 @@ mod tests {
         assert!(reused(add(&mut log, &made(3, 1))));
         // Keys nobody used are fine.
         add(&mut log, &made(3, 3)).unwrap();
+    }
+
+    /// A genesis entry is signed by the owner it names: a signature that verifies under the
+    /// owner's key but names another signer (a second identity sharing that key) is refused.
+    #[test]
+    fn a_genesis_entry_names_its_owner_as_signer() {
+        use crate::KemKind;
+        use strongroom_crypto::Key256;
+        let signing = || ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let enc = |b: u8| Key256::init_with(|k| k.fill(b));
+        let member = || MemberId::generate().unwrap();
+        let owner = Identity::assemble_for_tests(member(), "o", KemKind::XWing, enc(1), signing());
+        let twin = Identity::assemble_for_tests(member(), "t", KemKind::XWing, enc(2), signing());
+        let genesis = |signer: &Identity| {
+            LogEntry::sign(
+                0,
+                [0; 32],
+                VaultId::generate().unwrap(),
+                signer,
+                EntryBody::Genesis {
+                    owner: owner.public().clone(),
+                    key: KeyBinding::legacy(kid(1)),
+                },
+            )
+            .encode()
+        };
+        assert!(Membership::verify([genesis(&owner).as_slice()].into_iter()).is_ok());
+        assert_eq!(
+            Membership::verify([genesis(&twin).as_slice()].into_iter()).unwrap_err(),
+            VerifyError::BadSignature { seq: 0 }
+        );
+    }
+
+    /// An upgrade's new encryption key must not be one a current or a former member uses.
+    #[test]
+    fn an_upgrade_reusing_any_members_encryption_key_is_refused() {
+        use crate::KemKind;
+        use strongroom_crypto::Key256;
+        let enc = |b: u8| Key256::init_with(|k| k.fill(b));
+        let sig = |b: u8| ed25519_dalek::SigningKey::from_bytes(&[b; 32]);
+        let owner = Identity::assemble_for_tests(
+            MemberId::generate().unwrap(),
+            "owner",
+            KemKind::XWing,
+            enc(1),
+            sig(1),
+        );
+        let former = Identity::assemble_for_tests(
+            MemberId::generate().unwrap(),
+            "former",
+            KemKind::XWing,
+            enc(2),
+            sig(2),
+        );
+        let carol_id = MemberId::generate().unwrap();
+        let carol =
+            Identity::assemble_for_tests(carol_id, "carol", KemKind::X25519, enc(3), sig(3));
+        let mut log = Log::new(&owner);
+        for who in [&former, &carol] {
+            log.push(
+                &owner,
+                EntryBody::Add {
+                    identity: who.public().clone(),
+                    role: Role::Member,
+                },
+            );
+        }
+        log.push(
+            &owner,
+            EntryBody::Remove {
+                member: former.member_id(),
+                epoch: Epoch(2),
+                key: KeyBinding::legacy(kid(2)),
+            },
+        );
+        let state = log.verify().unwrap();
+        let upgrade_to = |b: u8| EntryBody::Upgrade {
+            identity: Identity::assemble_for_tests(
+                carol_id,
+                "carol",
+                KemKind::XWing,
+                enc(b),
+                sig(3),
+            )
+            .public()
+            .clone(),
+        };
+        let reused = Err(Denied::Invalid("the identity reuses another member's key"));
+        assert_eq!(state.check(carol_id, &upgrade_to(1)), reused);
+        assert_eq!(state.check(carol_id, &upgrade_to(2)), reused);
+        assert_eq!(state.check(carol_id, &upgrade_to(4)), Ok(()));
     }
 }
