@@ -98,6 +98,14 @@ fn a_staged_rekey_exposes_its_key_entry_and_outcome_before_the_commit() {
         alice.identity.public().signing_key()
     );
     assert_eq!(a.pins().genesis_signer(), Some(before.genesis_signer()));
+    assert_eq!(a.pins().vault_id(), Some(before.vault_id()));
+    assert!(!a.pins().is_empty());
+    let empty = strongroom_sharing::Pins::new();
+    assert!(empty.is_empty());
+    assert_eq!(
+        (empty.vault_id(), empty.genesis_signer(), empty.high_water()),
+        (None, None, None)
+    );
 
     let mut change = a.prepare_rekey().unwrap();
     let new_key = change.new_key().unwrap();
