@@ -15,11 +15,6 @@ fn row(store: &dyn ReadView, table: Table, key: &[u8]) -> Vec<u8> {
     store.get(table, key).unwrap().unwrap().value
 }
 
-/// Hex of each secret, to check that none appears in a Debug output.
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[test]
 fn debug_output_names_the_value_and_redacts_every_key() {
     let store = MemoryStore::new();
@@ -156,7 +151,7 @@ fn debug_output_names_the_value_and_redacts_every_key() {
         a.key(strongroom_sharing::Epoch(1)).unwrap(),
     ] {
         let secret = key.expose_secret().expose_secret();
-        assert!(!everything.contains(&hex_of(secret)));
+        assert!(!everything.contains(&hex::encode(secret)));
         assert!(!everything.contains(&format!("{secret:?}")));
     }
 }

@@ -777,94 +777,38 @@ fn retire_shreds_old_epochs_and_unlock_stops_at_the_floor() {
 /// fail the unlock, any other write error does.
 #[test]
 fn unlock_tolerates_only_a_lost_race_or_a_read_only_store_when_recording_its_use() {
-    use std::sync::Mutex;
-    use strongroom_store::{
-        Batch, Committed, Cursor, Generation, Page, ScanRange, Snapshot, Store, StoreError,
-        TableRow, Versioned,
-    };
+    use strongroom_store::StoreError;
 
-    /// Reads from `inner`; commits fail with the error `refuse` makes while it is set.
-    struct Refusing {
-        inner: MemoryStore,
-        refuse: Mutex<Option<fn() -> StoreError>>,
-    }
-    impl ReadView for Refusing {
-        fn get(&self, table: Table, key: &[u8]) -> Result<Option<Versioned>, StoreError> {
-            self.inner.get(table, key)
-        }
-        fn scan(
-            &self,
-            table: Table,
-            range: &ScanRange,
-            resume: Option<&Cursor>,
-            limit: usize,
-        ) -> Result<Page, StoreError> {
-            self.inner.scan(table, range, resume, limit)
-        }
-        fn log_head(&self, table: Table) -> Result<Option<u64>, StoreError> {
-            self.inner.log_head(table)
-        }
-        fn generation(&self) -> Result<Generation, StoreError> {
-            self.inner.generation()
-        }
-    }
-    impl Store for Refusing {
-        fn commit(&self, batch: &Batch) -> Result<Committed, StoreError> {
-            match *self.refuse.lock().unwrap() {
-                Some(make) => Err(make()),
-                None => self.inner.commit(batch),
-            }
-        }
-        fn snapshot(&self) -> Result<Box<dyn Snapshot + '_>, StoreError> {
-            self.inner.snapshot()
-        }
-        fn schema_version(&self) -> Result<u32, StoreError> {
-            self.inner.schema_version()
-        }
-        fn backend(&self) -> &'static str {
-            "refusing"
-        }
-        fn replace_all(
-            &self,
-            rows: &mut dyn Iterator<Item = Result<TableRow, StoreError>>,
-        ) -> Result<u64, StoreError> {
-            self.inner.replace_all(rows)
-        }
-    }
-
-    let store = Refusing {
-        inner: MemoryStore::new(),
-        refuse: Mutex::new(None),
-    };
+    let store = FaultyStore::new(MemoryStore::new());
     let mut alice = Person::new("alice");
     let (vault, _) = new_vault(&store, &mut alice);
-    let member = alice.id();
-    let unused = |store: &Refusing| {
-        list_keyholders(store, member)
-            .unwrap()
-            .iter()
-            .all(|k| k.last_used_at.is_none())
+    let first = store.ops();
+    alice.unlock(&store, vault).unwrap();
+    let per_unlock = store.ops() - first;
+    let applied = store.commits_applied();
+    // The last operation of an unlock is the commit that records the use.
+    let fail_the_record = |error: fn(u64) -> StoreError| {
+        store.fail_op_with(store.ops() + per_unlock - 1, error);
     };
-    let tolerated: [fn() -> StoreError; 2] = [
-        || StoreError::Conflict {
+    let tolerated: [fn(u64) -> StoreError; 2] = [
+        |_| StoreError::Conflict {
             table: Table::Keyholders,
             key: vec![1],
         },
-        || StoreError::ReadOnly {
+        |_| StoreError::ReadOnly {
             reason: "a replica".to_owned(),
         },
     ];
-    for make in tolerated {
-        *store.refuse.lock().unwrap() = Some(make);
+    for (i, error) in tolerated.into_iter().enumerate() {
+        fail_the_record(error);
         let s = alice.unlock(&store, vault).unwrap();
         assert_eq!(s.member_id(), alice.id());
-        assert!(unused(&store));
+        assert_eq!(store.injected(), i as u64 + 1);
     }
-    *store.refuse.lock().unwrap() = Some(|| StoreError::Injected { op: 7 });
+    fail_the_record(|op| StoreError::Injected { op });
     let err = alice.unlock(&store, vault).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
-    assert!(unused(&store));
-    *store.refuse.lock().unwrap() = None;
+    assert_eq!((store.injected(), store.commits_applied()), (3, applied));
     alice.unlock(&store, vault).unwrap();
-    assert!(!unused(&store));
+    assert_eq!(store.commits_applied(), applied + 1);
 }

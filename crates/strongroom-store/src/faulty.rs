@@ -1,6 +1,6 @@
 //! `FaultyStore`: a wrapper that injects failures, for crash and retry tests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -10,16 +10,23 @@ use crate::{
     Versioned,
 };
 
+/// Makes the error a failed operation returns, from its number.
+type MakeError = fn(u64) -> StoreError;
+
+fn injected(op: u64) -> StoreError {
+    StoreError::Injected { op }
+}
+
 #[derive(Default)]
 struct Plan {
-    fail: BTreeSet<u64>,
+    fail: BTreeMap<u64, MakeError>,
     lose_ack: BTreeSet<u64>,
     crash_at: Option<u64>,
 }
 
 enum Decision {
     Run,
-    Fail,
+    Fail(MakeError),
     RunThenFail,
 }
 
@@ -31,6 +38,8 @@ enum Decision {
 ///
 /// - [`fail_op(n)`](FaultyStore::fail_op): operation `n` returns
 ///   [`StoreError::Injected`] without reaching the inner store (nothing applied);
+///   [`fail_op_with`](FaultyStore::fail_op_with) chooses the error (a conflict, a
+///   read-only store...) to test how the caller handles that one;
 /// - [`lose_ack(n)`](FaultyStore::lose_ack): operation `n` runs (a commit *is applied*)
 ///   and then returns `Injected`, the case of a write acknowledged to nobody;
 /// - [`crash_at(n)`](FaultyStore::crash_at): operation `n` and every later one fail until
@@ -101,7 +110,21 @@ impl<S: Store> FaultyStore<S> {
 
     /// Makes operation number `op` fail without running.
     pub fn fail_op(&self, op: u64) {
-        self.plan().fail.insert(op);
+        self.fail_op_with(op, injected);
+    }
+
+    /// Makes operation number `op` fail without running, with the error `error(op)`.
+    ///
+    /// ```
+    /// use strongroom_store::{Batch, FaultyStore, MemoryStore, Store, StoreError};
+    ///
+    /// let store = FaultyStore::new(MemoryStore::new());
+    /// store.fail_op_with(store.ops(), |_| StoreError::ReadOnly { reason: "a replica".into() });
+    /// assert!(store.commit(&Batch::new()).unwrap_err().is_read_only());
+    /// assert_eq!((store.injected(), store.commits_applied()), (1, 0));
+    /// ```
+    pub fn fail_op_with(&self, op: u64, error: fn(u64) -> StoreError) {
+        self.plan().fail.insert(op, error);
     }
 
     /// Makes operation number `op` run and then report failure (a lost acknowledgement).
@@ -136,8 +159,10 @@ impl<S: Store> FaultyStore<S> {
     fn decide(&self) -> (u64, Decision) {
         let mut plan = self.plan();
         let op = self.ops.fetch_add(1, Ordering::SeqCst);
-        let decision = if plan.crash_at.is_some_and(|at| op >= at) || plan.fail.remove(&op) {
-            Decision::Fail
+        let decision = if plan.crash_at.is_some_and(|at| op >= at) {
+            Decision::Fail(injected)
+        } else if let Some(error) = plan.fail.remove(&op) {
+            Decision::Fail(error)
         } else if plan.lose_ack.remove(&op) {
             Decision::RunThenFail
         } else {
@@ -153,9 +178,9 @@ impl<S: Store> FaultyStore<S> {
     ) -> Result<T, StoreError> {
         let (op, decision) = self.decide();
         match decision {
-            Decision::Fail => {
+            Decision::Fail(error) => {
                 self.injected.fetch_add(1, Ordering::SeqCst);
-                Err(StoreError::Injected { op })
+                Err(error(op))
             }
             Decision::Run => {
                 let out = f();
