@@ -276,6 +276,26 @@ fn grant_swapped_between_members_is_refused() {
     );
     store.clear_rules();
     bob.unlock(&store, vault).unwrap();
+
+    // Bob's own grant of an older epoch served as his grant of the current one.
+    let mut a = alice.unlock(&store, vault).unwrap();
+    a.rekey(&store).unwrap();
+    alice.pins = a.pins().clone();
+    bob.unlock(&store, vault).unwrap();
+    store.swap_value(
+        Table::Wraps,
+        &grant_key(2, bob.id()),
+        &grant_key(1, bob.id()),
+    );
+    assert_eq!(
+        refused(bob.unlock(&store, vault)),
+        VerifyError::GrantMisplaced {
+            member: bob.id(),
+            epoch: Epoch(1)
+        }
+    );
+    store.clear_rules();
+    bob.unlock(&store, vault).unwrap();
 }
 
 #[test]
