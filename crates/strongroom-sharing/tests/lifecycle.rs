@@ -812,3 +812,33 @@ fn unlock_tolerates_only_a_lost_race_or_a_read_only_store_when_recording_its_use
     alice.unlock(&store, vault).unwrap();
     assert_eq!(store.commits_applied(), applied + 1);
 }
+
+/// Without a member id, unlock takes the one member whose credentials are stored: none
+/// stored is `NoCredentials` naming no member.
+#[test]
+fn unlock_without_a_member_id_needs_stored_credentials() {
+    use strongroom_store::{Batch, Expect, Store as _};
+
+    let store = MemoryStore::new();
+    let mut alice = Person::new("alice");
+    let (vault, _) = new_vault(&store, &mut alice);
+    let mut pins = alice.pins.clone();
+    unlock(&store, vault, None, &alice.kek, &mut pins).unwrap();
+    let mut batch = Batch::new();
+    batch.delete(
+        Table::Identities,
+        alice.id().as_bytes().to_vec(),
+        Expect::Any,
+    );
+    store.commit(&batch).unwrap();
+    let err = unlock(&store, vault, None, &alice.kek, &mut pins).unwrap_err();
+    assert!(
+        matches!(err, SharingError::NoCredentials { member: None }),
+        "{err}"
+    );
+    let err = unlock(&store, vault, Some(alice.id()), &alice.kek, &mut pins).unwrap_err();
+    assert!(
+        matches!(err, SharingError::NoCredentials { member: Some(m) } if m == alice.id()),
+        "{err}"
+    );
+}
