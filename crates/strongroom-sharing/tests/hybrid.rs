@@ -362,13 +362,21 @@ fn the_largest_identity_and_the_entry_adding_it_fit_their_limits() {
     assert!(encoded.len() <= LogEntry::MAX_LEN, "{}", encoded.len());
     assert_eq!(LogEntry::decode(&encoded).unwrap(), genesis);
 
-    // The size limit is checked first, at exactly MAX_LEN.
+    // The size limits of docs/spec/identity.md and membership-log.md; the entry's is
+    // checked first, at exactly 1651 bytes.
+    assert_eq!(
+        (
+            strongroom_sharing::PublicIdentity::MAX_LEN,
+            LogEntry::MAX_LEN
+        ),
+        (1461, 1651)
+    );
     let too_long = |len: usize| {
         matches!(
             LogEntry::decode(&vec![1; len]),
             Err(strongroom_crypto::DecodeError::TooLong { field: "entry", .. })
         )
     };
-    assert!(!too_long(LogEntry::MAX_LEN));
-    assert!(too_long(LogEntry::MAX_LEN + 1));
+    assert!(!too_long(1651));
+    assert!(too_long(1652));
 }
