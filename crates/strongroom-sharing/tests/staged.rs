@@ -212,3 +212,81 @@ fn rewrap_in_place_is_offered_only_by_keyholders_that_can() {
         "{err}"
     );
 }
+
+/// A keyholder whose service rewraps its stanza in place: the record is replaced, keeping
+/// its id and kind; a rewrap that changes either is refused.
+#[test]
+fn a_rewrap_in_place_keeps_the_stanzas_id_and_kind() {
+    use strongroom_crypto::Key256;
+    use strongroom_recovery::{
+        Keyholder, KeyholderError, KeyholderKind, RawKek, Stanza, WrapContext,
+    };
+
+    /// A raw KEK whose rewrap returns the stanza as `change` makes it.
+    struct Rewrapping<'a> {
+        kek: &'a RawKek,
+        change: fn(Stanza) -> Stanza,
+    }
+    impl Keyholder for Rewrapping<'_> {
+        fn kind(&self) -> KeyholderKind {
+            self.kek.kind()
+        }
+        fn wrap(&self, ctx: &WrapContext<'_>, key: &Key256) -> Result<Stanza, KeyholderError> {
+            self.kek.wrap(ctx, key)
+        }
+        fn unwrap(
+            &self,
+            ctx: &WrapContext<'_>,
+            stanza: &Stanza,
+        ) -> Result<Option<Key256>, KeyholderError> {
+            self.kek.unwrap(ctx, stanza)
+        }
+        fn rewrap(
+            &self,
+            _ctx: &WrapContext<'_>,
+            stanza: &Stanza,
+        ) -> Result<Option<Stanza>, KeyholderError> {
+            Ok(Some((self.change)(stanza.clone())))
+        }
+    }
+
+    let store = MemoryStore::new();
+    let mut alice = Person::new("alice");
+    let (vault, mut a) = new_vault(&store, &mut alice);
+    let id = a.keyholders(&store).unwrap()[0].id;
+    let with = |change| Rewrapping {
+        kek: &alice.kek,
+        change,
+    };
+    for change in [
+        (|mut s: Stanza| {
+            s.id[0] ^= 1;
+            s
+        }) as fn(Stanza) -> Stanza,
+        |mut s: Stanza| {
+            s.kind = KeyholderKind::RecoveryKey;
+            s
+        },
+    ] {
+        let err = a
+            .prepare_rewrap_keyholder(&store, &id, &with(change))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                strongroom_sharing::SharingError::InvalidChange {
+                    reason: "a rewrapped stanza must keep its kind and id"
+                }
+            ),
+            "{err}"
+        );
+    }
+    let change = a
+        .prepare_rewrap_keyholder(&store, &id, &with(|s| s))
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.outcome().id, id);
+    a.commit(&store, change).unwrap();
+    assert_eq!(a.keyholders(&store).unwrap().len(), 1);
+    alice.unlock(&store, vault).unwrap();
+}
