@@ -241,12 +241,14 @@ fn a_rewrap_in_place_keeps_the_stanzas_id_and_kind() {
         ) -> Result<Option<Key256>, KeyholderError> {
             self.kek.unwrap(ctx, stanza)
         }
+        /// Wraps the key afresh (a new nonce) and applies `change`.
         fn rewrap(
             &self,
-            _ctx: &WrapContext<'_>,
+            ctx: &WrapContext<'_>,
             stanza: &Stanza,
         ) -> Result<Option<Stanza>, KeyholderError> {
-            Ok(Some((self.change)(stanza.clone())))
+            let key = self.kek.unwrap(ctx, stanza)?.expect("our stanza");
+            Ok(Some((self.change)(self.kek.wrap(ctx, &key)?)))
         }
     }
 
@@ -281,12 +283,24 @@ fn a_rewrap_in_place_keeps_the_stanzas_id_and_kind() {
             "{err}"
         );
     }
+    let stored = |store: &MemoryStore| {
+        let key = [alice.id().as_bytes().as_slice(), &id].concat();
+        let row = store.get(Table::Keyholders, &key).unwrap().unwrap();
+        strongroom_sharing::KeyholderRecord::decode(&row.value).unwrap()
+    };
+    let before = stored(&store);
     let change = a
         .prepare_rewrap_keyholder(&store, &id, &with(|s| s))
         .unwrap()
         .unwrap();
     assert_eq!(change.outcome().id, id);
     a.commit(&store, change).unwrap();
+    let after = stored(&store);
+    assert_ne!(after.stanza.body, before.stanza.body);
+    assert_eq!(
+        (after.stanza.id, after.created_at),
+        (before.stanza.id, before.created_at)
+    );
     assert_eq!(a.keyholders(&store).unwrap().len(), 1);
     alice.unlock(&store, vault).unwrap();
 }
