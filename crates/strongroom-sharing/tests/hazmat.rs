@@ -3,6 +3,8 @@
 //! draft-ietf-hpke-pq vector for X-Wing / HKDF-SHA256 / ChaCha20-Poly1305, through the public
 //! API only.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use serde::Deserialize;
 use strongroom_crypto::Key256;
 use strongroom_sharing::hazmat::{
@@ -163,4 +165,51 @@ fn low_order_x25519_shares_are_detected_and_refused() {
     // Not an X-Wing `enc` at all: nothing to judge.
     assert!(!xwing_enc_has_low_order_share(&genuine[..1119]));
     assert!(!xwing_enc_has_low_order_share(&[]));
+}
+
+/// The `mlkem768x25519` stanzas of three C2SP age testkit files (tests/data/age-testkit):
+/// `hybrid` opens to its file key; in `hybrid_low_order` and `hybrid_identity` the X25519
+/// share has small order and the rest is what an honest sender would send for it (the
+/// stanza would open to the file key), so only the low-order check refuses them.
+#[test]
+fn the_age_testkits_hybrid_stanzas() {
+    let files = [
+        ("hybrid", true),
+        ("hybrid_low_order", false),
+        ("hybrid_identity", false),
+    ];
+    for (name, opens) in files {
+        let path = format!(
+            "{}/tests/data/age-testkit/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let field = |f: &str| text.lines().find_map(|l| l.strip_prefix(f)).unwrap();
+        let file_key = h(field("file key: "));
+        let (hrp, seed) = bech32::decode(field("identity: ")).unwrap();
+        assert_eq!(hrp.to_string(), "AGE-SECRET-KEY-PQ-");
+        let mut stanza = text
+            .lines()
+            .skip_while(|l| !l.starts_with("-> mlkem768x25519 "));
+        let args = stanza.next().unwrap();
+        let enc = STANDARD_NO_PAD
+            .decode(args.strip_prefix("-> mlkem768x25519 ").unwrap())
+            .unwrap();
+        let body = STANDARD_NO_PAD.decode(stanza.next().unwrap()).unwrap();
+        assert_eq!((enc.len(), body.len()), (1120, 32), "{name}");
+        assert_eq!(xwing_enc_has_low_order_share(&enc), !opens, "{name}");
+        let opened = xwing_open(
+            &Key256::from_slice(&seed).unwrap(),
+            &enc,
+            b"age-encryption.org/mlkem768x25519",
+            b"",
+            &body,
+        );
+        assert_eq!(
+            opened.as_ref().map(|k| k.to_vec()),
+            opens.then(|| file_key.clone()),
+            "{name}"
+        );
+    }
 }
