@@ -886,5 +886,30 @@ pub(crate) mod tests {
                 .open(vault, &k2)
                 .is_none()
         );
+
+        // Each label is checked before unwrapping, on its own: a link wrapped under the
+        // current key whose authenticated header names another vault, epoch or wrapping
+        // key (a writer holding the key could make one) is refused even though it unwraps.
+        let relabel = |edit: fn(&mut ChainLink)| {
+            let mut forged = link.clone();
+            edit(&mut forged);
+            forged.wrapped = wrap_key(
+                &WrapKey::new(k2.expose_secret()),
+                &forged.aad(),
+                k1.expose_secret(),
+            )
+            .unwrap();
+            forged
+        };
+        let honest = relabel(|_| {});
+        assert_eq!(honest.open(vault, &k2).unwrap().id(), k1.id());
+        let edits: [fn(&mut ChainLink); 3] = [
+            |l| l.vault = VaultId::from_bytes([7; 16]),
+            |l| l.epoch = Epoch(3),
+            |l| l.key_id = KeyId::from_bytes([7; 8]),
+        ];
+        for edit in edits {
+            assert!(relabel(edit).open(vault, &k2).is_none());
+        }
     }
 }
