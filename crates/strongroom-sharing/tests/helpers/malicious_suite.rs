@@ -299,6 +299,39 @@ fn grant_swapped_between_members_is_refused() {
 }
 
 #[test]
+fn grant_served_differently_to_the_audit_and_to_the_read_is_refused() {
+    // A storage honest while the grants are audited (one scan of every grant row), then
+    // serving Bob his own epoch-1 grant when he reads his epoch-2 row: the row read is
+    // checked on its own, not trusted because the audit passed.
+    let (store, vault, mut alice, mut a, bob, _b) = two_members();
+    a.rekey(&store).unwrap();
+    alice.pins = a.pins().clone();
+    let old = store
+        .inner()
+        .get(Table::Wraps, &grant_key(1, bob.id()))
+        .unwrap()
+        .unwrap();
+    let target = grant_key(2, bob.id());
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    store.on_read(move |table, key, row| {
+        let lie = table == Table::Wraps
+            && key == target.as_slice()
+            && reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1;
+        if lie { Some(old.clone()) } else { row }
+    });
+    let mut bob = bob;
+    assert_eq!(
+        refused(bob.unlock(&store, vault)),
+        VerifyError::GrantMisplaced {
+            member: bob.id(),
+            epoch: Epoch(1)
+        }
+    );
+    store.clear_rules();
+    bob.unlock(&store, vault).unwrap();
+}
+
+#[test]
 fn storage_chosen_vault_key_is_refused() {
     let (store, vault, mut alice, mut a, mut bob, mut b) = two_members();
     // A valid HPKE grant to Bob's logged key, of a key the storage chose.
