@@ -526,6 +526,13 @@ pub const DEFAULT_BULK_N: usize = 100_000;
 /// Sequential gets per `block_on` in the async case (one runtime entry per batch, as a
 /// server task awaiting one get after another).
 const ASYNC_GETS_PER_BLOCK: usize = 100;
+/// Runtime workers in the async cases, and OS threads of the concurrent case's floor.
+const ASYNC_WORKERS: usize = 2;
+/// Tasks awaiting gets at once in the concurrent async case.
+const ASYNC_TASKS: usize = 64;
+/// Gets per measured operation of the concurrent async case (split over the tasks, or
+/// over the floor's threads).
+const ASYNC_CONCURRENT_GETS: usize = 1024;
 
 /// Namespace load, bulk import and the async handle, each against its floor in the same
 /// run:
@@ -537,6 +544,9 @@ const ASYNC_GETS_PER_BLOCK: usize = 100;
 /// - `vault/async/get/1KiB`: `AsyncVault::get` awaited in sequence on a tokio runtime
 ///   against `Vault::get` of the same vault (the handle's cost: a hop to the blocking
 ///   pool and back).
+/// - `vault/async/get-concurrent/1KiB`: 64 tasks on a 2-worker runtime awaiting gets at
+///   once against 2 OS threads calling `Vault::get` (a server's throughput with the
+///   handle, against the machine's without it).
 fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let dir = tempfile::tempdir().expect("temp dir");
     let (store, _, vault, raw) = sqlite_pair(dir.path());
@@ -632,7 +642,7 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(ASYNC_WORKERS)
         .build()
         .expect("tokio runtime");
     let handle = AsyncVault::new(vault);
@@ -669,6 +679,78 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             Some(0.8),
         )
         .with("gets_per_block_on", ASYNC_GETS_PER_BLOCK.to_string()),
+    );
+
+    // A server's view: many tasks awaiting gets at once. The floor is the same number of
+    // gets made by as many OS threads as the runtime has workers, each calling
+    // `Vault::get` directly: what the machine does without the handle.
+    let per_task = ASYNC_CONCURRENT_GETS / ASYNC_TASKS;
+    let shared_names = Arc::new(names.clone());
+    let m = compare(
+        rounds,
+        budget,
+        || {
+            let got = runtime.block_on(async {
+                let tasks: Vec<_> = (0..ASYNC_TASKS)
+                    .map(|t| {
+                        let handle = handle.clone();
+                        let names = Arc::clone(&shared_names);
+                        tokio::spawn(async move {
+                            let mut total = 0;
+                            for i in 0..per_task {
+                                let name = names
+                                    [(t * per_task + i).wrapping_mul(37) % LOAD_SECRETS]
+                                    .clone();
+                                let s = handle.get("bench/load", name).await.expect("async get");
+                                total += s.expose_secret().len();
+                            }
+                            total
+                        })
+                    })
+                    .collect();
+                let mut total = 0;
+                for task in tasks {
+                    total += task.await.expect("task");
+                }
+                total
+            });
+            (ASYNC_CONCURRENT_GETS, got)
+        },
+        || {
+            let per_thread = ASYNC_CONCURRENT_GETS / ASYNC_WORKERS;
+            let got: usize = std::thread::scope(|scope| {
+                let threads: Vec<_> = (0..ASYNC_WORKERS)
+                    .map(|t| {
+                        let (vault, names) = (handle.vault(), &names);
+                        scope.spawn(move || {
+                            let mut total = 0;
+                            for i in 0..per_thread {
+                                let name =
+                                    &names[(t * per_thread + i).wrapping_mul(37) % LOAD_SECRETS];
+                                total += vault
+                                    .get("bench/load", name)
+                                    .expect("get")
+                                    .expose_secret()
+                                    .len();
+                            }
+                            total
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().expect("thread")).sum()
+            });
+            (ASYNC_CONCURRENT_GETS, got)
+        },
+    );
+    out.push(
+        Ratio::measured(
+            format!("vault/async/get-concurrent/{}", size_label(VALUE_SIZE)),
+            "vault-sync-get-parallel",
+            &m,
+            Some(0.8),
+        )
+        .with("tasks", ASYNC_TASKS.to_string())
+        .with("threads", ASYNC_WORKERS.to_string()),
     );
     out
 }
