@@ -1,6 +1,6 @@
 //! An HTTP server (axum on tokio) that keeps its credentials in strongroom: it reads its
 //! database password once at start-up and checks each request's bearer token against the
-//! vault, through the async handle so no request waits on a store call on a worker thread.
+//! vault, through the async handle so no request waits on a store call on a runtime worker thread.
 //!
 //! ```text
 //! cargo run -p strongroom --example http_server
@@ -76,7 +76,7 @@ async fn serve() -> Result<(), Box<dyn Error>> {
     )?);
     let kek = RawKek::generate()?; // the deployment's ENCRYPTION_KEY, in production
     let (vault, _) = Vault::create(store, &kek, &CreateOptions::default())?;
-    let vault = AsyncVault::new(vault.pin_to(Arc::new(MemoryPinStore::new()))?);
+    let vault = AsyncVault::new(vault.pin_to(Arc::new(MemoryPinStore::new()))?)?;
     vault
         .put("core/shop", "DATABASE_PASSWORD", b"hunter2".to_vec()) // pragma: allowlist secret
         .await?;

@@ -542,8 +542,8 @@ const ASYNC_CONCURRENT_GETS: usize = 1024;
 ///   against one raw transaction inserting N rows of the same size (N = `BULK_N`,
 ///   default 100,000; counted in secrets per second).
 /// - `vault/async/get/1KiB`: `AsyncVault::get` awaited in sequence on a tokio runtime
-///   against `Vault::get` of the same vault (the handle's cost: a hop to the blocking
-///   pool and back).
+///   against `Vault::get` of the same vault (the handle's cost: a hop to one of its
+///   threads and back).
 /// - `vault/async/get-concurrent/1KiB`: 64 tasks on a 2-worker runtime awaiting gets at
 ///   once against 2 OS threads calling `Vault::get` (a server's throughput with the
 ///   handle, against the machine's without it).
@@ -645,7 +645,7 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         .worker_threads(ASYNC_WORKERS)
         .build()
         .expect("tokio runtime");
-    let handle = AsyncVault::new(vault);
+    let handle = AsyncVault::new(vault).expect("async handle");
     let i_a = Cell::new(0usize);
     let i_s = Cell::new(0usize);
     let m = compare(

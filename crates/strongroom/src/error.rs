@@ -98,10 +98,10 @@ pub enum VaultError {
         /// The operation (`put`, `membership change`, `audit append`).
         operation: &'static str,
     },
-    /// The call was cut off before its outcome was known (the async runtime shut down
-    /// under it): it may or may not have happened. Read again to find out.
+    /// The call was cut off before its outcome was known (the async handle's worker
+    /// stopped under it): it may or may not have happened. Read again to find out.
     #[error(
-        "the runtime shut down before the call finished: it may or may not have happened; read again"
+        "the call was abandoned before it finished (its runtime or worker thread stopped): it may or may not have happened; read again"
     )]
     OutcomeUnknown,
     /// A primitive failed.

@@ -31,7 +31,7 @@ fn sixty_four_tasks_read_and_write_while_a_rotation_runs() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let vault = AsyncVault::new(sqlite_vault(dir.path()));
+    let vault = AsyncVault::new(sqlite_vault(dir.path())).unwrap();
     rt.block_on(async {
         for i in 0..300 {
             vault
@@ -100,7 +100,7 @@ fn cancelled_calls_never_leave_half_a_record() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let vault = AsyncVault::new(sqlite_vault(dir.path()));
+    let vault = AsyncVault::new(sqlite_vault(dir.path())).unwrap();
     rt.block_on(async {
         for i in 0..50u64 {
             vault
@@ -128,7 +128,7 @@ fn cancelled_calls_never_leave_half_a_record() {
     });
 }
 
-/// The calls run on the blocking pool, not on the runtime's worker threads: three calls
+/// The calls run on the handle's threads, not on the runtime's worker threads: three calls
 /// that can only finish together (a barrier of three) finish on a runtime of two worker
 /// threads. Calls run on the workers would block both, and the third would never start.
 #[test]
@@ -139,7 +139,7 @@ fn calls_run_off_the_worker_threads() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let vault = AsyncVault::new(sqlite_vault(dir.path()));
+    let vault = AsyncVault::new(sqlite_vault(dir.path())).unwrap();
     rt.block_on(async {
         let barrier = Arc::new(std::sync::Barrier::new(3));
         let calls: Vec<_> = (0..3)
@@ -162,5 +162,45 @@ fn calls_run_off_the_worker_threads() {
         tokio::time::timeout(Duration::from_secs(30), all)
             .await
             .expect("the calls blocked the runtime's worker threads");
+    });
+}
+
+/// Calls run on the handle's named threads; a panicking call panics in its caller and the
+/// thread goes on with the next call; a handle of one thread still runs every call, in
+/// turn.
+#[test]
+fn calls_run_on_the_handles_threads_and_survive_a_panic() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vault = AsyncVault::with_threads(sqlite_vault(dir.path()), 1).unwrap();
+    rt.block_on(async {
+        let name = vault
+            .run(|_| Ok(std::thread::current().name().map(str::to_owned)))
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("strongroom-async-0"));
+        let v = vault.clone();
+        let panicked = tokio::spawn(async move {
+            v.run(|_| -> Result<(), strongroom::VaultError> { panic!("boom") })
+                .await
+        })
+        .await
+        .unwrap_err();
+        assert!(panicked.is_panic());
+        let calls: Vec<_> = (0..20)
+            .map(|i| {
+                let v = vault.clone();
+                tokio::spawn(async move {
+                    v.put("p", format!("k{i}"), vec![i]).await.unwrap();
+                    v.get("p", format!("k{i}")).await.unwrap()
+                })
+            })
+            .collect();
+        for (i, c) in calls.into_iter().enumerate() {
+            assert_eq!(c.await.unwrap().expose_secret(), &[i as u8]);
+        }
     });
 }
