@@ -539,8 +539,9 @@ const ASYNC_CONCURRENT_GETS: usize = 1024;
 /// - `vault/sqlite/load-namespace/100`: `Vault::load` of a namespace of 100 secrets of
 ///   1 KiB (one consistent read) against a raw range scan of 100 rows of the same size.
 /// - `vault/sqlite/put-many/<N>`: `Vault::put_many` of N new 1 KiB secrets (one commit)
-///   against one raw transaction inserting N rows of the same size (N = `BULK_N`,
-///   default 100,000; counted in secrets per second).
+///   against one raw transaction inserting N rows of the same size under keys of the
+///   same shape (one 16-byte prefix per import, as the vault's index keys share their
+///   namespace's tag; N = `BULK_N`, default 100,000; counted in secrets per second).
 /// - `vault/async/get/1KiB`: `AsyncVault::get` awaited in sequence on a tokio runtime
 ///   against `Vault::get` of the same vault (the handle's cost: a hop to one of its
 ///   threads and back).
@@ -621,9 +622,15 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
                 let mut insert = tx
                     .prepare_cached("INSERT INTO t (k, v, ver) VALUES (?1, ?2, 1)")
                     .expect("prepare");
+                // Like the vault's index keys: one prefix per import (the namespace's tag),
+                // scattered below it (the names' tags).
+                let prefix = scattered_key(first);
                 for i in 0..bulk_n as u64 {
+                    let mut key = [0u8; 32];
+                    key[..16].copy_from_slice(&prefix[..16]);
+                    key[16..].copy_from_slice(&scattered_key(first + 1 + i)[..16]);
                     insert
-                        .execute(rusqlite::params![&scattered_key(first + i)[..], &raw_value])
+                        .execute(rusqlite::params![&key[..], &raw_value])
                         .expect("insert");
                 }
             }
