@@ -566,8 +566,10 @@ pub fn unlock(
     }
     let keys = open_keys(store, &state, &identity)?;
 
-    // Record the use; a concurrent touch of the same record is not an error, nor a store
-    // that refuses writes (a read-only replica cannot record it).
+    // Record the use. The time is a hint, not worth failing an unlock that has verified
+    // every key: a concurrent touch of the same record is not an error, nor a store that
+    // refuses writes (a read-only replica cannot record it), nor one whose write lock
+    // other writers held past its timeout.
     let loaded = &records[used];
     let touched = KeyholderRecord {
         last_used_at: keyholders::now(),
@@ -583,7 +585,11 @@ pub fn unlock(
     batch.require_generation(generation);
     match store.commit(&batch) {
         Ok(_) => {}
-        Err(e) if e.is_conflict() || e.is_read_only() => {}
+        Err(
+            StoreError::Conflict { .. }
+            | StoreError::ReadOnly { .. }
+            | StoreError::Unavailable { .. },
+        ) => {}
         Err(e) => return Err(e.into()),
     }
 

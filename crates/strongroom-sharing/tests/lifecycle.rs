@@ -773,10 +773,11 @@ fn retire_shreds_old_epochs_and_unlock_stops_at_the_floor() {
 }
 
 /// Unlock records the keyholder's use in the same store; a record that loses a race with
-/// another unlock (conflict) or a store that refuses writes (a read-only replica) does not
-/// fail the unlock, any other write error does.
+/// another unlock (conflict), a store that refuses writes (a read-only replica) or a busy
+/// one (the write lock held past its timeout) does not fail the unlock, any other write
+/// error does.
 #[test]
-fn unlock_tolerates_only_a_lost_race_or_a_read_only_store_when_recording_its_use() {
+fn unlock_tolerates_only_a_lost_race_a_read_only_or_busy_store_when_recording_its_use() {
     use strongroom_store::StoreError;
 
     let store = FaultyStore::new(MemoryStore::new());
@@ -790,13 +791,16 @@ fn unlock_tolerates_only_a_lost_race_or_a_read_only_store_when_recording_its_use
     let fail_the_record = |error: fn(u64) -> StoreError| {
         store.fail_op_with(store.ops() + per_unlock - 1, error);
     };
-    let tolerated: [fn(u64) -> StoreError; 2] = [
+    let tolerated: [fn(u64) -> StoreError; 3] = [
         |_| StoreError::Conflict {
             table: Table::Keyholders,
             key: vec![1],
         },
         |_| StoreError::ReadOnly {
             reason: "a replica".to_owned(),
+        },
+        |_| StoreError::Unavailable {
+            reason: "the write lock was held past the busy timeout".to_owned(),
         },
     ];
     for (i, error) in tolerated.into_iter().enumerate() {
@@ -808,7 +812,7 @@ fn unlock_tolerates_only_a_lost_race_or_a_read_only_store_when_recording_its_use
     fail_the_record(|op| StoreError::Injected { op });
     let err = alice.unlock(&store, vault).unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
-    assert_eq!((store.injected(), store.commits_applied()), (3, applied));
+    assert_eq!((store.injected(), store.commits_applied()), (4, applied));
     alice.unlock(&store, vault).unwrap();
     assert_eq!(store.commits_applied(), applied + 1);
 }

@@ -33,13 +33,27 @@ const ROUNDS: usize = 10;
 /// Rotations run while the writers write.
 const ROTATIONS: usize = 3;
 const BATCH: usize = 25;
+/// The longest a writer process writes if never told to stop.
+const WORKER_DEADLINE: std::time::Duration = std::time::Duration::from_mins(5);
 
 fn open_store(path: &Path) -> Arc<dyn Store> {
     Arc::new(SqliteStore::open(path, SqliteOptions::default()).unwrap())
 }
 
+/// Opens and unlocks, retrying what the vault calls retryable (a busy store), as an
+/// application starting next to busy writers would.
 fn unlock(path: &Path, kek: &RawKek) -> Vault {
-    Vault::open(open_store(path)).unwrap().unlock(kek).unwrap()
+    let mut attempts = 0;
+    loop {
+        match Vault::open(open_store(path)).and_then(|v| v.unlock(kek)) {
+            Ok(vault) => return vault,
+            Err(e) if e.is_retryable() && attempts < 20 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("unlock failed after {attempts} retries: {e}"),
+        }
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -321,7 +335,10 @@ fn concurrency_worker() {
             }
         } else {
             let stop = PathBuf::from(std::env::var(STOP_ENV).unwrap());
-            let w = write_all(&vault, &role, &|| say("@started"), &|| !stop.exists());
+            // The deadline stops a writer whose test died before telling it to.
+            let deadline = std::time::Instant::now() + WORKER_DEADLINE;
+            let keep_going = || !stop.exists() && std::time::Instant::now() < deadline;
+            let w = write_all(&vault, &role, &|| say("@started"), &keep_going);
             for (i, n) in w.successes.iter().enumerate() {
                 say(&format!("@count {i} {n}"));
             }
@@ -347,6 +364,7 @@ fn processes_write_while_a_third_rotates() {
     let path = dir.path().join("processes.db");
     let stop = dir.path().join("stop");
     let kek = make_vault(&path);
+    let _stop_on_panic = StopOnDrop(&stop);
     let spawn = |role: &str| {
         Command::new(std::env::current_exe().unwrap())
             .args([
@@ -423,6 +441,16 @@ fn processes_write_while_a_third_rotates() {
         });
     }
     check_end(&path, &kek, &written, ROTATIONS);
+}
+
+/// Writes the stop file when dropped, so the writer processes stop when the test ends,
+/// a failed assertion included.
+struct StopOnDrop<'a>(&'a Path);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0, b"");
+    }
 }
 
 /// The protocol part of a child's output line (libtest may print before it on the line).
