@@ -584,8 +584,8 @@ pub fn unlock(
     );
     batch.require_generation(generation);
     match store.commit(&batch) {
-        Ok(_) => {}
-        Err(
+        Ok(_)
+        | Err(
             StoreError::Conflict { .. }
             | StoreError::ReadOnly { .. }
             | StoreError::Unavailable { .. },

@@ -287,15 +287,21 @@ fn grant_swapped_between_members_is_refused() {
         &grant_key(2, bob.id()),
         &grant_key(1, bob.id()),
     );
+    own_older_grant_refused(&store, vault, &mut bob);
+}
+
+/// Bob's unlock is refused with his epoch-1 grant named as misplaced; once the storage is
+/// honest again, it succeeds.
+fn own_older_grant_refused(store: &Adv, vault: VaultId, bob: &mut Person) {
     assert_eq!(
-        refused(bob.unlock(&store, vault)),
+        refused(bob.unlock(store, vault)),
         VerifyError::GrantMisplaced {
             member: bob.id(),
             epoch: Epoch(1)
         }
     );
     store.clear_rules();
-    bob.unlock(&store, vault).unwrap();
+    bob.unlock(store, vault).unwrap();
 }
 
 #[test]
@@ -320,15 +326,7 @@ fn grant_served_differently_to_the_audit_and_to_the_read_is_refused() {
         if lie { Some(old.clone()) } else { row }
     });
     let mut bob = bob;
-    assert_eq!(
-        refused(bob.unlock(&store, vault)),
-        VerifyError::GrantMisplaced {
-            member: bob.id(),
-            epoch: Epoch(1)
-        }
-    );
-    store.clear_rules();
-    bob.unlock(&store, vault).unwrap();
+    own_older_grant_refused(&store, vault, &mut bob);
 }
 
 #[test]
