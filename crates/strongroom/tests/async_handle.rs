@@ -204,3 +204,59 @@ fn calls_run_on_the_handles_threads_and_survive_a_panic() {
         }
     });
 }
+
+/// Every call of the handle gives what the same `Vault` call gives.
+#[test]
+fn each_call_matches_the_vault_call() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path().join("v.db"), SqliteOptions::default()).unwrap());
+    let kek = RawKek::generate().unwrap();
+    let (created, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
+    let vault = AsyncVault::new(created).unwrap();
+    rt.block_on(async {
+        let report = vault
+            .put_many(vec![
+                ("app".into(), "A".into(), b"1".to_vec()),
+                ("app".into(), "B".into(), b"2".to_vec()),
+                ("other".into(), "C".into(), b"3".to_vec()),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(report.written.len(), 3);
+        let got = vault
+            .get_many("app", vec!["B".into(), "missing".into(), "A".into()])
+            .await
+            .unwrap();
+        let values: Vec<Option<Vec<u8>>> = got
+            .iter()
+            .map(|s| s.as_ref().map(|s| s.expose_secret().to_vec()))
+            .collect();
+        assert_eq!(values, [Some(b"2".to_vec()), None, Some(b"1".to_vec())]);
+        let loaded = vault.load("app").await.unwrap();
+        let mut names: Vec<&str> = loaded.iter().map(|s| s.meta().name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["A", "B"]);
+        vault.delete("app", "A").await.unwrap();
+        let listed = vault.list("app").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].name, "B");
+        assert!(vault.get("app", "A").await.is_err());
+
+        // Another handle on the same store rotates; refresh brings this one up to date.
+        let before = vault.vault().epoch();
+        let other = Vault::open(Arc::clone(&store))
+            .unwrap()
+            .unlock(&kek)
+            .unwrap();
+        let rotated = other.rotate_vault_key().unwrap().epoch;
+        assert!(rotated > before);
+        assert_eq!(vault.vault().epoch(), before);
+        vault.refresh().await.unwrap();
+        assert_eq!(vault.vault().epoch(), rotated);
+    });
+}
