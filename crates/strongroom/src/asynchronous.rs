@@ -53,9 +53,9 @@ impl AsyncVault {
     /// Worker threads of [`AsyncVault::new`].
     pub const DEFAULT_THREADS: usize = 4;
 
-    /// Wraps an unlocked vault, with [`DEFAULT_THREADS`](Self::DEFAULT_THREADS) worker threads: as many as the
-    /// SQLite store keeps read connections, so a rotation can run on one while the others
-    /// serve calls.
+    /// Wraps an unlocked vault, with [`DEFAULT_THREADS`](Self::DEFAULT_THREADS) worker
+    /// threads: as many as the SQLite store keeps read connections, so a rotation can run
+    /// on one while the others serve calls.
     ///
     /// # Errors
     /// [`VaultError::Io`] if the operating system refuses a thread.

@@ -11,25 +11,31 @@ use strongroom::store::Store;
 use strongroom::{AsyncVault, CreateOptions, RotateOptions, Vault};
 use strongroom_sqlite::{SqliteOptions, SqliteStore};
 
-fn sqlite_vault(dir: &std::path::Path) -> Vault {
+/// A vault on a new SQLite store in `dir`, with the store and the KEK that unlocks it.
+fn sqlite_vault_parts(dir: &std::path::Path) -> (Vault, Arc<dyn Store>, RawKek) {
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(dir.join("v.db"), SqliteOptions::default()).unwrap());
-    Vault::create(
-        store,
-        &RawKek::generate().unwrap(),
-        &CreateOptions::default(),
-    )
-    .unwrap()
-    .0
+    let kek = RawKek::generate().unwrap();
+    let (vault, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
+    (vault, store, kek)
+}
+
+fn sqlite_vault(dir: &std::path::Path) -> Vault {
+    sqlite_vault_parts(dir).0
+}
+
+/// A multi-threaded runtime of two worker threads, with timers.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
 }
 
 #[test]
 fn sixty_four_tasks_read_and_write_while_a_rotation_runs() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let vault = AsyncVault::new(sqlite_vault(dir.path())).unwrap();
     rt.block_on(async {
@@ -94,11 +100,7 @@ fn sixty_four_tasks_read_and_write_while_a_rotation_runs() {
 /// work: every cancelled put leaves the secret whole at the old version or the new one.
 #[test]
 fn cancelled_calls_never_leave_half_a_record() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let vault = AsyncVault::new(sqlite_vault(dir.path())).unwrap();
     rt.block_on(async {
@@ -133,11 +135,7 @@ fn cancelled_calls_never_leave_half_a_record() {
 /// threads. Calls run on the workers would block both, and the third would never start.
 #[test]
 fn calls_run_off_the_worker_threads() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_time()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let vault = AsyncVault::new(sqlite_vault(dir.path())).unwrap();
     rt.block_on(async {
@@ -170,10 +168,7 @@ fn calls_run_off_the_worker_threads() {
 /// turn.
 #[test]
 fn calls_run_on_the_handles_threads_and_survive_a_panic() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let vault = AsyncVault::with_threads(sqlite_vault(dir.path()), 1).unwrap();
     rt.block_on(async {
@@ -208,15 +203,9 @@ fn calls_run_on_the_handles_threads_and_survive_a_panic() {
 /// Every call of the handle gives what the same `Vault` call gives.
 #[test]
 fn each_call_matches_the_vault_call() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
+    let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(dir.path().join("v.db"), SqliteOptions::default()).unwrap());
-    let kek = RawKek::generate().unwrap();
-    let (created, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
+    let (created, store, kek) = sqlite_vault_parts(dir.path());
     let vault = AsyncVault::new(created).unwrap();
     rt.block_on(async {
         let report = vault
