@@ -112,6 +112,8 @@ pub const LABELS: &[Label] = &[
     l("strongroom/v2/grant", &[HpkeInfo], "strongroom-sharing", "grant of an epoch key to an X-Wing identity"),
     l("strongroom/v2/grant-recipient", &[HashPrefix], "strongroom-sharing", "recipient key hash in an X-Wing grant"),
     l("strongroom/v2/vault-key-commitment", &[HkdfInfo], "strongroom-envelope", "256-bit commitment to an epoch key, logged per epoch"),
+    l("strongroom/v3/record-digest", &[HashPrefix], "strongroom", "digest of a record version's place and payload, signed by its writer"),
+    l("strongroom/v3/record-writer", &[SignatureDomain], "strongroom-sharing", "signature of a record version by its writer"),
 ];
 
 /// The registry entry of `label` (without a trailing zero byte), if any.

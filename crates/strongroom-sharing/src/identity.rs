@@ -290,6 +290,14 @@ impl Identity {
         self.signing.sign(message).to_bytes()
     }
 
+    /// Signs a record version: an Ed25519 signature over
+    /// [`RECORD_SIGNATURE_DOMAIN`](crate::RECORD_SIGNATURE_DOMAIN) ‖ `digest`, which
+    /// [`verify_record_signature`](crate::verify_record_signature) checks. The domain keeps
+    /// it apart from every membership log signature.
+    pub fn sign_record(&self, digest: &[u8; 32]) -> [u8; 64] {
+        self.sign(&crate::writer::record_message(digest))
+    }
+
     /// Seals the secret half under `member_key`, bound to `vault` and this member.
     pub fn seal(
         &self,

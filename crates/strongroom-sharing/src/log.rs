@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::identity::Fingerprint;
 use crate::wrap::read_epoch;
-use crate::{Identity, PublicIdentity, VerifyError};
+use crate::{Identity, PublicIdentity, VerifyError, WriterRefused};
 
 const SIGNATURE_DOMAIN: &[u8] = b"strongroom/v1/member-log\0";
 
@@ -31,8 +31,10 @@ const SIGNATURE_DOMAIN: &[u8] = b"strongroom/v1/member-log\0";
 /// | rotate the vault key (rekey) | yes | yes | yes | no |
 ///
 /// A vault always keeps at least one owner: removing or demoting the last owner is refused.
-/// Read-only is advisory for record writes (a read-only member holds the vault key; the
-/// application enforces it) but binding for membership changes.
+/// Owners, admins and members may write records; once the log holds
+/// [`EntryBody::RequireSignedWrites`], every record version carries its writer's signature
+/// and readers refuse a version whose signer had no write right when it was written
+/// ([`Membership::writer_at`]), so read-only is binding for records too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Role {
@@ -77,6 +79,11 @@ impl Role {
 
     fn manages(self) -> bool {
         matches!(self, Role::Owner | Role::Admin)
+    }
+
+    /// Whether the role may write records (owner, admin, member).
+    pub fn writes(self) -> bool {
+        !matches!(self, Role::ReadOnly)
     }
 }
 
@@ -153,6 +160,10 @@ pub enum EntryBody {
     /// owner, once every current member is hybrid): classical identities can no longer be
     /// added or re-granted, and a classical grant anywhere is refused.
     RequireHybrid,
+    /// Every record version must carry its writer's signature from this entry on (signed by
+    /// an owner, once): readers refuse an unsigned version, and a signed one whose signer had
+    /// no write right at the log position it names ([`Membership::writer_at`]).
+    RequireSignedWrites,
 }
 
 /// How the signed log names an epoch's vault key: its 64-bit id (for display, and to name
@@ -249,6 +260,7 @@ impl EntryBody {
             EntryBody::Retire { .. } => 7,
             EntryBody::Upgrade { .. } => 11,
             EntryBody::RequireHybrid => 12,
+            EntryBody::RequireSignedWrites => 13,
         }
     }
 
@@ -264,6 +276,7 @@ impl EntryBody {
             EntryBody::Retire { .. } => "retire old vault keys",
             EntryBody::Upgrade { .. } => "upgrade an identity to hybrid",
             EntryBody::RequireHybrid => "require hybrid grants",
+            EntryBody::RequireSignedWrites => "require signed writes",
         }
     }
 
@@ -297,7 +310,7 @@ impl EntryBody {
             EntryBody::Upgrade { identity } => {
                 w.var_bytes(&identity.encode());
             }
-            EntryBody::RequireHybrid => {}
+            EntryBody::RequireHybrid | EntryBody::RequireSignedWrites => {}
         }
     }
 
@@ -336,6 +349,7 @@ impl EntryBody {
                 identity: read_identity(r)?,
             },
             12 => EntryBody::RequireHybrid,
+            13 => EntryBody::RequireSignedWrites,
             _ => return Err(r.invalid("kind", "unknown entry kind")),
         })
     }
@@ -374,6 +388,7 @@ fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
 ///                 7 Retire     oldest readable epoch (u32)
 ///                11 Upgrade    u32 len ‖ the signer's new hybrid public identity
 ///                12 RequireHybrid (no body)
+///                13 RequireSignedWrites (no body)
 ///               key binding = key id (8) ‖ key commitment (32)
 ///               Read only (format v1 logs, written before key commitments): kinds
 ///                 1 Genesis, 3 Remove and 4 Rekey, laid out as 8, 9 and 10 with a key
@@ -664,11 +679,60 @@ pub struct Membership {
     epoch: Epoch,
     retired_below: Epoch,
     hybrid_required: bool,
+    signed_writes_required: bool,
+    /// For every member id the log ever named, the log positions at which it had the right
+    /// to write records: half-open ranges `from .. to` (`to = u64::MAX` while it lasts).
+    write_rights: BTreeMap<MemberId, Vec<(u64, u64)>>,
     keys: BTreeMap<Epoch, KeyBinding>,
     hashes: Vec<[u8; 32]>,
 }
 
 impl Membership {
+    /// Whether a signed [`EntryBody::RequireSignedWrites`] made writer signatures mandatory
+    /// on every record version.
+    pub fn signed_writes_required(&self) -> bool {
+        self.signed_writes_required
+    }
+
+    /// The Ed25519 key to check a record signature of `member` made at log position `seq`
+    /// with, if `member` had the right to write records there (owner, admin or member; a
+    /// former member for the positions before they left). `seq` is the log position the
+    /// signed record names: the last entry the writer had verified when it wrote.
+    ///
+    /// ```
+    /// # use strongroom_sharing::{Identity, LogEntry, EntryBody, Membership, KeyBinding, VaultKey, Epoch, WriterRefused};
+    /// # use strongroom_crypto::VaultId;
+    /// let owner = Identity::generate("alice")?;
+    /// let key = VaultKey::generate(Epoch::FIRST)?;
+    /// let genesis = LogEntry::sign(0, [0; 32], VaultId::generate()?, &owner,
+    ///     EntryBody::Genesis { owner: owner.public().clone(), key: KeyBinding::of(&key) });
+    /// let log = Membership::verify([genesis.encode().as_slice()])?;
+    /// assert_eq!(log.writer_at(owner.member_id(), 0)?, owner.public().signing_key());
+    /// // A position the log has not reached yet is refused.
+    /// assert!(matches!(log.writer_at(owner.member_id(), 1), Err(WriterRefused::AfterLogHead { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn writer_at(&self, member: MemberId, seq: u64) -> Result<&[u8; 32], WriterRefused> {
+        let identity = match (self.members.get(&member), self.former.get(&member)) {
+            (Some(m), _) => &m.identity,
+            (None, Some(f)) => &f.identity,
+            (None, None) => return Err(WriterRefused::UnknownMember),
+        };
+        if seq >= self.len() {
+            return Err(WriterRefused::AfterLogHead {
+                head: self.len().saturating_sub(1),
+            });
+        }
+        let had_right = self
+            .write_rights
+            .get(&member)
+            .is_some_and(|ranges| ranges.iter().any(|&(from, to)| from <= seq && seq < to));
+        if !had_right {
+            return Err(WriterRefused::NoWriteRight);
+        }
+        Ok(identity.signing_key())
+    }
+
     /// Whether a signed [`EntryBody::RequireHybrid`] made hybrid grants mandatory.
     pub fn hybrid_required(&self) -> bool {
         self.hybrid_required
@@ -906,6 +970,15 @@ impl Membership {
                 }
                 Ok(())
             }
+            EntryBody::RequireSignedWrites => {
+                if actor.role != Role::Owner {
+                    return Err(Denied::Role(actor.role));
+                }
+                if self.signed_writes_required {
+                    return Err(Denied::Invalid("signed writes are required already"));
+                }
+                Ok(())
+            }
             EntryBody::RoleChange { member, role } => {
                 let target = self
                     .members
@@ -985,6 +1058,45 @@ impl Membership {
             EntryBody::RequireHybrid => {
                 self.hybrid_required = true;
             }
+            EntryBody::RequireSignedWrites => {
+                self.signed_writes_required = true;
+            }
+        }
+        self.track_write_rights(seq, body);
+    }
+
+    /// Opens or closes write-right ranges for what `body` (applied at `seq`) changed.
+    fn track_write_rights(&mut self, seq: u64, body: &EntryBody) {
+        let mut set = |member: MemberId, writes: bool| {
+            let ranges = self.write_rights.entry(member).or_default();
+            let open = ranges.last().is_some_and(|r| r.1 == u64::MAX);
+            if writes && !open {
+                ranges.push((seq, u64::MAX));
+            } else if !writes
+                && open
+                && let Some(last) = ranges.last_mut()
+            {
+                last.1 = seq;
+            }
+        };
+        match body {
+            EntryBody::Add { identity, role } => set(identity.member_id(), role.writes()),
+            EntryBody::Remove { member, .. } => set(*member, false),
+            EntryBody::Regrant { member, identity } => {
+                set(*member, false);
+                let writes = self
+                    .members
+                    .get(&identity.member_id())
+                    .is_some_and(|m| m.role.writes());
+                set(identity.member_id(), writes);
+            }
+            EntryBody::RoleChange { member, role } => set(*member, role.writes()),
+            EntryBody::Genesis { .. }
+            | EntryBody::Rekey { .. }
+            | EntryBody::Retire { .. }
+            | EntryBody::Upgrade { .. }
+            | EntryBody::RequireHybrid
+            | EntryBody::RequireSignedWrites => {}
         }
     }
 
@@ -1042,6 +1154,8 @@ impl Membership {
             epoch: Epoch::FIRST,
             retired_below: Epoch::FIRST,
             hybrid_required: false,
+            signed_writes_required: false,
+            write_rights: BTreeMap::from([(owner.member_id(), vec![(0, u64::MAX)])]),
             keys,
             hashes: vec![entry.hash()],
         })
@@ -1177,6 +1291,98 @@ mod tests {
             let enc: Vec<Vec<u8>> = self.entries.iter().map(LogEntry::encode).collect();
             Membership::verify(enc.iter().map(Vec::as_slice))
         }
+    }
+
+    /// `writer_at` follows every change of a member's write right through the log: added
+    /// as a member, made read-only, made a member again, replaced by a new identity,
+    /// removed; and a read-only member never has one.
+    #[test]
+    fn write_rights_follow_the_log() {
+        let owner = Identity::generate("owner").unwrap();
+        let bob = Identity::generate("bob").unwrap();
+        let bob2 = Identity::generate("bob2").unwrap();
+        let carol = Identity::generate("carol").unwrap();
+        let mut log = Log::new(&owner);
+        let add = |identity: &Identity, role| EntryBody::Add {
+            identity: identity.public().clone(),
+            role,
+        };
+        let role = |member: &Identity, role| EntryBody::RoleChange {
+            member: member.member_id(),
+            role,
+        };
+        log.push(&owner, add(&bob, Role::Member)); // 1
+        log.push(&owner, add(&carol, Role::ReadOnly)); // 2
+        log.push(&owner, role(&bob, Role::ReadOnly)); // 3
+        log.push(&owner, role(&bob, Role::Admin)); // 4
+        log.push(
+            &owner,
+            EntryBody::Regrant {
+                member: bob.member_id(),
+                identity: bob2.public().clone(),
+            },
+        ); // 5
+        log.push(
+            &owner,
+            EntryBody::Remove {
+                member: bob2.member_id(),
+                epoch: Epoch(2),
+                key: KeyBinding::legacy(kid(2)),
+            },
+        ); // 6
+        log.push(&owner, EntryBody::RequireSignedWrites); // 7
+        let state = log.verify().unwrap();
+        assert!(state.signed_writes_required());
+        let right = |who: &Identity, seq| match state.writer_at(who.member_id(), seq) {
+            Ok(key) => {
+                assert_eq!(key, who.public().signing_key());
+                true
+            }
+            Err(WriterRefused::NoWriteRight) => false,
+            Err(e) => panic!("{e}"),
+        };
+        let bob_rights: Vec<bool> = (0..8).map(|s| right(&bob, s)).collect();
+        assert_eq!(
+            bob_rights,
+            [false, true, true, false, true, false, false, false]
+        );
+        let bob2_rights: Vec<bool> = (0..8).map(|s| right(&bob2, s)).collect();
+        assert_eq!(
+            bob2_rights,
+            [false, false, false, false, false, true, false, false]
+        );
+        assert!((0..8).all(|s| !right(&carol, s)));
+        assert!((0..8).all(|s| right(&owner, s)));
+        assert_eq!(
+            state.writer_at(owner.member_id(), 8),
+            Err(WriterRefused::AfterLogHead { head: 7 })
+        );
+        let stranger = Identity::generate("stranger").unwrap();
+        assert_eq!(
+            state.writer_at(stranger.member_id(), 1),
+            Err(WriterRefused::UnknownMember)
+        );
+        // Only an owner requires signed writes, and only once.
+        let mut again = Log::new(&owner);
+        again.push(&owner, add(&bob, Role::Admin));
+        again.push(&bob, EntryBody::RequireSignedWrites);
+        assert!(matches!(
+            again.verify(),
+            Err(VerifyError::Unauthorized {
+                role: Role::Admin,
+                ..
+            })
+        ));
+        again.entries.pop();
+        again.push(&owner, EntryBody::RequireSignedWrites);
+        again.push(&owner, EntryBody::RequireSignedWrites);
+        assert!(matches!(
+            again.verify(),
+            Err(VerifyError::InvalidEntry {
+                reason: "signed writes are required already",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -1637,6 +1843,7 @@ mod tests {
                 "upgrade an identity to hybrid",
             ),
             (EntryBody::RequireHybrid, "require hybrid grants"),
+            (EntryBody::RequireSignedWrites, "require signed writes"),
         ];
         for (i, (body, action)) in bodies.iter().enumerate() {
             assert_eq!(body.action(), *action);

@@ -424,6 +424,18 @@ impl PendingCreate {
         self.session.member_id()
     }
 
+    /// Makes the new vault require writer signatures on every record version from the
+    /// start: the owner's [`EntryBody::RequireSignedWrites`] entry follows the genesis entry
+    /// in the same batch.
+    pub fn require_signed_writes(&mut self) -> Result<(), SharingError> {
+        let entry = self.session.sign(EntryBody::RequireSignedWrites)?;
+        self.batch
+            .append(Table::MemberLog, entry.seq(), entry.encode());
+        self.session.state.apply_own(&entry);
+        self.session.pins.update(&self.session.state);
+        Ok(())
+    }
+
     /// What [`commit`](Self::commit) will warn about (the vault's recoverability with
     /// the keyholders it is created with).
     pub fn warnings(&self) -> &[Warning] {
@@ -1231,6 +1243,22 @@ impl Session {
             }
         }
         Ok(change)
+    }
+
+    /// Makes writer signatures mandatory on every record version (owners only, once): a
+    /// signed [`EntryBody::RequireSignedWrites`] entry. Sign the vault's unsigned versions
+    /// first (strongroom's facade re-encrypts them): afterwards every client refuses them.
+    pub fn require_signed_writes(&mut self, store: &dyn Store) -> Result<(), SharingError> {
+        let change = self.prepare_require_signed_writes()?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::require_signed_writes`].
+    pub fn prepare_require_signed_writes(&self) -> Result<PendingChange<()>, SharingError> {
+        Ok(PendingChange::logged(
+            self.sign(EntryBody::RequireSignedWrites)?,
+            (),
+        ))
     }
 
     /// The recoverability report of the vault as verified by this session.
