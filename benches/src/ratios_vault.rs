@@ -280,21 +280,37 @@ impl Loader {
     pub fn add(&self, batch: &mut Batch, namespace: &str, name: &str, value: &[u8]) {
         let record = RecordId::generate().expect("record id");
         let t = now();
-        let mut payload = Writer::with_capacity(64 + namespace.len() + name.len() + value.len());
+        let mut payload = Writer::with_capacity(160 + namespace.len() + name.len() + value.len());
+        // Payload format 2 (`docs/spec/payload.md`): the fields, then the writer proof
+        // (signer, kind 1 "written", log position) and the signature over their digest.
         payload
-            .u8(1)
+            .u8(2)
             .var_bytes(namespace.as_bytes())
             .var_bytes(name.as_bytes())
             .u64(t)
             .u64(t)
             .bytes(self.session.member_id().as_bytes())
-            .var_bytes(value);
-        let payload = Zeroizing::new(payload.into_vec());
+            .var_bytes(value)
+            .bytes(self.session.member_id().as_bytes())
+            .u8(1)
+            .u64(self.session.membership().len() - 1);
         let ctx = RecordContext {
             vault_id: self.session.vault_id(),
             record_id: record,
             version: 1,
         };
+        let digest: [u8; 32] = {
+            use sha2::Digest as _;
+            let mut h = Sha256::new();
+            h.update(b"strongroom/v3/record-digest\0");
+            h.update(ctx.vault_id.as_bytes());
+            h.update(ctx.record_id.as_bytes());
+            h.update(1u64.to_be_bytes());
+            h.update(payload.as_slice());
+            h.finalize().into()
+        };
+        payload.bytes(&self.session.identity().sign_record(&digest));
+        let payload = Zeroizing::new(payload.into_vec());
         let sealed = seal(self.session.current_key(), self.suite, &ctx, &payload).expect("seal");
         // Index entry format 2: version, record id, head version, created at, oldest
         // stored version, placement 1 (inline), the head's wrapped data key, its body.
@@ -516,8 +532,54 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         .with("rows_per_get", "1")
         .with("vault_get_memory_store_us", format!("{:.1}", 1e6 / memory)),
     );
+
+    // get, first read: more secrets than a handle remembers verified writer signatures
+    // (16,384), read in turn, so every get verifies one Ed25519 signature.
+    let batch: Vec<(String, Vec<u8>)> = (0..FIRST_READ_SECRETS)
+        .map(|i| (format!("c{i}"), value.clone()))
+        .collect();
+    let secrets: Vec<NewSecret<'_>> = batch
+        .iter()
+        .map(|(name, v)| NewSecret {
+            namespace: "bench/cold",
+            name,
+            value: v,
+        })
+        .collect();
+    vault.put_many(&secrets).expect("preload put_many");
+    raw_preload(&raw, 2 << 40, FIRST_READ_SECRETS, &raw_value);
+    let i_s = Cell::new(0u64);
+    let i_r = Cell::new(0u64);
+    let m = compare(
+        rounds,
+        budget,
+        || {
+            i_s.set(i_s.get() + 1);
+            let n = i_s.get() % FIRST_READ_SECRETS;
+            let got = vault.get("bench/cold", &format!("c{n}")).expect("get");
+            (1, got.expose_secret().len())
+        },
+        || {
+            i_r.set(i_r.get() + 1);
+            let n = i_r.get() % FIRST_READ_SECRETS;
+            (1, raw_select(&raw, (2 << 40) + n).0.len())
+        },
+    );
+    out.push(
+        Ratio::measured(
+            format!("vault/sqlite/get-first-read/{label}"),
+            "rusqlite-select",
+            &m,
+            None,
+        )
+        .with("rows_per_get", "1")
+        .with("signature_verifications_per_get", "1"),
+    );
     out
 }
+
+/// Secrets of the first-read get case: more than a vault handle remembers verified.
+const FIRST_READ_SECRETS: u64 = 20_000;
 
 /// Secrets of the namespace-load case.
 pub const LOAD_SECRETS: usize = 100;

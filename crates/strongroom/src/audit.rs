@@ -83,10 +83,12 @@ pub enum Action {
     /// The metadata key was replaced (a member removal): this entry is the first one under
     /// the new audit key, and its hash link covers every entry before it.
     MetaKeyReplace,
+    /// The vault started requiring writer signatures on every record version.
+    RequireSignedWrites,
 }
 
 impl Action {
-    const ALL: [Action; 23] = [
+    const ALL: [Action; 24] = [
         Action::Create,
         Action::Unlock,
         Action::UnlockFailed,
@@ -110,6 +112,7 @@ impl Action {
         Action::MemberUpgrade,
         Action::RequireHybrid,
         Action::MetaKeyReplace,
+        Action::RequireSignedWrites,
     ];
 
     /// The id byte.
@@ -150,6 +153,7 @@ impl Action {
             Action::MemberUpgrade => "member-upgrade",
             Action::RequireHybrid => "require-hybrid",
             Action::MetaKeyReplace => "metadata-key-replace",
+            Action::RequireSignedWrites => "require-signed-writes",
         }
     }
 }

@@ -150,6 +150,22 @@ pub enum VaultError {
         /// The member's role; `None` for a former member.
         role: Option<Role>,
     },
+    /// A record version's writer is not accepted: it is unsigned where signatures are
+    /// required, or signed by someone without the right to write records (a read-only or a
+    /// former member, someone outside the vault), or its signature is false. Whoever wrote it
+    /// had storage write access but not the vault's write right; the version is not
+    /// returned.
+    #[error(
+        "record {record} version {version} is refused: {problem}. It was written to the storage by someone without write access to this vault; write the secret again, or restore it from a snapshot"
+    )]
+    Writer {
+        /// The record id (hex).
+        record: String,
+        /// The record version.
+        version: u64,
+        /// What is wrong with its writer.
+        problem: crate::WriterProblem,
+    },
     /// A record is sealed under an epoch that has been retired.
     #[error(
         "record {record} is still under retired vault-key epoch {epoch}: restore a snapshot taken before that epoch was retired"

@@ -23,6 +23,7 @@ mod scoped;
 mod snapshot;
 mod status;
 mod vault;
+mod writers;
 
 pub use age_pq::{HybridIdentity, HybridRecipient, is_hybrid_recipient};
 #[cfg(feature = "tokio")]
@@ -50,6 +51,7 @@ pub use snapshot::{
 };
 pub use status::{DoctorOptions, DoctorReport, Finding, Level, Status};
 pub use vault::{CreateOptions, CreateReport, LockedVault, PendingVault, UnlockOptions, Vault};
+pub use writers::{Authorship, WriterProblem};
 
 /// Re-exported: the age crate whose recipient and identity traits the hybrid age types
 /// implement.
@@ -88,6 +90,6 @@ pub mod sharing {
     pub use strongroom_sharing::{
         Fingerprint, FingerprintConfirmed, HighWater, Identity, KemKind, KeyholderInfo,
         MAX_NAME_LEN, MemberRecoverability, Pins, PublicIdentity, RecoverabilityReport, Role,
-        SharingError, VerifyError, Warning,
+        SharingError, VerifyError, Warning, WriterRefused,
     };
 }

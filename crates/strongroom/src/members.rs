@@ -16,7 +16,7 @@ use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 use crate::audit::{Action, AuditEvent};
 use crate::records::{IndexEntry, open_version};
 use crate::vault::{LockedVault, Vault};
-use crate::{Inconsistency, VaultError};
+use crate::{Inconsistency, Progress, RotateOptions, RotationReport, VaultError};
 
 /// A member as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -256,6 +256,60 @@ impl Vault {
                 ))
             },
         )
+    }
+
+    /// Makes every record version carry its writer's signature from now on (owners only,
+    /// once; vaults created by this release require it from the start). Versions written
+    /// unsigned by earlier releases are re-encrypted first ([`Vault::reencrypt_all`]: a new
+    /// epoch, every version sealed again), and the owner signs them, vouching for the
+    /// vault's contents as they are; then a signed membership log entry makes every client
+    /// refuse an unsigned version, and a version signed by someone without the right to
+    /// write records (a read-only or a former member). Resumable like the re-encryption:
+    /// after `kill -9`, call it again. Clients of earlier releases cannot open the vault
+    /// afterwards (they do not know the log entry).
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use strongroom::{CreateOptions, RotateOptions, Vault, recovery::RawKek, store::MemoryStore};
+    /// # let (vault, _) = Vault::create(Arc::new(MemoryStore::new()), &RawKek::generate()?, &CreateOptions::default())?;
+    /// // A vault created by this release requires signed writes already.
+    /// assert!(vault.signed_writes_required());
+    /// let meta = vault.put("core/billing", "STRIPE_KEY", b"sk_live_123")?;
+    /// assert_eq!(meta.authorship, strongroom::Authorship::Signed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn require_signed_writes(
+        &self,
+        options: RotateOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<RotationReport, VaultError> {
+        if self.signed_writes_required() {
+            return Err(VaultError::invalid(
+                "policy",
+                "this vault requires signed writes already",
+            ));
+        }
+        let role = self.state().session.role();
+        if role != Some(Role::Owner) {
+            return Err(VaultError::PermissionDenied { role });
+        }
+        let report = self.reencrypt_all(options, progress)?;
+        self.change(
+            strongroom_sharing::Session::prepare_require_signed_writes,
+            |_, _| {
+                Ok(AuditEvent::new(
+                    Action::RequireSignedWrites,
+                    [],
+                    "policy=require-signed-writes".to_owned(),
+                ))
+            },
+        )?;
+        Ok(report)
+    }
+
+    /// Whether the signed log requires a writer signature on every record version.
+    pub fn signed_writes_required(&self) -> bool {
+        self.state().session.membership().signed_writes_required()
     }
 
     /// The members whose grants are still classical (X25519 only): a copy of the database

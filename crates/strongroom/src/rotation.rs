@@ -407,6 +407,9 @@ impl Vault {
     /// value).
     pub fn purge_quarantined(&self) -> Result<PurgeReport, VaultError> {
         self.require_writer()?;
+        // Each version is opened again before it is deleted, with the latest membership log
+        // (a writer this handle did not know yet must not make a good version look bad).
+        self.refresh_if_stale()?;
         let reports = self.quarantine_reports()?;
         let mut report = PurgeReport::default();
         if reports.is_empty() {
@@ -814,6 +817,7 @@ impl Vault {
             scanned: page.rows.len() as u64,
             updates: done.updates,
             quarantined: done.quarantined,
+            log_len: done.log_len,
             last,
             next: page.next,
         })
@@ -834,13 +838,13 @@ impl Vault {
                 format!("this member has no key for epoch {target}: refresh and retry"),
             )
         })?;
-        match phase {
+        let mut out = match phase {
             Phase::Heads => {
                 let mut out = Rewrapped::default();
                 for row in rows {
                     self.rework_head(&st, kind, new, row, &mut out)?;
                 }
-                Ok(out)
+                out
             }
             Phase::History => {
                 let old: Vec<&Row> = rows
@@ -848,11 +852,13 @@ impl Vault {
                     .filter(|r| row_needs_rewrap(&st, r, target))
                     .collect();
                 match kind {
-                    Kind::Rewrap => rewrap_rows(self.store(), &st, new, &old),
-                    Kind::Reencrypt => self.reencrypt_rows(&st, new, &old),
+                    Kind::Rewrap => rewrap_rows(self.store(), &st, new, &old)?,
+                    Kind::Reencrypt => self.reencrypt_rows(&st, new, &old)?,
                 }
             }
-        }
+        };
+        out.log_len = st.session.membership().len();
+        Ok(out)
     }
 
     /// The index entry `row` rewritten so that its head is under `new` (and in format 2).
@@ -1051,15 +1057,25 @@ impl Vault {
     ) -> Result<(WrappedDek, Vec<u8>), String> {
         let (payload, _) = crate::records::open_rows(st, ctx.record_id, ctx.version, body, dek)
             .map_err(|e| e.to_string())?;
-        let plain = crate::records::Payload {
+        let fields = crate::records::Payload {
             namespace: &payload.namespace,
             name: &payload.name,
             created_at: payload.created_at,
             updated_at: payload.updated_at,
             author: payload.author,
             value: payload.value.expose_secret(),
-        }
-        .encode();
+        };
+        // A signed version keeps its writer's signature; an unsigned one (written by an
+        // earlier release) is signed by the member re-encrypting it, who vouches for it.
+        let plain = match &payload.proof {
+            Some(proof) => fields.encode_proven(proof),
+            None => fields.encode_signed(
+                ctx,
+                st.session.identity(),
+                crate::writers::ProofKind::Vouched,
+                crate::records::log_position(st),
+            ),
+        };
         let sealed = seal(new, self.header().suite, ctx, plain.expose_secret())
             .map_err(|e| e.to_string())?;
         Ok((sealed.wrapped_dek, sealed.body))
@@ -1122,6 +1138,11 @@ impl Vault {
         kind: Kind,
         attempt: u32,
     ) -> Result<u64, VaultError> {
+        if page.log_len != self.state().session.membership().len() && attempt < 32 {
+            // Another call on this handle refreshed the log since the page was made: make
+            // it again under the log the commit is guarded by.
+            return self.redo_page(job, page, kind, attempt + 1);
+        }
         let job_version = self.store().get(Table::Jobs, JOB_KEY)?.map(|r| r.version);
         let mut next_job = job.clone();
         next_job.done = next_job.done.saturating_add(page.scanned);
@@ -1176,22 +1197,28 @@ impl Vault {
     ) -> Result<u64, VaultError> {
         let table = job.phase.table();
         let mut fresh_rows = Vec::new();
-        for u in &page.updates {
-            if let Some(v) = self.store().get(table, &u.key)? {
+        // Rows quarantined when the page was first made are looked at again too: with a
+        // newer log, a version whose writer this handle did not know yet opens.
+        let keys = page
+            .updates
+            .iter()
+            .map(|u| &u.key)
+            .chain(page.quarantined.iter().map(|q| &q.key));
+        for key in keys {
+            if let Some(v) = self.store().get(table, key)? {
                 fresh_rows.push(Row {
-                    key: u.key.clone(),
+                    key: key.clone(),
                     value: v.value,
                     version: v.version,
                 });
             }
         }
-        let mut done = self.rework(kind, job.target, job.phase, &fresh_rows)?;
-        // Rows quarantined when the page was first prepared stay reported.
-        done.quarantined.extend(page.quarantined.iter().cloned());
+        let done = self.rework(kind, job.target, job.phase, &fresh_rows)?;
         let again = Page {
             scanned: page.scanned,
             updates: done.updates,
             quarantined: done.quarantined,
+            log_len: done.log_len,
             last: page.last.clone(),
             next: None,
         };
@@ -1306,6 +1333,9 @@ struct Page {
     updates: Vec<Update>,
     /// Rows that could not be rewrapped: set aside, reported, never fatal.
     quarantined: Vec<Quarantined>,
+    /// The number of membership log entries the page was made with: it commits only
+    /// under that same log (a re-encryption signs versions as of it).
+    log_len: u64,
     last: Option<Vec<u8>>,
     next: Option<ScanCursor>,
 }
@@ -1401,6 +1431,7 @@ impl Quarantined {
 struct Rewrapped {
     updates: Vec<Update>,
     quarantined: Vec<Quarantined>,
+    log_len: u64,
 }
 
 impl Rewrapped {

@@ -113,6 +113,8 @@ pub struct Status {
     pub classical_members: Vec<crate::MemberInfo>,
     /// Whether the signed log requires hybrid grants for every member.
     pub hybrid_required: bool,
+    /// Whether the signed log requires a writer signature on every record version.
+    pub signed_writes_required: bool,
 }
 
 /// How thorough `doctor` is.
@@ -277,6 +279,7 @@ impl Vault {
             recoverability: self.recoverability()?,
             classical_members: self.classical_members(),
             hybrid_required: self.hybrid_required(),
+            signed_writes_required: self.signed_writes_required(),
         })
     }
 
@@ -317,6 +320,7 @@ impl Vault {
         self.check_recoverability(&mut r);
         let status = self.status()?;
         check_post_quantum(&mut r, &status);
+        check_signed_writes(&mut r, &status);
         check_rotation(&mut r, &status);
         self.check_replica(&mut r);
         Ok(r)
@@ -662,6 +666,24 @@ fn check_post_quantum(r: &mut DoctorReport, status: &Status) {
                 names.len(),
                 names.join(", ")
             ),
+        );
+    }
+}
+
+/// Whether readers refuse record versions not signed by a member with write right.
+fn check_signed_writes(r: &mut DoctorReport, status: &Status) {
+    if status.signed_writes_required {
+        r.push(
+            "signed writes",
+            Level::Ok,
+            "every record version carries its writer's signature, and the signed log requires it"
+                .to_owned(),
+        );
+    } else {
+        r.push(
+            "signed writes",
+            Level::Warn,
+            "record versions written by earlier releases are unsigned, so a read-only member with storage write access could write versions readers accept; an owner runs `strongroom member require-signed-writes` (it re-encrypts and signs every version)".to_owned(),
         );
     }
 }

@@ -165,6 +165,7 @@ impl PendingVault {
                     session,
                     meta,
                     older_meta: Vec::new(),
+                    verified: crate::writers::VerifiedWrites::default(),
                 }),
                 audit: Mutex::new(Some(cursor)),
                 pins: OnceLock::new(),
@@ -194,6 +195,8 @@ pub(crate) struct State {
     /// Older metadata keys whose blind index rows a rotation has not moved yet (empty but
     /// for the time between a member removal and the end of the rotation after it).
     pub(crate) older_meta: Vec<MetaKeys>,
+    /// Record versions whose writer signature this handle verified.
+    pub(crate) verified: crate::writers::VerifiedWrites,
 }
 
 impl State {
@@ -339,6 +342,8 @@ impl Vault {
         // as the membership genesis: the vault appears whole or not at all.
         let mut pending =
             strongroom_sharing::prepare_create(&*store, vault_id, &owner, keyholders)?;
+        // Every record version of a new vault carries its writer's signature.
+        pending.require_signed_writes()?;
         let wrapped_meta = wrap_meta(vault_id, pending.first_key(), meta.root())?;
         let batch = pending.batch_mut();
         batch
@@ -559,30 +564,41 @@ impl Vault {
     /// A secret not found is retried too when the log moved: a member removal replaces the
     /// metadata key, and the rotation after it moves every index row to a blind index this
     /// handle cannot compute yet. The check costs one store call, on a miss only.
+    ///
+    /// Writers are checked against this handle's copy of the log: a refused writer is
+    /// retried after a refresh (the writer may be a member added since), and a read that
+    /// accepted an unsigned version (a vault of an earlier release) stands only once one
+    /// store call confirms the log has not moved since (it may require signed writes now).
     pub(crate) fn read<T>(
         &self,
         f: impl Fn(&State) -> Result<T, VaultError>,
     ) -> Result<T, VaultError> {
         let run = || {
             let st = self.state();
-            f(&st)
+            let unsigned = st.verified.unsigned_accepted();
+            let result = f(&st);
+            (result, st.verified.unsigned_accepted() != unsigned)
         };
-        let mut result = run();
+        let (mut result, mut took_unsigned) = run();
         for _ in 0..8 {
             match result {
+                Ok(_) if took_unsigned && self.refresh_if_stale()? => {
+                    (result, took_unsigned) = run();
+                }
                 Err(
                     VaultError::Record { .. }
                     | VaultError::Inconsistent { .. }
-                    | VaultError::NotFound { .. },
+                    | VaultError::NotFound { .. }
+                    | VaultError::Writer { .. },
                 ) if self.refresh_if_stale()? => {
-                    result = run();
+                    (result, took_unsigned) = run();
                 }
                 // On a replica, the log may have moved on (a rotation retired the epoch)
                 // since this handle last looked.
                 Err(VaultError::RetiredEpoch { .. })
                     if self.is_read_only() && self.refresh_if_stale()? =>
                 {
-                    result = run();
+                    (result, took_unsigned) = run();
                 }
                 other => return self.unless_behind(other),
             }
@@ -939,6 +955,7 @@ impl LockedVault {
                     session,
                     meta: generations.current,
                     older_meta: generations.older,
+                    verified: crate::writers::VerifiedWrites::default(),
                 }),
                 audit: Mutex::new(None),
                 pins: OnceLock::new(),

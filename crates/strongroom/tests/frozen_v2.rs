@@ -15,7 +15,8 @@ use strongroom::recovery::RawKek;
 use strongroom::sharing::{Identity, KemKind, Role};
 use strongroom::store::{MemoryStore, ScanRange, Store, Table, scan_all};
 use strongroom::{
-    CreateOptions, Epoch, RestoreOptions, UnlockOptions, Vault, restore_snapshot, verify_snapshot,
+    Authorship, CreateOptions, Epoch, RestoreOptions, UnlockOptions, Vault, restore_snapshot,
+    verify_snapshot,
 };
 
 /// A fixed test key (not a secret): the frozen vault's raw KEK.
@@ -160,5 +161,72 @@ fn frozen_v2_vault_still_opens() {
             .unwrap()
             .expose_secret(),
         b"first"
+    );
+}
+
+/// The frozen vault's versions were written unsigned (payload format 1): this build reads
+/// them while the vault does not require signed writes, and `require_signed_writes` moves
+/// it: every version re-encrypted and signed by the owner (authors unchanged), then the
+/// signed policy that every handle applies.
+#[test]
+fn frozen_v2_vault_moves_to_signed_writes() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let v = restore_snapshot(
+        &store,
+        &data("vault.snapshot"),
+        &kek(),
+        &RestoreOptions::default(),
+    )
+    .unwrap()
+    .vault;
+    assert!(!v.signed_writes_required());
+    let before = v.get_version("core/app", "DB_PASSWORD", 1).unwrap();
+    assert_eq!(
+        before.meta().authorship,
+        Authorship::Unsigned,
+        "written unsigned"
+    );
+    let author = before.meta().updated_by;
+
+    v.require_signed_writes(strongroom::RotateOptions::default(), &mut |_| {})
+        .unwrap();
+    assert!(v.signed_writes_required());
+    assert!(
+        v.require_signed_writes(strongroom::RotateOptions::default(), &mut |_| {})
+            .is_err(),
+        "once"
+    );
+    let again = Vault::open(Arc::clone(&store))
+        .unwrap()
+        .unlock(&kek())
+        .unwrap();
+    assert!(again.signed_writes_required());
+    for (name, version, value) in [
+        ("DB_PASSWORD", Some(1), b"first".to_vec()),
+        ("DB_PASSWORD", None, b"second".to_vec()),
+        ("API_TOKEN", None, b"token-v2".to_vec()),
+        ("BLOB", None, blob()),
+        ("AFTER_REMOVAL", None, b"latest".to_vec()),
+    ] {
+        let got = match version {
+            Some(n) => again.get_version("core/app", name, n),
+            None => again.get("core/app", name),
+        }
+        .unwrap();
+        assert_eq!(got.expose_secret(), &value[..], "{name} {version:?}");
+        assert_eq!(
+            got.meta().authorship,
+            Authorship::Vouched { by: v.member_id() },
+            "{name} {version:?}"
+        );
+    }
+    let after = again.get_version("core/app", "DB_PASSWORD", 1).unwrap();
+    assert_eq!(after.meta().updated_by, author, "the author is kept");
+    let audit = again.audit_list(0, 1000).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == strongroom::Action::RequireSignedWrites),
+        "audited"
     );
 }

@@ -1,0 +1,237 @@
+//! Writer signatures on record versions: what a writer signs in a payload of format 2, the
+//! rule a reader applies, and the per-handle memory of versions already verified.
+//!
+//! ```text
+//! digest    = SHA-256("strongroom/v3/record-digest" ‖ 0x00 ‖ vault id (16) ‖ record id (16)
+//!                     ‖ record version (u64) ‖ payload[0 .. len − 64])
+//! signature = Ed25519(signer's logged identity key,
+//!                     "strongroom/v3/record-writer" ‖ 0x00 ‖ digest)
+//! ```
+//!
+//! The payload bytes before the signature include the signer's member id, the proof kind
+//! and the log position the writer had verified, so all are signed. A reader accepts a
+//! signed version only if the verified membership log gave the signer the right to write
+//! records at that position
+//! ([`Membership::writer_at`](strongroom_sharing::Membership::writer_at)), the signature
+//! verifies under the signer's logged key, and (kind "written") the signer is the payload's
+//! author; an unsigned version (payload format 1) only while the log does not require
+//! signed writes.
+//!
+//! Specified in `docs/spec/payload.md`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use sha2::{Digest as _, Sha256};
+use strongroom_crypto::{MemberId, RecordId};
+use strongroom_envelope::RecordContext;
+use strongroom_sharing::{WriterRefused, verify_record_signature};
+
+use crate::VaultError;
+use crate::vault::State;
+
+const DIGEST_DOMAIN: &[u8] = b"strongroom/v3/record-digest\0";
+
+/// How many verified versions a vault handle remembers before it starts over.
+const REMEMBERED: usize = 16_384;
+
+/// What a writer proof says of its signer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProofKind {
+    /// The signer wrote the version (and is its author).
+    Written = 1,
+    /// The version was written unsigned by an earlier release; the signer vouched for it
+    /// when the vault moved to signed writes.
+    Vouched = 2,
+}
+
+impl ProofKind {
+    pub(crate) fn from_id(id: u8) -> Option<Self> {
+        match id {
+            1 => Some(ProofKind::Written),
+            2 => Some(ProofKind::Vouched),
+            _ => None,
+        }
+    }
+}
+
+/// The writer proof at the end of a payload of format 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WriterProof {
+    pub(crate) signer: MemberId,
+    pub(crate) kind: ProofKind,
+    pub(crate) seq: u64,
+    pub(crate) signature: [u8; 64],
+}
+
+/// How a record version's writer is authenticated ([`SecretMeta::authorship`](crate::SecretMeta)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Authorship {
+    /// Signed by its author (`updated_by`), who had the right to write records when it
+    /// wrote the version.
+    Signed,
+    /// Written unsigned by an earlier release, and signed by `by` (an owner) when the vault
+    /// moved to signed writes: `updated_by` is what the unsigned version said, vouched for.
+    Vouched {
+        /// The member who signed it.
+        by: MemberId,
+    },
+    /// Written unsigned by an earlier release, in a vault that does not require signed
+    /// writes yet: `updated_by` is a claim anyone with the vault key could have made.
+    Unsigned,
+}
+
+/// The digest a writer signs: the record's place and every payload byte before the
+/// signature.
+pub(crate) fn digest(ctx: &RecordContext, signed_part: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(DIGEST_DOMAIN);
+    h.update(ctx.vault_id.as_bytes());
+    h.update(ctx.record_id.as_bytes());
+    h.update(ctx.version.to_be_bytes());
+    h.update(signed_part);
+    h.finalize().into()
+}
+
+/// Why a reader refused a record version's writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriterProblem {
+    /// The version carries no writer signature (payload format 1) and the vault requires
+    /// signed writes.
+    Unsigned,
+    /// The signer named is not accepted at the log position the version names.
+    Refused {
+        /// The member the version names as its signer.
+        signer: MemberId,
+        /// The membership log position it names.
+        seq: u64,
+        /// Why that signer is refused there.
+        why: WriterRefused,
+    },
+    /// The signature does not verify under the signer's logged key.
+    BadSignature {
+        /// The member the version names as its signer.
+        signer: MemberId,
+    },
+    /// The version says its signer wrote it, but names another author.
+    AuthorMismatch {
+        /// The member who signed.
+        signer: MemberId,
+        /// The author the payload names.
+        author: MemberId,
+    },
+}
+
+impl core::fmt::Display for WriterProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WriterProblem::Unsigned => {
+                f.write_str("it is not signed by its writer, and this vault requires signed writes")
+            }
+            WriterProblem::Refused { signer, seq, why } => write!(
+                f,
+                "it is signed by member {signer} at membership log position {seq}, and {why}"
+            ),
+            WriterProblem::BadSignature { signer } => write!(
+                f,
+                "its writer signature does not verify under the key of member {signer}, whom it names"
+            ),
+            WriterProblem::AuthorMismatch { signer, author } => write!(
+                f,
+                "it is signed by member {signer} as its writer but names member {author} as its author"
+            ),
+        }
+    }
+}
+
+/// Versions this handle verified: `(record, version)` → the digest whose signature
+/// verified. A version read again costs its digest and a comparison. The log only grows,
+/// so what was verified stays verified.
+///
+/// It also counts the unsigned versions accepted: such a version stands only if the log
+/// has not moved to require signed writes since this handle last looked, which
+/// [`Vault::read`](crate::Vault) then confirms with one store call.
+#[derive(Default)]
+pub(crate) struct VerifiedWrites {
+    verified: Mutex<HashMap<(RecordId, u64), [u8; 32]>>,
+    unsigned: AtomicU64,
+}
+
+impl VerifiedWrites {
+    /// How many unsigned versions this handle accepted so far.
+    pub(crate) fn unsigned_accepted(&self) -> u64 {
+        self.unsigned.load(Ordering::Relaxed)
+    }
+
+    fn knows(&self, at: (RecordId, u64), digest: &[u8; 32]) -> bool {
+        let map = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        map.get(&at).is_some_and(|d| d == digest)
+    }
+
+    fn remember(&self, at: (RecordId, u64), digest: [u8; 32]) {
+        let mut map = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= REMEMBERED {
+            map.clear();
+        }
+        map.insert(at, digest);
+    }
+}
+
+/// Checks the writer of the payload `plain` (decoded with `author` and `proof`) of the
+/// version `ctx`, against the verified membership log of `state`, and says how it is
+/// authenticated.
+pub(crate) fn check(
+    state: &State,
+    ctx: &RecordContext,
+    plain: &[u8],
+    author: MemberId,
+    proof: Option<&WriterProof>,
+) -> Result<Authorship, VaultError> {
+    let refuse = |problem| VaultError::Writer {
+        record: ctx.record_id.to_string(),
+        version: ctx.version,
+        problem,
+    };
+    let membership = state.session.membership();
+    let Some(proof) = proof else {
+        if membership.signed_writes_required() {
+            return Err(refuse(WriterProblem::Unsigned));
+        }
+        state.verified.unsigned.fetch_add(1, Ordering::Relaxed);
+        return Ok(Authorship::Unsigned);
+    };
+    let authorship = match proof.kind {
+        ProofKind::Written if proof.signer != author => {
+            return Err(refuse(WriterProblem::AuthorMismatch {
+                signer: proof.signer,
+                author,
+            }));
+        }
+        ProofKind::Written => Authorship::Signed,
+        ProofKind::Vouched => Authorship::Vouched { by: proof.signer },
+    };
+    let digest = digest(ctx, &plain[..plain.len() - 64]);
+    let at = (ctx.record_id, ctx.version);
+    if state.verified.knows(at, &digest) {
+        return Ok(authorship);
+    }
+    let key = membership
+        .writer_at(proof.signer, proof.seq)
+        .map_err(|why| {
+            refuse(WriterProblem::Refused {
+                signer: proof.signer,
+                seq: proof.seq,
+                why,
+            })
+        })?;
+    if !verify_record_signature(key, &digest, &proof.signature) {
+        return Err(refuse(WriterProblem::BadSignature {
+            signer: proof.signer,
+        }));
+    }
+    state.verified.remember(at, digest);
+    Ok(authorship)
+}
