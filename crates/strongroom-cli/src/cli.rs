@@ -688,6 +688,13 @@ pub(crate) enum MemberCommand {
     /// member is hybrid). Classical identities can then not be added or re-granted.
     #[command(after_help = "Example:\n  strongroom member require-hybrid")]
     RequireHybrid,
+    /// Require every record version to carry its writer's signature (owners; once). Vaults
+    /// created by this release require it already. For an older vault, every version is
+    /// re-encrypted and the versions written unsigned are signed by you, vouching for them;
+    /// then readers refuse versions written by read-only members or outsiders. Resumable:
+    /// run it again after an interruption.
+    #[command(after_help = "Example:\n  strongroom member require-signed-writes")]
+    RequireSignedWrites,
 }
 
 #[derive(Debug, Args)]

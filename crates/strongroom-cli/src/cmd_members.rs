@@ -288,6 +288,33 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
             );
             Ok(0)
         }
+        MemberCommand::RequireSignedWrites => {
+            let o = app.unlock()?;
+            let bar = output::progress("signing");
+            let report = o.vault.require_signed_writes(
+                strongroom::RotateOptions::default(),
+                &mut |p: strongroom::Progress| {
+                    bar.set_length(p.total.max(p.done));
+                    bar.set_position(p.done);
+                },
+            );
+            bar.finish_and_clear();
+            let report = report?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(json!({
+                    "signed_writes_required": true,
+                    "reencrypted": report.processed,
+                    "epoch": report.epoch.0,
+                }))
+                .map(|()| 0);
+            }
+            println!(
+                "this vault now requires a writer signature on every record version: {} record versions re-encrypted under epoch {} and signed",
+                report.processed, report.epoch
+            );
+            Ok(0)
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use strongroom::crypto::{MemberId, VaultId};
 use strongroom::recovery::KeyholderKind;
 use strongroom::sharing::{KeyholderInfo, RecoverabilityReport, Warning};
 use strongroom::{
-    CreateOptions, DoctorOptions, Level, RotateOptions, SecretMeta, Status, Suite, Vault,
-    VaultError,
+    Authorship, CreateOptions, DoctorOptions, Level, RotateOptions, SecretMeta, Status, Suite,
+    Vault, VaultError,
 };
 
 use crate::app::{App, Connection, Opened};
@@ -220,6 +220,11 @@ pub(crate) fn meta_json(m: &SecretMeta) -> Value {
         "created_at": m.created_at,
         "updated_at": m.updated_at,
         "updated_by": m.updated_by.to_string(),
+        "authorship": match m.authorship {
+            Authorship::Signed => json!({"signed": true}),
+            Authorship::Vouched { by } => json!({"signed": true, "vouched_by": by.to_string()}),
+            _ => json!({"signed": false}),
+        },
         "epoch": m.epoch.0,
         "len": m.len,
     })
@@ -349,12 +354,20 @@ pub(crate) fn history(app: &mut App, namespace: &str, name: &str) -> Result<u8> 
         return output::json(Value::Array(versions.iter().map(meta_json).collect())).map(|()| 0);
     }
     println!(
-        "{:>7}  {:23}  {:32}  {:>5}  {:>8}",
+        "{:>7}  {:23}  {:32}  {:>5}  {:>8}  SIGNED",
         "VERSION", "UPDATED", "BY", "EPOCH", "BYTES"
     );
     for m in &versions {
+        // "yes": signed by its author; "vouched by": written unsigned by an earlier
+        // release and signed by that owner when the vault moved to signed writes; "no":
+        // unsigned.
+        let signed = match m.authorship {
+            Authorship::Signed => "yes".to_owned(),
+            Authorship::Vouched { by } => format!("vouched by {by}"),
+            _ => "no".to_owned(),
+        };
         println!(
-            "{:>7}  {:23}  {:32}  {:>5}  {:>8}",
+            "{:>7}  {:23}  {:32}  {:>5}  {:>8}  {signed}",
             m.version,
             output::time(m.updated_at),
             m.updated_by.to_string(),
@@ -590,6 +603,7 @@ fn status_json(s: &Status, read_only: bool, connection: Option<&Connection>) -> 
             "standby": c.standby,
         })),
         "hybrid_required": s.hybrid_required,
+        "signed_writes_required": s.signed_writes_required,
         "classical_members": s.classical_members.iter().map(|m| json!({
             "id": m.id.to_string(),
             "name": m.name,
@@ -684,6 +698,14 @@ fn print_custody_status(s: &Status) {
         .collect();
     println!("keyholders:     {}", kinds.join(", "));
     println!("recoverability: {}", s.recoverability.message);
+    println!(
+        "signed writes:  {}",
+        if s.signed_writes_required {
+            "required by the signed log: readers refuse versions not signed by a member with write right"
+        } else {
+            "not required: run `strongroom member require-signed-writes`"
+        }
+    );
     if s.classical_members.is_empty() {
         println!(
             "post-quantum:   every member has hybrid (X-Wing) grants{}",

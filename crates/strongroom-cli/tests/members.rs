@@ -426,3 +426,97 @@ fn a_snapshot_from_before_a_removal_is_restored_only_when_asked() {
     assert_eq!(v["membership_rollback"], false);
     alice(&e).arg("restore").arg(&now).assert().success();
 }
+
+/// Signed writes through the binary: a new vault requires them (`status`, `doctor`,
+/// `history`); a vault of an earlier release (the frozen format-2 snapshot, written
+/// unsigned) is moved by `member require-signed-writes`, and only once.
+#[test]
+fn signed_writes_are_required_by_new_vaults_and_reached_by_old_ones() {
+    let e = Env::new();
+    e.init();
+    e.put("team", "DB_PASSWORD", "hunter2");
+    let status = json({
+        let mut c = e.sr();
+        c.args(["status"]);
+        c
+    });
+    assert_eq!(status["signed_writes_required"], true);
+    let history = e
+        .sr()
+        .args(["history", "team", "DB_PASSWORD"])
+        .assert()
+        .success();
+    let history = stdout(history.get_output());
+    assert!(
+        history.lines().next().unwrap().ends_with("SIGNED"),
+        "{history}"
+    );
+    assert!(
+        history.lines().nth(1).unwrap().ends_with("yes"),
+        "{history}"
+    );
+    e.sr()
+        .args(["member", "require-signed-writes"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already"));
+
+    // The frozen vault of the release that introduced format 2, restored with its raw KEK.
+    let old = Env::new();
+    let kek = old.file(
+        "frozen.kek",
+        "a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90", // pragma: allowlist secret
+    );
+    std::fs::set_permissions(&kek, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let snapshot = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../strongroom/tests/data/v2/vault.snapshot"
+    );
+    let with_kek = || {
+        let mut c = old.bare();
+        c.arg("--kek-file").arg(&kek);
+        c
+    };
+    with_kek().arg("restore").arg(snapshot).assert().success();
+    let doctor = with_kek().args(["doctor"]).assert();
+    let doctor = stdout(doctor.get_output());
+    assert!(doctor.contains("require-signed-writes"), "{doctor}");
+    let history = with_kek()
+        .args(["history", "core/app", "DB_PASSWORD"])
+        .assert()
+        .success();
+    assert!(
+        stdout(history.get_output())
+            .lines()
+            .nth(1)
+            .unwrap()
+            .ends_with("no")
+    );
+
+    let moved = json({
+        let mut c = with_kek();
+        c.args(["member", "require-signed-writes"]);
+        c
+    });
+    assert_eq!(moved["signed_writes_required"], true);
+    assert!(moved["reencrypted"].as_u64().unwrap() >= 5, "{moved}");
+    let history = with_kek()
+        .args(["history", "core/app", "DB_PASSWORD", "--json"])
+        .assert()
+        .success();
+    let versions: Value = serde_json::from_slice(&history.get_output().stdout).unwrap();
+    for v in versions.as_array().unwrap() {
+        assert_eq!(v["authorship"]["signed"], true, "{v}");
+        assert!(v["authorship"]["vouched_by"].is_string(), "{v}");
+    }
+    with_kek()
+        .args(["get", "core/app", "DB_PASSWORD"])
+        .assert()
+        .success()
+        .stdout("second");
+    with_kek()
+        .args(["member", "require-signed-writes"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already"));
+}
