@@ -792,7 +792,8 @@ impl Vault {
         })
     }
 
-    /// Whether the head version of the record at `row` holds `s.value` already.
+    /// Whether the head version of the record at `row` holds `s.value` already. A head
+    /// whose writer is refused holds no value: the import writes over it, as a put does.
     fn current_value_is(
         &self,
         state: &State,
@@ -801,7 +802,10 @@ impl Vault {
     ) -> Result<bool, VaultError> {
         use subtle::ConstantTimeEq;
         let entry = IndexEntry::decode(&row.value)?;
-        let (p, _) = open_version(self.store(), state, &entry, entry.version)?;
+        let (p, _) = match open_version(self.store(), state, &entry, entry.version) {
+            Err(VaultError::Writer { .. }) => return Ok(false),
+            other => other?,
+        };
         check_names(&p, s.namespace, s.name, entry.record)?;
         Ok(p.value.expose_secret().ct_eq(s.value).into())
     }

@@ -72,8 +72,10 @@ pub enum Authorship {
     /// Signed by its author (`updated_by`), who had the right to write records when it
     /// wrote the version.
     Signed,
-    /// Written unsigned by an earlier release, and signed by `by` (an owner) when the vault
-    /// moved to signed writes: `updated_by` is what the unsigned version said, vouched for.
+    /// Written unsigned by an earlier release, and signed by `by`, a member with the right
+    /// to write, when a re-encryption sealed it again (the owner's move to signed writes
+    /// does this for every such version): `updated_by` is what the unsigned version said,
+    /// vouched for.
     Vouched {
         /// The member who signed it.
         by: MemberId,

@@ -4,8 +4,11 @@
 //! The forgeries are built with the envelope's independent reference implementation, not
 //! with anything private to strongroom.
 
+mod payload_spec;
 #[path = "../../strongroom-envelope/tests/reference/mod.rs"]
 mod reference;
+
+use payload_spec::payload_v1 as payload;
 
 use std::sync::Arc;
 
@@ -72,21 +75,6 @@ fn the_entry(store: &dyn ReadView) -> (Vec<u8>, Vec<u8>) {
     assert_eq!(row.value[0], 2, "index entry format 2");
     assert_eq!(row.value[41], 1, "the head body is inline");
     (row.key, row.value)
-}
-
-/// A record payload as the facade's specification lays it out (format 1).
-fn payload(ns: &str, name: &str, author: &[u8; 16], value: &[u8]) -> Vec<u8> {
-    let mut p = vec![1];
-    for field in [ns.as_bytes(), name.as_bytes()] {
-        p.extend_from_slice(&(field.len() as u32).to_be_bytes());
-        p.extend_from_slice(field);
-    }
-    p.extend_from_slice(&1_700_000_000u64.to_be_bytes());
-    p.extend_from_slice(&1_700_000_000u64.to_be_bytes());
-    p.extend_from_slice(author);
-    p.extend_from_slice(&(value.len() as u32).to_be_bytes());
-    p.extend_from_slice(value);
-    p
 }
 
 /// Attack 1 of format v2: after "remove, then rotate", Bob seals a body of his choice

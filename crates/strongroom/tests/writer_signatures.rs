@@ -4,12 +4,14 @@
 //! payload claims. The forgeries are built with the envelope's independent reference
 //! implementation and `ed25519-dalek`, not with anything private to strongroom.
 
+mod payload_spec;
 #[path = "../../strongroom-envelope/tests/reference/mod.rs"]
 mod reference;
 
+use payload_spec::{WRITTEN, payload_v1, payload_v2, spec_digest_of};
+
 use std::sync::Arc;
 
-use sha2::{Digest as _, Sha256};
 use strongroom::recovery::RawKek;
 use strongroom::sharing::WriterRefused;
 use strongroom::sharing::{Identity, Pins, Role};
@@ -75,21 +77,6 @@ fn the_entry(store: &dyn ReadView) -> (Vec<u8>, Vec<u8>) {
     (row.key, row.value)
 }
 
-/// A payload of format 1 (no writer signature), as `docs/spec/payload.md` lays it out.
-fn payload_v1(ns: &str, name: &str, author: &[u8; 16], value: &[u8]) -> Vec<u8> {
-    let mut p = vec![1];
-    for field in [ns.as_bytes(), name.as_bytes()] {
-        p.extend_from_slice(&(field.len() as u32).to_be_bytes());
-        p.extend_from_slice(field);
-    }
-    p.extend_from_slice(&1_700_000_000u64.to_be_bytes());
-    p.extend_from_slice(&1_700_000_000u64.to_be_bytes());
-    p.extend_from_slice(author);
-    p.extend_from_slice(&(value.len() as u32).to_be_bytes());
-    p.extend_from_slice(value);
-    p
-}
-
 /// The next version of the only secret: its record id and version number.
 fn next_version(store: &dyn ReadView) -> ([u8; 16], u64) {
     let (_, entry) = the_entry(store);
@@ -103,43 +90,6 @@ fn next_version(store: &dyn ReadView) -> ([u8; 16], u64) {
 /// The digest a writer signs, computed from `docs/spec/payload.md` alone.
 fn spec_digest(vault: &Vault, record: &[u8; 16], version: u64, signed_part: &[u8]) -> [u8; 32] {
     spec_digest_of(vault.id().as_bytes(), record, version, signed_part)
-}
-
-fn spec_digest_of(
-    vault: &[u8; 16],
-    record: &[u8; 16],
-    version: u64,
-    signed_part: &[u8],
-) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"strongroom/v3/record-digest\0");
-    h.update(vault);
-    h.update(record);
-    h.update(version.to_be_bytes());
-    h.update(signed_part);
-    h.finalize().into()
-}
-
-/// Proof kind 1: the signer wrote the version.
-const WRITTEN: u8 = 1;
-
-/// A payload of format 2: format 1 with version byte 2, then the signer, the proof kind,
-/// the log position and a signature `sign` makes over the digest of everything before it.
-fn payload_v2(
-    v1: &[u8],
-    signer: &[u8; 16],
-    kind: u8,
-    seq: u64,
-    sign: impl FnOnce(&[u8]) -> [u8; 64],
-) -> Vec<u8> {
-    let mut p = v1.to_vec();
-    p[0] = 2;
-    p.extend_from_slice(signer);
-    p.push(kind);
-    p.extend_from_slice(&seq.to_be_bytes());
-    let signature = sign(&p);
-    p.extend_from_slice(&signature);
-    p
 }
 
 /// Writes `payload` as a new head version of the only secret, sealed under a fresh data key
@@ -177,6 +127,48 @@ fn plant_head_at(
     let mut b = Batch::new();
     b.put(Table::Index, key, new, Expect::Any);
     store.commit(&b).unwrap();
+}
+
+/// The next version of the only secret with payload `v1` (format 1) made format 2: the
+/// signer id `signer`, kind "written", log position `seq`, signed by `identity` over the
+/// digest the specification gives.
+fn signed_next(
+    store: &dyn ReadView,
+    vault: &Vault,
+    v1: &[u8],
+    signer: &[u8; 16],
+    seq: u64,
+    identity: &Identity,
+) -> Vec<u8> {
+    let (record, version) = next_version(store);
+    payload_v2(v1, signer, WRITTEN, seq, |part| {
+        identity.sign_record(&spec_digest(vault, &record, version, part))
+    })
+}
+
+/// The only secret's index entry, its record id, and the plaintext of its head (version 1,
+/// inline), opened with the reference and `vk`.
+fn head_plaintext(
+    store: &dyn ReadView,
+    vault: &Vault,
+    vk: &[u8; 32],
+) -> (Vec<u8>, reference::Ctx, Vec<u8>) {
+    let (_, entry) = the_entry(store);
+    let ctx = reference::Ctx {
+        vault: *vault.id().as_bytes(),
+        record: entry[1..17].try_into().unwrap(),
+        version: 1,
+    };
+    let plain = reference::ref_open(vk, &ctx, &entry[164..], &entry[42..164]);
+    (entry, ctx, plain)
+}
+
+/// [`refused`], which must be a writer refusal: its problem.
+fn writer_problem(alice: &Vault, what: &str) -> WriterProblem {
+    match refused(alice, what) {
+        VaultError::Writer { problem, .. } => problem,
+        e => panic!("{what}: not a writer refusal: {e}"),
+    }
 }
 
 /// Alice reads `db/host` and must not receive the planted value.
@@ -221,6 +213,25 @@ fn a_read_only_members_unsigned_write_is_refused() {
         "{e}"
     );
     assert!(e.to_string().contains("not signed"), "{e}");
+    // What the error says to do works, one at a time or in an import.
+    alice.put("db", "host", b"db.internal:5433").unwrap();
+    plant_head(
+        &store,
+        &alice,
+        &vk,
+        1,
+        &payload_v1("db", "host", alice.member_id().as_bytes(), b"again"),
+    );
+    let secrets = [strongroom::NewSecret {
+        namespace: "db",
+        name: "host",
+        value: b"db.internal:5434",
+    }];
+    assert_eq!(alice.put_many(&secrets).unwrap().written.len(), 1);
+    assert_eq!(
+        alice.get("db", "host").unwrap().expose_secret(),
+        b"db.internal:5434"
+    );
 }
 
 /// A new vault requires signed writes from its first log entries.
@@ -239,34 +250,17 @@ fn a_new_vault_requires_signed_writes_and_signs_every_put() {
 fn a_read_only_members_own_signature_is_refused() {
     let (alice, store, carol) = vault_with(Role::ReadOnly);
     let vk = vault_key_of(&store, &alice, &carol, Epoch(1));
-    let (record, version) = next_version(&*store);
-    let v1 = payload_v1("db", "host", carol.identity.member_id().as_bytes(), b"evil");
-    let p = payload_v2(
-        &v1,
-        carol.identity.member_id().as_bytes(),
-        WRITTEN,
-        2,
-        |part| {
-            carol
-                .identity
-                .sign_record(&spec_digest(&alice, &record, version, part))
-        },
-    );
+    let carol_id = *carol.identity.member_id().as_bytes();
+    let v1 = payload_v1("db", "host", &carol_id, b"evil");
+    let p = signed_next(&*store, &alice, &v1, &carol_id, 2, &carol.identity);
     plant_head(&store, &alice, &vk, 1, &p);
-    let e = refused(&alice, "read-only member's signed write");
-    assert!(
-        matches!(
-            e,
-            VaultError::Writer {
-                problem: WriterProblem::Refused {
-                    why: WriterRefused::NoWriteRight,
-                    seq: 2,
-                    ..
-                },
-                ..
-            }
-        ),
-        "{e}"
+    assert_eq!(
+        writer_problem(&alice, "read-only member's signed write"),
+        WriterProblem::Refused {
+            signer: carol.identity.member_id(),
+            seq: 2,
+            why: WriterRefused::NoWriteRight,
+        }
     );
 }
 
@@ -277,25 +271,15 @@ fn a_read_only_members_own_signature_is_refused() {
 fn a_signature_under_another_members_name_is_refused() {
     let (alice, store, carol) = vault_with(Role::ReadOnly);
     let vk = vault_key_of(&store, &alice, &carol, Epoch(1));
-    let (record, version) = next_version(&*store);
     let alice_id = *alice.member_id().as_bytes();
     let v1 = payload_v1("db", "host", &alice_id, b"evil");
-    let p = payload_v2(&v1, &alice_id, WRITTEN, 1, |part| {
-        carol
-            .identity
-            .sign_record(&spec_digest(&alice, &record, version, part))
-    });
+    let p = signed_next(&*store, &alice, &v1, &alice_id, 1, &carol.identity);
     plant_head(&store, &alice, &vk, 1, &p);
-    let e = refused(&alice, "signature in another member's name");
-    assert!(
-        matches!(
-            e,
-            VaultError::Writer {
-                problem: WriterProblem::BadSignature { signer },
-                ..
-            } if signer == alice.member_id()
-        ),
-        "{e}"
+    assert_eq!(
+        writer_problem(&alice, "signature in another member's name"),
+        WriterProblem::BadSignature {
+            signer: alice.member_id()
+        }
     );
 }
 
@@ -305,26 +289,14 @@ fn a_signature_under_another_members_name_is_refused() {
 fn a_signed_payload_replayed_as_another_version_is_refused() {
     let (alice, store, carol) = vault_with(Role::ReadOnly);
     let vk = vault_key_of(&store, &alice, &carol, Epoch(1));
-    let (_, entry) = the_entry(&*store);
-    let record: [u8; 16] = entry[1..17].try_into().unwrap();
-    let ctx = reference::Ctx {
-        vault: *alice.id().as_bytes(),
-        record,
-        version: 1,
-    };
-    let real = reference::ref_open(&vk, &ctx, &entry[164..], &entry[42..164]);
+    let (_, _, real) = head_plaintext(&*store, &alice, &vk);
     assert_eq!(real[0], 2, "this release writes payload format 2");
     plant_head(&store, &alice, &vk, 1, &real);
-    let e = refused(&alice, "replayed payload");
-    assert!(
-        matches!(
-            e,
-            VaultError::Writer {
-                problem: WriterProblem::BadSignature { .. },
-                ..
-            }
-        ),
-        "{e}"
+    assert_eq!(
+        writer_problem(&alice, "replayed payload"),
+        WriterProblem::BadSignature {
+            signer: alice.member_id()
+        }
     );
 }
 
@@ -333,32 +305,17 @@ fn a_signed_payload_replayed_as_another_version_is_refused() {
 fn a_log_position_after_the_head_is_refused() {
     let (alice, store, bob) = vault_with(Role::Member);
     let vk = vault_key_of(&store, &alice, &bob, Epoch(1));
-    let (record, version) = next_version(&*store);
-    let v1 = payload_v1("db", "host", bob.identity.member_id().as_bytes(), b"later");
-    let p = payload_v2(
-        &v1,
-        bob.identity.member_id().as_bytes(),
-        WRITTEN,
-        99,
-        |part| {
-            bob.identity
-                .sign_record(&spec_digest(&alice, &record, version, part))
-        },
-    );
+    let bob_id = *bob.identity.member_id().as_bytes();
+    let v1 = payload_v1("db", "host", &bob_id, b"later");
+    let p = signed_next(&*store, &alice, &v1, &bob_id, 99, &bob.identity);
     plant_head(&store, &alice, &vk, 1, &p);
-    let e = refused(&alice, "future log position");
-    assert!(
-        matches!(
-            e,
-            VaultError::Writer {
-                problem: WriterProblem::Refused {
-                    why: WriterRefused::AfterLogHead { head: 2 },
-                    ..
-                },
-                ..
-            }
-        ),
-        "{e}"
+    assert_eq!(
+        writer_problem(&alice, "future log position"),
+        WriterProblem::Refused {
+            signer: bob.identity.member_id(),
+            seq: 99,
+            why: WriterRefused::AfterLogHead { head: 2 },
+        }
     );
 }
 
@@ -371,14 +328,8 @@ fn the_specification_written_independently_agrees_with_strongroom() {
     let vk = vault_key_of(&store, &alice, &bob, Epoch(1));
 
     // strongroom → spec: Alice's version 1, opened with the reference and checked here.
-    let (_, entry) = the_entry(&*store);
-    let record: [u8; 16] = entry[1..17].try_into().unwrap();
-    let ctx = reference::Ctx {
-        vault: *alice.id().as_bytes(),
-        record,
-        version: 1,
-    };
-    let p = reference::ref_open(&vk, &ctx, &entry[164..], &entry[42..164]);
+    let (_, ctx, p) = head_plaintext(&*store, &alice, &vk);
+    let record = ctx.record;
     let (signed_part, signature) = p.split_at(p.len() - 64);
     // signer (16) ‖ kind (1) ‖ log position (8) end the signed part.
     let proof = &signed_part[signed_part.len() - 25..];
@@ -403,23 +354,9 @@ fn the_specification_written_independently_agrees_with_strongroom() {
     .unwrap();
 
     // spec → strongroom: Bob's version 2, made here.
-    let (record, version) = next_version(&*store);
-    let v1 = payload_v1(
-        "db",
-        "host",
-        bob.identity.member_id().as_bytes(),
-        b"db2.internal:5432",
-    );
-    let p = payload_v2(
-        &v1,
-        bob.identity.member_id().as_bytes(),
-        WRITTEN,
-        2,
-        |part| {
-            bob.identity
-                .sign_record(&spec_digest(&alice, &record, version, part))
-        },
-    );
+    let bob_id = *bob.identity.member_id().as_bytes();
+    let v1 = payload_v1("db", "host", &bob_id, b"db2.internal:5432");
+    let p = signed_next(&*store, &alice, &v1, &bob_id, 2, &bob.identity);
     plant_head(&store, &alice, &vk, 1, &p);
     let got = alice.get("db", "host").unwrap();
     assert_eq!(got.expose_secret(), b"db2.internal:5432");
@@ -438,14 +375,8 @@ fn a_body_swapped_after_a_verified_read_is_refused() {
         alice.get("db", "host").unwrap().expose_secret(),
         b"db.internal:5432"
     );
-    let (key, entry) = the_entry(&*store);
-    let record: [u8; 16] = entry[1..17].try_into().unwrap();
-    let ctx = reference::Ctx {
-        vault: *alice.id().as_bytes(),
-        record,
-        version: 1,
-    };
-    let real = reference::ref_open(&vk, &ctx, &entry[164..], &entry[42..164]);
+    let (key, _) = the_entry(&*store);
+    let (entry, ctx, real) = head_plaintext(&*store, &alice, &vk);
     let dek = reference::ref_unwrap(&vk, &ctx, &entry[42..164]);
     let value = b"db.internal:5432";
     let at = real.windows(value.len()).position(|w| w == value).unwrap();
@@ -460,16 +391,11 @@ fn a_body_swapped_after_a_verified_read_is_refused() {
         Expect::Any,
     );
     store.commit(&b).unwrap();
-    let e = refused(&alice, "body swapped after a verified read");
-    assert!(
-        matches!(
-            e,
-            VaultError::Writer {
-                problem: WriterProblem::BadSignature { .. },
-                ..
-            }
-        ),
-        "{e}"
+    assert_eq!(
+        writer_problem(&alice, "body swapped after a verified read"),
+        WriterProblem::BadSignature {
+            signer: alice.member_id()
+        }
     );
 }
 
@@ -541,34 +467,21 @@ fn payload_v2_known_answer_vector() {
 fn a_signer_naming_another_author_is_refused() {
     let (alice, store, bob) = vault_with(Role::Member);
     let vk = vault_key_of(&store, &alice, &bob, Epoch(1));
-    let (record, version) = next_version(&*store);
     let v1 = payload_v1(
         "db",
         "host",
         alice.member_id().as_bytes(),
         b"in alice's name",
     );
-    let p = payload_v2(
-        &v1,
-        bob.identity.member_id().as_bytes(),
-        WRITTEN,
-        2,
-        |part| {
-            bob.identity
-                .sign_record(&spec_digest(&alice, &record, version, part))
-        },
-    );
+    let bob_id = *bob.identity.member_id().as_bytes();
+    let p = signed_next(&*store, &alice, &v1, &bob_id, 2, &bob.identity);
     plant_head(&store, &alice, &vk, 1, &p);
-    let e = refused(&alice, "author other than the signer");
-    assert!(
-        matches!(
-            e,
-            VaultError::Writer {
-                problem: WriterProblem::AuthorMismatch { signer, author },
-                ..
-            } if signer == bob.identity.member_id() && author == alice.member_id()
-        ),
-        "{e}"
+    assert_eq!(
+        writer_problem(&alice, "author other than the signer"),
+        WriterProblem::AuthorMismatch {
+            signer: bob.identity.member_id(),
+            author: alice.member_id(),
+        }
     );
 }
 
