@@ -1331,6 +1331,10 @@ mod tests {
             },
         ); // 6
         log.push(&owner, EntryBody::RequireSignedWrites); // 7
+        assert!(
+            !Log::new(&owner).verify().unwrap().signed_writes_required(),
+            "not without the entry"
+        );
         let state = log.verify().unwrap();
         assert!(state.signed_writes_required());
         let right = |who: &Identity, seq| match state.writer_at(who.member_id(), seq) {

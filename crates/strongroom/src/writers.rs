@@ -237,3 +237,33 @@ pub(crate) fn check(
     state.verified.remember(at, digest);
     Ok(authorship)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memory of verified versions: a version is known only with the digest it was
+    /// verified with, several versions are known at once, and the memory stays bounded
+    /// (it starts over when full, keeping the version just verified).
+    #[test]
+    fn verified_versions_are_remembered_by_digest_within_a_bound() {
+        let w = VerifiedWrites::default();
+        let at = |n: u64| (RecordId::from_bytes([1; 16]), n);
+        assert!(!w.knows(at(1), &[7; 32]));
+        w.remember(at(1), [7; 32]);
+        w.remember(at(2), [8; 32]);
+        assert!(w.knows(at(1), &[7; 32]));
+        assert!(w.knows(at(2), &[8; 32]));
+        assert!(
+            !w.knows(at(1), &[8; 32]),
+            "another payload of the same version"
+        );
+        assert!(!w.knows(at(3), &[7; 32]));
+        for n in 3..=REMEMBERED as u64 + 1 {
+            w.remember(at(n), [9; 32]);
+        }
+        let len = w.verified.lock().unwrap().len();
+        assert!(len <= REMEMBERED, "{len}");
+        assert!(w.knows(at(REMEMBERED as u64 + 1), &[9; 32]));
+    }
+}
