@@ -681,3 +681,23 @@ fn an_import_signs_every_secret_and_keeps_the_input_order() {
         assert_eq!(got.meta().authorship, Authorship::Signed);
     }
 }
+
+/// A member made read-only keeps the current vault key (to read) and their own signing
+/// key. They sign a new version naming a log position from before they lost the right,
+/// when they could write: readers refuse it. A signature counts only while its signer keeps
+/// the right to write; the versions signed before were re-attested when the right was lost.
+#[test]
+fn a_demoted_writer_cannot_backdate_a_write() {
+    let (alice, store, bob) = vault_with(Role::Member);
+    bob.vault.put("db", "host", b"written-by-bob").unwrap();
+    alice
+        .set_role(bob.identity.member_id(), Role::ReadOnly)
+        .unwrap();
+    // Log: 0 genesis, 1 signed writes required, 2 Bob added, 3 Bob made read-only.
+    let vk = vault_key_of(&store, &alice, &bob, alice.epoch());
+    let bob_id = *bob.identity.member_id().as_bytes();
+    let v1 = payload_v1("db", "host", &bob_id, b"attacker.example:5432");
+    let p = signed_next(&*store, &alice, &v1, &bob_id, 2, &bob.identity);
+    plant_head(&store, &alice, &vk, alice.epoch().0, &p);
+    refused(&alice, "backdated write by a demoted writer");
+}
