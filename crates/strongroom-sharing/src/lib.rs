@@ -28,7 +28,7 @@ pub use session::{
     PendingChange, PendingCreate, Removal, Session, Warning, create, join, prepare_create, unlock,
 };
 pub use wrap::{ChainLink, Grant, XWING_ENC_LEN, recipient_key_hash};
-pub use writer::{RECORD_SIGNATURE_DOMAIN, WriterRefused, verify_record_signature};
+pub use writer::{RECORD_SIGNATURE_DOMAIN, RightEnded, WriterRefused, verify_record_signature};
 
 /// Re-exported: the epoch and vault-key types of the keys a [`Session`] holds.
 pub use strongroom_envelope::{Epoch, VaultKey};

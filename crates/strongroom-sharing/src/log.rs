@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::identity::Fingerprint;
 use crate::wrap::read_epoch;
-use crate::{Identity, PublicIdentity, VerifyError, WriterRefused};
+use crate::{Identity, PublicIdentity, RightEnded, VerifyError, WriterRefused};
 
 const SIGNATURE_DOMAIN: &[u8] = b"strongroom/v1/member-log\0";
 
@@ -164,6 +164,18 @@ pub enum EntryBody {
     /// an owner, once): readers refuse an unsigned version, and a signed one whose signer had
     /// no write right at the log position it names ([`Membership::writer_at`]).
     RequireSignedWrites,
+    /// Every record version `member` signed before losing the right to write at `lost_at`
+    /// (the entry that made them read-only, removed or re-granted them) was re-attested:
+    /// signed again by a member with the right to write (the signer of this entry, an owner
+    /// or admin, or another pass or a re-encryption before it). From this entry on, a
+    /// version still signed by `member` at a position before `lost_at` was made after the
+    /// loss (a signer can name any earlier position), and nothing re-attests it.
+    Reattested {
+        /// The member who lost the right.
+        member: MemberId,
+        /// The position of the entry at which they lost it.
+        lost_at: u64,
+    },
 }
 
 /// How the signed log names an epoch's vault key: its 64-bit id (for display, and to name
@@ -261,6 +273,7 @@ impl EntryBody {
             EntryBody::Upgrade { .. } => 11,
             EntryBody::RequireHybrid => 12,
             EntryBody::RequireSignedWrites => 13,
+            EntryBody::Reattested { .. } => 14,
         }
     }
 
@@ -277,6 +290,7 @@ impl EntryBody {
             EntryBody::Upgrade { .. } => "upgrade an identity to hybrid",
             EntryBody::RequireHybrid => "require hybrid grants",
             EntryBody::RequireSignedWrites => "require signed writes",
+            EntryBody::Reattested { .. } => "record a re-attestation",
         }
     }
 
@@ -311,6 +325,9 @@ impl EntryBody {
                 w.var_bytes(&identity.encode());
             }
             EntryBody::RequireHybrid | EntryBody::RequireSignedWrites => {}
+            EntryBody::Reattested { member, lost_at } => {
+                w.bytes(member.as_bytes()).u64(*lost_at);
+            }
         }
     }
 
@@ -350,6 +367,10 @@ impl EntryBody {
             },
             12 => EntryBody::RequireHybrid,
             13 => EntryBody::RequireSignedWrites,
+            14 => EntryBody::Reattested {
+                member: MemberId::from_bytes(r.array("member id")?),
+                lost_at: r.u64("lost at")?,
+            },
             _ => return Err(r.invalid("kind", "unknown entry kind")),
         })
     }
@@ -389,6 +410,7 @@ fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
 ///                11 Upgrade    u32 len ‖ the signer's new hybrid public identity
 ///                12 RequireHybrid (no body)
 ///                13 RequireSignedWrites (no body)
+///                14 Reattested member id (16) ‖ position of the loss of write right (u64)
 ///               key binding = key id (8) ‖ key commitment (32)
 ///               Read only (format v1 logs, written before key commitments): kinds
 ///                 1 Genesis, 3 Remove and 4 Rekey, laid out as 8, 9 and 10 with a key
@@ -683,6 +705,9 @@ pub struct Membership {
     /// For every member id the log ever named, the log positions at which it had the right
     /// to write records: half-open ranges `from .. to` (`to = u64::MAX` while it lasts).
     write_rights: BTreeMap<MemberId, Vec<(u64, u64)>>,
+    /// The losses of write right `(member, position)` whose re-attestation a
+    /// [`EntryBody::Reattested`] entry recorded, with that entry's position.
+    reattested: BTreeMap<(MemberId, u64), u64>,
     keys: BTreeMap<Epoch, KeyBinding>,
     hashes: Vec<[u8; 32]>,
 }
@@ -731,6 +756,85 @@ impl Membership {
             return Err(WriterRefused::NoWriteRight);
         }
         Ok(identity.signing_key())
+    }
+
+    /// Where the write right of `member` that covered log position `seq` ended, if it did:
+    /// the position of the entry that made them read-only, removed them or re-granted them
+    /// under a new identity, and whether a [`EntryBody::Reattested`] entry recorded the
+    /// re-attestation of their versions since. `None` while that right lasts (or when they
+    /// had none at `seq`: [`Membership::writer_at`] refuses that).
+    ///
+    /// A signature such a member made stays checkable at `seq`, but nothing stops them from
+    /// making a new one and naming `seq` (they keep their signing key): a reader accepts a
+    /// version signed by a member whose right ended only once a member who has the right
+    /// re-attested it.
+    ///
+    /// ```
+    /// # use strongroom_sharing::{Identity, LogEntry, EntryBody, Membership, KeyBinding, VaultKey, Epoch, Role, RightEnded};
+    /// # use strongroom_crypto::VaultId;
+    /// let owner = Identity::generate("alice")?;
+    /// let bob = Identity::generate("bob")?;
+    /// let key = VaultKey::generate(Epoch::FIRST)?;
+    /// let vault = VaultId::generate()?;
+    /// let genesis = LogEntry::sign(0, [0; 32], vault, &owner,
+    ///     EntryBody::Genesis { owner: owner.public().clone(), key: KeyBinding::of(&key) });
+    /// let add = LogEntry::sign(1, genesis.hash(), vault, &owner,
+    ///     EntryBody::Add { identity: bob.public().clone(), role: Role::Member });
+    /// let signed = LogEntry::sign(1, genesis.hash(), vault, &owner, EntryBody::RequireSignedWrites);
+    /// let add = LogEntry::sign(2, signed.hash(), vault, &owner,
+    ///     EntryBody::Add { identity: bob.public().clone(), role: Role::Member });
+    /// let demote = LogEntry::sign(3, add.hash(), vault, &owner,
+    ///     EntryBody::RoleChange { member: bob.member_id(), role: Role::ReadOnly });
+    /// let done = LogEntry::sign(4, demote.hash(), vault, &owner,
+    ///     EntryBody::Reattested { member: bob.member_id(), lost_at: 3 });
+    /// let entries = [genesis.encode(), signed.encode(), add.encode(), demote.encode()];
+    /// let log = Membership::verify(entries.iter().map(|e| e.as_slice()))?;
+    /// assert!(log.writer_at(bob.member_id(), 2).is_ok());
+    /// assert_eq!(log.write_right_lost(bob.member_id(), 2), Some(RightEnded { at: 3, reattested_at: None }));
+    /// assert_eq!(log.pending_reattestation(), vec![(bob.member_id(), 3)]);
+    /// assert_eq!(log.write_right_lost(owner.member_id(), 2), None);
+    /// let log = Membership::verify(entries.iter().chain([&done.encode()]).map(|e| e.as_slice()))?;
+    /// assert_eq!(log.write_right_lost(bob.member_id(), 2), Some(RightEnded { at: 3, reattested_at: Some(4) }));
+    /// assert!(log.pending_reattestation().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn write_right_lost(&self, member: MemberId, seq: u64) -> Option<RightEnded> {
+        let at = self
+            .write_rights
+            .get(&member)?
+            .iter()
+            .find(|&&(from, to)| from <= seq && seq < to)
+            .and_then(|&(_, to)| (to != u64::MAX).then_some(to))?;
+        Some(RightEnded {
+            at,
+            reattested_at: self.reattested_at(member, at),
+        })
+    }
+
+    /// Where the [`EntryBody::Reattested`] entry that recorded the re-attestation of the
+    /// loss of write right of `member` at `at` is.
+    fn reattested_at(&self, member: MemberId, at: u64) -> Option<u64> {
+        self.reattested.get(&(member, at)).copied()
+    }
+
+    /// Every loss of write right `(member, position)` whose re-attestation no
+    /// [`EntryBody::Reattested`] entry recorded yet, in member id order: readers refuse the
+    /// versions those members signed before until then. Empty while the log does not
+    /// require signed writes (an unsigned version is accepted then anyway).
+    pub fn pending_reattestation(&self) -> Vec<(MemberId, u64)> {
+        if !self.signed_writes_required {
+            return Vec::new();
+        }
+        self.write_rights
+            .iter()
+            .flat_map(|(member, ranges)| {
+                ranges
+                    .iter()
+                    .filter(|&&(_, to)| to != u64::MAX)
+                    .map(move |&(_, to)| (*member, to))
+            })
+            .filter(|&(member, at)| self.reattested_at(member, at).is_none())
+            .collect()
     }
 
     /// Whether a signed [`EntryBody::RequireHybrid`] made hybrid grants mandatory.
@@ -979,6 +1083,24 @@ impl Membership {
                 }
                 Ok(())
             }
+            EntryBody::Reattested { member, lost_at } => {
+                if !matches!(actor.role, Role::Owner | Role::Admin) {
+                    return Err(Denied::Role(actor.role));
+                }
+                let lost = self
+                    .write_rights
+                    .get(member)
+                    .is_some_and(|r| r.iter().any(|&(_, to)| to == *lost_at && to != u64::MAX));
+                if !lost {
+                    return Err(Denied::Invalid(
+                        "the member did not lose the right to write at that position",
+                    ));
+                }
+                if self.reattested_at(*member, *lost_at).is_some() {
+                    return Err(Denied::Invalid("that re-attestation is recorded already"));
+                }
+                Ok(())
+            }
             EntryBody::RoleChange { member, role } => {
                 let target = self
                     .members
@@ -1061,6 +1183,9 @@ impl Membership {
             EntryBody::RequireSignedWrites => {
                 self.signed_writes_required = true;
             }
+            EntryBody::Reattested { member, lost_at } => {
+                self.reattested.insert((*member, *lost_at), seq);
+            }
         }
         self.track_write_rights(seq, body);
     }
@@ -1096,7 +1221,8 @@ impl Membership {
             | EntryBody::Retire { .. }
             | EntryBody::Upgrade { .. }
             | EntryBody::RequireHybrid
-            | EntryBody::RequireSignedWrites => {}
+            | EntryBody::RequireSignedWrites
+            | EntryBody::Reattested { .. } => {}
         }
     }
 
@@ -1156,6 +1282,7 @@ impl Membership {
             hybrid_required: false,
             signed_writes_required: false,
             write_rights: BTreeMap::from([(owner.member_id(), vec![(0, u64::MAX)])]),
+            reattested: BTreeMap::new(),
             keys,
             hashes: vec![entry.hash()],
         })
@@ -1257,6 +1384,7 @@ mod tests {
         KeyId::from_bytes([b; 8])
     }
 
+    #[derive(Clone)]
     struct Log {
         vault: VaultId,
         entries: Vec<LogEntry>,
@@ -1357,6 +1485,77 @@ mod tests {
         );
         assert!((0..8).all(|s| !right(&carol, s)));
         assert!((0..8).all(|s| right(&owner, s)));
+        // Where each right that covered a position ended (`write_right_lost`).
+        let lost = |who: &Identity| -> Vec<Option<u64>> {
+            (0..8)
+                .map(|s| state.write_right_lost(who.member_id(), s).map(|r| r.at))
+                .collect()
+        };
+        assert_eq!(
+            lost(&bob),
+            [None, Some(3), Some(3), None, Some(5), None, None, None]
+        );
+        assert_eq!(
+            lost(&bob2),
+            [None, None, None, None, None, Some(6), None, None]
+        );
+        assert!(lost(&owner).iter().all(Option::is_none));
+        assert!(lost(&carol).iter().all(Option::is_none));
+        // Every loss waits for its Reattested entry once signed writes are required (7).
+        let mut pending = state.pending_reattestation();
+        pending.sort_by_key(|(_, at)| *at);
+        assert_eq!(
+            pending,
+            [
+                (bob.member_id(), 3),
+                (bob.member_id(), 5),
+                (bob2.member_id(), 6)
+            ]
+        );
+        let mut unsigned = Log::new(&owner);
+        unsigned.push(&owner, add(&bob, Role::Member));
+        unsigned.push(&owner, role(&bob, Role::ReadOnly));
+        let unsigned = unsigned.verify().unwrap();
+        assert_eq!(
+            unsigned.write_right_lost(bob.member_id(), 1).map(|r| r.at),
+            Some(2)
+        );
+        assert!(
+            unsigned.pending_reattestation().is_empty(),
+            "nothing waits without signed writes"
+        );
+        let dave = Identity::generate("dave").unwrap();
+        let mut later = log.clone();
+        later.push(&owner, add(&dave, Role::Member)); // 8
+        later.push(&owner, role(&dave, Role::ReadOnly)); // 9
+        assert_eq!(later.verify().unwrap().pending_reattestation().len(), 4);
+        // Recording a re-attestation: an owner or admin, for a real loss, once.
+        let reattested = |member: &Identity, lost_at| EntryBody::Reattested {
+            member: member.member_id(),
+            lost_at,
+        };
+        let refused = |signer: &Identity, body: EntryBody| {
+            let mut l = later.clone();
+            l.push(signer, body);
+            assert!(l.verify().is_err());
+        };
+        refused(&owner, reattested(&dave, 8));
+        refused(&owner, reattested(&carol, 2));
+        refused(&carol, reattested(&dave, 9));
+        let mut done = later.clone();
+        done.push(&owner, reattested(&dave, 9)); // 10
+        let mut twice = done.clone();
+        twice.push(&owner, reattested(&dave, 9));
+        assert!(twice.verify().is_err(), "recorded twice");
+        let done = done.verify().unwrap();
+        assert_eq!(
+            done.write_right_lost(dave.member_id(), 8),
+            Some(crate::RightEnded {
+                at: 9,
+                reattested_at: Some(10)
+            })
+        );
+        assert_eq!(done.pending_reattestation().len(), 3);
         assert_eq!(
             state.writer_at(owner.member_id(), 8),
             Err(WriterRefused::AfterLogHead { head: 7 })
@@ -1848,6 +2047,10 @@ mod tests {
             ),
             (EntryBody::RequireHybrid, "require hybrid grants"),
             (EntryBody::RequireSignedWrites, "require signed writes"),
+            (
+                EntryBody::Reattested { member, lost_at: 3 },
+                "record a re-attestation",
+            ),
         ];
         for (i, (body, action)) in bodies.iter().enumerate() {
             assert_eq!(body.action(), *action);

@@ -1261,6 +1261,21 @@ impl Session {
         ))
     }
 
+    /// Records that every record version `member` signed before losing the right to write
+    /// at log position `lost_at` was re-attested (owners and admins): a signed
+    /// [`EntryBody::Reattested`] entry. Sign those versions again first (strongroom's facade
+    /// does, in `Vault::reattest`): afterwards nothing re-attests a version of theirs.
+    pub fn prepare_reattested(
+        &self,
+        member: MemberId,
+        lost_at: u64,
+    ) -> Result<PendingChange<()>, SharingError> {
+        Ok(PendingChange::logged(
+            self.sign(EntryBody::Reattested { member, lost_at })?,
+            (),
+        ))
+    }
+
     /// The recoverability report of the vault as verified by this session.
     pub fn recoverability(
         &self,

@@ -47,6 +47,16 @@ pub fn verify_record_signature(key: &[u8; 32], digest: &[u8; 32], signature: &[u
     })
 }
 
+/// Where a member's write right ended ([`Membership::write_right_lost`](crate::Membership::write_right_lost)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RightEnded {
+    /// The log position of the entry at which the member lost the right to write.
+    pub at: u64,
+    /// The position of the [`EntryBody::Reattested`](crate::EntryBody::Reattested) entry
+    /// that recorded the re-attestation of the versions they signed before, if any.
+    pub reattested_at: Option<u64>,
+}
+
 /// Why a record signature's signer is not accepted at the log position it names
 /// ([`Membership::writer_at`](crate::Membership::writer_at)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

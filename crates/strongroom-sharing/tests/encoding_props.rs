@@ -81,6 +81,11 @@ fn body(identity: PublicIdentity) -> impl Strategy<Value = EntryBody> {
             identity: i4.clone()
         }),
         Just(EntryBody::RequireHybrid),
+        Just(EntryBody::RequireSignedWrites),
+        (any::<[u8; 16]>(), any::<u64>()).prop_map(|(m, lost_at)| EntryBody::Reattested {
+            member: MemberId::from_bytes(m),
+            lost_at
+        }),
     ]
 }
 
