@@ -18,7 +18,7 @@ pub use format::{
 pub use keys::{Epoch, VaultKey};
 pub use record::{
     BodyCheck, SealedRecord, open, open_with, reencrypt, rewrap, rewrap_batch, rewrap_with_body,
-    seal,
+    seal, seal_in,
 };
 pub use stream::{SegmentReader, StreamOpener, StreamSealer};
 pub use strongroom_crypto::aead::Suite;

@@ -80,6 +80,36 @@ pub fn seal(
     seal_with(vault_key, suite, ctx, plaintext, &dek, &nonce)
 }
 
+/// [`seal`], recording `sealed_in` as the epoch the record version was sealed in: an
+/// earlier epoch than the wrapping key's, for a version sealed again with the same content
+/// (its plaintext was known to the members of `sealed_in`, as for a version sealed then and
+/// rewrapped since). An epoch after the key's is taken as the key's.
+///
+/// ```
+/// use strongroom_crypto::{RecordId, VaultId, aead::Suite};
+/// use strongroom_envelope::{Epoch, RecordContext, VaultKey, WrappedDek, open, seal_in};
+///
+/// let vk = VaultKey::generate(Epoch(3))?;
+/// let ctx = RecordContext { vault_id: VaultId::generate()?, record_id: RecordId::generate()?, version: 1 };
+/// let sealed = seal_in(&vk, Epoch(2), Suite::Aes256Gcm, &ctx, b"same value")?;
+/// assert_eq!(sealed.wrapped_dek.sealed_epoch(), Some(Epoch(2)));
+/// assert_eq!(sealed.wrapped_dek.epoch(), Epoch(3));
+/// let plain = open(&vk, &ctx, &sealed.body, sealed.wrapped_dek.as_bytes())?;
+/// assert_eq!(plain.expose_secret(), b"same value");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn seal_in(
+    vault_key: &VaultKey,
+    sealed_in: Epoch,
+    suite: Suite,
+    ctx: &RecordContext,
+    plaintext: &[u8],
+) -> Result<SealedRecord, EnvelopeError> {
+    let (dek, nonce) = fresh_dek_and_nonce()?;
+    let sealed_in = sealed_in.min(vault_key.epoch());
+    seal_at(vault_key, sealed_in, suite, ctx, plaintext, &dek, &nonce)
+}
+
 /// A fresh DEK and a wrap nonce from a single call to the OS CSPRNG.
 pub(crate) fn fresh_dek_and_nonce() -> Result<(Key256, [u8; 24]), EnvelopeError> {
     let mut rnd = Zeroizing::new([0u8; 56]);
@@ -115,12 +145,33 @@ pub(crate) fn seal_with(
     dek: &Key256,
     wrap_nonce: &[u8; 24],
 ) -> Result<SealedRecord, EnvelopeError> {
-    let body = seal_body(dek, suite, vault_key.epoch(), ctx, plaintext)?;
+    seal_at(
+        vault_key,
+        vault_key.epoch(),
+        suite,
+        ctx,
+        plaintext,
+        dek,
+        wrap_nonce,
+    )
+}
+
+/// [`seal_with`], sealed in epoch `sealed_in` (at most the key's).
+fn seal_at(
+    vault_key: &VaultKey,
+    sealed_in: Epoch,
+    suite: Suite,
+    ctx: &RecordContext,
+    plaintext: &[u8],
+    dek: &Key256,
+    wrap_nonce: &[u8; 24],
+) -> Result<SealedRecord, EnvelopeError> {
+    let body = seal_body(dek, suite, sealed_in, ctx, plaintext)?;
     let wrapped_dek = wrap_dek(
         vault_key,
         ctx,
         dek,
-        vault_key.epoch(),
+        sealed_in,
         &body_digest(&body),
         wrap_nonce,
     )?;
