@@ -85,10 +85,13 @@ pub enum Action {
     MetaKeyReplace,
     /// The vault started requiring writer signatures on every record version.
     RequireSignedWrites,
+    /// Record versions whose signer lost the right to write were signed again by the
+    /// acting member.
+    Reattest,
 }
 
 impl Action {
-    const ALL: [Action; 24] = [
+    const ALL: [Action; 25] = [
         Action::Create,
         Action::Unlock,
         Action::UnlockFailed,
@@ -113,6 +116,7 @@ impl Action {
         Action::RequireHybrid,
         Action::MetaKeyReplace,
         Action::RequireSignedWrites,
+        Action::Reattest,
     ];
 
     /// The id byte.
@@ -154,6 +158,7 @@ impl Action {
             Action::RequireHybrid => "require-hybrid",
             Action::MetaKeyReplace => "metadata-key-replace",
             Action::RequireSignedWrites => "require-signed-writes",
+            Action::Reattest => "reattest",
         }
     }
 }

@@ -16,6 +16,7 @@ mod index_entry;
 mod members;
 mod meta;
 mod pins;
+mod reattest;
 mod records;
 mod replica;
 mod rotation;
@@ -37,6 +38,7 @@ pub use export::{
 };
 pub use members::{ExposedSecret, IdentityFile, MemberInfo, RemovalReport};
 pub use pins::{FilePinStore, MemoryPinStore, PinStatus, PinStore};
+pub use reattest::ReattestReport;
 pub use records::{
     MAX_NAME_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN, NewSecret, PutManyReport, SECRETS_PAGE, Secret,
     SecretMeta, Secrets, validate_name, validate_namespace,

@@ -14,7 +14,7 @@ use strongroom_sharing::{
 use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 
 use crate::audit::{Action, AuditEvent};
-use crate::records::{IndexEntry, open_version};
+use crate::records::{IndexEntry, open_version_to_attest};
 use crate::vault::{LockedVault, Vault};
 use crate::{Inconsistency, Progress, RotateOptions, RotationReport, VaultError};
 
@@ -62,6 +62,10 @@ pub struct RemovalReport {
     pub readable_epochs: core::ops::RangeInclusive<Epoch>,
     /// Warnings (one member left).
     pub warnings: Vec<Warning>,
+    /// When the removed member could write and the re-attestation of the versions they
+    /// signed did not finish: why. The removal stands; readers refuse those versions
+    /// until [`Vault::reattest`] finishes it.
+    pub reattest_error: Option<String>,
 }
 
 /// A secret the removed member could read: rotate the real credential at its source.
@@ -117,8 +121,13 @@ impl Vault {
         )
     }
 
-    /// Changes a member's role.
+    /// Changes a member's role. A member who loses the right to write records (made
+    /// read-only) has the versions they signed re-attested by this member right after
+    /// ([`Vault::reattest`]: every version is opened once); if that pass is interrupted,
+    /// the role change stands and reads of those versions are refused until
+    /// [`Vault::reattest`] runs again.
     pub fn set_role(&self, member: MemberId, role: Role) -> Result<(), VaultError> {
+        let loses_write = self.writes(member) && !role.writes();
         self.change(
             |session| session.prepare_set_role(member, role),
             |_, _| {
@@ -128,7 +137,21 @@ impl Vault {
                     format!("role={role:?}"),
                 ))
             },
-        )
+        )?;
+        // An admin who made themselves a plain member leaves it to an owner or admin.
+        if loses_write && matches!(self.role(), Some(Role::Owner | Role::Admin)) {
+            self.reattest(&mut |_| {})?;
+        }
+        Ok(())
+    }
+
+    /// Whether `member` has the right to write records in the log this handle verified.
+    fn writes(&self, member: MemberId) -> bool {
+        self.state()
+            .session
+            .membership()
+            .member(member)
+            .is_some_and(|m| m.role().writes())
     }
 
     /// Removes a member: a new epoch wrapped to the remaining members only, with a new
@@ -138,7 +161,11 @@ impl Vault {
     /// [`Vault::rotate_vault_key`] retires the older epochs and moves every index row to
     /// its blind index under the new metadata key. Until then, reads look a name up under
     /// both keys (still one store call).
+    ///
+    /// A removed member who had the right to write records has the versions they signed
+    /// re-attested by this member right after, as [`Vault::set_role`] does.
     pub fn remove_member(&self, member: MemberId) -> Result<RemovalReport, VaultError> {
+        let wrote = self.writes(member);
         let removal = self.change_with(
             crate::vault::MetaKey::Replace,
             |session| session.prepare_remove_member(self.store(), member),
@@ -150,11 +177,19 @@ impl Vault {
                 ))
             },
         )?;
+        // The removal stands whatever happens next: a failed re-attestation is reported
+        // with it, not in place of it.
+        let reattest_error = if wrote {
+            self.reattest(&mut |_| {}).err().map(|e| e.to_string())
+        } else {
+            None
+        };
         Ok(RemovalReport {
             member: removal.member,
             new_epoch: removal.new_epoch,
             readable_epochs: removal.readable_epochs,
             warnings: removal.warnings,
+            reattest_error,
         })
     }
 
@@ -185,7 +220,8 @@ impl Vault {
                     if versions.is_empty() {
                         return Ok(true);
                     }
-                    let (p, _) = open_version(store, st, &entry, entry.version)?;
+                    // A version waiting for its re-attestation was readable to them too.
+                    let (p, _) = open_version_to_attest(store, st, &entry, entry.version)?;
                     out.push(ExposedSecret {
                         namespace: p.namespace,
                         name: p.name,
@@ -211,6 +247,7 @@ impl Vault {
         new: &PublicIdentity,
         confirmed: FingerprintConfirmed,
     ) -> Result<(), VaultError> {
+        let wrote = self.writes(old);
         self.change(
             |session| session.prepare_regrant(self.store(), old, new, confirmed.clone()),
             |_, _| {
@@ -220,7 +257,13 @@ impl Vault {
                     format!("new_member={} name={}", new.member_id(), new.name()),
                 ))
             },
-        )
+        )?;
+        // The old identity's signing key may be in someone else's hands now: its versions
+        // are re-attested, as after a removal.
+        if wrote {
+            self.reattest(&mut |_| {})?;
+        }
+        Ok(())
     }
 
     /// Upgrades this member's classical (X25519) identity to a hybrid (X-Wing) one: a signed
@@ -304,6 +347,10 @@ impl Vault {
                 ))
             },
         )?;
+        // Members who lost the right to write before: the re-encryption vouched for their
+        // versions; the re-attestation checks that none is left (a demotion while it ran)
+        // and records each loss.
+        self.reattest(&mut |_| {})?;
         Ok(report)
     }
 

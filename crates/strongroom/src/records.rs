@@ -37,7 +37,7 @@ pub(crate) use crate::index_entry::{
 };
 use crate::meta::{MetaKeys, hmac32, now};
 use crate::vault::{State, Vault};
-use crate::writers::{Authorship, ProofKind, WriterProof};
+use crate::writers::{Authorship, LostRight, ProofKind, WriterProof};
 use crate::{Inconsistency, VaultError};
 
 /// Longest namespace, in bytes.
@@ -367,6 +367,9 @@ pub(crate) struct OpenedPayload {
     /// How the writer is authenticated, once [`open_rows`] checked it (`Unsigned` until
     /// then).
     pub(crate) authorship: Authorship,
+    /// The signer lost the right to write since ([`open_to_attest`] only): the version
+    /// needs a re-attestation.
+    pub(crate) needs_attestation: bool,
 }
 
 pub(crate) fn decode_payload(plain: &SecretBytes) -> Result<OpenedPayload, VaultError> {
@@ -423,6 +426,7 @@ pub(crate) fn decode_payload(plain: &SecretBytes) -> Result<OpenedPayload, Vault
         value: SecretBytes::from(value.to_vec()),
         proof,
         authorship: Authorship::Unsigned,
+        needs_attestation: false,
     })
 }
 
@@ -466,6 +470,29 @@ pub(crate) fn open_version(
     entry: &IndexEntry,
     version: u64,
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
+    open_version_with(view, state, entry, version, LostRight::Refuse)
+}
+
+/// [`open_version`] as [`open_to_attest`] opens rows.
+pub(crate) fn open_version_to_attest(
+    view: &dyn ReadView,
+    state: &State,
+    entry: &IndexEntry,
+    version: u64,
+) -> Result<(OpenedPayload, Epoch), VaultError> {
+    open_version_with(view, state, entry, version, LostRight::ToAttest)
+}
+
+fn open_version_with(
+    view: &dyn ReadView,
+    state: &State,
+    entry: &IndexEntry,
+    version: u64,
+    lost: LostRight,
+) -> Result<(OpenedPayload, Epoch), VaultError> {
+    let open_rows = |state, record, version, body: &[u8], dek: &[u8]| {
+        open_rows_with(state, record, version, body, dek, lost)
+    };
     let record = entry.record;
     let key = version_key(record, version);
     if version == entry.version
@@ -578,6 +605,30 @@ pub(crate) fn open_rows(
     body: &[u8],
     dek: &[u8],
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
+    open_rows_with(state, record, version, body, dek, LostRight::Refuse)
+}
+
+/// [`open_rows`], accepting a version whose signer lost the right to write since (its
+/// signature still checked as of the log position it names), marked `needs_attestation`:
+/// for re-attestation, re-encryption and a restore's verification, never for a read.
+pub(crate) fn open_to_attest(
+    state: &State,
+    record: RecordId,
+    version: u64,
+    body: &[u8],
+    dek: &[u8],
+) -> Result<(OpenedPayload, Epoch), VaultError> {
+    open_rows_with(state, record, version, body, dek, LostRight::ToAttest)
+}
+
+fn open_rows_with(
+    state: &State,
+    record: RecordId,
+    version: u64,
+    body: &[u8],
+    dek: &[u8],
+    lost: LostRight,
+) -> Result<(OpenedPayload, Epoch), VaultError> {
     let rec_err = |source| VaultError::Record {
         record: record.to_string(),
         source,
@@ -603,13 +654,16 @@ pub(crate) fn open_rows(
     };
     let plain = open_with(vk, &ctx, body, dek, state.body_check()).map_err(rec_err)?;
     let mut payload = decode_payload(&plain)?;
-    payload.authorship = crate::writers::check(
+    let checked = crate::writers::check(
         state,
         &ctx,
         plain.expose_secret(),
         payload.author,
         payload.proof.as_ref(),
+        lost,
     )?;
+    payload.authorship = checked.authorship;
+    payload.needs_attestation = checked.needs_attestation;
     Ok((payload, epoch))
 }
 

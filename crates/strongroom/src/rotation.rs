@@ -432,7 +432,7 @@ impl Vault {
                             .ok()
                             .flatten()
                             .is_some_and(|b| {
-                                crate::records::open_rows(
+                                crate::records::open_to_attest(
                                     &st, record, version, &b.value, &row.value,
                                 )
                                 .is_ok()
@@ -449,7 +449,7 @@ impl Vault {
                 Phase::Heads => {
                     let entry = IndexEntry::decode(&row.value).ok();
                     let opens = entry.as_ref().is_some_and(|e| {
-                        crate::records::open_version(store, &st, e, e.version).is_ok()
+                        crate::records::open_version_to_attest(store, &st, e, e.version).is_ok()
                     });
                     if opens {
                         report.kept += 1;
@@ -832,6 +832,19 @@ impl Vault {
         rows: &[Row],
     ) -> Result<Rewrapped, VaultError> {
         let st = self.state();
+        // A re-encryption signs what it vouches for: not once this member lost the right
+        // to write (readers would refuse every version it signs from then on).
+        if kind == Kind::Reencrypt
+            && st
+                .session
+                .membership()
+                .writer_at(st.session.member_id(), crate::records::log_position(&st))
+                .is_err()
+        {
+            return Err(VaultError::PermissionDenied {
+                role: st.session.role(),
+            });
+        }
         let new = st.session.key(target).ok_or_else(|| {
             VaultError::inconsistent(
                 Inconsistency::MissingKey,
@@ -1014,8 +1027,10 @@ impl Vault {
         if st.older_meta.is_empty() {
             return Ok(None);
         }
-        let (payload, _) = crate::records::open_version(self.store(), st, entry, entry.version)
-            .map_err(|e| format!("the head version does not open to re-index it: {e}"))?;
+        // Only the name is needed: a version waiting for its re-attestation moves too.
+        let (payload, _) =
+            crate::records::open_version_to_attest(self.store(), st, entry, entry.version)
+                .map_err(|e| format!("the head version does not open to re-index it: {e}"))?;
         let key = crate::records::blind(st, &payload.namespace, &payload.name);
         if key[..] == row.key[..] {
             return Ok(None);
@@ -1055,8 +1070,9 @@ impl Vault {
         body: &[u8],
         dek: &[u8],
     ) -> Result<(WrappedDek, Vec<u8>), String> {
-        let (payload, _) = crate::records::open_rows(st, ctx.record_id, ctx.version, body, dek)
-            .map_err(|e| e.to_string())?;
+        let (payload, _) =
+            crate::records::open_to_attest(st, ctx.record_id, ctx.version, body, dek)
+                .map_err(|e| e.to_string())?;
         let fields = crate::records::Payload {
             namespace: &payload.namespace,
             name: &payload.name,
@@ -1066,10 +1082,11 @@ impl Vault {
             value: payload.value.expose_secret(),
         };
         // A signed version keeps its writer's signature; an unsigned one (written by an
-        // earlier release) is signed by the member re-encrypting it, who vouches for it.
+        // earlier release), or one whose signer lost the right to write since, is signed by
+        // the member re-encrypting it, who vouches for it.
         let plain = match &payload.proof {
-            Some(proof) => fields.encode_proven(proof),
-            None => fields.encode_signed(
+            Some(proof) if !payload.needs_attestation => fields.encode_proven(proof),
+            _ => fields.encode_signed(
                 ctx,
                 st.session.identity(),
                 crate::writers::ProofKind::Vouched,

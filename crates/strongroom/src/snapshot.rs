@@ -41,7 +41,7 @@ use strongroom_store::{
 use crate::audit::{Action, Cursor, Event, hex};
 use crate::fsutil::{create_private, sync_dir, temp_path};
 use crate::meta::now;
-use crate::records::{IndexEntry, open_rows, parse_version_key};
+use crate::records::{IndexEntry, open_to_attest, parse_version_key};
 use crate::vault::{UnlockOptions, Vault};
 use crate::{SnapshotProblem, VaultError};
 
@@ -843,15 +843,17 @@ fn check_records<R: Read>(
             Some(h) => match &h.body {
                 HeadBody::Inline(body) => {
                     versions += 1;
-                    open_rows(&st, e.record, e.version, body, h.dek.as_bytes()).map_err(|err| {
-                        snap_err(
-                            SnapshotProblem::Unreadable,
-                            format!(
-                                "record {} version {} does not decrypt: {err}",
-                                e.record, e.version
-                            ),
-                        )
-                    })?;
+                    open_to_attest(&st, e.record, e.version, body, h.dek.as_bytes()).map_err(
+                        |err| {
+                            snap_err(
+                                SnapshotProblem::Unreadable,
+                                format!(
+                                    "record {} version {} does not decrypt: {err}",
+                                    e.record, e.version
+                                ),
+                            )
+                        },
+                    )?;
                 }
                 HeadBody::Stored => {
                     stored_heads
@@ -907,7 +909,7 @@ fn check_records<R: Read>(
                     .value
             }
         };
-        open_rows(&st, record, version, &b.value, &dek).map_err(|e| {
+        open_to_attest(&st, record, version, &b.value, &dek).map_err(|e| {
             snap_err(
                 SnapshotProblem::Unreadable,
                 format!("record {record} version {version} does not decrypt: {e}"),

@@ -115,6 +115,9 @@ pub struct Status {
     pub hybrid_required: bool,
     /// Whether the signed log requires a writer signature on every record version.
     pub signed_writes_required: bool,
+    /// Losses of write right `(member, log position)` whose versions wait for a
+    /// re-attestation ([`Vault::reattest`]): readers refuse them until then.
+    pub pending_reattestation: Vec<(MemberId, u64)>,
 }
 
 /// How thorough `doctor` is.
@@ -280,6 +283,7 @@ impl Vault {
             classical_members: self.classical_members(),
             hybrid_required: self.hybrid_required(),
             signed_writes_required: self.signed_writes_required(),
+            pending_reattestation: self.pending_reattestation(),
         })
     }
 
@@ -672,7 +676,21 @@ fn check_post_quantum(r: &mut DoctorReport, status: &Status) {
 
 /// Whether readers refuse record versions not signed by a member with write right.
 fn check_signed_writes(r: &mut DoctorReport, status: &Status) {
-    if status.signed_writes_required {
+    if !status.pending_reattestation.is_empty() {
+        let who: Vec<String> = status
+            .pending_reattestation
+            .iter()
+            .map(|(member, at)| format!("{member} (log position {at})"))
+            .collect();
+        r.push(
+            "signed writes",
+            Level::Fail,
+            format!(
+                "readers refuse the record versions signed by members who lost the right to write until they are re-attested: {}; an owner or admin runs `strongroom member reattest`",
+                who.join(", ")
+            ),
+        );
+    } else if status.signed_writes_required {
         r.push(
             "signed writes",
             Level::Ok,

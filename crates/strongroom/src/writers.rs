@@ -15,7 +15,10 @@
 //! ([`Membership::writer_at`](strongroom_sharing::Membership::writer_at)), the signature
 //! verifies under the signer's logged key, and (kind "written") the signer is the payload's
 //! author; an unsigned version (payload format 1) only while the log does not require
-//! signed writes.
+//! signed writes. A signature counts only while its signer keeps the right to write: once
+//! they lose it, their versions are refused until a member with the right re-attests them
+//! ([`Vault::reattest`](crate::Vault::reattest)), since nothing stops a signer from naming
+//! an old log position in a new signature.
 //!
 //! Specified in `docs/spec/payload.md`.
 
@@ -118,6 +121,21 @@ pub enum WriterProblem {
         /// The member the version names as its signer.
         signer: MemberId,
     },
+    /// The signer had the right to write at the log position the version names, but lost
+    /// it since (made read-only, removed or re-granted), and no member with that right
+    /// re-attested the version after that: a signature alone cannot tell a version written
+    /// then from one the signer made afterwards naming an old position.
+    RightLost {
+        /// The member the version names as its signer.
+        signer: MemberId,
+        /// The membership log position it names.
+        seq: u64,
+        /// The log position at which the signer lost the right to write.
+        lost_at: u64,
+        /// The log position that recorded the re-attestation of the versions the signer
+        /// made before, if one did: this version was not among them.
+        reattested_at: Option<u64>,
+    },
     /// The version says its signer wrote it, but names another author.
     AuthorMismatch {
         /// The member who signed.
@@ -140,6 +158,24 @@ impl core::fmt::Display for WriterProblem {
             WriterProblem::BadSignature { signer } => write!(
                 f,
                 "its writer signature does not verify under the key of member {signer}, whom it names"
+            ),
+            WriterProblem::RightLost {
+                signer,
+                seq,
+                lost_at,
+                reattested_at: None,
+            } => write!(
+                f,
+                "it is signed by member {signer} at membership log position {seq}, who lost the right to write records at position {lost_at}, and it was not re-attested since: an owner or admin re-attests the versions of such a signer (`strongroom member reattest`, Vault::reattest)"
+            ),
+            WriterProblem::RightLost {
+                signer,
+                seq,
+                lost_at,
+                reattested_at: Some(at),
+            } => write!(
+                f,
+                "it is signed by member {signer} at membership log position {seq}, who lost the right to write records at position {lost_at}; the versions they signed before were re-attested (position {at}) and this one was not among them: it was made after they lost the right, or brought back from an older copy. Write the secret again"
             ),
             WriterProblem::AuthorMismatch { signer, author } => write!(
                 f,
@@ -182,6 +218,27 @@ impl VerifiedWrites {
     }
 }
 
+/// What [`check`] does with a version whose signer lost the right to write since
+/// ([`WriterProblem::RightLost`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LostRight {
+    /// Refuse it: what every read does.
+    Refuse,
+    /// Check the signature as of the position it names and accept it for re-attestation
+    /// (unless the log recorded the re-attestation of that loss already): what
+    /// re-attestation, re-encryption and a restore's verification do.
+    ToAttest,
+}
+
+/// How [`check`] found a version's writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Checked {
+    pub(crate) authorship: Authorship,
+    /// The signer lost the right to write since (only with [`LostRight::ToAttest`]): the
+    /// version needs a re-attestation.
+    pub(crate) needs_attestation: bool,
+}
+
 /// Checks the writer of the payload `plain` (decoded with `author` and `proof`) of the
 /// version `ctx`, against the verified membership log of `state`, and says how it is
 /// authenticated.
@@ -191,7 +248,8 @@ pub(crate) fn check(
     plain: &[u8],
     author: MemberId,
     proof: Option<&WriterProof>,
-) -> Result<Authorship, VaultError> {
+    lost: LostRight,
+) -> Result<Checked, VaultError> {
     let refuse = |problem| VaultError::Writer {
         record: ctx.record_id.to_string(),
         version: ctx.version,
@@ -203,7 +261,10 @@ pub(crate) fn check(
             return Err(refuse(WriterProblem::Unsigned));
         }
         state.verified.unsigned.fetch_add(1, Ordering::Relaxed);
-        return Ok(Authorship::Unsigned);
+        return Ok(Checked {
+            authorship: Authorship::Unsigned,
+            needs_attestation: false,
+        });
     };
     let authorship = match proof.kind {
         ProofKind::Written if proof.signer != author => {
@@ -215,10 +276,30 @@ pub(crate) fn check(
         ProofKind::Written => Authorship::Signed,
         ProofKind::Vouched => Authorship::Vouched { by: proof.signer },
     };
+    // Before the memory of verified versions: a signer may have lost the right since the
+    // version was verified.
+    // Without signed writes required, an unsigned version is accepted anyway: the rule
+    // would refuse nothing an attacker could not write otherwise.
+    let ended = membership.write_right_lost(proof.signer, proof.seq);
+    if let Some(ended) = ended
+        && membership.signed_writes_required()
+        && (lost == LostRight::Refuse || ended.reattested_at.is_some())
+    {
+        return Err(refuse(WriterProblem::RightLost {
+            signer: proof.signer,
+            seq: proof.seq,
+            lost_at: ended.at,
+            reattested_at: ended.reattested_at,
+        }));
+    }
+    let checked = Checked {
+        authorship,
+        needs_attestation: ended.is_some(),
+    };
     let digest = digest(ctx, &plain[..plain.len() - 64]);
     let at = (ctx.record_id, ctx.version);
     if state.verified.knows(at, &digest) {
-        return Ok(authorship);
+        return Ok(checked);
     }
     let key = membership
         .writer_at(proof.signer, proof.seq)
@@ -235,7 +316,7 @@ pub(crate) fn check(
         }));
     }
     state.verified.remember(at, digest);
-    Ok(authorship)
+    Ok(checked)
 }
 
 #[cfg(test)]

@@ -268,7 +268,10 @@ fn membership_rollback_needs_consent_and_forks_are_refused() {
             &RestoreOptions::default(),
         )
         .unwrap();
+        // As many entries as the main branch has since (the removal and the record of
+        // its re-attestation): the fork differs at the pinned position.
         add_someone(&fr.vault, "eve");
+        add_someone(&fr.vault, "frank");
         let p = dir.path().join("fork.bin");
         fr.vault.snapshot_to(&p, &mut |_| {}).unwrap();
         p
