@@ -695,6 +695,13 @@ pub(crate) enum MemberCommand {
     /// run it again after an interruption.
     #[command(after_help = "Example:\n  strongroom member require-signed-writes")]
     RequireSignedWrites,
+    /// Sign again the record versions of members who lost the right to write (made
+    /// read-only, removed, re-granted), vouching for them: readers refuse those versions
+    /// until then, since such a member could sign new ones naming an old log position.
+    /// `member role`, `member remove` and `member regrant` do it already; run it after an
+    /// interruption (owners and admins).
+    #[command(after_help = "Example:\n  strongroom member reattest")]
+    Reattest,
 }
 
 #[derive(Debug, Args)]

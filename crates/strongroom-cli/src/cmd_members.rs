@@ -288,6 +288,39 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
             );
             Ok(0)
         }
+        MemberCommand::Reattest => {
+            let o = app.unlock()?;
+            let bar = output::spinner("re-attesting");
+            let report = o.vault.reattest(&mut |n| bar.set_position(n));
+            bar.finish_and_clear();
+            let report = report?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(json!({
+                    "examined": report.examined,
+                    "reattested": report.reattested,
+                    "unreadable": report.unreadable,
+                }))
+                .map(|()| 0);
+            }
+            if report.examined == 0 {
+                println!(
+                    "no member lost the right to write since the last re-attestation: nothing to do"
+                );
+            } else {
+                println!(
+                    "{} record versions re-attested ({} examined); readers accept them again",
+                    report.reattested, report.examined
+                );
+            }
+            if report.unreadable > 0 {
+                eprintln!(
+                    "warning: {} record versions did not open and were left as they are: run `strongroom doctor --full`",
+                    report.unreadable
+                );
+            }
+            Ok(0)
+        }
         MemberCommand::RequireSignedWrites => {
             let o = app.unlock()?;
             let bar = output::progress("signing");
@@ -433,6 +466,7 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
                 "versions": e.versions,
             })).collect::<Vec<_>>(),
             "warnings": removal.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "reattest_error": removal.reattest_error,
         }))?;
     } else {
         println!(
@@ -467,5 +501,10 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
         }
     }
     print_warnings(&removal.warnings);
+    if let Some(e) = &removal.reattest_error {
+        eprintln!(
+            "warning: the versions {name} signed are refused until they are re-attested, which did not finish ({e}): run `strongroom member reattest`"
+        );
+    }
     Ok(0)
 }

@@ -604,6 +604,10 @@ fn status_json(s: &Status, read_only: bool, connection: Option<&Connection>) -> 
         })),
         "hybrid_required": s.hybrid_required,
         "signed_writes_required": s.signed_writes_required,
+        "pending_reattestation": s.pending_reattestation.iter().map(|(m, at)| json!({
+            "member": m.to_string(),
+            "lost_at": at,
+        })).collect::<Vec<_>>(),
         "classical_members": s.classical_members.iter().map(|m| json!({
             "id": m.id.to_string(),
             "name": m.name,
@@ -706,6 +710,12 @@ fn print_custody_status(s: &Status) {
             "not required: run `strongroom member require-signed-writes`"
         }
     );
+    if !s.pending_reattestation.is_empty() {
+        println!(
+            "re-attestation: {} losses of write right wait: run `strongroom member reattest`",
+            s.pending_reattestation.len()
+        );
+    }
     if s.classical_members.is_empty() {
         println!(
             "post-quantum:   every member has hybrid (X-Wing) grants{}",

@@ -245,6 +245,26 @@ fn add_join_roles_remove_with_exposure_regrant() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("permission denied"));
+    // What bob wrote while he could is readable: the demotion re-attested it (vouched for
+    // by alice), and nothing waits.
+    alice(&e)
+        .args(["get", "team", "FROM_BOB"])
+        .assert()
+        .success()
+        .stdout("b");
+    let status = json({
+        let mut c = alice(&e);
+        c.arg("status");
+        c
+    });
+    assert_eq!(status["pending_reattestation"], serde_json::json!([]));
+    alice(&e)
+        .args(["member", "reattest"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("nothing to do"));
+    let audit = alice(&e).args(["audit", "list"]).assert().success();
+    assert!(stdout(audit.get_output()).contains("reattest"));
 
     // removal: the exposure report names every secret bob could read
     let out = alice(&e)
