@@ -18,8 +18,8 @@ use strongroom_store::{Batch, Cursor, Expect, ReadView, ScanRange, Table, Versio
 
 use crate::audit::{Action, AuditEvent};
 use crate::records::{
-    Head, HeadBody, INLINE_BODY_MAX, IndexEntry, OpenedPayload, Payload, log_position,
-    open_to_attest, open_version_to_attest, parse_version_key, version_key,
+    Head, HeadBody, INLINE_BODY_MAX, IndexEntry, OpenedPayload, log_position, open_to_attest,
+    open_version_to_attest, parse_version_key, version_key,
 };
 use crate::vault::{State, Vault};
 use crate::writers::ProofKind;
@@ -392,14 +392,7 @@ fn vouched(
         record_id: record,
         version,
     };
-    let fields = Payload {
-        namespace: &p.namespace,
-        name: &p.name,
-        created_at: p.created_at,
-        updated_at: p.updated_at,
-        author: p.author,
-        value: p.value.expose_secret(),
-    };
+    let fields = p.fields();
     let plain = fields.encode_signed(
         &ctx,
         st.session.identity(),

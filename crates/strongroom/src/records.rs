@@ -372,6 +372,20 @@ pub(crate) struct OpenedPayload {
     pub(crate) needs_attestation: bool,
 }
 
+impl OpenedPayload {
+    /// Its fields, to encode again (a version sealed again keeps them).
+    pub(crate) fn fields(&self) -> Payload<'_> {
+        Payload {
+            namespace: &self.namespace,
+            name: &self.name,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            author: self.author,
+            value: self.value.expose_secret(),
+        }
+    }
+}
+
 pub(crate) fn decode_payload(plain: &SecretBytes) -> Result<OpenedPayload, VaultError> {
     let corrupt = |source| VaultError::Corrupt {
         what: "record payload",
@@ -1839,15 +1853,7 @@ mod tests {
             &proof.signature
         ));
         // Re-encoding gives the same bytes.
-        let again = Payload {
-            namespace: &p.namespace,
-            name: &p.name,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-            author: p.author,
-            value: p.value.expose_secret(),
-        }
-        .encode_proven(&proof);
+        let again = p.fields().encode_proven(&proof);
         assert_eq!(again.expose_secret(), &payload[..]);
     }
 

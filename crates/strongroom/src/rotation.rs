@@ -1073,14 +1073,7 @@ impl Vault {
         let (payload, _) =
             crate::records::open_to_attest(st, ctx.record_id, ctx.version, body, dek)
                 .map_err(|e| e.to_string())?;
-        let fields = crate::records::Payload {
-            namespace: &payload.namespace,
-            name: &payload.name,
-            created_at: payload.created_at,
-            updated_at: payload.updated_at,
-            author: payload.author,
-            value: payload.value.expose_secret(),
-        };
+        let fields = payload.fields();
         // A signed version keeps its writer's signature; an unsigned one (written by an
         // earlier release), or one whose signer lost the right to write since, is signed by
         // the member re-encrypting it, who vouches for it.

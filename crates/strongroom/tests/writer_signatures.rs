@@ -25,16 +25,16 @@ struct Member {
     vault: Vault,
 }
 
-/// Alice's vault with `db/host`, and a member with `role` who joined.
-fn vault_with(role: Role) -> (Vault, Arc<dyn Store>, Member) {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let kek = RawKek::generate().unwrap();
-    let (alice, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
-    alice.put("db", "host", b"db.internal:5432").unwrap();
-    let identity = Identity::generate("carol").unwrap();
-    let kek = RawKek::generate().unwrap();
+/// `identity` added to `owner`'s vault with `role` (fingerprint compared), then joined
+/// with a new raw KEK: the KEK and their handle.
+fn join_as(
+    owner: &Vault,
+    store: &Arc<dyn Store>,
+    identity: &Identity,
+    role: Role,
+) -> (RawKek, Vault) {
     let public = identity.public();
-    alice
+    owner
         .add_member(
             public,
             role,
@@ -43,7 +43,41 @@ fn vault_with(role: Role) -> (Vault, Arc<dyn Store>, Member) {
                 .unwrap(),
         )
         .unwrap();
-    let vault = Vault::join(&store, &identity, &[&kek], Pins::default()).unwrap();
+    let kek = RawKek::generate().unwrap();
+    let vault = Vault::join(store, identity, &[&kek], Pins::default()).unwrap();
+    (kek, vault)
+}
+
+/// A second handle of `member`'s on `store`, unlocked with `kek`, with pins of its own.
+fn another_handle(store: &Arc<dyn Store>, kek: &RawKek, member: &Vault) -> Vault {
+    Vault::open(Arc::clone(store))
+        .unwrap()
+        .unlock_pinned_as(
+            kek,
+            Some(member.member_id()),
+            Arc::new(strongroom::MemoryPinStore::new()),
+        )
+        .unwrap()
+}
+
+/// Alice's new vault on `store`, and Bob, a member who joined: Alice's handle and KEK,
+/// Bob's identity and handle.
+fn alice_and_bob(store: &Arc<dyn Store>) -> (Vault, RawKek, Identity, Vault) {
+    let kek = RawKek::generate().unwrap();
+    let (alice, _) = Vault::create(Arc::clone(store), &kek, &CreateOptions::default()).unwrap();
+    let bob = Identity::generate("bob").unwrap();
+    let (_, bobs) = join_as(&alice, store, &bob, Role::Member);
+    (alice, kek, bob, bobs)
+}
+
+/// Alice's vault with `db/host`, and a member with `role` who joined.
+fn vault_with(role: Role) -> (Vault, Arc<dyn Store>, Member) {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let kek = RawKek::generate().unwrap();
+    let (alice, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
+    alice.put("db", "host", b"db.internal:5432").unwrap();
+    let identity = Identity::generate("carol").unwrap();
+    let (kek, vault) = join_as(&alice, &store, &identity, role);
     let m = Member {
         identity,
         kek,
@@ -795,22 +829,7 @@ fn a_reattestation_cut_short_is_resumed() {
         for k in 1..200u64 {
             let faulty = Arc::new(FaultyStore::new(MemoryStore::new()));
             let store: Arc<dyn Store> = faulty.clone();
-            let kek = RawKek::generate().unwrap();
-            let (alice, _) =
-                Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
-            let bob = Identity::generate("bob").unwrap();
-            let bob_kek = RawKek::generate().unwrap();
-            let public = bob.public();
-            alice
-                .add_member(
-                    public,
-                    Role::Member,
-                    public
-                        .confirm_fingerprint(&public.fingerprint().digits())
-                        .unwrap(),
-                )
-                .unwrap();
-            let bobs = Vault::join(&store, &bob, &[&bob_kek], Pins::default()).unwrap();
+            let (alice, kek, bob, bobs) = alice_and_bob(&store);
             // Bob's versions: a head and an older version, and a head with its body in a
             // row of its own; Alice's: a head and an older version.
             bobs.put("db", "host", b"first-by-bob").unwrap();
@@ -819,14 +838,7 @@ fn a_reattestation_cut_short_is_resumed() {
             alice.put("a", "x", b"one").unwrap();
             alice.put("a", "x", b"two").unwrap();
             // A second handle of Alice's verifies Bob's version (and remembers it).
-            let reader = Vault::open(Arc::clone(&store))
-                .unwrap()
-                .unlock_pinned_as(
-                    &kek,
-                    Some(alice.member_id()),
-                    Arc::new(strongroom::MemoryPinStore::new()),
-                )
-                .unwrap();
+            let reader = another_handle(&store, &kek, &alice);
             assert_eq!(
                 reader.get("db", "host").unwrap().meta().authorship,
                 Authorship::Signed
@@ -915,14 +927,7 @@ fn a_reattestation_cut_short_is_resumed() {
             let mut b = Batch::new();
             b.put(Table::Bodies, key, body, Expect::Any);
             store.commit(&b).unwrap();
-            let restarted = Vault::open(Arc::clone(&store))
-                .unwrap()
-                .unlock_pinned_as(
-                    &kek,
-                    Some(alice.member_id()),
-                    Arc::new(strongroom::MemoryPinStore::new()),
-                )
-                .unwrap();
+            let restarted = another_handle(&store, &kek, &alice);
             if let Some(removal) = &removal {
                 restarted.rotate_vault_key().unwrap();
                 assert!(restarted.quarantined().unwrap().is_empty(), "{how}");
@@ -991,20 +996,9 @@ fn a_reattestation_cut_short_is_resumed() {
 fn the_move_to_signed_writes_reattests_the_losses_before_it() {
     let (owner, _, store, _) = frozen_vault_with_carol();
     let bob = Identity::generate("bob").unwrap();
-    let public = bob.public();
-    owner
-        .add_member(
-            public,
-            Role::Member,
-            public
-                .confirm_fingerprint(&public.fingerprint().digits())
-                .unwrap(),
-        )
-        .unwrap();
-    // The last log entry is the one that added Bob.
+    let (bob_kek, bobs) = join_as(&owner, &store, &bob, Role::Member);
+    // A log position at which Bob could write.
     let add_seq = owner.pins().high_water().unwrap().seq;
-    let bob_kek = RawKek::generate().unwrap();
-    let bobs = Vault::join(&store, &bob, &[&bob_kek], Pins::default()).unwrap();
     bobs.put("team", "from-bob", b"written-by-bob").unwrap();
     owner.set_role(bob.member_id(), Role::ReadOnly).unwrap();
     assert!(owner.pending_reattestation().is_empty());
@@ -1079,27 +1073,7 @@ fn the_move_to_signed_writes_reattests_the_losses_before_it() {
 fn a_rotation_during_the_reattestation_loses_nothing() {
     for round in 0..3 {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let kek = RawKek::generate().unwrap();
-        let (alice, _) =
-            Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
-        let bob = Identity::generate("bob").unwrap();
-        let public = bob.public();
-        alice
-            .add_member(
-                public,
-                Role::Member,
-                public
-                    .confirm_fingerprint(&public.fingerprint().digits())
-                    .unwrap(),
-            )
-            .unwrap();
-        let bobs = Vault::join(
-            &store,
-            &bob,
-            &[&RawKek::generate().unwrap()],
-            Pins::default(),
-        );
-        let bobs = bobs.unwrap();
+        let (alice, kek, bob, bobs) = alice_and_bob(&store);
         let names: Vec<String> = (0..400).map(|i| format!("S{i:03}")).collect();
         let secrets: Vec<strongroom::NewSecret<'_>> = names
             .iter()
@@ -1110,14 +1084,7 @@ fn a_rotation_during_the_reattestation_loses_nothing() {
             })
             .collect();
         bobs.put_many(&secrets).unwrap();
-        let rotator = Vault::open(Arc::clone(&store))
-            .unwrap()
-            .unlock_pinned_as(
-                &kek,
-                Some(alice.member_id()),
-                Arc::new(strongroom::MemoryPinStore::new()),
-            )
-            .unwrap();
+        let rotator = another_handle(&store, &kek, &alice);
         std::thread::scope(|s| {
             let demote = s.spawn(|| alice.set_role(bob.member_id(), Role::ReadOnly));
             let rotate = s.spawn(|| {
@@ -1234,26 +1201,7 @@ fn a_version_the_pass_missed_is_reattested_before_the_loss_is_recorded() {
         hidden: std::sync::Mutex::new(None),
     });
     let store: Arc<dyn Store> = missed.clone();
-    let kek = RawKek::generate().unwrap();
-    let (alice, _) = Vault::create(Arc::clone(&store), &kek, &CreateOptions::default()).unwrap();
-    let bob = Identity::generate("bob").unwrap();
-    let public = bob.public();
-    alice
-        .add_member(
-            public,
-            Role::Member,
-            public
-                .confirm_fingerprint(&public.fingerprint().digits())
-                .unwrap(),
-        )
-        .unwrap();
-    let bobs = Vault::join(
-        &store,
-        &bob,
-        &[&RawKek::generate().unwrap()],
-        Pins::default(),
-    )
-    .unwrap();
+    let (alice, _, bob, bobs) = alice_and_bob(&store);
     bobs.put("db", "host", b"first-by-bob").unwrap();
     bobs.put("db", "host", b"second-by-bob").unwrap();
     let record = bobs.get("db", "host").unwrap().meta().record_id;
