@@ -575,6 +575,23 @@ pub(crate) mod tests {
         }
     }
 
+    /// `seal_in` records the epoch given (the body header and the wrapped key agree on it),
+    /// wraps under the key's own epoch, opens like any version rewrapped since, and takes
+    /// an epoch after the key's as the key's.
+    #[test]
+    fn seal_in_keeps_the_epoch_given() {
+        let vk = VaultKey::generate(Epoch(5)).unwrap();
+        let s = seal_in(&vk, Epoch(2), Suite::ChaCha20Poly1305, &ctx(), b"kept").unwrap();
+        assert_eq!(BodyHeader::decode(&s.body).unwrap().epoch, Epoch(2));
+        assert_eq!(s.wrapped_dek.sealed_epoch(), Some(Epoch(2)));
+        assert_eq!(s.wrapped_dek.epoch(), Epoch(5));
+        let back = open(&vk, &ctx(), &s.body, s.wrapped_dek.as_bytes()).unwrap();
+        assert_eq!(back.expose_secret(), b"kept");
+        let later = seal_in(&vk, Epoch(9), Suite::Aes256Gcm, &ctx(), b"kept").unwrap();
+        assert_eq!(later.wrapped_dek.sealed_epoch(), Some(Epoch(5)));
+        assert_eq!(BodyHeader::decode(&later.body).unwrap().epoch, Epoch(5));
+    }
+
     #[test]
     fn fresh_dek_every_seal() {
         let vk = VaultKey::generate(Epoch(1)).unwrap();

@@ -1542,6 +1542,7 @@ mod tests {
         refused(&owner, reattested(&dave, 8));
         refused(&owner, reattested(&carol, 2));
         refused(&carol, reattested(&dave, 9));
+        refused(&owner, reattested(&owner, u64::MAX));
         let mut done = later.clone();
         done.push(&owner, reattested(&dave, 9)); // 10
         let mut twice = done.clone();
