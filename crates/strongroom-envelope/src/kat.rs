@@ -124,7 +124,16 @@ pub(crate) fn pass_vectors() -> Value {
             version: c.version,
         };
         let dek = Key256::from_slice(&dek_bytes).unwrap();
-        let s = seal_with(&sealing, c.suite, &ctx, &c.plaintext, &dek, &nonce).unwrap();
+        let s = seal_with(
+            &sealing,
+            sealing.epoch(),
+            c.suite,
+            &ctx,
+            &c.plaintext,
+            &dek,
+            &nonce,
+        )
+        .unwrap();
         // A rewrapped vector: the final key is another one, the final wrap nonce too.
         let (vk_bytes, vk, wrapped) = match c.rewrap_to {
             None => (sealing_bytes, sealing, s.wrapped_dek),

@@ -77,7 +77,15 @@ pub fn seal(
     plaintext: &[u8],
 ) -> Result<SealedRecord, EnvelopeError> {
     let (dek, nonce) = fresh_dek_and_nonce()?;
-    seal_with(vault_key, suite, ctx, plaintext, &dek, &nonce)
+    seal_with(
+        vault_key,
+        vault_key.epoch(),
+        suite,
+        ctx,
+        plaintext,
+        &dek,
+        &nonce,
+    )
 }
 
 /// [`seal`], recording `sealed_in` as the epoch the record version was sealed in: an
@@ -107,7 +115,7 @@ pub fn seal_in(
 ) -> Result<SealedRecord, EnvelopeError> {
     let (dek, nonce) = fresh_dek_and_nonce()?;
     let sealed_in = sealed_in.min(vault_key.epoch());
-    seal_at(vault_key, sealed_in, suite, ctx, plaintext, &dek, &nonce)
+    seal_with(vault_key, sealed_in, suite, ctx, plaintext, &dek, &nonce)
 }
 
 /// A fresh DEK and a wrap nonce from a single call to the OS CSPRNG.
@@ -136,28 +144,9 @@ pub(crate) fn header_for_context(
     Ok(header)
 }
 
-/// [`seal`] with a caller-supplied DEK and wrap nonce: the seam for known-answer tests.
+/// [`seal`] with a caller-supplied DEK and wrap nonce, sealed in epoch `sealed_in` (the
+/// key's own, or an earlier one for [`seal_in`]): the seam for known-answer tests.
 pub(crate) fn seal_with(
-    vault_key: &VaultKey,
-    suite: Suite,
-    ctx: &RecordContext,
-    plaintext: &[u8],
-    dek: &Key256,
-    wrap_nonce: &[u8; 24],
-) -> Result<SealedRecord, EnvelopeError> {
-    seal_at(
-        vault_key,
-        vault_key.epoch(),
-        suite,
-        ctx,
-        plaintext,
-        dek,
-        wrap_nonce,
-    )
-}
-
-/// [`seal_with`], sealed in epoch `sealed_in` (at most the key's).
-fn seal_at(
     vault_key: &VaultKey,
     sealed_in: Epoch,
     suite: Suite,
