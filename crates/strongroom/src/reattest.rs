@@ -14,7 +14,7 @@
 
 use strongroom_crypto::MemberId;
 use strongroom_envelope::{Epoch, RecordContext, SealedRecord, WrappedDek, seal_in};
-use strongroom_store::{Batch, Cursor, Expect, ReadView, ScanRange, Table, Versioned};
+use strongroom_store::{Batch, Cursor, Expect, ReadView, Row, ScanRange, Table, Versioned};
 
 use crate::audit::{Action, AuditEvent};
 use crate::records::{
@@ -47,10 +47,10 @@ pub struct ReattestReport {
 
 /// One row of a page that needs a new seal, with its payload.
 enum Staged {
-    /// A head in an index entry: the row (its key, what was read) and the entry it holds.
-    Head(Vec<u8>, Versioned, IndexEntry, OpenedPayload),
-    /// An older version: its row key, data-key row and body row.
-    History(Vec<u8>, Versioned, Versioned, OpenedPayload),
+    /// A head: its index row, as read, and the entry it holds.
+    Head(Row, IndexEntry, OpenedPayload),
+    /// An older version: its data-key row and its body row, as read.
+    History(Row, Versioned, OpenedPayload),
 }
 
 impl Vault {
@@ -135,31 +135,19 @@ impl Vault {
         report: &mut ReattestReport,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), VaultError> {
-        // The heads first: a head that becomes an older version meanwhile (a put) is found
-        // again among the older versions.
-        for table in [Table::Index, Table::Deks] {
-            let mut cursor: Option<Cursor> = None;
-            loop {
-                let page = self
-                    .store()
-                    .scan(table, &ScanRange::all(), cursor.as_ref(), PAGE)?;
-                let keys: Vec<Vec<u8>> = page.rows.iter().map(|r| r.key.clone()).collect();
-                let (staged, examined, _) = {
-                    let st = self.state();
-                    Self::needing_attestation(self.store(), &st, table, &keys)?
-                };
-                report.examined += examined;
-                if !staged.is_empty() {
-                    report.reattested += self.reattest_page(table, &keys)?;
-                }
-                progress(report.examined);
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
+        for_each_page(self.store(), |table, rows| {
+            let (staged, examined, _) = {
+                let st = self.state();
+                Self::needing_attestation(self.store(), &st, table, rows)?
+            };
+            report.examined += examined;
+            if !staged.is_empty() {
+                let keys: Vec<&[u8]> = rows.iter().map(|r| r.key.as_slice()).collect();
+                report.reattested += self.reattest_page(table, &keys)?;
             }
-        }
-        Ok(())
+            progress(report.examined);
+            Ok(())
+        })
     }
 
     /// In the consistent view `view`: the versions still needing a re-attestation, and the
@@ -167,20 +155,12 @@ impl Vault {
     fn left_to_attest(&self, view: &dyn ReadView) -> Result<(u64, u64), VaultError> {
         let st = self.state();
         let (mut left, mut unreadable) = (0u64, 0u64);
-        for table in [Table::Index, Table::Deks] {
-            let mut cursor: Option<Cursor> = None;
-            loop {
-                let page = view.scan(table, &ScanRange::all(), cursor.as_ref(), PAGE)?;
-                let keys: Vec<Vec<u8>> = page.rows.iter().map(|r| r.key.clone()).collect();
-                let (staged, _, bad) = Self::needing_attestation(view, &st, table, &keys)?;
-                left += staged.len() as u64;
-                unreadable += bad;
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
-            }
-        }
+        for_each_page(view, |table, rows| {
+            let (staged, _, bad) = Self::needing_attestation(view, &st, table, rows)?;
+            left += staged.len() as u64;
+            unreadable += bad;
+            Ok(())
+        })?;
         Ok((left, unreadable))
     }
 
@@ -215,23 +195,29 @@ impl Vault {
     /// Seals again what the rows `keys` of `table` need, read afresh, in one commit with
     /// compare-and-set on every row read (a concurrent put, rotation or prune makes it
     /// start over) and an audit entry. Returns the versions re-attested.
-    fn reattest_page(&self, table: Table, keys: &[Vec<u8>]) -> Result<u64, VaultError> {
+    fn reattest_page(&self, table: Table, keys: &[&[u8]]) -> Result<u64, VaultError> {
         let suite = self.header().suite;
         self.write(|st, batch| {
-            // Under the log this commit is checked against: a member who lost the right to
-            // write meanwhile must not vouch (readers would refuse what it signs).
-            let me = st.session.member_id();
+            // Under the log this commit is checked against: an owner or admin still, with
+            // the right to write (readers would refuse what it signs otherwise).
             let role = st.session.role();
-            if !matches!(role, Some(Role::Owner | Role::Admin))
-                || st
-                    .session
-                    .membership()
-                    .writer_at(me, log_position(st))
-                    .is_err()
-            {
+            if !matches!(role, Some(Role::Owner | Role::Admin)) {
                 return Err(VaultError::PermissionDenied { role });
             }
-            let (staged, _, _) = Self::needing_attestation(self.store(), st, table, keys)?;
+            crate::writers::signing_position(st)?;
+            let wanted: Vec<(Table, &[u8])> = keys.iter().map(|k| (table, *k)).collect();
+            let rows: Vec<Row> = keys
+                .iter()
+                .zip(self.store().get_many(&wanted)?)
+                .filter_map(|(key, row)| {
+                    row.map(|r| Row {
+                        key: key.to_vec(),
+                        value: r.value,
+                        version: r.version,
+                    })
+                })
+                .collect();
+            let (staged, _, _) = Self::needing_attestation(self.store(), st, table, &rows)?;
             for s in &staged {
                 stage_reseal(st, suite, batch, s)?;
             }
@@ -243,22 +229,19 @@ impl Vault {
         })
     }
 
-    /// The versions among the rows `keys` of `table` whose signer lost the right to write,
-    /// with the rows to compare-and-set; and how many versions were examined and did not
-    /// open.
+    /// The versions among `rows` (of `table`, read from `store`) whose signer lost the right
+    /// to write, with the rows to compare-and-set; and how many versions were examined and
+    /// did not open.
     fn needing_attestation(
         store: &dyn ReadView,
         st: &State,
         table: Table,
-        keys: &[Vec<u8>],
+        rows: &[Row],
     ) -> Result<(Vec<Staged>, u64, u64), VaultError> {
         let mut staged = Vec::new();
         let (mut examined, mut unreadable) = (0u64, 0u64);
         if table == Table::Index {
-            let wanted: Vec<(Table, &[u8])> =
-                keys.iter().map(|k| (Table::Index, k.as_slice())).collect();
-            for (key, row) in keys.iter().zip(store.get_many(&wanted)?) {
-                let Some(row) = row else { continue };
+            for row in rows {
                 let Ok(entry) = IndexEntry::decode(&row.value) else {
                     unreadable += 1;
                     continue;
@@ -270,29 +253,26 @@ impl Vault {
                 examined += 1;
                 match open_version_to_attest(store, st, &entry, entry.version) {
                     Ok((p, _)) if p.needs_attestation => {
-                        staged.push(Staged::Head(key.clone(), row, entry, p));
+                        staged.push(Staged::Head(row.clone(), entry, p));
                     }
                     Ok(_) => {}
                     Err(_) => unreadable += 1,
                 }
             }
         } else {
-            let wanted: Vec<(Table, &[u8])> = keys
+            let wanted: Vec<(Table, &[u8])> = rows
                 .iter()
-                .flat_map(|k| [(Table::Deks, k.as_slice()), (Table::Bodies, k.as_slice())])
+                .map(|r| (Table::Bodies, r.key.as_slice()))
                 .collect();
-            let mut rows = store.get_many(&wanted)?.into_iter();
-            for key in keys {
-                let (dek, body) = (rows.next().flatten(), rows.next().flatten());
-                let (Some(dek), Some(body), Some((record, version))) =
-                    (dek, body, parse_version_key(key))
+            for (dek, body) in rows.iter().zip(store.get_many(&wanted)?) {
+                let (Some(body), Some((record, version))) = (body, parse_version_key(&dek.key))
                 else {
                     continue;
                 };
                 examined += 1;
                 match open_to_attest(st, record, version, &body.value, &dek.value) {
                     Ok((p, _)) if p.needs_attestation => {
-                        staged.push(Staged::History(key.clone(), dek, body, p));
+                        staged.push(Staged::History(dek.clone(), body, p));
                     }
                     Ok(_) => {}
                     Err(_) => unreadable += 1,
@@ -303,6 +283,28 @@ impl Vault {
     }
 }
 
+/// Calls `f` on each page of rows of the heads (index entries), then of the older
+/// versions (data-key rows), of `view`.
+fn for_each_page(
+    view: &dyn ReadView,
+    mut f: impl FnMut(Table, &[Row]) -> Result<(), VaultError>,
+) -> Result<(), VaultError> {
+    // The heads first: a head that becomes an older version meanwhile (a put) is found
+    // again among the older versions.
+    for table in [Table::Index, Table::Deks] {
+        let mut cursor: Option<Cursor> = None;
+        loop {
+            let page = view.scan(table, &ScanRange::all(), cursor.as_ref(), PAGE)?;
+            f(table, &page.rows)?;
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Stages the rows of `s` sealed again, with this member's vouched proof.
 fn stage_reseal(
     st: &State,
@@ -311,7 +313,7 @@ fn stage_reseal(
     s: &Staged,
 ) -> Result<(), VaultError> {
     match s {
-        Staged::Head(key, row, entry, p) => {
+        Staged::Head(row, entry, p) => {
             let was = entry.head().map(|h| sealed_in(&h.dek));
             let sealed = vouched(st, suite, entry.record, entry.version, p, was)?;
             let head_key = version_key(entry.record, entry.version);
@@ -339,12 +341,13 @@ fn stage_reseal(
             };
             batch.put(
                 Table::Index,
-                key.clone(),
+                row.key.clone(),
                 new.encode(),
                 Expect::Version(row.version),
             );
         }
-        Staged::History(key, dek, body, p) => {
+        Staged::History(dek, body, p) => {
+            let key = &dek.key;
             let Some((record, version)) = parse_version_key(key) else {
                 return Ok(());
             };

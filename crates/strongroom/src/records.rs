@@ -916,15 +916,8 @@ impl Vault {
             expect = Expect::Absent;
         }
         let author = state.session.member_id();
-        // The right to write is checked again here, against the log this attempt signs
-        // at: a write retried after the log moved (the member was made read-only meanwhile)
-        // must not commit a version every reader refuses.
-        let seq = log_position(state);
-        if state.session.membership().writer_at(author, seq).is_err() {
-            return Err(VaultError::PermissionDenied {
-                role: state.session.role(),
-            });
-        }
+        // The right to write is checked again here, against the log this attempt signs at.
+        let seq = crate::writers::signing_position(state)?;
         Ok(PlannedPut {
             key: at.key,
             ctx: RecordContext {

@@ -833,17 +833,9 @@ impl Vault {
     ) -> Result<Rewrapped, VaultError> {
         let st = self.state();
         // A re-encryption signs what it vouches for: not once this member lost the right
-        // to write (readers would refuse every version it signs from then on).
-        if kind == Kind::Reencrypt
-            && st
-                .session
-                .membership()
-                .writer_at(st.session.member_id(), crate::records::log_position(&st))
-                .is_err()
-        {
-            return Err(VaultError::PermissionDenied {
-                role: st.session.role(),
-            });
+        // to write.
+        if kind == Kind::Reencrypt {
+            crate::writers::signing_position(&st)?;
         }
         let new = st.session.key(target).ok_or_else(|| {
             VaultError::inconsistent(

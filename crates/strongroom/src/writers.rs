@@ -218,6 +218,25 @@ impl VerifiedWrites {
     }
 }
 
+/// The log position this member signs at, if it has the right to write records there
+/// (`PermissionDenied` otherwise). Checked against the log a write, a re-encryption or a
+/// re-attestation commits under: one retried after the log moved (this member made
+/// read-only meanwhile) is refused rather than signed without the right, which every
+/// reader would refuse.
+pub(crate) fn signing_position(state: &State) -> Result<u64, VaultError> {
+    let seq = crate::records::log_position(state);
+    match state
+        .session
+        .membership()
+        .writer_at(state.session.member_id(), seq)
+    {
+        Ok(_) => Ok(seq),
+        Err(_) => Err(VaultError::PermissionDenied {
+            role: state.session.role(),
+        }),
+    }
+}
+
 /// What [`check`] does with a version whose signer lost the right to write since
 /// ([`WriterProblem::RightLost`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
