@@ -81,6 +81,11 @@ id128!(
     MemberId,
     "member id"
 );
+id128!(
+    /// Identifies a scope of a vault: a namespace prefix with keys of its own.
+    ScopeId,
+    "scope id"
+);
 
 /// A short, non-secret identifier of a key: 8 bytes derived from the key with HKDF, so it
 /// can be stored and shown (to match a key to what it unlocks) without revealing the key.

@@ -114,6 +114,8 @@ pub const LABELS: &[Label] = &[
     l("strongroom/v2/vault-key-commitment", &[HkdfInfo], "strongroom-envelope", "256-bit commitment to an epoch key, logged per epoch"),
     l("strongroom/v3/record-digest", &[HashPrefix], "strongroom", "digest of a record version's place and payload, signed by its writer"),
     l("strongroom/v3/record-writer", &[SignatureDomain], "strongroom-sharing", "signature of a record version by its writer"),
+    l("strongroom/v3/scope-grant", &[HpkeInfo], "strongroom-sharing", "grant of a scope key to a scoped member's X-Wing identity"),
+    l("strongroom/v3/scope-link", &[AeadAad], "strongroom-sharing", "a scope key wrapped under a vault key or under the scope's next key"),
 ];
 
 /// The registry entry of `label` (without a trailing zero byte), if any.

@@ -12,7 +12,7 @@ pub mod random;
 mod secret;
 
 pub use error::{CryptoError, DecodeError};
-pub use ids::{KeyId, MemberId, RecordId, VaultId};
+pub use ids::{KeyId, MemberId, RecordId, ScopeId, VaultId};
 pub use kdf::Argon2idParams;
 pub use secret::{Key256, SecretBytes};
 

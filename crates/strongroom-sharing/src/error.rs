@@ -1,7 +1,7 @@
 //! Errors of member sharing: [`SharingError`] for operations, [`VerifyError`] for what the
 //! verification of stored membership data refused.
 
-use strongroom_crypto::{CryptoError, DecodeError, MemberId};
+use strongroom_crypto::{CryptoError, DecodeError, MemberId, ScopeId};
 use strongroom_envelope::Epoch;
 use strongroom_recovery::KeyholderError;
 use strongroom_store::StoreError;
@@ -89,6 +89,23 @@ pub enum SharingError {
     InvalidChange {
         /// Why.
         reason: &'static str,
+    },
+    /// The member is a scoped member (or is not one) and the call is for the other kind:
+    /// scoped members open with [`unlock_scoped`](crate::unlock_scoped) and hold no vault
+    /// key; full members open with [`unlock`](crate::unlock).
+    #[error(
+        "member {member} is {}",
+        if *scoped {
+            "a scoped member (it holds scope keys only): it opens with unlock_scoped and is removed with remove_scoped_member"
+        } else {
+            "a full member: it opens with unlock and is removed with remove_member"
+        }
+    )]
+    WrongKindOfMember {
+        /// The member.
+        member: MemberId,
+        /// Whether the member is scoped.
+        scoped: bool,
     },
     /// The member already stored credentials in this vault.
     #[error("member {member} already has credentials in this vault: unlock instead of joining")]
@@ -400,6 +417,51 @@ pub enum VerifyError {
     #[error("the key-chain link from epoch {epoch} does not decrypt: it was tampered with")]
     ChainUnreadable {
         /// Epoch.
+        epoch: Epoch,
+    },
+    /// A scope key row (grant or link) is missing.
+    #[error("the {what} of scope {scope} for scope epoch {epoch} is missing")]
+    MissingScopeKey {
+        /// Which row: "scope grant", "scope link" or "scope chain link".
+        what: &'static str,
+        /// The scope.
+        scope: ScopeId,
+        /// The scope epoch.
+        epoch: Epoch,
+    },
+    /// A scope grant or link does not decrypt with the key it names.
+    #[error(
+        "the {what} of scope {scope} for scope epoch {epoch} does not decrypt: it was tampered with"
+    )]
+    ScopeKeyUnreadable {
+        /// Which row.
+        what: &'static str,
+        /// The scope.
+        scope: ScopeId,
+        /// The scope epoch.
+        epoch: Epoch,
+    },
+    /// A key opened from a scope grant or link is not the key the log binds for its scope
+    /// epoch.
+    #[error(
+        "the key found for scope {scope}, scope epoch {epoch}, is not the one the membership log names: refusing a storage-chosen key"
+    )]
+    ScopeKeyMismatch {
+        /// The scope.
+        scope: ScopeId,
+        /// The scope epoch.
+        epoch: Epoch,
+    },
+    /// A scope grant exists that the log does not imply, or sits under another row key.
+    #[error(
+        "a grant of scope {scope}, scope epoch {epoch}, to member {member} exists that the membership log does not allow"
+    )]
+    UnexpectedScopeGrant {
+        /// The member.
+        member: MemberId,
+        /// The scope.
+        scope: ScopeId,
+        /// The scope epoch.
         epoch: Epoch,
     },
     /// Stored credentials do not match the member's logged identity.

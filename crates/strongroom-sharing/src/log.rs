@@ -9,15 +9,18 @@ use std::collections::BTreeMap;
 use ed25519_dalek::Signature;
 use sha2::{Digest as _, Sha256};
 use strongroom_crypto::encoding::{Reader, Writer};
-use strongroom_crypto::{DecodeError, KeyId, MemberId, VaultId};
+use strongroom_crypto::{DecodeError, KeyId, MemberId, ScopeId, VaultId};
 use strongroom_envelope::{Epoch, VaultKey};
 use subtle::ConstantTimeEq;
 
 use crate::identity::Fingerprint;
+use crate::scope::{prefixes_overlap, validate_prefix};
 use crate::wrap::read_epoch;
 use crate::{Identity, PublicIdentity, RightEnded, VerifyError, WriterRefused};
 
 const SIGNATURE_DOMAIN: &[u8] = b"strongroom/v1/member-log\0";
+const SCOPED_NEEDS_HYBRID: &str =
+    "a scoped member needs a hybrid (X-Wing) identity: scope keys are granted with X-Wing only";
 
 /// A member's role. Roles are enforced by every client when it verifies the log, so an
 /// entry signed by a member without the role is refused wherever it is read.
@@ -29,6 +32,11 @@ const SIGNATURE_DOMAIN: &[u8] = b"strongroom/v1/member-log\0";
 /// | change a role | yes | between Admin/Member/ReadOnly, of non-owners | no | no |
 /// | re-grant a member who lost every keyholder (never oneself) | yes | non-owners | no | no |
 /// | rotate the vault key (rekey) | yes | yes | yes | no |
+/// | create a scope, grant or revoke it | yes | yes | no | no |
+/// | rotate a scope's key | yes | yes | yes | no |
+///
+/// A [`Role::Scoped`] member holds no vault key and signs no entry: it reads (and, with
+/// [`Role::Member`] on a scope, writes) only the scopes a [`EntryBody::ScopeGrant`] gave it.
 ///
 /// A vault always keeps at least one owner: removing or demoting the last owner is refused.
 /// Owners, admins and members may write records; once the log holds
@@ -46,11 +54,21 @@ pub enum Role {
     Member,
     /// Reads records.
     ReadOnly,
+    /// Holds no vault key: reads and writes only the scopes granted to it
+    /// ([`EntryBody::ScopeGrant`]), with the role each grant names. Typically a service
+    /// account for one application.
+    Scoped,
 }
 
 impl Role {
     /// Every role, in id order.
-    pub const ALL: [Role; 4] = [Role::Owner, Role::Admin, Role::Member, Role::ReadOnly];
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Member,
+        Role::ReadOnly,
+        Role::Scoped,
+    ];
 
     /// The id byte in the log.
     pub const fn id(self) -> u8 {
@@ -59,6 +77,7 @@ impl Role {
             Role::Admin => 2,
             Role::Member => 3,
             Role::ReadOnly => 4,
+            Role::Scoped => 5,
         }
     }
 
@@ -74,6 +93,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Member => "member",
             Role::ReadOnly => "read-only",
+            Role::Scoped => "scoped",
         }
     }
 
@@ -81,9 +101,10 @@ impl Role {
         matches!(self, Role::Owner | Role::Admin)
     }
 
-    /// Whether the role may write records (owner, admin, member).
+    /// Whether the role may write records vault-wide (owner, admin, member); for a scope
+    /// grant's role, records of that scope.
     pub fn writes(self) -> bool {
-        !matches!(self, Role::ReadOnly)
+        matches!(self, Role::Owner | Role::Admin | Role::Member)
     }
 }
 
@@ -175,6 +196,53 @@ pub enum EntryBody {
         member: MemberId,
         /// The position of the entry at which they lost it.
         lost_at: u64,
+    },
+    /// Creates a scope: the namespaces `prefix` covers ([`scope_covers`](crate::scope_covers))
+    /// get keys of their own, starting at scope epoch 1 with `key`. Scopes do not nest.
+    ScopeCreate {
+        /// The new scope's id.
+        scope: ScopeId,
+        /// Its namespace prefix.
+        prefix: String,
+        /// Scope epoch 1's key.
+        key: KeyBinding,
+    },
+    /// Gives a [`Role::Scoped`] member a scope with `role` ([`Role::Member`] reads and
+    /// writes, [`Role::ReadOnly`] reads), or changes the role it has on it.
+    ScopeGrant {
+        /// The scoped member.
+        member: MemberId,
+        /// The scope.
+        scope: ScopeId,
+        /// Its role on the scope.
+        role: Role,
+    },
+    /// Takes a scope away from a scoped member and starts a new scope epoch wrapped to
+    /// the scope's other members only.
+    ScopeRevoke {
+        /// The scoped member.
+        member: MemberId,
+        /// The scope.
+        scope: ScopeId,
+        /// The new scope epoch.
+        epoch: Epoch,
+        /// Its key.
+        key: KeyBinding,
+    },
+    /// Starts a new scope epoch (a scope key rotation; after a full member's removal, one
+    /// per scope, since they could read every scope key).
+    ScopeRekey {
+        /// The scope.
+        scope: ScopeId,
+        /// The new scope epoch.
+        epoch: Epoch,
+        /// Its key.
+        key: KeyBinding,
+    },
+    /// Removes a scoped member whose scopes were all revoked (the same batch revokes them).
+    RemoveScoped {
+        /// The scoped member.
+        member: MemberId,
     },
 }
 
@@ -274,6 +342,11 @@ impl EntryBody {
             EntryBody::RequireHybrid => 12,
             EntryBody::RequireSignedWrites => 13,
             EntryBody::Reattested { .. } => 14,
+            EntryBody::ScopeCreate { .. } => 15,
+            EntryBody::ScopeGrant { .. } => 16,
+            EntryBody::ScopeRevoke { .. } => 17,
+            EntryBody::ScopeRekey { .. } => 18,
+            EntryBody::RemoveScoped { .. } => 19,
         }
     }
 
@@ -291,6 +364,11 @@ impl EntryBody {
             EntryBody::RequireHybrid => "require hybrid grants",
             EntryBody::RequireSignedWrites => "require signed writes",
             EntryBody::Reattested { .. } => "record a re-attestation",
+            EntryBody::ScopeCreate { .. } => "create a scope",
+            EntryBody::ScopeGrant { .. } => "grant a scope",
+            EntryBody::ScopeRevoke { .. } => "revoke a scope",
+            EntryBody::ScopeRekey { .. } => "rotate a scope key",
+            EntryBody::RemoveScoped { .. } => "remove a scoped member",
         }
     }
 
@@ -327,6 +405,37 @@ impl EntryBody {
             EntryBody::RequireHybrid | EntryBody::RequireSignedWrites => {}
             EntryBody::Reattested { member, lost_at } => {
                 w.bytes(member.as_bytes()).u64(*lost_at);
+            }
+            EntryBody::ScopeCreate { scope, prefix, key } => {
+                w.bytes(scope.as_bytes()).var_bytes(prefix.as_bytes());
+                key.write(w);
+            }
+            EntryBody::ScopeGrant {
+                member,
+                scope,
+                role,
+            } => {
+                w.bytes(member.as_bytes())
+                    .bytes(scope.as_bytes())
+                    .u8(role.id());
+            }
+            EntryBody::ScopeRevoke {
+                member,
+                scope,
+                epoch,
+                key,
+            } => {
+                w.bytes(member.as_bytes())
+                    .bytes(scope.as_bytes())
+                    .u32(epoch.get());
+                key.write(w);
+            }
+            EntryBody::ScopeRekey { scope, epoch, key } => {
+                w.bytes(scope.as_bytes()).u32(epoch.get());
+                key.write(w);
+            }
+            EntryBody::RemoveScoped { member } => {
+                w.bytes(member.as_bytes());
             }
         }
     }
@@ -371,6 +480,34 @@ impl EntryBody {
                 member: MemberId::from_bytes(r.array("member id")?),
                 lost_at: r.u64("lost at")?,
             },
+            15 => EntryBody::ScopeCreate {
+                scope: ScopeId::from_bytes(r.array("scope id")?),
+                prefix: {
+                    let bytes = r.var_bytes("scope prefix", crate::MAX_PREFIX_LEN)?;
+                    String::from_utf8(bytes.to_vec())
+                        .map_err(|_| r.invalid("scope prefix", "not UTF-8"))?
+                },
+                key: KeyBinding::read(r, true)?,
+            },
+            16 => EntryBody::ScopeGrant {
+                member: MemberId::from_bytes(r.array("member id")?),
+                scope: ScopeId::from_bytes(r.array("scope id")?),
+                role: read_role(r)?,
+            },
+            17 => EntryBody::ScopeRevoke {
+                member: MemberId::from_bytes(r.array("member id")?),
+                scope: ScopeId::from_bytes(r.array("scope id")?),
+                epoch: read_epoch(r)?,
+                key: KeyBinding::read(r, true)?,
+            },
+            18 => EntryBody::ScopeRekey {
+                scope: ScopeId::from_bytes(r.array("scope id")?),
+                epoch: read_epoch(r)?,
+                key: KeyBinding::read(r, true)?,
+            },
+            19 => EntryBody::RemoveScoped {
+                member: MemberId::from_bytes(r.array("member id")?),
+            },
             _ => return Err(r.invalid("kind", "unknown entry kind")),
         })
     }
@@ -411,6 +548,11 @@ fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
 ///                12 RequireHybrid (no body)
 ///                13 RequireSignedWrites (no body)
 ///                14 Reattested member id (16) ‖ position of the loss of write right (u64)
+///                15 ScopeCreate scope id (16) ‖ u32 len ‖ prefix ‖ key binding
+///                16 ScopeGrant  member id (16) ‖ scope id (16) ‖ role (1)
+///                17 ScopeRevoke member id (16) ‖ scope id (16) ‖ new scope epoch (u32) ‖ key binding
+///                18 ScopeRekey  scope id (16) ‖ new scope epoch (u32) ‖ key binding
+///                19 RemoveScoped member id (16)
 ///               key binding = key id (8) ‖ key commitment (32)
 ///               Read only (format v1 logs, written before key commitments): kinds
 ///                 1 Genesis, 3 Remove and 4 Rekey, laid out as 8, 9 and 10 with a key
@@ -429,7 +571,7 @@ fn read_role(r: &mut Reader<'_>) -> Result<Role, DecodeError> {
 /// Public identities inside entries are of version 1 (classical X25519) or 2 (hybrid X-Wing),
 /// see [`PublicIdentity`].
 ///
-/// Roles: 1 owner, 2 admin, 3 member, 4 read-only. The log is stored with
+/// Roles: 1 owner, 2 admin, 3 member, 4 read-only, 5 scoped. The log is stored with
 /// `Batch::append(Table::MemberLog, seq, bytes)`, in the same batch as the wraps it implies.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -670,6 +812,98 @@ impl FormerMember {
     }
 }
 
+/// A scope, as the verified log describes it ([`EntryBody::ScopeCreate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    id: ScopeId,
+    prefix: String,
+    epoch: Epoch,
+    keys: BTreeMap<Epoch, KeyBinding>,
+    created_at: u64,
+    key_since: u64,
+}
+
+impl Scope {
+    /// The scope id.
+    pub fn id(&self) -> ScopeId {
+        self.id
+    }
+
+    /// The namespace prefix it covers.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Whether it covers `namespace`.
+    pub fn covers(&self, namespace: &str) -> bool {
+        crate::scope_covers(&self.prefix, namespace)
+    }
+
+    /// The current scope epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// How the log binds the scope key of scope epoch `epoch`.
+    pub fn key_binding(&self, epoch: Epoch) -> Option<&KeyBinding> {
+        self.keys.get(&epoch)
+    }
+
+    /// How the log binds every scope epoch's key.
+    pub fn key_bindings(&self) -> &BTreeMap<Epoch, KeyBinding> {
+        &self.keys
+    }
+
+    /// Position of the entry that created it.
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// Position of the entry that made the current scope key.
+    pub fn key_since(&self) -> u64 {
+        self.key_since
+    }
+}
+
+/// A scoped member's grant of one scope ([`EntryBody::ScopeGrant`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScopeMember {
+    role: Role,
+    since: Epoch,
+    granted_at: u64,
+}
+
+impl ScopeMember {
+    /// Its role on the scope: [`Role::Member`] (reads and writes) or [`Role::ReadOnly`].
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The scope epoch current when the scope was granted (its key and, through the
+    /// scope's chain, every earlier one are readable).
+    pub fn since_epoch(&self) -> Epoch {
+        self.since
+    }
+
+    /// Position of the entry that granted it (or last changed its role).
+    pub fn granted_at(&self) -> u64 {
+        self.granted_at
+    }
+}
+
+/// Opens (`writes`) or closes a write-right range at `seq`.
+fn set_right(ranges: &mut Vec<(u64, u64)>, seq: u64, writes: bool) {
+    let open = ranges.last().is_some_and(|r| r.1 == u64::MAX);
+    if writes && !open {
+        ranges.push((seq, u64::MAX));
+    } else if !writes
+        && open
+        && let Some(last) = ranges.last_mut()
+    {
+        last.1 = seq;
+    }
+}
+
 /// Why an action is not allowed in a membership state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Denied {
@@ -705,6 +939,12 @@ pub struct Membership {
     /// For every member id the log ever named, the log positions at which it had the right
     /// to write records: half-open ranges `from .. to` (`to = u64::MAX` while it lasts).
     write_rights: BTreeMap<MemberId, Vec<(u64, u64)>>,
+    /// The scopes, by id.
+    scopes: BTreeMap<ScopeId, Scope>,
+    /// The scopes granted to scoped members.
+    scope_grants: BTreeMap<(MemberId, ScopeId), ScopeMember>,
+    /// Write-right ranges of scoped members on each scope, as `write_rights`.
+    scope_write_rights: BTreeMap<(MemberId, ScopeId), Vec<(u64, u64)>>,
     /// The losses of write right `(member, position)` whose re-attestation a
     /// [`EntryBody::Reattested`] entry recorded, with that entry's position.
     reattested: BTreeMap<(MemberId, u64), u64>,
@@ -738,6 +978,18 @@ impl Membership {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn writer_at(&self, member: MemberId, seq: u64) -> Result<&[u8; 32], WriterRefused> {
+        self.writer_in(member, seq, None)
+    }
+
+    /// [`Membership::writer_at`] for a record of `scope` (`None`: the vault-wide area):
+    /// besides vault-wide writers, a scoped member with [`Role::Member`] on that scope
+    /// had the right.
+    pub fn writer_in(
+        &self,
+        member: MemberId,
+        seq: u64,
+        scope: Option<ScopeId>,
+    ) -> Result<&[u8; 32], WriterRefused> {
         let identity = match (self.members.get(&member), self.former.get(&member)) {
             (Some(m), _) => &m.identity,
             (None, Some(f)) => &f.identity,
@@ -748,11 +1000,7 @@ impl Membership {
                 head: self.len().saturating_sub(1),
             });
         }
-        let had_right = self
-            .write_rights
-            .get(&member)
-            .is_some_and(|ranges| ranges.iter().any(|&(from, to)| from <= seq && seq < to));
-        if !had_right {
+        if self.right_covering(member, seq, scope).is_none() {
             return Err(WriterRefused::NoWriteRight);
         }
         Ok(identity.signing_key())
@@ -799,16 +1047,63 @@ impl Membership {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_right_lost(&self, member: MemberId, seq: u64) -> Option<RightEnded> {
-        let at = self
-            .write_rights
-            .get(&member)?
-            .iter()
-            .find(|&&(from, to)| from <= seq && seq < to)
-            .and_then(|&(_, to)| (to != u64::MAX).then_some(to))?;
-        Some(RightEnded {
+        self.write_right_lost_in(member, seq, None)
+    }
+
+    /// [`Membership::write_right_lost`] for a record of `scope`: where the right that
+    /// covered `seq` (vault-wide, or on that scope) ended.
+    pub fn write_right_lost_in(
+        &self,
+        member: MemberId,
+        seq: u64,
+        scope: Option<ScopeId>,
+    ) -> Option<RightEnded> {
+        let (_, at) = self.right_covering(member, seq, scope)?;
+        (at != u64::MAX).then(|| RightEnded {
             at,
             reattested_at: self.reattested_at(member, at),
         })
+    }
+
+    /// The write-right range of `member` that covers `seq`: vault-wide first, then on
+    /// `scope`.
+    fn right_covering(
+        &self,
+        member: MemberId,
+        seq: u64,
+        scope: Option<ScopeId>,
+    ) -> Option<(u64, u64)> {
+        let covering = |ranges: &Vec<(u64, u64)>| {
+            ranges
+                .iter()
+                .copied()
+                .find(|&(from, to)| from <= seq && seq < to)
+        };
+        self.write_rights
+            .get(&member)
+            .and_then(covering)
+            .or_else(|| {
+                scope
+                    .and_then(|s| self.scope_write_rights.get(&(member, s)))
+                    .and_then(covering)
+            })
+    }
+
+    /// Every position at which `member` lost a write right (vault-wide or on a scope).
+    fn losses_of(&self, member: MemberId) -> impl Iterator<Item = u64> + '_ {
+        let scoped = self
+            .scope_write_rights
+            .range(
+                (member, ScopeId::from_bytes([0; 16]))..=(member, ScopeId::from_bytes([0xff; 16])),
+            )
+            .flat_map(|(_, r)| r);
+        self.write_rights
+            .get(&member)
+            .into_iter()
+            .flatten()
+            .chain(scoped)
+            .filter(|&&(_, to)| to != u64::MAX)
+            .map(|&(_, to)| to)
     }
 
     /// Where the [`EntryBody::Reattested`] entry that recorded the re-attestation of the
@@ -825,16 +1120,20 @@ impl Membership {
         if !self.signed_writes_required {
             return Vec::new();
         }
-        self.write_rights
-            .iter()
-            .flat_map(|(member, ranges)| {
-                ranges
-                    .iter()
-                    .filter(|&&(_, to)| to != u64::MAX)
-                    .map(move |&(_, to)| (*member, to))
-            })
+        let members: std::collections::BTreeSet<MemberId> = self
+            .write_rights
+            .keys()
+            .copied()
+            .chain(self.scope_write_rights.keys().map(|(m, _)| *m))
+            .collect();
+        let mut pending: Vec<(MemberId, u64)> = members
+            .into_iter()
+            .flat_map(|m| self.losses_of(m).map(move |at| (m, at)))
             .filter(|&(member, at)| self.reattested_at(member, at).is_none())
-            .collect()
+            .collect();
+        pending.sort_unstable();
+        pending.dedup();
+        pending
     }
 
     /// Whether a signed [`EntryBody::RequireHybrid`] made hybrid grants mandatory.
@@ -901,6 +1200,55 @@ impl Membership {
     /// Members who were removed or replaced, by id.
     pub fn former_members(&self) -> &BTreeMap<MemberId, FormerMember> {
         &self.former
+    }
+
+    /// The scopes, by id.
+    pub fn scopes(&self) -> &BTreeMap<ScopeId, Scope> {
+        &self.scopes
+    }
+
+    /// A scope.
+    pub fn scope(&self, id: ScopeId) -> Option<&Scope> {
+        self.scopes.get(&id)
+    }
+
+    /// The scope that covers `namespace`, if any (scopes do not nest, so at most one).
+    pub fn scope_of(&self, namespace: &str) -> Option<&Scope> {
+        self.scopes.values().find(|s| s.covers(namespace))
+    }
+
+    /// The scopes granted to `member` (a scoped member), with its grant of each.
+    pub fn scopes_of(&self, member: MemberId) -> Vec<(ScopeId, ScopeMember)> {
+        self.scope_grants
+            .iter()
+            .filter(|((m, _), _)| *m == member)
+            .map(|((_, s), g)| (*s, *g))
+            .collect()
+    }
+
+    /// The scoped members granted `scope`, with their grant.
+    pub fn scope_members(&self, scope: ScopeId) -> Vec<(MemberId, ScopeMember)> {
+        self.scope_grants
+            .iter()
+            .filter(|((_, s), _)| *s == scope)
+            .map(|((m, _), g)| (*m, *g))
+            .collect()
+    }
+
+    /// The scopes whose current key a removed full member could read (they read every
+    /// scope key through the vault key): each needs a [`EntryBody::ScopeRekey`]. Removing a
+    /// member through [`Session`](crate::Session) rotates every scope in the same batch, so
+    /// this is empty but after a removal made otherwise.
+    pub fn scopes_needing_rekey(&self) -> Vec<ScopeId> {
+        self.scopes
+            .values()
+            .filter(|s| {
+                self.former.values().any(|f| {
+                    f.role != Role::Scoped && f.replaced_by.is_none() && f.left_at > s.key_since
+                })
+            })
+            .map(Scope::id)
+            .collect()
     }
 
     /// Number of log entries.
@@ -972,12 +1320,18 @@ impl Membership {
             .members
             .get(&signer)
             .ok_or(Denied::NotAMember(signer))?;
+        if actor.role == Role::Scoped {
+            return Err(Denied::Role(Role::Scoped));
+        }
         let next = self.epoch.get().checked_add(1).map(Epoch);
         match body {
             EntryBody::Genesis { .. } => Err(Denied::Invalid("a second genesis entry")),
             EntryBody::Add { identity, role } => {
                 if !actor.role.manages() || (*role == Role::Owner && actor.role != Role::Owner) {
                     return Err(Denied::Role(actor.role));
+                }
+                if *role == Role::Scoped && !identity.kem().is_hybrid() {
+                    return Err(Denied::Invalid(SCOPED_NEEDS_HYBRID));
                 }
                 self.check_new_identity(identity)
             }
@@ -992,13 +1346,18 @@ impl Membership {
                     ));
                 }
                 check_manages(actor.role, target.role)?;
+                if target.role == Role::Scoped {
+                    return Err(Denied::Invalid(
+                        "a scoped member is removed by revoking its scopes and a RemoveScoped entry",
+                    ));
+                }
                 if Some(*epoch) != next {
                     return Err(Denied::Invalid("the new epoch is not the next one"));
                 }
                 Ok(())
             }
             EntryBody::Rekey { epoch, .. } => {
-                if actor.role == Role::ReadOnly {
+                if !actor.role.writes() {
                     return Err(Denied::Role(actor.role));
                 }
                 if Some(*epoch) != next {
@@ -1015,10 +1374,13 @@ impl Membership {
                     return Err(Denied::SelfRegrant);
                 }
                 check_manages(actor.role, target.role)?;
+                if target.role == Role::Scoped && !identity.kem().is_hybrid() {
+                    return Err(Denied::Invalid(SCOPED_NEEDS_HYBRID));
+                }
                 self.check_new_identity(identity)
             }
             EntryBody::Retire { below } => {
-                if actor.role == Role::ReadOnly {
+                if !actor.role.writes() {
                     return Err(Denied::Role(actor.role));
                 }
                 if *below <= self.retired_below || *below > self.epoch {
@@ -1087,17 +1449,106 @@ impl Membership {
                 if !matches!(actor.role, Role::Owner | Role::Admin) {
                     return Err(Denied::Role(actor.role));
                 }
-                let lost = self
-                    .write_rights
-                    .get(member)
-                    .is_some_and(|r| r.iter().any(|&(_, to)| to == *lost_at && to != u64::MAX));
-                if !lost {
+                if !self.losses_of(*member).any(|at| at == *lost_at) {
                     return Err(Denied::Invalid(
                         "the member did not lose the right to write at that position",
                     ));
                 }
                 if self.reattested_at(*member, *lost_at).is_some() {
                     return Err(Denied::Invalid("that re-attestation is recorded already"));
+                }
+                Ok(())
+            }
+            EntryBody::ScopeCreate { scope, prefix, .. } => {
+                if !actor.role.manages() {
+                    return Err(Denied::Role(actor.role));
+                }
+                if self.scopes.contains_key(scope) {
+                    return Err(Denied::Invalid("the scope id is used already"));
+                }
+                validate_prefix(prefix).map_err(Denied::Invalid)?;
+                if self
+                    .scopes
+                    .values()
+                    .any(|s| prefixes_overlap(&s.prefix, prefix))
+                {
+                    return Err(Denied::Invalid(
+                        "the prefix overlaps another scope's (scopes do not nest)",
+                    ));
+                }
+                Ok(())
+            }
+            EntryBody::ScopeGrant {
+                member,
+                scope,
+                role,
+            } => {
+                if !actor.role.manages() {
+                    return Err(Denied::Role(actor.role));
+                }
+                let target = self
+                    .members
+                    .get(member)
+                    .ok_or(Denied::NotAMember(*member))?;
+                if target.role != Role::Scoped {
+                    return Err(Denied::Invalid(
+                        "scopes are granted to scoped members only (full members read every scope)",
+                    ));
+                }
+                if !self.scopes.contains_key(scope) {
+                    return Err(Denied::Invalid("no such scope"));
+                }
+                if !matches!(role, Role::Member | Role::ReadOnly) {
+                    return Err(Denied::Invalid(
+                        "a scope is granted as member (read and write) or read-only",
+                    ));
+                }
+                if self
+                    .scope_grants
+                    .get(&(*member, *scope))
+                    .is_some_and(|g| g.role == *role)
+                {
+                    return Err(Denied::Invalid(
+                        "the scope is granted with that role already",
+                    ));
+                }
+                Ok(())
+            }
+            EntryBody::ScopeRevoke {
+                member,
+                scope,
+                epoch,
+                ..
+            } => {
+                if !actor.role.manages() {
+                    return Err(Denied::Role(actor.role));
+                }
+                if !self.scope_grants.contains_key(&(*member, *scope)) {
+                    return Err(Denied::Invalid("the member does not hold that scope"));
+                }
+                self.check_next_scope_epoch(*scope, *epoch)
+            }
+            EntryBody::ScopeRekey { scope, epoch, .. } => {
+                if !actor.role.writes() {
+                    return Err(Denied::Role(actor.role));
+                }
+                self.check_next_scope_epoch(*scope, *epoch)
+            }
+            EntryBody::RemoveScoped { member } => {
+                if !actor.role.manages() {
+                    return Err(Denied::Role(actor.role));
+                }
+                let target = self
+                    .members
+                    .get(member)
+                    .ok_or(Denied::NotAMember(*member))?;
+                if target.role != Role::Scoped {
+                    return Err(Denied::Invalid("the member is not a scoped member"));
+                }
+                if self.scope_grants.keys().any(|(m, _)| m == member) {
+                    return Err(Denied::Invalid(
+                        "the member still holds scopes: revoke them first (in the same batch)",
+                    ));
                 }
                 Ok(())
             }
@@ -1108,6 +1559,11 @@ impl Membership {
                     .ok_or(Denied::NotAMember(*member))?;
                 if target.role == *role {
                     return Err(Denied::Invalid("the role is unchanged"));
+                }
+                if target.role == Role::Scoped || *role == Role::Scoped {
+                    return Err(Denied::Invalid(
+                        "a member does not become scoped or stop being scoped: add a new member",
+                    ));
                 }
                 if actor.role == Role::Owner {
                     if target.role == Role::Owner && self.owners() < 2 {
@@ -1121,6 +1577,18 @@ impl Membership {
                 Ok(())
             }
         }
+    }
+
+    fn check_next_scope_epoch(&self, scope: ScopeId, epoch: Epoch) -> Result<(), Denied> {
+        let current = self
+            .scopes
+            .get(&scope)
+            .ok_or(Denied::Invalid("no such scope"))?
+            .epoch;
+        if current.get().checked_add(1) != Some(epoch.get()) {
+            return Err(Denied::Invalid("the new scope epoch is not the next one"));
+        }
+        Ok(())
     }
 
     /// The state after `body` signed by `signer` at `seq` (already checked).
@@ -1150,6 +1618,24 @@ impl Membership {
                 self.keys.insert(*epoch, *key);
             }
             EntryBody::Regrant { member, identity } => {
+                let moved: Vec<ScopeId> = self
+                    .scope_grants
+                    .keys()
+                    .filter(|(m, _)| m == member)
+                    .map(|(_, s)| *s)
+                    .collect();
+                for scope in moved {
+                    if let Some(g) = self.scope_grants.remove(&(*member, scope)) {
+                        let since = self.scopes.get(&scope).map_or(g.since, |s| s.epoch);
+                        let granted = ScopeMember {
+                            since,
+                            granted_at: seq,
+                            ..g
+                        };
+                        self.scope_grants
+                            .insert((identity.member_id(), scope), granted);
+                    }
+                }
                 if let Some(m) = self.members.remove(member) {
                     let role = m.role;
                     self.retire(m, seq, Some(identity.member_id()));
@@ -1186,23 +1672,104 @@ impl Membership {
             EntryBody::Reattested { member, lost_at } => {
                 self.reattested.insert((*member, *lost_at), seq);
             }
+            EntryBody::ScopeCreate { scope, prefix, key } => {
+                self.scopes.insert(
+                    *scope,
+                    Scope {
+                        id: *scope,
+                        prefix: prefix.clone(),
+                        epoch: Epoch::FIRST,
+                        keys: BTreeMap::from([(Epoch::FIRST, *key)]),
+                        created_at: seq,
+                        key_since: seq,
+                    },
+                );
+            }
+            EntryBody::ScopeGrant {
+                member,
+                scope,
+                role,
+            } => {
+                let since = self.scopes.get(scope).map_or(Epoch::FIRST, |s| s.epoch);
+                let grant = self
+                    .scope_grants
+                    .entry((*member, *scope))
+                    .or_insert(ScopeMember {
+                        role: *role,
+                        since,
+                        granted_at: seq,
+                    });
+                grant.role = *role;
+                grant.granted_at = seq;
+            }
+            EntryBody::ScopeRevoke {
+                member,
+                scope,
+                epoch,
+                key,
+            } => {
+                self.scope_grants.remove(&(*member, *scope));
+                self.new_scope_epoch(seq, *scope, *epoch, *key);
+            }
+            EntryBody::ScopeRekey { scope, epoch, key } => {
+                self.new_scope_epoch(seq, *scope, *epoch, *key);
+            }
+            EntryBody::RemoveScoped { member } => {
+                if let Some(m) = self.members.remove(member) {
+                    self.retire(m, seq, None);
+                }
+            }
         }
         self.track_write_rights(seq, body);
     }
 
+    fn new_scope_epoch(&mut self, seq: u64, scope: ScopeId, epoch: Epoch, key: KeyBinding) {
+        if let Some(s) = self.scopes.get_mut(&scope) {
+            s.epoch = epoch;
+            s.keys.insert(epoch, key);
+            s.key_since = seq;
+        }
+    }
+
     /// Opens or closes write-right ranges for what `body` (applied at `seq`) changed.
     fn track_write_rights(&mut self, seq: u64, body: &EntryBody) {
-        let mut set = |member: MemberId, writes: bool| {
-            let ranges = self.write_rights.entry(member).or_default();
-            let open = ranges.last().is_some_and(|r| r.1 == u64::MAX);
-            if writes && !open {
-                ranges.push((seq, u64::MAX));
-            } else if !writes
-                && open
-                && let Some(last) = ranges.last_mut()
-            {
-                last.1 = seq;
+        match body {
+            EntryBody::ScopeGrant {
+                member,
+                scope,
+                role,
+            } => {
+                let ranges = self
+                    .scope_write_rights
+                    .entry((*member, *scope))
+                    .or_default();
+                set_right(ranges, seq, role.writes());
+                return;
             }
+            EntryBody::ScopeRevoke { member, scope, .. } => {
+                if let Some(ranges) = self.scope_write_rights.get_mut(&(*member, *scope)) {
+                    set_right(ranges, seq, false);
+                }
+                return;
+            }
+            EntryBody::Regrant { member, identity } => {
+                for ((m, _), ranges) in &mut self.scope_write_rights {
+                    if m == member {
+                        set_right(ranges, seq, false);
+                    }
+                }
+                for (scope, grant) in self.scopes_of(identity.member_id()) {
+                    let ranges = self
+                        .scope_write_rights
+                        .entry((identity.member_id(), scope))
+                        .or_default();
+                    set_right(ranges, seq, grant.role.writes());
+                }
+            }
+            _ => {}
+        }
+        let mut set = |member: MemberId, writes: bool| {
+            set_right(self.write_rights.entry(member).or_default(), seq, writes);
         };
         match body {
             EntryBody::Add { identity, role } => set(identity.member_id(), role.writes()),
@@ -1222,7 +1789,12 @@ impl Membership {
             | EntryBody::Upgrade { .. }
             | EntryBody::RequireHybrid
             | EntryBody::RequireSignedWrites
-            | EntryBody::Reattested { .. } => {}
+            | EntryBody::Reattested { .. }
+            | EntryBody::ScopeCreate { .. }
+            | EntryBody::ScopeGrant { .. }
+            | EntryBody::ScopeRevoke { .. }
+            | EntryBody::ScopeRekey { .. }
+            | EntryBody::RemoveScoped { .. } => {}
         }
     }
 
@@ -1283,6 +1855,9 @@ impl Membership {
             signed_writes_required: false,
             write_rights: BTreeMap::from([(owner.member_id(), vec![(0, u64::MAX)])]),
             reattested: BTreeMap::new(),
+            scopes: BTreeMap::new(),
+            scope_grants: BTreeMap::new(),
+            scope_write_rights: BTreeMap::new(),
             keys,
             hashes: vec![entry.hash()],
         })

@@ -5,7 +5,7 @@ use core::fmt;
 use core::ops::RangeInclusive;
 use std::collections::{BTreeMap, BTreeSet};
 
-use strongroom_crypto::{CryptoError, Key256, MemberId, VaultId};
+use strongroom_crypto::{CryptoError, Key256, MemberId, ScopeId, VaultId};
 use strongroom_envelope::{Epoch, VaultKey};
 use strongroom_recovery::{Keyholder, unwrap_any};
 use strongroom_store::{
@@ -15,6 +15,10 @@ use strongroom_store::{
 use crate::keyholders::{self, KeyholderInfo, KeyholderRecord};
 use crate::log::{Denied, EntryBody, KeyBinding, LogEntry};
 use crate::recoverability::{RecoverabilityReport, report, report_with};
+use crate::scope::{
+    ScopeGrant, ScopeLink, scope_chain_row_key, scope_grant_row_key, scope_link_row_key,
+};
+use crate::scoped::{ScopeKeys, audit_scope_grants, open_scope_keys_full};
 use crate::wrap::{ChainLink, Grant};
 use crate::{
     FingerprintConfirmed, Identity, Membership, Pins, PublicIdentity, Role, SealedIdentity,
@@ -76,6 +80,19 @@ pub struct Removal {
     pub warnings: Vec<Warning>,
 }
 
+/// New scope keys, each with its scope.
+type NewScopeKeys = Vec<(ScopeId, VaultKey)>;
+
+/// What a scoped member's removal did ([`Session::remove_scoped_member`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScopedRemoval {
+    /// The removed member.
+    pub member: MemberId,
+    /// The scopes it could read, each with its new scope epoch: the records of those
+    /// scopes (and only those) may be known to it.
+    pub scopes: Vec<(ScopeId, Epoch)>,
+}
+
 /// A change a [`Session`] prepared but did not commit: its batch (the signed log entry
 /// and the wraps it implies, or a keyholder's rows), the new epoch's key when it starts
 /// one, and what it will report once committed.
@@ -107,8 +124,9 @@ pub struct Removal {
 #[must_use = "a prepared change does nothing until it is passed to Session::commit"]
 pub struct PendingChange<T> {
     batch: Batch,
-    entry: Option<LogEntry>,
+    entries: Vec<LogEntry>,
     new_key: Option<VaultKey>,
+    new_scope_keys: Vec<(ScopeId, VaultKey)>,
     retire_below: Option<Epoch>,
     new_keyholder: Option<[u8; 8]>,
     new_identity: Option<Identity>,
@@ -120,8 +138,9 @@ impl<T> PendingChange<T> {
     fn rows(batch: Batch, outcome: T) -> Self {
         Self {
             batch,
-            entry: None,
+            entries: Vec::new(),
             new_key: None,
+            new_scope_keys: Vec::new(),
             retire_below: None,
             new_keyholder: None,
             new_identity: None,
@@ -131,10 +150,17 @@ impl<T> PendingChange<T> {
 
     /// A change whose batch starts with `entry` appended to the membership log.
     fn logged(entry: LogEntry, outcome: T) -> Self {
+        Self::logged_all(vec![entry], outcome)
+    }
+
+    /// A change whose batch starts with `entries` appended to the membership log, in order.
+    fn logged_all(entries: Vec<LogEntry>, outcome: T) -> Self {
         let mut batch = Batch::new();
-        batch.append(Table::MemberLog, entry.seq(), entry.encode());
+        for entry in &entries {
+            batch.append(Table::MemberLog, entry.seq(), entry.encode());
+        }
         Self {
-            entry: Some(entry),
+            entries,
             ..Self::rows(batch, outcome)
         }
     }
@@ -155,9 +181,22 @@ impl<T> PendingChange<T> {
         self.new_key.as_ref()
     }
 
-    /// The signed membership-log entry this change appends, if it is a membership change.
+    /// The signed membership-log entry this change appends, if it is a membership change
+    /// (the last one, when it appends several: see [`entries`](Self::entries)).
     pub fn entry(&self) -> Option<&LogEntry> {
-        self.entry.as_ref()
+        self.entries.last()
+    }
+
+    /// Every membership-log entry this change appends, in order (a member removal in a
+    /// vault with scopes appends the removal, then a scope rotation per scope).
+    pub fn entries(&self) -> &[LogEntry] {
+        &self.entries
+    }
+
+    /// The scope keys this change starts (a new scope or a scope rotation), for the
+    /// application's rows made with them.
+    pub fn new_scope_keys(&self) -> &[(ScopeId, VaultKey)] {
+        &self.new_scope_keys
     }
 
     /// What [`Session::commit`] returns once the change is committed.
@@ -169,7 +208,10 @@ impl<T> PendingChange<T> {
 impl<T> fmt::Debug for PendingChange<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PendingChange")
-            .field("entry", &self.entry.as_ref().map(LogEntry::seq))
+            .field(
+                "entries",
+                &self.entries.iter().map(LogEntry::seq).collect::<Vec<_>>(),
+            )
             .field("new_epoch", &self.new_key.as_ref().map(VaultKey::epoch))
             .field("ops", &self.batch.len())
             .finish_non_exhaustive()
@@ -263,6 +305,9 @@ pub(crate) fn audit_grants(store: &dyn ReadView, state: &Membership) -> Result<(
         }
         let (member, epoch) = (grant.member_id(), grant.epoch());
         let (identity, first, last) = if let Some(m) = state.member(member) {
+            if m.role() == Role::Scoped {
+                return Err(VerifyError::UnexpectedGrant { member, epoch }.into());
+            }
             (m.identity(), m.since_epoch(), current)
         } else if let Some(f) = state.former_members().get(&member) {
             (f.identity(), f.first_epoch(), f.last_epoch())
@@ -282,8 +327,8 @@ pub(crate) fn audit_grants(store: &dyn ReadView, state: &Membership) -> Result<(
             holders.insert(member);
         }
     }
-    for member in state.members().keys() {
-        if !holders.contains(member) {
+    for (member, m) in state.members() {
+        if m.role() != Role::Scoped && !holders.contains(member) {
             return Err(VerifyError::MissingGrant {
                 member: *member,
                 epoch: current,
@@ -309,6 +354,7 @@ pub(crate) fn load_verified(
     }
     pins.check(&state)?;
     audit_grants(store, &state)?;
+    audit_scope_grants(store, &state)?;
     Ok(state)
 }
 
@@ -525,6 +571,7 @@ pub fn prepare_create(
         member_key,
         state,
         keys,
+        scope_keys: ScopeKeys::new(),
         pins,
         generation,
     };
@@ -549,6 +596,63 @@ pub fn unlock(
     keyholder: &dyn Keyholder,
     pins: &mut Pins,
 ) -> Result<Session, SharingError> {
+    let (opened, (keys, scope_keys)) =
+        open_member(store, vault, member, keyholder, pins, |state, identity| {
+            check_kind(state, identity.member_id(), false)?;
+            let keys = open_keys(store, state, identity)?;
+            let scope_keys = open_scope_keys_full(store, state, &keys)?;
+            Ok((keys, scope_keys))
+        })?;
+    Ok(Session {
+        vault,
+        identity: opened.identity,
+        member_key: opened.member_key,
+        state: opened.state,
+        keys,
+        scope_keys,
+        pins: pins.clone(),
+        generation: opened.generation,
+    })
+}
+
+/// Refuses a scoped member where a full member is needed (`scoped = false`), or the
+/// reverse.
+pub(crate) fn check_kind(
+    state: &Membership,
+    member: MemberId,
+    scoped: bool,
+) -> Result<(), SharingError> {
+    let is_scoped = state
+        .member(member)
+        .is_some_and(|m| m.role() == Role::Scoped);
+    if is_scoped != scoped {
+        return Err(SharingError::WrongKindOfMember {
+            member,
+            scoped: is_scoped,
+        });
+    }
+    Ok(())
+}
+
+/// What [`open_member`] opened.
+pub(crate) struct OpenedMember {
+    pub(crate) identity: Identity,
+    pub(crate) member_key: Key256,
+    pub(crate) state: Membership,
+    pub(crate) generation: Generation,
+}
+
+/// The part of an unlock common to full and scoped members: the verified log, the
+/// member's credentials opened with `keyholder`, `open_keys` run on them, the use of the
+/// keyholder recorded and `pins` updated.
+pub(crate) fn open_member<K>(
+    store: &dyn Store,
+    vault: VaultId,
+    member: Option<MemberId>,
+    keyholder: &dyn Keyholder,
+    pins: &mut Pins,
+    open_keys: impl FnOnce(&Membership, &Identity) -> Result<K, SharingError>,
+) -> Result<(OpenedMember, K), SharingError> {
     // Read before anything else: a restore after this read makes every batch of the
     // session fail rather than apply to content it did not read.
     let generation = store.generation()?;
@@ -576,7 +680,7 @@ pub fn unlock(
         }
         other => other?,
     }
-    let keys = open_keys(store, &state, &identity)?;
+    let keys = open_keys(&state, &identity)?;
 
     // Record the use. The time is a hint, not worth failing an unlock that has verified
     // every key: a concurrent touch of the same record is not an error, nor a store that
@@ -606,15 +710,15 @@ pub fn unlock(
     }
 
     pins.update(&state);
-    Ok(Session {
-        vault,
-        identity,
-        member_key,
-        state,
+    Ok((
+        OpenedMember {
+            identity,
+            member_key,
+            state,
+            generation,
+        },
         keys,
-        pins: pins.clone(),
-        generation,
-    })
+    ))
 }
 
 fn find_credentials(
@@ -669,7 +773,32 @@ pub fn join(
     let generation = store.generation()?;
     let state = load_verified(store, vault, pins)?;
     check_listed(&state, identity)?;
+    check_kind(&state, identity.member_id(), false)?;
     let keys = open_keys(store, &state, identity)?;
+    let scope_keys = open_scope_keys_full(store, &state, &keys)?;
+    let member_key = store_credentials(store, vault, identity, keyholders, generation)?;
+    pins.update(&state);
+    Ok(Session {
+        vault,
+        identity: identity.clone_secret(),
+        member_key,
+        state,
+        keys,
+        scope_keys,
+        pins: pins.clone(),
+        generation,
+    })
+}
+
+/// Seals `identity` under a new member key wrapped by `keyholders` and stores it, for a
+/// member joining ([`join`], [`join_scoped`](crate::join_scoped)).
+pub(crate) fn store_credentials(
+    store: &dyn Store,
+    vault: VaultId,
+    identity: &Identity,
+    keyholders: &[&dyn Keyholder],
+    generation: Generation,
+) -> Result<Key256, SharingError> {
     let member = identity.member_id();
     if store
         .get(Table::Identities, &identity_row_key(member))?
@@ -689,16 +818,7 @@ pub fn join(
     keyholders::put_new(&mut batch, vault, member, &member_key, keyholders)?;
     batch.require_generation(generation);
     store.commit(&batch)?;
-    pins.update(&state);
-    Ok(Session {
-        vault,
-        identity: identity.clone_secret(),
-        member_key,
-        state,
-        keys,
-        pins: pins.clone(),
-        generation,
-    })
+    Ok(member_key)
 }
 
 /// An unlocked member of a vault: their identity, the verified membership, every epoch's
@@ -715,6 +835,7 @@ pub struct Session {
     member_key: Key256,
     state: Membership,
     keys: BTreeMap<Epoch, VaultKey>,
+    scope_keys: ScopeKeys,
     pins: Pins,
     generation: Generation,
 }
@@ -780,6 +901,23 @@ impl Session {
             .unwrap_or_else(|| unreachable!("a session always holds its current epoch key"))
     }
 
+    /// Every scope key of every scope (full members read them all), each checked against
+    /// the key the log binds for its scope epoch.
+    pub fn scope_keys(&self) -> &ScopeKeys {
+        &self.scope_keys
+    }
+
+    /// The key of `scope` at scope epoch `epoch`.
+    pub fn scope_key(&self, scope: ScopeId, epoch: Epoch) -> Option<&VaultKey> {
+        self.scope_keys.get(&scope)?.get(&epoch)
+    }
+
+    /// The current key of `scope` (to seal its new records under).
+    pub fn current_scope_key(&self, scope: ScopeId) -> Option<&VaultKey> {
+        let epoch = self.state.scope(scope)?.epoch();
+        self.scope_key(scope, epoch)
+    }
+
     /// The verified membership: members, roles, keys, fingerprints, key ids.
     pub fn membership(&self) -> &Membership {
         &self.state
@@ -806,27 +944,37 @@ impl Session {
         }
         let state = load_verified(store, self.vault, &self.pins)?;
         check_listed(&state, &self.identity)?;
+        check_kind(&state, self.member_id(), false)?;
         let keys = open_keys(store, &state, &self.identity)?;
+        let scope_keys = open_scope_keys_full(store, &state, &keys)?;
         self.pins.update(&state);
         self.state = state;
         self.keys = keys;
+        self.scope_keys = scope_keys;
         Ok(())
     }
 
     /// Signs the next log entry and checks it against the current state.
     fn sign(&self, body: EntryBody) -> Result<LogEntry, SharingError> {
-        let action = body.action();
-        self.state
-            .check(self.member_id(), &body)
-            .map_err(|d| denied(action, d))?;
-        let seq = self.state.len();
-        Ok(LogEntry::sign(
-            seq,
-            self.state.head(),
-            self.vault,
-            &self.identity,
-            body,
-        ))
+        let mut entries = self.sign_all(vec![body])?;
+        Ok(entries.remove(0))
+    }
+
+    /// Signs consecutive log entries, each checked against the state the ones before it
+    /// leave.
+    fn sign_all(&self, bodies: Vec<EntryBody>) -> Result<Vec<LogEntry>, SharingError> {
+        let mut state = self.state.clone();
+        let mut entries = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let action = body.action();
+            state
+                .check(self.member_id(), &body)
+                .map_err(|d| denied(action, d))?;
+            let entry = LogEntry::sign(state.len(), state.head(), self.vault, &self.identity, body);
+            state.apply_own(&entry);
+            entries.push(entry);
+        }
+        Ok(entries)
     }
 
     /// Commits `change` (with whatever rows the caller added to its batch) and moves the
@@ -840,8 +988,9 @@ impl Session {
     ) -> Result<T, SharingError> {
         let PendingChange {
             batch,
-            entry,
+            entries,
             new_key,
+            new_scope_keys,
             retire_below,
             new_keyholder,
             new_identity,
@@ -851,13 +1000,21 @@ impl Session {
         if let Some(identity) = new_identity {
             self.identity = identity;
         }
-        if let Some(entry) = &entry {
-            // `sign` checked the entry against this state and signed it here.
+        for entry in &entries {
+            // `sign_all` checked the entries against this state and signed them here.
             self.state.apply_own(entry);
+        }
+        if !entries.is_empty() {
             self.pins.update(&self.state);
         }
         if let Some(k) = new_key {
             self.keys.insert(k.epoch(), k);
+        }
+        for (scope, k) in new_scope_keys {
+            self.scope_keys
+                .entry(scope)
+                .or_default()
+                .insert(k.epoch(), k);
         }
         if let Some(below) = retire_below {
             self.keys.retain(|e, _| *e >= below);
@@ -933,8 +1090,12 @@ impl Session {
             identity: public.clone(),
             role,
         })?;
-        let grant = Grant::seal(self.vault, self.current_key(), public)?;
         let mut change = PendingChange::logged(entry, ());
+        if role == Role::Scoped {
+            // A scoped member holds no vault key; its scopes come with each scope grant.
+            return Ok(change);
+        }
+        let grant = Grant::seal(self.vault, self.current_key(), public)?;
         change.batch.put(
             Table::Wraps,
             grant_row_key(grant.epoch(), public.member_id()),
@@ -983,7 +1144,7 @@ impl Session {
             epoch,
             key: KeyBinding::of(&key),
         })?;
-        self.new_epoch(entry, None, key, epoch)
+        self.new_epoch(vec![entry], None, key, Vec::new(), epoch)
     }
 
     /// Retires every epoch below `below` (a completed rotation rewrapped every record to
@@ -1033,17 +1194,20 @@ impl Session {
         Ok(change)
     }
 
-    /// A change that starts epoch `key.epoch()`: the signed `entry`, the chain link to the
-    /// current key and a grant to every member but `removed`.
+    /// A change that starts epoch `key.epoch()`: the signed `entries`, the chain link to
+    /// the current key, a grant to every full member but `removed`, and each scope's
+    /// current key linked under the new key (or, for the scopes in `new_scope_keys`, that
+    /// new scope key with its chain link and scope grants).
     fn new_epoch<T>(
         &self,
-        entry: LogEntry,
+        entries: Vec<LogEntry>,
         removed: Option<MemberId>,
         key: VaultKey,
+        new_scope_keys: Vec<(ScopeId, VaultKey)>,
         outcome: T,
     ) -> Result<PendingChange<T>, SharingError> {
         let link = ChainLink::seal(self.vault, &key, self.current_key())?;
-        let mut change = PendingChange::logged(entry, outcome);
+        let mut change = PendingChange::logged_all(entries, outcome);
         change.batch.put(
             Table::Wraps,
             chain_row_key(key.epoch()),
@@ -1054,7 +1218,7 @@ impl Session {
             .state
             .members()
             .values()
-            .filter(|m| Some(m.id()) != removed)
+            .filter(|m| Some(m.id()) != removed && m.role() != Role::Scoped)
         {
             let grant = Grant::seal(self.vault, &key, m.identity())?;
             change.batch.put(
@@ -1064,8 +1228,94 @@ impl Session {
                 Expect::Any,
             );
         }
+        for scope in self.state.scopes().keys() {
+            if let Some((_, new)) = new_scope_keys.iter().find(|(s, _)| s == scope) {
+                self.scope_epoch_rows(&mut change.batch, *scope, new, &key, None)?;
+            } else {
+                let current = self.scope_key_now(*scope)?;
+                let link = ScopeLink::under_vault_key(self.vault, *scope, current, &key)?;
+                change.batch.put(
+                    Table::Wraps,
+                    scope_link_row_key(*scope),
+                    link.encode(),
+                    Expect::Any,
+                );
+            }
+        }
         change.new_key = Some(key);
+        change.new_scope_keys = new_scope_keys;
         Ok(change)
+    }
+
+    /// This session's current key of `scope`.
+    fn scope_key_now(&self, scope: ScopeId) -> Result<&VaultKey, SharingError> {
+        self.current_scope_key(scope)
+            .ok_or(SharingError::InvalidChange {
+                reason: "no such scope",
+            })
+    }
+
+    /// The rows of a new scope epoch with key `new`: the chain link from it to the current
+    /// scope key, the link under `vault_key` for full members, and a scope grant to every
+    /// scoped member of the scope but `except`.
+    fn scope_epoch_rows(
+        &self,
+        batch: &mut Batch,
+        scope: ScopeId,
+        new: &VaultKey,
+        vault_key: &VaultKey,
+        except: Option<MemberId>,
+    ) -> Result<(), SharingError> {
+        let current = self.scope_key_now(scope)?;
+        let chain = ScopeLink::chain(self.vault, scope, new, current)?;
+        batch.put(
+            Table::Wraps,
+            scope_chain_row_key(scope, new.epoch()),
+            chain.encode(),
+            Expect::Absent,
+        );
+        let link = ScopeLink::under_vault_key(self.vault, scope, new, vault_key)?;
+        batch.put(
+            Table::Wraps,
+            scope_link_row_key(scope),
+            link.encode(),
+            Expect::Any,
+        );
+        for (member, _) in self.state.scope_members(scope) {
+            if Some(member) == except {
+                continue;
+            }
+            let identity = self
+                .state
+                .member(member)
+                .ok_or(SharingError::NotAMember { member })?
+                .identity();
+            let grant = ScopeGrant::seal(self.vault, scope, new, identity)?;
+            batch.put(
+                Table::Wraps,
+                scope_grant_row_key(scope, new.epoch(), member),
+                grant.encode(),
+                Expect::Any,
+            );
+        }
+        Ok(())
+    }
+
+    /// A new key for every scope (after a full member's removal): the entries and keys.
+    fn rekey_every_scope(&self) -> Result<(Vec<EntryBody>, NewScopeKeys), SharingError> {
+        let mut bodies = Vec::new();
+        let mut keys = Vec::new();
+        for scope in self.state.scopes().values() {
+            let epoch = next_scope_epoch(scope.epoch())?;
+            let key = VaultKey::generate(epoch)?;
+            bodies.push(EntryBody::ScopeRekey {
+                scope: scope.id(),
+                epoch,
+                key: KeyBinding::of(&key),
+            });
+            keys.push((scope.id(), key));
+        }
+        Ok((bodies, keys))
     }
 
     /// Removes a member: a new epoch wrapped to the remaining members only, logged with
@@ -1091,14 +1341,22 @@ impl Session {
         store: &dyn ReadView,
         member: MemberId,
     ) -> Result<PendingChange<Removal>, SharingError> {
+        check_kind(&self.state, member, false)?;
         let old_epoch = self.state.epoch();
         let epoch = self.next_epoch()?;
         let key = VaultKey::generate(epoch)?;
-        let entry = self.sign(EntryBody::Remove {
-            member,
-            epoch,
-            key: KeyBinding::of(&key),
-        })?;
+        // The removed member read every scope key through the vault key: every scope
+        // gets a new one in the same batch, linked under the new vault key only.
+        let (mut bodies, scope_keys) = self.rekey_every_scope()?;
+        bodies.insert(
+            0,
+            EntryBody::Remove {
+                member,
+                epoch,
+                key: KeyBinding::of(&key),
+            },
+        );
+        let entries = self.sign_all(bodies)?;
         let remaining = self.state.members().values().filter(|m| m.id() != member);
         let warnings = warning(report(store, remaining)?).into_iter().collect();
         let removal = Removal {
@@ -1107,7 +1365,7 @@ impl Session {
             readable_epochs: Epoch::FIRST..=old_epoch,
             warnings,
         };
-        let mut change = self.new_epoch(entry, Some(member), key, removal)?;
+        let mut change = self.new_epoch(entries, Some(member), key, scope_keys, removal)?;
         delete_credentials(store, &mut change.batch, member)?;
         Ok(change)
     }
@@ -1143,8 +1401,27 @@ impl Session {
             member: old,
             identity: new.clone(),
         })?;
-        let grant = Grant::seal(self.vault, self.current_key(), new)?;
         let mut change = PendingChange::logged(entry, ());
+        if self
+            .state
+            .member(old)
+            .is_some_and(|m| m.role() == Role::Scoped)
+        {
+            for (scope, _) in self.state.scopes_of(old) {
+                let key = self.scope_key_now(scope)?;
+                let grant = ScopeGrant::seal(self.vault, scope, key, new)?;
+                change.batch.put(
+                    Table::Wraps,
+                    scope_grant_row_key(scope, key.epoch(), new.member_id()),
+                    grant.encode(),
+                    Expect::Any,
+                );
+                delete_scope_grants(store, &mut change.batch, scope, old)?;
+            }
+            delete_credentials(store, &mut change.batch, old)?;
+            return Ok(change);
+        }
+        let grant = Grant::seal(self.vault, self.current_key(), new)?;
         change
             .batch
             .put(
@@ -1160,6 +1437,230 @@ impl Session {
             );
         delete_credentials(store, &mut change.batch, old)?;
         Ok(change)
+    }
+
+    /// Creates a scope: the namespaces `prefix` covers get keys of their own
+    /// ([`EntryBody::ScopeCreate`]), starting with a new random scope key linked under the
+    /// current vault key (full members read it). Owner or admin. Returns the scope id.
+    pub fn create_scope(
+        &mut self,
+        store: &dyn Store,
+        prefix: &str,
+    ) -> Result<ScopeId, SharingError> {
+        let change = self.prepare_create_scope(prefix)?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::create_scope`].
+    pub fn prepare_create_scope(
+        &self,
+        prefix: &str,
+    ) -> Result<PendingChange<ScopeId>, SharingError> {
+        let scope = ScopeId::generate()?;
+        let key = VaultKey::generate(Epoch::FIRST)?;
+        let entry = self.sign(EntryBody::ScopeCreate {
+            scope,
+            prefix: prefix.to_owned(),
+            key: KeyBinding::of(&key),
+        })?;
+        let link = ScopeLink::under_vault_key(self.vault, scope, &key, self.current_key())?;
+        let mut change = PendingChange::logged(entry, scope);
+        change.batch.put(
+            Table::Wraps,
+            scope_link_row_key(scope),
+            link.encode(),
+            Expect::Absent,
+        );
+        change.new_scope_keys.push((scope, key));
+        Ok(change)
+    }
+
+    /// Gives the scoped member `member` the scope with `role` ([`Role::Member`] or
+    /// [`Role::ReadOnly`]), or changes its role there. A first grant seals the current scope
+    /// key to the member (older scope keys follow through the scope's chain). Owner or
+    /// admin.
+    pub fn grant_scope(
+        &mut self,
+        store: &dyn Store,
+        member: MemberId,
+        scope: ScopeId,
+        role: Role,
+    ) -> Result<(), SharingError> {
+        let change = self.prepare_grant_scope(member, scope, role)?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::grant_scope`].
+    pub fn prepare_grant_scope(
+        &self,
+        member: MemberId,
+        scope: ScopeId,
+        role: Role,
+    ) -> Result<PendingChange<()>, SharingError> {
+        let first = !self
+            .state
+            .scopes_of(member)
+            .iter()
+            .any(|(s, _)| *s == scope);
+        let entry = self.sign(EntryBody::ScopeGrant {
+            member,
+            scope,
+            role,
+        })?;
+        let mut change = PendingChange::logged(entry, ());
+        if first {
+            let key = self.scope_key_now(scope)?;
+            let identity = self
+                .state
+                .member(member)
+                .ok_or(SharingError::NotAMember { member })?
+                .identity();
+            let grant = ScopeGrant::seal(self.vault, scope, key, identity)?;
+            change.batch.put(
+                Table::Wraps,
+                scope_grant_row_key(scope, key.epoch(), member),
+                grant.encode(),
+                Expect::Any,
+            );
+        }
+        Ok(change)
+    }
+
+    /// Takes `scope` away from the scoped member `member`: a new scope key granted to the
+    /// scope's other scoped members and linked for full members, and the member's scope
+    /// grants deleted. The vault key does not change: the member never had it. Returns the
+    /// new scope epoch; the application then rewraps the scope's records.
+    pub fn revoke_scope(
+        &mut self,
+        store: &dyn Store,
+        member: MemberId,
+        scope: ScopeId,
+    ) -> Result<Epoch, SharingError> {
+        let change = self.prepare_revoke_scope(store, member, scope)?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::revoke_scope`].
+    pub fn prepare_revoke_scope(
+        &self,
+        store: &dyn ReadView,
+        member: MemberId,
+        scope: ScopeId,
+    ) -> Result<PendingChange<Epoch>, SharingError> {
+        let epoch = next_scope_epoch(self.scope_epoch(scope)?)?;
+        let key = VaultKey::generate(epoch)?;
+        let entry = self.sign(EntryBody::ScopeRevoke {
+            member,
+            scope,
+            epoch,
+            key: KeyBinding::of(&key),
+        })?;
+        let mut change = PendingChange::logged(entry, epoch);
+        self.scope_epoch_rows(
+            &mut change.batch,
+            scope,
+            &key,
+            self.current_key(),
+            Some(member),
+        )?;
+        delete_scope_grants(store, &mut change.batch, scope, member)?;
+        change.new_scope_keys.push((scope, key));
+        Ok(change)
+    }
+
+    /// A new key for `scope` (a scope key rotation), granted and linked like the current
+    /// one. Owner, admin or member. Returns the new scope epoch.
+    pub fn rekey_scope(
+        &mut self,
+        store: &dyn Store,
+        scope: ScopeId,
+    ) -> Result<Epoch, SharingError> {
+        let change = self.prepare_rekey_scope(scope)?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::rekey_scope`].
+    pub fn prepare_rekey_scope(
+        &self,
+        scope: ScopeId,
+    ) -> Result<PendingChange<Epoch>, SharingError> {
+        let epoch = next_scope_epoch(self.scope_epoch(scope)?)?;
+        let key = VaultKey::generate(epoch)?;
+        let entry = self.sign(EntryBody::ScopeRekey {
+            scope,
+            epoch,
+            key: KeyBinding::of(&key),
+        })?;
+        let mut change = PendingChange::logged(entry, epoch);
+        self.scope_epoch_rows(&mut change.batch, scope, &key, self.current_key(), None)?;
+        change.new_scope_keys.push((scope, key));
+        Ok(change)
+    }
+
+    /// Removes the scoped member `member`: each of its scopes revoked (a new scope key
+    /// each), then a [`EntryBody::RemoveScoped`] entry, all in one batch, with its
+    /// credentials deleted. The vault key does not change. Owner or admin.
+    pub fn remove_scoped_member(
+        &mut self,
+        store: &dyn Store,
+        member: MemberId,
+    ) -> Result<ScopedRemoval, SharingError> {
+        let change = self.prepare_remove_scoped_member(store, member)?;
+        self.commit(store, change)
+    }
+
+    /// Prepares [`Session::remove_scoped_member`].
+    pub fn prepare_remove_scoped_member(
+        &self,
+        store: &dyn ReadView,
+        member: MemberId,
+    ) -> Result<PendingChange<ScopedRemoval>, SharingError> {
+        if self.state.member(member).is_none() {
+            return Err(SharingError::NotAMember { member });
+        }
+        check_kind(&self.state, member, true)?;
+        let mut bodies = Vec::new();
+        let mut keys = Vec::new();
+        for (scope, _) in self.state.scopes_of(member) {
+            let epoch = next_scope_epoch(self.scope_epoch(scope)?)?;
+            let key = VaultKey::generate(epoch)?;
+            bodies.push(EntryBody::ScopeRevoke {
+                member,
+                scope,
+                epoch,
+                key: KeyBinding::of(&key),
+            });
+            keys.push((scope, key));
+        }
+        bodies.push(EntryBody::RemoveScoped { member });
+        let entries = self.sign_all(bodies)?;
+        let removal = ScopedRemoval {
+            member,
+            scopes: keys.iter().map(|(s, k)| (*s, k.epoch())).collect(),
+        };
+        let mut change = PendingChange::logged_all(entries, removal);
+        for (scope, key) in &keys {
+            self.scope_epoch_rows(
+                &mut change.batch,
+                *scope,
+                key,
+                self.current_key(),
+                Some(member),
+            )?;
+            delete_scope_grants(store, &mut change.batch, *scope, member)?;
+        }
+        delete_credentials(store, &mut change.batch, member)?;
+        change.new_scope_keys = keys;
+        Ok(change)
+    }
+
+    fn scope_epoch(&self, scope: ScopeId) -> Result<Epoch, SharingError> {
+        self.state
+            .scope(scope)
+            .map(crate::Scope::epoch)
+            .ok_or(SharingError::InvalidChange {
+                reason: "no such scope",
+            })
     }
 
     /// Upgrades this member's classical (X25519) identity to a hybrid (X-Wing) one: a new
@@ -1408,6 +1909,33 @@ impl Session {
 }
 
 /// Adds deletes of `member`'s sealed credentials and keyholder records to `batch`.
+fn next_scope_epoch(current: Epoch) -> Result<Epoch, SharingError> {
+    current
+        .get()
+        .checked_add(1)
+        .map(Epoch)
+        .ok_or(SharingError::Limit {
+            what: "scope epochs",
+        })
+}
+
+/// Deletes every grant of `scope` to `member` (all scope epochs).
+fn delete_scope_grants(
+    store: &dyn ReadView,
+    batch: &mut Batch,
+    scope: ScopeId,
+    member: MemberId,
+) -> Result<(), SharingError> {
+    let mut prefix = vec![b'h'];
+    prefix.extend_from_slice(scope.as_bytes());
+    for row in strongroom_store::scan_all(store, Table::Wraps, &ScanRange::prefix(prefix))? {
+        if row.key.ends_with(member.as_bytes()) {
+            batch.delete(Table::Wraps, row.key, Expect::Version(row.version));
+        }
+    }
+    Ok(())
+}
+
 fn delete_credentials(
     store: &dyn ReadView,
     batch: &mut Batch,

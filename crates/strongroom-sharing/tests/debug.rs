@@ -163,11 +163,18 @@ fn roles_have_stable_names_and_ids() {
         .iter()
         .map(|r| (r.id(), r.name(), r.to_string()))
         .collect();
-    let expected = [(1, "owner"), (2, "admin"), (3, "member"), (4, "read-only")];
+    let expected = [
+        (1, "owner"),
+        (2, "admin"),
+        (3, "member"),
+        (4, "read-only"),
+        (5, "scoped"),
+    ];
+    assert_eq!(shown.len(), expected.len());
     for ((id, name, display), (want_id, want)) in shown.iter().zip(expected) {
         assert_eq!((*id, *name, display.as_str()), (want_id, want, want));
         assert_eq!(Role::from_id(*id).unwrap().name(), want);
     }
     assert_eq!(Role::from_id(0), None);
-    assert_eq!(Role::from_id(5), None);
+    assert_eq!(Role::from_id(6), None);
 }

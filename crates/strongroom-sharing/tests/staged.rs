@@ -120,7 +120,7 @@ fn a_staged_rekey_exposes_its_key_entry_and_outcome_before_the_commit() {
     assert_eq!(
         format!("{change:?}"),
         format!(
-            "PendingChange {{ entry: Some(1), new_epoch: Some(Epoch(2)), ops: {}, .. }}",
+            "PendingChange {{ entries: [1], new_epoch: Some(Epoch(2)), ops: {}, .. }}",
             change.batch().len()
         )
     );
