@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use proptest::prelude::*;
-use strongroom_crypto::{Key256, KeyId, MemberId, VaultId};
+use strongroom_crypto::{Key256, KeyId, MemberId, ScopeId, VaultId};
 use strongroom_recovery::{KeyholderKind, Stanza};
 use strongroom_sharing::{
     ChainLink, EntryBody, Epoch, Grant, Identity, KemKind, KeyBinding, KeyholderRecord, LogEntry,
@@ -86,6 +86,41 @@ fn body(identity: PublicIdentity) -> impl Strategy<Value = EntryBody> {
             member: MemberId::from_bytes(m),
             lost_at
         }),
+        scope_body(),
+    ]
+}
+
+/// The entries of scopes (kinds 15 to 19): their key bindings always carry a commitment.
+fn scope_body() -> impl Strategy<Value = EntryBody> {
+    let scope = || any::<[u8; 16]>().prop_map(ScopeId::from_bytes);
+    let member = || any::<[u8; 16]>().prop_map(MemberId::from_bytes);
+    let bound = || (any::<[u8; 8]>(), any::<[u8; 32]>()).prop_map(|(k, c)| binding(k, Some(c)));
+    prop_oneof![
+        (
+            scope(),
+            "[a-z0-9._-]{1,16}(/[a-z0-9._-]{1,16}){0,4}",
+            bound()
+        )
+            .prop_map(|(scope, prefix, key)| EntryBody::ScopeCreate { scope, prefix, key }),
+        (member(), scope(), role()).prop_map(|(member, scope, role)| EntryBody::ScopeGrant {
+            member,
+            scope,
+            role
+        }),
+        (member(), scope(), 1u32.., bound()).prop_map(|(member, scope, e, key)| {
+            EntryBody::ScopeRevoke {
+                member,
+                scope,
+                epoch: Epoch(e),
+                key,
+            }
+        }),
+        (scope(), 1u32.., bound()).prop_map(|(scope, e, key)| EntryBody::ScopeRekey {
+            scope,
+            epoch: Epoch(e),
+            key
+        }),
+        member().prop_map(|member| EntryBody::RemoveScoped { member }),
     ]
 }
 

@@ -1,10 +1,10 @@
-//! Membership log entries of kinds 13 (RequireSignedWrites) and 14 (Reattested), decoded
-//! and their signatures checked by a decoder written from `docs/spec/membership-log.md`
-//! alone (`ed25519-dalek` for the signature), and an entry built the same way from the
+//! Membership log entries of kinds 13 (RequireSignedWrites), 14 (Reattested) and 15 to 19
+//! (scopes), decoded and their signatures checked by a decoder written from
+//! `docs/spec/membership-log.md` alone (`ed25519-dalek` for the signature), and an entry built the same way from the
 //! specification accepted by `Membership::verify`.
 
 use ed25519_dalek::{Signature, VerifyingKey};
-use strongroom_crypto::VaultId;
+use strongroom_crypto::{ScopeId, VaultId};
 use strongroom_sharing::{
     EntryBody, Epoch, Identity, KeyBinding, LogEntry, Membership, RightEnded, Role, VaultKey,
 };
@@ -140,4 +140,123 @@ fn kinds_13_and_14_decode_by_the_specification() {
     let mut short = bytes[..bytes.len() - 65].to_vec();
     short.extend_from_slice(&bytes[bytes.len() - 64..]);
     assert!(LogEntry::decode(&short).is_err());
+}
+
+#[test]
+fn kinds_15_to_19_decode_by_the_specification() {
+    let owner = Identity::generate("owner").unwrap();
+    let svc = Identity::generate("svc").unwrap();
+    let vault = VaultId::generate().unwrap();
+    let scope = ScopeId::generate().unwrap();
+    let vk = VaultKey::generate(Epoch::FIRST).unwrap();
+    let (sk1, sk2, sk3) = (
+        VaultKey::generate(Epoch(1)).unwrap(),
+        VaultKey::generate(Epoch(2)).unwrap(),
+        VaultKey::generate(Epoch(3)).unwrap(),
+    );
+    let bodies = [
+        EntryBody::Add {
+            identity: svc.public().clone(),
+            role: Role::Scoped,
+        },
+        EntryBody::ScopeCreate {
+            scope,
+            prefix: "core/billing".into(),
+            key: KeyBinding::of(&sk1),
+        },
+        EntryBody::ScopeGrant {
+            member: svc.member_id(),
+            scope,
+            role: Role::Member,
+        },
+        EntryBody::ScopeRekey {
+            scope,
+            epoch: Epoch(2),
+            key: KeyBinding::of(&sk2),
+        },
+        EntryBody::ScopeRevoke {
+            member: svc.member_id(),
+            scope,
+            epoch: Epoch(3),
+            key: KeyBinding::of(&sk3),
+        },
+        EntryBody::RemoveScoped {
+            member: svc.member_id(),
+        },
+    ];
+    let mut entries = vec![LogEntry::sign(
+        0,
+        [0; 32],
+        vault,
+        &owner,
+        EntryBody::Genesis {
+            owner: owner.public().clone(),
+            key: KeyBinding::of(&vk),
+        },
+    )];
+    for body in bodies {
+        let last = entries.last().unwrap();
+        let next = LogEntry::sign(last.seq() + 1, last.hash(), vault, &owner, body);
+        entries.push(next);
+    }
+    let encoded: Vec<Vec<u8>> = entries.iter().map(LogEntry::encode).collect();
+    let key = owner.public().signing_key();
+    let binding = |k: &VaultKey| [k.id().as_bytes().as_slice(), k.commitment()].concat();
+
+    let s = spec_decode(&encoded[1], key);
+    assert_eq!(s.kind, 2);
+    assert_eq!(*s.body.last().unwrap(), 5, "role 5: scoped");
+
+    let s = spec_decode(&encoded[2], key);
+    assert_eq!(s.kind, 15);
+    assert_eq!(&s.body[..16], scope.as_bytes());
+    assert_eq!(u32::from_be_bytes(s.body[16..20].try_into().unwrap()), 12);
+    assert_eq!(&s.body[20..32], b"core/billing");
+    assert_eq!(s.body[32..], binding(&sk1));
+
+    let s = spec_decode(&encoded[3], key);
+    assert_eq!(s.kind, 16);
+    assert_eq!(&s.body[..16], svc.member_id().as_bytes());
+    assert_eq!(&s.body[16..32], scope.as_bytes());
+    assert_eq!(s.body[32..], [3], "role 3: member");
+
+    let s = spec_decode(&encoded[4], key);
+    assert_eq!(s.kind, 18);
+    assert_eq!(&s.body[..16], scope.as_bytes());
+    assert_eq!(u32::from_be_bytes(s.body[16..20].try_into().unwrap()), 2);
+    assert_eq!(s.body[20..], binding(&sk2));
+
+    let s = spec_decode(&encoded[5], key);
+    assert_eq!(s.kind, 17);
+    assert_eq!(&s.body[..16], svc.member_id().as_bytes());
+    assert_eq!(&s.body[16..32], scope.as_bytes());
+    assert_eq!(u32::from_be_bytes(s.body[32..36].try_into().unwrap()), 3);
+    assert_eq!(s.body[36..], binding(&sk3));
+
+    let s = spec_decode(&encoded[6], key);
+    assert_eq!(
+        (s.kind, s.body),
+        (19, svc.member_id().as_bytes().as_slice())
+    );
+
+    // strongroom's decoder reads them back and its verifier applies them.
+    for (bytes, entry) in encoded.iter().zip(&entries) {
+        assert_eq!(&LogEntry::decode(bytes).unwrap(), entry);
+    }
+    let log = Membership::verify(encoded.iter().map(Vec::as_slice)).unwrap();
+    assert_eq!(log.scope(scope).unwrap().epoch(), Epoch(3));
+    assert!(log.member(svc.member_id()).is_none());
+    // A prefix that is not a namespace is refused by the decoder's verifier.
+    let bad = LogEntry::sign(
+        1,
+        entries[0].hash(),
+        vault,
+        &owner,
+        EntryBody::ScopeCreate {
+            scope,
+            prefix: "core/../auth".into(),
+            key: KeyBinding::of(&sk1),
+        },
+    );
+    assert!(Membership::verify([encoded[0].as_slice(), &bad.encode()]).is_err());
 }
