@@ -24,6 +24,35 @@ fn malformed(what: &'static str) -> impl FnOnce(strongroom_crypto::DecodeError) 
     move |source| VerifyError::MalformedWrap { what, source }.into()
 }
 
+/// The value of the scope row `key` (the `what` of `scope` at `epoch`), or
+/// [`VerifyError::MissingScopeKey`].
+fn scope_row(
+    store: &dyn ReadView,
+    key: &[u8],
+    what: &'static str,
+    scope: ScopeId,
+    epoch: Epoch,
+) -> Result<Vec<u8>, SharingError> {
+    let row = store
+        .get(Table::Wraps, key)?
+        .ok_or(VerifyError::MissingScopeKey { what, scope, epoch })?;
+    Ok(row.value)
+}
+
+/// The key of `scope` at scope epoch `epoch` in `keys`.
+pub(crate) fn scope_key_in(keys: &ScopeKeys, scope: ScopeId, epoch: Epoch) -> Option<&VaultKey> {
+    keys.get(&scope)?.get(&epoch)
+}
+
+/// The current key of `scope` (as `state` says) in `keys`.
+pub(crate) fn current_scope_key_in<'k>(
+    keys: &'k ScopeKeys,
+    state: &Membership,
+    scope: ScopeId,
+) -> Option<&'k VaultKey> {
+    scope_key_in(keys, scope, state.scope(scope)?.epoch())
+}
+
 /// Checks `key` against the key the log binds for `scope` at its epoch.
 fn check_bound(scope: &Scope, key: &VaultKey) -> Result<(), SharingError> {
     if scope
@@ -55,14 +84,8 @@ fn open_chain(
     keys.insert(epoch, current);
     while epoch > Epoch::FIRST {
         let what = "scope chain link";
-        let row = store
-            .get(Table::Wraps, &scope_chain_row_key(id, epoch))?
-            .ok_or(VerifyError::MissingScopeKey {
-                what,
-                scope: id,
-                epoch,
-            })?;
-        let link = ScopeLink::decode(&row.value).map_err(malformed(what))?;
+        let row = scope_row(store, &scope_chain_row_key(id, epoch), what, id, epoch)?;
+        let link = ScopeLink::decode(&row).map_err(malformed(what))?;
         let previous = (link.scope() == id && link.under() == LinkUnder::NextScopeKey)
             .then(|| link.open(vault, &keys[&epoch]))
             .flatten()
@@ -89,14 +112,8 @@ pub(crate) fn open_scope_keys_full(
     let mut out = ScopeKeys::new();
     for scope in state.scopes().values() {
         let (id, epoch, what) = (scope.id(), scope.epoch(), "scope link");
-        let row = store.get(Table::Wraps, &scope_link_row_key(id))?.ok_or(
-            VerifyError::MissingScopeKey {
-                what,
-                scope: id,
-                epoch,
-            },
-        )?;
-        let link = ScopeLink::decode(&row.value).map_err(malformed(what))?;
+        let row = scope_row(store, &scope_link_row_key(id), what, id, epoch)?;
+        let link = ScopeLink::decode(&row).map_err(malformed(what))?;
         let unreadable = VerifyError::ScopeKeyUnreadable {
             what,
             scope: id,
@@ -132,14 +149,14 @@ pub(crate) fn open_scope_keys_granted(
             continue;
         };
         let (epoch, what) = (scope.epoch(), "scope grant");
-        let row = store
-            .get(Table::Wraps, &scope_grant_row_key(id, epoch, member))?
-            .ok_or(VerifyError::MissingScopeKey {
-                what,
-                scope: id,
-                epoch,
-            })?;
-        let grant = ScopeGrant::decode(&row.value).map_err(malformed(what))?;
+        let row = scope_row(
+            store,
+            &scope_grant_row_key(id, epoch, member),
+            what,
+            id,
+            epoch,
+        )?;
+        let grant = ScopeGrant::decode(&row).map_err(malformed(what))?;
         let key = (grant.scope() == id && grant.epoch() == epoch)
             .then(|| grant.open(vault, identity))
             .flatten()
@@ -330,13 +347,12 @@ impl ScopedSession {
 
     /// The key of `scope` at scope epoch `epoch`, if this member holds it.
     pub fn scope_key(&self, scope: ScopeId, epoch: Epoch) -> Option<&VaultKey> {
-        self.scope_keys.get(&scope)?.get(&epoch)
+        scope_key_in(&self.scope_keys, scope, epoch)
     }
 
     /// The current key of `scope`, if this member holds it.
     pub fn current_scope_key(&self, scope: ScopeId) -> Option<&VaultKey> {
-        let epoch = self.state.scope(scope)?.epoch();
-        self.scope_key(scope, epoch)
+        current_scope_key_in(&self.scope_keys, &self.state, scope)
     }
 
     /// The role this member has on `scope` (`None`: not granted).

@@ -18,7 +18,9 @@ use crate::recoverability::{RecoverabilityReport, report, report_with};
 use crate::scope::{
     ScopeGrant, ScopeLink, scope_chain_row_key, scope_grant_row_key, scope_link_row_key,
 };
-use crate::scoped::{ScopeKeys, audit_scope_grants, open_scope_keys_full};
+use crate::scoped::{
+    ScopeKeys, audit_scope_grants, current_scope_key_in, open_scope_keys_full, scope_key_in,
+};
 use crate::wrap::{ChainLink, Grant};
 use crate::{
     FingerprintConfirmed, Identity, Membership, Pins, PublicIdentity, Role, SealedIdentity,
@@ -909,13 +911,12 @@ impl Session {
 
     /// The key of `scope` at scope epoch `epoch`.
     pub fn scope_key(&self, scope: ScopeId, epoch: Epoch) -> Option<&VaultKey> {
-        self.scope_keys.get(&scope)?.get(&epoch)
+        scope_key_in(&self.scope_keys, scope, epoch)
     }
 
     /// The current key of `scope` (to seal its new records under).
     pub fn current_scope_key(&self, scope: ScopeId) -> Option<&VaultKey> {
-        let epoch = self.state.scope(scope)?.epoch();
-        self.scope_key(scope, epoch)
+        current_scope_key_in(&self.scope_keys, &self.state, scope)
     }
 
     /// The verified membership: members, roles, keys, fingerprints, key ids.
