@@ -64,13 +64,15 @@ pub(crate) fn report<'a>(
     })
 }
 
-/// The report for `members`, with each member's keyholder kinds from `kinds_of`.
+/// The report for `members`, with each member's keyholder kinds from `kinds_of`. Scoped
+/// members are left out: they hold no vault key, so they neither open the vault nor
+/// restore anyone.
 pub(crate) fn report_with<'a>(
     members: impl Iterator<Item = &'a Member>,
     mut kinds_of: impl FnMut(MemberId) -> Result<Vec<KeyholderKind>, SharingError>,
 ) -> Result<RecoverabilityReport, SharingError> {
     let mut details = Vec::new();
-    for m in members {
+    for m in members.filter(|m| m.role() != crate::Role::Scoped) {
         let kinds = kinds_of(m.id())?;
         details.push(MemberRecoverability {
             member: m.id(),

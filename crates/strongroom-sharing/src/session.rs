@@ -311,7 +311,9 @@ pub(crate) fn audit_grants(store: &dyn ReadView, state: &Membership) -> Result<(
                 return Err(VerifyError::UnexpectedGrant { member, epoch }.into());
             }
             (m.identity(), m.since_epoch(), current)
-        } else if let Some(f) = state.former_members().get(&member) {
+        } else if let Some(f) = state.former_members().get(&member)
+            && f.role() != Role::Scoped
+        {
             (f.identity(), f.first_epoch(), f.last_epoch())
         } else {
             return Err(VerifyError::UnexpectedGrant { member, epoch }.into());

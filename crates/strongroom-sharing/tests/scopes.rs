@@ -6,12 +6,12 @@
 #[path = "helpers/common.rs"]
 mod common;
 
-use common::{Person, add_and_join, confirmed, copy_store, new_vault};
+use common::{Person, add_and_join, confirmed, copy_store, grant_key, new_vault};
 use strongroom_crypto::{MemberId, VaultId};
 use strongroom_sharing::{
-    EntryBody, Epoch, Identity, KemKind, LogEntry, Role, Scope, ScopeGrant, ScopeId, ScopeLink,
-    ScopedSession, Session, SharingError, VaultKey, VerifyError, WriterRefused, join_scoped,
-    unlock_scoped,
+    EntryBody, Epoch, Grant, Identity, KemKind, LogEntry, Role, Scope, ScopeGrant, ScopeId,
+    ScopeLink, ScopedSession, Session, SharingError, VaultKey, VerifyError, WriterRefused,
+    join_scoped, unlock_scoped,
 };
 use strongroom_store::{Batch, Expect, MemoryStore, ReadView, Store, Table};
 
@@ -127,6 +127,10 @@ fn a_scoped_member_holds_the_keys_of_its_scopes_and_nothing_else() {
     // Unlocking again from the keyholder alone gives the same keys.
     let again = unlock_as_scoped(&mut svc, &store, vault).unwrap();
     assert_eq!(again.scope_keys().len(), 1);
+    // A scoped member does not count as a second member who can open the vault.
+    let report = strongroom_sharing::recoverability(&store).unwrap();
+    assert_eq!(report.members, 1);
+    assert!(report.single_point_of_failure);
     // The owner reads every scope's key, and so does a fresh unlock.
     let fresh = alice.unlock(&store, vault).unwrap();
     assert_eq!(fresh.scope_keys().len(), 2);
@@ -273,6 +277,7 @@ fn a_scoped_member_is_removed_with_its_scopes_rotated() {
     let Setup {
         store,
         vault,
+        mut alice,
         mut a,
         billing,
         auth,
@@ -298,6 +303,23 @@ fn a_scoped_member_is_removed_with_its_scopes_rotated() {
             .unwrap()
             .is_none()
     );
+    // A vault grant to the former scoped member is refused as well: it never had one.
+    let planted = Grant::seal(
+        vault,
+        &VaultKey::generate(Epoch(1)).unwrap(),
+        svc.identity.public(),
+    )
+    .unwrap()
+    .encode();
+    let copy = copy_store(&store);
+    let mut batch = Batch::new();
+    batch.put(Table::Wraps, grant_key(1, svc.id()), planted, Expect::Any);
+    copy.commit(&batch).unwrap();
+    assert!(matches!(
+        alice.unlock(&copy, vault),
+        Err(SharingError::Verify(VerifyError::UnexpectedGrant { .. }))
+    ));
+    alice.unlock(&store, vault).unwrap();
 }
 
 #[test]
@@ -490,6 +512,20 @@ fn storage_cannot_plant_swap_or_drop_scope_keys() {
         t.commit(&batch).unwrap();
         t
     };
+
+    // A vault grant to a scoped member, which never holds one.
+    let vault_grant = Grant::seal(
+        vault,
+        &VaultKey::generate(Epoch(1)).unwrap(),
+        svc.identity.public(),
+    )
+    .unwrap()
+    .encode();
+    let t = tampered(&grant_key(1, svc.id()), Some(&vault_grant));
+    assert!(matches!(
+        alice.unlock(&t, vault),
+        Err(SharingError::Verify(VerifyError::UnexpectedGrant { .. }))
+    ));
 
     // A grant of a scope the member does not hold: refused by the audit, for everyone.
     let planted = forged_grant(vault, auth, 1, &svc).encode();
