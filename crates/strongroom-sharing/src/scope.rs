@@ -523,6 +523,10 @@ mod tests {
         assert!(!prefixes_overlap("core/bill", "core/billing"));
         assert!(!prefixes_overlap("core/auth", "core/billing"));
         assert!(validate_prefix(&"a".repeat(256)).is_err());
+        assert!(validate_prefix(&"a".repeat(255)).is_ok());
+        assert!(validate_prefix("core/./auth").is_err());
+        assert!(validate_prefix("core/../auth").is_err());
+        assert!(validate_prefix("core/.hidden").is_ok());
         assert!(validate_prefix("core/bill ing").is_err());
         assert!(validate_prefix("/core").is_err());
     }
@@ -569,6 +573,12 @@ mod tests {
         assert_eq!(back.under(), LinkUnder::VaultKey(Epoch(4)));
         assert_eq!(back.open(vault, &vk).unwrap().id(), s2.id());
         assert!(back.open(vault, &s2).is_none());
+        // The right key, but named for another vault or another epoch, is refused before
+        // decryption (the associated data is the link's own header).
+        assert!(back.open(VaultId::generate().unwrap(), &vk).is_none());
+        let same_bytes = VaultKey::from_key(Epoch(5), vk.expose_secret().clone_secret());
+        assert_eq!(same_bytes.id(), vk.id());
+        assert!(back.open(vault, &same_bytes).is_none());
         let chain = ScopeLink::chain(vault, scope, &s2, &s1).unwrap();
         let back = ScopeLink::decode(&chain.encode()).unwrap();
         assert_eq!(back.under(), LinkUnder::NextScopeKey);
@@ -582,5 +592,9 @@ mod tests {
         let mut bad = chain.encode();
         bad[45] = 3;
         assert!(ScopeLink::decode(&bad).is_err());
+        let mut bad = chain.encode();
+        bad[46..50].copy_from_slice(&9u32.to_be_bytes());
+        let err = ScopeLink::decode(&bad).unwrap_err().to_string();
+        assert!(err.contains("next scope epoch"), "{err}");
     }
 }

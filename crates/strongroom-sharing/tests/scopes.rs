@@ -158,7 +158,7 @@ fn revoking_a_scope_rotates_that_scope_only() {
     } = setup();
     let mut svc = Person::new("billing-service");
     let mut ro = Person::new("billing-reports");
-    add_scoped(
+    let mut svc_before = add_scoped(
         &store,
         vault,
         &mut a,
@@ -185,6 +185,13 @@ fn revoking_a_scope_rotates_that_scope_only() {
         s.scope_keys().keys().copied().collect::<Vec<_>>(),
         vec![auth]
     );
+    // A session opened before the revocation drops the scope's keys when it refreshes.
+    svc_before.refresh(&store).unwrap();
+    assert_eq!(
+        svc_before.scope_keys().keys().copied().collect::<Vec<_>>(),
+        vec![auth]
+    );
+    assert_eq!(svc_before.scope_role(billing), None);
     // The scope's other member reads the new key and, through the chain, the old one.
     let r = unlock_as_scoped(&mut ro, &store, vault).unwrap();
     let keys = &r.scope_keys()[&billing];
@@ -344,6 +351,17 @@ fn the_log_rules_of_scopes() {
     invalid(a.create_scope(&store, "core/billing"));
     invalid(a.create_scope(&store, "core//x"));
     a.create_scope(&store, "core/billing-eu").unwrap();
+    // Joining with another identity under a listed scoped member's id is refused.
+    let mut late = Person::new("late");
+    let public = late.identity.public().clone();
+    a.add_member(&store, &public, Role::Scoped, confirmed(&public))
+        .unwrap();
+    let impostor = Identity::generate_kind(late.id(), "late", KemKind::XWing).unwrap();
+    assert!(matches!(
+        join_scoped(&store, vault, &impostor, &[&late.kek], &mut late.pins),
+        Err(SharingError::IdentityNotLogged { .. })
+    ));
+
     // A scoped member needs a hybrid identity.
     let classical =
         Identity::generate_kind(MemberId::generate().unwrap(), "old", KemKind::X25519).unwrap();
@@ -543,6 +561,29 @@ fn storage_cannot_plant_swap_or_drop_scope_keys() {
         ))
     ));
 
+    // A grant in the member's row, naming the member, but sealed to another member's key:
+    // the audit refuses it for every client, full members included.
+    let mut other = Person::new("other");
+    add_scoped(
+        &store,
+        vault,
+        &mut a,
+        &mut other,
+        &[(billing, Role::ReadOnly)],
+    );
+    let key = a.current_scope_key(billing).unwrap();
+    let mut misaddressed = ScopeGrant::seal(vault, billing, key, other.identity.public())
+        .unwrap()
+        .encode();
+    misaddressed[37..53].copy_from_slice(svc.id().as_bytes());
+    let t = tampered(&grant_row(billing, 1, svc.id()), Some(&misaddressed));
+    assert!(matches!(
+        alice.unlock(&t, vault),
+        Err(SharingError::Verify(
+            VerifyError::UnexpectedScopeGrant { .. }
+        ))
+    ));
+
     // The member's own grant replaced by one of a storage-chosen key.
     let swapped = forged_grant(vault, billing, 1, &svc).encode();
     let t = tampered(&grant_row(billing, 1, svc.id()), Some(&swapped));
@@ -563,11 +604,29 @@ fn storage_cannot_plant_swap_or_drop_scope_keys() {
         Err(SharingError::Verify(VerifyError::ScopeKeyMismatch { .. }))
     ));
 
-    // A dropped grant or link is reported missing.
+    // A dropped grant or link is reported missing, by the member and by the audit of
+    // every other client.
     let t = tampered(&grant_row(billing, 2, svc.id()), None);
     assert!(matches!(
         unlock_as_scoped(&mut svc, &t, vault),
         Err(SharingError::Verify(VerifyError::MissingScopeKey { .. }))
+    ));
+    assert!(matches!(
+        alice.unlock(&t, vault),
+        Err(SharingError::Verify(VerifyError::MissingScopeKey { .. }))
+    ));
+    // The link of the scope's previous epoch put back: full members refuse it rather than
+    // miss the current key.
+    let old_link = store
+        .get(Table::Wraps, &link_row(auth))
+        .unwrap()
+        .unwrap()
+        .value;
+    a.rekey_scope(&store, auth).unwrap();
+    let t = tampered(&link_row(auth), Some(&old_link));
+    assert!(matches!(
+        alice.unlock(&t, vault),
+        Err(SharingError::Verify(VerifyError::ScopeKeyUnreadable { .. }))
     ));
     let t = tampered(&link_row(billing), None);
     assert!(matches!(
