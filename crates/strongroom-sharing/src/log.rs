@@ -1324,6 +1324,15 @@ impl Membership {
             return Err(Denied::Role(Role::Scoped));
         }
         let next = self.epoch.get().checked_add(1).map(Epoch);
+        if let EntryBody::ScopeCreate { key, .. }
+        | EntryBody::ScopeRevoke { key, .. }
+        | EntryBody::ScopeRekey { key, .. } = body
+            && key.commitment.is_none()
+        {
+            return Err(Denied::Invalid(
+                "a scope key is bound by its id and its 256-bit commitment",
+            ));
+        }
         match body {
             EntryBody::Genesis { .. } => Err(Denied::Invalid("a second genesis entry")),
             EntryBody::Add { identity, role } => {
@@ -2455,6 +2464,28 @@ mod tests {
             Membership::verify([enc[0].as_slice(), garbage.as_slice()]).unwrap_err(),
             VerifyError::Malformed { seq: 1, .. }
         ));
+    }
+
+    #[test]
+    fn scope_keys_are_bound_with_a_commitment() {
+        let owner = Identity::generate("owner").unwrap();
+        let state = Log::new(&owner).verify().unwrap();
+        let scope = ScopeId::from_bytes([7; 16]);
+        let legacy = EntryBody::ScopeCreate {
+            scope,
+            prefix: "core/billing".into(),
+            key: KeyBinding::legacy(kid(2)),
+        };
+        assert!(matches!(
+            state.check(owner.member_id(), &legacy),
+            Err(Denied::Invalid(_))
+        ));
+        let bound = EntryBody::ScopeCreate {
+            scope,
+            prefix: "core/billing".into(),
+            key: KeyBinding::from_parts(kid(2), [3; 32]),
+        };
+        assert_eq!(state.check(owner.member_id(), &bound), Ok(()));
     }
 
     #[test]
