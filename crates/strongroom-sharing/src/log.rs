@@ -2467,6 +2467,112 @@ mod tests {
     }
 
     #[test]
+    fn removing_a_full_member_without_rotating_the_scopes_leaves_them_to_rotate() {
+        let owner = Identity::generate("owner").unwrap();
+        let bob = Identity::generate("bob").unwrap();
+        let svc = Identity::generate("svc").unwrap();
+        let scope = ScopeId::from_bytes([7; 16]);
+        let bound = |b: u8| KeyBinding::from_parts(kid(b), [b; 32]);
+        let mut log = Log::new(&owner);
+        for body in [
+            EntryBody::Add {
+                identity: bob.public().clone(),
+                role: Role::Member,
+            },
+            EntryBody::Add {
+                identity: svc.public().clone(),
+                role: Role::Scoped,
+            },
+            EntryBody::ScopeCreate {
+                scope,
+                prefix: "core/billing".into(),
+                key: bound(2),
+            },
+            EntryBody::ScopeGrant {
+                member: svc.member_id(),
+                scope,
+                role: Role::Member,
+            },
+        ] {
+            log.push(&owner, body);
+        }
+        let state = log.verify().unwrap();
+        let s = state.scope(scope).unwrap();
+        assert_eq!(
+            (s.prefix(), s.created_at(), s.key_since()),
+            ("core/billing", 3, 3)
+        );
+        assert_eq!(s.key_bindings().len(), 1);
+        assert_eq!(state.scopes_of(svc.member_id())[0].1.granted_at(), 4);
+        assert!(state.scopes_needing_rekey().is_empty());
+        // RemoveScoped while the member still holds a scope is refused.
+        let mut early = log.clone();
+        early.push(
+            &owner,
+            EntryBody::RemoveScoped {
+                member: svc.member_id(),
+            },
+        );
+        assert!(matches!(
+            early.verify(),
+            Err(VerifyError::InvalidEntry { seq: 5, .. })
+        ));
+        // A scope epoch that is not the next one is refused.
+        let mut skip = log.clone();
+        skip.push(
+            &owner,
+            EntryBody::ScopeRekey {
+                scope,
+                epoch: Epoch(3),
+                key: bound(9),
+            },
+        );
+        assert!(matches!(
+            skip.verify(),
+            Err(VerifyError::InvalidEntry { seq: 5, .. })
+        ));
+        // Bob read the scope key through the vault key: removed without a scope rotation,
+        // the scope needs one; the rotation ends that.
+        log.push(
+            &owner,
+            EntryBody::Remove {
+                member: bob.member_id(),
+                epoch: Epoch(2),
+                key: bound(3),
+            },
+        );
+        assert_eq!(log.verify().unwrap().scopes_needing_rekey(), vec![scope]);
+        log.push(
+            &owner,
+            EntryBody::ScopeRekey {
+                scope,
+                epoch: Epoch(2),
+                key: bound(4),
+            },
+        );
+        let state = log.verify().unwrap();
+        assert!(state.scopes_needing_rekey().is_empty());
+        assert_eq!(state.scope(scope).unwrap().key_since(), 6);
+        // A scoped member's removal needs no scope rotation beyond its revocations.
+        log.push(
+            &owner,
+            EntryBody::ScopeRevoke {
+                member: svc.member_id(),
+                scope,
+                epoch: Epoch(3),
+                key: bound(5),
+            },
+        );
+        log.push(
+            &owner,
+            EntryBody::RemoveScoped {
+                member: svc.member_id(),
+            },
+        );
+        assert!(log.verify().unwrap().scopes_needing_rekey().is_empty());
+    }
+
+    #[test]
     fn scope_keys_are_bound_with_a_commitment() {
         let owner = Identity::generate("owner").unwrap();
         let state = Log::new(&owner).verify().unwrap();

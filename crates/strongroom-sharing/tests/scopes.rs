@@ -398,6 +398,39 @@ fn the_log_rules_of_scopes() {
             .is_err()
     );
     assert!(a.revoke_scope(&store, svc.id(), auth).is_err());
+    // A scoped member who lost its keyholders is re-granted to a new hybrid identity (never
+    // a classical one), which then holds its scopes.
+    let p = classical.public().clone();
+    assert!(matches!(
+        a.regrant(&store, svc.id(), &p, confirmed(&p)),
+        Err(SharingError::InvalidChange { .. })
+    ));
+    let mut svc2 = Person::new("svc");
+    let p = svc2.identity.public().clone();
+    assert_eq!(a.rekey_scope(&store, billing).unwrap(), Epoch(2));
+    a.regrant(&store, svc.id(), &p, confirmed(&p)).unwrap();
+    let (_, moved) = a.membership().scopes_of(svc2.id())[0];
+    assert_eq!(
+        moved.since_epoch(),
+        Epoch(2),
+        "granted from the current scope epoch"
+    );
+    assert_eq!(moved.granted_at(), a.membership().len() - 1);
+    let s2 = join_scoped(&store, vault, &svc2.identity, &[&svc2.kek], &mut svc2.pins).unwrap();
+    assert_eq!(s2.scope_role(billing), Some(Role::ReadOnly));
+    assert_eq!(
+        s2.current_scope_key(billing).unwrap().id(),
+        a.current_scope_key(billing).unwrap().id()
+    );
+    assert!(unlock_as_scoped(&mut svc, &store, vault).is_err());
+    assert!(
+        store
+            .get(Table::Wraps, &grant_row(billing, 2, svc.id()))
+            .unwrap()
+            .is_none()
+    );
+    let svc = svc2;
+
     // Nobody becomes scoped or stops being scoped by a role change.
     assert!(a.set_role(&store, bob.id(), Role::Scoped).is_err());
     assert!(a.set_role(&store, svc.id(), Role::Member).is_err());
