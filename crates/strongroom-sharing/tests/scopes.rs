@@ -530,6 +530,29 @@ fn write_rights_on_a_scope() {
             .map(|e| e.at),
         Some(revoked_at)
     );
+    // Re-granted to a new identity, the member's write right on a scope moves with it: the
+    // old identity's ends at the re-grant, the new one's starts there.
+    a.grant_scope(&store, svc.id(), billing, Role::Member)
+        .unwrap();
+    let before = a.membership().len() - 1;
+    let svc2 = Person::new("svc");
+    let p = svc2.identity.public().clone();
+    a.regrant(&store, svc.id(), &p, confirmed(&p)).unwrap();
+    let at = a.membership().len() - 1;
+    let log = a.membership();
+    assert_eq!(
+        log.write_right_lost_in(svc.id(), before, Some(billing))
+            .map(|e| e.at),
+        Some(at)
+    );
+    assert_eq!(
+        log.writer_in(svc2.id(), at, Some(billing)),
+        Ok(svc2.identity.public().signing_key())
+    );
+    assert_eq!(
+        log.writer_in(svc2.id(), at, Some(auth)),
+        Err(WriterRefused::NoWriteRight)
+    );
 }
 
 /// A grant of `key` for `scope` at `epoch` to `to`, made by anyone who knows `to`'s public
