@@ -14,7 +14,7 @@ use crate::log::Scope;
 use crate::scope::{
     LinkUnder, ScopeGrant, ScopeLink, scope_chain_row_key, scope_grant_row_key, scope_link_row_key,
 };
-use crate::session::{check_kind, load_verified, open_member, store_credentials};
+use crate::session::{check_kind, check_listed, load_verified, open_member, store_credentials};
 use crate::{Identity, Membership, Pins, Role, SharingError, VerifyError};
 
 /// Every scope's keys, by scope and scope epoch.
@@ -282,19 +282,7 @@ pub fn join_scoped(
 ) -> Result<ScopedSession, SharingError> {
     let generation = store.generation()?;
     let state = load_verified(store, vault, pins)?;
-    match state.member(identity.member_id()) {
-        Some(m) if m.identity() == identity.public() => {}
-        Some(_) => {
-            return Err(SharingError::IdentityNotLogged {
-                member: identity.member_id(),
-            });
-        }
-        None => {
-            return Err(SharingError::NotAMember {
-                member: identity.member_id(),
-            });
-        }
-    }
+    check_listed(&state, identity)?;
     check_kind(&state, identity.member_id(), true)?;
     let scope_keys = open_scope_keys_granted(store, &state, identity)?;
     store_credentials(store, vault, identity, keyholders, generation)?;

@@ -425,7 +425,7 @@ pub(crate) fn open_keys(
 }
 
 /// Checks that `identity` is the current member the log lists under its id.
-fn check_listed(state: &Membership, identity: &Identity) -> Result<(), SharingError> {
+pub(crate) fn check_listed(state: &Membership, identity: &Identity) -> Result<(), SharingError> {
     let member = identity.member_id();
     match state.member(member) {
         Some(m) if m.identity() == identity.public() => Ok(()),
