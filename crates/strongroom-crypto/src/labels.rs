@@ -115,6 +115,7 @@ pub const LABELS: &[Label] = &[
     l("strongroom/v3/record-digest", &[HashPrefix], "strongroom", "digest of a record version's place and payload, signed by its writer"),
     l("strongroom/v3/record-writer", &[SignatureDomain], "strongroom-sharing", "signature of a record version by its writer"),
     l("strongroom/v3/scope-grant", &[HpkeInfo], "strongroom-sharing", "grant of a scope key to a scoped member's X-Wing identity"),
+    l("strongroom/v3/scope-index", &[HkdfInfo], "strongroom", "a scope's metadata key (its blind index) from a scope key"),
     l("strongroom/v3/scope-link", &[AeadAad], "strongroom-sharing", "a scope key wrapped under a vault key or under the scope's next key"),
 ];
 

@@ -88,10 +88,16 @@ pub enum Action {
     /// Record versions whose signer lost the right to write were signed again by the
     /// acting member.
     Reattest,
+    /// A scope (a namespace prefix with keys of its own) was created.
+    ScopeCreate,
+    /// A member was granted a scope.
+    ScopeGrant,
+    /// A member's scope was revoked (the scope's key replaced).
+    ScopeRevoke,
 }
 
 impl Action {
-    const ALL: [Action; 25] = [
+    const ALL: [Action; 28] = [
         Action::Create,
         Action::Unlock,
         Action::UnlockFailed,
@@ -117,6 +123,9 @@ impl Action {
         Action::MetaKeyReplace,
         Action::RequireSignedWrites,
         Action::Reattest,
+        Action::ScopeCreate,
+        Action::ScopeGrant,
+        Action::ScopeRevoke,
     ];
 
     /// The id byte.
@@ -159,6 +168,9 @@ impl Action {
             Action::MetaKeyReplace => "metadata-key-replace",
             Action::RequireSignedWrites => "require-signed-writes",
             Action::Reattest => "reattest",
+            Action::ScopeCreate => "scope-create",
+            Action::ScopeGrant => "scope-grant",
+            Action::ScopeRevoke => "scope-revoke",
         }
     }
 }

@@ -150,6 +150,15 @@ pub enum VaultError {
         /// The member's role; `None` for a former member.
         role: Option<Role>,
     },
+    /// A scoped member asked for a namespace outside its scopes: it holds no key that
+    /// reaches it, so it cannot read, list, write or even test names there.
+    #[error(
+        "namespace {namespace:?} is outside this member's scopes: it holds no key for it; ask an owner or admin to grant the scope that covers it"
+    )]
+    OutOfScope {
+        /// The namespace asked for.
+        namespace: String,
+    },
     /// A record version's writer is not accepted: it is unsigned where signatures are
     /// required, or signed by someone without the right to write records (a read-only or a
     /// former member, someone outside the vault), or its signature is false. Whoever wrote it

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access;
 mod age_pq;
 #[cfg(feature = "tokio")]
 mod asynchronous;
@@ -21,6 +22,7 @@ mod records;
 mod replica;
 mod rotation;
 mod scoped;
+mod scopes;
 mod snapshot;
 mod status;
 mod vault;
@@ -47,6 +49,7 @@ pub use rotation::{
     PendingRewrap, Progress, PurgeReport, QuarantinedVersion, RotateOptions, RotationReport,
 };
 pub use scoped::Namespace;
+pub use scopes::{ScopeInfo, ScopedRemovalReport, ScopedVault};
 pub use snapshot::{
     PreparedRestore, RestoreOptions, RestoreReport, SnapshotFile, SnapshotInfo,
     SnapshotVerification, restore_snapshot, verify_snapshot,
@@ -92,6 +95,6 @@ pub mod sharing {
     pub use strongroom_sharing::{
         Fingerprint, FingerprintConfirmed, HighWater, Identity, KemKind, KeyholderInfo,
         MAX_NAME_LEN, MemberRecoverability, Pins, PublicIdentity, RecoverabilityReport, Role,
-        SharingError, VerifyError, Warning, WriterRefused,
+        ScopeId, SharingError, VerifyError, Warning, WriterRefused,
     };
 }

@@ -210,18 +210,23 @@ impl Vault {
                 1000,
                 |row| -> Result<bool, VaultError> {
                     let entry = IndexEntry::decode(&row.value)?;
+                    // A version waiting for its re-attestation was readable to them too.
+                    let (p, _) = open_version_to_attest(store, st, &entry, entry.version)?;
+                    // A full member read every scope key through the vault keys: every
+                    // stored version of a scope's secret is listed (versions written after
+                    // the removal included, under keys it never held: the list errs on
+                    // the side of caution).
+                    let in_scope = st.session.membership().scope_of(&p.namespace).is_some();
                     // A version sealed at an epoch the member held was readable to them;
                     // rewrapping it later does not make it unknown to them.
                     let versions: Vec<u64> = crate::records::sealed_epochs(store, &entry)?
                         .into_iter()
-                        .filter(|(_, sealed)| *sealed >= lo && *sealed <= hi)
+                        .filter(|(_, sealed)| in_scope || (*sealed >= lo && *sealed <= hi))
                         .map(|(v, _)| v)
                         .collect();
                     if versions.is_empty() {
                         return Ok(true);
                     }
-                    // A version waiting for its re-attestation was readable to them too.
-                    let (p, _) = open_version_to_attest(store, st, &entry, entry.version)?;
                     out.push(ExposedSecret {
                         namespace: p.namespace,
                         name: p.name,

@@ -16,6 +16,7 @@ use strongroom_crypto::MemberId;
 use strongroom_envelope::{Epoch, RecordContext, SealedRecord, WrappedDek, seal_in};
 use strongroom_store::{Batch, Cursor, Expect, ReadView, Row, ScanRange, Table, Versioned};
 
+use crate::access::Access;
 use crate::audit::{Action, AuditEvent};
 use crate::records::{
     Head, HeadBody, INLINE_BODY_MAX, IndexEntry, OpenedPayload, log_position, open_to_attest,
@@ -204,7 +205,7 @@ impl Vault {
             if !matches!(role, Some(Role::Owner | Role::Admin)) {
                 return Err(VaultError::PermissionDenied { role });
             }
-            crate::writers::signing_position(st)?;
+            crate::writers::signing_position(st, None)?;
             let wanted: Vec<(Table, &[u8])> = keys.iter().map(|k| (table, *k)).collect();
             let rows: Vec<Row> = keys
                 .iter()
@@ -402,7 +403,8 @@ fn vouched(
         ProofKind::Vouched,
         log_position(st),
     );
-    let key = st.session.current_key();
+    // A scope's secret is sealed again under its scope's current key.
+    let key = st.domain(&p.namespace)?.key;
     let was = was.unwrap_or(key.epoch());
     seal_in(key, was, suite, &ctx, plain.expose_secret()).map_err(|source| VaultError::Record {
         record: record.to_string(),

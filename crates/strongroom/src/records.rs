@@ -21,22 +21,25 @@
 
 use std::fmt;
 
+use strongroom_crypto::ScopeId;
+use strongroom_crypto::aead::Suite;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
 use strongroom_envelope::{
-    Epoch, RecordContext, SealedRecord as Sealed, WrappedDek, open_with, seal,
+    BodyCheck, Epoch, RecordContext, SealedRecord as Sealed, WrappedDek, open_with, seal,
 };
 use strongroom_store::{
-    Batch, Cursor, Expect, MAX_SCAN_LIMIT, ReadView, Row, ScanRange, Snapshot, Table, Versioned,
-    scan_all,
+    Batch, Cursor, Expect, MAX_SCAN_LIMIT, ReadView, Row, ScanRange, Snapshot, Store, Table,
+    Versioned, scan_all,
 };
 
+use crate::access::{Access, Domain, IndexKeys};
 use crate::audit::{Action, AuditEvent};
 pub(crate) use crate::index_entry::{
     Head, HeadBody, INLINE_BODY_MAX, IndexEntry, parse_version_key, version_key,
 };
 use crate::meta::{MetaKeys, hmac32, now};
-use crate::vault::{State, Vault};
+use crate::vault::Vault;
 use crate::writers::{Authorship, LostRight, ProofKind, WriterProof};
 use crate::{Inconsistency, VaultError};
 
@@ -162,11 +165,6 @@ impl core::fmt::Debug for Secret {
     }
 }
 
-/// The blind index row key of `namespace`/`name` (under the current metadata key).
-pub(crate) fn blind(state: &State, namespace: &str, name: &str) -> [u8; 32] {
-    blind_with(&state.meta, namespace, name)
-}
-
 /// The blind index row key of `namespace`/`name` under the metadata keys `meta`.
 pub(crate) fn blind_with(meta: &MetaKeys, namespace: &str, name: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
@@ -180,9 +178,8 @@ pub(crate) fn blind_with(meta: &MetaKeys, namespace: &str, name: &str) -> [u8; 3
     out
 }
 
-/// Where a secret's index row is: `key`, its blind index under the current metadata key,
-/// or (until the rotation after a metadata-key replacement moves it) the blind index under
-/// an older one.
+/// Where a secret's index row is: `key`, its blind index under the current index key of
+/// its domain, or (until a rotation moves it) the blind index under an older one.
 pub(crate) struct Located {
     /// Where the row belongs.
     pub(crate) key: [u8; 32],
@@ -197,31 +194,42 @@ impl Located {
 }
 
 /// Reads the index rows of `names` in one store call: the current blind index of each, and
-/// while older metadata keys are in use, theirs too (the current one wins).
+/// while older index keys of its domain are in use, theirs too (the current one wins).
 pub(crate) fn locate_many<'n>(
     store: &dyn ReadView,
-    state: &State,
+    access: &dyn Access,
     names: impl Iterator<Item = (&'n str, &'n str)>,
 ) -> Result<Vec<Located>, VaultError> {
-    let generations = 1 + state.older_meta.len();
-    let keys: Vec<[u8; 32]> = names
-        .flat_map(|(ns, name)| {
-            state
-                .meta_generations()
-                .map(move |m| blind_with(m, ns, name))
-        })
-        .collect();
+    // The blind keys of each name, current first; the domain of a namespace is looked up
+    // once per run of names in it.
+    let mut per_name: Vec<Vec<[u8; 32]>> = Vec::new();
+    let mut last: Option<(&str, Domain<'_>)> = None;
+    for (ns, name) in names {
+        if last.as_ref().is_none_or(|(n, _)| *n != ns) {
+            last = Some((ns, access.domain(ns)?));
+        }
+        let (_, domain) = last.as_ref().unwrap_or_else(|| unreachable!("set above"));
+        per_name.push(
+            domain
+                .index
+                .all()
+                .into_iter()
+                .map(|m| blind_with(m, ns, name))
+                .collect(),
+        );
+    }
+    let keys: Vec<&[u8; 32]> = per_name.iter().flatten().collect();
     let mut rows = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(1000 * generations) {
+    for chunk in keys.chunks(4000) {
         let wanted: Vec<(Table, &[u8])> = chunk.iter().map(|k| (Table::Index, &k[..])).collect();
         rows.extend(store.get_many(&wanted)?);
     }
     let mut rows = rows.into_iter();
-    Ok(keys
-        .chunks(generations)
+    Ok(per_name
+        .iter()
         .map(|ks| {
             let mut found = None;
-            for (k, row) in ks.iter().zip(rows.by_ref().take(generations)) {
+            for (k, row) in ks.iter().zip(rows.by_ref().take(ks.len())) {
                 if found.is_none()
                     && let Some(row) = row
                 {
@@ -236,50 +244,62 @@ pub(crate) fn locate_many<'n>(
 /// [`locate_many`] for one name: one store read.
 pub(crate) fn locate(
     store: &dyn ReadView,
-    state: &State,
+    access: &dyn Access,
     namespace: &str,
     name: &str,
 ) -> Result<Located, VaultError> {
-    if state.older_meta.is_empty() {
-        let key = blind(state, namespace, name);
+    let domain = access.domain(namespace)?;
+    if let IndexKeys::Vault(current, []) = domain.index {
+        let key = blind_with(current, namespace, name);
         let found = store.get(Table::Index, &key)?.map(|row| (key, row));
         return Ok(Located { key, found });
     }
     Ok(
-        locate_many(store, state, std::iter::once((namespace, name)))?
+        locate_many(store, access, std::iter::once((namespace, name)))?
             .pop()
             .unwrap_or_else(|| unreachable!("one name, one result")),
     )
 }
 
-/// The scan ranges of a namespace's index rows: under the current metadata key, then the
-/// older ones still in use.
-fn ns_ranges(state: &State, namespace: &str) -> Vec<ScanRange> {
-    state
-        .meta_generations()
+/// The scan ranges of a namespace's index rows: under the current index key of its
+/// domain, then the older ones still in use.
+fn ns_ranges(access: &dyn Access, namespace: &str) -> Result<Vec<ScanRange>, VaultError> {
+    Ok(access
+        .domain(namespace)?
+        .index
+        .all()
+        .into_iter()
         .map(|m| ScanRange::prefix(m.ns_prefix(namespace).to_vec()))
-        .collect()
+        .collect())
 }
 
 /// An index row found by a scan names the secret its record holds: the row key is the
 /// blind index of the payload's namespace and name (and, for a scan of one namespace, that
 /// namespace). A storage that points rows at other records is refused, never followed.
 pub(crate) fn check_index_row(
-    state: &State,
+    access: &dyn Access,
     row_key: &[u8],
     payload: &OpenedPayload,
     record: RecordId,
     namespace: Option<&str>,
 ) -> Result<(), VaultError> {
-    if namespace.is_some_and(|ns| ns != payload.namespace)
-        || !state
-            .meta_generations()
-            .any(|m| blind_with(m, &payload.namespace, &payload.name)[..] == row_key[..])
-    {
-        return Err(VaultError::inconsistent(
+    let misdirected = || {
+        VaultError::inconsistent(
             Inconsistency::Misdirected,
             format!("index row points at record {record} of another secret"),
-        ));
+        )
+    };
+    if namespace.is_some_and(|ns| ns != payload.namespace) {
+        return Err(misdirected());
+    }
+    let domain = access.domain(&payload.namespace)?;
+    if !domain
+        .index
+        .all()
+        .into_iter()
+        .any(|m| blind_with(m, &payload.namespace, &payload.name)[..] == row_key[..])
+    {
+        return Err(misdirected());
     }
     Ok(())
 }
@@ -480,32 +500,32 @@ pub struct PutManyReport {
 /// any other version from its two rows, read in one call.
 pub(crate) fn open_version(
     view: &dyn ReadView,
-    state: &State,
+    access: &dyn Access,
     entry: &IndexEntry,
     version: u64,
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
-    open_version_with(view, state, entry, version, LostRight::Refuse)
+    open_version_with(view, access, entry, version, LostRight::Refuse)
 }
 
 /// [`open_version`] as [`open_to_attest`] opens rows.
 pub(crate) fn open_version_to_attest(
     view: &dyn ReadView,
-    state: &State,
+    access: &dyn Access,
     entry: &IndexEntry,
     version: u64,
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
-    open_version_with(view, state, entry, version, LostRight::ToAttest)
+    open_version_with(view, access, entry, version, LostRight::ToAttest)
 }
 
 fn open_version_with(
     view: &dyn ReadView,
-    state: &State,
+    access: &dyn Access,
     entry: &IndexEntry,
     version: u64,
     lost: LostRight,
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
-    let open_rows = |state, record, version, body: &[u8], dek: &[u8]| {
-        open_rows_with(state, record, version, body, dek, lost)
+    let open_rows = |access, record, version, body: &[u8], dek: &[u8]| {
+        open_rows_with(access, record, version, body, dek, lost)
     };
     let record = entry.record;
     let key = version_key(record, version);
@@ -513,7 +533,7 @@ fn open_version_with(
         && let Some(head) = entry.head()
     {
         return match &head.body {
-            HeadBody::Inline(body) => open_rows(state, record, version, body, head.dek.as_bytes()),
+            HeadBody::Inline(body) => open_rows(access, record, version, body, head.dek.as_bytes()),
             HeadBody::Stored => {
                 let body = view.get(Table::Bodies, &key)?.ok_or_else(|| {
                     VaultError::inconsistent(
@@ -521,7 +541,7 @@ fn open_version_with(
                         format!("record {record} version {version} is missing its body"),
                     )
                 })?;
-                open_rows(state, record, version, &body.value, head.dek.as_bytes())
+                open_rows(access, record, version, &body.value, head.dek.as_bytes())
             }
         };
     }
@@ -529,7 +549,7 @@ fn open_version_with(
     let rows = <[Option<Versioned>; 2]>::try_from(got).unwrap_or([None, None]);
     let missing = match &rows {
         [Some(body), Some(dek)] => {
-            return open_rows(state, record, version, &body.value, &dek.value);
+            return open_rows(access, record, version, &body.value, &dek.value);
         }
         [None, None] => return Err(VaultError::VersionGone { record, version }),
         [None, Some(_)] => "its body",
@@ -545,7 +565,7 @@ fn open_version_with(
 /// store call: inline heads need none, the rest are read together.
 pub(crate) fn open_heads(
     view: &dyn ReadView,
-    state: &State,
+    access: &dyn Access,
     rows: &[Row],
 ) -> Result<Vec<(IndexEntry, OpenedPayload, Epoch)>, VaultError> {
     let entries = rows
@@ -590,13 +610,13 @@ pub(crate) fn open_heads(
             Some(Head {
                 dek,
                 body: HeadBody::Inline(body),
-            }) => open_rows(state, e.record, e.version, body, dek.as_bytes())?,
+            }) => open_rows(access, e.record, e.version, body, dek.as_bytes())?,
             Some(Head {
                 dek,
                 body: HeadBody::Stored,
             }) => {
                 let body = fetched.next().flatten().ok_or_else(|| missing(&e))?;
-                open_rows(state, e.record, e.version, &body.value, dek.as_bytes())?
+                open_rows(access, e.record, e.version, &body.value, dek.as_bytes())?
             }
             None => {
                 let body = fetched.next().flatten();
@@ -604,7 +624,7 @@ pub(crate) fn open_heads(
                 let (Some(body), Some(dek)) = (body, dek) else {
                     return Err(missing(&e));
                 };
-                open_rows(state, e.record, e.version, &body.value, &dek.value)?
+                open_rows(access, e.record, e.version, &body.value, &dek.value)?
             }
         };
         out.push((e, opened.0, opened.1));
@@ -613,30 +633,30 @@ pub(crate) fn open_heads(
 }
 
 pub(crate) fn open_rows(
-    state: &State,
+    access: &dyn Access,
     record: RecordId,
     version: u64,
     body: &[u8],
     dek: &[u8],
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
-    open_rows_with(state, record, version, body, dek, LostRight::Refuse)
+    open_rows_with(access, record, version, body, dek, LostRight::Refuse)
 }
 
 /// [`open_rows`], accepting a version whose signer lost the right to write since (its
 /// signature still checked as of the log position it names), marked `needs_attestation`:
 /// for re-attestation, re-encryption and a restore's verification, never for a read.
 pub(crate) fn open_to_attest(
-    state: &State,
+    access: &dyn Access,
     record: RecordId,
     version: u64,
     body: &[u8],
     dek: &[u8],
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
-    open_rows_with(state, record, version, body, dek, LostRight::ToAttest)
+    open_rows_with(access, record, version, body, dek, LostRight::ToAttest)
 }
 
 fn open_rows_with(
-    state: &State,
+    access: &dyn Access,
     record: RecordId,
     version: u64,
     body: &[u8],
@@ -649,32 +669,66 @@ fn open_rows_with(
     };
     let wrapped = WrappedDek::from_bytes(dek).map_err(rec_err)?;
     let epoch = wrapped.epoch();
-    if epoch < state.min_epoch() {
-        return Err(VaultError::RetiredEpoch {
-            record: record.to_string(),
-            epoch,
-        });
-    }
-    let Some(vk) = state.session.key(epoch) else {
+    let Some((scope, key)) = access.unwrapping_key(&wrapped) else {
+        if epoch < access.min_epoch() {
+            return Err(VaultError::RetiredEpoch {
+                record: record.to_string(),
+                epoch,
+            });
+        }
         return Err(VaultError::Record {
             record: record.to_string(),
             source: strongroom_envelope::EnvelopeError::Decrypt,
         });
     };
+    if scope.is_none() && epoch < access.min_epoch() {
+        return Err(VaultError::RetiredEpoch {
+            record: record.to_string(),
+            epoch,
+        });
+    }
     let ctx = RecordContext {
-        vault_id: state.session.vault_id(),
+        vault_id: access.vault_id(),
         record_id: record,
         version,
     };
-    let plain = open_with(vk, &ctx, body, dek, state.body_check()).map_err(rec_err)?;
+    // A scope's data keys are shared with its scoped members: its bodies are always
+    // checked against the digest the wrap authenticates.
+    let check = match scope {
+        None => access.body_check(),
+        Some(_) => BodyCheck::Always,
+    };
+    let plain = open_with(key, &ctx, body, dek, check).map_err(rec_err)?;
     let mut payload = decode_payload(&plain)?;
+    // A scope key wraps only records of its scope: a scoped member cannot move a record it
+    // wrote into another scope or the vault-wide area by a storage edit. (A vault key may
+    // wrap a record of a scope's namespace written before the scope existed: only full
+    // members hold vault keys, and they may write there.)
+    let domain = access
+        .membership()
+        .scope_of(&payload.namespace)
+        .map(strongroom_sharing::Scope::id);
+    if scope.is_some() && domain != scope {
+        let name = |s: Option<ScopeId>| {
+            s.map_or("the vault-wide area".to_owned(), |s| format!("scope {s}"))
+        };
+        return Err(VaultError::inconsistent(
+            Inconsistency::Misdirected,
+            format!(
+                "record {record} version {version} is wrapped under a key of {}, but its namespace is in {}",
+                name(scope),
+                name(domain)
+            ),
+        ));
+    }
     let checked = crate::writers::check(
-        state,
+        access,
         &ctx,
         plain.expose_secret(),
         payload.author,
         payload.proof.as_ref(),
         lost,
+        domain,
     )?;
     payload.authorship = checked.authorship;
     payload.needs_attestation = checked.needs_attestation;
@@ -692,9 +746,16 @@ struct PlannedPut<'a> {
     payload: Payload<'a>,
 }
 
-/// The last position of the membership log `state` verified: what a writer signs it saw.
-pub(crate) fn log_position(state: &State) -> u64 {
-    state.session.membership().len().saturating_sub(1)
+/// The last position of the membership log `access` verified: what a writer signs it saw.
+pub(crate) fn log_position(access: &dyn Access) -> u64 {
+    access.membership().len().saturating_sub(1)
+}
+
+/// What a put needs besides keys: the vault's cipher suite and how many versions it keeps.
+#[derive(Clone, Copy)]
+pub(crate) struct WriteSettings {
+    pub(crate) suite: Suite,
+    pub(crate) keep: u64,
 }
 
 fn meta_of(p: &OpenedPayload, record: RecordId, version: u64, epoch: Epoch) -> SecretMeta {
@@ -736,7 +797,15 @@ impl Vault {
         self.require_writer()?;
         self.write(|state, batch| {
             let at = locate(self.store(), state, namespace, name)?;
-            let meta = self.stage_put(state, batch, &at, namespace, name, value)?;
+            let meta = stage_put(
+                state,
+                self.write_settings(),
+                batch,
+                &at,
+                namespace,
+                name,
+                value,
+            )?;
             let event = AuditEvent::new(
                 Action::Put,
                 meta.record_id.as_bytes(),
@@ -801,211 +870,24 @@ impl Vault {
             let mut planned = Vec::with_capacity(secrets.len());
             for (s, at) in secrets.iter().zip(located) {
                 if let Some(row) = at.row()
-                    && self.current_value_is(state, row, s)?
+                    && current_value_is(store, state, row, s)?
                 {
                     unchanged += 1;
                     continue;
                 }
-                planned.push(Self::plan_put(
-                    state,
-                    batch,
-                    &at,
-                    s.namespace,
-                    s.name,
-                    s.value,
-                )?);
+                planned.push(plan_put(state, batch, &at, s.namespace, s.name, s.value)?);
             }
             // Signing and sealing take most of an import's time and need no order: they
             // run on every core, the rows then go into the batch in input order.
-            let sealed = self.seal_all(state, &planned)?;
+            let settings = self.write_settings();
+            let sealed = seal_all(state, settings, &planned)?;
             for (p, sealed) in planned.into_iter().zip(sealed) {
-                written.push(self.finish_put(batch, p, sealed));
+                written.push(finish_put(settings, batch, p, sealed));
             }
             let detail = format!("written={} unchanged={unchanged}", written.len());
             let event = AuditEvent::new(Action::Import, Vec::new(), detail);
             Ok((PutManyReport { written, unchanged }, event))
         })
-    }
-
-    /// [`Vault::seal_put`] of every planned put, split over the machine's cores.
-    fn seal_all(
-        &self,
-        state: &State,
-        planned: &[PlannedPut<'_>],
-    ) -> Result<Vec<Sealed>, VaultError> {
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        if threads < 2 || planned.len() < 64 {
-            return planned.iter().map(|p| self.seal_put(state, p)).collect();
-        }
-        let chunk = planned.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let parts: Vec<_> = planned
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|p| self.seal_put(state, p))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut all = Vec::with_capacity(planned.len());
-            for part in parts {
-                let sealed = part.join().map_err(|_| {
-                    VaultError::inconsistent(Inconsistency::Internal, "a sealing thread panicked")
-                })??;
-                all.extend(sealed);
-            }
-            Ok(all)
-        })
-    }
-
-    /// Whether the head version of the record at `row` holds `s.value` already. A head
-    /// whose writer is refused holds no value: the import writes over it, as a put does.
-    fn current_value_is(
-        &self,
-        state: &State,
-        row: &Versioned,
-        s: &NewSecret<'_>,
-    ) -> Result<bool, VaultError> {
-        use subtle::ConstantTimeEq;
-        let entry = IndexEntry::decode(&row.value)?;
-        let (p, _) = match open_version(self.store(), state, &entry, entry.version) {
-            Err(VaultError::Writer { .. }) => return Ok(false),
-            other => other?,
-        };
-        check_names(&p, s.namespace, s.name, entry.record)?;
-        Ok(p.value.expose_secret().ct_eq(s.value).into())
-    }
-
-    /// Adds a new version of `namespace`/`name` (index row `at`) to `batch`: the new head
-    /// goes into the index entry (its body too when small), the previous head moves to
-    /// rows of its own, and versions that fall out of the history are deleted. No read:
-    /// what the rows hold follows from the entry. An index row found under an older
-    /// metadata key moves to its current blind index.
-    fn stage_put(
-        &self,
-        state: &State,
-        batch: &mut Batch,
-        at: &Located,
-        namespace: &str,
-        name: &str,
-        value: &[u8],
-    ) -> Result<SecretMeta, VaultError> {
-        let planned = Self::plan_put(state, batch, at, namespace, name, value)?;
-        let sealed = self.seal_put(state, &planned)?;
-        Ok(self.finish_put(batch, planned, sealed))
-    }
-
-    /// The first, cheap part of [`Vault::stage_put`], in order: the version, the record
-    /// id, what the index row is expected to hold, and the writer's right.
-    fn plan_put<'a>(
-        state: &State,
-        batch: &mut Batch,
-        at: &Located,
-        namespace: &'a str,
-        name: &'a str,
-        value: &'a [u8],
-    ) -> Result<PlannedPut<'a>, VaultError> {
-        let now = now();
-        let (record, version, created_at, previous, mut expect) = next_version(at.row(), now)?;
-        if let Some((found, row)) = &at.found
-            && *found != at.key
-        {
-            batch.delete(Table::Index, found.to_vec(), Expect::Version(row.version));
-            expect = Expect::Absent;
-        }
-        let author = state.session.member_id();
-        // The right to write is checked again here, against the log this attempt signs at.
-        let seq = crate::writers::signing_position(state)?;
-        Ok(PlannedPut {
-            key: at.key,
-            ctx: RecordContext {
-                vault_id: state.session.vault_id(),
-                record_id: record,
-                version,
-            },
-            created_at,
-            previous,
-            expect,
-            seq,
-            payload: Payload {
-                namespace,
-                name,
-                created_at,
-                updated_at: now,
-                author,
-                value,
-            },
-        })
-    }
-
-    /// The costly part of [`Vault::stage_put`], which needs no order: the signed payload,
-    /// sealed under a fresh data key wrapped by the current vault key.
-    fn seal_put(&self, state: &State, planned: &PlannedPut<'_>) -> Result<Sealed, VaultError> {
-        let payload = planned.payload.encode_signed(
-            &planned.ctx,
-            state.session.identity(),
-            ProofKind::Written,
-            planned.seq,
-        );
-        seal(
-            state.session.current_key(),
-            self.header().suite,
-            &planned.ctx,
-            payload.expose_secret(),
-        )
-        .map_err(|e| VaultError::Record {
-            record: planned.ctx.record_id.to_string(),
-            source: e,
-        })
-    }
-
-    /// The last part of [`Vault::stage_put`]: the rows into `batch`.
-    fn finish_put(&self, batch: &mut Batch, planned: PlannedPut<'_>, sealed: Sealed) -> SecretMeta {
-        let PlannedPut {
-            key,
-            ctx,
-            created_at,
-            previous,
-            expect,
-            payload,
-            ..
-        } = planned;
-        let (record, version) = (ctx.record_id, ctx.version);
-        let keep = u64::from(self.header().history.max(1));
-        // The versions kept after this put: `oldest ..= version`.
-        let oldest = version.saturating_sub(keep - 1).max(1);
-        if let Some(old) = &previous {
-            stage_history(batch, old, oldest);
-        }
-        let epoch = sealed.wrapped_dek.epoch();
-        let body = place_body(batch, record, version, sealed.body);
-        let entry = IndexEntry {
-            record,
-            version,
-            created_at,
-            layout: Some((
-                oldest,
-                Head {
-                    dek: sealed.wrapped_dek,
-                    body,
-                },
-            )),
-        };
-        batch.put(Table::Index, key.to_vec(), entry.encode(), expect);
-        SecretMeta {
-            namespace: payload.namespace.to_owned(),
-            name: payload.name.to_owned(),
-            record_id: record,
-            version,
-            created_at,
-            updated_at: payload.updated_at,
-            updated_by: payload.author,
-            authorship: Authorship::Signed,
-            epoch,
-            len: payload.value.len(),
-        }
     }
 
     /// Reads the current version of a secret.
@@ -1048,7 +930,7 @@ impl Vault {
         }
         let mut attempt = 0;
         loop {
-            match self.get_many_once(namespace, names) {
+            match self.read(|state| get_many_in(self.store(), state, namespace, names)) {
                 Err(
                     VaultError::Record { .. }
                     | VaultError::Inconsistent { .. }
@@ -1070,34 +952,6 @@ impl Vault {
         }
     }
 
-    fn get_many_once(
-        &self,
-        namespace: &str,
-        names: &[&str],
-    ) -> Result<Vec<Option<Secret>>, VaultError> {
-        self.read(|state| {
-            let store = self.store();
-            let got = locate_many(store, state, names.iter().map(|n| (namespace, *n)))?;
-            let rows: Vec<Row> = got
-                .iter()
-                .filter_map(|at| {
-                    at.found.as_ref().map(|(k, v)| Row {
-                        key: k.to_vec(),
-                        value: v.value.clone(),
-                        version: v.version,
-                    })
-                })
-                .collect();
-            let mut opened = Vec::with_capacity(rows.len());
-            secrets_of(store, state, &rows, Some(namespace), &mut opened)?;
-            let mut opened = opened.into_iter();
-            Ok(got
-                .iter()
-                .map(|at| at.found.as_ref().and_then(|_| opened.next()))
-                .collect())
-        })
-    }
-
     fn get_inner(
         &self,
         namespace: &str,
@@ -1112,7 +966,7 @@ impl Vault {
             // retried from the index a few times before it is reported.
             let mut attempt = 0;
             loop {
-                match self.get_once(state, namespace, name, version) {
+                match get_in(self.store(), state, namespace, name, version) {
                     Err(
                         VaultError::Record { .. }
                         | VaultError::Inconsistent { .. }
@@ -1126,59 +980,14 @@ impl Vault {
         })
     }
 
-    fn get_once(
-        &self,
-        state: &State,
-        namespace: &str,
-        name: &str,
-        version: Option<u64>,
-    ) -> Result<Secret, VaultError> {
-        let store = self.store();
-        let not_found = || VaultError::NotFound {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        };
-        let (_, row) = locate(store, state, namespace, name)?
-            .found
-            .ok_or_else(not_found)?;
-        let entry = IndexEntry::decode(&row.value)?;
-        let v = version.unwrap_or(entry.version);
-        if v == 0 || v > entry.version || entry.oldest().is_some_and(|o| v < o) {
-            return Err(not_found());
-        }
-        let opened = open_version(store, state, &entry, v);
-        let (p, epoch) = match opened {
-            // An older version pruned since, or purged: not found, not damage.
-            Err(VaultError::VersionGone { .. }) if version.is_some() => {
-                return Err(not_found());
-            }
-            other => other?,
-        };
-        check_names(&p, namespace, name, entry.record)?;
-        let meta = meta_of(&p, entry.record, v, epoch);
-        Ok(Secret {
-            meta,
-            value: p.value,
-        })
-    }
-
     /// Deletes a secret and every stored version of it, with an audit entry, atomically.
     pub fn delete(&self, namespace: &str, name: &str) -> Result<(), VaultError> {
         validate_namespace(namespace)?;
         validate_name(name)?;
         self.require_writer()?;
         self.write(|state, batch| {
-            let store = self.store();
-            let (key, row) = locate(store, state, namespace, name)?
-                .found
-                .ok_or_else(|| VaultError::NotFound {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                })?;
-            let entry = IndexEntry::decode(&row.value)?;
-            batch.delete(Table::Index, key.to_vec(), Expect::Version(row.version));
-            stage_delete_rows(store, batch, &entry)?;
-            let event = AuditEvent::new(Action::Delete, entry.record.as_bytes(), "");
+            let record = stage_delete(self.store(), state, batch, namespace, name)?;
+            let event = AuditEvent::new(Action::Delete, record.as_bytes(), "");
             Ok(((), event))
         })
     }
@@ -1274,9 +1083,7 @@ impl Vault {
     pub fn secrets(&self, namespace: &str) -> Result<Secrets<'_>, VaultError> {
         validate_namespace(namespace)?;
         self.refresh_if_stale()?;
-        let mut ranges = self
-            .read(|state| Ok(ns_ranges(state, namespace)))?
-            .into_iter();
+        let mut ranges = self.read(|state| ns_ranges(state, namespace))?.into_iter();
         let range = ranges
             .next()
             .unwrap_or_else(|| unreachable!("the current metadata key's range"));
@@ -1316,71 +1123,364 @@ impl Vault {
         // A scan under a metadata key that was replaced would miss the rows moved since:
         // one store call checks that the membership log is where this handle saw it.
         self.refresh_if_stale()?;
-        self.read(|state| {
-            let store = self.store();
-            let ranges = ns_ranges(state, namespace);
-            let first = store.scan(Table::Index, &ranges[0], None, MAX_SCAN_LIMIT)?;
-            let mut out = Vec::with_capacity(first.rows.len());
-            if first.next.is_none() && ranges.len() == 1 {
-                secrets_of(store, state, &first.rows, Some(namespace), &mut out)?;
-            } else {
-                // More than one page (or rows still under an older metadata key): read
-                // them all from one point in time.
-                let view = store.snapshot()?;
-                for range in &ranges {
-                    let mut cursor = None;
-                    loop {
-                        let page = view.scan(Table::Index, range, cursor.as_ref(), 1000)?;
-                        secrets_of(&*view, state, &page.rows, Some(namespace), &mut out)?;
-                        match page.next {
-                            Some(c) => cursor = Some(c),
-                            None => break,
-                        }
-                    }
-                }
-            }
-            // Stable: a name found under the current key and an older one (planted) keeps
-            // the current one.
-            out.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
-            out.dedup_by(|later, first| later.meta.name == first.meta.name);
-            Ok(out)
-        })
+        self.read(|state| load_in(self.store(), state, namespace))
     }
 
     /// The stored versions of a secret, oldest first.
     pub fn history(&self, namespace: &str, name: &str) -> Result<Vec<SecretMeta>, VaultError> {
         validate_namespace(namespace)?;
         validate_name(name)?;
-        self.read(|state| {
-            let store = self.store();
-            let (_, row) = locate(store, state, namespace, name)?
-                .found
-                .ok_or_else(|| VaultError::NotFound {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                })?;
-            let entry = IndexEntry::decode(&row.value)?;
-            let versions: Vec<u64> = match entry.oldest() {
-                Some(oldest) => (oldest..=entry.version).collect(),
-                None => versions_of(store, Table::Bodies, entry.record)?
-                    .iter()
-                    .filter_map(|r| parse_version_key(&r.key).map(|(_, v)| v))
-                    .filter(|v| *v <= entry.version)
-                    .collect(),
-            };
-            let mut out = Vec::with_capacity(versions.len());
-            for v in versions {
-                let (p, epoch) = match open_version(store, state, &entry, v) {
-                    // Pruned by a writer meanwhile, or purged: not stored any more.
-                    Err(VaultError::VersionGone { .. }) => continue,
-                    other => other?,
-                };
-                check_names(&p, namespace, name, entry.record)?;
-                out.push(meta_of(&p, entry.record, v, epoch));
-            }
-            Ok(out)
-        })
+        self.read(|state| history_in(self.store(), state, namespace, name))
     }
+}
+
+/// [`seal_put`] of every planned put, split over the machine's cores.
+fn seal_all(
+    access: &dyn Access,
+    settings: WriteSettings,
+    planned: &[PlannedPut<'_>],
+) -> Result<Vec<Sealed>, VaultError> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    if threads < 2 || planned.len() < 64 {
+        return planned
+            .iter()
+            .map(|p| seal_put(access, settings, p))
+            .collect();
+    }
+    let chunk = planned.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = planned
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|p| seal_put(access, settings, p))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(planned.len());
+        for part in parts {
+            let sealed = part.join().map_err(|_| {
+                VaultError::inconsistent(Inconsistency::Internal, "a sealing thread panicked")
+            })??;
+            all.extend(sealed);
+        }
+        Ok(all)
+    })
+}
+
+/// Whether the head version of the record at `row` holds `s.value` already. A head
+/// whose writer is refused holds no value: the import writes over it, as a put does.
+fn current_value_is(
+    view: &dyn ReadView,
+    access: &dyn Access,
+    row: &Versioned,
+    s: &NewSecret<'_>,
+) -> Result<bool, VaultError> {
+    use subtle::ConstantTimeEq;
+    let entry = IndexEntry::decode(&row.value)?;
+    let (p, _) = match open_version(view, access, &entry, entry.version) {
+        Err(VaultError::Writer { .. }) => return Ok(false),
+        other => other?,
+    };
+    check_names(&p, s.namespace, s.name, entry.record)?;
+    Ok(p.value.expose_secret().ct_eq(s.value).into())
+}
+
+/// Adds a new version of `namespace`/`name` (index row `at`) to `batch`: the new head
+/// goes into the index entry (its body too when small), the previous head moves to
+/// rows of its own, and versions that fall out of the history are deleted. No read:
+/// what the rows hold follows from the entry. An index row found under an older
+/// metadata key moves to its current blind index.
+pub(crate) fn stage_put(
+    access: &dyn Access,
+    settings: WriteSettings,
+    batch: &mut Batch,
+    at: &Located,
+    namespace: &str,
+    name: &str,
+    value: &[u8],
+) -> Result<SecretMeta, VaultError> {
+    let planned = plan_put(access, batch, at, namespace, name, value)?;
+    let sealed = seal_put(access, settings, &planned)?;
+    Ok(finish_put(settings, batch, planned, sealed))
+}
+
+/// The first, cheap part of [`stage_put`], in order: the version, the record
+/// id, what the index row is expected to hold, and the writer's right.
+fn plan_put<'a>(
+    access: &dyn Access,
+    batch: &mut Batch,
+    at: &Located,
+    namespace: &'a str,
+    name: &'a str,
+    value: &'a [u8],
+) -> Result<PlannedPut<'a>, VaultError> {
+    let now = now();
+    let (record, version, created_at, previous, mut expect) = next_version(at.row(), now)?;
+    if let Some((found, row)) = &at.found
+        && *found != at.key
+    {
+        batch.delete(Table::Index, found.to_vec(), Expect::Version(row.version));
+        expect = Expect::Absent;
+    }
+    let author = access.member_id();
+    let scope = access.domain(namespace)?.scope;
+    // The right to write is checked again here, against the log this attempt signs at.
+    let seq = crate::writers::signing_position(access, scope)?;
+    Ok(PlannedPut {
+        key: at.key,
+        ctx: RecordContext {
+            vault_id: access.vault_id(),
+            record_id: record,
+            version,
+        },
+        created_at,
+        previous,
+        expect,
+        seq,
+        payload: Payload {
+            namespace,
+            name,
+            created_at,
+            updated_at: now,
+            author,
+            value,
+        },
+    })
+}
+
+/// The costly part of [`stage_put`], which needs no order: the signed payload,
+/// sealed under a fresh data key wrapped by the current vault key.
+fn seal_put(
+    access: &dyn Access,
+    settings: WriteSettings,
+    planned: &PlannedPut<'_>,
+) -> Result<Sealed, VaultError> {
+    let payload = planned.payload.encode_signed(
+        &planned.ctx,
+        access.identity(),
+        ProofKind::Written,
+        planned.seq,
+    );
+    seal(
+        access.domain(planned.payload.namespace)?.key,
+        settings.suite,
+        &planned.ctx,
+        payload.expose_secret(),
+    )
+    .map_err(|e| VaultError::Record {
+        record: planned.ctx.record_id.to_string(),
+        source: e,
+    })
+}
+
+/// The last part of [`stage_put`]: the rows into `batch`.
+fn finish_put(
+    settings: WriteSettings,
+    batch: &mut Batch,
+    planned: PlannedPut<'_>,
+    sealed: Sealed,
+) -> SecretMeta {
+    let PlannedPut {
+        key,
+        ctx,
+        created_at,
+        previous,
+        expect,
+        payload,
+        ..
+    } = planned;
+    let (record, version) = (ctx.record_id, ctx.version);
+    let keep = settings.keep.max(1);
+    // The versions kept after this put: `oldest ..= version`.
+    let oldest = version.saturating_sub(keep - 1).max(1);
+    if let Some(old) = &previous {
+        stage_history(batch, old, oldest);
+    }
+    let epoch = sealed.wrapped_dek.epoch();
+    let body = place_body(batch, record, version, sealed.body);
+    let entry = IndexEntry {
+        record,
+        version,
+        created_at,
+        layout: Some((
+            oldest,
+            Head {
+                dek: sealed.wrapped_dek,
+                body,
+            },
+        )),
+    };
+    batch.put(Table::Index, key.to_vec(), entry.encode(), expect);
+    SecretMeta {
+        namespace: payload.namespace.to_owned(),
+        name: payload.name.to_owned(),
+        record_id: record,
+        version,
+        created_at,
+        updated_at: payload.updated_at,
+        updated_by: payload.author,
+        authorship: Authorship::Signed,
+        epoch,
+        len: payload.value.len(),
+    }
+}
+
+/// The version `version` (the head: `None`) of `namespace`/`name`: one store read for a
+/// head.
+pub(crate) fn get_in(
+    store: &dyn ReadView,
+    access: &dyn Access,
+    namespace: &str,
+    name: &str,
+    version: Option<u64>,
+) -> Result<Secret, VaultError> {
+    let not_found = || VaultError::NotFound {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+    };
+    let (_, row) = locate(store, access, namespace, name)?
+        .found
+        .ok_or_else(not_found)?;
+    let entry = IndexEntry::decode(&row.value)?;
+    let v = version.unwrap_or(entry.version);
+    if v == 0 || v > entry.version || entry.oldest().is_some_and(|o| v < o) {
+        return Err(not_found());
+    }
+    let opened = open_version(store, access, &entry, v);
+    let (p, epoch) = match opened {
+        // An older version pruned since, or purged: not found, not damage.
+        Err(VaultError::VersionGone { .. }) if version.is_some() => {
+            return Err(not_found());
+        }
+        other => other?,
+    };
+    check_names(&p, namespace, name, entry.record)?;
+    let meta = meta_of(&p, entry.record, v, epoch);
+    Ok(Secret {
+        meta,
+        value: p.value,
+    })
+}
+
+/// The heads of `names` in `namespace`, in one store read (plus one for bodies too large
+/// to be inline): `None` for a name that does not exist.
+pub(crate) fn get_many_in(
+    store: &dyn ReadView,
+    access: &dyn Access,
+    namespace: &str,
+    names: &[&str],
+) -> Result<Vec<Option<Secret>>, VaultError> {
+    let got = locate_many(store, access, names.iter().map(|n| (namespace, *n)))?;
+    let rows: Vec<Row> = got
+        .iter()
+        .filter_map(|at| {
+            at.found.as_ref().map(|(k, v)| Row {
+                key: k.to_vec(),
+                value: v.value.clone(),
+                version: v.version,
+            })
+        })
+        .collect();
+    let mut opened = Vec::with_capacity(rows.len());
+    secrets_of(store, access, &rows, Some(namespace), &mut opened)?;
+    let mut opened = opened.into_iter();
+    Ok(got
+        .iter()
+        .map(|at| at.found.as_ref().and_then(|_| opened.next()))
+        .collect())
+}
+
+/// Adds the deletion of `namespace`/`name` and every stored version of it to `batch`.
+pub(crate) fn stage_delete(
+    store: &dyn ReadView,
+    access: &dyn Access,
+    batch: &mut Batch,
+    namespace: &str,
+    name: &str,
+) -> Result<RecordId, VaultError> {
+    let (key, row) = locate(store, access, namespace, name)?
+        .found
+        .ok_or_else(|| VaultError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })?;
+    let entry = IndexEntry::decode(&row.value)?;
+    batch.delete(Table::Index, key.to_vec(), Expect::Version(row.version));
+    stage_delete_rows(store, batch, &entry)?;
+    Ok(entry.record)
+}
+
+/// Every secret of `namespace` with its current value, sorted by name, from one point in
+/// time (one store call for a namespace of inline bodies that fits one scan).
+pub(crate) fn load_in(
+    store: &dyn Store,
+    access: &dyn Access,
+    namespace: &str,
+) -> Result<Vec<Secret>, VaultError> {
+    let ranges = ns_ranges(access, namespace)?;
+    let first = store.scan(Table::Index, &ranges[0], None, MAX_SCAN_LIMIT)?;
+    let mut out = Vec::with_capacity(first.rows.len());
+    if first.next.is_none() && ranges.len() == 1 {
+        secrets_of(store, access, &first.rows, Some(namespace), &mut out)?;
+    } else {
+        // More than one page (or rows still under an older metadata key): read
+        // them all from one point in time.
+        let view = store.snapshot()?;
+        for range in &ranges {
+            let mut cursor = None;
+            loop {
+                let page = view.scan(Table::Index, range, cursor.as_ref(), 1000)?;
+                secrets_of(&*view, access, &page.rows, Some(namespace), &mut out)?;
+                match page.next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+        }
+    }
+    // Stable: a name found under the current key and an older one (planted) keeps
+    // the current one.
+    out.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+    out.dedup_by(|later, first| later.meta.name == first.meta.name);
+    Ok(out)
+}
+
+/// The stored versions of `namespace`/`name`, oldest first.
+pub(crate) fn history_in(
+    store: &dyn ReadView,
+    access: &dyn Access,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<SecretMeta>, VaultError> {
+    let (_, row) = locate(store, access, namespace, name)?
+        .found
+        .ok_or_else(|| VaultError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })?;
+    let entry = IndexEntry::decode(&row.value)?;
+    let versions: Vec<u64> = match entry.oldest() {
+        Some(oldest) => (oldest..=entry.version).collect(),
+        None => versions_of(store, Table::Bodies, entry.record)?
+            .iter()
+            .filter_map(|r| parse_version_key(&r.key).map(|(_, v)| v))
+            .filter(|v| *v <= entry.version)
+            .collect(),
+    };
+    let mut out = Vec::with_capacity(versions.len());
+    for v in versions {
+        let (p, epoch) = match open_version(store, access, &entry, v) {
+            // Pruned by a writer meanwhile, or purged: not stored any more.
+            Err(VaultError::VersionGone { .. }) => continue,
+            other => other?,
+        };
+        check_names(&p, namespace, name, entry.record)?;
+        out.push(meta_of(&p, entry.record, v, epoch));
+    }
+    Ok(out)
 }
 
 /// Opens the heads of the index rows `rows` (a page of `namespace`, or of the whole index)
@@ -1464,13 +1564,13 @@ impl fmt::Debug for Secrets<'_> {
 
 pub(crate) fn secrets_of(
     view: &dyn ReadView,
-    state: &State,
+    access: &dyn Access,
     rows: &[Row],
     namespace: Option<&str>,
     out: &mut Vec<Secret>,
 ) -> Result<(), VaultError> {
-    for (row, (entry, p, epoch)) in rows.iter().zip(open_heads(view, state, rows)?) {
-        check_index_row(state, &row.key, &p, entry.record, namespace)?;
+    for (row, (entry, p, epoch)) in rows.iter().zip(open_heads(view, access, rows)?) {
+        check_index_row(access, &row.key, &p, entry.record, namespace)?;
         let meta = meta_of(&p, entry.record, entry.version, epoch);
         out.push(Secret {
             meta,

@@ -26,7 +26,7 @@ use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
 use strongroom_crypto::encoding::{Reader, Writer};
-use strongroom_crypto::{RecordId, VaultId};
+use strongroom_crypto::{RecordId, ScopeId, VaultId};
 use strongroom_envelope::{
     Epoch, RecordContext, VaultKey, WrappedDek, rewrap, rewrap_batch, rewrap_with_body, seal,
 };
@@ -35,6 +35,7 @@ use strongroom_store::{
     scan_all,
 };
 
+use crate::access::Access;
 use crate::audit::{Action, AuditEvent};
 use crate::meta::{MetaKeys, now};
 use crate::records::{
@@ -433,7 +434,7 @@ impl Vault {
                             .flatten()
                             .is_some_and(|b| {
                                 crate::records::open_to_attest(
-                                    &st, record, version, &b.value, &row.value,
+                                    &*st, record, version, &b.value, &row.value,
                                 )
                                 .is_ok()
                             })
@@ -449,7 +450,7 @@ impl Vault {
                 Phase::Heads => {
                     let entry = IndexEntry::decode(&row.value).ok();
                     let opens = entry.as_ref().is_some_and(|e| {
-                        crate::records::open_version_to_attest(store, &st, e, e.version).is_ok()
+                        crate::records::open_version_to_attest(store, &*st, e, e.version).is_ok()
                     });
                     if opens {
                         report.kept += 1;
@@ -835,7 +836,7 @@ impl Vault {
         // A re-encryption signs what it vouches for: not once this member lost the right
         // to write.
         if kind == Kind::Reencrypt {
-            crate::writers::signing_position(&st)?;
+            crate::writers::signing_position(&*st, None)?;
         }
         let new = st.session.key(target).ok_or_else(|| {
             VaultError::inconsistent(
@@ -883,7 +884,7 @@ impl Vault {
             }
         };
         let at = Some((entry.record, entry.version));
-        let moved_to = match self.reindex(st, &entry, row) {
+        let (moved_to, scope) = match self.reindex(st, &entry, row) {
             Ok(to) => to,
             Err(reason) => {
                 out.quarantine(Phase::Heads, row, None, at, reason);
@@ -900,8 +901,25 @@ impl Vault {
             version: entry.version,
         };
         let head_key = version_key(entry.record, entry.version);
+        // A head of a scope's namespace moves to the scope's current key, also from a vault
+        // key (a secret written before the scope existed).
+        let into_scope = match scope.map(|s| st.session.current_scope_key(s)) {
+            Some(Some(key)) => Some(key),
+            Some(None) => {
+                let reason = "this member holds no current key of the secret's scope".to_owned();
+                out.quarantine(Phase::Heads, row, None, at, reason);
+                return Ok(());
+            }
+            None => None,
+        };
+        let stale = |dek: &WrappedDek| match into_scope {
+            Some(key) => {
+                dek.version() < 2 || dek.key_id() != key.id() || dek.epoch() != key.epoch()
+            }
+            None => needs_rewrap(st, dek, new.epoch()),
+        };
         match entry.head() {
-            Some(head) if !needs_rewrap(st, &head.dek, new.epoch()) => {
+            Some(head) if !stale(&head.dek) => {
                 if moved_to.is_some() {
                     out.updates.push(update(row.value.clone()));
                 }
@@ -909,9 +927,17 @@ impl Vault {
             }
             Some(head) if kind == Kind::Rewrap => {
                 let epoch = head.dek.epoch();
-                let Some(old) = st.session.key(epoch) else {
+                let Some((_, old)) = st.unwrapping_key(&head.dek) else {
                     out.quarantine(Phase::Heads, row, Some(epoch), at, no_key(epoch));
                     return Ok(());
+                };
+                let target = into_scope.map_or_else(|| rewrap_target(st, &head.dek, new), Ok);
+                let new = match target {
+                    Ok(k) => k,
+                    Err(reason) => {
+                        out.quarantine(Phase::Heads, row, Some(epoch), at, reason);
+                        return Ok(());
+                    }
                 };
                 match rewrap(old, new, &ctx, head.dek.as_bytes()) {
                     Ok(dek) => {
@@ -1006,31 +1032,40 @@ impl Vault {
         }
     }
 
-    /// Where the index row `row` of `entry` moves while older metadata keys are in use: its
-    /// blind index under the current key (`None`: it is there already). The name comes
-    /// from the head version's payload; a row that matches its secret under no metadata
-    /// key is not moved (an error: it is quarantined).
+    /// Where the index row `row` of `entry` moves while older index keys of its domain are
+    /// in use (older vault metadata keys, earlier scope epochs): its blind index under the
+    /// current key (`None`: it is there already). The name comes from the head version's
+    /// payload; a row that matches its secret under no index key is not moved (an error:
+    /// it is quarantined).
+    ///
+    /// With it comes the scope of the secret's namespace, when the payload was opened
+    /// (`None` also when it was not: no scope exists).
     fn reindex(
         &self,
         st: &State,
         entry: &IndexEntry,
         row: &Row,
-    ) -> Result<Option<Vec<u8>>, String> {
-        if st.older_meta.is_empty() {
-            return Ok(None);
+    ) -> Result<(Option<Vec<u8>>, Option<ScopeId>), String> {
+        if st.older_meta.is_empty() && st.session.membership().scopes().is_empty() {
+            return Ok((None, None));
         }
         // Only the name is needed: a version waiting for its re-attestation moves too.
         let (payload, _) =
             crate::records::open_version_to_attest(self.store(), st, entry, entry.version)
                 .map_err(|e| format!("the head version does not open to re-index it: {e}"))?;
-        let key = crate::records::blind(st, &payload.namespace, &payload.name);
-        if key[..] == row.key[..] {
-            return Ok(None);
-        }
-        if st.older_meta.iter().any(|m| {
-            crate::records::blind_with(m, &payload.namespace, &payload.name)[..] == row.key[..]
-        }) {
-            Ok(Some(key.to_vec()))
+        let domain = st.domain(&payload.namespace).map_err(|e| e.to_string())?;
+        let mut keys = domain
+            .index
+            .all()
+            .into_iter()
+            .map(|m| crate::records::blind_with(m, &payload.namespace, &payload.name));
+        let current = keys
+            .next()
+            .unwrap_or_else(|| unreachable!("a domain has a current index key"));
+        if current[..] == row.key[..] {
+            Ok((None, domain.scope))
+        } else if keys.any(|k| k[..] == row.key[..]) {
+            Ok((Some(current.to_vec()), domain.scope))
         } else {
             Err(format!(
                 "the index row points at record {} of another secret",
@@ -1048,7 +1083,8 @@ impl Vault {
         dek: &[u8],
     ) -> Result<(WrappedDek, Vec<u8>), String> {
         let w = WrappedDek::from_bytes(dek).map_err(|e| e.to_string())?;
-        let old = st.session.key(w.epoch()).ok_or_else(|| no_key(w.epoch()))?;
+        let (_, old) = st.unwrapping_key(&w).ok_or_else(|| no_key(w.epoch()))?;
+        let new = rewrap_target(st, &w, new)?;
         let up = rewrap_with_body(old, new, ctx, body, dek).map_err(|e| e.to_string())?;
         Ok((up, body.to_vec()))
     }
@@ -1077,6 +1113,13 @@ impl Vault {
                 crate::writers::ProofKind::Vouched,
                 crate::records::log_position(st),
             ),
+        };
+        // A scope's record is sealed again under its scope's current key.
+        let domain = st.domain(&payload.namespace).map_err(|e| e.to_string())?;
+        let new = if domain.scope.is_some() {
+            domain.key
+        } else {
+            new
         };
         let sealed = seal(new, self.header().suite, ctx, plain.expose_secret())
             .map_err(|e| e.to_string())?;
@@ -1465,6 +1508,9 @@ fn no_key(epoch: Epoch) -> String {
     format!("wrapped under epoch {epoch}, whose key this vault does not have")
 }
 
+/// Rows waiting for a rewrap under one key, with their record versions and wraps.
+type ByKey<'r> = Vec<(&'r Row, RecordContext, WrappedDek)>;
+
 /// The older versions' rows `rows` rewrapped under `new` (format-1 wraps upgraded from
 /// their bodies), in batches by source epoch.
 fn rewrap_rows(
@@ -1474,7 +1520,7 @@ fn rewrap_rows(
     rows: &[&Row],
 ) -> Result<Rewrapped, VaultError> {
     let mut out = Rewrapped::default();
-    let mut by_epoch: std::collections::BTreeMap<Epoch, Vec<(&Row, RecordContext)>> =
+    let mut by_epoch: std::collections::BTreeMap<(Option<ScopeId>, Epoch), ByKey<'_>> =
         std::collections::BTreeMap::new();
     for row in rows {
         let Some((record, version)) = parse_version_key(&row.key) else {
@@ -1508,7 +1554,7 @@ fn rewrap_rows(
         };
         if w.version() < 2 {
             // Upgraded to format 2 from the body as stored: its digest is bound now.
-            let Some(old) = st.session.key(w.epoch()) else {
+            let Some((_, old)) = st.unwrapping_key(&w) else {
                 out.quarantine(Phase::History, row, Some(w.epoch()), at, no_key(w.epoch()));
                 continue;
             };
@@ -1523,22 +1569,30 @@ fn rewrap_rows(
             }
             continue;
         }
-        by_epoch.entry(w.epoch()).or_default().push((row, ctx));
+        // Batched by the key that wraps them (a vault epoch's, or a scope epoch's).
+        let scope = st.unwrapping_key(&w).and_then(|(scope, _)| scope);
+        by_epoch
+            .entry((scope, w.epoch()))
+            .or_default()
+            .push((row, ctx, w));
     }
-    for (epoch, items) in by_epoch {
-        let Some(old) = st.session.key(epoch) else {
-            for (row, ctx) in &items {
+    for ((_, epoch), items) in by_epoch {
+        let (w, keys) = (&items[0].2, st.unwrapping_key(&items[0].2));
+        let target = rewrap_target(st, w, new);
+        let (Some((_, old)), Ok(new)) = (keys, target.as_ref()) else {
+            let reason = target.err().unwrap_or_else(|| no_key(epoch));
+            for (row, ctx, _) in &items {
                 let at = Some((ctx.record_id, ctx.version));
-                out.quarantine(Phase::History, row, Some(epoch), at, no_key(epoch));
+                out.quarantine(Phase::History, row, Some(epoch), at, reason.clone());
             }
             continue;
         };
-        let results = rewrap_batch(old, new, items.iter().map(|(r, c)| (*c, &r.value[..])))
+        let results = rewrap_batch(old, new, items.iter().map(|(r, c, _)| (*c, &r.value[..])))
             .map_err(|source| VaultError::Record {
                 record: String::new(),
                 source,
             })?;
-        for ((row, ctx), res) in items.iter().zip(results) {
+        for ((row, ctx, _), res) in items.iter().zip(results) {
             match res {
                 Ok(w) => out
                     .updates
@@ -1605,11 +1659,34 @@ fn row_needs_rewrap(st: &State, row: &Row, target: Epoch) -> bool {
 
 pub(crate) fn needs_rewrap(st: &State, w: &WrappedDek, target: Epoch) -> bool {
     // A format-1 wrap carries no body digest: the rotation upgrades it.
-    w.version() < 2
-        || w.epoch() < target
-        || (w.epoch() <= st.session.epoch()
-            && st
-                .session
-                .key(w.epoch())
-                .is_none_or(|k| k.id() != w.key_id()))
+    if w.version() < 2 {
+        return true;
+    }
+    match st.unwrapping_key(w) {
+        // A scope's record: under its scope's current key, whatever the vault epoch.
+        Some((Some(scope), _)) => st
+            .session
+            .current_scope_key(scope)
+            .is_none_or(|k| k.id() != w.key_id()),
+        Some((None, _)) => w.epoch() < target,
+        // No key of this handle opens it: quarantined unless it is from an epoch this
+        // handle does not know yet.
+        None => w.epoch() < target || w.epoch() <= st.session.epoch(),
+    }
+}
+
+/// The key a version wrapped as `w` moves to: the current key of its scope, or `vault` (the
+/// rotation's target) for a vault-wide record.
+fn rewrap_target<'s>(
+    st: &'s State,
+    w: &WrappedDek,
+    vault: &'s VaultKey,
+) -> Result<&'s VaultKey, String> {
+    match st.unwrapping_key(w) {
+        Some((Some(scope), _)) => st
+            .session
+            .current_scope_key(scope)
+            .ok_or_else(|| format!("this member holds no current key of scope {scope}")),
+        _ => Ok(vault),
+    }
 }

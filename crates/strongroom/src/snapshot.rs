@@ -843,7 +843,7 @@ fn check_records<R: Read>(
             Some(h) => match &h.body {
                 HeadBody::Inline(body) => {
                     versions += 1;
-                    open_to_attest(&st, e.record, e.version, body, h.dek.as_bytes()).map_err(
+                    open_to_attest(&*st, e.record, e.version, body, h.dek.as_bytes()).map_err(
                         |err| {
                             snap_err(
                                 SnapshotProblem::Unreadable,
@@ -909,7 +909,7 @@ fn check_records<R: Read>(
                     .value
             }
         };
-        open_to_attest(&st, record, version, &b.value, &dek).map_err(|e| {
+        open_to_attest(&*st, record, version, &b.value, &dek).map_err(|e| {
             snap_err(
                 SnapshotProblem::Unreadable,
                 format!("record {record} version {version} does not decrypt: {e}"),

@@ -418,7 +418,7 @@ impl Vault {
             for_each_row(store, Table::Index, &ScanRange::all(), 1000, |row| {
                 let res = IndexEntry::decode(&row.value).and_then(|e| {
                     let st = self.state();
-                    open_version(store, &st, &e, e.version).map(|_| ())
+                    open_version(store, &*st, &e, e.version).map(|_| ())
                 });
                 match res {
                     Ok(()) => ok += 1,

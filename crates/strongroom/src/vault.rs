@@ -165,6 +165,7 @@ impl PendingVault {
                     session,
                     meta,
                     older_meta: Vec::new(),
+                    scope_indexes: crate::access::ScopeIndexes::default(),
                     verified: crate::writers::VerifiedWrites::default(),
                 }),
                 audit: Mutex::new(Some(cursor)),
@@ -195,6 +196,8 @@ pub(crate) struct State {
     /// Older metadata keys whose blind index rows a rotation has not moved yet (empty but
     /// for the time between a member removal and the end of the rotation after it).
     pub(crate) older_meta: Vec<MetaKeys>,
+    /// The blind index keys of the scopes this handle used.
+    pub(crate) scope_indexes: crate::access::ScopeIndexes,
     /// Record versions whose writer signature this handle verified.
     pub(crate) verified: crate::writers::VerifiedWrites,
 }
@@ -407,6 +410,14 @@ impl Vault {
 
     pub(crate) fn inner(&self) -> &Inner {
         &self.inner
+    }
+
+    /// What a put needs from the header.
+    pub(crate) fn write_settings(&self) -> crate::records::WriteSettings {
+        crate::records::WriteSettings {
+            suite: self.header().suite,
+            keep: u64::from(self.header().history),
+        }
     }
 
     pub(crate) fn header(&self) -> &Header {
@@ -834,6 +845,10 @@ impl LockedVault {
         &*self.store
     }
 
+    pub(crate) fn into_parts(self) -> (Arc<dyn Store>, Header) {
+        (self.store, self.header)
+    }
+
     /// The vault's id (read from the store; verified against the signed membership log at
     /// unlock).
     pub fn id(&self) -> VaultId {
@@ -955,6 +970,7 @@ impl LockedVault {
                     session,
                     meta: generations.current,
                     older_meta: generations.older,
+                    scope_indexes: crate::access::ScopeIndexes::default(),
                     verified: crate::writers::VerifiedWrites::default(),
                 }),
                 audit: Mutex::new(None),
@@ -982,9 +998,19 @@ impl LockedVault {
 }
 
 /// A store whose reads come from one snapshot and whose writes go to the live store.
-struct ViewStore<'a> {
+pub(crate) struct ViewStore<'a> {
     view: Mutex<Box<dyn Snapshot + 'a>>,
     store: &'a dyn Store,
+}
+
+impl<'a> ViewStore<'a> {
+    /// Reads from a snapshot of `store` taken now.
+    pub(crate) fn of(store: &'a dyn Store) -> Result<Self, StoreError> {
+        Ok(Self {
+            view: Mutex::new(store.snapshot()?),
+            store,
+        })
+    }
 }
 
 impl ReadView for ViewStore<'_> {

@@ -27,12 +27,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use sha2::{Digest as _, Sha256};
-use strongroom_crypto::{MemberId, RecordId};
+use strongroom_crypto::{MemberId, RecordId, ScopeId};
 use strongroom_envelope::RecordContext;
-use strongroom_sharing::{WriterRefused, verify_record_signature};
+use strongroom_sharing::{Member, Role, WriterRefused, verify_record_signature};
 
 use crate::VaultError;
-use crate::vault::State;
+use crate::access::Access;
 
 const DIGEST_DOMAIN: &[u8] = b"strongroom/v3/record-digest\0";
 
@@ -223,18 +223,26 @@ impl VerifiedWrites {
 /// re-attestation commits under: one retried after the log moved (this member made
 /// read-only meanwhile) is refused rather than signed without the right, which every
 /// reader would refuse.
-pub(crate) fn signing_position(state: &State) -> Result<u64, VaultError> {
-    let seq = crate::records::log_position(state);
-    match state
-        .session
-        .membership()
-        .writer_at(state.session.member_id(), seq)
-    {
-        Ok(_) => Ok(seq),
-        Err(_) => Err(VaultError::PermissionDenied {
-            role: state.session.role(),
-        }),
+pub(crate) fn signing_position(
+    access: &dyn Access,
+    scope: Option<ScopeId>,
+) -> Result<u64, VaultError> {
+    let seq = crate::records::log_position(access);
+    let membership = access.membership();
+    let me = access.member_id();
+    if membership.writer_in(me, seq, scope).is_ok() {
+        return Ok(seq);
     }
+    // A scoped member's role here is its role on the scope.
+    let role = match (membership.member(me).map(Member::role), scope) {
+        (Some(Role::Scoped), Some(scope)) => membership
+            .scopes_of(me)
+            .into_iter()
+            .find(|(s, _)| *s == scope)
+            .map(|(_, g)| g.role()),
+        (role, _) => role,
+    };
+    Err(VaultError::PermissionDenied { role })
 }
 
 /// What [`check`] does with a version whose signer lost the right to write since
@@ -262,24 +270,25 @@ pub(crate) struct Checked {
 /// version `ctx`, against the verified membership log of `state`, and says how it is
 /// authenticated.
 pub(crate) fn check(
-    state: &State,
+    access: &dyn Access,
     ctx: &RecordContext,
     plain: &[u8],
     author: MemberId,
     proof: Option<&WriterProof>,
     lost: LostRight,
+    scope: Option<ScopeId>,
 ) -> Result<Checked, VaultError> {
     let refuse = |problem| VaultError::Writer {
         record: ctx.record_id.to_string(),
         version: ctx.version,
         problem,
     };
-    let membership = state.session.membership();
+    let membership = access.membership();
     let Some(proof) = proof else {
         if membership.signed_writes_required() {
             return Err(refuse(WriterProblem::Unsigned));
         }
-        state.verified.unsigned.fetch_add(1, Ordering::Relaxed);
+        access.verified().unsigned.fetch_add(1, Ordering::Relaxed);
         return Ok(Checked {
             authorship: Authorship::Unsigned,
             needs_attestation: false,
@@ -299,7 +308,7 @@ pub(crate) fn check(
     // version was verified.
     // Without signed writes required, an unsigned version is accepted anyway: the rule
     // would refuse nothing an attacker could not write otherwise.
-    let ended = membership.write_right_lost(proof.signer, proof.seq);
+    let ended = membership.write_right_lost_in(proof.signer, proof.seq, scope);
     if let Some(ended) = ended
         && membership.signed_writes_required()
         && (lost == LostRight::Refuse || ended.reattested_at.is_some())
@@ -317,11 +326,11 @@ pub(crate) fn check(
     };
     let digest = digest(ctx, &plain[..plain.len() - 64]);
     let at = (ctx.record_id, ctx.version);
-    if state.verified.knows(at, &digest) {
+    if access.verified().knows(at, &digest) {
         return Ok(checked);
     }
     let key = membership
-        .writer_at(proof.signer, proof.seq)
+        .writer_in(proof.signer, proof.seq, scope)
         .map_err(|why| {
             refuse(WriterProblem::Refused {
                 signer: proof.signer,
@@ -334,7 +343,7 @@ pub(crate) fn check(
             signer: proof.signer,
         }));
     }
-    state.verified.remember(at, digest);
+    access.verified().remember(at, digest);
     Ok(checked)
 }
 
