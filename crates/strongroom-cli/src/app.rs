@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use strongroom::crypto::MemberId;
+use strongroom::crypto::SecretBytes;
 use strongroom::recovery::Profile;
 use strongroom::store::Store;
-use strongroom::{MemberInfo, UnlockOptions, Vault};
+use strongroom::{MemberInfo, ScopedVault, Secret, SecretMeta, UnlockOptions, Vault, VaultError};
 
 use crate::cli::{Global, KeyholderArgs};
 use crate::keyholders::{self, Held, Mode};
@@ -40,6 +41,64 @@ pub(crate) struct Connection {
 pub(crate) struct Opened {
     pub(crate) vault: Vault,
     pub(crate) held: Held,
+}
+
+/// A handle on secrets: a full member's vault, or a scoped member's (a service account's),
+/// which reaches the namespaces of its scopes only.
+pub(crate) enum Records {
+    Full(Vault),
+    Scoped(ScopedVault),
+}
+
+impl Records {
+    pub(crate) fn get(
+        &self,
+        ns: &str,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Secret, VaultError> {
+        match (self, version) {
+            (Records::Full(v), None) => v.get(ns, name),
+            (Records::Full(v), Some(n)) => v.get_version(ns, name, n),
+            (Records::Scoped(v), None) => v.get(ns, name),
+            (Records::Scoped(v), Some(n)) => v.get_version(ns, name, n),
+        }
+    }
+
+    pub(crate) fn put(&self, ns: &str, name: &str, value: &[u8]) -> Result<SecretMeta, VaultError> {
+        match self {
+            Records::Full(v) => v.put(ns, name, value),
+            Records::Scoped(v) => v.put(ns, name, value),
+        }
+    }
+
+    pub(crate) fn list(&self, ns: &str) -> Result<Vec<SecretMeta>, VaultError> {
+        match self {
+            Records::Full(v) => v.list(ns),
+            Records::Scoped(v) => v.list(ns),
+        }
+    }
+
+    pub(crate) fn delete(&self, ns: &str, name: &str) -> Result<(), VaultError> {
+        match self {
+            Records::Full(v) => v.delete(ns, name),
+            Records::Scoped(v) => v.delete(ns, name),
+        }
+    }
+
+    pub(crate) fn history(&self, ns: &str, name: &str) -> Result<Vec<SecretMeta>, VaultError> {
+        match self {
+            Records::Full(v) => v.history(ns, name),
+            Records::Scoped(v) => v.history(ns, name),
+        }
+    }
+
+    pub(crate) fn env_vars(&self, ns: &str) -> Result<Vec<(String, SecretBytes)>, VaultError> {
+        match self {
+            Records::Full(v) => v.env_vars(ns),
+            Records::Scoped(v) => v.env_vars(ns),
+        }
+    }
 }
 
 impl App {
@@ -163,6 +222,35 @@ impl App {
         Ok(vault)
     }
 
+    /// Opens and unlocks the vault for reading and writing secrets: as a full member, or,
+    /// when the keyholder's member is a scoped member (a service account), as one. Pins
+    /// are checked and saved either way.
+    pub(crate) fn unlock_records(&mut self) -> Result<Records> {
+        let store = self.store()?;
+        let held = self.unlock_keyholder()?;
+        match self.unlock_with(&store, &held) {
+            Ok(vault) => Ok(Records::Full(vault)),
+            Err(e) if is_scoped_member(&e) => {
+                let locked = Vault::open(Arc::clone(&store))?;
+                let vault_id = locked.id();
+                let member = match &self.global.member {
+                    Some(spec) => Some(resolve_member(&locked.members()?, spec)?),
+                    None => None,
+                };
+                let state = self.state()?;
+                let pins = state.load_pins(vault_id)?;
+                tracing::info!(vault = %vault_id, keyholder = %held.describe(), "unlocking as a scoped member");
+                let vault = locked.unlock_scoped_with(
+                    held.keyholder(),
+                    UnlockOptions::default().with_member(member).with_pins(pins),
+                )?;
+                state.save_pins(vault_id, &vault.pins())?;
+                Ok(Records::Scoped(vault))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Saves the pins after a membership change.
     pub(crate) fn save_pins(&self, vault: &Vault) -> Result<()> {
         self.state()?.save_pins(vault.id(), &vault.pins())
@@ -192,4 +280,15 @@ pub(crate) fn resolve_member(members: &[MemberInfo], spec: &str) -> Result<Membe
             )
         }
     }
+}
+
+/// Whether `e` says the keyholder's member is a scoped member (it opens with a scoped
+/// unlock, not a full one).
+fn is_scoped_member(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<VaultError>(),
+        Some(VaultError::Sharing(
+            strongroom::sharing::SharingError::WrongKindOfMember { scoped: true, .. }
+        ))
+    )
 }

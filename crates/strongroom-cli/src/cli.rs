@@ -352,6 +352,10 @@ pub(crate) enum Command {
     /// Members of the vault.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Scopes: namespace prefixes with keys of their own, for scoped members (service
+    /// accounts) that reach nothing else.
+    #[command(subcommand)]
+    Scope(ScopeCommand),
     /// Who can recover the vault, and whether it has a single point of failure.
     #[command(after_help = "Example:\n  strongroom recoverability")]
     Recoverability,
@@ -622,21 +626,72 @@ pub(crate) enum IdentityCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum ScopeCommand {
+    /// Create a scope over a namespace prefix (owners and admins): its secrets are sealed
+    /// under the scope's own key from now on. Scopes do not nest.
+    #[command(after_help = "Example:\n  strongroom scope create core/billing")]
+    Create {
+        /// The namespace prefix (`core/billing` covers `core/billing` and `core/billing/...`).
+        prefix: String,
+    },
+    /// List the scopes, their key epochs and their members.
+    #[command(after_help = "Example:\n  strongroom scope list --json")]
+    List,
+    /// Grant a scoped member a scope, or change its role there.
+    #[command(
+        after_help = "Example:\n  strongroom scope grant billing-app core/billing --read-only"
+    )]
+    Grant {
+        /// Member name or id.
+        #[arg(id = "target_member", value_name = "MEMBER")]
+        member: String,
+        /// The scope's prefix.
+        prefix: String,
+        /// Read only (default: read and write).
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Take a scope from a scoped member: the scope gets a new key, which the member does
+    /// not get. Run `strongroom rotate` afterwards to rewrap the scope's secrets.
+    #[command(after_help = "Example:\n  strongroom scope revoke billing-app core/billing")]
+    Revoke {
+        /// Member name or id.
+        #[arg(id = "target_member", value_name = "MEMBER")]
+        member: String,
+        /// The scope's prefix.
+        prefix: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum MemberCommand {
     /// List the members.
     #[command(after_help = "Example:\n  strongroom member list --json")]
     List,
     /// Add a member. Compare the fingerprint with its owner over another channel first.
     #[command(
-        after_help = "Example:\n  strongroom member add --identity @bob.identity.pub --role member --fingerprint \"12345 67890 …\""
+        after_help = "Examples:\n  strongroom member add --identity @bob.identity.pub --role member --fingerprint \"12345 67890 …\"\n  strongroom member add --identity @billing-app.identity.pub --namespace core/billing --fingerprint \"…\"   (a service account)"
     )]
     Add {
         /// The public identity text (`strongroom-identity1:…`) or `@FILE`.
         #[arg(long, value_name = "TEXT|@FILE")]
         identity: String,
         /// Role.
-        #[arg(long, value_enum, default_value = "member")]
+        #[arg(
+            long,
+            value_enum,
+            default_value = "member",
+            conflicts_with = "namespace"
+        )]
         role: RoleArg,
+        /// Add a scoped member (a service account) that reads and writes this namespace
+        /// prefix and nothing else (repeat for several). The scope is created when no scope
+        /// covers the prefix yet. The member needs a hybrid identity.
+        #[arg(long, value_name = "PREFIX")]
+        namespace: Vec<String>,
+        /// With --namespace: read the scopes' secrets only, never write them.
+        #[arg(long, requires = "namespace")]
+        read_only: bool,
         #[command(flatten)]
         check: FingerprintCheck,
     },

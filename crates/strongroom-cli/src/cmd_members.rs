@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use strongroom::sharing::{FingerprintConfirmed, PublicIdentity, Role};
 use strongroom::{IdentityFile, Vault};
 
-use crate::app::{App, resolve_member};
-use crate::cli::{FingerprintCheck, IdentityCommand, MemberCommand, RoleArg};
+use crate::app::{App, Opened, resolve_member};
+use crate::cli::{FingerprintCheck, IdentityCommand, MemberCommand, RoleArg, ScopeCommand};
 use crate::cmd_vault::{finish, print_warnings};
 use crate::keyholders::{self, Mode};
 use crate::location::write_private_file;
@@ -200,11 +200,16 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
         MemberCommand::Add {
             identity,
             role: r,
+            namespace,
+            read_only,
             check,
         } => {
             let public = public_identity(identity)?;
             let confirmed = confirm(&public, check)?;
             let o = app.unlock()?;
+            if !namespace.is_empty() {
+                return add_scoped(app, &o, &public, confirmed, namespace, *read_only);
+            }
             o.vault.add_member(&public, role(*r), confirmed)?;
             finish(app, &o)?;
             if app.json() {
@@ -351,17 +356,216 @@ pub(crate) fn member(app: &mut App, cmd: &MemberCommand) -> Result<u8> {
     }
 }
 
+/// `member add --namespace`: a scoped member, granted the scope of each prefix (created
+/// when no scope covers the prefix yet).
+fn add_scoped(
+    app: &App,
+    o: &Opened,
+    public: &PublicIdentity,
+    confirmed: FingerprintConfirmed,
+    prefixes: &[String],
+    read_only: bool,
+) -> Result<u8> {
+    let scope_role = if read_only {
+        Role::ReadOnly
+    } else {
+        Role::Member
+    };
+    // Every prefix is checked before anything is written.
+    let scopes = o.vault.scopes();
+    let mut wanted = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        strongroom::validate_namespace(prefix)?;
+        match scopes
+            .iter()
+            .find(|s| strongroom::sharing::scope_covers(&s.prefix, prefix))
+        {
+            Some(s) if s.prefix == *prefix => wanted.push((prefix, Some(s.id))),
+            Some(s) => bail!(
+                "{prefix} is inside the scope {}: grant that scope instead (scopes do not nest)",
+                s.prefix
+            ),
+            None => wanted.push((prefix, None)),
+        }
+    }
+    o.vault.add_member(public, Role::Scoped, confirmed)?;
+    let mut granted = Vec::with_capacity(wanted.len());
+    for (prefix, scope) in wanted {
+        let scope = match scope {
+            Some(s) => s,
+            None => o.vault.create_scope(prefix)?,
+        };
+        o.vault.grant_scope(public.member_id(), scope, scope_role)?;
+        granted.push(prefix.clone());
+    }
+    finish(app, o)?;
+    if app.json() {
+        let mut v = public_json(public);
+        v["role"] = Value::from(Role::Scoped.name());
+        v["scopes"] = json!(
+            granted
+                .iter()
+                .map(|p| json!({"prefix": p, "role": scope_role.name()}))
+                .collect::<Vec<_>>()
+        );
+        return output::json(v).map(|()| 0);
+    }
+    println!(
+        "added {} ({}) as a scoped member, {} on {}; it holds no key to any other namespace. It now runs `strongroom member join --identity-file FILE` to store its credentials",
+        public.name(),
+        public.member_id(),
+        scope_role,
+        granted.join(", ")
+    );
+    Ok(0)
+}
+
+/// `scope …`.
+pub(crate) fn scope(app: &mut App, cmd: &ScopeCommand) -> Result<u8> {
+    let o = app.unlock()?;
+    let find = |prefix: &str| {
+        o.vault
+            .scopes()
+            .into_iter()
+            .find(|s| s.prefix == prefix)
+            .ok_or_else(|| {
+                anyhow::anyhow!("no scope has the prefix {prefix} (see `strongroom scope list`)")
+            })
+    };
+    match cmd {
+        ScopeCommand::Create { prefix } => {
+            let id = o.vault.create_scope(prefix)?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(json!({"id": id.to_string(), "prefix": prefix})).map(|()| 0);
+            }
+            println!(
+                "created the scope {prefix} ({id}); its secrets are sealed under its own key from now on. Add a service account with `strongroom member add --namespace {prefix}`"
+            );
+        }
+        ScopeCommand::List => {
+            let members = o.vault.members();
+            finish(app, &o)?;
+            let name = |id: strongroom::crypto::MemberId| {
+                members
+                    .iter()
+                    .find(|m| m.id == id)
+                    .map_or_else(|| id.to_string(), |m| m.name.clone())
+            };
+            let scopes = o.vault.scopes();
+            if app.json() {
+                let items: Vec<Value> = scopes
+                    .iter()
+                    .map(|s| {
+                        json!({
+                            "id": s.id.to_string(),
+                            "prefix": s.prefix,
+                            "epoch": s.epoch.0,
+                            "members": s.members.iter().map(|(m, r)| json!({
+                                "id": m.to_string(),
+                                "name": name(*m),
+                                "role": r.name(),
+                            })).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                return output::json(Value::Array(items)).map(|()| 0);
+            }
+            if scopes.is_empty() {
+                eprintln!("no scopes: every member reads every namespace");
+                return Ok(0);
+            }
+            let w = scopes
+                .iter()
+                .map(|s| s.prefix.len())
+                .max()
+                .unwrap_or(6)
+                .max(6);
+            println!("{:w$}  {:32}  {:>5}  MEMBERS", "PREFIX", "ID", "EPOCH");
+            for s in &scopes {
+                let who: Vec<String> = s
+                    .members
+                    .iter()
+                    .map(|(m, r)| format!("{} ({})", name(*m), r.name()))
+                    .collect();
+                println!(
+                    "{:w$}  {:32}  {:>5}  {}",
+                    s.prefix,
+                    s.id.to_string(),
+                    s.epoch.0,
+                    if who.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        who.join(", ")
+                    }
+                );
+            }
+        }
+        ScopeCommand::Grant {
+            member,
+            prefix,
+            read_only,
+        } => {
+            let id = resolve_member(&o.vault.members(), member)?;
+            let scope = find(prefix)?;
+            let r = if *read_only {
+                Role::ReadOnly
+            } else {
+                Role::Member
+            };
+            o.vault.grant_scope(id, scope.id, r)?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(
+                    json!({"member": id.to_string(), "prefix": prefix, "role": r.name()}),
+                )
+                .map(|()| 0);
+            }
+            println!("{member} is now {r} on {prefix}");
+        }
+        ScopeCommand::Revoke { member, prefix } => {
+            let id = resolve_member(&o.vault.members(), member)?;
+            let scope = find(prefix)?;
+            let epoch = o.vault.revoke_scope(id, scope.id)?;
+            finish(app, &o)?;
+            if app.json() {
+                return output::json(
+                    json!({"member": id.to_string(), "prefix": prefix, "scope_epoch": epoch.0}),
+                )
+                .map(|()| 0);
+            }
+            println!(
+                "{member} no longer holds {prefix}: the scope's key epoch {epoch} is granted to its other members only. Rotate what it could read at its source, then run `strongroom rotate` to rewrap the scope's secrets"
+            );
+        }
+    }
+    Ok(0)
+}
+
 fn member_list(app: &mut App) -> Result<u8> {
     let o = app.unlock()?;
     let mut members = o.vault.members();
     members.sort_by(|a, b| (a.role, &a.name).cmp(&(b.role, &b.name)));
     finish(app, &o)?;
     let me = o.vault.member_id();
+    let scopes = o.vault.scopes();
+    // A scoped member's scopes and its role on each.
+    let scopes_of = |id: strongroom::crypto::MemberId| -> Vec<(&str, Role)> {
+        scopes
+            .iter()
+            .filter_map(|s| {
+                s.members
+                    .iter()
+                    .find(|(m, _)| *m == id)
+                    .map(|(_, r)| (s.prefix.as_str(), *r))
+            })
+            .collect()
+    };
     if app.json() {
         let items: Vec<Value> = members
             .iter()
             .map(|m| {
-                json!({
+                let mut v = json!({
                     "id": m.id.to_string(),
                     "name": m.name,
                     "role": m.role.name(),
@@ -370,7 +574,14 @@ fn member_list(app: &mut App) -> Result<u8> {
                     "kem": m.kem.name(),
                     "hybrid": m.kem.is_hybrid(),
                     "you": m.id == me,
-                })
+                });
+                if m.role == Role::Scoped {
+                    v["scopes"] = scopes_of(m.id)
+                        .iter()
+                        .map(|(p, r)| json!({"prefix": p, "role": r.name()}))
+                        .collect();
+                }
+                v
             })
             .collect();
         return output::json(Value::Array(items)).map(|()| 0);
@@ -400,6 +611,21 @@ fn member_list(app: &mut App) -> Result<u8> {
             m.since_epoch,
             if m.id == me { "  (you)" } else { "" }
         );
+        if m.role == Role::Scoped {
+            let scopes: Vec<String> = scopes_of(m.id)
+                .iter()
+                .map(|(p, r)| format!("{p} ({})", r.name()))
+                .collect();
+            println!(
+                "{:w$}  scopes: {}",
+                "",
+                if scopes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    scopes.join(", ")
+                }
+            );
+        }
     }
     if members.iter().any(|m| !m.kem.is_hybrid()) {
         eprintln!(
@@ -421,6 +647,30 @@ fn member_join(app: &mut App, identity_file: &Path) -> Result<u8> {
     let locked = Vault::open(Arc::clone(&store))?;
     let state = app.state()?;
     let pins = state.load_pins(locked.id())?;
+    let scoped = locked
+        .members()?
+        .iter()
+        .any(|m| m.id == identity.member_id() && m.role == Role::Scoped);
+    if scoped {
+        let vault = locked.join_scoped(&identity, &[held.keyholder()])?;
+        state.save_pins(vault.id(), &vault.pins())?;
+        let prefixes: Vec<String> = vault.scopes().into_iter().map(|(s, _)| s.prefix).collect();
+        if app.json() {
+            let mut v = public_json(identity.public());
+            v["vault_id"] = Value::from(vault.id().to_string());
+            v["scopes"] = json!(prefixes);
+            return output::json(v).map(|()| 0);
+        }
+        println!(
+            "joined vault {} as the scoped member {} ({}), for {}; unlock with the same {}",
+            vault.id(),
+            identity.name(),
+            identity.member_id(),
+            prefixes.join(", "),
+            held.describe()
+        );
+        return Ok(0);
+    }
     let vault = Vault::join(&store, &identity, &[held.keyholder()], pins)?;
     state.save_pins(vault.id(), &vault.pins())?;
     if app.json() {
@@ -447,6 +697,9 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
         .iter()
         .find(|m| m.id == id)
         .map_or_else(|| id.to_string(), |m| m.name.clone());
+    if members.iter().any(|m| m.id == id && m.role == Role::Scoped) {
+        return remove_scoped(app, &o, id, &name);
+    }
     let removal = o.vault.remove_member(id)?;
     finish(app, &o)?;
     let exposed = o
@@ -504,6 +757,66 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
     if let Some(e) = &removal.reattest_error {
         eprintln!(
             "warning: the versions {name} signed are refused until they are re-attested, which did not finish ({e}): run `strongroom member reattest`"
+        );
+    }
+    Ok(0)
+}
+
+/// `member remove` of a scoped member: its scopes get new keys; the exposure is the
+/// secrets of its scopes, nothing else.
+fn remove_scoped(
+    app: &App,
+    o: &Opened,
+    id: strongroom::crypto::MemberId,
+    name: &str,
+) -> Result<u8> {
+    let report = o.vault.remove_scoped_member(id)?;
+    finish(app, o)?;
+    let scopes = o.vault.scopes();
+    let prefix = |s: strongroom::sharing::ScopeId| {
+        scopes
+            .iter()
+            .find(|i| i.id == s)
+            .map_or_else(|| s.to_string(), |i| i.prefix.clone())
+    };
+    if app.json() {
+        return output::json(json!({
+            "removed": id.to_string(),
+            "name": name,
+            "scoped": true,
+            "scopes": report.scopes.iter().map(|(s, e)| json!({"prefix": prefix(*s), "new_scope_epoch": e.0})).collect::<Vec<_>>(),
+            "exposed": report.exposed.iter().map(|e| json!({
+                "namespace": e.namespace,
+                "name": e.name,
+                "record_id": e.record_id.to_string(),
+                "versions": e.versions,
+            })).collect::<Vec<_>>(),
+        }))
+        .map(|()| 0);
+    }
+    let held: Vec<String> = report.scopes.iter().map(|(s, _)| prefix(*s)).collect();
+    println!(
+        "removed the scoped member {name} ({id}). New keys for its scopes ({}) are granted to their other members only; the vault key and every other scope are unchanged.",
+        held.join(", ")
+    );
+    if report.exposed.is_empty() {
+        println!("{name} could read no stored secret.");
+    } else {
+        println!(
+            "EXPOSURE: {name} could read these {} secrets of its scopes, and nothing else:",
+            report.exposed.len()
+        );
+        for e in &report.exposed {
+            let versions: Vec<String> = e.versions.iter().map(ToString::to_string).collect();
+            println!(
+                "  {}/{}  (versions {})",
+                e.namespace,
+                e.name,
+                versions.join(", ")
+            );
+        }
+        println!(
+            "Rotate each of these credentials at its source, store the new values with `strongroom put`, then run `strongroom rotate`."
         );
     }
     Ok(0)

@@ -451,10 +451,10 @@ pub(crate) fn run(
     let Some((program, args)) = command.split_first() else {
         bail!("give the command to run after --");
     };
-    let o = app.unlock()?;
-    let vars = o.vault.env_vars(namespace)?;
-    finish(app, &o)?;
-    drop(o);
+    let records = app.unlock_records()?;
+    let vars = records.env_vars(namespace)?;
+    crate::cmd_vault::finish_records(app, &records)?;
+    drop(records);
     let refused = refused_env(vars.iter().map(|(n, _)| n.as_str()), env.allow_override);
     if !refused.is_empty() {
         bail!(

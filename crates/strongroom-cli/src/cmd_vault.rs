@@ -13,7 +13,7 @@ use strongroom::{
     Vault, VaultError,
 };
 
-use crate::app::{App, Connection, Opened};
+use crate::app::{App, Connection, Opened, Records};
 use crate::cli::{AuditCommand, InitArgs, RotateArgs, SuiteArg, ValueSource};
 use crate::input;
 use crate::keyholders::{self, Mode};
@@ -211,6 +211,14 @@ pub(crate) fn finish(app: &App, o: &Opened) -> Result<()> {
     app.save_pins(&o.vault)
 }
 
+/// [`finish`] for a handle of either kind: the pins saved.
+pub(crate) fn finish_records(app: &App, records: &Records) -> Result<()> {
+    match records {
+        Records::Full(vault) => app.save_pins(vault),
+        Records::Scoped(vault) => app.state()?.save_pins(vault.id(), &vault.pins()),
+    }
+}
+
 pub(crate) fn meta_json(m: &SecretMeta) -> Value {
     json!({
         "namespace": m.namespace,
@@ -234,7 +242,7 @@ pub(crate) fn meta_json(m: &SecretMeta) -> Value {
 pub(crate) fn put(app: &mut App, namespace: &str, name: &str, source: &ValueSource) -> Result<u8> {
     strongroom::validate_namespace(namespace)?;
     strongroom::validate_name(name)?;
-    let o = app.unlock()?;
+    let records = app.unlock_records()?;
     let value = if source.stdin {
         let b = input::stdin_bytes("secret value")?;
         if source.keep_newline {
@@ -251,8 +259,8 @@ pub(crate) fn put(app: &mut App, namespace: &str, name: &str, source: &ValueSour
         )?;
         zeroize::Zeroizing::new(secrecy::ExposeSecret::expose_secret(&s).as_bytes().to_vec())
     };
-    let meta = o.vault.put(namespace, name, &value)?;
-    finish(app, &o)?;
+    let meta = records.put(namespace, name, &value)?;
+    finish_records(app, &records)?;
     if app.json() {
         output::json(meta_json(&meta))?;
     } else {
@@ -269,12 +277,9 @@ pub(crate) fn get(
     version: Option<u64>,
     show_value: bool,
 ) -> Result<u8> {
-    let o = app.unlock()?;
-    let secret = match version {
-        Some(v) => o.vault.get_version(namespace, name, v)?,
-        None => o.vault.get(namespace, name)?,
-    };
-    finish(app, &o)?;
+    let records = app.unlock_records()?;
+    let secret = records.get(namespace, name, version)?;
+    finish_records(app, &records)?;
     let mut out = std::io::stdout().lock();
     if app.json() {
         let mut v = meta_json(secret.meta());
@@ -303,9 +308,9 @@ pub(crate) fn get(
 /// `list`.
 pub(crate) fn list(app: &mut App, namespace: &str) -> Result<u8> {
     strongroom::validate_namespace(namespace)?;
-    let o = app.unlock()?;
-    let items = o.vault.list(namespace)?;
-    finish(app, &o)?;
+    let records = app.unlock_records()?;
+    let items = records.list(namespace)?;
+    finish_records(app, &records)?;
     if app.json() {
         return output::json(Value::Array(items.iter().map(meta_json).collect())).map(|()| 0);
     }
@@ -334,9 +339,9 @@ pub(crate) fn list(app: &mut App, namespace: &str) -> Result<u8> {
 pub(crate) fn delete(app: &mut App, namespace: &str, name: &str) -> Result<u8> {
     strongroom::validate_namespace(namespace)?;
     strongroom::validate_name(name)?;
-    let o = app.unlock()?;
-    o.vault.delete(namespace, name)?;
-    finish(app, &o)?;
+    let records = app.unlock_records()?;
+    records.delete(namespace, name)?;
+    finish_records(app, &records)?;
     if app.json() {
         output::json(json!({"deleted": {"namespace": namespace, "name": name}}))?;
     } else {
@@ -347,9 +352,9 @@ pub(crate) fn delete(app: &mut App, namespace: &str, name: &str) -> Result<u8> {
 
 /// `history`.
 pub(crate) fn history(app: &mut App, namespace: &str, name: &str) -> Result<u8> {
-    let o = app.unlock()?;
-    let versions = o.vault.history(namespace, name)?;
-    finish(app, &o)?;
+    let records = app.unlock_records()?;
+    let versions = records.history(namespace, name)?;
+    finish_records(app, &records)?;
     if app.json() {
         return output::json(Value::Array(versions.iter().map(meta_json).collect())).map(|()| 0);
     }

@@ -169,6 +169,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Kek(cmd) => cmd_keys::kek(app, cmd),
         Command::Identity(cmd) => cmd_members::identity(app, cmd),
         Command::Member(cmd) => cmd_members::member(app, cmd),
+        Command::Scope(cmd) => cmd_members::scope(app, cmd),
         Command::Snapshot { file } => cmd_transfer::snapshot(app, file),
         Command::VerifySnapshot { file } => cmd_transfer::verify_snapshot(app, file),
         Command::Restore { file, args } => cmd_transfer::restore(app, file, args),

@@ -290,22 +290,35 @@ impl Vault {
     /// Every name must be a valid environment variable name; the error lists the ones that
     /// are not (never a value).
     pub fn env_vars(&self, namespace: &str) -> Result<Vec<(String, SecretBytes)>, VaultError> {
-        let secrets = self.collect(Some(namespace))?;
-        let bad: Vec<&str> = secrets
-            .iter()
-            .filter(|s| !is_env_name(&s.name))
-            .map(|s| s.name.as_str())
-            .collect();
-        if !bad.is_empty() {
-            return Err(VaultError::invalid(
-                "environment variable name",
-                format!(
-                    "{bad:?} in {namespace} are not valid names ([A-Za-z_][A-Za-z0-9_]*); rename them or use another namespace"
-                ),
-            ));
-        }
-        Ok(secrets.into_iter().map(|s| (s.name, s.value)).collect())
+        env_vars_of(namespace, self.load(namespace)?)
     }
+}
+
+/// The secrets `secrets` of `namespace` as environment variables, sorted by name; an error
+/// names every secret whose name is not a variable name (never a value).
+pub(crate) fn env_vars_of(
+    namespace: &str,
+    secrets: Vec<crate::Secret>,
+) -> Result<Vec<(String, SecretBytes)>, VaultError> {
+    let mut vars: Vec<(String, SecretBytes)> = secrets
+        .into_iter()
+        .map(|s| (s.meta().name.clone(), s.into_value()))
+        .collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let bad: Vec<&str> = vars
+        .iter()
+        .filter(|(name, _)| !is_env_name(name))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !bad.is_empty() {
+        return Err(VaultError::invalid(
+            "environment variable name",
+            format!(
+                "{bad:?} in {namespace} are not valid names ([A-Za-z_][A-Za-z0-9_]*); rename them or use another namespace"
+            ),
+        ));
+    }
+    Ok(vars)
 }
 
 /// Parses `--age-recipient` values: all hybrid (`age1pq1…`) or all X25519 (`age1…`).

@@ -95,6 +95,6 @@ pub mod sharing {
     pub use strongroom_sharing::{
         Fingerprint, FingerprintConfirmed, HighWater, Identity, KemKind, KeyholderInfo,
         MAX_NAME_LEN, MemberRecoverability, Pins, PublicIdentity, RecoverabilityReport, Role,
-        ScopeId, SharingError, VerifyError, Warning, WriterRefused,
+        ScopeId, SharingError, VerifyError, Warning, WriterRefused, scope_covers,
     };
 }

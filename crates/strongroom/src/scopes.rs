@@ -107,7 +107,9 @@ impl Vault {
 
     /// Grants `member` (a member added with [`Role::Scoped`]) the scope `scope`, with
     /// `role` on it: [`Role::Member`] to read and write its secrets, [`Role::ReadOnly`] to
-    /// read them. Granting again changes the role.
+    /// read them. Granting again changes the role; a member made read-only on a scope has
+    /// the versions it wrote there re-attested by this member right after, as
+    /// [`Vault::set_role`] does.
     pub fn grant_scope(
         &self,
         member: MemberId,
@@ -123,7 +125,8 @@ impl Vault {
                     format!("scope={scope} role={}", role.name()),
                 ))
             },
-        )
+        )?;
+        self.reattest_if_owner()
     }
 
     /// Takes the scope `scope` from the scoped member `member`: the scope gets a new key,
@@ -438,6 +441,22 @@ impl ScopedVault {
     /// This member's id.
     pub fn member_id(&self) -> MemberId {
         self.state().session.member_id()
+    }
+
+    /// The pins of the membership log this handle verified (save them, and give them to
+    /// the next unlock: a storage that rolls the log back is then refused).
+    pub fn pins(&self) -> strongroom_sharing::Pins {
+        self.state().session.pins().clone()
+    }
+
+    /// The secrets of `namespace` as environment variables for a child process, sorted by
+    /// name (what `strongroom run` gives a command). Every name must be a valid variable
+    /// name; the error lists the ones that are not (never a value).
+    pub fn env_vars(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, strongroom_crypto::SecretBytes)>, VaultError> {
+        crate::export::env_vars_of(namespace, self.load(namespace)?)
     }
 
     /// The scopes granted to this member, with its role on each.

@@ -313,19 +313,30 @@ fn scope_key(s: &Setup, account: &Account) -> ([u8; 32], u32) {
 /// `value`, signed by `signer` as written at the log's current position, sealed under a
 /// fresh data key wrapped by `vk` (epoch `epoch`). What a service account with write access
 /// to the storage can do with the keys it holds.
-#[allow(clippy::too_many_arguments)]
 fn plant(
     s: &Setup,
-    (key, entry): (Vec<u8>, Vec<u8>),
-    (vk, epoch): ([u8; 32], u32),
+    row: (Vec<u8>, Vec<u8>),
+    key: ([u8; 32], u32),
     signer: &Identity,
     ns: &str,
     name: &str,
     value: &[u8],
 ) {
+    let seq = s.store.log_head(Table::MemberLog).unwrap().unwrap();
+    plant_at(s, row, key, signer, seq, (ns, name, value));
+}
+
+/// [`plant`], signed as written at log position `seq`.
+fn plant_at(
+    s: &Setup,
+    (key, entry): (Vec<u8>, Vec<u8>),
+    (vk, epoch): ([u8; 32], u32),
+    signer: &Identity,
+    seq: u64,
+    (ns, name, value): (&str, &str, &[u8]),
+) {
     let record: [u8; 16] = entry[1..17].try_into().unwrap();
     let version = u64::from_be_bytes(entry[17..25].try_into().unwrap()) + 1;
-    let seq = s.store.log_head(Table::MemberLog).unwrap().unwrap();
     let v1 = payload_v1(ns, name, signer.member_id().as_bytes(), value);
     let payload = payload_v2(&v1, signer.member_id().as_bytes(), WRITTEN, seq, |part| {
         signer.sign_record(&spec_digest_of(
@@ -638,5 +649,70 @@ fn removing_a_full_member_rotates_every_scope() {
             .unwrap()
             .expose_secret(),
         b"hunter2"
+    );
+}
+
+#[test]
+fn versions_a_service_account_wrote_stay_readable_after_it_loses_write_right() {
+    let s = setup();
+    s.app
+        .vault
+        .put("core/billing", "WEBHOOK", b"whsec")
+        .unwrap();
+    let app_id = s.app.identity.member_id();
+    let before = s.store.log_head(Table::MemberLog).unwrap().unwrap();
+    // Made read-only: what it wrote before is re-attested by the owner right away.
+    s.alice
+        .grant_scope(app_id, s.billing, Role::ReadOnly)
+        .unwrap();
+    assert_eq!(
+        s.alice
+            .get("core/billing", "WEBHOOK")
+            .unwrap()
+            .expose_secret(),
+        b"whsec"
+    );
+    s.report.vault.refresh().unwrap();
+    assert_eq!(
+        s.report
+            .vault
+            .get("core/billing", "WEBHOOK")
+            .unwrap()
+            .expose_secret(),
+        b"whsec"
+    );
+    // Its handle refuses to write from now on.
+    s.app.vault.refresh().unwrap();
+    assert!(matches!(
+        s.app.vault.put("core/billing", "WEBHOOK", b"mine"),
+        Err(VaultError::PermissionDenied {
+            role: Some(Role::ReadOnly)
+        })
+    ));
+    // And a version it plants naming a log position where it still had the right is
+    // refused: backdated after the re-attestation.
+    let row = row_of(&s, "core/billing", "WEBHOOK");
+    let key = scope_key(&s, &s.app);
+    plant_at(
+        &s,
+        row,
+        key,
+        &s.app.identity,
+        before,
+        ("core/billing", "WEBHOOK", b"backdated"),
+    );
+    let e = s.alice.get("core/billing", "WEBHOOK").unwrap_err();
+    assert!(
+        matches!(
+            e,
+            VaultError::Writer {
+                problem: WriterProblem::RightLost {
+                    reattested_at: Some(_),
+                    ..
+                },
+                ..
+            }
+        ),
+        "{e}"
     );
 }
