@@ -617,6 +617,16 @@ fn status_json(s: &Status, read_only: bool, connection: Option<&Connection>) -> 
             "id": m.id.to_string(),
             "name": m.name,
         })).collect::<Vec<_>>(),
+        "scopes": s.scopes.iter().map(|sc| json!({
+            "id": sc.id.to_string(),
+            "prefix": sc.prefix,
+            "epoch": sc.epoch.0,
+            "members": sc.members.iter().map(|(m, r)| json!({
+                "id": m.to_string(),
+                "role": r.name(),
+            })).collect::<Vec<_>>(),
+            "needs_rekey": s.scopes_needing_rekey.contains(&sc.id),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -646,6 +656,21 @@ fn print_vault_status(s: &Status, read_only: bool, connection: Option<&Connectio
         s.role.map_or("no longer a member", |r| r.name())
     );
     println!("members:        {}", s.members);
+    if !s.scopes.is_empty() {
+        let scopes: Vec<String> = s
+            .scopes
+            .iter()
+            .map(|sc| {
+                format!(
+                    "{} (key epoch {}, {} scoped members)",
+                    sc.prefix,
+                    sc.epoch,
+                    sc.members.len()
+                )
+            })
+            .collect();
+        println!("scopes:         {}", scopes.join(", "));
+    }
     println!(
         "secrets:        {} ({} versions stored)",
         s.secrets, s.versions

@@ -149,6 +149,33 @@ fn a_service_account_reads_and_writes_its_scope_only() {
             .and(predicate::str::contains("billing-app (member)")),
     );
 
+    let status = json({
+        let mut c = alice();
+        c.arg("status");
+        c
+    });
+    assert_eq!(status["scopes"][0]["prefix"], "core/billing");
+    assert_eq!(status["scopes"][0]["members"][0]["role"], "member");
+    alice()
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "scopes:         core/billing (key epoch 1, 1 scoped members)",
+        ));
+    // Doctor exits 1 on warnings (this one-owner vault has no recovery key): its JSON
+    // still says how the scopes are.
+    let out = alice().args(["doctor", "--json"]).output().unwrap();
+    let doctor: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let scopes = doctor["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "scopes")
+        .unwrap()
+        .clone();
+    assert_eq!(scopes["level"], "ok", "{scopes}");
+
     // Read-only from now on: its writes are refused, its reads go on.
     alice()
         .args([

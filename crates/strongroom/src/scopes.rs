@@ -210,6 +210,23 @@ impl Vault {
         })
     }
 
+    /// Replaces the key of the scope `scope` (owners, admins and members with the right to
+    /// write): a new scope epoch, granted to its scoped members and linked for full members.
+    /// What a removal of a full member does to every scope; on its own, after a scope key
+    /// is thought leaked. The next [`Vault::rotate_vault_key`] rewraps the scope's records.
+    pub fn rekey_scope(&self, scope: ScopeId) -> Result<Epoch, VaultError> {
+        self.change(
+            |session| session.prepare_rekey_scope(scope),
+            |_, change| {
+                Ok(AuditEvent::new(
+                    Action::ScopeRevoke,
+                    scope.as_bytes(),
+                    format!("scope={scope} epoch={} rekey=true", change.outcome()),
+                ))
+            },
+        )
+    }
+
     /// The scopes of this vault, by prefix.
     pub fn scopes(&self) -> Vec<ScopeInfo> {
         let st = self.state();

@@ -118,6 +118,12 @@ pub struct Status {
     /// Losses of write right `(member, log position)` whose versions wait for a
     /// re-attestation ([`Vault::reattest`]): readers refuse them until then.
     pub pending_reattestation: Vec<(MemberId, u64)>,
+    /// The scopes (namespace prefixes with keys of their own) and their scoped members.
+    pub scopes: Vec<crate::ScopeInfo>,
+    /// Scopes whose current key a removed full member could read (it read every scope
+    /// key): they need [`Vault::rekey_scope`]. Empty unless a removal was logged without
+    /// the scope rotations this release adds to it.
+    pub scopes_needing_rekey: Vec<strongroom_crypto::ScopeId>,
 }
 
 /// How thorough `doctor` is.
@@ -284,6 +290,8 @@ impl Vault {
             hybrid_required: self.hybrid_required(),
             signed_writes_required: self.signed_writes_required(),
             pending_reattestation: self.pending_reattestation(),
+            scopes: self.scopes(),
+            scopes_needing_rekey: self.state().session.membership().scopes_needing_rekey(),
         })
     }
 
@@ -326,6 +334,7 @@ impl Vault {
         check_post_quantum(&mut r, &status);
         check_signed_writes(&mut r, &status);
         check_rotation(&mut r, &status);
+        check_scopes(&mut r, &status);
         self.check_replica(&mut r);
         Ok(r)
     }
@@ -707,6 +716,37 @@ fn check_signed_writes(r: &mut DoctorReport, status: &Status) {
 }
 
 /// Quarantined versions, interrupted or pending rotations, and the key's age.
+fn check_scopes(r: &mut DoctorReport, status: &Status) {
+    if status.scopes.is_empty() {
+        return;
+    }
+    if status.scopes_needing_rekey.is_empty() {
+        r.push(
+            "scopes",
+            Level::Ok,
+            format!(
+                "{} scopes; no removed member holds the current key of any",
+                status.scopes.len()
+            ),
+        );
+        return;
+    }
+    let prefixes: Vec<&str> = status
+        .scopes
+        .iter()
+        .filter(|s| status.scopes_needing_rekey.contains(&s.id))
+        .map(|s| s.prefix.as_str())
+        .collect();
+    r.push(
+        "scopes",
+        Level::Fail,
+        format!(
+            "a removed member can still read the current key of the scopes {}: an owner or admin runs `Vault::rekey_scope` for each (or removes and adds a member again), then `rotate`",
+            prefixes.join(", ")
+        ),
+    );
+}
+
 fn check_rotation(r: &mut DoctorReport, status: &Status) {
     if status.quarantined > 0 {
         r.push(

@@ -24,6 +24,17 @@ mod share_with_teammate;
 #[path = "../../../examples/recover_lost_passphrase.rs"]
 mod recover_lost_passphrase;
 
+#[allow(dead_code)]
+#[path = "../../../examples/service_account.rs"]
+mod service_account;
+
+#[test]
+fn example_service_account() {
+    for _ in 0..2 {
+        service_account::run().unwrap();
+    }
+}
+
 #[test]
 fn example_embed_in_server() {
     for _ in 0..2 {

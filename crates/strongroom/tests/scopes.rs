@@ -716,3 +716,40 @@ fn versions_a_service_account_wrote_stay_readable_after_it_loses_write_right() {
         "{e}"
     );
 }
+
+#[test]
+fn a_scope_key_replaced_on_its_own_is_granted_to_its_members() {
+    let s = setup();
+    let (old, _) = scope_key(&s, &s.report);
+    assert_eq!(s.alice.rekey_scope(s.billing).unwrap().0, 2);
+    let (new, epoch) = scope_key(&s, &s.app);
+    assert_eq!(epoch, 2);
+    assert_ne!(old, new);
+    let status = s.alice.status().unwrap();
+    assert_eq!(status.scopes.len(), 1);
+    assert_eq!(status.scopes[0].epoch.0, 2);
+    assert!(status.scopes_needing_rekey.is_empty());
+    assert_eq!(
+        status.pending_rewrap, 1,
+        "STRIPE_KEY is under the old scope key"
+    );
+    s.alice.rotate_vault_key().unwrap();
+    assert_eq!(s.alice.status().unwrap().pending_rewrap, 0);
+    s.report.vault.refresh().unwrap();
+    assert_eq!(
+        s.report
+            .vault
+            .get("core/billing", "STRIPE_KEY")
+            .unwrap()
+            .expose_secret(),
+        b"sk_live_1"
+    );
+    // Both service accounts keep the scope.
+    let e = s
+        .alice
+        .scopes()
+        .into_iter()
+        .find(|x| x.id == s.billing)
+        .unwrap();
+    assert_eq!(e.members.len(), 2);
+}
