@@ -367,6 +367,7 @@ pub fn populated_vault(path: &Path, n: u64, value_len: usize) -> RawKek {
 /// All vault cases.
 pub fn cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
     let mut out = put_get_cases(budget, rounds);
+    out.extend(scoped_cases(budget, rounds));
     out.extend(bulk_cases(budget, rounds));
     let sizes = std::env::var("ROTATE_N").unwrap_or_else(|_| DEFAULT_ROTATE_N.to_string());
     for n in sizes
@@ -574,6 +575,118 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         )
         .with("rows_per_get", "1")
         .with("signature_verifications_per_get", "1"),
+    );
+    out
+}
+
+/// A service account's get and put in its scope (`ScopedVault`, SQLite, 1 KiB), each
+/// against the same raw floor as the full member's (a one-row rusqlite select; a one-row
+/// insert in its own transaction), and a full member's get of a scope's secret:
+/// - `vault/sqlite/scoped-get/1KiB`: one store read (the index entry holds the head),
+///   the scope's key found by key id, the body digest always checked, the writer's
+///   signature verified once per version and remembered;
+/// - `vault/sqlite/scoped-put/1KiB`: one read and one commit, one Ed25519 signature, no
+///   audit entry (a scoped member holds no audit key);
+/// - `vault/sqlite/full-get-in-scope/1KiB`: a full member's get there (its lookup also
+///   covers the vault-wide index keys, for secrets stored before the scope existed).
+fn scoped_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
+    use strongroom::UnlockOptions;
+    use strongroom::sharing::{Identity, Role};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (store, _, vault, raw) = sqlite_pair(dir.path());
+    let value = vec![0x5au8; VALUE_SIZE];
+    let label = size_label(VALUE_SIZE);
+    let scope = vault.create_scope("bench/scoped").expect("scope");
+    let identity = Identity::generate("bench-service").expect("identity");
+    let public = identity.public();
+    let confirmed = public
+        .confirm_fingerprint(&public.fingerprint().to_string())
+        .expect("fingerprint");
+    vault
+        .add_member(public, Role::Scoped, confirmed)
+        .expect("add");
+    vault
+        .grant_scope(public.member_id(), scope, Role::Member)
+        .expect("grant");
+    let service_kek = RawKek::generate().expect("kek");
+    Vault::open(Arc::clone(&store))
+        .expect("open")
+        .join_scoped(&identity, &[&service_kek])
+        .expect("join");
+    let service = Vault::open(Arc::clone(&store))
+        .expect("open")
+        .unlock_scoped_with(
+            &service_kek,
+            UnlockOptions::default().with_member(Some(identity.member_id())),
+        )
+        .expect("unlock");
+    let names: Vec<String> = (0..GET_SECRETS).map(|i| format!("s{i}")).collect();
+    let entry_len = preload(&vault, &*store, "bench/scoped", &names, &value);
+    let raw_value = vec![0xa5u8; entry_len];
+    raw_preload(&raw, 3 << 40, GET_SECRETS, &raw_value);
+    let scattered = |i: u64| i.wrapping_mul(7919) % GET_SECRETS;
+    let mut out = Vec::new();
+    for (case, reader) in [("scoped-get", true), ("full-get-in-scope", false)] {
+        let i_s = Cell::new(0u64);
+        let i_r = Cell::new(0u64);
+        let m = compare(
+            rounds,
+            budget,
+            || {
+                i_s.set(i_s.get() + 1);
+                let name = &names[scattered(i_s.get()) as usize];
+                let got = if reader {
+                    service.get("bench/scoped", name)
+                } else {
+                    vault.get("bench/scoped", name)
+                }
+                .expect("get");
+                (1, got.expose_secret().len())
+            },
+            || {
+                i_r.set(i_r.get() + 1);
+                (
+                    1,
+                    raw_select(&raw, (3 << 40) + scattered(i_r.get())).0.len(),
+                )
+            },
+        );
+        out.push(
+            Ratio::measured(
+                format!("vault/sqlite/{case}/{label}"),
+                "rusqlite-select",
+                &m,
+                Some(0.6),
+            )
+            .with("rows_per_get", "1"),
+        );
+    }
+    let next_s = Cell::new(0u64);
+    let next_r = Cell::new(4u64 << 40);
+    let m = compare(
+        rounds,
+        budget,
+        || {
+            next_s.set(next_s.get() + 1);
+            let m = service
+                .put("bench/scoped", &format!("p{}", next_s.get()), &value)
+                .expect("put");
+            (1, m.version)
+        },
+        || {
+            next_r.set(next_r.get() + 1);
+            raw_insert(&raw, next_r.get(), &raw_value);
+            (1, ())
+        },
+    );
+    out.push(
+        Ratio::measured(
+            format!("vault/sqlite/scoped-put/{label}"),
+            "rusqlite-insert-1-row-txn",
+            &m,
+            Some(0.5),
+        )
+        .with("rows_per_put", "1"),
     );
     out
 }

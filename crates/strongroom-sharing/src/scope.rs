@@ -39,11 +39,11 @@ pub const MAX_PREFIX_LEN: usize = 255;
 /// ```
 pub fn validate_prefix(prefix: &str) -> Result<(), &'static str> {
     if prefix.is_empty() || prefix.len() > MAX_PREFIX_LEN {
-        return Err("a scope prefix is 1 to 255 bytes");
+        return Err("must be 1 to 255 bytes");
     }
     for seg in prefix.split('/') {
         if seg.is_empty() {
-            return Err("a scope prefix has no empty segment (leading, trailing or double '/')");
+            return Err("empty segment (leading, trailing or double '/')");
         }
         if seg == "." || seg == ".." {
             return Err("'.' and '..' are not segments");
@@ -52,7 +52,7 @@ pub fn validate_prefix(prefix: &str) -> Result<(), &'static str> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         {
-            return Err("scope prefix segments use only ASCII letters, digits, '.', '_' and '-'");
+            return Err("segments use only ASCII letters, digits, '.', '_' and '-'");
         }
     }
     Ok(())

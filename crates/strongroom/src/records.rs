@@ -53,30 +53,9 @@ pub const MAX_VALUE_LEN: usize = 64 << 20;
 /// Checks a namespace: 1–255 bytes, `/`-separated segments of ASCII letters, digits, `.`,
 /// `_` and `-`, no empty segment (`core/billing`, `plugins/acme.sync`).
 pub fn validate_namespace(ns: &str) -> Result<(), VaultError> {
-    let bad = |reason: &str| {
-        Err(VaultError::invalid(
-            "namespace",
-            format!("{ns:?}: {reason}"),
-        ))
-    };
-    if ns.is_empty() || ns.len() > MAX_NAMESPACE_LEN {
-        return bad("must be 1 to 255 bytes");
-    }
-    for seg in ns.split('/') {
-        if seg.is_empty() {
-            return bad("empty segment (leading, trailing or double '/')");
-        }
-        if seg == "." || seg == ".." {
-            return bad("'.' and '..' are not segments");
-        }
-        if !seg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        {
-            return bad("segments use only ASCII letters, digits, '.', '_' and '-'");
-        }
-    }
-    Ok(())
+    // A namespace follows the rules of a scope prefix, so that any namespace can be one.
+    strongroom_sharing::validate_prefix(ns)
+        .map_err(|reason| VaultError::invalid("namespace", format!("{ns:?}: {reason}")))
 }
 
 /// Checks a secret name: 1–1024 bytes of UTF-8 without control characters.
@@ -1702,14 +1681,16 @@ fn place_body(batch: &mut Batch, record: RecordId, version: u64, body: Vec<u8>) 
 
 /// Stages the removal of the head of the secret at index row `index_key` (read at
 /// `row_version`; `entry` is what it decodes to, if it does): its newest remaining older
-/// version becomes the head, or the secret goes when none remains. Returns the record id
-/// (hex), or the row key when the entry does not decode.
+/// version becomes the head, or the secret goes when none remains. Versions whose rows
+/// (keys in `dropped`) the same batch deletes already are passed over. Returns the record
+/// id (hex), or the row key when the entry does not decode.
 pub(crate) fn drop_head(
     store: &dyn ReadView,
     batch: &mut Batch,
     index_key: &[u8],
     row_version: u64,
     entry: Option<&IndexEntry>,
+    dropped: &std::collections::HashSet<Vec<u8>>,
 ) -> Result<String, VaultError> {
     let expect = Expect::Version(row_version);
     let Some(entry) = entry else {
@@ -1717,21 +1698,20 @@ pub(crate) fn drop_head(
         return Ok(crate::audit::hex(index_key));
     };
     let head_key = version_key(entry.record, entry.version);
-    let previous = entry
-        .version
-        .checked_sub(1)
-        .filter(|v| *v >= entry.oldest().unwrap_or(1));
-    let rows = match previous {
-        Some(v) => {
-            let k = version_key(entry.record, v);
-            let got = store.get_many(&[(Table::Bodies, &k), (Table::Deks, &k)])?;
-            match <[Option<Versioned>; 2]>::try_from(got) {
-                Ok([Some(b), Some(d)]) => Some((v, k, b, d)),
-                _ => None,
-            }
+    // The newest older version that stays: not one whose rows the same batch deletes.
+    let oldest = entry.oldest().unwrap_or(1);
+    let mut rows = None;
+    for v in (oldest..entry.version).rev() {
+        let k = version_key(entry.record, v);
+        if dropped.contains(&k) {
+            continue;
         }
-        None => None,
-    };
+        let got = store.get_many(&[(Table::Bodies, &k), (Table::Deks, &k)])?;
+        if let Ok([Some(b), Some(d)]) = <[Option<Versioned>; 2]>::try_from(got) {
+            rows = Some((v, k, b, d));
+        }
+        break;
+    }
     match (&entry.layout, rows) {
         (Some((oldest, head)), Some((v, k, body, dek))) => {
             if head.body == HeadBody::Stored {

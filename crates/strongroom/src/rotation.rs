@@ -419,7 +419,12 @@ impl Vault {
         let st = self.state();
         let store = self.store();
         let mut batch = Batch::new();
-        for q in &reports {
+        // Older versions first: a head purged with the version below it must not bring
+        // that version back as the head, nor delete its rows a second time.
+        let mut dropped = std::collections::HashSet::new();
+        let (history, heads): (Vec<&Quarantined>, Vec<&Quarantined>) =
+            reports.iter().partition(|q| q.phase == Phase::History);
+        for q in history.into_iter().chain(heads) {
             batch.delete(Table::Jobs, q.row_key(), Expect::Any);
             let row = store.get(q.phase.table(), &q.key)?;
             let Some(row) = row else {
@@ -446,6 +451,7 @@ impl Vault {
                     batch
                         .delete(Table::Deks, q.key.clone(), Expect::Version(row.version))
                         .delete(Table::Bodies, q.key.clone(), Expect::Any);
+                    dropped.insert(q.key.clone());
                 }
                 Phase::Heads => {
                     let entry = IndexEntry::decode(&row.value).ok();
@@ -462,6 +468,7 @@ impl Vault {
                         &q.key,
                         row.version,
                         entry.as_ref(),
+                        &dropped,
                     )?;
                     report.heads_moved.push(moved);
                 }

@@ -186,7 +186,12 @@ fn a_bad_data_key_row_is_quarantined_instead_of_blocking_every_rotation() {
     let mut flipped = bad.value.clone();
     *flipped.last_mut().unwrap() ^= 1;
     let garbage_key = [vec![0xee; 16], 1u64.to_be_bytes().to_vec()].concat();
-    let bad_head = &index[9];
+    // Of another secret than `bad` (the same secret is the next test's case).
+    let bad_head = index
+        .iter()
+        .skip(9)
+        .find(|r| r.value[1..17] != bad.key[..16])
+        .unwrap();
     let mut head = bad_head.value.clone();
     head[163] ^= 1;
     let mut b = Batch::new();
@@ -276,4 +281,43 @@ fn a_bad_data_key_row_is_quarantined_instead_of_blocking_every_rotation() {
         v.purge_quarantined().unwrap(),
         strongroom::PurgeReport::default()
     );
+}
+
+/// A head purged together with the version below it (both quarantined): the next older
+/// version that stays becomes the head. The purge used to stage two deletions of that
+/// version's row and conflict on every attempt.
+#[test]
+fn a_head_purged_with_the_version_below_it_falls_back_to_the_next_one() {
+    let (v, store) = vault(1);
+    v.put("ns", "k0", b"second").unwrap();
+    v.put("ns", "k0", b"third").unwrap();
+    // Version 2's row and the head (version 3) no longer open.
+    let deks = store
+        .scan(Table::Deks, &ScanRange::all(), None, 10)
+        .unwrap()
+        .rows;
+    let v2 = deks
+        .iter()
+        .find(|r| r.key[16..] == 2u64.to_be_bytes())
+        .unwrap();
+    let mut flipped = v2.value.clone();
+    *flipped.last_mut().unwrap() ^= 1;
+    let head = store
+        .scan(Table::Index, &ScanRange::all(), None, 10)
+        .unwrap()
+        .rows
+        .remove(0);
+    let mut entry = head.value.clone();
+    entry[163] ^= 1;
+    let mut b = Batch::new();
+    b.put(Table::Deks, v2.key.clone(), flipped, Expect::Any)
+        .put(Table::Index, head.key.clone(), entry, Expect::Any);
+    store.commit(&b).unwrap();
+    assert_eq!(v.rotate_vault_key().unwrap().quarantined, 2);
+    let purged = v.purge_quarantined().unwrap();
+    assert_eq!((purged.purged.len(), purged.heads_moved.len()), (2, 1));
+    let back = v.get("ns", "k0").unwrap();
+    assert_eq!((back.meta().version, back.expose_secret()), (1, &b"v0"[..]));
+    assert_eq!(v.history("ns", "k0").unwrap().len(), 1);
+    assert_eq!(v.status().unwrap().quarantined, 0);
 }
