@@ -753,3 +753,69 @@ fn a_scope_key_replaced_on_its_own_is_granted_to_its_members() {
         .unwrap();
     assert_eq!(e.members.len(), 2);
 }
+
+/// The blind index row key of `ns`/`name` in a scope, computed from `docs/spec/scope.md`
+/// ("Records of a scope") and `docs/spec/index-entry.md` alone: the scope's metadata key
+/// from the scope key, the index key from it, then the two truncated HMACs.
+fn spec_blind(scope_key: &[u8; 32], scope: &[u8; 16], ns: &str, name: &str) -> Vec<u8> {
+    let mut mk = [0u8; 32];
+    reference::hkdf(
+        scope_key,
+        &[&b"strongroom/v3/scope-index\0"[..], scope].concat(),
+        &mut mk,
+    );
+    let mut index = [0u8; 32];
+    reference::hkdf(&mk, b"strongroom/v1/index\0", &mut index);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &index);
+    let ns_tag = ring::hmac::sign(&key, &[&b"ns"[..], ns.as_bytes()].concat());
+    let name_tag = ring::hmac::sign(
+        &key,
+        &[
+            &b"name"[..],
+            &(ns.len() as u32).to_be_bytes(),
+            ns.as_bytes(),
+            name.as_bytes(),
+        ]
+        .concat(),
+    );
+    [&ns_tag.as_ref()[..16], &name_tag.as_ref()[..16]].concat()
+}
+
+#[test]
+fn the_scope_index_follows_the_page_and_tests_no_name_elsewhere() {
+    let s = setup();
+    let session = strongroom_sharing::unlock_scoped(
+        &*s.store,
+        s.alice.id(),
+        Some(s.app.identity.member_id()),
+        &s.app.kek,
+        &mut Pins::default(),
+    )
+    .unwrap();
+    let rows: Vec<Vec<u8>> = index_rows(&*s.store).into_iter().map(|(k, _)| k).collect();
+    let held: Vec<(&ScopeId, [u8; 32])> = session
+        .scope_keys()
+        .iter()
+        .flat_map(|(scope, epochs)| {
+            epochs
+                .values()
+                .map(move |k| (scope, *k.expose_secret().expose_secret()))
+        })
+        .collect();
+    assert!(!held.is_empty());
+    // Its own secret's row is where the page says.
+    let (current, _) = scope_key(&s, &s.app);
+    assert!(rows.contains(&spec_blind(
+        &current,
+        s.billing.as_bytes(),
+        "core/billing",
+        "STRIPE_KEY"
+    )));
+    // `core/auth/DB_PASSWORD` is stored, but no key it holds computes a row key that is
+    // there, nor even the namespace's prefix: it cannot test that the name exists.
+    for (scope, key) in &held {
+        let guess = spec_blind(key, scope.as_bytes(), "core/auth", "DB_PASSWORD");
+        assert!(!rows.contains(&guess));
+        assert!(rows.iter().all(|r| r[..16] != guess[..16]));
+    }
+}
