@@ -190,36 +190,50 @@ impl App {
 
     /// Unlocks `store` with `held` as the `--member` (pins checked and saved).
     pub(crate) fn unlock_with(&self, store: &Arc<dyn Store>, held: &Held) -> Result<Vault> {
+        let (locked, options) = self.open_for_unlock(store, held)?;
+        let vault_id = locked.id();
+        let vault = locked.unlock_with(held.keyholder(), options).map_err(|e| {
+            let ambiguous = matches!(
+                &e,
+                strongroom::VaultError::Sharing(
+                    strongroom::sharing::SharingError::AmbiguousMember { .. }
+                )
+            );
+            let err = anyhow::Error::new(e);
+            if ambiguous {
+                err.context(
+                    "several members keep credentials in this vault: pick one with --member NAME",
+                )
+            } else {
+                err
+            }
+        })?;
+        self.state()?.save_pins(vault_id, &vault.pins())?;
+        Ok(vault)
+    }
+
+    /// Opens `store`, and the unlock options of the `--member` with its saved pins.
+    fn open_for_unlock(
+        &self,
+        store: &Arc<dyn Store>,
+        held: &Held,
+    ) -> Result<(strongroom::LockedVault, UnlockOptions)> {
         let locked = Vault::open(Arc::clone(store)).with_context(|| {
             format!(
                 "cannot open {}",
                 self.location().map(|l| l.describe()).unwrap_or_default()
             )
         })?;
-        let vault_id = locked.id();
         let member = match &self.global.member {
             Some(spec) => Some(resolve_member(&locked.members()?, spec)?),
             None => None,
         };
-        let state = self.state()?;
-        let pins = state.load_pins(vault_id)?;
-        tracing::info!(vault = %vault_id, keyholder = %held.describe(), "unlocking");
-        let vault = locked
-            .unlock_with(held.keyholder(), UnlockOptions::default().with_member(member).with_pins(pins))
-            .map_err(|e| {
-                let ambiguous = matches!(
-                    &e,
-                    strongroom::VaultError::Sharing(strongroom::sharing::SharingError::AmbiguousMember { .. })
-                );
-                let err = anyhow::Error::new(e);
-                if ambiguous {
-                    err.context("several members keep credentials in this vault: pick one with --member NAME")
-                } else {
-                    err
-                }
-            })?;
-        state.save_pins(vault_id, &vault.pins())?;
-        Ok(vault)
+        let pins = self.state()?.load_pins(locked.id())?;
+        tracing::info!(vault = %locked.id(), keyholder = %held.describe(), "unlocking");
+        Ok((
+            locked,
+            UnlockOptions::default().with_member(member).with_pins(pins),
+        ))
     }
 
     /// Opens and unlocks the vault for reading and writing secrets: as a full member, or,
@@ -231,20 +245,9 @@ impl App {
         match self.unlock_with(&store, &held) {
             Ok(vault) => Ok(Records::Full(vault)),
             Err(e) if is_scoped_member(&e) => {
-                let locked = Vault::open(Arc::clone(&store))?;
-                let vault_id = locked.id();
-                let member = match &self.global.member {
-                    Some(spec) => Some(resolve_member(&locked.members()?, spec)?),
-                    None => None,
-                };
-                let state = self.state()?;
-                let pins = state.load_pins(vault_id)?;
-                tracing::info!(vault = %vault_id, keyholder = %held.describe(), "unlocking as a scoped member");
-                let vault = locked.unlock_scoped_with(
-                    held.keyholder(),
-                    UnlockOptions::default().with_member(member).with_pins(pins),
-                )?;
-                state.save_pins(vault_id, &vault.pins())?;
+                let (locked, options) = self.open_for_unlock(&store, &held)?;
+                let vault = locked.unlock_scoped_with(held.keyholder(), options)?;
+                self.state()?.save_pins(vault.id(), &vault.pins())?;
                 Ok(Records::Scoped(vault))
             }
             Err(e) => Err(e),

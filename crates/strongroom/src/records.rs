@@ -58,6 +58,12 @@ pub fn validate_namespace(ns: &str) -> Result<(), VaultError> {
         .map_err(|reason| VaultError::invalid("namespace", format!("{ns:?}: {reason}")))
 }
 
+/// Checks a namespace and several names of it.
+pub(crate) fn validate_names(namespace: &str, names: &[&str]) -> Result<(), VaultError> {
+    validate_namespace(namespace)?;
+    names.iter().try_for_each(|name| validate_name(name))
+}
+
 /// Checks a secret name: 1–1024 bytes of UTF-8 without control characters.
 pub fn validate_name(name: &str) -> Result<(), VaultError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
@@ -218,6 +224,21 @@ pub(crate) fn locate_many<'n>(
             Located { key: ks[0], found }
         })
         .collect())
+}
+
+/// The index row of `namespace`/`name`, which must exist (`NotFound` otherwise).
+fn locate_existing(
+    store: &dyn ReadView,
+    access: &dyn Access,
+    namespace: &str,
+    name: &str,
+) -> Result<([u8; 32], Versioned), VaultError> {
+    locate(store, access, namespace, name)?
+        .found
+        .ok_or_else(|| VaultError::NotFound {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        })
 }
 
 /// [`locate_many`] for one name: one store read.
@@ -484,6 +505,17 @@ pub(crate) fn open_version(
     version: u64,
 ) -> Result<(OpenedPayload, Epoch), VaultError> {
     open_version_with(view, access, entry, version, LostRight::Refuse)
+}
+
+/// [`open_version`] without any check of its writer, for its namespace and name only (a
+/// rotation moving its index row): see [`LostRight::NameOnly`].
+pub(crate) fn open_version_name_only(
+    view: &dyn ReadView,
+    access: &dyn Access,
+    entry: &IndexEntry,
+    version: u64,
+) -> Result<(OpenedPayload, Epoch), VaultError> {
+    open_version_with(view, access, entry, version, LostRight::NameOnly)
 }
 
 /// [`open_version`] as [`open_to_attest`] opens rows.
@@ -903,10 +935,7 @@ impl Vault {
         namespace: &str,
         names: &[&str],
     ) -> Result<Vec<Option<Secret>>, VaultError> {
-        validate_namespace(namespace)?;
-        for name in names {
-            validate_name(name)?;
-        }
+        validate_names(namespace, names)?;
         let mut attempt = 0;
         loop {
             match self.read(|state| get_many_in(self.store(), state, namespace, names)) {
@@ -1320,9 +1349,7 @@ pub(crate) fn get_in(
         namespace: namespace.to_owned(),
         name: name.to_owned(),
     };
-    let (_, row) = locate(store, access, namespace, name)?
-        .found
-        .ok_or_else(not_found)?;
+    let (_, row) = locate_existing(store, access, namespace, name)?;
     let entry = IndexEntry::decode(&row.value)?;
     let v = version.unwrap_or(entry.version);
     if v == 0 || v > entry.version || entry.oldest().is_some_and(|o| v < o) {
@@ -1380,12 +1407,7 @@ pub(crate) fn stage_delete(
     namespace: &str,
     name: &str,
 ) -> Result<RecordId, VaultError> {
-    let (key, row) = locate(store, access, namespace, name)?
-        .found
-        .ok_or_else(|| VaultError::NotFound {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        })?;
+    let (key, row) = locate_existing(store, access, namespace, name)?;
     let entry = IndexEntry::decode(&row.value)?;
     batch.delete(Table::Index, key.to_vec(), Expect::Version(row.version));
     stage_delete_rows(store, batch, &entry)?;
@@ -1434,12 +1456,7 @@ pub(crate) fn history_in(
     namespace: &str,
     name: &str,
 ) -> Result<Vec<SecretMeta>, VaultError> {
-    let (_, row) = locate(store, access, namespace, name)?
-        .found
-        .ok_or_else(|| VaultError::NotFound {
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-        })?;
+    let (_, row) = locate_existing(store, access, namespace, name)?;
     let entry = IndexEntry::decode(&row.value)?;
     let versions: Vec<u64> = match entry.oldest() {
         Some(oldest) => (oldest..=entry.version).collect(),

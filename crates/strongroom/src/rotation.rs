@@ -1053,12 +1053,26 @@ impl Vault {
         entry: &IndexEntry,
         row: &Row,
     ) -> Result<(Option<Vec<u8>>, Option<ScopeId>), String> {
-        if st.older_meta.is_empty() && st.session.membership().scopes().is_empty() {
-            return Ok((None, None));
+        if st.older_meta.is_empty() {
+            if st.session.membership().scopes().is_empty() {
+                return Ok((None, None));
+            }
+            // A head under its scope's current key was written (or moved) under the
+            // current scope index key: nothing to learn by opening it.
+            if let Some(head) = entry.head()
+                && let Some((Some(scope), key)) = st.unwrapping_key(&head.dek)
+                && st
+                    .session
+                    .current_scope_key(scope)
+                    .is_some_and(|c| c.id() == key.id())
+            {
+                return Ok((None, Some(scope)));
+            }
         }
-        // Only the name is needed: a version waiting for its re-attestation moves too.
+        // Only the name is needed (no writer check, no signature to verify): the row is
+        // moved, and every read checks the version where it lands.
         let (payload, _) =
-            crate::records::open_version_to_attest(self.store(), st, entry, entry.version)
+            crate::records::open_version_name_only(self.store(), st, entry, entry.version)
                 .map_err(|e| format!("the head version does not open to re-index it: {e}"))?;
         let domain = st.domain(&payload.namespace).map_err(|e| e.to_string())?;
         let mut keys = domain

@@ -15,7 +15,7 @@ use strongroom_crypto::{MemberId, ScopeId, VaultId};
 use strongroom_envelope::{BodyCheck, Epoch, VaultKey, WrappedDek};
 use strongroom_recovery::Keyholder;
 use strongroom_sharing::{Identity, Membership, Role, ScopedRemoval, ScopedSession};
-use strongroom_store::{Batch, Expect, Store, StoreError, Table};
+use strongroom_store::{Batch, Store, StoreError, Table};
 
 use crate::access::{Access, Domain, ScopeIndexes, scope_key_of};
 use crate::audit::{Action, AuditEvent};
@@ -503,9 +503,7 @@ impl ScopedVault {
 
     /// Refreshes when the membership log moved since this handle verified it.
     fn refresh_if_stale(&self) -> Result<bool, VaultError> {
-        let head = self.store().log_head(Table::MemberLog)?;
-        let known = self.state().session.pins().high_water().map(|h| h.seq);
-        if head == known {
+        if !crate::vault::log_moved(self.store(), self.state().session.pins())? {
             return Ok(false);
         }
         self.refresh()?;
@@ -569,10 +567,7 @@ impl ScopedVault {
         namespace: &str,
         names: &[&str],
     ) -> Result<Vec<Option<Secret>>, VaultError> {
-        validate_namespace(namespace)?;
-        for name in names {
-            validate_name(name)?;
-        }
+        crate::records::validate_names(namespace, names)?;
         self.read(|st| get_many_in(self.store(), st, namespace, names))
     }
 
@@ -655,13 +650,7 @@ impl ScopedVault {
             }
             let st = self.state();
             let mut batch = Batch::new();
-            batch.require_generation(st.session.generation());
-            let next = st.session.pins().high_water().map_or(0, |h| h.seq + 1);
-            batch.check(
-                Table::MemberLog,
-                next.to_be_bytes().to_vec(),
-                Expect::Absent,
-            );
+            crate::vault::guard_log(&mut batch, st.session.generation(), st.session.pins());
             let out = f(&st, &mut batch)?;
             drop(st);
             match self.store().commit(&batch) {

@@ -550,9 +550,7 @@ impl Vault {
 
     /// Refreshes when the membership log moved since this handle last looked.
     pub(crate) fn refresh_if_stale(&self) -> Result<bool, VaultError> {
-        let head = self.store().log_head(Table::MemberLog)?;
-        let known = self.state().session.pins().high_water().map(|h| h.seq);
-        if head == known {
+        if !log_moved(self.store(), self.state().session.pins())? {
             return Ok(false);
         }
         self.refresh()?;
@@ -831,13 +829,32 @@ pub(crate) enum MetaKey {
 /// restore it fails with [`StoreError::GenerationChanged`] instead of applying decisions
 /// made from the content that was replaced.
 pub(crate) fn guard_membership(batch: &mut Batch, state: &State) {
-    batch.require_generation(state.session.generation());
-    let next = state.session.pins().high_water().map_or(0, |h| h.seq + 1);
+    guard_log(batch, state.session.generation(), state.session.pins());
+}
+
+/// Makes `batch` commit only while the store is the same database (`generation`) and its
+/// membership log ends where `pins` saw it.
+pub(crate) fn guard_log(
+    batch: &mut Batch,
+    generation: strongroom_store::Generation,
+    pins: &strongroom_sharing::Pins,
+) {
+    batch.require_generation(generation);
+    let next = pins.high_water().map_or(0, |h| h.seq + 1);
     batch.check(
         Table::MemberLog,
         next.to_be_bytes().to_vec(),
         Expect::Absent,
     );
+}
+
+/// Whether the membership log of `store` moved past what `pins` saw (one store call).
+pub(crate) fn log_moved(
+    store: &dyn ReadView,
+    pins: &strongroom_sharing::Pins,
+) -> Result<bool, VaultError> {
+    let head = store.log_head(Table::MemberLog)?;
+    Ok(head != pins.high_water().map(|h| h.seq))
 }
 
 impl LockedVault {

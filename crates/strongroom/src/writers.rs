@@ -255,6 +255,10 @@ pub(crate) enum LostRight {
     /// (unless the log recorded the re-attestation of that loss already): what
     /// re-attestation, re-encryption and a restore's verification do.
     ToAttest,
+    /// Check nothing: the payload is opened only for its namespace and name, to move its
+    /// index row (a rotation), and is never returned, vouched for or re-sealed. Whoever
+    /// wrote it, a read checks it where the row lands.
+    NameOnly,
 }
 
 /// How [`check`] found a version's writer.
@@ -283,6 +287,12 @@ pub(crate) fn check(
         version: ctx.version,
         problem,
     };
+    if lost == LostRight::NameOnly {
+        return Ok(Checked {
+            authorship: Authorship::Unsigned,
+            needs_attestation: false,
+        });
+    }
     let membership = access.membership();
     let Some(proof) = proof else {
         if membership.signed_writes_required() {
