@@ -785,6 +785,8 @@ fn remove_scoped(
             "name": name,
             "scoped": true,
             "scopes": report.scopes.iter().map(|(s, e)| json!({"prefix": prefix(*s), "new_scope_epoch": e.0})).collect::<Vec<_>>(),
+            "exposure_error": report.exposure_error,
+            "reattest_error": report.reattest_error,
             "exposed": report.exposed.iter().map(|e| json!({
                 "namespace": e.namespace,
                 "name": e.name,
@@ -793,6 +795,16 @@ fn remove_scoped(
             })).collect::<Vec<_>>(),
         }))
         .map(|()| 0);
+    }
+    if let Some(e) = &report.reattest_error {
+        eprintln!(
+            "warning: the versions {name} wrote are refused until they are re-attested, which did not finish ({e}): run `strongroom member reattest`"
+        );
+    }
+    if let Some(e) = &report.exposure_error {
+        eprintln!(
+            "warning: {name} was removed, but its exposure could not be listed ({e}): list its scopes' secrets with `strongroom list`"
+        );
     }
     let held: Vec<String> = report.scopes.iter().map(|(s, _)| prefix(*s)).collect();
     println!(

@@ -85,6 +85,8 @@ pub(crate) trait Access: Sync {
     fn domain(&self, namespace: &str) -> Result<Domain<'_>, VaultError>;
     /// The key that unwraps `w`, and the scope it belongs to (`None`: a vault key).
     fn unwrapping_key(&self, w: &WrappedDek) -> Option<(Option<ScopeId>, &VaultKey)>;
+    /// Whether this handle holds the vault keys (a full member), not only scope keys.
+    fn holds_vault_keys(&self) -> bool;
     /// The oldest readable vault epoch.
     fn min_epoch(&self) -> Epoch;
     /// Which vault-domain bodies are checked against their digest (scope-domain bodies
@@ -202,6 +204,10 @@ impl Access for State {
             Some(k) if k.id() == w.key_id() => Some((None, k)),
             _ => scope_key_of(self.session.scope_keys(), w),
         }
+    }
+
+    fn holds_vault_keys(&self) -> bool {
+        true
     }
 
     fn min_epoch(&self) -> Epoch {

@@ -159,6 +159,18 @@ pub enum VaultError {
         /// The namespace asked for.
         namespace: String,
     },
+    /// A record version is sealed under a key this scoped member does not hold: a version
+    /// of a scope's secret written before the scope existed (under a vault key, for full
+    /// members only), or one planted under a key nobody was granted.
+    #[error(
+        "record {record} version {version} is sealed under a key this member does not hold (written before its scope existed, or planted): a full member can read it, or write the secret again"
+    )]
+    KeyNotHeld {
+        /// The record id (hex).
+        record: String,
+        /// The record version.
+        version: u64,
+    },
     /// A record version's writer is not accepted: it is unsigned where signatures are
     /// required, or signed by someone without the right to write records (a read-only or a
     /// former member, someone outside the vault), or its signature is false. Whoever wrote it

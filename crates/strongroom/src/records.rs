@@ -205,7 +205,9 @@ pub(crate) fn locate_many<'n>(
     }
     let keys: Vec<&[u8; 32]> = per_name.iter().flatten().collect();
     let mut rows = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(4000) {
+    // About 1000 names per store call (a very large import), whatever their generations.
+    let per_call = 1000 * per_name.iter().map(Vec::len).max().unwrap_or(1);
+    for chunk in keys.chunks(per_call) {
         let wanted: Vec<(Table, &[u8])> = chunk.iter().map(|k| (Table::Index, &k[..])).collect();
         rows.extend(store.get_many(&wanted)?);
     }
@@ -681,6 +683,12 @@ fn open_rows_with(
     let wrapped = WrappedDek::from_bytes(dek).map_err(rec_err)?;
     let epoch = wrapped.epoch();
     let Some((scope, key)) = access.unwrapping_key(&wrapped) else {
+        if !access.holds_vault_keys() {
+            return Err(VaultError::KeyNotHeld {
+                record: record.to_string(),
+                version,
+            });
+        }
         if epoch < access.min_epoch() {
             return Err(VaultError::RetiredEpoch {
                 record: record.to_string(),
@@ -1469,8 +1477,9 @@ pub(crate) fn history_in(
     let mut out = Vec::with_capacity(versions.len());
     for v in versions {
         let (p, epoch) = match open_version(store, access, &entry, v) {
-            // Pruned by a writer meanwhile, or purged: not stored any more.
-            Err(VaultError::VersionGone { .. }) => continue,
+            // Pruned by a writer meanwhile, or purged: not stored any more. Or, for a
+            // scoped member, written before the scope existed: not its to read.
+            Err(VaultError::VersionGone { .. } | VaultError::KeyNotHeld { .. }) => continue,
             other => other?,
         };
         check_names(&p, namespace, name, entry.record)?;

@@ -1069,11 +1069,19 @@ impl Vault {
                 return Ok((None, Some(scope)));
             }
         }
-        // Only the name is needed (no writer check, no signature to verify): the row is
-        // moved, and every read checks the version where it lands.
-        let (payload, _) =
+        // Only the name is needed. After a member removal (older metadata keys in use) the
+        // writer is checked too, so that a head planted with a key the removed member kept
+        // is set aside, not moved; a version waiting for its re-attestation moves. Opened
+        // only to find heads stored before their scope existed, a head is not checked (no
+        // signature to verify for every head at every rotation): only current full members
+        // hold the keys that open it, and every read checks it where it lands.
+        let opened = if st.older_meta.is_empty() {
             crate::records::open_version_name_only(self.store(), st, entry, entry.version)
-                .map_err(|e| format!("the head version does not open to re-index it: {e}"))?;
+        } else {
+            crate::records::open_version_to_attest(self.store(), st, entry, entry.version)
+        };
+        let (payload, _) =
+            opened.map_err(|e| format!("the head version does not open to re-index it: {e}"))?;
         let domain = st.domain(&payload.namespace).map_err(|e| e.to_string())?;
         let mut keys = domain
             .index

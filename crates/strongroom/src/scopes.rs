@@ -69,6 +69,12 @@ pub struct ScopedRemovalReport {
     /// Every secret of those scopes: what the removed member could read (and may have
     /// kept). Nothing outside them.
     pub exposed: Vec<ExposedSecret>,
+    /// Why `exposed` could not be listed (the removal stands): list the scopes' secrets
+    /// with [`Vault::list`] instead.
+    pub exposure_error: Option<String>,
+    /// Why the re-attestation of the versions it wrote did not finish (the removal
+    /// stands): readers refuse those versions until [`Vault::reattest`] runs.
+    pub reattest_error: Option<String>,
 }
 
 impl Vault {
@@ -169,25 +175,41 @@ impl Vault {
                 ))
             },
         )?;
-        self.reattest_if_owner()?;
+        // The removal stands from here on: what follows is reported, never undone.
+        let reattest_error = self.reattest_if_owner().err().map(|e| e.to_string());
+        let (exposed, exposure_error) = match self.scope_exposure(&removal.scopes) {
+            Ok(exposed) => (exposed, None),
+            Err(e) => (Vec::new(), Some(e.to_string())),
+        };
+        Ok(ScopedRemovalReport {
+            member: removal.member,
+            scopes: removal.scopes,
+            exposed,
+            exposure_error,
+            reattest_error,
+        })
+    }
+
+    /// Every secret of the scopes `scopes`, with its stored versions.
+    fn scope_exposure(
+        &self,
+        scopes: &[(ScopeId, Epoch)],
+    ) -> Result<Vec<ExposedSecret>, VaultError> {
         let prefixes: Vec<String> = {
             let st = self.state();
-            removal
-                .scopes
+            scopes
                 .iter()
                 .filter_map(|(s, _)| st.session.membership().scope(*s))
                 .map(|s| s.prefix().to_owned())
                 .collect()
         };
-        let covered = |ns: &str| {
-            prefixes
-                .iter()
-                .any(|p| strongroom_sharing::scope_covers(p, ns))
-        };
         let mut exposed: Vec<ExposedSecret> = Vec::new();
         for secret in self.load_all()? {
             let meta = secret.meta();
-            if !covered(&meta.namespace) {
+            if !prefixes
+                .iter()
+                .any(|p| strongroom_sharing::scope_covers(p, &meta.namespace))
+            {
                 continue;
             }
             let versions = self
@@ -203,11 +225,7 @@ impl Vault {
             });
         }
         exposed.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        Ok(ScopedRemovalReport {
-            member: removal.member,
-            scopes: removal.scopes,
-            exposed,
-        })
+        Ok(exposed)
     }
 
     /// Replaces the key of the scope `scope` (owners, admins and members with the right to
@@ -295,6 +313,10 @@ impl Access for ScopedState {
 
     fn unwrapping_key(&self, w: &WrappedDek) -> Option<(Option<ScopeId>, &VaultKey)> {
         scope_key_of(self.session.scope_keys(), w)
+    }
+
+    fn holds_vault_keys(&self) -> bool {
+        false
     }
 
     fn min_epoch(&self) -> Epoch {

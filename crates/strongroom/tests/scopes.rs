@@ -610,6 +610,14 @@ fn a_scope_created_over_existing_secrets_takes_them_in_at_the_next_rotation() {
         b"v1"
     );
     assert_eq!(alice.list("plugins/ci").unwrap().len(), 1);
+    // The older version stays under a vault key: the service account's history leaves it
+    // out, and reading it says why.
+    let history = bot.vault.history("plugins/ci", "TOKEN").unwrap();
+    assert_eq!(history.iter().map(|m| m.version).collect::<Vec<_>>(), [2]);
+    assert!(matches!(
+        bot.vault.get_version("plugins/ci", "TOKEN", 1),
+        Err(VaultError::KeyNotHeld { version: 1, .. })
+    ));
 }
 
 #[test]
