@@ -719,7 +719,8 @@ const ASYNC_CONCURRENT_GETS: usize = 1024;
 ///   namespace's tag; N = `BULK_N`, default 100,000; counted in secrets per second).
 /// - `vault/async/get/1KiB`: `AsyncVault::get` awaited in sequence on a tokio runtime
 ///   against `Vault::get` of the same vault (the handle's cost: a hop to one of its
-///   threads and back).
+///   threads and back). `handoff_us` is that hop alone (a call that does nothing), and
+///   `ceiling_with_handoff` the ratio a get would reach if the handle added nothing else.
 /// - `vault/async/get-concurrent/1KiB`: 64 tasks on a 2-worker runtime awaiting gets at
 ///   once against 2 OS threads calling `Vault::get` (a server's throughput with the
 ///   handle, against the machine's without it).
@@ -853,6 +854,19 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             (1, s.expose_secret().len())
         },
     );
+    // The handle's own cost: a call that does nothing, sent to one of its threads and
+    // awaited back (two thread wake-ups). A sequential async get costs a sync get plus
+    // this, so `sync / (sync + handoff)` is the best ratio a handle running every call
+    // off the runtime's threads can reach on this machine.
+    let handoff = best_of(rounds, budget, || {
+        runtime.block_on(async {
+            for _ in 0..ASYNC_GETS_PER_BLOCK {
+                handle.run(|_| Ok(())).await.expect("no-op call");
+            }
+        });
+        (ASYNC_GETS_PER_BLOCK, ())
+    });
+    let (sync_us, handoff_us) = (1e6 / m.raw_ops_s, 1e6 / handoff);
     out.push(
         Ratio::measured(
             format!("vault/async/get/{}", size_label(VALUE_SIZE)),
@@ -860,7 +874,13 @@ fn bulk_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             &m,
             Some(0.8),
         )
-        .with("gets_per_block_on", ASYNC_GETS_PER_BLOCK.to_string()),
+        .with("gets_per_block_on", ASYNC_GETS_PER_BLOCK.to_string())
+        .with("sync_get_us", format!("{sync_us:.2}"))
+        .with("handoff_us", format!("{handoff_us:.2}"))
+        .with(
+            "ceiling_with_handoff",
+            format!("{:.3}", sync_us / (sync_us + handoff_us)),
+        ),
     );
 
     // A server's view: many tasks awaiting gets at once. The floor is the same number of

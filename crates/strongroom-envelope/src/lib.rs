@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod cache;
 mod error;
 mod format;
 #[cfg(test)]
@@ -10,6 +11,7 @@ mod keys;
 mod record;
 mod stream;
 
+pub use cache::OpenCache;
 pub use error::EnvelopeError;
 pub use format::{
     BodyHeader, RecordContext, SEGMENT_CT_LEN, SEGMENT_LEN, TAG_LEN, WrappedDek, body_digest,

@@ -32,6 +32,20 @@ pub(crate) struct RecordKeys {
 /// record id ‖ version, L = 64)`: the first 32 bytes are the body key, the last 32 the key
 /// commitment. The DEK is uniformly random, so the extract step is skipped (RFC 5869 §3.3).
 pub(crate) fn derive_record_keys(dek: &Key256, suite: Suite, ctx: &RecordContext) -> RecordKeys {
+    let (body_key, commitment) = derive_record_key_parts(dek, suite, ctx);
+    RecordKeys {
+        body: BodyKey::new(suite, &body_key),
+        commitment,
+    }
+}
+
+/// The two halves of [`derive_record_keys`]: the body key (before its AEAD key schedule)
+/// and the key commitment.
+pub(crate) fn derive_record_key_parts(
+    dek: &Key256,
+    suite: Suite,
+    ctx: &RecordContext,
+) -> (Key256, [u8; 32]) {
     let mut okm = Zeroizing::new([0u8; 64]);
     hkdf_sha256_expand(
         dek,
@@ -48,10 +62,7 @@ pub(crate) fn derive_record_keys(dek: &Key256, suite: Suite, ctx: &RecordContext
     let body_key = Key256::init_with(|k| k.copy_from_slice(&okm[..32]));
     let mut commitment = [0u8; 32];
     commitment.copy_from_slice(&okm[32..]);
-    RecordKeys {
-        body: BodyKey::new(suite, &body_key),
-        commitment,
-    }
+    (body_key, commitment)
 }
 
 /// Seals `plaintext` for the record at `ctx` under a fresh random DEK, wrapped by
@@ -252,7 +263,7 @@ pub(crate) fn unwrap_dek(
     unwrap_with(vault_key.wrap_key(), ctx, wrapped)
 }
 
-fn check_key(vault_key: &VaultKey, wrapped: &WrappedDek) -> Result<(), EnvelopeError> {
+pub(crate) fn check_key(vault_key: &VaultKey, wrapped: &WrappedDek) -> Result<(), EnvelopeError> {
     if wrapped.epoch() != vault_key.epoch() || wrapped.key_id() != vault_key.id() {
         return Err(EnvelopeError::WrongVaultKey {
             needed_epoch: wrapped.epoch(),
@@ -264,7 +275,7 @@ fn check_key(vault_key: &VaultKey, wrapped: &WrappedDek) -> Result<(), EnvelopeE
     Ok(())
 }
 
-fn unwrap_with(
+pub(crate) fn unwrap_with(
     wrap: &WrapKey,
     ctx: &RecordContext,
     wrapped: &WrappedDek,
@@ -394,6 +405,16 @@ fn open_body(
     body: &[u8],
 ) -> Result<SecretBytes, EnvelopeError> {
     let keys = committed_keys(dek, header, ctx)?;
+    open_segments(&keys, header, ctx, body)
+}
+
+/// Decrypts every segment of `body` with `keys` (whose commitment the caller checked).
+pub(crate) fn open_segments(
+    keys: &RecordKeys,
+    header: &BodyHeader,
+    ctx: &RecordContext,
+    body: &[u8],
+) -> Result<SecretBytes, EnvelopeError> {
     let segments = &body[BodyHeader::LEN..];
     let (count, _) = segment_layout(segments.len()).ok_or(EnvelopeError::Decrypt)?;
     let aad = body_aad(&header.encode(), ctx);

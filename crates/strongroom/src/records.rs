@@ -26,7 +26,7 @@ use strongroom_crypto::aead::Suite;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
 use strongroom_envelope::{
-    BodyCheck, Epoch, RecordContext, SealedRecord as Sealed, WrappedDek, open_with, seal,
+    BodyCheck, Epoch, RecordContext, SealedRecord as Sealed, WrappedDek, seal,
 };
 use strongroom_store::{
     Batch, Cursor, Expect, MAX_SCAN_LIMIT, ReadView, Row, ScanRange, Snapshot, Store, Table,
@@ -606,8 +606,7 @@ pub(crate) fn open_heads(
         Vec::new()
     } else {
         view.get_many(&wanted)?
-    }
-    .into_iter();
+    };
     let missing = |e: &IndexEntry| {
         VaultError::inconsistent(
             Inconsistency::MissingRow,
@@ -617,32 +616,63 @@ pub(crate) fn open_heads(
             ),
         )
     };
-    let mut out = Vec::with_capacity(entries.len());
-    for e in entries {
-        let opened = match e.head() {
+    // Where each head's body and wrapped data key are, then every head opened (on every
+    // core for a large page).
+    fetched.reverse();
+    let mut take = || fetched.pop().flatten();
+    let mut rows: Vec<(&IndexEntry, Stored<'_>)> = Vec::with_capacity(entries.len());
+    for e in &entries {
+        let stored = match e.head() {
             Some(Head {
                 dek,
                 body: HeadBody::Inline(body),
-            }) => open_rows(access, e.record, e.version, body, dek.as_bytes())?,
+            }) => Stored::Inline(body, dek.as_bytes()),
             Some(Head {
                 dek,
                 body: HeadBody::Stored,
             }) => {
-                let body = fetched.next().flatten().ok_or_else(|| missing(&e))?;
-                open_rows(access, e.record, e.version, &body.value, dek.as_bytes())?
+                let body = take().ok_or_else(|| missing(e))?;
+                Stored::Body(body, dek.as_bytes())
             }
             None => {
-                let body = fetched.next().flatten();
-                let dek = fetched.next().flatten();
-                let (Some(body), Some(dek)) = (body, dek) else {
-                    return Err(missing(&e));
+                let (Some(body), Some(dek)) = (take(), take()) else {
+                    return Err(missing(e));
                 };
-                open_rows(access, e.record, e.version, &body.value, &dek.value)?
+                Stored::Rows(body, dek)
             }
         };
-        out.push((e, opened.0, opened.1));
+        rows.push((e, stored));
     }
-    Ok(out)
+    let opened = par_map(&rows, "a thread opening records panicked", |(e, stored)| {
+        let (body, dek) = stored.parts();
+        open_rows(access, e.record, e.version, body, dek)
+    })?;
+    Ok(entries
+        .into_iter()
+        .zip(opened)
+        .map(|(e, (payload, epoch))| (e, payload, epoch))
+        .collect())
+}
+
+/// Where a head's body and wrapped data key were read from.
+enum Stored<'a> {
+    /// Both in the index entry.
+    Inline(&'a [u8], &'a [u8]),
+    /// The body in its own row, the wrapped data key in the entry.
+    Body(Versioned, &'a [u8]),
+    /// Both in rows of their own (format 1).
+    Rows(Versioned, Versioned),
+}
+
+impl Stored<'_> {
+    /// The body and the wrapped data key.
+    fn parts(&self) -> (&[u8], &[u8]) {
+        match self {
+            Stored::Inline(body, dek) => (body, dek),
+            Stored::Body(body, dek) => (&body.value, dek),
+            Stored::Rows(body, dek) => (&body.value, &dek.value),
+        }
+    }
 }
 
 pub(crate) fn open_rows(
@@ -717,7 +747,11 @@ fn open_rows_with(
         None => access.body_check(),
         Some(_) => BodyCheck::Always,
     };
-    let plain = open_with(key, &ctx, body, dek, check).map_err(rec_err)?;
+    let plain = access
+        .verified()
+        .opened
+        .open(key, &ctx, body, dek, check)
+        .map_err(rec_err)?;
     let mut payload = decode_payload(&plain)?;
     // A scope key wraps only records of its scope: a scoped member cannot move a record it
     // wrote into another scope or the vault-wide area by a storage edit. (A vault key may
@@ -1156,31 +1190,42 @@ fn seal_all(
     settings: WriteSettings,
     planned: &[PlannedPut<'_>],
 ) -> Result<Vec<Sealed>, VaultError> {
+    par_map(planned, "a sealing thread panicked", |p| {
+        seal_put(access, settings, p)
+    })
+}
+
+/// Items a call splits over the machine's cores from: below this, starting a thread costs
+/// more than it saves (a record opens in a few microseconds, a thread starts in tens).
+const PARALLEL_FROM: usize = 64;
+
+/// `f` of every item, in order; from [`PARALLEL_FROM`] items on, split into one chunk per
+/// core, each on a scoped thread. The first error in item order wins.
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    panicked: &'static str,
+    f: impl Fn(&T) -> Result<R, VaultError> + Sync,
+) -> Result<Vec<R>, VaultError> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || planned.len() < 64 {
-        return planned
-            .iter()
-            .map(|p| seal_put(access, settings, p))
-            .collect();
+    if threads < 2 || items.len() < PARALLEL_FROM {
+        return items.iter().map(f).collect();
     }
-    let chunk = planned.len().div_ceil(threads);
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
     std::thread::scope(|scope| {
-        let parts: Vec<_> = planned
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|p| seal_put(access, settings, p))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
+        let mut chunks = items.chunks(chunk);
+        // The calling thread takes the first chunk itself.
+        let first = chunks.next().unwrap_or_default();
+        let parts: Vec<_> = chunks
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Result<Vec<_>, _>>()))
             .collect();
-        let mut all = Vec::with_capacity(planned.len());
+        let mut all = first.iter().map(f).collect::<Result<Vec<_>, _>>()?;
+        all.reserve(items.len() - all.len());
         for part in parts {
-            let sealed = part.join().map_err(|_| {
-                VaultError::inconsistent(Inconsistency::Internal, "a sealing thread panicked")
-            })??;
-            all.extend(sealed);
+            let done = part
+                .join()
+                .map_err(|_| VaultError::inconsistent(Inconsistency::Internal, panicked))??;
+            all.extend(done);
         }
         Ok(all)
     })

@@ -192,10 +192,24 @@ impl core::fmt::Display for WriterProblem {
 /// It also counts the unsigned versions accepted: such a version stands only if the log
 /// has not moved to require signed writes since this handle last looked, which
 /// [`Vault::read`](crate::Vault) then confirms with one store call.
-#[derive(Default)]
+///
+/// It also keeps the record keys of the versions this handle opened
+/// ([`OpenCache`](strongroom_envelope::OpenCache)), as many as it remembers verified
+/// versions: a version read again skips its DEK unwrap and key derivation.
 pub(crate) struct VerifiedWrites {
     verified: Mutex<HashMap<(RecordId, u64), [u8; 32]>>,
     unsigned: AtomicU64,
+    pub(crate) opened: strongroom_envelope::OpenCache,
+}
+
+impl Default for VerifiedWrites {
+    fn default() -> Self {
+        Self {
+            verified: Mutex::default(),
+            unsigned: AtomicU64::default(),
+            opened: strongroom_envelope::OpenCache::new(REMEMBERED),
+        }
+    }
 }
 
 impl VerifiedWrites {

@@ -547,3 +547,52 @@ fn a_tampered_epoch_timestamp_is_reported() {
     write(Some(row.value));
     assert!(vault.status().unwrap().key_age_days.is_some());
 }
+
+/// A large namespace load opens its secrets on every core: every secret comes back once,
+/// in name order, with its own value (inline and stored bodies mixed), and a damaged row
+/// anywhere, in any chunk, fails the whole load.
+#[test]
+fn a_large_load_opens_every_secret_and_fails_on_any_damaged_row() {
+    use strongroom::store::{Batch, Expect, ScanRange, Table};
+    let (vault, store, _) = new_vault();
+    let value = |i: usize| -> Vec<u8> {
+        // Every tenth value is too large to be inline in its index entry.
+        let len = if i % 10 == 0 { 20_000 } else { 40 };
+        let mut v = format!("value {i} ").into_bytes();
+        v.resize(len, b'.');
+        v
+    };
+    let names: Vec<String> = (0..300).map(|i| format!("s{i:03}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        vault.put("bulk", n, &value(i)).unwrap();
+    }
+    let all = vault.load("bulk").unwrap();
+    assert_eq!(all.len(), names.len());
+    for (i, (s, n)) in all.iter().zip(&names).enumerate() {
+        assert_eq!(&s.meta().name, n);
+        assert_eq!(s.expose_secret(), &value(i)[..], "{n}");
+    }
+    let rows = store
+        .scan(Table::Index, &ScanRange::all(), None, 1000)
+        .unwrap()
+        .rows;
+    assert_eq!(rows.len(), names.len());
+    for at in [0, rows.len() / 2, rows.len() - 1] {
+        let row = &rows[at];
+        let mut damaged = row.value.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        let mut b = Batch::new();
+        b.put(Table::Index, row.key.clone(), damaged, Expect::Any);
+        store.commit(&b).unwrap();
+        let err = vault.load("bulk").expect_err("a damaged row");
+        assert!(
+            matches!(err, VaultError::Record { .. } | VaultError::Inconsistent { .. }),
+            "row {at}: {err:?}"
+        );
+        let mut b = Batch::new();
+        b.put(Table::Index, row.key.clone(), row.value.clone(), Expect::Any);
+        store.commit(&b).unwrap();
+        assert_eq!(vault.load("bulk").unwrap().len(), names.len());
+    }
+}
