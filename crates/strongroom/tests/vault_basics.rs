@@ -557,7 +557,7 @@ fn a_large_load_opens_every_secret_and_fails_on_any_damaged_row() {
     let (vault, store, _) = new_vault();
     let value = |i: usize| -> Vec<u8> {
         // Every tenth value is too large to be inline in its index entry.
-        let len = if i % 10 == 0 { 20_000 } else { 40 };
+        let len = if i.is_multiple_of(10) { 20_000 } else { 40 };
         let mut v = format!("value {i} ").into_bytes();
         v.resize(len, b'.');
         v
