@@ -16,7 +16,8 @@
 //!   identical copy of the database: a keyset-paginated scan of the index rows, an
 //!   XChaCha20-Poly1305 open and seal of the head's data key each carries (the same
 //!   composition strongroom uses, [`strongroom_crypto::aead::WrapKey`]) and batched
-//!   `UPDATE`s of the same batch size. Each side runs in a fresh child process (the `ratios` binary re-executed with
+//!   `UPDATE`s of the same batch size, the next page read on a second connection while one
+//!   is rewrapped and committed (as strongroom's rotation reads ahead). Each side runs in a fresh child process (the `ratios` binary re-executed with
 //!   [`ROTATE_CHILD_ARG`]), which reports its seconds and peak RSS.
 //!
 //! The records of the rotation case are written as rows by [`Loader`], exactly as
@@ -1083,8 +1084,9 @@ pub fn rotate_child(args: &[String]) {
 }
 
 /// The raw floor of a rotation on a strongroom database: keyset-paginated scan of the
-/// wrapped data keys, open under the old vault key and seal under a new one (each 32-byte
-/// key, with its associated data), batched updates.
+/// wrapped data keys (the next page read by a second thread while one is rewrapped and
+/// committed), open under the old vault key and seal under a new one (each 32-byte key,
+/// with its associated data), batched updates.
 fn raw_rotation(db: &Path, kek: &RawKek, batch: usize) -> (f64, u64) {
     // The old vault key and vault id (not timed).
     let (old, vault_id) = {
@@ -1103,67 +1105,90 @@ fn raw_rotation(db: &Path, kek: &RawKek, batch: usize) -> (f64, u64) {
     let new = WrapKey::new(&new_key);
     let conn = raw_connection(db);
     let start = Instant::now();
-    let mut last: Vec<u8> = Vec::new();
     let mut rows = 0u64;
-    loop {
-        let page: Vec<(Vec<u8>, Vec<u8>)> = {
-            let mut stmt = conn
-                .prepare_cached("SELECT k, v FROM sr_index WHERE k > ?1 ORDER BY k LIMIT ?2")
-                .expect("prepare");
-            stmt.query_map(
-                rusqlite::params![last, i64::try_from(batch).expect("batch size")],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .expect("scan")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-        };
-        let Some((k, _)) = page.last() else { break };
-        last.clone_from(k);
-        let mut nonces = vec![0u8; page.len() * 24];
-        random::fill(&mut nonces).expect("nonces");
-        let mut updated = Vec::with_capacity(page.len());
-        for ((k, v), nonce) in page.iter().zip(nonces.chunks_exact(24)) {
-            // Index entry format 2 (version 2, head inline): the head's wrapped data key
-            // (format 2: head (50) ‖ nonce (24) ‖ DEK (32) ‖ tag (16)) at offset 42; the
-            // record id and head version (bytes 1..25) end its associated data.
-            assert!(
-                v.len() >= ENTRY_DEK_OFFSET + 122 && v[0] == 2,
-                "a format-2 index entry"
-            );
-            let mut out = v.clone();
-            let w = &mut out[ENTRY_DEK_OFFSET..ENTRY_DEK_OFFSET + 122];
-            let mut aad = Vec::with_capacity(17 + 50 + 16 + 24);
-            aad.extend_from_slice(b"strongroom/v2/dek");
-            aad.extend_from_slice(&w[..50]);
-            aad.extend_from_slice(vault_id.as_bytes());
-            aad.extend_from_slice(&v[1..25]);
-            let mut dek = [0u8; 32];
-            dek.copy_from_slice(&w[74..106]);
-            old.open_detached(&w[50..74], &aad, &mut dek, &w[106..122])
-                .expect("open data key");
-            w[2..6].copy_from_slice(&2u32.to_be_bytes());
-            w[50..74].copy_from_slice(nonce);
-            aad[17..67].copy_from_slice(&w[..50]);
-            let tag = new.seal_detached(nonce, &aad, &mut dek).expect("seal");
-            w[74..106].copy_from_slice(&dek);
-            w[106..122].copy_from_slice(&tag);
-            dek.zeroize();
-            updated.push((k, out));
-        }
-        let tx = conn.unchecked_transaction().expect("begin");
-        {
-            let mut stmt = tx
-                .prepare_cached("UPDATE sr_index SET v = ?2, ver = ver + 1 WHERE k = ?1")
-                .expect("prepare");
-            for (k, v) in &updated {
-                stmt.execute(rusqlite::params![k, v]).expect("update");
+    // As strongroom's rotation does, the next page is read (on a second connection, by a
+    // second thread) while this one is rewrapped and committed.
+    let (pages_out, pages) = std::sync::mpsc::sync_channel::<Vec<(Vec<u8>, Vec<u8>)>>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let reader = raw_connection(db);
+            let mut last: Vec<u8> = Vec::new();
+            loop {
+                let page: Vec<(Vec<u8>, Vec<u8>)> = reader
+                    .prepare_cached("SELECT k, v FROM sr_index WHERE k > ?1 ORDER BY k LIMIT ?2")
+                    .expect("prepare")
+                    .query_map(
+                        rusqlite::params![last, i64::try_from(batch).expect("batch size")],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .expect("scan")
+                    .collect::<Result<_, _>>()
+                    .expect("rows");
+                let Some((k, _)) = page.last() else { break };
+                last.clone_from(k);
+                if pages_out.send(page).is_err() {
+                    break;
+                }
             }
+        });
+        for page in pages {
+            rows += rewrap_page(&conn, &page, &old, &new, vault_id);
         }
-        tx.commit().expect("commit");
-        rows += page.len() as u64;
-    }
+    });
     (start.elapsed().as_secs_f64(), rows)
+}
+
+/// One page of the raw rotation floor: each row's head data key rewrapped from `old` to
+/// `new`, and the rows updated in one transaction. Returns the rows done.
+fn rewrap_page(
+    conn: &rusqlite::Connection,
+    page: &[(Vec<u8>, Vec<u8>)],
+    old: &WrapKey,
+    new: &WrapKey,
+    vault_id: VaultId,
+) -> u64 {
+    let mut nonces = vec![0u8; page.len() * 24];
+    random::fill(&mut nonces).expect("nonces");
+    let mut updated = Vec::with_capacity(page.len());
+    for ((k, v), nonce) in page.iter().zip(nonces.chunks_exact(24)) {
+        // Index entry format 2 (version 2, head inline): the head's wrapped data key
+        // (format 2: head (50) ‖ nonce (24) ‖ DEK (32) ‖ tag (16)) at offset 42; the
+        // record id and head version (bytes 1..25) end its associated data.
+        assert!(
+            v.len() >= ENTRY_DEK_OFFSET + 122 && v[0] == 2,
+            "a format-2 index entry"
+        );
+        let mut out = v.clone();
+        let w = &mut out[ENTRY_DEK_OFFSET..ENTRY_DEK_OFFSET + 122];
+        let mut aad = Vec::with_capacity(17 + 50 + 16 + 24);
+        aad.extend_from_slice(b"strongroom/v2/dek");
+        aad.extend_from_slice(&w[..50]);
+        aad.extend_from_slice(vault_id.as_bytes());
+        aad.extend_from_slice(&v[1..25]);
+        let mut dek = [0u8; 32];
+        dek.copy_from_slice(&w[74..106]);
+        old.open_detached(&w[50..74], &aad, &mut dek, &w[106..122])
+            .expect("open data key");
+        w[2..6].copy_from_slice(&2u32.to_be_bytes());
+        w[50..74].copy_from_slice(nonce);
+        aad[17..67].copy_from_slice(&w[..50]);
+        let tag = new.seal_detached(nonce, &aad, &mut dek).expect("seal");
+        w[74..106].copy_from_slice(&dek);
+        w[106..122].copy_from_slice(&tag);
+        dek.zeroize();
+        updated.push((k, out));
+    }
+    let tx = conn.unchecked_transaction().expect("begin");
+    {
+        let mut stmt = tx
+            .prepare_cached("UPDATE sr_index SET v = ?2, ver = ver + 1 WHERE k = ?1")
+            .expect("prepare");
+        for (k, v) in &updated {
+            stmt.execute(rusqlite::params![k, v]).expect("update");
+        }
+    }
+    tx.commit().expect("commit");
+    page.len() as u64
 }
 
 fn run_child(side: &str, db: &Path, kek: &RawKek) -> ChildResult {

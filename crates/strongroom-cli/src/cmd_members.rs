@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use strongroom::sharing::{FingerprintConfirmed, PublicIdentity, Role};
-use strongroom::{IdentityFile, Vault};
+use strongroom::{ExposedSecret, IdentityFile, Vault};
 
 use crate::app::{App, Opened, resolve_member};
 use crate::cli::{FingerprintCheck, IdentityCommand, MemberCommand, RoleArg, ScopeCommand};
@@ -712,12 +712,7 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
             "name": name,
             "new_epoch": removal.new_epoch.0,
             "readable_epochs": [removal.readable_epochs.start().0, removal.readable_epochs.end().0],
-            "exposed": exposed.iter().map(|e| json!({
-                "namespace": e.namespace,
-                "name": e.name,
-                "record_id": e.record_id.to_string(),
-                "versions": e.versions,
-            })).collect::<Vec<_>>(),
+            "exposed": exposed_json(&exposed),
             "warnings": removal.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "reattest_error": removal.reattest_error,
         }))?;
@@ -735,15 +730,7 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
                 removal.readable_epochs.start(),
                 removal.readable_epochs.end()
             );
-            for e in &exposed {
-                let versions: Vec<String> = e.versions.iter().map(ToString::to_string).collect();
-                println!(
-                    "  {}/{}  (versions {})",
-                    e.namespace,
-                    e.name,
-                    versions.join(", ")
-                );
-            }
+            print_exposed(&exposed);
             println!(
                 "Rotate each of these credentials at its source (the database, the API provider…),"
             );
@@ -760,6 +747,34 @@ fn member_remove(app: &mut App, spec: &str) -> Result<u8> {
         );
     }
     Ok(0)
+}
+
+/// The exposure report of a removal, as JSON.
+fn exposed_json(exposed: &[ExposedSecret]) -> Vec<Value> {
+    exposed
+        .iter()
+        .map(|e| {
+            json!({
+                "namespace": e.namespace,
+                "name": e.name,
+                "record_id": e.record_id.to_string(),
+                "versions": e.versions,
+            })
+        })
+        .collect()
+}
+
+/// The exposure report of a removal, a secret per line with its versions.
+fn print_exposed(exposed: &[ExposedSecret]) {
+    for e in exposed {
+        let versions: Vec<String> = e.versions.iter().map(ToString::to_string).collect();
+        println!(
+            "  {}/{}  (versions {})",
+            e.namespace,
+            e.name,
+            versions.join(", ")
+        );
+    }
 }
 
 /// `member remove` of a scoped member: its scopes get new keys; the exposure is the
@@ -787,12 +802,7 @@ fn remove_scoped(
             "scopes": report.scopes.iter().map(|(s, e)| json!({"prefix": prefix(*s), "new_scope_epoch": e.0})).collect::<Vec<_>>(),
             "exposure_error": report.exposure_error,
             "reattest_error": report.reattest_error,
-            "exposed": report.exposed.iter().map(|e| json!({
-                "namespace": e.namespace,
-                "name": e.name,
-                "record_id": e.record_id.to_string(),
-                "versions": e.versions,
-            })).collect::<Vec<_>>(),
+            "exposed": exposed_json(&report.exposed),
         }))
         .map(|()| 0);
     }
@@ -818,15 +828,7 @@ fn remove_scoped(
             "EXPOSURE: {name} could read these {} secrets of its scopes, and nothing else:",
             report.exposed.len()
         );
-        for e in &report.exposed {
-            let versions: Vec<String> = e.versions.iter().map(ToString::to_string).collect();
-            println!(
-                "  {}/{}  (versions {})",
-                e.namespace,
-                e.name,
-                versions.join(", ")
-            );
-        }
+        print_exposed(&report.exposed);
         println!(
             "Rotate each of these credentials at its source, store the new values with `strongroom put`, then run `strongroom rotate`."
         );

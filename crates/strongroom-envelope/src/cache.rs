@@ -8,6 +8,7 @@
 //! keyed by the record version and checked against everything it was derived from.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use strongroom_crypto::aead::{BodyKey, Suite};
@@ -61,12 +62,13 @@ struct Remembered {
 ///     let plain = cache.open(&vk, &ctx, &sealed.body, sealed.wrapped_dek.as_bytes(), BodyCheck::Always)?;
 ///     assert_eq!(plain.expose_secret(), b"s3cret");
 /// }
-/// assert_eq!(cache.len(), 1);
+/// assert_eq!((cache.len(), cache.hits()), (1, 1));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct OpenCache {
     entries: Mutex<HashMap<(RecordId, u64), Remembered>>,
     capacity: usize,
+    hits: AtomicU64,
 }
 
 impl OpenCache {
@@ -75,7 +77,13 @@ impl OpenCache {
         Self {
             entries: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            hits: AtomicU64::new(0),
         }
+    }
+
+    /// How many opens used remembered keys (skipped the unwrap and the derivation).
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     /// The record versions remembered now.
@@ -114,6 +122,7 @@ impl OpenCache {
         let header = header_for_context(body, ctx)?;
         check_key(vault_key, &wrapped)?;
         let keys = if let Some(keys) = self.remembered(vault_key, ctx, wrapped_dek, header.suite) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
             keys
         } else {
             let dek = unwrap_with(vault_key.wrap_key(), ctx, &wrapped)?;
@@ -178,6 +187,7 @@ impl core::fmt::Debug for OpenCache {
         f.debug_struct("OpenCache")
             .field("len", &self.len())
             .field("capacity", &self.capacity)
+            .field("hits", &self.hits())
             .finish_non_exhaustive()
     }
 }
@@ -240,9 +250,96 @@ mod tests {
                 .expect("open");
             assert_eq!(plain.expose_secret(), b"s3cret");
         }
-        assert_eq!(cache.len(), 1);
+        assert_eq!((cache.len(), cache.hits()), (1, 2));
+        assert!(!cache.is_empty());
+        assert_eq!(
+            format!("{cache:?}"),
+            "OpenCache { len: 1, capacity: 8, hits: 2, .. }"
+        );
         cache.clear();
         assert!(cache.is_empty());
+    }
+
+    /// An entry is used only for the vault, vault key, wrap and suite it was derived
+    /// from: another vault id (same record, version, wrap bytes and key) is a miss.
+    #[test]
+    fn an_entry_serves_only_what_it_was_derived_from() {
+        let (vk, ctx) = (key(1), ctx());
+        let sealed = seal_with(
+            &vk,
+            Epoch(1),
+            Suite::Aes256Gcm,
+            &ctx,
+            b"x",
+            &dek(7),
+            &[9; 24],
+        )
+        .expect("seal");
+        let cache = OpenCache::new(8);
+        let wrap = sealed.wrapped_dek.as_bytes();
+        cache
+            .open(&vk, &ctx, &sealed.body, wrap, BodyCheck::Always)
+            .expect("open");
+        let other_vault = RecordContext {
+            vault_id: VaultId::from_bytes([9; 16]),
+            ..ctx
+        };
+        assert!(
+            cache
+                .open(&vk, &other_vault, &sealed.body, wrap, BodyCheck::Always)
+                .is_err()
+        );
+        assert_eq!(cache.hits(), 0, "another vault is a miss");
+        // Another key of the same epoch (another id and commitment): refused before the
+        // cache is consulted.
+        let err = cache
+            .open(&key(1), &ctx, &sealed.body, wrap, BodyCheck::Always)
+            .expect_err("another key");
+        assert!(
+            matches!(err, EnvelopeError::WrongVaultKey { .. }),
+            "{err:?}"
+        );
+        assert_eq!(cache.hits(), 0);
+    }
+
+    /// Several versions are remembered at once (until the capacity is reached).
+    #[test]
+    fn several_versions_are_remembered_at_once() {
+        let vk = key(1);
+        let cache = OpenCache::new(4);
+        let sealed: Vec<_> = (1..=3u64)
+            .map(|v| {
+                let ctx = RecordContext {
+                    version: v,
+                    ..ctx()
+                };
+                let s = seal_with(
+                    &vk,
+                    Epoch(1),
+                    Suite::Aes256Gcm,
+                    &ctx,
+                    b"x",
+                    &dek(v as u8),
+                    &[9; 24],
+                )
+                .expect("seal");
+                (ctx, s)
+            })
+            .collect();
+        for _ in 0..2 {
+            for (ctx, s) in &sealed {
+                cache
+                    .open(
+                        &vk,
+                        ctx,
+                        &s.body,
+                        s.wrapped_dek.as_bytes(),
+                        BodyCheck::Always,
+                    )
+                    .expect("open");
+            }
+        }
+        assert_eq!((cache.len(), cache.hits()), (3, 3));
     }
 
     /// The attack a remembered key must not open: storage keeps the wrap (so the entry's

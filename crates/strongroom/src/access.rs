@@ -39,10 +39,19 @@ pub(crate) enum IndexKeys<'a> {
     /// A scope's index keys, one per scope epoch, newest first; for a full member, then
     /// the vault-wide metadata keys, under which the rows of secrets written before the
     /// scope existed stay until a rotation moves them into it.
-    Scope(Vec<Arc<MetaKeys>>, Option<(&'a MetaKeys, &'a [MetaKeys])>),
+    Scope(Arc<[Arc<MetaKeys>]>, Option<(&'a MetaKeys, &'a [MetaKeys])>),
 }
 
 impl IndexKeys<'_> {
+    /// The one generation, when there is only one (a row can be in one place only).
+    pub(crate) fn only(&self) -> Option<&MetaKeys> {
+        match self {
+            IndexKeys::Vault(current, []) => Some(current),
+            IndexKeys::Scope(keys, None) if keys.len() == 1 => Some(&keys[0]),
+            _ => None,
+        }
+    }
+
     /// Every generation, current first.
     pub(crate) fn all(&self) -> Vec<&MetaKeys> {
         match self {
@@ -111,6 +120,16 @@ pub(crate) fn scope_key_of<'k>(
 #[derive(Default)]
 pub(crate) struct ScopeIndexes {
     derived: Mutex<HashMap<(ScopeId, Epoch, KeyId), Arc<MetaKeys>>>,
+    /// Each scope's list of index keys, newest first, with the number of epochs and the
+    /// newest epoch and key it was made for (a scope's held keys only grow, at the newest
+    /// end): every read of a scope's secret uses it.
+    lists: Mutex<HashMap<ScopeId, ScopeList>>,
+}
+
+/// The index keys of one scope's held epochs, newest first, and what they were made from.
+struct ScopeList {
+    held: (usize, Option<(Epoch, KeyId)>),
+    keys: Arc<[Arc<MetaKeys>]>,
 }
 
 impl ScopeIndexes {
@@ -128,6 +147,38 @@ impl ScopeIndexes {
                 )))
             })
             .clone()
+    }
+
+    /// The index keys of every epoch of `scope` in `held`, newest first.
+    fn list(
+        &self,
+        scope: ScopeId,
+        held: Option<&std::collections::BTreeMap<Epoch, VaultKey>>,
+    ) -> Arc<[Arc<MetaKeys>]> {
+        let newest = held.and_then(|h| h.values().next_back());
+        let made_from = (
+            held.map_or(0, std::collections::BTreeMap::len),
+            newest.map(|k| (k.epoch(), k.id())),
+        );
+        let mut lists = self.lists.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(list) = lists.get(&scope)
+            && list.held == made_from
+        {
+            return Arc::clone(&list.keys);
+        }
+        let keys: Arc<[Arc<MetaKeys>]> = held
+            .into_iter()
+            .flat_map(|h| h.values().rev())
+            .map(|k| self.of(scope, k))
+            .collect();
+        lists.insert(
+            scope,
+            ScopeList {
+                held: made_from,
+                keys: Arc::clone(&keys),
+            },
+        );
+        keys
     }
 
     /// The domain of the scope `scope` with the scope keys `keys`: its current key (the
@@ -153,11 +204,7 @@ impl ScopeIndexes {
                     ),
                 )
             })?;
-        let index = held
-            .into_iter()
-            .flat_map(|h| h.values().rev())
-            .map(|k| self.of(scope, k))
-            .collect();
+        let index = self.list(scope, held);
         Ok(Domain {
             scope: Some(scope),
             key,

@@ -15,7 +15,7 @@ use strongroom_store::{ScanRange, Store, Table, for_each_row, scan_all};
 
 use crate::audit::{Action, AuditEvent};
 use crate::records::{IndexEntry, open_version_to_attest};
-use crate::vault::{LockedVault, Vault};
+use crate::vault::{LockedVault, State, Vault};
 use crate::{Inconsistency, Progress, RotateOptions, RotationReport, VaultError};
 
 /// A member as listed.
@@ -200,6 +200,23 @@ impl Vault {
             *removal.readable_epochs.start(),
             *removal.readable_epochs.end(),
         );
+        self.exposed_versions(|st, namespace, sealed| {
+            // A full member read every scope key through the vault keys: every stored
+            // version of a scope's secret is listed (versions written after the removal
+            // included, under keys it never held: the list errs on the side of caution).
+            // A version sealed at an epoch the member held was readable to them; rewrapping
+            // it later does not make it unknown to them.
+            st.session.membership().scope_of(namespace).is_some() || (lo..=hi).contains(&sealed)
+        })
+    }
+
+    /// Every stored secret with its versions that `readable` (given the namespace and the
+    /// epoch a version was sealed in) says a removed member could read, sorted by name:
+    /// one pass over the index, each head opened once.
+    pub(crate) fn exposed_versions(
+        &self,
+        readable: impl Fn(&State, &str, Epoch) -> bool,
+    ) -> Result<Vec<ExposedSecret>, VaultError> {
         self.read(|st| {
             let store = self.store();
             let mut out = Vec::new();
@@ -212,27 +229,19 @@ impl Vault {
                     let entry = IndexEntry::decode(&row.value)?;
                     // A version waiting for its re-attestation was readable to them too.
                     let (p, _) = open_version_to_attest(store, st, &entry, entry.version)?;
-                    // A full member read every scope key through the vault keys: every
-                    // stored version of a scope's secret is listed (versions written after
-                    // the removal included, under keys it never held: the list errs on
-                    // the side of caution).
-                    let in_scope = st.session.membership().scope_of(&p.namespace).is_some();
-                    // A version sealed at an epoch the member held was readable to them;
-                    // rewrapping it later does not make it unknown to them.
                     let versions: Vec<u64> = crate::records::sealed_epochs(store, &entry)?
                         .into_iter()
-                        .filter(|(_, sealed)| in_scope || (*sealed >= lo && *sealed <= hi))
+                        .filter(|(_, sealed)| readable(st, &p.namespace, *sealed))
                         .map(|(v, _)| v)
                         .collect();
-                    if versions.is_empty() {
-                        return Ok(true);
+                    if !versions.is_empty() {
+                        out.push(ExposedSecret {
+                            namespace: p.namespace,
+                            name: p.name,
+                            record_id: entry.record,
+                            versions,
+                        });
                     }
-                    out.push(ExposedSecret {
-                        namespace: p.namespace,
-                        name: p.name,
-                        record_id: entry.record,
-                        versions,
-                    });
                     Ok(true)
                 },
             )?;

@@ -26,14 +26,14 @@ use strongroom_crypto::aead::Suite;
 use strongroom_crypto::encoding::{Reader, Writer};
 use strongroom_crypto::{DecodeError, MemberId, RecordId, SecretBytes};
 use strongroom_envelope::{
-    BodyCheck, Epoch, RecordContext, SealedRecord as Sealed, WrappedDek, seal,
+    BodyCheck, Epoch, RecordContext, SealedRecord as Sealed, VaultKey, WrappedDek, seal,
 };
 use strongroom_store::{
     Batch, Cursor, Expect, MAX_SCAN_LIMIT, ReadView, Row, ScanRange, Snapshot, Store, Table,
     Versioned, scan_all,
 };
 
-use crate::access::{Access, Domain, IndexKeys};
+use crate::access::{Access, Domain};
 use crate::audit::{Action, AuditEvent};
 pub(crate) use crate::index_entry::{
     Head, HeadBody, INLINE_BODY_MAX, IndexEntry, parse_version_key, version_key,
@@ -251,8 +251,8 @@ pub(crate) fn locate(
     name: &str,
 ) -> Result<Located, VaultError> {
     let domain = access.domain(namespace)?;
-    if let IndexKeys::Vault(current, []) = domain.index {
-        let key = blind_with(current, namespace, name);
+    if let Some(only) = domain.index.only() {
+        let key = blind_with(only, namespace, name);
         let found = store.get(Table::Index, &key)?.map(|row| (key, row));
         return Ok(Located { key, found });
     }
@@ -794,8 +794,10 @@ fn open_rows_with(
 }
 
 /// A put decided but not sealed yet ([`Vault::plan_put`]).
-struct PlannedPut<'a> {
+struct PlannedPut<'a, 'k> {
     key: [u8; 32],
+    /// The current key of the secret's domain, which the new version is wrapped under.
+    seal_key: &'k VaultKey,
     ctx: RecordContext,
     created_at: u64,
     previous: Option<IndexEntry>,
@@ -1193,7 +1195,7 @@ impl Vault {
 fn seal_all(
     access: &dyn Access,
     settings: WriteSettings,
-    planned: &[PlannedPut<'_>],
+    planned: &[PlannedPut<'_, '_>],
 ) -> Result<Vec<Sealed>, VaultError> {
     par_map(
         planned,
@@ -1286,14 +1288,14 @@ pub(crate) fn stage_put(
 
 /// The first, cheap part of [`stage_put`], in order: the version, the record
 /// id, what the index row is expected to hold, and the writer's right.
-fn plan_put<'a>(
-    access: &dyn Access,
+fn plan_put<'a, 'k>(
+    access: &'k dyn Access,
     batch: &mut Batch,
     at: &Located,
     namespace: &'a str,
     name: &'a str,
     value: &'a [u8],
-) -> Result<PlannedPut<'a>, VaultError> {
+) -> Result<PlannedPut<'a, 'k>, VaultError> {
     let now = now();
     let (record, version, created_at, previous, mut expect) = next_version(at.row(), now)?;
     if let Some((found, row)) = &at.found
@@ -1303,11 +1305,12 @@ fn plan_put<'a>(
         expect = Expect::Absent;
     }
     let author = access.member_id();
-    let scope = access.domain(namespace)?.scope;
+    let domain = access.domain(namespace)?;
     // The right to write is checked again here, against the log this attempt signs at.
-    let seq = crate::writers::signing_position(access, scope)?;
+    let seq = crate::writers::signing_position(access, domain.scope)?;
     Ok(PlannedPut {
         key: at.key,
+        seal_key: domain.key,
         ctx: RecordContext {
             vault_id: access.vault_id(),
             record_id: record,
@@ -1333,7 +1336,7 @@ fn plan_put<'a>(
 fn seal_put(
     access: &dyn Access,
     settings: WriteSettings,
-    planned: &PlannedPut<'_>,
+    planned: &PlannedPut<'_, '_>,
 ) -> Result<Sealed, VaultError> {
     let payload = planned.payload.encode_signed(
         &planned.ctx,
@@ -1342,7 +1345,7 @@ fn seal_put(
         planned.seq,
     );
     seal(
-        access.domain(planned.payload.namespace)?.key,
+        planned.seal_key,
         settings.suite,
         &planned.ctx,
         payload.expose_secret(),
@@ -1357,7 +1360,7 @@ fn seal_put(
 fn finish_put(
     settings: WriteSettings,
     batch: &mut Batch,
-    planned: PlannedPut<'_>,
+    planned: PlannedPut<'_, '_>,
     sealed: Sealed,
 ) -> SecretMeta {
     let PlannedPut {

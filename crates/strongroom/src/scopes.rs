@@ -203,29 +203,11 @@ impl Vault {
                 .map(|s| s.prefix().to_owned())
                 .collect()
         };
-        let mut exposed: Vec<ExposedSecret> = Vec::new();
-        for secret in self.load_all()? {
-            let meta = secret.meta();
-            if !prefixes
+        self.exposed_versions(|_, namespace, _| {
+            prefixes
                 .iter()
-                .any(|p| strongroom_sharing::scope_covers(p, &meta.namespace))
-            {
-                continue;
-            }
-            let versions = self
-                .history(&meta.namespace, &meta.name)?
-                .iter()
-                .map(|m| m.version)
-                .collect();
-            exposed.push(ExposedSecret {
-                namespace: meta.namespace.clone(),
-                name: meta.name.clone(),
-                record_id: meta.record_id,
-                versions,
-            });
-        }
-        exposed.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-        Ok(exposed)
+                .any(|p| strongroom_sharing::scope_covers(p, namespace))
+        })
     }
 
     /// Replaces the key of the scope `scope` (owners, admins and members with the right to
@@ -655,7 +637,6 @@ impl ScopedVault {
         &self,
         mut f: impl FnMut(&ScopedState, &mut Batch) -> Result<T, VaultError>,
     ) -> Result<T, VaultError> {
-        const ATTEMPTS: usize = 64;
         if self.store().is_read_only() {
             return Err(VaultError::Store(StoreError::ReadOnly {
                 reason: "the store refuses writes".to_owned(),
@@ -666,25 +647,21 @@ impl ScopedVault {
             .writing
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(std::time::Duration::from_micros(50 * attempt as u64));
-            }
-            let st = self.state();
-            let mut batch = Batch::new();
-            crate::vault::guard_log(&mut batch, st.session.generation(), st.session.pins());
-            let out = f(&st, &mut batch)?;
-            drop(st);
-            match self.store().commit(&batch) {
-                Ok(_) => return Ok(out),
-                Err(StoreError::Conflict { table, .. }) => {
-                    if table == Table::MemberLog {
-                        self.refresh()?;
-                    }
+        crate::vault::commit_retrying(
+            self.store(),
+            || {
+                let st = self.state();
+                let mut batch = Batch::new();
+                crate::vault::guard_log(&mut batch, st.session.generation(), st.session.pins());
+                let out = f(&st, &mut batch)?;
+                Ok((batch, out))
+            },
+            |table| {
+                if table == Table::MemberLog {
+                    self.refresh()?;
                 }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(VaultError::Busy { operation: "put" })
+                Ok(())
+            },
+        )
     }
 }

@@ -622,50 +622,39 @@ impl Vault {
         &self,
         mut f: impl FnMut(&State, &mut Batch) -> Result<(T, AuditEvent), VaultError>,
     ) -> Result<T, VaultError> {
-        const ATTEMPTS: usize = 64;
         self.require_writable()?;
         let mut cursor_guard = lock(&self.inner.audit);
-        let mut last = None;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(std::time::Duration::from_micros(50 * attempt as u64));
-            }
-            let cursor = if let Some(c) = *cursor_guard {
-                c
-            } else {
-                let c = Cursor::load(self.store())?;
-                *cursor_guard = Some(c);
-                c
-            };
-            let st = self.state();
-            let mut batch = Batch::new();
-            // Commit only while the membership log is where this handle last saw it: a
-            // concurrent rotation or member removal makes the batch conflict, and it is
-            // redone under the new epoch's key.
-            guard_membership(&mut batch, &st);
-            let (out, event) = f(&st, &mut batch)?;
-            let next = event.append(&mut batch, &st, cursor);
-            drop(st);
-            match self.store().commit(&batch) {
-                Ok(_) => {
-                    *cursor_guard = Some(next);
-                    return Ok(out);
+        let (out, next) = commit_retrying(
+            self.store(),
+            || {
+                let cursor = if let Some(c) = *cursor_guard {
+                    c
+                } else {
+                    let c = Cursor::load(self.store())?;
+                    *cursor_guard = Some(c);
+                    c
+                };
+                let st = self.state();
+                let mut batch = Batch::new();
+                // Commit only while the membership log is where this handle last saw it: a
+                // concurrent rotation or member removal makes the batch conflict, and it is
+                // redone under the new epoch's key.
+                guard_membership(&mut batch, &st);
+                let (out, event) = f(&st, &mut batch)?;
+                let next = event.append(&mut batch, &st, cursor);
+                // Unknown until the commit succeeds (reloaded after a conflict or a failure).
+                *cursor_guard = None;
+                Ok((batch, (out, next)))
+            },
+            |table| {
+                if table == Table::MemberLog {
+                    self.refresh()?;
                 }
-                Err(StoreError::Conflict { table, key }) => {
-                    tracing::debug!(table = table.name(), attempt, "write conflict, retrying");
-                    *cursor_guard = None;
-                    if table == Table::MemberLog {
-                        self.refresh()?;
-                    }
-                    last = Some(StoreError::Conflict { table, key });
-                }
-                Err(e) => {
-                    *cursor_guard = None;
-                    return Err(e.into());
-                }
-            }
-        }
-        Err(last.map_or_else(|| VaultError::Busy { operation: "put" }, VaultError::Store))
+                Ok(())
+            },
+        )?;
+        *cursor_guard = Some(next);
+        Ok(out)
     }
 
     /// Runs a change the sharing layer stages (`prepare`: a membership change or a
@@ -821,6 +810,35 @@ fn current_is_bound(session: &Session) -> bool {
 pub(crate) enum MetaKey {
     Keep,
     Replace,
+}
+
+/// Commits the batch `stage` fills, staging it again after a conflict (a concurrent
+/// writer, the audit head or the membership log moved) with a growing pause, 64 times at
+/// most. `conflicted` runs after each conflict with the table that conflicted (to reload
+/// what the next attempt needs). What `stage` returns besides the batch is the result.
+pub(crate) fn commit_retrying<T>(
+    store: &dyn Store,
+    mut stage: impl FnMut() -> Result<(Batch, T), VaultError>,
+    mut conflicted: impl FnMut(Table) -> Result<(), VaultError>,
+) -> Result<T, VaultError> {
+    const ATTEMPTS: usize = 64;
+    let mut last = None;
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(50 * attempt as u64));
+        }
+        let (batch, out) = stage()?;
+        match store.commit(&batch) {
+            Ok(_) => return Ok(out),
+            Err(StoreError::Conflict { table, key }) => {
+                tracing::debug!(table = table.name(), attempt, "write conflict, retrying");
+                conflicted(table)?;
+                last = Some(StoreError::Conflict { table, key });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map_or_else(|| VaultError::Busy { operation: "put" }, VaultError::Store))
 }
 
 /// Adds the check that the membership log has not moved past what `state` verified.
