@@ -224,6 +224,27 @@ mod tests {
             .map_err(|e| format!("{e:?}"))
     }
 
+    /// Seals version `v` of the test record (under its own data key) and opens it through
+    /// `cache`.
+    fn open_version(cache: &OpenCache, vk: &VaultKey, v: u64) {
+        let ctx = RecordContext {
+            version: v,
+            ..ctx()
+        };
+        let dek = dek(u8::try_from(v).expect("a small version"));
+        let s =
+            seal_with(vk, Epoch(1), Suite::Aes256Gcm, &ctx, b"x", &dek, &[9; 24]).expect("seal");
+        cache
+            .open(
+                vk,
+                &ctx,
+                &s.body,
+                s.wrapped_dek.as_bytes(),
+                BodyCheck::Always,
+            )
+            .expect("open");
+    }
+
     #[test]
     fn a_second_open_uses_the_remembered_keys_and_gives_the_same_plaintext() {
         let (vk, ctx) = (key(1), ctx());
@@ -307,36 +328,9 @@ mod tests {
     fn several_versions_are_remembered_at_once() {
         let vk = key(1);
         let cache = OpenCache::new(4);
-        let sealed: Vec<_> = (1..=3u64)
-            .map(|v| {
-                let ctx = RecordContext {
-                    version: v,
-                    ..ctx()
-                };
-                let s = seal_with(
-                    &vk,
-                    Epoch(1),
-                    Suite::Aes256Gcm,
-                    &ctx,
-                    b"x",
-                    &dek(v as u8),
-                    &[9; 24],
-                )
-                .expect("seal");
-                (ctx, s)
-            })
-            .collect();
         for _ in 0..2 {
-            for (ctx, s) in &sealed {
-                cache
-                    .open(
-                        &vk,
-                        ctx,
-                        &s.body,
-                        s.wrapped_dek.as_bytes(),
-                        BodyCheck::Always,
-                    )
-                    .expect("open");
+            for v in 1..=3 {
+                open_version(&cache, &vk, v);
             }
         }
         assert_eq!((cache.len(), cache.hits()), (3, 3));
@@ -463,29 +457,7 @@ mod tests {
         let vk = key(1);
         let cache = OpenCache::new(4);
         for v in 1..=9 {
-            let ctx = RecordContext {
-                version: v,
-                ..ctx()
-            };
-            let s = seal_with(
-                &vk,
-                Epoch(1),
-                Suite::Aes256Gcm,
-                &ctx,
-                b"x",
-                &dek(v as u8),
-                &[9; 24],
-            )
-            .expect("seal");
-            cache
-                .open(
-                    &vk,
-                    &ctx,
-                    &s.body,
-                    s.wrapped_dek.as_bytes(),
-                    BodyCheck::Always,
-                )
-                .expect("open");
+            open_version(&cache, &vk, v);
             assert!(cache.len() <= 4, "{}", cache.len());
         }
     }
