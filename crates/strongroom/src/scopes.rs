@@ -66,8 +66,10 @@ pub struct ScopedRemovalReport {
     pub member: MemberId,
     /// The scopes it held, each with its new key epoch.
     pub scopes: Vec<(ScopeId, Epoch)>,
-    /// Every secret of those scopes: what the removed member could read (and may have
-    /// kept). Nothing outside them.
+    /// Every secret of those scopes with every stored version: what the removed member
+    /// could read (and may have kept). Nothing outside them. Versions stored before a scope
+    /// existed are listed too, although they are under vault keys the member never held:
+    /// the list errs on the side of caution.
     pub exposed: Vec<ExposedSecret>,
     /// Why `exposed` could not be listed (the removal stands): list the scopes' secrets
     /// with [`Vault::list`] instead.
