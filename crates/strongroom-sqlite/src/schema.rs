@@ -107,6 +107,22 @@ pub(crate) fn migrate(conn: &Connection) -> Result<u32, StoreError> {
 /// empty file, and its schema version: another application's database, a file with
 /// foreign tables, or a newer schema is refused.
 pub(crate) fn inspect(conn: &Connection) -> Result<u32, StoreError> {
+    if !conn.is_autocommit() {
+        return inspect_in(conn);
+    }
+    // One read transaction (one WAL snapshot): another process creating the schema commits
+    // its tables and its version together, and reads in separate statements could see the
+    // version from before that commit and the tables from after it.
+    conn.execute_batch("BEGIN DEFERRED").map_err(sql_err)?;
+    let result = inspect_in(conn);
+    let ended = conn.execute_batch("ROLLBACK").map_err(sql_err);
+    let found = result?;
+    ended?;
+    Ok(found)
+}
+
+/// [`inspect`] inside the caller's transaction.
+fn inspect_in(conn: &Connection) -> Result<u32, StoreError> {
     let app_id: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(sql_err)?;
@@ -142,7 +158,7 @@ pub(crate) fn inspect(conn: &Connection) -> Result<u32, StoreError> {
 
 fn migrate_in_transaction(conn: &Connection) -> Result<u32, StoreError> {
     // Again under the write lock: another process may have migrated meanwhile.
-    let found = inspect(conn)?;
+    let found = inspect_in(conn)?;
     for (version, sql) in MIGRATIONS {
         if *version > found {
             tracing::debug!(version, "applying strongroom sqlite migration");

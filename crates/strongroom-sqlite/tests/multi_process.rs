@@ -89,3 +89,28 @@ fn two_processes_share_one_counter() {
     }
     assert_eq!(counter(&path), (2 * INCREMENTS, 2 * INCREMENTS));
 }
+
+/// Stores opened at once on a new file: each one either creates the schema or finds it
+/// whole (one creates it under the write lock; the others' read-only check sees the tables
+/// and the schema version together, never the tables without the version).
+#[test]
+fn stores_opened_at_once_on_a_new_file_all_open() {
+    let rounds: usize = std::env::var("STRONGROOM_OPEN_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    for _ in 0..rounds {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let start = std::sync::Barrier::new(6);
+        thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    start.wait();
+                    SqliteStore::open(&path, SqliteOptions::default())
+                        .unwrap_or_else(|e| panic!("a store opened at the same time: {e}"));
+                });
+            }
+        });
+    }
+}
