@@ -161,16 +161,21 @@ impl OpenCache {
         wrapped_dek: &[u8],
         suite: Suite,
     ) -> Option<RecordKeys> {
-        let entries = self.lock();
-        let r = entries.get(&(ctx.record_id, ctx.version))?;
-        (r.vault_id == ctx.vault_id
-            && r.vault_key == *vault_key.commitment()
-            && r.wrapped == wrapped_dek
-            && r.suite == suite)
-            .then(|| RecordKeys {
-                body: BodyKey::new(suite, &r.body_key),
-                commitment: r.commitment,
-            })
+        let (body_key, commitment) = {
+            let entries = self.lock();
+            let r = entries.get(&(ctx.record_id, ctx.version))?;
+            (r.vault_id == ctx.vault_id
+                && r.vault_key == *vault_key.commitment()
+                && r.wrapped == wrapped_dek
+                && r.suite == suite)
+                .then(|| (r.body_key.clone_secret(), r.commitment))?
+        };
+        // The AEAD key schedule runs after the lock is released: other readers wait only
+        // for the lookup.
+        Some(RecordKeys {
+            body: BodyKey::new(suite, &body_key),
+            commitment,
+        })
     }
 
     fn remember(&self, ctx: &RecordContext, entry: Remembered) {
@@ -218,6 +223,17 @@ mod tests {
         Key256::init_with(|k| k.fill(b))
     }
 
+    /// `plaintext` sealed for `ctx` in epoch 1 under `vk`, with the data key `dek`.
+    fn sealed(
+        vk: &VaultKey,
+        suite: Suite,
+        ctx: &RecordContext,
+        plaintext: &[u8],
+        dek: &Key256,
+    ) -> crate::SealedRecord {
+        seal_with(vk, Epoch(1), suite, ctx, plaintext, dek, &[9; 24]).expect("seal")
+    }
+
     /// What an open gave, comparable: the plaintext or the error's text.
     fn outcome(r: Result<SecretBytes, EnvelopeError>) -> Result<Vec<u8>, String> {
         r.map(|p| p.expose_secret().to_vec())
@@ -232,8 +248,7 @@ mod tests {
             ..ctx()
         };
         let dek = dek(u8::try_from(v).expect("a small version"));
-        let s =
-            seal_with(vk, Epoch(1), Suite::Aes256Gcm, &ctx, b"x", &dek, &[9; 24]).expect("seal");
+        let s = sealed(vk, Suite::Aes256Gcm, &ctx, b"x", &dek);
         cache
             .open(
                 vk,
@@ -248,16 +263,7 @@ mod tests {
     #[test]
     fn a_second_open_uses_the_remembered_keys_and_gives_the_same_plaintext() {
         let (vk, ctx) = (key(1), ctx());
-        let sealed = seal_with(
-            &vk,
-            Epoch(1),
-            Suite::Aes256Gcm,
-            &ctx,
-            b"s3cret",
-            &dek(7),
-            &[9; 24],
-        )
-        .expect("seal");
+        let sealed = sealed(&vk, Suite::Aes256Gcm, &ctx, b"s3cret", &dek(7));
         let cache = OpenCache::new(8);
         for _ in 0..3 {
             let plain = cache
@@ -286,16 +292,7 @@ mod tests {
     #[test]
     fn an_entry_serves_only_what_it_was_derived_from() {
         let (vk, ctx) = (key(1), ctx());
-        let sealed = seal_with(
-            &vk,
-            Epoch(1),
-            Suite::Aes256Gcm,
-            &ctx,
-            b"x",
-            &dek(7),
-            &[9; 24],
-        )
-        .expect("seal");
+        let sealed = sealed(&vk, Suite::Aes256Gcm, &ctx, b"x", &dek(7));
         let cache = OpenCache::new(8);
         let wrap = sealed.wrapped_dek.as_bytes();
         cache
@@ -342,26 +339,8 @@ mod tests {
     #[test]
     fn a_body_under_another_dek_behind_a_remembered_wrap_is_refused() {
         let (vk, ctx) = (key(1), ctx());
-        let good = seal_with(
-            &vk,
-            Epoch(1),
-            Suite::Aes256Gcm,
-            &ctx,
-            b"real",
-            &dek(7),
-            &[9; 24],
-        )
-        .expect("seal");
-        let other = seal_with(
-            &vk,
-            Epoch(1),
-            Suite::Aes256Gcm,
-            &ctx,
-            b"fake",
-            &dek(8),
-            &[9; 24],
-        )
-        .expect("seal");
+        let good = sealed(&vk, Suite::Aes256Gcm, &ctx, b"real", &dek(7));
+        let other = sealed(&vk, Suite::Aes256Gcm, &ctx, b"fake", &dek(8));
         let cache = OpenCache::new(8);
         let wrap = good.wrapped_dek.as_bytes();
         cache
@@ -385,16 +364,7 @@ mod tests {
         assert!(matches!(err, EnvelopeError::Decrypt), "{err:?}");
         // The same DEK, another body (what a holder of the DEK can make): the digest the
         // wrap authenticates refuses it where the check applies, as `open_with` does.
-        let forged = seal_with(
-            &vk,
-            Epoch(1),
-            Suite::Aes256Gcm,
-            &ctx,
-            b"fake",
-            &dek(7),
-            &[9; 24],
-        )
-        .expect("seal");
+        let forged = sealed(&vk, Suite::Aes256Gcm, &ctx, b"fake", &dek(7));
         let err = cache
             .open(&vk, &ctx, &forged.body, wrap, BodyCheck::Always)
             .expect_err("another body under the same DEK");
@@ -404,16 +374,7 @@ mod tests {
     #[test]
     fn a_rewrapped_record_is_opened_in_full_and_replaces_the_entry() {
         let (old, new, ctx) = (key(1), key(2), ctx());
-        let sealed = seal_with(
-            &old,
-            Epoch(1),
-            Suite::ChaCha20Poly1305,
-            &ctx,
-            b"v",
-            &dek(7),
-            &[9; 24],
-        )
-        .expect("seal");
+        let sealed = sealed(&old, Suite::ChaCha20Poly1305, &ctx, b"v", &dek(7));
         let cache = OpenCache::new(8);
         cache
             .open(
@@ -478,8 +439,7 @@ mod tests {
         ) {
             let suite = if chacha { Suite::ChaCha20Poly1305 } else { Suite::Aes256Gcm };
             let (vk, ctx) = (key(1), ctx());
-            let sealed = seal_with(&vk, Epoch(1), suite, &ctx, &vec![5; len], &dek(7), &[9; 24])
-                .expect("seal");
+            let sealed = sealed(&vk, suite, &ctx, &vec![5; len], &dek(7));
             let cache = OpenCache::new(8);
             cache.open(&vk, &ctx, &sealed.body, sealed.wrapped_dek.as_bytes(), BodyCheck::Always)
                 .expect("warm");
