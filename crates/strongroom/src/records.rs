@@ -779,9 +779,15 @@ fn open_rows_with(
             ),
         ));
     }
+    let sealed = crate::writers::Sealed {
+        key: key.commitment(),
+        dek,
+        body,
+    };
     let checked = crate::writers::check(
         access,
         &ctx,
+        &sealed,
         plain.expose_secret(),
         payload.author,
         payload.proof.as_ref(),

@@ -39,6 +39,14 @@ const DIGEST_DOMAIN: &[u8] = b"strongroom/v3/record-digest\0";
 /// How many verified versions a vault handle remembers before it starts over.
 const REMEMBERED: usize = 16_384;
 
+/// The largest sealed version (wrapped data key and sealed body) whose bytes a handle keeps
+/// with its verification: a larger one is recognised by its digest alone.
+const SEEN_PER_VERSION: usize = 16 * 1024;
+
+/// How many sealed bytes a handle keeps in all (ciphertext and public key commitments
+/// only, never plaintext).
+const SEEN_BUDGET: usize = 8 * 1024 * 1024;
+
 /// What a writer proof says of its signer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ProofKind {
@@ -186,8 +194,9 @@ impl core::fmt::Display for WriterProblem {
 }
 
 /// Versions this handle verified: `(record, version)` → the digest whose signature
-/// verified. A version read again costs its digest and a comparison. The log only grows,
-/// so what was verified stays verified.
+/// verified, and (within [`SEEN_BUDGET`]) the sealed bytes it was opened from. A version
+/// read again from the same bytes costs a comparison of them; from other bytes (a rewrap),
+/// its digest and a comparison. The log only grows, so what was verified stays verified.
 ///
 /// It also counts the unsigned versions accepted: such a version stands only if the log
 /// has not moved to require signed writes since this handle last looked, which
@@ -197,9 +206,50 @@ impl core::fmt::Display for WriterProblem {
 /// ([`OpenCache`](strongroom_envelope::OpenCache)), as many as it remembers verified
 /// versions: a version read again skips its DEK unwrap and key derivation.
 pub(crate) struct VerifiedWrites {
-    verified: Mutex<HashMap<(RecordId, u64), [u8; 32]>>,
+    verified: Mutex<Verified>,
     unsigned: AtomicU64,
     pub(crate) opened: strongroom_envelope::OpenCache,
+}
+
+/// What a version was opened from: the key that unwrapped its data key (by its 256-bit
+/// commitment), its wrapped data key and its sealed body, exactly as read. Decryption is
+/// deterministic: the same key, wrap and body under the same record context open to the
+/// same payload, so a version opened again from the same bytes has the digest it had.
+pub(crate) struct Sealed<'a> {
+    pub(crate) key: &'a [u8; 32],
+    pub(crate) dek: &'a [u8],
+    pub(crate) body: &'a [u8],
+}
+
+#[derive(Default)]
+struct Verified {
+    versions: HashMap<(RecordId, u64), Known>,
+    /// The sum of the `Seen` bytes kept, bounded by [`SEEN_BUDGET`].
+    seen_bytes: usize,
+}
+
+/// A verified version: the digest whose signature verified and, within the bounds, the
+/// sealed bytes it was opened from.
+struct Known {
+    digest: [u8; 32],
+    seen: Option<Seen>,
+}
+
+struct Seen {
+    key: [u8; 32],
+    dek_len: usize,
+    /// The wrapped data key, then the sealed body.
+    bytes: Box<[u8]>,
+}
+
+impl Seen {
+    fn matches(&self, s: &Sealed<'_>) -> bool {
+        self.key == *s.key
+            && self.dek_len == s.dek.len()
+            && self.bytes.len() == s.dek.len() + s.body.len()
+            && self.bytes[..self.dek_len] == *s.dek
+            && self.bytes[self.dek_len..] == *s.body
+    }
 }
 
 impl Default for VerifiedWrites {
@@ -218,17 +268,40 @@ impl VerifiedWrites {
         self.unsigned.load(Ordering::Relaxed)
     }
 
-    fn knows(&self, at: (RecordId, u64), digest: &[u8; 32]) -> bool {
-        let map = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(&at).is_some_and(|d| d == digest)
+    /// Whether the version `at` was verified after being opened from exactly `sealed`.
+    fn seen(&self, at: (RecordId, u64), sealed: &Sealed<'_>) -> bool {
+        let v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        v.versions
+            .get(&at)
+            .and_then(|k| k.seen.as_ref())
+            .is_some_and(|seen| seen.matches(sealed))
     }
 
-    fn remember(&self, at: (RecordId, u64), digest: [u8; 32]) {
-        let mut map = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
-        if map.len() >= REMEMBERED {
-            map.clear();
+    /// Whether the version `at` was verified with the payload digest `digest`.
+    fn knows(&self, at: (RecordId, u64), digest: &[u8; 32]) -> bool {
+        let v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        v.versions.get(&at).is_some_and(|k| k.digest == *digest)
+    }
+
+    /// Remembers that the version `at`, opened from `sealed` to a payload of digest
+    /// `digest`, verified: the caller computed `digest` from what `sealed` opened to.
+    fn remember(&self, at: (RecordId, u64), digest: [u8; 32], sealed: &Sealed<'_>) {
+        let mut v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = v.versions.remove(&at) {
+            v.seen_bytes -= old.seen.map_or(0, |s| s.bytes.len());
+        } else if v.versions.len() >= REMEMBERED {
+            *v = Verified::default();
         }
-        map.insert(at, digest);
+        let len = sealed.dek.len() + sealed.body.len();
+        let seen = (len <= SEEN_PER_VERSION && v.seen_bytes + len <= SEEN_BUDGET).then(|| {
+            v.seen_bytes += len;
+            Seen {
+                key: *sealed.key,
+                dek_len: sealed.dek.len(),
+                bytes: [sealed.dek, sealed.body].concat().into_boxed_slice(),
+            }
+        });
+        v.versions.insert(at, Known { digest, seen });
     }
 }
 
@@ -290,6 +363,7 @@ pub(crate) struct Checked {
 pub(crate) fn check(
     access: &dyn Access,
     ctx: &RecordContext,
+    sealed: &Sealed<'_>,
     plain: &[u8],
     author: MemberId,
     proof: Option<&WriterProof>,
@@ -348,9 +422,16 @@ pub(crate) fn check(
         authorship,
         needs_attestation: ended.is_some(),
     };
-    let digest = digest(ctx, &plain[..plain.len() - 64]);
     let at = (ctx.record_id, ctx.version);
-    if access.verified().knows(at, &digest) {
+    let verified = access.verified();
+    // Opened from the very bytes it was verified from: the same payload, without hashing it.
+    if verified.seen(at, sealed) {
+        return Ok(checked);
+    }
+    let digest = digest(ctx, &plain[..plain.len() - 64]);
+    if verified.knows(at, &digest) {
+        // The same payload from other bytes (its data key rewrapped since).
+        verified.remember(at, digest, sealed);
         return Ok(checked);
     }
     let key = membership
@@ -367,13 +448,17 @@ pub(crate) fn check(
             signer: proof.signer,
         }));
     }
-    access.verified().remember(at, digest);
+    verified.remember(at, digest, sealed);
     Ok(checked)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sealed<'a>(key: &'a [u8; 32], dek: &'a [u8], body: &'a [u8]) -> Sealed<'a> {
+        Sealed { key, dek, body }
+    }
 
     /// The memory of verified versions: a version is known only with the digest it was
     /// verified with, several versions are known at once, and the memory stays bounded
@@ -382,9 +467,10 @@ mod tests {
     fn verified_versions_are_remembered_by_digest_within_a_bound() {
         let w = VerifiedWrites::default();
         let at = |n: u64| (RecordId::from_bytes([1; 16]), n);
+        let s = sealed(&[1; 32], b"wrap", b"body");
         assert!(!w.knows(at(1), &[7; 32]));
-        w.remember(at(1), [7; 32]);
-        w.remember(at(2), [8; 32]);
+        w.remember(at(1), [7; 32], &s);
+        w.remember(at(2), [8; 32], &s);
         assert!(w.knows(at(1), &[7; 32]));
         assert!(w.knows(at(2), &[8; 32]));
         assert!(
@@ -393,10 +479,69 @@ mod tests {
         );
         assert!(!w.knows(at(3), &[7; 32]));
         for n in 3..=REMEMBERED as u64 + 1 {
-            w.remember(at(n), [9; 32]);
+            w.remember(at(n), [9; 32], &s);
         }
-        let len = w.verified.lock().unwrap().len();
+        let v = w.verified.lock().unwrap();
+        let len = v.versions.len();
         assert!(len <= REMEMBERED, "{len}");
+        assert_eq!(v.seen_bytes, len * 8, "the bytes kept are counted");
+        drop(v);
         assert!(w.knows(at(REMEMBERED as u64 + 1), &[9; 32]));
+    }
+
+    /// A version is recognised from its sealed bytes only if the key, the wrap (and where
+    /// it ends) and the body are all the ones it was verified from.
+    #[test]
+    fn a_version_is_seen_only_from_every_byte_it_was_verified_from() {
+        let w = VerifiedWrites::default();
+        let at = (RecordId::from_bytes([1; 16]), 1);
+        let s = sealed(&[1; 32], b"wrap", b"body");
+        assert!(!w.seen(at, &s), "nothing verified yet");
+        w.remember(at, [7; 32], &s);
+        assert!(w.seen(at, &s));
+        assert!(!w.seen((at.0, 2), &s), "another version");
+        assert!(!w.seen((RecordId::from_bytes([2; 16]), 1), &s), "another record");
+        for (what, other) in [
+            ("another key", sealed(&[2; 32], b"wrap", b"body")),
+            ("another wrap", sealed(&[1; 32], b"wrbp", b"body")),
+            ("another body", sealed(&[1; 32], b"wrap", b"bodz")),
+            ("a longer body", sealed(&[1; 32], b"wrap", b"body!")),
+            ("a shorter body", sealed(&[1; 32], b"wrap", b"bod")),
+            ("the wrap ending later", sealed(&[1; 32], b"wrapb", b"ody")),
+            ("the wrap ending sooner", sealed(&[1; 32], b"wra", b"pbody")),
+        ] {
+            assert!(!w.seen(at, &other), "{what}");
+        }
+        // Verified again from other bytes (a rewrap): those are the ones seen now.
+        let rewrapped = sealed(&[1; 32], b"WRAP", b"body");
+        w.remember(at, [7; 32], &rewrapped);
+        assert!(w.seen(at, &rewrapped));
+        assert!(!w.seen(at, &s));
+        assert_eq!(w.verified.lock().unwrap().seen_bytes, 8, "the old bytes are released");
+    }
+
+    /// The sealed bytes kept are bounded per version and in all; beyond either bound a
+    /// version is still known by its digest.
+    #[test]
+    fn the_sealed_bytes_kept_are_bounded() {
+        let w = VerifiedWrites::default();
+        let at = |n: u64| (RecordId::from_bytes([1; 16]), n);
+        let large = vec![0; SEEN_PER_VERSION];
+        let too_large = sealed(&[1; 32], b"w", &large);
+        w.remember(at(1), [7; 32], &too_large);
+        assert!(!w.seen(at(1), &too_large));
+        assert!(w.knows(at(1), &[7; 32]));
+        let fits = sealed(&[1; 32], b"", &large);
+        let mut n = 2;
+        while w.verified.lock().unwrap().seen_bytes + SEEN_PER_VERSION <= SEEN_BUDGET {
+            w.remember(at(n), [8; 32], &fits);
+            assert!(w.seen(at(n), &fits), "{n}");
+            n += 1;
+        }
+        assert_eq!(n - 2, (SEEN_BUDGET / SEEN_PER_VERSION) as u64);
+        w.remember(at(n), [8; 32], &fits);
+        assert!(!w.seen(at(n), &fits), "over the budget");
+        assert!(w.knows(at(n), &[8; 32]));
+        assert!(w.verified.lock().unwrap().seen_bytes <= SEEN_BUDGET);
     }
 }

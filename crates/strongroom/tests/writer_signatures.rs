@@ -417,19 +417,49 @@ fn a_body_swapped_after_a_verified_read_is_refused() {
     let mut forged = real.clone();
     forged[at..at + value.len()].copy_from_slice(b"evil.example:666");
     let body = reference::ref_body(1, entry[165], &ctx, &dek, &forged);
-    let mut b = Batch::new();
-    b.put(
-        Table::Index,
-        key,
-        [&entry[..164], &body[..]].concat(),
-        Expect::Any,
-    );
-    store.commit(&b).unwrap();
+    let plant = |row: Vec<u8>| {
+        let mut b = Batch::new();
+        b.put(Table::Index, key.clone(), row, Expect::Any);
+        store.commit(&b).unwrap();
+    };
+    let bad_signature = WriterProblem::BadSignature {
+        signer: alice.member_id(),
+    };
+    plant([&entry[..164], &body[..]].concat());
+    for what in [
+        "body swapped after a verified read",
+        "the swapped body read a second time (a refused version is never remembered)",
+    ] {
+        assert_eq!(writer_problem(&alice, what), bad_signature);
+    }
+    // The genuine bytes back: read (from what the handle remembers), then swapped again.
+    plant(entry.clone());
     assert_eq!(
-        writer_problem(&alice, "body swapped after a verified read"),
-        WriterProblem::BadSignature {
-            signer: alice.member_id()
-        }
+        alice.get("db", "host").unwrap().expose_secret(),
+        b"db.internal:5432"
+    );
+    plant([&entry[..164], &body[..]].concat());
+    assert_eq!(
+        writer_problem(&alice, "the body swapped again after the genuine one was read"),
+        bad_signature
+    );
+    // The same data key wrapped again (what a rotation's rewrap changes), with the forged
+    // body's digest in the wrap: other wrap bytes, the same key, still the forged payload.
+    let (forged_body, rewrapped) = reference::ref_seal_v2(
+        &vk,
+        1,
+        1,
+        entry[165],
+        &ctx,
+        &dek,
+        &[3; 24],
+        &forged,
+    );
+    assert_eq!(forged_body, body);
+    plant([&entry[..42], &rewrapped[..], &forged_body[..]].concat());
+    assert_eq!(
+        writer_problem(&alice, "the forged body behind a new wrap of the same data key"),
+        bad_signature
     );
 }
 
