@@ -1428,7 +1428,7 @@ pub(crate) fn get_in(
         name: name.to_owned(),
     };
     let (_, row) = locate_existing(store, access, namespace, name)?;
-    let entry = IndexEntry::decode(&row.value)?;
+    let entry = IndexEntry::decode_owned(row.value)?;
     let v = version.unwrap_or(entry.version);
     if v == 0 || v > entry.version || entry.oldest().is_some_and(|o| v < o) {
         return Err(not_found());
