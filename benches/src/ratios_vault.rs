@@ -457,7 +457,7 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
         format!("vault/sqlite/put/{label}"),
         "rusqlite-insert-1-row-txn",
         &m,
-        Some(0.6),
+        Some(0.5),
     )
     .with("index_entry_bytes", entry_len.to_string())
     .with("rows_per_put", "2")
@@ -481,7 +481,7 @@ fn put_get_cases(budget: Duration, rounds: usize) -> Vec<Ratio> {
             "rusqlite-txn-of-the-same-2-rows",
             m.strongroom_ops_s,
             1e6 / us,
-            Some(0.6),
+            Some(0.5),
         ));
     }
 

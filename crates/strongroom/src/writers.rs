@@ -500,7 +500,10 @@ mod tests {
         w.remember(at, [7; 32], &s);
         assert!(w.seen(at, &s));
         assert!(!w.seen((at.0, 2), &s), "another version");
-        assert!(!w.seen((RecordId::from_bytes([2; 16]), 1), &s), "another record");
+        assert!(
+            !w.seen((RecordId::from_bytes([2; 16]), 1), &s),
+            "another record"
+        );
         for (what, other) in [
             ("another key", sealed(&[2; 32], b"wrap", b"body")),
             ("another wrap", sealed(&[1; 32], b"wrbp", b"body")),
@@ -517,7 +520,11 @@ mod tests {
         w.remember(at, [7; 32], &rewrapped);
         assert!(w.seen(at, &rewrapped));
         assert!(!w.seen(at, &s));
-        assert_eq!(w.verified.lock().unwrap().seen_bytes, 8, "the old bytes are released");
+        assert_eq!(
+            w.verified.lock().unwrap().seen_bytes,
+            8,
+            "the old bytes are released"
+        );
     }
 
     /// The sealed bytes kept are bounded per version and in all; beyond either bound a

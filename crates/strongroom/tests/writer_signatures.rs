@@ -440,25 +440,23 @@ fn a_body_swapped_after_a_verified_read_is_refused() {
     );
     plant([&entry[..164], &body[..]].concat());
     assert_eq!(
-        writer_problem(&alice, "the body swapped again after the genuine one was read"),
+        writer_problem(
+            &alice,
+            "the body swapped again after the genuine one was read"
+        ),
         bad_signature
     );
     // The same data key wrapped again (what a rotation's rewrap changes), with the forged
     // body's digest in the wrap: other wrap bytes, the same key, still the forged payload.
-    let (forged_body, rewrapped) = reference::ref_seal_v2(
-        &vk,
-        1,
-        1,
-        entry[165],
-        &ctx,
-        &dek,
-        &[3; 24],
-        &forged,
-    );
+    let (forged_body, rewrapped) =
+        reference::ref_seal_v2(&vk, 1, 1, entry[165], &ctx, &dek, &[3; 24], &forged);
     assert_eq!(forged_body, body);
     plant([&entry[..42], &rewrapped[..], &forged_body[..]].concat());
     assert_eq!(
-        writer_problem(&alice, "the forged body behind a new wrap of the same data key"),
+        writer_problem(
+            &alice,
+            "the forged body behind a new wrap of the same data key"
+        ),
         bad_signature
     );
 }
