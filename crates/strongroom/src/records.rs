@@ -779,16 +779,16 @@ fn open_rows_with(
             ),
         ));
     }
-    let sealed = crate::writers::Sealed {
+    let opened = crate::writers::Opened {
         key: key.commitment(),
         dek,
         body,
+        plain: plain.expose_secret(),
     };
     let checked = crate::writers::check(
         access,
         &ctx,
-        &sealed,
-        plain.expose_secret(),
+        &opened,
         payload.author,
         payload.proof.as_ref(),
         lost,

@@ -211,14 +211,16 @@ pub(crate) struct VerifiedWrites {
     pub(crate) opened: strongroom_envelope::OpenCache,
 }
 
-/// What a version was opened from: the key that unwrapped its data key (by its 256-bit
-/// commitment), its wrapped data key and its sealed body, exactly as read. Decryption is
-/// deterministic: the same key, wrap and body under the same record context open to the
-/// same payload, so a version opened again from the same bytes has the digest it had.
-pub(crate) struct Sealed<'a> {
+/// A version as opened: what it was opened from (the key that unwrapped its data key, by
+/// its 256-bit commitment; its wrapped data key and its sealed body, exactly as read) and
+/// the payload it opened to. Decryption is deterministic: the same key, wrap and body under
+/// the same record context open to the same payload, so a version opened again from the
+/// same bytes has the digest it had.
+pub(crate) struct Opened<'a> {
     pub(crate) key: &'a [u8; 32],
     pub(crate) dek: &'a [u8],
     pub(crate) body: &'a [u8],
+    pub(crate) plain: &'a [u8],
 }
 
 #[derive(Default)]
@@ -243,7 +245,7 @@ struct Seen {
 }
 
 impl Seen {
-    fn matches(&self, s: &Sealed<'_>) -> bool {
+    fn matches(&self, s: &Opened<'_>) -> bool {
         self.key == *s.key
             && self.dek_len == s.dek.len()
             && self.bytes.len() == s.dek.len() + s.body.len()
@@ -268,13 +270,13 @@ impl VerifiedWrites {
         self.unsigned.load(Ordering::Relaxed)
     }
 
-    /// Whether the version `at` was verified after being opened from exactly `sealed`.
-    fn seen(&self, at: (RecordId, u64), sealed: &Sealed<'_>) -> bool {
+    /// Whether the version `at` was verified after being opened from exactly `opened`.
+    fn seen(&self, at: (RecordId, u64), opened: &Opened<'_>) -> bool {
         let v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         v.versions
             .get(&at)
             .and_then(|k| k.seen.as_ref())
-            .is_some_and(|seen| seen.matches(sealed))
+            .is_some_and(|seen| seen.matches(opened))
     }
 
     /// Whether the version `at` was verified with the payload digest `digest`.
@@ -283,22 +285,22 @@ impl VerifiedWrites {
         v.versions.get(&at).is_some_and(|k| k.digest == *digest)
     }
 
-    /// Remembers that the version `at`, opened from `sealed` to a payload of digest
-    /// `digest`, verified: the caller computed `digest` from what `sealed` opened to.
-    fn remember(&self, at: (RecordId, u64), digest: [u8; 32], sealed: &Sealed<'_>) {
+    /// Remembers that the version `at`, opened from `opened` to a payload of digest
+    /// `digest`, verified: the caller computed `digest` from what `opened` opened to.
+    fn remember(&self, at: (RecordId, u64), digest: [u8; 32], opened: &Opened<'_>) {
         let mut v = self.verified.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(old) = v.versions.remove(&at) {
             v.seen_bytes -= old.seen.map_or(0, |s| s.bytes.len());
         } else if v.versions.len() >= REMEMBERED {
             *v = Verified::default();
         }
-        let len = sealed.dek.len() + sealed.body.len();
+        let len = opened.dek.len() + opened.body.len();
         let seen = (len <= SEEN_PER_VERSION && v.seen_bytes + len <= SEEN_BUDGET).then(|| {
             v.seen_bytes += len;
             Seen {
-                key: *sealed.key,
-                dek_len: sealed.dek.len(),
-                bytes: [sealed.dek, sealed.body].concat().into_boxed_slice(),
+                key: *opened.key,
+                dek_len: opened.dek.len(),
+                bytes: [opened.dek, opened.body].concat().into_boxed_slice(),
             }
         });
         v.versions.insert(at, Known { digest, seen });
@@ -357,14 +359,13 @@ pub(crate) struct Checked {
     pub(crate) needs_attestation: bool,
 }
 
-/// Checks the writer of the payload `plain` (decoded with `author` and `proof`) of the
-/// version `ctx`, against the verified membership log of `state`, and says how it is
+/// Checks the writer of the payload `opened.plain` (decoded with `author` and `proof`) of
+/// the version `ctx`, against the verified membership log of `state`, and says how it is
 /// authenticated.
 pub(crate) fn check(
     access: &dyn Access,
     ctx: &RecordContext,
-    sealed: &Sealed<'_>,
-    plain: &[u8],
+    opened: &Opened<'_>,
     author: MemberId,
     proof: Option<&WriterProof>,
     lost: LostRight,
@@ -425,13 +426,14 @@ pub(crate) fn check(
     let at = (ctx.record_id, ctx.version);
     let verified = access.verified();
     // Opened from the very bytes it was verified from: the same payload, without hashing it.
-    if verified.seen(at, sealed) {
+    if verified.seen(at, opened) {
         return Ok(checked);
     }
+    let plain = opened.plain;
     let digest = digest(ctx, &plain[..plain.len() - 64]);
     if verified.knows(at, &digest) {
         // The same payload from other bytes (its data key rewrapped since).
-        verified.remember(at, digest, sealed);
+        verified.remember(at, digest, opened);
         return Ok(checked);
     }
     let key = membership
@@ -448,7 +450,7 @@ pub(crate) fn check(
             signer: proof.signer,
         }));
     }
-    verified.remember(at, digest, sealed);
+    verified.remember(at, digest, opened);
     Ok(checked)
 }
 
@@ -456,8 +458,13 @@ pub(crate) fn check(
 mod tests {
     use super::*;
 
-    fn sealed<'a>(key: &'a [u8; 32], dek: &'a [u8], body: &'a [u8]) -> Sealed<'a> {
-        Sealed { key, dek, body }
+    fn sealed<'a>(key: &'a [u8; 32], dek: &'a [u8], body: &'a [u8]) -> Opened<'a> {
+        Opened {
+            key,
+            dek,
+            body,
+            plain: b"",
+        }
     }
 
     /// The memory of verified versions: a version is known only with the digest it was
