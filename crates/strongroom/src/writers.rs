@@ -458,7 +458,7 @@ pub(crate) fn check(
 mod tests {
     use super::*;
 
-    fn sealed<'a>(key: &'a [u8; 32], dek: &'a [u8], body: &'a [u8]) -> Opened<'a> {
+    fn opened<'a>(key: &'a [u8; 32], dek: &'a [u8], body: &'a [u8]) -> Opened<'a> {
         Opened {
             key,
             dek,
@@ -474,7 +474,7 @@ mod tests {
     fn verified_versions_are_remembered_by_digest_within_a_bound() {
         let w = VerifiedWrites::default();
         let at = |n: u64| (RecordId::from_bytes([1; 16]), n);
-        let s = sealed(&[1; 32], b"wrap", b"body");
+        let s = opened(&[1; 32], b"wrap", b"body");
         assert!(!w.knows(at(1), &[7; 32]));
         w.remember(at(1), [7; 32], &s);
         w.remember(at(2), [8; 32], &s);
@@ -502,7 +502,7 @@ mod tests {
     fn a_version_is_seen_only_from_every_byte_it_was_verified_from() {
         let w = VerifiedWrites::default();
         let at = (RecordId::from_bytes([1; 16]), 1);
-        let s = sealed(&[1; 32], b"wrap", b"body");
+        let s = opened(&[1; 32], b"wrap", b"body");
         assert!(!w.seen(at, &s), "nothing verified yet");
         w.remember(at, [7; 32], &s);
         assert!(w.seen(at, &s));
@@ -512,18 +512,18 @@ mod tests {
             "another record"
         );
         for (what, other) in [
-            ("another key", sealed(&[2; 32], b"wrap", b"body")),
-            ("another wrap", sealed(&[1; 32], b"wrbp", b"body")),
-            ("another body", sealed(&[1; 32], b"wrap", b"bodz")),
-            ("a longer body", sealed(&[1; 32], b"wrap", b"body!")),
-            ("a shorter body", sealed(&[1; 32], b"wrap", b"bod")),
-            ("the wrap ending later", sealed(&[1; 32], b"wrapb", b"ody")),
-            ("the wrap ending sooner", sealed(&[1; 32], b"wra", b"pbody")),
+            ("another key", opened(&[2; 32], b"wrap", b"body")),
+            ("another wrap", opened(&[1; 32], b"wrbp", b"body")),
+            ("another body", opened(&[1; 32], b"wrap", b"bodz")),
+            ("a longer body", opened(&[1; 32], b"wrap", b"body!")),
+            ("a shorter body", opened(&[1; 32], b"wrap", b"bod")),
+            ("the wrap ending later", opened(&[1; 32], b"wrapb", b"ody")),
+            ("the wrap ending sooner", opened(&[1; 32], b"wra", b"pbody")),
         ] {
             assert!(!w.seen(at, &other), "{what}");
         }
         // Verified again from other bytes (a rewrap): those are the ones seen now.
-        let rewrapped = sealed(&[1; 32], b"WRAP", b"body");
+        let rewrapped = opened(&[1; 32], b"WRAP", b"body");
         w.remember(at, [7; 32], &rewrapped);
         assert!(w.seen(at, &rewrapped));
         assert!(!w.seen(at, &s));
@@ -541,11 +541,11 @@ mod tests {
         let w = VerifiedWrites::default();
         let at = |n: u64| (RecordId::from_bytes([1; 16]), n);
         let large = vec![0; SEEN_PER_VERSION];
-        let too_large = sealed(&[1; 32], b"w", &large);
+        let too_large = opened(&[1; 32], b"w", &large);
         w.remember(at(1), [7; 32], &too_large);
         assert!(!w.seen(at(1), &too_large));
         assert!(w.knows(at(1), &[7; 32]));
-        let fits = sealed(&[1; 32], b"", &large);
+        let fits = opened(&[1; 32], b"", &large);
         let mut n = 2;
         while w.verified.lock().unwrap().seen_bytes + SEEN_PER_VERSION <= SEEN_BUDGET {
             w.remember(at(n), [8; 32], &fits);
